@@ -1,0 +1,221 @@
+"""config.toml -> frozen dataclasses.
+
+Every error names the file, the key and the offending value, so a user can fix it
+without reading code: `config.toml: sources[2].kind = 'lsting': unknown kind ...`.
+Relative paths are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from digest.errors import ConfigError
+
+DEFAULT_STORE = "var/digest.sqlite3"
+DEFAULT_MAX_FILE_MB = 32.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One `[[sources]]` table."""
+
+    name: str
+    kind: str
+    path: str | None = None  #: a glob, relative to the config file
+    url: str | None = None
+    #: When the capture was taken; header days and year-less dates resolve against it.
+    captured: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    """One `[[profiles]]` table, as typed (parsed into a `Profile` by the ranker)."""
+
+    name: str
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    max_items: int | None = None
+    min_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    path: Path  #: the config file (may not exist: then all defaults)
+    store_path: Path
+    sources: tuple[SourceConfig, ...] = ()
+    profiles: tuple[ProfileConfig, ...] = ()
+    #: `[ranking]` keys, mapped onto `digest.rank.RankSettings` fields.
+    ranking: dict[str, float] = field(default_factory=dict)
+    #: `[synonyms]`: a term -> the terms or phrases that mean the same.
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    templates_dir: Path | None = None
+    preview_dir: Path = Path("var/preview")
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    digest_title: str = "papers-digest"
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+
+def load_config(path: Path | str, *, required: bool = False) -> Config:
+    """Read and validate a config file. A missing file gives the defaults unless `required`."""
+    path = Path(path)
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: no such config file; pass --config PATH or create it")
+        return Config(path=path.absolute(), store_path=path.absolute().parent / DEFAULT_STORE)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    return _parse(raw, path.absolute())
+
+
+class _Reader:
+    """Typed access to one table, with errors that name file, key and value."""
+
+    def __init__(self, file: Path, prefix: str, table: Any) -> None:
+        self.file, self.prefix = file, prefix
+        if not isinstance(table, dict):
+            self.fail("", table, "must be a table")
+        self.table: dict[str, Any] = table
+
+    def fail(self, key: str, value: Any, why: str) -> None:
+        name = f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
+        raise ConfigError(f"{self.file.name}: {name} = {value!r}: {why}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = self.table.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            self.fail(key, value, f"must be {_kind_name(kind)}")
+        if not isinstance(value, kind):
+            self.fail(key, value, f"must be {_kind_name(kind)}")
+        return value
+
+    def require(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in self.table:
+            raise ConfigError(f"{self.file.name}: {self.prefix}: missing key {key!r}")
+        return self.get(key, kind)
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.table.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self.fail(key, value, "must be a string or a list of strings")
+        return ()
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table", date: "a date (YYYY-MM-DD)"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _parse(raw: dict[str, Any], file: Path) -> Config:
+    from digest.sources import known_kinds
+
+    root = file.parent
+    top = _Reader(file, "", raw)
+    store = _Reader(file, "store", top.get("store", dict, {}))
+    sources: list[SourceConfig] = []
+    for i, table in enumerate(top.get("sources", list, [])):
+        r = _Reader(file, f"sources[{i}]", table)
+        kind = r.require("kind", str)
+        if kind not in known_kinds():
+            r.fail("kind", kind, f"unknown kind; expected one of: {', '.join(known_kinds())}")
+        src_path, url = r.get("path", str), r.get("url", str)
+        if not src_path and not url:
+            raise ConfigError(f"{file.name}: sources[{i}]: needs 'path' (a glob) or 'url'")
+        captured = r.get("captured", (date, str, int))
+        sources.append(
+            SourceConfig(
+                name=r.require("name", str),
+                kind=kind,
+                path=src_path,
+                url=url,
+                captured=_captured(r, captured),
+            )
+        )
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{file.name}: sources.name = {name!r}: used by two sources")
+    profiles: list[ProfileConfig] = []
+    for i, table in enumerate(top.get("profiles", list, [])):
+        r = _Reader(file, f"profiles[{i}]", table)
+        max_items = r.get("max_items", int)
+        if max_items is not None and max_items < 1:
+            r.fail("max_items", max_items, "must be at least 1")
+        min_score = r.get("min_score", (int, float))
+        if min_score is not None and not 0 <= min_score <= 1:
+            r.fail("min_score", min_score, "must be between 0 and 1")
+        keywords = r.string_list("keywords")
+        if not keywords:
+            r.fail("keywords", table.get("keywords"), "needs at least one keyword")
+        profiles.append(
+            ProfileConfig(
+                name=r.require("name", str),
+                keywords=keywords,
+                exclude=r.string_list("exclude"),
+                max_items=max_items,
+                min_score=float(min_score) if min_score is not None else None,
+            )
+        )
+    ranking_reader = _Reader(file, "ranking", top.get("ranking", dict, {}))
+    ranking = {k: float(ranking_reader.get(k, (int, float))) for k in ranking_reader.table}
+    syn_reader = _Reader(file, "synonyms", top.get("synonyms", dict, {}))
+    synonyms = {k: syn_reader.string_list(k) for k in syn_reader.table}
+    render = _Reader(file, "render", top.get("render", dict, {}))
+    templates = render.get("templates", str)
+    ingest = _Reader(file, "ingest", top.get("ingest", dict, {}))
+    max_mb = float(ingest.get("max_file_mb", (int, float), DEFAULT_MAX_FILE_MB))
+    if max_mb <= 0:
+        ingest.fail("max_file_mb", max_mb, "must be positive")
+    return Config(
+        path=file,
+        store_path=root / store.get("path", str, DEFAULT_STORE),
+        sources=tuple(sources),
+        profiles=tuple(profiles),
+        ranking=ranking,
+        synonyms=synonyms,
+        templates_dir=root / templates if templates else None,
+        preview_dir=root / render.get("preview_dir", str, "var/preview"),
+        max_file_mb=max_mb,
+        digest_title=render.get("title", str, "papers-digest"),
+    )
+
+
+def _captured(r: _Reader, value: Any) -> date | None:
+    """`captured` may be a TOML date, a 'YYYY-MM-DD' string, or a year (the year's last day)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if text.isdigit() and len(text) == 4:
+            return date(int(text), 12, 31)
+        return date.fromisoformat(text)
+    except ValueError:
+        r.fail("captured", value, "must be a date (YYYY-MM-DD) or a year (YYYY)")
+    return None

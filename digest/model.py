@@ -1,0 +1,140 @@
+"""The plain data that flows between stages: frozen dataclasses, no behaviour.
+
+Parsers yield `Paper` records; the store keeps them and hands back `Paper` with the
+bookkeeping fields (`sources`, `first_seen`, `last_seen`) filled in; the ranker turns
+papers and `Profile`s into `DigestItem`s; renderers turn a `Digest` into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One research paper as a source saw it, or as the store keeps it."""
+
+    #: Stable id: the arXiv id when a source gives one, else `text.title_id(title)`.
+    id: str
+    #: Title as printed by the source (may contain LaTeX such as `Met$^2$Net`).
+    title: str
+    #: Abstract, white space collapsed; may be empty when the source gave none.
+    abstract: str
+    #: Publication date shown by the source, if any.
+    published: date | None = None
+    #: Upvotes on Hugging Face (0 when the source has no such count).
+    upvotes: int = 0
+    #: Number of authors when the source gives a count or a list.
+    authors_count: int | None = None
+    #: Organisation shown instead of authors (`deepmind Deepmind` -> `Deepmind`).
+    organization: str | None = None
+    #: arXiv id when known (`2401.01234`).
+    arxiv_id: str | None = None
+    #: Link to the paper page when known.
+    url: str | None = None
+    #: Names of the sources that listed this paper.
+    sources: tuple[str, ...] = ()
+    #: When the store first / last saw this paper (None on parser output).
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    @property
+    def has_metadata(self) -> bool:
+        """True when the record carries more than a title and an abstract."""
+        return (
+            self.published is not None
+            or self.authors_count is not None
+            or self.organization is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceWarning:
+    """A malformed entry that was skipped or repaired: where it was and what was wrong."""
+
+    origin: str  #: file path or URL
+    line: int  #: 1-based line number, 0 when unknown
+    message: str
+    #: True when the entry was dropped, False when it was kept (perhaps repaired).
+    skipped: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.origin}:{self.line}" if self.line else self.origin
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """One term or phrase of a profile, as parsed from what the user typed."""
+
+    text: str  #: as typed, without quotes or weight (`fine-tuning`, `video diffusion`)
+    phrase: bool = False  #: typed in double quotes: words must stand together, in order
+    weight: float = 1.0  #: `LoRA^2` -> 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A named interest profile: what to look for and what to veto."""
+
+    name: str
+    keywords: tuple[Keyword, ...]
+    exclude: tuple[Keyword, ...] = ()
+    max_items: int = 10
+    min_score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Where one keyword matched a paper."""
+
+    keyword: str  #: the keyword as the user typed it
+    fields: tuple[str, ...]  #: "title" and/or "abstract"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """A paper picked for a profile, with its score and why it was picked."""
+
+    paper: Paper
+    score: float  #: normalised, comparable across profiles (see rank.score)
+    matches: tuple[Match, ...] = ()
+    #: Short abstract excerpts around the matches, plain text.
+    snippets: tuple[str, ...] = ()
+
+    @property
+    def matched(self) -> list[str]:
+        """The keywords that matched, as typed."""
+        return [m.keyword for m in self.matches]
+
+    @property
+    def why(self) -> str:
+        """One line: which keywords matched, and where."""
+        if not self.matches:
+            return "popular today"
+        parts = [f"{m.keyword} ({' + '.join(m.fields)})" for m in self.matches]
+        return "matches " + ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSection:
+    """The part of a digest that belongs to one profile."""
+
+    profile: Profile
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one reader gets on one day: a section per profile."""
+
+    day: date
+    title: str
+    sections: tuple[DigestSection, ...]
+    papers_considered: int = 0
+    #: Why the digest may be thin: failed sources, no new papers (shown to the reader).
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def item_count(self) -> int:
+        return sum(len(s.items) for s in self.sections)

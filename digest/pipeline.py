@@ -1,0 +1,237 @@
+"""The daily job, and the only place that knows the order of the stages.
+
+    sources -> store -> rank -> render -> (deliver, publish: later issues)
+
+Each function takes the config, an open store and an explicit `now`; none reads the
+clock or prints. Progress is reported through an optional callback so the CLI can
+draw a bar on a terminal and stay quiet when piped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from digest import rank
+from digest.config import Config, ProfileConfig, SourceConfig
+from digest.errors import ConfigError, QueryError, SourceError
+from digest.model import Digest, DigestSection, Paper, Profile, SourceWarning
+from digest.render import make_environment, render_digest
+from digest.sources import parser_for
+from digest.sources.files import expand, modified_date, read_capture
+from digest.store import IngestCounts, Store
+
+#: progress(done, total, label): called after each unit of work.
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What an ingest did: counts, per-entry warnings, per-file errors."""
+
+    files: int = 0
+    entries: int = 0
+    counts: IngestCounts = IngestCounts()
+    malformed: int = 0
+    warnings: tuple[SourceWarning, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        """Entries that changed nothing: already known as they are, or malformed."""
+        return self.counts.unchanged + self.malformed
+
+    def summary(self) -> str:
+        return f"{self.counts.new} new, {self.counts.updated} updated, {self.skipped} skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    path: Path
+    source: SourceConfig
+
+
+def ingest(
+    config: Config,
+    store: Store,
+    paths: Sequence[str] = (),
+    *,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
+    """Read the configured sources (or `paths`), parse them and merge them into the store.
+
+    One transaction per file: a file that fails to read or parse adds nothing and
+    the others go on. Errors are collected, never raised, so one bad file never
+    costs the good ones.
+    """
+    jobs, errors = _plan(config, paths)
+    warnings: list[SourceWarning] = []
+    counts, entries, malformed = IngestCounts(), 0, 0
+    max_bytes = int(config.max_file_mb * 1_000_000)
+    for done, job in enumerate(jobs, 1):
+        parser = parser_for(job.source.kind)
+        if parser is None:  # config validation makes this unreachable for configured sources
+            errors.append(f"{job.path}: no parser for kind {job.source.kind!r}")
+            continue
+        file_warnings: list[SourceWarning] = []
+        try:
+            data = read_capture(job.path, max_bytes)
+            captured = job.source.captured or modified_date(job.path)
+            papers = list(
+                parser(
+                    data,
+                    origin=str(job.path),
+                    source=job.source.name,
+                    captured=captured,
+                    warn=file_warnings.append,
+                )
+            )
+            counts += store.add_papers(papers)
+            entries += len(papers)
+        except SourceError as exc:
+            errors.append(str(exc))
+        warnings.extend(file_warnings)
+        malformed += sum(1 for w in file_warnings if w.skipped)
+        if progress:
+            progress(done, len(jobs), job.path.name)
+    return IngestReport(
+        files=len(jobs),
+        entries=entries,
+        counts=counts,
+        malformed=malformed,
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+    )
+
+
+def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
+    """Which files to read, with the source each belongs to; missing ones become errors."""
+    errors: list[str] = []
+    jobs: list[_Job] = []
+    configured: dict[Path, SourceConfig] = {}
+    for source in config.sources:
+        if source.path:
+            found = expand(source.path, config.root)
+            if not found:
+                errors.append(
+                    f"{config.path.name}: source {source.name!r}: path {source.path!r} matches "
+                    "no file"
+                )
+            for file in found:
+                configured.setdefault(file.resolve(), source)
+    if not paths:
+        return [_Job(p, s) for p, s in configured.items()], errors
+    errors.clear()  # explicit paths: the configured globs are not read, so not checked
+    manual = SourceConfig(name="files", kind="listing")
+    for pattern in paths:
+        found = expand(pattern, Path.cwd())
+        if not found or (len(found) == 1 and not found[0].exists()):
+            errors.append(f"{pattern}: no such file or directory")
+            continue
+        for file in found:
+            jobs.append(_Job(file, configured.get(file.resolve(), manual)))
+    return jobs, errors
+
+
+def profile_from_config(config: Config, prof: ProfileConfig) -> Profile:
+    """A config profile parsed by the ranker; errors name the file and the profile."""
+    try:
+        return rank.make_profile(
+            prof.name, prof.keywords, prof.exclude, prof.max_items, prof.min_score
+        )
+    except QueryError as exc:
+        raise ConfigError(f"{config.path.name}: profile {prof.name!r}: {exc}") from None
+
+
+def rank_settings(config: Config) -> rank.RankSettings:
+    """`[ranking]` in config.toml onto RankSettings; unknown keys are named in the error."""
+    fields = set(rank.RankSettings.__dataclass_fields__)
+    unknown = sorted(set(config.ranking) - fields)
+    if unknown:
+        raise ConfigError(
+            f"{config.path.name}: ranking.{unknown[0]} = {config.ranking[unknown[0]]!r}: unknown "
+            f"key; expected one of: {', '.join(sorted(fields))}"
+        )
+    return rank.RankSettings(**config.ranking)  # type: ignore[arg-type]
+
+
+def build_digest(
+    config: Config,
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    now: datetime,
+    *,
+    title: str | None = None,
+    notes: Sequence[str] = (),
+) -> Digest:
+    """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
+    ranked = rank.rank(
+        papers, profiles, now, rank_settings(config), synonyms=config.synonyms or None
+    )
+    sections = tuple(DigestSection(p, items) for p, items in zip(profiles, ranked, strict=True))
+    return Digest(
+        day=now.date(),
+        title=title or config.digest_title,
+        sections=sections,
+        papers_considered=len(papers),
+        notes=tuple(notes),
+    )
+
+
+def preview(
+    config: Config,
+    store: Store,
+    profile: Profile,
+    now: datetime,
+    fmt: str = "markdown",
+    since: date | None = None,
+) -> tuple[Digest, str]:
+    """Rank the stored papers for one profile and render the digest."""
+    papers = store.papers(since=since)
+    notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
+    digest = build_digest(config, papers, [profile], now, notes=notes)
+    return digest, render_digest(digest, fmt, env=make_environment(config.templates_dir), now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What the daily job did."""
+
+    ingest: IngestReport
+    digest: Digest
+    written: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def run(
+    config: Config, store: Store, now: datetime, *, progress: ProgressFn | None = None
+) -> RunReport:
+    """The daily job as far as it exists: ingest, then one digest with a section per profile.
+
+    The digest is written as Markdown and HTML under the preview directory, named by day.
+    """
+    report = ingest(config, store, progress=progress)
+    profiles = [profile_from_config(config, p) for p in config.profiles]
+    papers = store.papers()
+    notes = [f"A source failed: {e}" for e in report.errors]
+    if not papers:
+        notes.append("No papers: the sources gave nothing.")
+    if not profiles:
+        notes.append(f"No [[profiles]] in {config.path.name}: add one to get a digest.")
+    digest = build_digest(config, papers, profiles, now, notes=notes)
+    env = make_environment(config.templates_dir)
+    out_dir = config.preview_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt, ext in (("markdown", "md"), ("html", "html")):
+        target = out_dir / f"digest-{digest.day.isoformat()}.{ext}"
+        _write_atomic(target, render_digest(digest, fmt, env=env, now=now))
+        written.append(target)
+    return RunReport(ingest=report, digest=digest, written=tuple(written))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

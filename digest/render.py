@@ -1,0 +1,99 @@
+"""One Jinja environment for everything a person reads.
+
+Templates come from the user's directory first (config `[render] templates`), then the
+packaged ones, so a user can override one file without copying all. Autoescape is on
+for HTML and XML templates, StrictUndefined everywhere; Markdown output escapes
+untrusted text with the `md` filter; every format drops control and bidi-override
+characters that could disguise text (`clean`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from digest.errors import RenderError
+from digest.model import Digest
+
+FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "digest.html.j2"}
+
+# C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
+_SPACES = re.compile(r"\s+")
+
+
+def builtin_templates() -> Path:
+    """The packaged templates (wheel: digest/templates; source tree: ./templates)."""
+    packaged = Path(str(resources.files("digest"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def clean(text: object) -> str:
+    """Text safe to show anywhere: controls and bidi overrides removed, spaces collapsed."""
+    return _SPACES.sub(" ", _UNSAFE.sub("", str(text))).strip()
+
+
+def md_escape(text: object) -> str:
+    """Inline Markdown that shows `text` literally: no links, HTML or emphasis from it."""
+    return _MD_SPECIAL.sub(r"\\\1", clean(text))
+
+
+def sentences(text: object, count: int = 2, max_chars: int = 400) -> str:
+    """The first `count` sentences of an abstract, cut at `max_chars` with an ellipsis."""
+    plain = clean(text)
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", plain)
+    out = " ".join(parts[:count])
+    if len(out) > max_chars:
+        out = out[: max_chars - 1].rsplit(" ", 1)[0] + "…"
+    return out
+
+
+def safe_url(url: object) -> str:
+    """`url` when it is http(s) with no spaces or quotes, else "" (no javascript: links)."""
+    text = clean(url) if url else ""
+    if re.fullmatch(r"https?://[^\s\"'<>`]+", text):
+        return text
+    return ""
+
+
+def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
+    """The environment: user templates over packaged ones, autoescape by file name."""
+    loaders: list[jinja2.BaseLoader] = []
+    if user_dir is not None and user_dir.is_dir() and user_dir != builtin_templates():
+        loaders.append(jinja2.FileSystemLoader(str(user_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(builtin_templates())))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=lambda name: bool(name) and (".html" in name or ".xml" in name),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(clean=clean, md=md_escape, sentences=sentences, safe_url=safe_url)
+    return env
+
+
+def render_digest(
+    digest: Digest, fmt: str, *, env: jinja2.Environment | None = None, now: datetime | None = None
+) -> str:
+    """Render a digest as `markdown`, `text` or `html`."""
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    env = env or make_environment()
+    try:
+        template = env.get_template(FORMATS[fmt])
+        return template.render(digest=digest, now=now, today=digest.day or date.today())
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name!r} not found in the templates directory") from None
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or FORMATS[fmt]
+        line = getattr(exc, "lineno", None)
+        raise RenderError(f"{where}:{line or '?'}: template error: {exc}") from None

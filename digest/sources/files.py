@@ -1,0 +1,50 @@
+"""Reading local captures: globs, directories, size cap, capture dates.
+
+Only this module touches the file system for sources; parsers get bytes.
+"""
+
+from __future__ import annotations
+
+import glob
+from datetime import date, datetime
+from pathlib import Path
+
+from digest.errors import SourceError
+
+
+def expand(pattern: str, root: Path) -> list[Path]:
+    """Files matched by a glob or named directly; a directory means the files inside it."""
+    base = Path(pattern).expanduser()
+    if not base.is_absolute():
+        base = root / base
+    if any(ch in pattern for ch in "*?["):
+        matches = [Path(p) for p in sorted(glob.glob(str(base), recursive=True))]
+        return [p for p in matches if p.is_file()]
+    if base.is_dir():
+        return sorted(p for p in base.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [base]
+
+
+def read_capture(path: Path, max_bytes: int) -> bytes:
+    """The bytes of one capture; a SourceError names the file and how to fix the problem."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SourceError(
+                f"{path}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+                "split it or raise [ingest] max_file_mb in config.toml"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file; check the path or the source's glob") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise SourceError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def modified_date(path: Path) -> date:
+    """The file's modification day: the default capture date of a capture."""
+    return datetime.fromtimestamp(path.stat().st_mtime).date()

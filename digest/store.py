@@ -1,0 +1,267 @@
+"""The SQLite store: the only module that speaks SQL.
+
+Papers are keyed by a stable id (arXiv id when known, else a hash of the folded title)
+and deduplicated on the folded title too, so `Met$^2$Net` and `Met^2Net` are one row.
+Merging two captures of a paper keeps the richer record field by field. The schema is
+versioned with `PRAGMA user_version`; `_MIGRATIONS[n]` takes version n to n+1.
+Every write runs in one transaction: a failure rolls the whole batch back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+
+from digest.errors import StoreError
+from digest.model import Paper
+from digest.text import fold_title
+
+_MIGRATIONS: list[str] = [
+    # 0 -> 1: papers and where they were seen.
+    """
+    CREATE TABLE papers (
+        id            TEXT PRIMARY KEY,
+        folded_title  TEXT NOT NULL UNIQUE,
+        title         TEXT NOT NULL,
+        abstract      TEXT NOT NULL DEFAULT '',
+        published     TEXT,
+        upvotes       INTEGER NOT NULL DEFAULT 0,
+        authors_count INTEGER,
+        organization  TEXT,
+        arxiv_id      TEXT UNIQUE,
+        url           TEXT,
+        first_seen    TEXT NOT NULL,
+        last_seen     TEXT NOT NULL
+    );
+    CREATE INDEX papers_first_seen ON papers(first_seen);
+    CREATE TABLE paper_sources (
+        paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+        source   TEXT NOT NULL,
+        PRIMARY KEY (paper_id, source)
+    ) WITHOUT ROWID;
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_COLUMNS = (
+    "id, title, abstract, published, upvotes, authors_count, organization, arxiv_id, url,"
+    " first_seen, last_seen"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCounts:
+    """What one `add_papers` call did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: IngestCounts) -> IngestCounts:
+        return IngestCounts(
+            self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
+
+class Store:
+    """A papers-digest SQLite database (WAL mode). Use as a context manager."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: cannot open the store ({exc}); is it a papers-digest SQLite file?"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: write failed and was rolled back ({exc})") from None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this papers-digest "
+                f"({SCHEMA_VERSION}); upgrade papers-digest"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self._transaction() as db:
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- papers ---------------------------------------------------------------
+
+    def add_papers(self, papers: Iterable[Paper]) -> IngestCounts:
+        """Insert or merge papers in one transaction; returns what changed.
+
+        A paper already known (same id, same arXiv id or same folded title) is merged:
+        the richer value of each field wins, sources are united, first/last seen widen.
+        """
+        counts = IngestCounts()
+        with self._transaction() as db:
+            for paper in papers:
+                counts += self._add_one(db, paper)
+        return counts
+
+    def _add_one(self, db: sqlite3.Connection, paper: Paper) -> IngestCounts:
+        folded = fold_title(paper.title)
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM papers WHERE id = ? OR folded_title = ?"
+            " OR (arxiv_id IS NOT NULL AND arxiv_id = ?) LIMIT 1",
+            (paper.id, folded, paper.arxiv_id),
+        ).fetchone()
+        if row is None:
+            db.execute(
+                f"INSERT INTO papers ({_COLUMNS}, folded_title) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*_to_row(paper), folded),
+            )
+            self._add_sources(db, paper.id, paper.sources)
+            return IngestCounts(new=1)
+        old = _from_row(row, ())
+        merged = merge(old, paper)
+        added_sources = self._add_sources(db, old.id, paper.sources)
+        if merged == old:
+            return IngestCounts(updated=1) if added_sources else IngestCounts(unchanged=1)
+        db.execute(
+            "UPDATE papers SET title=?, abstract=?, published=?, upvotes=?, authors_count=?,"
+            " organization=?, arxiv_id=?, url=?, first_seen=?, last_seen=? WHERE id=?",
+            (*_to_row(merged)[1:], old.id),
+        )
+        return IngestCounts(updated=1)
+
+    @staticmethod
+    def _add_sources(db: sqlite3.Connection, paper_id: str, sources: Iterable[str]) -> int:
+        added = 0
+        for source in sources:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)",
+                (paper_id, source),
+            )
+            added += cur.rowcount
+        return added
+
+    def papers(self, since: date | datetime | None = None) -> list[Paper]:
+        """All papers first seen on or after `since` (all when None), newest first."""
+        sql = f"SELECT {_COLUMNS} FROM papers"
+        args: tuple[object, ...] = ()
+        if since is not None:
+            sql += " WHERE first_seen >= ?"
+            args = (since.isoformat(),)
+        sql += " ORDER BY first_seen DESC, id"
+        sources: dict[str, list[str]] = {}
+        for pid, source in self._db.execute(
+            "SELECT paper_id, source FROM paper_sources ORDER BY paper_id, source"
+        ):
+            sources.setdefault(pid, []).append(source)
+        return [
+            _from_row(row, tuple(sources.get(row["id"], ())))
+            for row in self._db.execute(sql, args)
+        ]
+
+    def count_papers(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+
+def merge(old: Paper, new: Paper) -> Paper:
+    """The richer of two records of one paper, field by field; the id never changes."""
+
+    def pick(a: object, b: object) -> object:
+        return a if a is not None else b
+
+    richer_meta = new.has_metadata and not old.has_metadata
+    return replace(
+        old,
+        title=new.title if richer_meta and new.title else old.title,
+        abstract=new.abstract if len(new.abstract) > len(old.abstract) else old.abstract,
+        published=pick(old.published, new.published),  # type: ignore[arg-type]
+        upvotes=max(old.upvotes, new.upvotes),
+        authors_count=pick(old.authors_count, new.authors_count),  # type: ignore[arg-type]
+        organization=pick(old.organization, new.organization),  # type: ignore[arg-type]
+        arxiv_id=pick(old.arxiv_id, new.arxiv_id),  # type: ignore[arg-type]
+        url=pick(old.url, new.url),  # type: ignore[arg-type]
+        first_seen=_min_time(old.first_seen, new.first_seen),
+        last_seen=_max_time(old.last_seen, new.last_seen),
+    )
+
+
+def _min_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(t for t in (a, b) if t is not None) if (a or b) else None
+
+
+def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(t for t in (a, b) if t is not None) if (a or b) else None
+
+
+def _to_row(p: Paper) -> tuple[object, ...]:
+    seen = p.first_seen or p.last_seen
+    if seen is None:
+        raise StoreError(f"paper {p.id!r} has no first_seen time")
+    return (
+        p.id,
+        p.title,
+        p.abstract,
+        p.published.isoformat() if p.published else None,
+        p.upvotes,
+        p.authors_count,
+        p.organization,
+        p.arxiv_id,
+        p.url,
+        seen.isoformat(),
+        (p.last_seen or seen).isoformat(),
+    )
+
+
+def _from_row(row: sqlite3.Row, sources: tuple[str, ...]) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        abstract=row["abstract"],
+        published=date.fromisoformat(row["published"]) if row["published"] else None,
+        upvotes=row["upvotes"],
+        authors_count=row["authors_count"],
+        organization=row["organization"],
+        arxiv_id=row["arxiv_id"],
+        url=row["url"],
+        sources=sources,
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+    )

@@ -1,0 +1,45 @@
+"""Text helpers shared by parsers, the store and the ranker.
+
+`fold_title` is the identity of a paper when no arXiv id is known: two captures of one
+paper must fold to the same string even when one spells `Met$^2$Net` and another
+`Met^2Net`, so LaTeX markup is stripped before case and punctuation are folded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+# `\command{arg}` keeps the argument; a bare `\command` (`\methodname`) keeps its name.
+_LATEX_CMD_ARG = re.compile(r"\\[A-Za-z]+\s*\{([^{}]*)\}")
+_LATEX_CMD = re.compile(r"\\([A-Za-z]+)")
+_LATEX_MARKUP = re.compile(r"[$^_{}\\]")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+
+def strip_latex(text: str) -> str:
+    """Remove inline LaTeX markup, keeping its visible text: `Met$^2$Net` -> `Met2Net`."""
+    if not any(ch in text for ch in "$^_{}\\"):
+        return text
+    out = _LATEX_CMD_ARG.sub(r"\1", text)
+    out = _LATEX_CMD.sub(r"\1", out)
+    return _LATEX_MARKUP.sub("", out)
+
+
+def normalize_space(text: str) -> str:
+    """Collapse runs of white space (including newlines) to one space and trim."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def fold_title(title: str) -> str:
+    """The comparison key of a title: NFKC, LaTeX stripped, case-folded, punctuation removed."""
+    text = strip_latex(unicodedata.normalize("NFKC", title)).casefold()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def title_id(title: str) -> str:
+    """A stable paper id for a paper without an arXiv id: a hash of its folded title."""
+    digest = hashlib.sha256(fold_title(title).encode("utf-8")).hexdigest()
+    return "t" + digest[:15]

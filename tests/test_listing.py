@@ -1,0 +1,121 @@
+"""The listing-page parser: the real seeds and golden files for every variant."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digest.errors import SourceError
+from digest.model import Paper, SourceWarning
+from digest.sources.listing import organization_name, parse
+from digest.text import fold_title, strip_latex
+
+from .conftest import FIXTURES, SEEDS
+
+CAPTURED = date(2025, 12, 31)
+
+
+def parse_file(path: Path, captured: date = CAPTURED) -> tuple[list[Paper], list[SourceWarning]]:
+    warnings: list[SourceWarning] = []
+    papers = list(
+        parse(path.read_bytes(), origin=path.name, source="test", captured=captured,
+              warn=warnings.append)
+    )
+    return papers, warnings
+
+
+@pytest.mark.parametrize(
+    ("name", "entries"),
+    [("000_c2c827a02e57125f.txt", 132), ("001_05e3ab3e5f25a62f.txt", 46),
+     ("002_543d901a7254557e.txt", 91), ("003_96cd1b5ccba177d1.txt", 95)],
+)
+def test_seed_entry_counts(name: str, entries: int) -> None:
+    papers, warnings = parse_file(SEEDS / name)
+    assert len(papers) == entries
+    assert warnings == []
+    assert all(p.title and p.abstract for p in papers)
+
+
+def test_seeds_hold_331_distinct_papers_and_latex_variants_fold_together() -> None:
+    papers = [p for f in sorted(SEEDS.glob("*.txt")) for p in parse_file(f)[0]]
+    assert len(papers) == 364
+    assert len({fold_title(p.title) for p in papers}) == 331
+    met = [p for p in papers if fold_title(p.title).startswith("met2net")]
+    assert {p.title.split(":")[0] for p in met} == {"Met$^2$Net", "Met^2Net"}
+    assert len({p.id for p in met}) == 1
+
+
+def test_seed_metadata_variants() -> None:
+    papers = {p.title: p for f in sorted(SEEDS.glob("*.txt")) for p in parse_file(f)[0]}
+    ranking = papers["Scalable In-context Ranking with Generative Models"]
+    assert (ranking.organization, ranking.published, ranking.upvotes) == (
+        "Deepmind", date(2025, 10, 6), 8)
+    florence = papers["Florence: A New Foundation Model for Computer Vision"]
+    assert (florence.authors_count, florence.published, florence.upvotes) == (
+        23, date(2021, 11, 22), 0)
+    papers = {p.title: p for p in parse_file(SEEDS / "003_96cd1b5ccba177d1.txt")[0]}
+    align = papers["AlignGPT: Multi-modal Large Language Models with Adaptive Alignment Capability"]
+    assert (align.authors_count, align.published, align.upvotes) == (7, date(2024, 5, 22), 0)
+    papers = {p.title: p for p in parse_file(SEEDS / "002_543d901a7254557e.txt")[0]}
+    revideo = papers["ReVideo: Remake a Video with Motion and Content Control"]
+    assert (revideo.published, revideo.upvotes) == (date(2024, 5, 22), 5)
+
+
+def test_header_day_is_the_capture_day() -> None:
+    papers, _ = parse_file(SEEDS / "002_543d901a7254557e.txt")
+    assert {p.first_seen.date() for p in papers} == {date(2025, 10, 16)}
+    # Resolved against `captured`: the latest Oct 16 not after it.
+    papers, _ = parse_file(SEEDS / "002_543d901a7254557e.txt", captured=date(2026, 3, 1))
+    assert papers[0].first_seen.date() == date(2025, 10, 16)
+    assert papers[0].published == date(2025, 7, 23)  # year-less: the capture year
+
+
+def _record(p: Paper) -> dict[str, object]:
+    return json.loads(json.dumps(asdict(p), default=str))
+
+
+@pytest.mark.parametrize("capture", sorted((FIXTURES / "listing").glob("*.txt")), ids=lambda p: p.stem)
+def test_golden(capture: Path) -> None:
+    """Each small capture beside its expected records and warnings (DIGEST_UPDATE_GOLDEN=1)."""
+    papers, warnings = parse_file(capture)
+    got = {"papers": [_record(p) for p in papers], "warnings": [str(w) for w in warnings]}
+    expected_file = capture.with_suffix(".expected.json")
+    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
+        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
+    assert got == json.loads(expected_file.read_text())
+
+
+def test_not_utf8_names_file_and_line() -> None:
+    with pytest.raises(SourceError, match=r"bad\.txt:2: not UTF-8"):
+        list(parse(b"Title\n\xff\xfe abstract", origin="bad.txt", source="t", captured=CAPTURED,
+                   warn=lambda w: None))
+
+
+def test_binary_data_is_refused() -> None:
+    with pytest.raises(SourceError, match="binary"):
+        list(parse(b"\x00\x01\x02", origin="x.bin", source="t", captured=CAPTURED,
+                   warn=lambda w: None))
+
+
+def test_empty_capture_warns_and_yields_nothing() -> None:
+    warnings: list[SourceWarning] = []
+    assert list(parse(b"", origin="e.txt", source="t", captured=CAPTURED, warn=warnings.append)) == []
+    assert "no paper entries" in str(warnings[0])
+
+
+def test_organization_name() -> None:
+    assert organization_name("deepmind Deepmind") == "Deepmind"
+    assert organization_name("UCAS ucas") == "UCAS"
+    assert organization_name("Allen Institute for AI") == "Allen Institute for AI"
+
+
+def test_strip_latex() -> None:
+    assert strip_latex("Met$^2$Net") == "Met2Net"
+    assert strip_latex("S^{2}FT") == "S2FT"
+    assert strip_latex(r"\textbf{Bold} move") == "Bold move"
+    assert fold_title("Met$^2$Net: A Model") == fold_title("Met^2Net: a model") == "met2net a model"

@@ -1,0 +1,114 @@
+"""The SQLite store on a real file: dedup, merge, idempotence, migrations, rollback."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from digest.errors import StoreError
+from digest.model import Paper
+from digest.sources.listing import parse
+from digest.store import SCHEMA_VERSION, Store, merge
+from digest.text import title_id
+
+from .conftest import SEEDS
+
+T0 = datetime(2025, 10, 16, tzinfo=timezone.utc)
+
+
+def paper(title: str = "Met$^2$Net: Forecasting", **kw: object) -> Paper:
+    base = Paper(id=title_id(title), title=title, abstract="An abstract.", sources=("a",),
+                 first_seen=T0, last_seen=T0)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def ingest_seeds(store: Store) -> list[tuple[int, int, int]]:
+    out = []
+    for f in sorted(SEEDS.glob("*.txt")):
+        papers = parse(f.read_bytes(), origin=f.name, source="seeds", captured=date(2025, 12, 31),
+                       warn=lambda w: None)
+        c = store.add_papers(papers)
+        out.append((c.new, c.updated, c.unchanged))
+    return out
+
+
+def test_seeds_give_331_papers_and_reingest_changes_nothing(store: Store) -> None:
+    first = ingest_seeds(store)
+    assert sum(n for n, _, _ in first) == 331
+    before = store.papers()
+    again = ingest_seeds(store)
+    assert all(n == 0 and u == 0 for n, u, _ in again)
+    assert store.papers() == before
+    assert store.count_papers() == 331
+
+
+def test_latex_spellings_are_one_paper(store: Store) -> None:
+    store.add_papers([paper("Met$^2$Net: Forecasting")])
+    counts = store.add_papers([paper("Met^2Net: Forecasting")])
+    assert (counts.new, store.count_papers()) == (0, 1)
+
+
+def test_merge_keeps_the_richer_record(store: Store) -> None:
+    bare = paper(abstract="Short.")
+    rich = paper(abstract="A longer abstract here.", authors_count=4, published=date(2025, 7, 23),
+                 upvotes=3, sources=("b",), first_seen=T0.replace(day=20), last_seen=T0.replace(day=20))
+    store.add_papers([bare])
+    assert store.add_papers([rich]).updated == 1
+    store.add_papers([replace(bare, upvotes=1, first_seen=T0.replace(day=1))])
+    (got,) = store.papers()
+    assert got.abstract == "A longer abstract here."
+    assert (got.authors_count, got.published, got.upvotes) == (4, date(2025, 7, 23), 3)
+    assert got.sources == ("a", "b")
+    assert got.first_seen == T0.replace(day=1) and got.last_seen == T0.replace(day=20)
+
+
+def test_merge_never_loses_a_value() -> None:
+    old = paper(organization="Deepmind", upvotes=8)
+    merged = merge(old, paper(upvotes=2))
+    assert (merged.organization, merged.upvotes, merged.id) == ("Deepmind", 8, old.id)
+
+
+def test_same_arxiv_id_is_the_same_paper(store: Store) -> None:
+    store.add_papers([paper("First Title", id="2401.00001", arxiv_id="2401.00001")])
+    store.add_papers([paper("Retitled Version", id="2401.00001", arxiv_id="2401.00001")])
+    assert store.count_papers() == 1
+
+
+def test_since_filters_on_first_seen(store: Store) -> None:
+    store.add_papers([paper("Old", first_seen=T0, last_seen=T0),
+                      paper("New", first_seen=T0.replace(month=11), last_seen=T0.replace(month=11))])
+    assert [p.title for p in store.papers(since=date(2025, 11, 1))] == ["New"]
+
+
+def test_a_failed_batch_rolls_back(store: Store) -> None:
+    store.add_papers([paper("Kept")])
+    broken = paper("Broken", first_seen=None, last_seen=None)
+    with pytest.raises(StoreError):
+        store.add_papers([paper("Would be new"), broken])
+    assert [p.title for p in store.papers()] == ["Kept"]
+
+
+def test_schema_version_and_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite3"
+    with Store(db) as s:
+        s.add_papers([paper()])
+        assert s.schema_version == SCHEMA_VERSION
+    with Store(db) as s:
+        assert s.count_papers() == 1
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(db)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_text("this is not sqlite " * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(bad)
