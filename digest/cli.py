@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,12 @@ class _Ctx:
     @property
     def now(self) -> datetime:
         if not self._now:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         try:
             value = datetime.fromisoformat(self._now)
         except ValueError:
             raise CliError(f"--now {self._now!r}: not an ISO date or time") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 pass_ctx = click.make_pass_decorator(_Ctx)
@@ -196,7 +196,9 @@ def paper_json(paper: Paper) -> dict[str, Any]:
 
 
 @cli.command()
-@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE (YYYY-MM-DD).")
+@click.option(
+    "--since", metavar="DATE", help="Only papers first seen on or after DATE (YYYY-MM-DD)."
+)
 @_json_option()
 @pass_ctx
 def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
@@ -216,19 +218,26 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
 
 def _profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--exclude", metavar="TERMS", help='Terms or "phrases" that veto a paper.')(f)
-    f = click.option("--profile", "profile_name", metavar="NAME", help="A profile of config.toml.")(f)
+    f = click.option("--profile", "profile_name", metavar="NAME", help="A profile of config.toml.")(
+        f
+    )
     f = click.option(
         "--keywords", "-k", metavar="TERMS", help='Comma-separated terms and "quoted phrases".'
     )(f)
     return f
 
 
-def _profile(obj: _Ctx, keywords: str | None, profile_name: str | None, exclude: str | None,
-             limit: int | None) -> Any:
+def _profile(
+    obj: _Ctx,
+    keywords: str | None,
+    profile_name: str | None,
+    exclude: str | None,
+    limit: int | None,
+) -> Any:
     from digest import rank
 
     if bool(keywords) == bool(profile_name):
-        raise CliError("give either --keywords \"a, b\" or --profile NAME")
+        raise CliError('give either --keywords "a, b" or --profile NAME')
     if profile_name:
         for prof in obj.config.profiles:
             if prof.name == profile_name:
@@ -236,7 +245,7 @@ def _profile(obj: _Ctx, keywords: str | None, profile_name: str | None, exclude:
                 break
         else:
             names = ", ".join(p.name for p in obj.config.profiles) or "none"
-            raise CliError(f"no profile {profile_name!r} in {obj.config.path.name} (have: {names})")
+            raise CliError(f"no profile {profile_name!r} in {obj.config.path} (have: {names})")
         if exclude:
             profile = replace(profile, exclude=profile.exclude + rank.parse_keywords(exclude))
     else:
@@ -253,13 +262,26 @@ def _profile(obj: _Ctx, keywords: str | None, profile_name: str | None, exclude:
 
 @cli.command()
 @_profile_options
-@click.option("--format", "fmt", type=click.Choice(["markdown", "html", "text"]),
-              default="markdown", show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "html", "text"]),
+    default="markdown",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--limit", "-n", type=int, metavar="N", help="At most N papers.")
 @click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
 @pass_ctx
-def preview(obj: _Ctx, keywords: str | None, profile_name: str | None, exclude: str | None,
-            fmt: str, limit: int | None, since: str | None) -> None:
+def preview(
+    obj: _Ctx,
+    keywords: str | None,
+    profile_name: str | None,
+    exclude: str | None,
+    fmt: str,
+    limit: int | None,
+    since: str | None,
+) -> None:
     """Render a digest of the best-matching stored papers and print it.
 
     \b
@@ -269,8 +291,9 @@ def preview(obj: _Ctx, keywords: str | None, profile_name: str | None, exclude: 
     """
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     with obj.store() as store:
-        _, text = pipeline.preview(obj.config, store, profile, obj.now, fmt,
-                                   _parse_date(since, "--since"))
+        _, text = pipeline.preview(
+            obj.config, store, profile, obj.now, fmt, _parse_date(since, "--since")
+        )
     click.echo(text, nl=False)
 
 
@@ -289,19 +312,26 @@ def run(obj: _Ctx, as_json: bool) -> None:
     _report_warnings(report.ingest)
     sections = {s.profile.name: len(s.items) for s in report.digest.sections}
     if as_json:
-        click.echo(json.dumps({
-            "ingest": {"new": report.ingest.counts.new, "updated": report.ingest.counts.updated,
-                       "skipped": report.ingest.skipped, "errors": list(report.ingest.errors)},
-            "papers": total,
-            "sections": sections,
-            "written": [str(p) for p in report.written],
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "ingest": {
+                        "new": report.ingest.counts.new,
+                        "updated": report.ingest.counts.updated,
+                        "skipped": report.ingest.skipped,
+                        "errors": list(report.ingest.errors),
+                    },
+                    "papers": total,
+                    "sections": sections,
+                    "written": [str(p) for p in report.written],
+                }
+            )
+        )
     else:
         for path in report.written:
             click.echo(f"wrote {path}")
         picked = ", ".join(f"{n} {name}" for name, n in sections.items()) or "no profiles"
-        click.echo(f"ingest: {report.ingest.summary()}; {total} papers in store; "
-                   f"digest: {picked}")
+        click.echo(f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}")
     if report.ingest.errors:
         sys.exit(2)
 

@@ -51,7 +51,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     profiles: tuple[ProfileConfig, ...] = ()
     #: `[ranking]` keys, mapped onto `digest.rank.RankSettings` fields.
-    ranking: dict[str, float] = field(default_factory=dict)
+    ranking: dict[str, float | int] = field(default_factory=dict)
     #: `[synonyms]`: a term -> the terms or phrases that mean the same.
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     templates_dir: Path | None = None
@@ -79,13 +79,13 @@ def load_config(path: Path | str, *, required: bool = False) -> Config:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return _parse(raw, path.absolute())
+    return _parse(raw, path.absolute(), shown=str(path))
 
 
 class _Reader:
     """Typed access to one table, with errors that name file, key and value."""
 
-    def __init__(self, file: Path, prefix: str, table: Any) -> None:
+    def __init__(self, file: str, prefix: str, table: Any) -> None:
         self.file, self.prefix = file, prefix
         if not isinstance(table, dict):
             self.fail("", table, "must be a table")
@@ -93,7 +93,7 @@ class _Reader:
 
     def fail(self, key: str, value: Any, why: str) -> None:
         name = f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
-        raise ConfigError(f"{self.file.name}: {name} = {value!r}: {why}")
+        raise ConfigError(f"{self.file}: {name} = {value!r}: {why}")
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = self.table.get(key, default)
@@ -107,7 +107,7 @@ class _Reader:
 
     def require(self, key: str, kind: type | tuple[type, ...]) -> Any:
         if key not in self.table:
-            raise ConfigError(f"{self.file.name}: {self.prefix}: missing key {key!r}")
+            raise ConfigError(f"{self.file}: {self.prefix}: missing key {key!r}")
         return self.get(key, kind)
 
     def string_list(self, key: str) -> tuple[str, ...]:
@@ -124,15 +124,23 @@ class _Reader:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table", date: "a date (YYYY-MM-DD)"}
+    names = {
+        str: "a string",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+        date: "a date (YYYY-MM-DD)",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _parse(raw: dict[str, Any], file: Path) -> Config:
+def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
+    """Validate the parsed TOML; `shown` is the config path as the user typed it."""
     from digest.sources import known_kinds
 
-    root = file.parent
+    root, file = path.parent, shown
     top = _Reader(file, "", raw)
     store = _Reader(file, "store", top.get("store", dict, {}))
     sources: list[SourceConfig] = []
@@ -143,7 +151,7 @@ def _parse(raw: dict[str, Any], file: Path) -> Config:
             r.fail("kind", kind, f"unknown kind; expected one of: {', '.join(known_kinds())}")
         src_path, url = r.get("path", str), r.get("url", str)
         if not src_path and not url:
-            raise ConfigError(f"{file.name}: sources[{i}]: needs 'path' (a glob) or 'url'")
+            raise ConfigError(f"{file}: sources[{i}]: needs 'path' (a glob) or 'url'")
         captured = r.get("captured", (date, str, int))
         sources.append(
             SourceConfig(
@@ -157,7 +165,7 @@ def _parse(raw: dict[str, Any], file: Path) -> Config:
     names = [s.name for s in sources]
     for name in names:
         if names.count(name) > 1:
-            raise ConfigError(f"{file.name}: sources.name = {name!r}: used by two sources")
+            raise ConfigError(f"{file}: sources.name = {name!r}: used by two sources")
     profiles: list[ProfileConfig] = []
     for i, table in enumerate(top.get("profiles", list, [])):
         r = _Reader(file, f"profiles[{i}]", table)
@@ -180,7 +188,7 @@ def _parse(raw: dict[str, Any], file: Path) -> Config:
             )
         )
     ranking_reader = _Reader(file, "ranking", top.get("ranking", dict, {}))
-    ranking = {k: float(ranking_reader.get(k, (int, float))) for k in ranking_reader.table}
+    ranking = {k: ranking_reader.get(k, (int, float)) for k in ranking_reader.table}
     syn_reader = _Reader(file, "synonyms", top.get("synonyms", dict, {}))
     synonyms = {k: syn_reader.string_list(k) for k in syn_reader.table}
     render = _Reader(file, "render", top.get("render", dict, {}))
@@ -190,7 +198,7 @@ def _parse(raw: dict[str, Any], file: Path) -> Config:
     if max_mb <= 0:
         ingest.fail("max_file_mb", max_mb, "must be positive")
     return Config(
-        path=file,
+        path=path,
         store_path=root / store.get("path", str, DEFAULT_STORE),
         sources=tuple(sources),
         profiles=tuple(profiles),

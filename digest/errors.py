@@ -1,12 +1,12 @@
 """One exception tree. The CLI turns any `DigestError` into one line and exit code 2.
 
-    DigestError
-    ├── ConfigError      config.toml missing, unreadable, or a key with a bad value
-    ├── SourceError      an input file or URL that cannot be read at all
-    ├── StoreError       the SQLite store cannot be opened or written
-    ├── QueryError       a keyword profile that cannot be understood
-    ├── RenderError      a template that fails to load or render
-    └── DeliveryError    a message that could not be handed to a backend
+DigestError
+├── ConfigError      config.toml missing, unreadable, or a key with a bad value
+├── SourceError      an input file or URL that cannot be read at all
+├── StoreError       the SQLite store cannot be opened or written
+├── QueryError       a keyword profile that cannot be understood
+├── RenderError      a template that fails to load or render
+└── DeliveryError    a message that could not be handed to a backend
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class IngestReport:
 
     files: int = 0
     entries: int = 0
-    counts: IngestCounts = IngestCounts()
+    counts: IngestCounts = field(default_factory=IngestCounts)
     malformed: int = 0
     warnings: tuple[SourceWarning, ...] = ()
     errors: tuple[str, ...] = ()
@@ -116,8 +116,7 @@ def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
             found = expand(source.path, config.root)
             if not found:
                 errors.append(
-                    f"{config.path.name}: source {source.name!r}: path {source.path!r} matches "
-                    "no file"
+                    f"{config.path}: source {source.name!r}: path {source.path!r} matches no file"
                 )
             for file in found:
                 configured.setdefault(file.resolve(), source)
@@ -142,7 +141,7 @@ def profile_from_config(config: Config, prof: ProfileConfig) -> Profile:
             prof.name, prof.keywords, prof.exclude, prof.max_items, prof.min_score
         )
     except QueryError as exc:
-        raise ConfigError(f"{config.path.name}: profile {prof.name!r}: {exc}") from None
+        raise ConfigError(f"{config.path}: profile {prof.name!r}: {exc}") from None
 
 
 def rank_settings(config: Config) -> rank.RankSettings:
@@ -151,10 +150,16 @@ def rank_settings(config: Config) -> rank.RankSettings:
     unknown = sorted(set(config.ranking) - fields)
     if unknown:
         raise ConfigError(
-            f"{config.path.name}: ranking.{unknown[0]} = {config.ranking[unknown[0]]!r}: unknown "
+            f"{config.path}: ranking.{unknown[0]} = {config.ranking[unknown[0]]!r}: unknown "
             f"key; expected one of: {', '.join(sorted(fields))}"
         )
-    return rank.RankSettings(**config.ranking)  # type: ignore[arg-type]
+    defaults = rank.RankSettings()
+    values: dict[str, object] = {}
+    for key, value in config.ranking.items():
+        if isinstance(getattr(defaults, key), int) and not float(value).is_integer():
+            raise ConfigError(f"{config.path}: ranking.{key} = {value!r}: must be a whole number")
+        values[key] = type(getattr(defaults, key))(value)
+    return rank.RankSettings(**values)  # type: ignore[arg-type]
 
 
 def build_digest(
@@ -218,7 +223,7 @@ def run(
     if not papers:
         notes.append("No papers: the sources gave nothing.")
     if not profiles:
-        notes.append(f"No [[profiles]] in {config.path.name}: add one to get a digest.")
+        notes.append(f"No [[profiles]] in {config.path}: add one to get a digest.")
     digest = build_digest(config, papers, profiles, now, notes=notes)
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir

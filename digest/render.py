@@ -17,13 +17,15 @@ from pathlib import Path
 import jinja2
 
 from digest.errors import RenderError
-from digest.model import Digest
+from digest.model import Digest, Paper
 
 FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "digest.html.j2"}
 
 # C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
+# Inline specials; `#`, `+`, `-`, `>` and `1.` matter only where a line starts.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!&])")
+_MD_LINE_START = re.compile(r"^(?:[#+\-=>]|(\d+)[.)])")
 _SPACES = re.compile(r"\s+")
 
 
@@ -42,7 +44,10 @@ def clean(text: object) -> str:
 
 def md_escape(text: object) -> str:
     """Inline Markdown that shows `text` literally: no links, HTML or emphasis from it."""
-    return _MD_SPECIAL.sub(r"\\\1", clean(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", clean(text))
+    return _MD_LINE_START.sub(
+        lambda m: f"{m.group(1)}\\{m.group(0)[-1]}" if m.group(1) else "\\" + m.group(0), escaped
+    )
 
 
 def sentences(text: object, count: int = 2, max_chars: int = 400) -> str:
@@ -63,6 +68,22 @@ def safe_url(url: object) -> str:
     return ""
 
 
+def paper_meta(paper: Paper) -> str:
+    """`Deepmind · 2025-10-06 · ▲ 8`: who, when and how popular, plain text."""
+    if paper.organization:
+        who = clean(paper.organization)
+    elif paper.authors_count:
+        who = f"{paper.authors_count} author{'' if paper.authors_count == 1 else 's'}"
+    else:
+        who = "authors unknown"
+    parts = [who]
+    if paper.published:
+        parts.append(paper.published.isoformat())
+    if paper.upvotes:
+        parts.append(f"▲ {paper.upvotes}")
+    return " · ".join(parts)
+
+
 def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
     """The environment: user templates over packaged ones, autoescape by file name."""
     loaders: list[jinja2.BaseLoader] = []
@@ -77,7 +98,9 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(clean=clean, md=md_escape, sentences=sentences, safe_url=safe_url)
+    env.filters.update(
+        clean=clean, md=md_escape, sentences=sentences, safe_url=safe_url, paper_meta=paper_meta
+    )
     return env
 
 

@@ -193,8 +193,7 @@ class Store:
         ):
             sources.setdefault(pid, []).append(source)
         return [
-            _from_row(row, tuple(sources.get(row["id"], ())))
-            for row in self._db.execute(sql, args)
+            _from_row(row, tuple(sources.get(row["id"], ()))) for row in self._db.execute(sql, args)
         ]
 
     def count_papers(self) -> int:

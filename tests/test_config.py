@@ -23,7 +23,11 @@ def test_the_embedded_default_loads() -> None:
     config = load_config(ROOT / "config.toml", required=True)
     (seeds,) = config.sources
     assert (seeds.name, seeds.kind, seeds.path, seeds.captured) == (
-        "seeds", "listing", "seeds/*.txt", date(2025, 12, 31))
+        "seeds",
+        "listing",
+        "seeds/*.txt",
+        date(2025, 12, 31),
+    )
     assert config.store_path == ROOT / "var" / "digest.sqlite3"
     assert config.profiles
 
@@ -41,13 +45,20 @@ def test_missing_required_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[sources]]\nname='s'\nkind='lsting'\npath='x'\n",
-         r"config\.toml: sources\[0\]\.kind = 'lsting': unknown kind; expected one of: listing"),
+        (
+            "[[sources]]\nname='s'\nkind='lsting'\npath='x'\n",
+            r"config\.toml: sources\[0\]\.kind = 'lsting': unknown kind; expected one of: listing",
+        ),
         ("[[sources]]\nname='s'\nkind='listing'\n", r"sources\[0\]: needs 'path'"),
-        ("[[sources]]\nname='s'\nkind='listing'\npath='x'\ncaptured='last year'\n",
-         r"sources\[0\]\.captured = 'last year': must be a date"),
+        (
+            "[[sources]]\nname='s'\nkind='listing'\npath='x'\ncaptured='last year'\n",
+            r"sources\[0\]\.captured = 'last year': must be a date",
+        ),
         ("[store]\npath=5\n", r"store\.path = 5: must be a string"),
-        ("[[profiles]]\nname='p'\nkeywords=[]\n", r"profiles\[0\]\.keywords = \[\]: needs at least"),
+        (
+            "[[profiles]]\nname='p'\nkeywords=[]\n",
+            r"profiles\[0\]\.keywords = \[\]: needs at least",
+        ),
         ("[[profiles]]\nname='p'\nkeywords=['a']\nmin_score=3\n", r"profiles\[0\]\.min_score = 3"),
         ("[[profiles]]\nname='p'\nkeywords=['a']\nmax_items=true\n", r"max_items = True"),
         ("[ingest]\nmax_file_mb='big'\n", r"ingest\.max_file_mb = 'big'"),
@@ -61,6 +72,7 @@ def test_errors_name_file_key_and_value(tmp_path: Path, text: str, message: str)
 
 
 def test_captured_year_only(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "[[sources]]\nname='s'\nkind='listing'\npath='x'\n"
-                                         "captured='2025'\n"))
+    config = load_config(
+        write(tmp_path, "[[sources]]\nname='s'\nkind='listing'\npath='x'\ncaptured='2025'\n")
+    )
     assert config.sources[0].captured == date(2025, 12, 31)

@@ -23,16 +23,25 @@ CAPTURED = date(2025, 12, 31)
 def parse_file(path: Path, captured: date = CAPTURED) -> tuple[list[Paper], list[SourceWarning]]:
     warnings: list[SourceWarning] = []
     papers = list(
-        parse(path.read_bytes(), origin=path.name, source="test", captured=captured,
-              warn=warnings.append)
+        parse(
+            path.read_bytes(),
+            origin=path.name,
+            source="test",
+            captured=captured,
+            warn=warnings.append,
+        )
     )
     return papers, warnings
 
 
 @pytest.mark.parametrize(
     ("name", "entries"),
-    [("000_c2c827a02e57125f.txt", 132), ("001_05e3ab3e5f25a62f.txt", 46),
-     ("002_543d901a7254557e.txt", 91), ("003_96cd1b5ccba177d1.txt", 95)],
+    [
+        ("000_c2c827a02e57125f.txt", 132),
+        ("001_05e3ab3e5f25a62f.txt", 46),
+        ("002_543d901a7254557e.txt", 91),
+        ("003_96cd1b5ccba177d1.txt", 95),
+    ],
 )
 def test_seed_entry_counts(name: str, entries: int) -> None:
     papers, warnings = parse_file(SEEDS / name)
@@ -54,10 +63,16 @@ def test_seed_metadata_variants() -> None:
     papers = {p.title: p for f in sorted(SEEDS.glob("*.txt")) for p in parse_file(f)[0]}
     ranking = papers["Scalable In-context Ranking with Generative Models"]
     assert (ranking.organization, ranking.published, ranking.upvotes) == (
-        "Deepmind", date(2025, 10, 6), 8)
+        "Deepmind",
+        date(2025, 10, 6),
+        8,
+    )
     florence = papers["Florence: A New Foundation Model for Computer Vision"]
     assert (florence.authors_count, florence.published, florence.upvotes) == (
-        23, date(2021, 11, 22), 0)
+        23,
+        date(2021, 11, 22),
+        0,
+    )
     papers = {p.title: p for p in parse_file(SEEDS / "003_96cd1b5ccba177d1.txt")[0]}
     align = papers["AlignGPT: Multi-modal Large Language Models with Adaptive Alignment Capability"]
     assert (align.authors_count, align.published, align.upvotes) == (7, date(2024, 5, 22), 0)
@@ -79,7 +94,9 @@ def _record(p: Paper) -> dict[str, object]:
     return json.loads(json.dumps(asdict(p), default=str))
 
 
-@pytest.mark.parametrize("capture", sorted((FIXTURES / "listing").glob("*.txt")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "capture", sorted((FIXTURES / "listing").glob("*.txt")), ids=lambda p: p.stem
+)
 def test_golden(capture: Path) -> None:
     """Each small capture beside its expected records and warnings (DIGEST_UPDATE_GOLDEN=1)."""
     papers, warnings = parse_file(capture)
@@ -92,19 +109,31 @@ def test_golden(capture: Path) -> None:
 
 def test_not_utf8_names_file_and_line() -> None:
     with pytest.raises(SourceError, match=r"bad\.txt:2: not UTF-8"):
-        list(parse(b"Title\n\xff\xfe abstract", origin="bad.txt", source="t", captured=CAPTURED,
-                   warn=lambda w: None))
+        list(
+            parse(
+                b"Title\n\xff\xfe abstract",
+                origin="bad.txt",
+                source="t",
+                captured=CAPTURED,
+                warn=lambda w: None,
+            )
+        )
 
 
 def test_binary_data_is_refused() -> None:
     with pytest.raises(SourceError, match="binary"):
-        list(parse(b"\x00\x01\x02", origin="x.bin", source="t", captured=CAPTURED,
-                   warn=lambda w: None))
+        list(
+            parse(
+                b"\x00\x01\x02", origin="x.bin", source="t", captured=CAPTURED, warn=lambda w: None
+            )
+        )
 
 
 def test_empty_capture_warns_and_yields_nothing() -> None:
     warnings: list[SourceWarning] = []
-    assert list(parse(b"", origin="e.txt", source="t", captured=CAPTURED, warn=warnings.append)) == []
+    assert (
+        list(parse(b"", origin="e.txt", source="t", captured=CAPTURED, warn=warnings.append)) == []
+    )
     assert "no paper entries" in str(warnings[0])
 
 

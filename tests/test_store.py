@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,20 +17,31 @@ from digest.text import title_id
 
 from .conftest import SEEDS
 
-T0 = datetime(2025, 10, 16, tzinfo=timezone.utc)
+T0 = datetime(2025, 10, 16, tzinfo=UTC)
 
 
 def paper(title: str = "Met$^2$Net: Forecasting", **kw: object) -> Paper:
-    base = Paper(id=title_id(title), title=title, abstract="An abstract.", sources=("a",),
-                 first_seen=T0, last_seen=T0)
+    base = Paper(
+        id=title_id(title),
+        title=title,
+        abstract="An abstract.",
+        sources=("a",),
+        first_seen=T0,
+        last_seen=T0,
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def ingest_seeds(store: Store) -> list[tuple[int, int, int]]:
     out = []
     for f in sorted(SEEDS.glob("*.txt")):
-        papers = parse(f.read_bytes(), origin=f.name, source="seeds", captured=date(2025, 12, 31),
-                       warn=lambda w: None)
+        papers = parse(
+            f.read_bytes(),
+            origin=f.name,
+            source="seeds",
+            captured=date(2025, 12, 31),
+            warn=lambda w: None,
+        )
         c = store.add_papers(papers)
         out.append((c.new, c.updated, c.unchanged))
     return out
@@ -54,8 +65,15 @@ def test_latex_spellings_are_one_paper(store: Store) -> None:
 
 def test_merge_keeps_the_richer_record(store: Store) -> None:
     bare = paper(abstract="Short.")
-    rich = paper(abstract="A longer abstract here.", authors_count=4, published=date(2025, 7, 23),
-                 upvotes=3, sources=("b",), first_seen=T0.replace(day=20), last_seen=T0.replace(day=20))
+    rich = paper(
+        abstract="A longer abstract here.",
+        authors_count=4,
+        published=date(2025, 7, 23),
+        upvotes=3,
+        sources=("b",),
+        first_seen=T0.replace(day=20),
+        last_seen=T0.replace(day=20),
+    )
     store.add_papers([bare])
     assert store.add_papers([rich]).updated == 1
     store.add_papers([replace(bare, upvotes=1, first_seen=T0.replace(day=1))])
@@ -79,8 +97,12 @@ def test_same_arxiv_id_is_the_same_paper(store: Store) -> None:
 
 
 def test_since_filters_on_first_seen(store: Store) -> None:
-    store.add_papers([paper("Old", first_seen=T0, last_seen=T0),
-                      paper("New", first_seen=T0.replace(month=11), last_seen=T0.replace(month=11))])
+    store.add_papers(
+        [
+            paper("Old", first_seen=T0, last_seen=T0),
+            paper("New", first_seen=T0.replace(month=11), last_seen=T0.replace(month=11)),
+        ]
+    )
     assert [p.title for p in store.papers(since=date(2025, 11, 1))] == ["New"]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from digest.model import Paper, SourceWarning
 from digest.sources import WarnFn
@@ -38,8 +38,12 @@ CHROME = frozenset(
         "trending",
     }
 )
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
 _DATE = re.compile(
     r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?(?:\s+(?P<up>\d+))?$"
 )
@@ -78,7 +82,7 @@ def parse(
             pos += 1
             continue
         break
-    seen_at = datetime.combine(capture_day, datetime.min.time(), tzinfo=timezone.utc)
+    seen_at = datetime.combine(capture_day, datetime.min.time(), tzinfo=UTC)
     count = 0
     while pos < len(lines):
         paper, pos = _entry(lines, pos, origin, source, capture_day, seen_at, warn)
@@ -151,8 +155,13 @@ def _entry(
     if pos < len(lines) and (_is_meta_start(lines, pos) or lines[pos].text == _DOT):
         fields, pos = _meta(lines, pos, origin, capture_day, warn)
     if pos >= len(lines) and abstract and not _SENTENCE_END.search(abstract):
-        warn(SourceWarning(origin, lines[pos - 1].number,
-                           "capture ends mid-entry: the abstract looks cut off; kept as it is"))
+        warn(
+            SourceWarning(
+                origin,
+                lines[pos - 1].number,
+                "capture ends mid-entry: the abstract looks cut off; kept as it is",
+            )
+        )
     clean_title = normalize_space(title.text)
     return (
         Paper(
@@ -239,9 +248,11 @@ def organization_name(text: str) -> str:
     """
     parts = text.split()
     half = len(parts) // 2
-    if len(parts) % 2 == 0 and half and [p.casefold() for p in parts[:half]] == [
-        p.casefold() for p in parts[half:]
-    ]:
+    if (
+        len(parts) % 2 == 0
+        and half
+        and [p.casefold() for p in parts[:half]] == [p.casefold() for p in parts[half:]]
+    ):
         left, right = " ".join(parts[:half]), " ".join(parts[half:])
         return max((right, left), key=lambda s: sum(c.isupper() for c in s))
     return normalize_space(text)
