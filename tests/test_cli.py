@@ -269,3 +269,31 @@ def test_installed_script_end_to_end(project: Path) -> None:
         timeout=60,
     )
     assert module.returncode == 0 and "papers-digest" in module.stdout
+
+
+def test_progress_bar_on_a_terminal_only(project: Path) -> None:
+    """With stderr on a pseudo-terminal, ingest draws a rich progress bar there."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [_script(), "ingest"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stdout, _ = proc.communicate(timeout=60)
+    os.close(master)
+    assert stdout == b"331 new, 33 updated, 0 skipped\n"
+    assert b"ingest" in b"".join(chunks) and "━".encode() in b"".join(chunks)

@@ -1,0 +1,246 @@
+"""`make bench`: time the ranker on a synthetic day, beside a loop of bm25s retrievals.
+
+The day: 2,000 papers whose titles and abstracts are stitched from random sentences and
+titles of the seed captures (so word frequencies, phrases and acronyms are real), and
+100,000 profiles of 2-6 keywords drawn from a realistic keyword vocabulary: the acronym
+table (acronyms and expansions), content words of the seeds past the 200 most frequent
+(those are "method",
+"results", ... which nobody subscribes to) and their frequent two-word phrases;
+~15 % quoted, ~10 % weighted, ~20 % of profiles with an exclusion. Seeded RNG.
+
+Each measurement runs in a fresh process (so ru_maxrss is that run's peak) and the median
+of several runs is printed:
+
+- core: index the papers + score every (profile, paper) pair + gate + top-k selection
+  (`build_index`, `compile_profiles`, `keyword_scores`, `select`): the batched part;
+- full: `rank()`, i.e. core + explanations (DigestItems, matches, snippets) for every
+  selected item; run on fewer profiles, since it builds one object per item;
+- bm25s: one `get_scores` + top-k per profile over the same papers (bm25s' own index,
+  English stopwords, PyStemmer): timed over a sample of profiles and extrapolated to all.
+
+usage: python bench/rank.py [--papers 2000] [--profiles 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digest.model import Paper, Profile  # noqa: E402
+from digest.rank import RankSettings, make_profile, rank  # noqa: E402
+from digest.rank.acronyms import ACRONYMS  # noqa: E402
+from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
+from digest.rank.index import build_index  # noqa: E402
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select  # noqa: E402
+from digest.text import title_id  # noqa: E402
+
+NOW = datetime(2025, 10, 17, 6, 0)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
+
+
+def _seed_texts() -> tuple[list[str], list[str]]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from eval import load_seeds  # the same reader `make eval` uses
+
+    papers = load_seeds()
+    sentences = [s for p in papers for s in _SENTENCE.split(p.abstract) if len(s) > 30]
+    return [p.title for p in papers], sentences
+
+
+def synthetic_day(
+    n_papers: int, n_profiles: int, seed: int = 7
+) -> tuple[list[Paper], list[Profile]]:
+    """Papers and profiles for one synthetic day (deterministic for a seed)."""
+    rng = random.Random(seed)
+    titles, sentences = _seed_texts()
+    papers = []
+    for i in range(n_papers):
+        words = rng.choice(titles).split()
+        rng.shuffle(words)
+        abstract = " ".join(rng.choice(sentences) for _ in range(rng.randint(5, 10)))
+        title = " ".join(words)
+        papers.append(
+            Paper(
+                title_id(f"{i} {title}"), title, abstract, upvotes=int(rng.paretovariate(1.2)) - 1
+            )
+        )
+    counts: dict[str, int] = {}
+    pairs: dict[str, int] = {}
+    for s in sentences:
+        ws = [w.lower() for w in _WORD.findall(s)]
+        for w in ws:
+            counts[w] = counts.get(w, 0) + 1
+        for a, b in itertools.pairwise(ws):
+            if a not in STOPWORDS and b not in STOPWORDS:
+                pairs[f"{a} {b}"] = pairs.get(f"{a} {b}", 0) + 1
+    content = [w for w, c in sorted(counts.items(), key=lambda x: -x[1]) if w not in STOPWORDS]
+    phrases = [p for p, c in sorted(pairs.items(), key=lambda x: -x[1]) if c >= 2]
+    vocab = (
+        list(ACRONYMS)
+        + [e for es in ACRONYMS.values() for e in es]
+        + content[200:3000]
+        + phrases[:2000]
+    )
+    profiles = []
+    for i in range(n_profiles):
+        kws = []
+        for term in rng.sample(vocab, rng.randint(2, 6)):
+            if " " in term and rng.random() < 0.15:
+                term = f'"{term}"'
+            if rng.random() < 0.1:
+                term += f"^{rng.choice([0.5, 2, 3])}"
+            kws.append(term)
+        exclude = [rng.choice(content[200:1500])] if rng.random() < 0.2 else []
+        profiles.append(make_profile(f"p{i}", kws, exclude, max_items=10, min_score=0.5))
+    return papers, profiles
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
+    papers, profiles = synthetic_day(n_papers, n_profiles)
+    base = _peak_mib()
+    settings = RankSettings()
+    t0 = time.perf_counter()
+    if mode == "core":
+        analyzer = Analyzer()
+        index = build_index(papers, analyzer, settings)
+        compiled = compile_profiles(profiles, analyzer, settings)
+        scores, phrase = keyword_scores(compiled.plans, index, settings)
+        vetoes = phrase.copy()
+        vetoes.data[:] = 1.0
+        pop, rec = paper_priors(papers, NOW, settings)
+        prior = 1 - settings.popularity_weight - settings.recency_weight
+        prior = prior + settings.popularity_weight * pop + settings.recency_weight * rec
+        chosen = select(compiled, scores, vetoes, profiles, prior, settings)
+        items = len(chosen.papers)
+        extra = {
+            "plans": len(compiled.plans),
+            "features": len(index.vocab),
+            "keyword_paper_nnz": int(scores.nnz),
+        }
+    elif mode == "full":
+        result = rank(papers, profiles, NOW, settings)
+        items = sum(map(len, result))
+        extra = {}
+    else:  # bm25s loop over a sample, extrapolated
+        import bm25s
+        import numpy as np
+        import Stemmer
+
+        stemmer = Stemmer.Stemmer("english")
+        retriever = bm25s.BM25()
+        retriever.index(
+            bm25s.tokenize(
+                [f"{p.title} {p.abstract}" for p in papers],
+                stopwords="en",
+                stemmer=stemmer,
+                show_progress=False,
+            ),
+            show_progress=False,
+        )
+        items = 0
+        for profile in profiles:
+            query = " ".join(k.text for k in profile.keywords)
+            tokens = bm25s.tokenize(
+                query, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+            )[0]
+            scores = retriever.get_scores(tokens)
+            top = np.argpartition(-scores, 10)[:10]
+            items += int((scores[top] > 0).sum())
+        extra = {}
+    seconds = time.perf_counter() - t0
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "peak_mib": _peak_mib(),
+        "peak_before_mib": base,
+        "items": items,
+        **extra,
+    }
+
+
+def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
+    got = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                mode,
+                "--papers",
+                str(n_papers),
+                "--profiles",
+                str(n_profiles),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        got.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    med = statistics.median(g["seconds"] for g in got)
+    return {
+        **got[0],
+        "seconds": med,
+        "all": [round(g["seconds"], 2) for g in got],
+        "peak_mib": max(g["peak_mib"] for g in got),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--papers", type=int, default=2000)
+    ap.add_argument("--profiles", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--full-profiles", type=int, default=10_000)
+    ap.add_argument("--bm25s-sample", type=int, default=2_000)
+    ap.add_argument("--one", choices=["core", "full", "bm25s"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(_one(args.one, args.papers, args.profiles)))
+        return 0
+    n, p = args.papers, args.profiles
+    print(
+        f"synthetic day: {n} papers, {p} profiles of 2-6 keywords; median of {args.runs} runs,"
+        " each in a fresh process; peak = ru_maxrss of that process (includes the inputs)"
+    )
+    core = _run("core", n, p, args.runs)
+    print(
+        f"core (index + score all {n * p:,} pairs + top-k): {core['seconds']:.2f} s "
+        f"{core['all']}, peak {core['peak_mib']:.0f} MiB (inputs alone "
+        f"{core['peak_before_mib']:.0f} MiB); {core['plans']} distinct keywords, "
+        f"{core['features']} features, {core['items']} items selected"
+    )
+    full = _run("full", n, args.full_profiles, args.runs)
+    print(
+        f"full rank() incl. explanations, {args.full_profiles} profiles: {full['seconds']:.2f} s "
+        f"{full['all']}, peak {full['peak_mib']:.0f} MiB, {full['items']} DigestItems"
+    )
+    bm = _run("bm25s", n, args.bm25s_sample, args.runs)
+    scale = p / args.bm25s_sample
+    print(
+        f"bm25s loop, {args.bm25s_sample} profiles: {bm['seconds']:.2f} s {bm['all']} -> "
+        f"extrapolated to {p}: {bm['seconds'] * scale:.1f} s (indexing included once)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

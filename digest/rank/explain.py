@@ -1,0 +1,192 @@
+"""Why a paper was picked: matched keywords, where they matched, and abstract snippets.
+
+`match_spans` gives templates the character spans to highlight, computed by the same
+analyzer as the ranking (so `LoRA` highlights "low-rank adaptation" too).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.model import DigestItem, Match, Paper, Profile
+from digest.rank.analyzer import Analyzer
+from digest.rank.index import PaperIndex
+from digest.rank.query import compile_keyword
+from digest.rank.score import Compiled, Selections, lookup
+from digest.rank.settings import RankSettings
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def _trim(text: str, start: int, end: int, limit: int) -> str:
+    """An excerpt of at most ~limit characters around [start, end), on word boundaries."""
+    if len(text) <= limit:
+        return text
+    lo = max(0, min(start - limit // 4, len(text) - limit))
+    hi = min(len(text), lo + limit)
+    if lo > 0:
+        cut = text.find(" ", lo)
+        lo = cut + 1 if 0 <= cut < start else lo
+    if hi < len(text):
+        cut = text.rfind(" ", max(end, lo), hi)
+        hi = cut if cut > 0 else hi
+    return ("…" if lo > 0 else "") + text[lo:hi].strip() + ("…" if hi < len(text) else "")
+
+
+@dataclass(frozen=True, slots=True)
+class AbstractMap:
+    """An abstract cut into sentences, with where each feature occurs (sentence, span)."""
+
+    text: str
+    bounds: list[tuple[int, int]]
+    where: dict[str, list[tuple[int, int, int]]]
+
+    @classmethod
+    def build(cls, text: str, analyzer: Analyzer, wanted: set[str]) -> AbstractMap:
+        bounds, pos = [], 0
+        for part in _SENTENCE.split(text):
+            start = text.find(part, pos)
+            bounds.append((start, start + len(part)))
+            pos = start + len(part)
+        starts = [a for a, _ in bounds]
+        where: dict[str, list[tuple[int, int, int]]] = {}
+        for feature, start, end in analyzer.feature_spans(text, wanted):
+            sentence = max(bisect.bisect_right(starts, start) - 1, 0)
+            where.setdefault(feature, []).append((sentence, start, end))
+        return cls(text, bounds, where)
+
+
+def snippets_for(
+    abstract: AbstractMap, features: Sequence[set[str]], settings: RankSettings
+) -> tuple[str, ...]:
+    """Up to `settings.snippets` abstract sentences that show the most matched keywords.
+
+    Sentences are picked by how many distinct keywords they show (ties: earlier first),
+    each further one only if it shows a keyword not shown yet; they are returned in text
+    order, trimmed to `snippet_chars` around their matches. With no match in the abstract
+    (a title-only match) the opening sentence stands in.
+    """
+    if not abstract.text or settings.snippets <= 0:
+        return ()
+    hits: dict[int, tuple[set[int], int, int]] = {}
+    for k, feats in enumerate(features):
+        for feature in feats:
+            for sentence, start, end in abstract.where.get(feature, ()):
+                ks, first, last = hits.get(sentence, (set(), start, end))
+                ks.add(k)
+                hits[sentence] = (ks, min(first, start), max(last, end))
+    chosen: list[int] = []
+    covered: set[int] = set()
+    for i in sorted(hits, key=lambda i: (-len(hits[i][0]), i)):
+        if len(chosen) >= settings.snippets:
+            break
+        if chosen and not hits[i][0] - covered:
+            continue
+        chosen.append(i)
+        covered |= hits[i][0]
+    text, limit = abstract.text, settings.snippet_chars
+    if not chosen:
+        a, b = abstract.bounds[0]
+        return (_trim(text[a:b], 0, 0, limit),)
+    out = []
+    for i in sorted(chosen):
+        a, b = abstract.bounds[i]
+        out.append(_trim(text[a:b], hits[i][1] - a, hits[i][2] - a, limit))
+    return tuple(out)
+
+
+def explain(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    compiled: Compiled,
+    chosen: Selections,
+    scores: sp.csr_matrix,
+    index: PaperIndex,
+    analyzer: Analyzer,
+    settings: RankSettings,
+) -> list[tuple[DigestItem, ...]]:
+    """Turn selections into DigestItems: matched keywords, where, and snippets."""
+    rows, cols = [], []
+    for i in range(len(chosen)):
+        papers_i = chosen.papers[chosen.of(i)]
+        for pid in compiled.keyword_plans[i]:
+            rows.append(np.full(len(papers_i), max(pid, 0)))
+            cols.append(papers_i)
+    if rows:
+        all_rows, all_cols = np.concatenate(rows), np.concatenate(cols)
+    else:
+        all_rows = all_cols = np.zeros(0, dtype=np.int64)
+    vocab = index.vocab
+    feats = [
+        {vocab[f] for f in plan.all_features() if f in vocab} if plan else set()
+        for plan in compiled.plans
+    ]
+    any_feature = sp.csr_matrix(
+        (
+            np.ones(sum(map(len, feats)), np.float32),
+            ([k for k, fs in enumerate(feats) for _ in fs], [f for fs in feats for f in fs]),
+        ),
+        shape=(len(feats), len(vocab)),
+    )
+    got = lookup(scores, all_rows, all_cols)
+    in_t = lookup((any_feature @ index.in_title).tocsr(), all_rows, all_cols)
+    in_a = lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols)
+    maps: dict[int, AbstractMap] = {}
+    plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
+    wanted: set[str] = set().union(*plan_features)
+    out: list[tuple[DigestItem, ...]] = []
+    at = 0
+    for i, profile in enumerate(profiles):
+        items = []
+        pids = compiled.keyword_plans[i]
+        where = chosen.of(i)
+        sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
+        n = len(sel_papers)
+        for j, col in enumerate(sel_papers):
+            matches, matched_feats = [], []
+            for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
+                x = at + k * n + j
+                if pid < 0 or got[x] <= 0:
+                    continue
+                fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
+                matches.append(Match(kw.text, fields or ("abstract",)))
+                matched_feats.append(plan_features[pid])
+            paper = papers[col]
+            if col not in maps:
+                maps[col] = AbstractMap.build(paper.abstract or "", analyzer, wanted)
+            snippets = snippets_for(maps[col], matched_feats, settings)
+            items.append(DigestItem(paper, round(sel_scores[j], 6), tuple(matches), snippets))
+        at += n * len(pids)
+        out.append(tuple(items))
+    return out
+
+
+def match_spans(
+    text: str, profile: Profile, synonyms: Mapping[str, Sequence[str]] | None = None
+) -> list[tuple[int, int]]:
+    """Character spans of `text` where the profile's keywords match, merged and sorted.
+
+    For templates that highlight: the spans cover whole written words (`LoRA`,
+    `low-rank adaptation`, `fine-tuning`), computed by the same analyzer as the ranking.
+    """
+    analyzer = Analyzer(synonyms)
+    settings = RankSettings()
+    wanted: set[str] = set()
+    for kw in profile.keywords:
+        plan = compile_keyword(kw, analyzer, settings.exact_share)
+        if plan is not None:
+            wanted |= plan.all_features()
+    spans = sorted((s, e) for f, s, e in analyzer.feature_spans(text) if f in wanted)
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged

@@ -1,0 +1,88 @@
+"""The day's papers as sparse feature x paper matrices, with BM25F term saturation.
+
+For feature t and paper p, with term frequencies tf_title and tf_abstract:
+
+    tf'(t, p) = title_weight * tf_title / (1 - b + b * len_title / avg_title)
+              + abstract_weight * tf_abstract / (1 - b + b * len_abstract / avg_abstract)
+    sat(t, p) = tf' / (k1 + tf')                     (in [0, 1))
+
+`sat` is BM25F's per-term score divided by its maximum attainable value idf * (k1 + 1);
+the IDF is kept apart (`idf`) and used to weigh the words inside a multi-word keyword.
+Dividing each keyword by its own maximum is what makes scores comparable across profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.model import Paper
+from digest.rank.analyzer import Analyzer
+from digest.rank.settings import RankSettings
+
+
+@dataclass(frozen=True, slots=True)
+class PaperIndex:
+    """Features of the papers, as matrices with one row per feature and a column per paper."""
+
+    vocab: dict[str, int]  #: feature -> row
+    sat: sp.csr_matrix  #: BM25F saturation, float32 in [0, 1)
+    in_title: sp.csr_matrix  #: 1.0 where the feature occurs in the title
+    in_abstract: sp.csr_matrix  #: 1.0 where the feature occurs in the abstract
+    idf: np.ndarray  #: BM25 idf per feature (papers containing it in either field)
+    n_papers: int
+
+
+def _field_matrix(
+    rows: list[int], lengths: list[int], n_features: int, n_papers: int
+) -> sp.csr_matrix:
+    cols = np.repeat(np.arange(n_papers, dtype=np.int32), np.asarray(lengths, dtype=np.int64))
+    data = np.ones(len(rows), dtype=np.float32)
+    m = sp.coo_matrix(
+        (data, (np.asarray(rows, dtype=np.int32), cols)), shape=(n_features, n_papers)
+    ).tocsr()
+    m.sum_duplicates()
+    return m
+
+
+def build_index(papers: Sequence[Paper], analyzer: Analyzer, settings: RankSettings) -> PaperIndex:
+    """Analyze every paper's title and abstract once and build the matrices."""
+    vocab: dict[str, int] = {}
+    rows_t: list[int] = []
+    rows_a: list[int] = []
+    count_t: list[int] = []  # features per paper (for column indices)
+    count_a: list[int] = []
+    words_t = np.zeros(len(papers), dtype=np.float64)
+    words_a = np.zeros(len(papers), dtype=np.float64)
+    setdefault = vocab.setdefault
+    for j, paper in enumerate(papers):
+        feats, words_t[j] = analyzer.features(paper.title)
+        rows_t.extend([setdefault(f, len(vocab)) for f in feats])
+        count_t.append(len(feats))
+        feats, words_a[j] = analyzer.features(paper.abstract or "")
+        rows_a.extend([setdefault(f, len(vocab)) for f in feats])
+        count_a.append(len(feats))
+    n_f, n_p = len(vocab), len(papers)
+    tf_t = _field_matrix(rows_t, count_t, n_f, n_p)
+    tf_a = _field_matrix(rows_a, count_a, n_f, n_p)
+
+    def norm(lengths: np.ndarray, weight: float) -> np.ndarray:
+        avg = lengths.mean() if n_p and lengths.mean() > 0 else 1.0
+        return (weight / (1.0 - settings.b + settings.b * lengths / avg)).astype(np.float32)
+
+    tfw = tf_t @ sp.diags(norm(words_t, settings.title_weight)) + tf_a @ sp.diags(
+        norm(words_a, settings.abstract_weight)
+    )
+    tfw = sp.csr_matrix(tfw, dtype=np.float32)
+    tfw.data = tfw.data / (settings.k1 + tfw.data)
+    tfw.eliminate_zeros()
+    df = np.diff(tfw.indptr).astype(np.float64)
+    idf = np.log1p((n_p - df + 0.5) / (df + 0.5))
+    in_t = tf_t.copy()
+    in_t.data[:] = 1.0
+    in_a = tf_a.copy()
+    in_a.data[:] = 1.0
+    return PaperIndex(vocab, tfw, in_t, in_a, idf, n_p)

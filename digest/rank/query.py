@@ -1,0 +1,304 @@
+"""Profile syntax: what a subscriber types, parsed into `Keyword`s and compiled to features.
+
+Syntax (one keyword per list element, or a comma-separated string):
+
+- ``LoRA`` — a term. Case, accents/width (Unicode NFKC), inline LaTeX and a plural ``s``
+  do not matter; English stemming applies (``adapters`` also finds ``adapter``, and, with
+  less credit, stem cousins such as ``adaptive``). Acronyms in the built-in table and
+  their expansions find each other (``LoRA`` finds "low-rank adaptation", ``TTS`` finds
+  "text-to-speech"), as do the spellings you list as synonyms in config.toml.
+  ``LLMs``/``MLLMs`` count as ``LLM``/``MLLM``; a method name ending in a listed acronym
+  (``QLoRA``, ``StyleGAN``) counts as that acronym.
+- ``fine-tuning`` — hyphenated words are one term: ``fine-tuning``, ``fine tuning`` and
+  ``finetuning`` are the same in keywords and in papers.
+- ``parameter-efficient fine-tuning`` — several words without quotes: a paper that has
+  them together (in order, joined by spaces or hyphens) scores as for a phrase; a paper
+  that has only some of them, or has them apart, still scores, but lower (rarer words
+  count more). Adjacency is rewarded, not required.
+- ``"video diffusion"`` — a quoted phrase: the words must stand together, in this order
+  (hyphens or spaces between them). A quote left open runs to the end of the keyword.
+- ``LoRA^2`` / ``"video diffusion"^1.5`` — a weight (positive, default 1). Weights are
+  relative within a profile: the heaviest keyword counts fully, a keyword of half its
+  weight counts half.
+- ``-diffusion`` (in the keyword list given to `make_profile`) or the profile's
+  ``exclude`` list — a paper that matches an exclusion is vetoed, however well it
+  matches otherwise. An excluded term or phrase vetoes only where it matches as a phrase
+  would (all its words together).
+- Keywords combine as alternatives: one keyword matching well is enough; each further
+  matching keyword raises the score (a "noisy OR", see `score`).
+
+A keyword of more than `MAX_KEYWORD_CHARS` characters is an error; keywords with nothing
+to search for (only punctuation or emoji) are dropped, and a profile left without any
+searchable keyword is an error (`QueryError`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from digest.errors import QueryError
+from digest.model import Keyword, Profile
+from digest.rank.analyzer import (
+    EXACT_PREFIX,
+    STOPWORDS,
+    Analyzer,
+    SynonymTable,
+    Token,
+    exact_form,
+    stem,
+    tokenize,
+)
+from digest.rank.settings import RankSettings
+
+MAX_KEYWORD_CHARS = 200
+MAX_KEYWORDS = 200
+MAX_WEIGHT = 1000.0
+
+_WEIGHT = re.compile(r"^(.*?)\^\s*([0-9]*\.?[0-9]+)\s*$", re.DOTALL)
+_QUOTES = '"“”„«»'
+_HYPHENS = "-\u2010\u2011\u2012\u2013"
+_SPACES = re.compile(r"\s+")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas and newlines that are outside double quotes."""
+    parts, current, quoted = [], [], False
+    for ch in text:
+        if ch in _QUOTES:
+            quoted = not quoted
+        if ch in ",\n" and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _parse_one(raw: str) -> Keyword | None:
+    body = raw.strip()
+    if not body:
+        return None
+    weight = 1.0
+    m = _WEIGHT.match(body)
+    if m:
+        body, weight = m.group(1).strip(), float(m.group(2))
+        if not (0 < weight <= MAX_WEIGHT) or not math.isfinite(weight):
+            raise QueryError(
+                f"keyword {_short(raw.strip())!r} has weight {m.group(2)}; "
+                f"a weight must be above 0 and at most {MAX_WEIGHT:g}"
+            )
+    negated = body.startswith("-") and len(body) > 1 and not body[1].isspace()
+    if negated:
+        body = body[1:]
+    phrase = False
+    if body[:1] in _QUOTES:
+        inner = body[1:]
+        close = next((i for i, ch in enumerate(inner) if ch in _QUOTES), len(inner))
+        if not inner[close + 1 :].strip():  # the whole keyword is quoted (or left open)
+            phrase, body = True, inner[:close]
+    body = _SPACES.sub(" ", "".join(ch for ch in body if ch not in _QUOTES)).strip()
+    if not body:
+        return None
+    if len(body) > MAX_KEYWORD_CHARS:
+        raise QueryError(
+            f"keyword {_short(body)!r} is {len(body)} characters long; "
+            f"the limit is {MAX_KEYWORD_CHARS}"
+        )
+    return Keyword(("-" if negated else "") + body, phrase=phrase, weight=weight)
+
+
+def parse_keywords(text: str | Sequence[str]) -> tuple[Keyword, ...]:
+    """Parse keywords as typed: a comma-separated string, or one keyword per element.
+
+    Quotes make a phrase, `^w` sets a weight, a leading `-` is kept in `Keyword.text` so
+    that `make_profile` can turn it into an exclusion. Empty elements are skipped. Raises
+    `QueryError` (and nothing else) for input that cannot be understood.
+    """
+    if isinstance(text, str):
+        elements = _split(text)
+    elif isinstance(text, Sequence) and all(isinstance(e, str) for e in text):
+        elements = list(text)
+    else:
+        raise QueryError("keywords must be a string or a list of strings")
+    out = [kw for kw in map(_parse_one, elements) if kw is not None]
+    if len(out) > MAX_KEYWORDS:
+        raise QueryError(f"{len(out)} keywords in one profile; the limit is {MAX_KEYWORDS}")
+    return tuple(out)
+
+
+def _searchable(keywords: Sequence[Keyword]) -> list[Keyword]:
+    """Drop keywords without any word, merge repeats (keeping the larger weight)."""
+    seen: dict[tuple[str, bool], Keyword] = {}
+    for kw in keywords:
+        if not tokenize(kw.text):
+            continue
+        key = (" ".join(t.word for t in tokenize(kw.text)), kw.phrase)
+        if key not in seen or seen[key].weight < kw.weight:
+            seen[key] = kw
+    return list(seen.values())
+
+
+def make_profile(
+    name: str,
+    keywords: str | Sequence[str] | Sequence[Keyword],
+    exclude: str | Sequence[str] | Sequence[Keyword] = (),
+    max_items: int | None = None,
+    min_score: float | None = None,
+    *,
+    defaults: RankSettings | None = None,
+) -> Profile:
+    """Build a validated `Profile` from what a subscriber typed.
+
+    `keywords`/`exclude` are strings or lists as for `parse_keywords` (or ready
+    `Keyword`s); keywords written `-term` join the exclusions. `max_items`/`min_score`
+    default to `defaults.default_max_items`/`default_min_score` (a `RankSettings`, the
+    built-in defaults when None). Raises `QueryError` with one sentence when the profile
+    has no positive keyword to search for, or a limit is out of range.
+    """
+    settings = defaults if defaults is not None else RankSettings()
+    if not isinstance(name, str) or not name.strip():
+        raise QueryError("a profile needs a non-empty name")
+    name = name.strip()
+
+    def as_keywords(value: object) -> tuple[Keyword, ...]:
+        if isinstance(value, Sequence) and value and all(isinstance(v, Keyword) for v in value):
+            return tuple(value)  # type: ignore[arg-type]
+        return parse_keywords(value)  # type: ignore[arg-type]
+
+    positive, negative = [], list(as_keywords(exclude))
+    for kw in as_keywords(keywords):
+        if kw.text.startswith("-"):
+            negative.append(Keyword(kw.text[1:], kw.phrase, kw.weight))
+        else:
+            positive.append(kw)
+    negative = [Keyword(k.text.lstrip("-") or k.text, k.phrase, k.weight) for k in negative]
+    positive, negative = _searchable(positive), _searchable(negative)
+    if not positive:
+        raise QueryError(
+            f"profile {name!r} has no keyword to search for "
+            "(it is empty, or has only exclusions, punctuation or emoji)"
+        )
+    items = settings.default_max_items if max_items is None else max_items
+    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+        raise QueryError(f"profile {name!r}: max_items must be a whole number of at least 1")
+    floor = settings.default_min_score if min_score is None else min_score
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1:
+        raise QueryError(f"profile {name!r}: min_score must be a number from 0 to 1")
+    return Profile(name, tuple(positive), tuple(negative), int(items), float(floor))
+
+
+# --- compilation: keyword -> features ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Evidence for one term: features and their shares (summing to 1)."""
+
+    features: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordPlan:
+    """How one keyword is scored against the index (see `score` for the formula).
+
+    `phrase` is the keyword as a whole (for one term, the term itself); when
+    `need_all` is not empty, the phrase counts only where all those features occur.
+    `bag` holds the separate terms of an unquoted multi-word keyword.
+    """
+
+    phrase: Unit
+    need_all: tuple[str, ...] = ()
+    bag: tuple[Unit, ...] = ()
+
+    def all_features(self) -> set[str]:
+        """Every feature that can show this keyword matched (for explanations)."""
+        out = {f for f, _ in self.phrase.features}
+        for unit in self.bag:
+            out.update(f for f, _ in unit.features)
+        return out
+
+
+def _word_unit(word: str, synonyms: SynonymTable, exact_share: float) -> Unit:
+    group = synonyms.word_group(word, stem(word))
+    if group is not None:
+        return Unit(((group, 1.0),))
+    if exact_share <= 0:
+        return Unit(((stem(word), 1.0),))
+    return Unit(((stem(word), 1.0 - exact_share), (EXACT_PREFIX + exact_form(word), exact_share)))
+
+
+def _solid_unit(a: str, b: str, exact_share: float) -> Unit:
+    """Two words that must stand together: their solid stem and exact form."""
+    solid = a + b
+    if exact_share <= 0:
+        return Unit(((stem(solid), 1.0),))
+    return Unit(((stem(solid), 1.0 - exact_share), (EXACT_PREFIX + exact_form(solid), exact_share)))
+
+
+def _pairs(ws: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(stem(a + b) for a, b in itertools.pairwise(ws)))
+
+
+def _chunks(text: str, tokens: Sequence[Token]) -> list[list[str]]:
+    """Group words joined by hyphens (or written as one token) into chunks."""
+    chunks: list[list[str]] = []
+    prev: Token | None = None
+    for tok in tokens:
+        gap = text[prev.end : tok.start] if prev is not None else ""
+        same_word = prev is not None and tok.start == prev.start
+        if prev is not None and (same_word or (gap and all(c in _HYPHENS for c in gap))):
+            chunks[-1].append(tok.word)
+        else:
+            chunks.append([tok.word])
+        prev = tok
+    return chunks
+
+
+def compile_keyword(keyword: Keyword, analyzer: Analyzer, exact_share: float) -> KeywordPlan | None:
+    """Turn one keyword into features; None when it has no word to search for."""
+    tokens = tokenize(keyword.text)
+    if not tokens:
+        return None
+    synonyms = analyzer.synonyms
+    ws = [t.word for t in tokens]
+    chunks = _chunks(keyword.text, tokens)
+
+    def chunk_unit(chunk: list[str]) -> tuple[Unit, tuple[str, ...]]:
+        if len(chunk) == 1:
+            return _word_unit(chunk[0], synonyms, exact_share), ()
+        group = synonyms.group(chunk)
+        if group is not None:
+            return Unit(((group, 1.0),)), ()
+        if len(chunk) == 2:
+            return _solid_unit(chunk[0], chunk[1], exact_share), ()
+        pairs = _pairs(chunk)
+        unit = Unit(tuple((p, 1.0 / len(pairs)) for p in pairs))
+        return unit, pairs if len(pairs) > 1 else ()
+
+    if len(chunks) == 1:
+        unit, need = chunk_unit(chunks[0])
+        return KeywordPlan(unit, need)
+    group = synonyms.group(ws)
+    if group is not None:
+        phrase, need = Unit(((group, 1.0),)), ()
+    elif len(ws) == 2:
+        phrase, need = _solid_unit(ws[0], ws[1], exact_share), ()
+    else:
+        pairs = _pairs(ws)
+        phrase = Unit(tuple((p, 1.0 / len(pairs)) for p in pairs))
+        need = pairs if len(pairs) > 1 else ()
+    if keyword.phrase:
+        return KeywordPlan(phrase, need)
+    bag = tuple(
+        chunk_unit(chunk)[0] for chunk in chunks if not (len(chunk) == 1 and chunk[0] in STOPWORDS)
+    )
+    return KeywordPlan(phrase, need, bag)

@@ -1,0 +1,309 @@
+"""Score every profile against every paper in batched sparse products, then explain.
+
+Per keyword k and paper p (all in [0, 1)):
+
+    phrase(k, p) = sum of shares * sat over the keyword's phrase features, and 0 unless
+                   every pair of neighbouring words occurs (for phrases of 3+ words)
+    bag(k, p)    = scattered_credit * mean_sat * coverage over the separate terms u of an
+                   unquoted multi-word keyword (0 for a single term or a quoted phrase):
+                   mean_sat = sum_u idf_u * sat_u / sum_u idf_u and
+                   coverage = sum_u idf_u * [u occurs] / sum_u idf_u
+    s(k, p)      = max(phrase, bag)            -> words together beat words apart
+
+Per profile P with relative weights w_k = weight_k / max weight (a "noisy OR": one strong
+keyword suffices, each further match adds):
+
+    relevance(P, p) = 1 - prod_k (1 - s(k, p)) ** w_k
+                    = -expm1( W @ log1p(-S) )  -> one sparse product, profiles x keywords
+                                                  times keywords x papers
+    score(P, p)     = relevance * (1 - pw - rw + pw * popularity(p) + rw * recency(p))
+
+A paper is kept when relevance >= min_score (so the tie-breakers can never lift an
+irrelevant paper in) and no exclusion matches it; the best `max_items` by score are kept.
+Because each keyword is divided by its own maximum attainable BM25 score, relevance 1.0
+means "the heaviest keyword matches as strongly as BM25 can tell" for every profile, and
+one min_score means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.model import DigestItem, Keyword, Paper, Profile
+from digest.rank.analyzer import Analyzer
+from digest.rank.index import PaperIndex, build_index
+from digest.rank.query import KeywordPlan, compile_keyword
+from digest.rank.settings import RankSettings
+
+DEFAULT_SETTINGS = RankSettings()
+_MAX_SAT = 0.999  # keeps log1p(-s) finite
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """All profiles' keywords as matrices over one shared list of keyword plans."""
+
+    plans: list[KeywordPlan | None]
+    weights: sp.csr_matrix  #: profiles x plans, relative keyword weights
+    excludes: sp.csr_matrix  #: profiles x plans, 1.0 for each exclusion
+    keyword_plans: list[list[int]]  #: per profile, plan id of each keyword (-1: none)
+
+
+@dataclass(frozen=True, slots=True)
+class Selections:
+    """What the batch chose, flat: profile i owns positions offsets[i]:offsets[i+1]."""
+
+    offsets: np.ndarray  #: n_profiles + 1 positions
+    papers: np.ndarray  #: paper column of each chosen item, best first within a profile
+    relevance: np.ndarray  #: keyword relevance in [0, 1] (what min_score is tested on)
+    score: np.ndarray  #: relevance blended with popularity and recency
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def of(self, i: int) -> slice:
+        """Positions of profile i's items."""
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+
+def compile_profiles(
+    profiles: Sequence[Profile], analyzer: Analyzer, settings: RankSettings
+) -> Compiled:
+    """Compile each distinct keyword once (profiles share many) into weight matrices."""
+    plan_of: dict[tuple[str, bool], int] = {}
+    plans: list[KeywordPlan | None] = []
+
+    def plan_id(text: str, phrase: bool) -> int:
+        key = (text, phrase)
+        got = plan_of.get(key)
+        if got is None:
+            got = plan_of[key] = len(plans)
+            plans.append(compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share))
+        return got
+
+    w_rows, w_cols, w_vals, e_rows, e_cols, per_profile = [], [], [], [], [], []
+    for i, profile in enumerate(profiles):
+        ids = [plan_id(kw.text, kw.phrase) for kw in profile.keywords]
+        live = [(pid, kw.weight) for pid, kw in zip(ids, profile.keywords, strict=True)]
+        live = [(pid, w) for pid, w in live if plans[pid] is not None and w > 0]
+        top = max((w for _, w in live), default=1.0)
+        for pid, w in live:
+            w_rows.append(i)
+            w_cols.append(pid)
+            w_vals.append(w / top)
+        for kw in profile.exclude:
+            pid = plan_id(kw.text, kw.phrase)
+            if plans[pid] is not None:
+                e_rows.append(i)
+                e_cols.append(pid)
+        per_profile.append([pid if plans[pid] is not None else -1 for pid in ids])
+    shape = (len(profiles), len(plans))
+    weights = sp.csr_matrix((np.asarray(w_vals, np.float32), (w_rows, w_cols)), shape=shape)
+    excludes = sp.csr_matrix((np.ones(len(e_rows), np.float32), (e_rows, e_cols)), shape=shape)
+    weights.sum_duplicates()
+    excludes.sum_duplicates()
+    return Compiled(plans, weights, excludes, per_profile)
+
+
+def keyword_scores(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex, settings: RankSettings
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """s(k, p) for every plan and paper, and the phrase part alone (for vetoes)."""
+    vocab, idf = index.vocab, index.idf
+    unseen_idf = math.log1p((index.n_papers + 0.5) / 0.5)
+    qp: tuple[list[int], list[int], list[float]] = ([], [], [])
+    qn: tuple[list[int], list[int], list[float]] = ([], [], [])
+    qb: tuple[list[int], list[int], list[float]] = ([], [], [])
+    need = np.zeros(len(plans), dtype=np.float32)
+
+    def put(q: tuple[list[int], list[int], list[float]], row: int, col: int, val: float) -> None:
+        q[0].append(row)
+        q[1].append(col)
+        q[2].append(val)
+
+    for k, plan in enumerate(plans):
+        if plan is None:
+            continue
+        if plan.need_all and not all(f in vocab for f in plan.need_all):
+            pass  # some pair never occurs: the phrase cannot match anywhere
+        else:
+            for f, share in plan.phrase.features:
+                if f in vocab:
+                    put(qp, k, vocab[f], share)
+            for f in plan.need_all:
+                put(qn, k, vocab[f], 1.0)
+            need[k] = len(plan.need_all)
+        if plan.bag:
+            unit_idf = [
+                idf[vocab[u.features[0][0]]] if u.features[0][0] in vocab else unseen_idf
+                for u in plan.bag
+            ]
+            total = sum(unit_idf)
+            for unit, u_idf in zip(plan.bag, unit_idf, strict=True):
+                for f, share in unit.features:
+                    if f in vocab:
+                        put(qb, k, vocab[f], u_idf * share / total)
+    shape = (len(plans), len(vocab))
+
+    def matrix(q: tuple[list[int], list[int], list[float]]) -> sp.csr_matrix:
+        m = sp.csr_matrix((np.asarray(q[2], np.float32), (q[0], q[1])), shape=shape)
+        m.sum_duplicates()
+        return m
+
+    sat = index.sat
+    present = sat.copy()
+    present.data[:] = 1.0
+    phrase = (matrix(qp) @ sat).tocsr()
+    if qn[0]:
+        counts = (matrix(qn) @ present).tocsr()
+        rows = np.repeat(np.arange(len(plans)), np.diff(counts.indptr))
+        counts.data = (counts.data >= need[rows]).astype(np.float32)
+        gated = sp.diags((need > 0).astype(np.float32)) @ phrase
+        free = sp.diags((need == 0).astype(np.float32)) @ phrase
+        phrase = (free + gated.multiply(counts)).tocsr()
+    phrase.eliminate_zeros()
+    if qb[0]:
+        # Words apart: idf-weighted mean saturation times idf-weighted coverage, so a
+        # keyword with half its (rare) words missing gets about a quarter, not a half.
+        bag_q = matrix(qb)
+        coverage = (bag_q @ present).tocsr()
+        coverage.data = coverage.data**settings.coverage_power
+        bag = (bag_q @ sat).multiply(coverage) * settings.scattered_credit
+        scores = phrase.maximum(bag).tocsr()
+    else:
+        scores = phrase
+    scores.data = np.minimum(scores.data, _MAX_SAT)
+    scores.data[scores.data < settings.min_evidence] = 0.0
+    scores.eliminate_zeros()
+    return scores.astype(np.float32), phrase
+
+
+def paper_priors(
+    papers: Sequence[Paper], now: datetime | date, settings: RankSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Popularity (log upvotes) and recency (half-life decay) of each paper, in [0, 1]."""
+    today = now.date() if isinstance(now, datetime) else now
+    scale = math.log1p(max(settings.popularity_saturation, 1))
+    pop = np.array([min(1.0, math.log1p(max(p.upvotes or 0, 0)) / scale) for p in papers])
+    rec = np.zeros(len(papers))
+    half = max(settings.recency_half_life_days, 1e-9)
+    for j, p in enumerate(papers):
+        day = p.published or (p.first_seen.date() if p.first_seen else None)
+        if day is not None:
+            rec[j] = 0.5 ** (max((today - day).days, 0) / half)
+    return pop.astype(np.float32), rec.astype(np.float32)
+
+
+def select(
+    compiled: Compiled,
+    scores: sp.csr_matrix,
+    vetoes: sp.csr_matrix,
+    profiles: Sequence[Profile],
+    prior: np.ndarray,
+    settings: RankSettings,
+) -> Selections:
+    """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
+
+    Everything stays sparse: only (profile, paper) pairs with some matching keyword exist
+    in the product, the gate drops most of them, and the survivors are sorted by
+    (profile, -score, paper) with one argsort; each profile keeps its first max_items.
+    Memory is bounded by the chunk's pairs, not by profiles x papers.
+    """
+    log_miss = scores.copy()
+    log_miss.data = np.log1p(-log_miss.data)
+    floors_all = np.array([max(p.min_score, 1e-6) for p in profiles], np.float32)
+    limits_all = np.array([p.max_items for p in profiles], np.int64)
+    chunk = max(1, settings.profile_chunk)
+    counts, cols_out, rel_out, score_out = [], [], [], []
+    for lo in range(0, len(profiles), chunk):
+        hi = min(lo + chunk, len(profiles))
+        log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
+        # relevance >= floor  <=>  log(1 - relevance) <= log(1 - floor): test before expm1
+        limit = np.log1p(-floors_all[lo:hi])
+        if np.all(limit == limit[0]):
+            idx = np.flatnonzero(log_rel.data <= limit[0])
+            rows = np.searchsorted(log_rel.indptr, idx, side="right") - 1
+        else:
+            rows = np.repeat(np.arange(hi - lo), np.diff(log_rel.indptr))
+            idx = np.flatnonzero(log_rel.data <= limit[rows])
+            rows = rows[idx]
+        cols, rv = log_rel.indices[idx], -np.expm1(log_rel.data[idx])
+        ex = compiled.excludes[lo:hi]
+        if ex.nnz:  # vetoes are looked up for the survivors of profiles with exclusions
+            check = np.flatnonzero(np.diff(ex.indptr)[rows] > 0)
+            hit = lookup((ex @ vetoes).tocsr(), rows[check], cols[check]) > 0
+            alive = np.ones(len(rows), dtype=bool)
+            alive[check[hit]] = False
+            rows, cols, rv = rows[alive], cols[alive], rv[alive]
+        sc = rv * prior[cols]
+        # rows ascending, then score descending; stable sort keeps paper order on ties
+        order = np.argsort(rows + (1.0 - sc.astype(np.float64)) * 0.5, kind="stable")
+        rows, cols, rv, sc = rows[order], cols[order], rv[order], sc[order]
+        starts = np.searchsorted(rows, np.arange(hi - lo))
+        rank_in_row = np.arange(len(rows)) - starts[rows]
+        take = rank_in_row < limits_all[lo:hi][rows]
+        counts.append(np.bincount(rows[take], minlength=hi - lo))
+        cols_out.append(cols[take].astype(np.int64))
+        rel_out.append(rv[take].astype(np.float64))
+        score_out.append(sc[take].astype(np.float64))
+    offsets = np.zeros(len(profiles) + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=offsets[1:])
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    return Selections(
+        offsets, cat(cols_out, np.int64), cat(rel_out, np.float64), cat(score_out, np.float64)
+    )
+
+
+def lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """matrix[rows[i], cols[i]] for many pairs at once (0 where absent)."""
+    if not len(rows) or not matrix.nnz:
+        return np.zeros(len(rows), dtype=np.float32)
+    m = matrix.tocsr()
+    m.sort_indices()
+    n_cols = m.shape[1]
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_cols + m.indices
+    want = rows.astype(np.int64) * n_cols + cols
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    return np.where(keys[pos] == want, m.data[pos], 0).astype(np.float32)
+
+
+def rank(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    now: datetime,
+    settings: RankSettings = DEFAULT_SETTINGS,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+) -> list[tuple[DigestItem, ...]]:
+    """Rank all papers for all profiles: one tuple per profile, best first.
+
+    Each tuple is what the digest holds: papers with relevance >= the profile's
+    min_score, not vetoed, at most max_items, each with its matches and snippets.
+    Pure: the result depends only on the arguments (no I/O, no clock).
+    """
+    if not profiles:
+        return []
+    if not papers:
+        return [() for _ in profiles]
+    analyzer = Analyzer(synonyms)
+    index = build_index(papers, analyzer, settings)
+    compiled = compile_profiles(profiles, analyzer, settings)
+    scores, phrase = keyword_scores(compiled.plans, index, settings)
+    vetoes = phrase.copy()
+    vetoes.data[:] = 1.0
+    pop, rec = paper_priors(papers, now, settings)
+    pw, rw = settings.popularity_weight, settings.recency_weight
+    prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
+    chosen = select(compiled, scores, vetoes, profiles, prior, settings)
+    from digest.rank.explain import explain  # explain needs this module's types
+
+    return explain(papers, profiles, compiled, chosen, scores, index, analyzer, settings)

@@ -1,0 +1,59 @@
+"""`RankSettings`: every number the ranker uses, with its default and why.
+
+config.toml's `[ranking]` table maps 1:1 onto these field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RankSettings:
+    """Tunable constants of the ranker. All scores they produce lie in [0, 1]."""
+
+    #: BM25F field weights: a word in the title counts like `title_weight` words in the
+    #: abstract (titles are short and say what the paper is about).
+    title_weight: float = 3.0
+    abstract_weight: float = 1.0
+    #: BM25 term-frequency saturation: how fast repeats stop adding evidence.
+    k1: float = 1.2
+    #: BM25 length normalisation (0 = none, 1 = full), same for both fields.
+    b: float = 0.75
+    #: Share of a single word's evidence that needs its own word form rather than any word
+    #: with the same stem (`adapters` vs `adaptive`); the rest is given to the stem.
+    exact_share: float = 0.3
+    #: Most credit an unquoted multi-word keyword gets when its words occur but not
+    #: together (words together as a phrase can reach 1).
+    scattered_credit: float = 0.7
+    #: How much missing words of such a keyword cost: the scattered score is multiplied by
+    #: coverage ** coverage_power, coverage being the idf share of its words present
+    #: (0 = not at all, 1 = proportionally). 0.5: missing a rare word costs more than a
+    #: common one, and a paper with only half the words keeps ~70 % of the credit.
+    coverage_power: float = 0.5
+    #: A keyword scoring below this in a paper counts as not matching it: such traces
+    #: (one common word of a multi-word keyword) are noise, would be listed as matches,
+    #: and would fill the batch with pairs that can never pass min_score.
+    min_evidence: float = 0.1
+    #: Tie-breakers. The final score is relevance * (1 - p - r + p*popularity + r*recency)
+    #: with popularity and recency in [0, 1], so they reorder close calls by at most
+    #: p + r (10 %) and can never lift a paper: min_score is applied to relevance alone.
+    popularity_weight: float = 0.05
+    recency_weight: float = 0.05
+    #: Upvotes at which popularity reaches 1 (log-scaled: 10 upvotes ~ 0.39).
+    popularity_saturation: int = 500
+    #: Days after which recency halves (age from `published`, else `first_seen`).
+    recency_half_life_days: float = 7.0
+    #: Defaults for profiles that set no `max_items` / `min_score`. Relevance 0.5 is
+    #: about "a keyword in the title, or at least twice in the abstract" (once in passing
+    #: in the abstract gives ~0.45), i.e. the paper is about it rather than mentions it.
+    #: min_score is the real filter; max_items only caps a flood (50 items keep an HTML
+    #: email well under Gmail's ~100 KB clipping) - a digest should not hide relevant
+    #: papers on a busy day, so the cap is well above a typical day's matches.
+    default_max_items: int = 50
+    default_min_score: float = 0.5
+    #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
+    profile_chunk: int = 4096
+    #: Snippets per item, and their length in characters.
+    snippets: int = 2
+    snippet_chars: int = 220
