@@ -53,10 +53,20 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
 
 
 def _seed_texts() -> tuple[list[str], list[str]]:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from eval import load_seeds  # the same reader `make eval` uses
+    from digest.sources.listing import parse
+    from digest.text import fold_title
 
-    papers = load_seeds()
+    distinct: dict[str, Paper] = {}
+    for path in sorted((ROOT / "seeds").glob("*.txt")):
+        for paper in parse(
+            path.read_bytes(),
+            origin=str(path),
+            source="seeds",
+            captured=NOW.date(),
+            warn=lambda w: None,
+        ):
+            distinct.setdefault(fold_title(paper.title), paper)
+    papers = list(distinct.values())
     sentences = [s for p in papers for s in _SENTENCE.split(p.abstract) if len(s) > 30]
     return [p.title for p in papers], sentences
 

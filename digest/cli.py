@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from digest import pipeline
+from digest import pipeline, rank
 from digest.config import Config, load_config
 from digest.errors import DigestError, QueryError
-from digest.model import Paper
+from digest.model import Paper, Profile
 from digest.store import Store
 
 
@@ -217,27 +217,33 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
 
 
 def _profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--exclude", metavar="TERMS", help='Terms or "phrases" that veto a paper.')(f)
+    f = click.option(
+        "--exclude", metavar="TERMS", multiple=True, help='Terms or "phrases" that veto a paper.'
+    )(f)
     f = click.option("--profile", "profile_name", metavar="NAME", help="A profile of config.toml.")(
         f
     )
     f = click.option(
-        "--keywords", "-k", metavar="TERMS", help='Comma-separated terms and "quoted phrases".'
+        "--keywords",
+        "-k",
+        metavar="TERMS",
+        multiple=True,
+        help='Comma-separated terms and "quoted phrases"; may be repeated.',
     )(f)
     return f
 
 
 def _profile(
     obj: _Ctx,
-    keywords: str | None,
+    keywords: tuple[str, ...],
     profile_name: str | None,
-    exclude: str | None,
+    exclude: tuple[str, ...],
     limit: int | None,
-) -> Any:
-    from digest import rank
-
+) -> Profile:
+    """The profile a command ranks for: --keywords, or a named profile of config.toml."""
     if bool(keywords) == bool(profile_name):
         raise CliError('give either --keywords "a, b" or --profile NAME')
+    excluded = tuple(k for text in exclude for k in rank.parse_keywords(text))
     if profile_name:
         for prof in obj.config.profiles:
             if prof.name == profile_name:
@@ -246,18 +252,76 @@ def _profile(
         else:
             names = ", ".join(p.name for p in obj.config.profiles) or "none"
             raise CliError(f"no profile {profile_name!r} in {obj.config.path} (have: {names})")
-        if exclude:
-            profile = replace(profile, exclude=profile.exclude + rank.parse_keywords(exclude))
+        profile = replace(profile, exclude=profile.exclude + excluded)
     else:
+        typed = tuple(k for text in keywords for k in rank.parse_keywords(text))
         try:
-            profile = rank.make_profile("keywords", keywords or "", exclude or ())
+            profile = rank.make_profile(
+                "keywords", typed, excluded, defaults=pipeline.rank_settings(obj.config)
+            )
         except QueryError as exc:
-            raise CliError(f"--keywords {keywords!r}: {exc}") from None
+            shown = ", ".join(keywords)
+            raise CliError(f"--keywords {shown!r}: {exc}") from None
     if limit is not None:
         if limit < 1:
             raise CliError(f"--limit {limit}: must be at least 1")
         profile = replace(profile, max_items=limit)
     return profile
+
+
+@cli.command(name="rank")
+@_profile_options
+@click.option(
+    "--limit",
+    "-n",
+    type=int,
+    metavar="N",
+    help="At most N papers (default: the profile's max_items).",
+)
+@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@_json_option("Print JSON Lines: id, title, score, matched (best first).")
+@pass_ctx
+def rank_command(
+    obj: _Ctx,
+    keywords: tuple[str, ...],
+    profile_name: str | None,
+    exclude: tuple[str, ...],
+    limit: int | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Rank the stored papers for keywords or a profile and list what a digest would hold.
+
+    Without --limit the list is exactly the digest: papers whose score passes the
+    profile's min_score, at most max_items of them. Scores lie in 0..1 and mean the
+    same for every profile.
+
+    \b
+    Examples:
+      digest rank --keywords 'LoRA^2, "parameter-efficient fine-tuning", adapters'
+      digest rank --profile speech --exclude survey --json
+    """
+    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    with obj.store() as store:
+        items = pipeline.rank_stored(
+            obj.config, store, profile, obj.now, _parse_date(since, "--since")
+        )
+    for item in items:
+        if as_json:
+            row = {
+                "id": item.paper.id,
+                "title": item.paper.title,
+                "score": round(item.score, 6),
+                "matched": item.matched,
+            }
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{item.score:.3f}  {item.paper.title}")
+            click.echo(f"       {item.why}")
+    if not as_json:
+        click.echo(
+            f"{len(items)} paper{'' if len(items) == 1 else 's'} for {profile.name}", err=True
+        )
 
 
 @cli.command()
@@ -275,9 +339,9 @@ def _profile(
 @pass_ctx
 def preview(
     obj: _Ctx,
-    keywords: str | None,
+    keywords: tuple[str, ...],
     profile_name: str | None,
-    exclude: str | None,
+    exclude: tuple[str, ...],
     fmt: str,
     limit: int | None,
     since: str | None,

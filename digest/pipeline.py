@@ -17,7 +17,7 @@ from pathlib import Path
 from digest import rank
 from digest.config import Config, ProfileConfig, SourceConfig
 from digest.errors import ConfigError, QueryError, SourceError
-from digest.model import Digest, DigestSection, Paper, Profile, SourceWarning
+from digest.model import Digest, DigestItem, DigestSection, Paper, Profile, SourceWarning
 from digest.render import make_environment, render_digest
 from digest.sources import parser_for
 from digest.sources.files import expand, modified_date, read_capture
@@ -138,7 +138,12 @@ def profile_from_config(config: Config, prof: ProfileConfig) -> Profile:
     """A config profile parsed by the ranker; errors name the file and the profile."""
     try:
         return rank.make_profile(
-            prof.name, prof.keywords, prof.exclude, prof.max_items, prof.min_score
+            prof.name,
+            prof.keywords,
+            prof.exclude,
+            prof.max_items,
+            prof.min_score,
+            defaults=rank_settings(config),
         )
     except QueryError as exc:
         raise ConfigError(f"{config.path}: profile {prof.name!r}: {exc}") from None
@@ -183,6 +188,17 @@ def build_digest(
         papers_considered=len(papers),
         notes=tuple(notes),
     )
+
+
+def rank_stored(
+    config: Config, store: Store, profile: Profile, now: datetime, since: date | None = None
+) -> list[DigestItem]:
+    """What a digest for `profile` would hold today, best first."""
+    papers = store.papers(since=since)
+    (items,) = rank.rank(
+        papers, [profile], now, rank_settings(config), synonyms=config.synonyms or None
+    )
+    return list(items)
 
 
 def preview(
