@@ -43,6 +43,20 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """`[publish]`: the static archive."""
+
+    #: Where `digest publish` writes the site (relative to the config file).
+    dir: Path = Path("site")
+    #: Absolute URL the site is served from (for sitemap.xml and feed links); "" = unknown.
+    base_url: str = ""
+    #: Days listed on the index page.
+    recent_days: int = 14
+    #: Entries per Atom feed.
+    feed_entries: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -58,6 +72,7 @@ class Config:
     preview_dir: Path = Path("var/preview")
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     digest_title: str = "papers-digest"
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     @property
     def root(self) -> Path:
@@ -70,7 +85,13 @@ def load_config(path: Path | str, *, required: bool = False) -> Config:
     if not path.exists():
         if required:
             raise ConfigError(f"{path}: no such config file; pass --config PATH or create it")
-        return Config(path=path.absolute(), store_path=path.absolute().parent / DEFAULT_STORE)
+        root = path.absolute().parent
+        return Config(
+            path=path.absolute(),
+            store_path=root / DEFAULT_STORE,
+            preview_dir=root / "var/preview",
+            publish=PublishConfig(dir=root / "site"),
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -197,8 +218,19 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     max_mb = float(ingest.get("max_file_mb", (int, float), DEFAULT_MAX_FILE_MB))
     if max_mb <= 0:
         ingest.fail("max_file_mb", max_mb, "must be positive")
+    pub = _Reader(file, "publish", top.get("publish", dict, {}))
+    base_url = pub.get("base_url", str, "")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        pub.fail("base_url", base_url, "must start with http:// or https://")
+    publish = PublishConfig(
+        dir=root / pub.get("dir", str, "site"),
+        base_url=base_url.rstrip("/") + "/" if base_url else "",
+        recent_days=_positive(pub, "recent_days", 14),
+        feed_entries=_positive(pub, "feed_entries", 50),
+    )
     return Config(
         path=path,
+        publish=publish,
         store_path=root / store.get("path", str, DEFAULT_STORE),
         sources=tuple(sources),
         profiles=tuple(profiles),
@@ -209,6 +241,13 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         max_file_mb=max_mb,
         digest_title=render.get("title", str, "papers-digest"),
     )
+
+
+def _positive(r: _Reader, key: str, default: int) -> int:
+    value = r.get(key, int, default)
+    if value < 1:
+        r.fail(key, value, "must be at least 1")
+    return int(value)
 
 
 def _captured(r: _Reader, value: Any) -> date | None:
