@@ -9,15 +9,19 @@ characters that could disguise text (`clean`).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 
 import jinja2
+import markdown as markdown_lib
+import nh3
+from markupsafe import Markup, escape
 
 from digest.errors import RenderError
-from digest.model import Digest, Paper
+from digest.model import Digest, DigestItem, Paper, Profile
 
 FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "digest.html.j2"}
 
@@ -44,10 +48,11 @@ def clean(text: object) -> str:
 
 def md_escape(text: object) -> str:
     """Inline Markdown that shows `text` literally: no links, HTML or emphasis from it."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", clean(text))
-    return _MD_LINE_START.sub(
-        lambda m: f"{m.group(1)}\\{m.group(0)[-1]}" if m.group(1) else "\\" + m.group(0), escaped
-    )
+    return _MD_LINE_START.sub(_escape_line_start, _MD_SPECIAL.sub(r"\\\1", clean(text)))
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    return f"{m.group(1)}\\{m.group(0)[-1]}" if m.group(1) else "\\" + m.group(0)
 
 
 def sentences(text: object, count: int = 2, max_chars: int = 400) -> str:
@@ -84,6 +89,84 @@ def paper_meta(paper: Paper) -> str:
     return " · ".join(parts)
 
 
+def paper_link(paper: Paper, base_url: str = "") -> str:
+    """Where a title links: the paper's own page, its arXiv page, else our archive permalink."""
+    if safe_url(paper.url):
+        return safe_url(paper.url)
+    if paper.arxiv_id and re.fullmatch(r"[\w./-]+", paper.arxiv_id):
+        return f"https://arxiv.org/abs/{paper.arxiv_id}"
+    if base_url:
+        return f"{base_url}papers/{paper.id}.html"
+    return ""
+
+
+@functools.lru_cache(maxsize=65536)
+def _spans(text: str, profile: Profile) -> tuple[tuple[int, int], ...]:
+    from digest.rank import match_spans
+
+    return tuple(match_spans(text, profile))
+
+
+def highlight(text: object, profile: Profile, fmt: str = "html") -> str:
+    """`text` with the profile's matching words marked: <mark> (html), **bold** (markdown).
+
+    Every other character is escaped for the format, so untrusted text stays inert.
+    """
+    plain = clean(text)
+    escape_part = {
+        "html": lambda t: str(escape(t)),
+        "markdown": lambda t: _MD_SPECIAL.sub(r"\\\1", t),
+    }.get(fmt, str)
+    marks = {"html": ("<mark>", "</mark>"), "markdown": ("**", "**")}.get(fmt, ("", ""))
+    out, pos = [], 0
+    for start, end in _spans(plain, profile):
+        out += [escape_part(plain[pos:start]), marks[0], escape_part(plain[start:end]), marks[1]]
+        pos = end
+    out.append(escape_part(plain[pos:]))
+    joined = "".join(out)
+    if fmt == "markdown":
+        return _MD_LINE_START.sub(_escape_line_start, joined)
+    return Markup(joined) if fmt == "html" else joined
+
+
+def why(item: DigestItem, fmt: str = "text") -> str:
+    """The one-line "why this paper": matched keywords (emphasised) and where they matched."""
+    if not item.matches:
+        return "popular today"
+    parts = []
+    for match in item.matches:
+        where = " + ".join(match.fields)
+        if fmt == "html":
+            parts.append(str(Markup("<strong>%s</strong> (%s)") % (clean(match.keyword), where)))
+        elif fmt == "markdown":
+            parts.append(f"**{md_escape(match.keyword)}** ({where})")
+        else:
+            parts.append(f"{clean(match.keyword)} ({where})")
+    joined = "matches " + ", ".join(parts)
+    return Markup(joined) if fmt == "html" else joined
+
+
+_ALLOWED_TAGS = {"p", "br", "strong", "em", "a", "ul", "ol", "li", "code", "blockquote"}
+
+
+def markdown_html(text: object) -> Markup:
+    """Trusted-looking Markdown from config (intro/footer notes) -> sanitised HTML.
+
+    Python-Markdown passes raw HTML and `javascript:` links through, so its output goes
+    through nh3 with a small allow-list; links get rel="noopener noreferrer".
+    """
+    html = markdown_lib.markdown(str(text), output_format="html")
+    return Markup(
+        nh3.clean(
+            html,
+            tags=_ALLOWED_TAGS,
+            attributes={"a": {"href", "title"}},
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer",
+        )
+    )
+
+
 def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
     """The environment: user templates over packaged ones, autoescape by file name."""
     loaders: list[jinja2.BaseLoader] = []
@@ -99,7 +182,15 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        clean=clean, md=md_escape, sentences=sentences, safe_url=safe_url, paper_meta=paper_meta
+        clean=clean,
+        md=md_escape,
+        sentences=sentences,
+        safe_url=safe_url,
+        paper_meta=paper_meta,
+        paper_link=paper_link,
+        highlight=highlight,
+        why=why,
+        markdown=markdown_html,
     )
     return env
 

@@ -1,0 +1,271 @@
+"""Email bodies: the whole-template renderer, and a composer that reuses fragments.
+
+`EmailRenderer.render_whole` renders `email/digest.html.j2` and inlines its CSS with
+css-inline: the reference, and fast enough for a handful of digests. `render` gives the
+same email for a big send: each paper's fragment is rendered and CSS-inlined once a day,
+and so is the page around it (with its per-reader values left as slots), so composing
+one reader's digest is joining strings. A stamp is a template rendered with `@@slot@@`
+markers, inlined, and split at the markers; the values that fill the slots are escaped
+for the place they go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import css_inline
+import jinja2
+from markupsafe import Markup, escape
+
+from digest.model import Digest, DigestItem, Paper
+from digest.render import clean, why
+
+_SLOT = re.compile(r"@@([a-z_]+)@@")
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Links of one reader's copy; "" where there is none (a preview)."""
+
+    archive: str = ""
+    manage: str = ""
+    unsubscribe: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """A rendered digest email: subject, preheader, and both bodies."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """Literal parts and slot names, alternating: [lit, slot, lit, slot, ..., lit]."""
+
+    parts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> _Stamp:
+        return cls(tuple(_SLOT.split(text)))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = self.parts
+        out = [parts[0]]
+        for i in range(1, len(parts), 2):
+            out.append(values[parts[i]])
+            out.append(parts[i + 1])
+        return "".join(out)
+
+
+def _slot(name: str) -> Markup:
+    return Markup(f"@@{name}@@")
+
+
+@dataclass
+class EmailRenderer:
+    """Renders digest emails from `templates/email/`; keeps a fragment cache per instance.
+
+    Use one instance per day (or per send run): fragments are keyed by paper id.
+    """
+
+    env: jinja2.Environment
+    base_url: str = ""
+    intro: str = ""  #: Markdown from config, shown under the header (sanitised)
+    brand: str = "papers-digest"
+    _css: str = field(init=False, default="")
+    _papers_html: dict[str, _Stamp] = field(init=False, default_factory=dict)
+    _papers_text: dict[str, _Stamp] = field(init=False, default_factory=dict)
+    _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.env.loader is not None
+        self._css = self.env.loader.get_source(self.env, "email/style.css")[0]
+        self._inliner = css_inline.CSSInliner(
+            load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False
+        )
+        self._fragments = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+    # -- the values every rendering shares ------------------------------------------
+
+    def _context(self, digest: Digest, links: Links) -> dict[str, Any]:
+        n = digest.item_count
+        names = [clean(s.profile.name) for s in digest.sections]
+        return {
+            "title": f"{clean(digest.title)} — {digest.day.isoformat()}",
+            "brand": self.brand,
+            "heading": f"{n} new paper{'' if n == 1 else 's'} for you",
+            "summary": f"{digest.day.strftime('%A %d %B %Y')} · picked from "
+            f"{digest.papers_considered} new paper{'' if digest.papers_considered == 1 else 's'}",
+            "preheader": preheader(digest),
+            "notes": [clean(note) for note in digest.notes] or empty_reasons(digest),
+            "intro": self.intro,
+            "profiles": ", ".join(names),
+            "links": links,
+            "base_url": self.base_url,
+            "css": Markup(self._css),
+        }
+
+    def subject(self, digest: Digest) -> str:
+        """The subject line: count and the top paper; never contains a line break."""
+        n = digest.item_count
+        top = next((s.items[0].paper.title for s in digest.sections if s.items), "")
+        head = f"{n} new paper{'' if n == 1 else 's'}" if n else "No new matches today"
+        return clean(f"{digest.title}: {head}" + (f" — {top}" if top else ""))[:200]
+
+    # -- the reference: one template, CSS inlined -----------------------------------
+
+    def render_whole(self, digest: Digest, links: Links = Links()) -> RenderedEmail:
+        """Render the whole templates and inline the CSS (slow, simple, the reference)."""
+        ctx = self._context(digest, links)
+        ctx["sections"] = [_section(s.profile.name, s.items, digest) for s in digest.sections]
+        html = self._inliner.inline(self.env.get_template("email/digest.html.j2").render(ctx))
+        text = tidy_text(self.env.get_template("email/digest.txt.j2").render(ctx))
+        return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
+
+    # -- the fast path: cached fragments --------------------------------------------
+
+    def render(self, digest: Digest, links: Links = Links()) -> RenderedEmail:
+        """The same email as `render_whole`, composed from cached, pre-inlined fragments."""
+        ctx = self._context(digest, links)
+        body_html, body_text = [], []
+        for section in digest.sections:
+            sec = _section(section.profile.name, section.items, digest)
+            values = {"name": str(escape(sec.name)), "empty": str(escape(sec.empty))}
+            body_html.append(self._stamp("section.html", bool(sec.empty)).fill(values))
+            text = {"name": sec.name, "empty": sec.empty}
+            body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(text))
+            for item in section.items:
+                body_html.append(self._paper_html(item.paper).fill({"why": why(item, "html")}))
+                body_text.append(self._paper_text(item.paper).fill({"why": why(item, "text")}))
+        shape = (
+            len(ctx["notes"]),
+            bool(links.archive),
+            bool(links.manage),
+            bool(links.unsubscribe),
+            bool(ctx["profiles"]),
+        )
+        html_values = {
+            "title": str(escape(ctx["title"])),
+            "preheader": str(escape(ctx["preheader"])),
+            "heading": str(escape(ctx["heading"])),
+            "summary": str(escape(ctx["summary"])),
+            "profiles": str(escape(ctx["profiles"])),
+            "archive": str(escape(links.archive)),
+            "manage": str(escape(links.manage)),
+            "unsubscribe": str(escape(links.unsubscribe)),
+            "body": "".join(body_html),
+        }
+        text_values = {
+            **{k: str(ctx[k]) for k in ("title", "preheader", "heading", "summary", "profiles")},
+            "archive": links.archive,
+            "manage": links.manage,
+            "unsubscribe": links.unsubscribe,
+            "body": "".join(body_text),
+        }
+        for i, note in enumerate(ctx["notes"]):
+            html_values[f"note{i}"] = str(escape(note))
+            text_values[f"note{i}"] = note
+        html = self._stamp("digest.html", shape).fill(html_values)
+        text = tidy_text(self._stamp("digest.txt", shape).fill(text_values))
+        return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
+
+    def _stamp(self, kind: str, shape: Any) -> _Stamp:
+        key = (kind, shape)
+        stamp = self._stamps.get(key)
+        if stamp is None:
+            stamp = self._stamps[key] = self._make_stamp(kind, shape)
+        return stamp
+
+    def _make_stamp(self, kind: str, shape: Any) -> _Stamp:
+        if kind.startswith("section"):
+            ctx = {"name": _slot("name"), "empty": _slot("empty") if shape else ""}
+            ext = kind.split(".")[1]
+            rendered = self.env.get_template(f"email/_section.{ext}.j2").render(ctx)
+            if ext == "html":
+                rendered = self._fragments.inline_fragment(rendered, self._css)
+            return _Stamp.of(rendered)
+        n_notes, archive, manage, unsubscribe, profiles = shape
+        ctx = {
+            "title": _slot("title"),
+            "brand": self.brand,
+            "heading": _slot("heading"),
+            "summary": _slot("summary"),
+            "preheader": _slot("preheader"),
+            "notes": [_slot(f"note{i}") for i in range(n_notes)],
+            "intro": self.intro,
+            "profiles": _slot("profiles") if profiles else "",
+            "links": Links(
+                _slot("archive") if archive else "",
+                _slot("manage") if manage else "",
+                _slot("unsubscribe") if unsubscribe else "",
+            ),
+            "base_url": self.base_url,
+            "css": Markup(self._css),
+        }
+        if kind == "digest.html":
+            ctx["body_html"] = _slot("body")
+            page = self.env.get_template("email/digest.html.j2").render(ctx)
+            return _Stamp.of(self._inliner.inline(page))
+        ctx["body_text"] = _slot("body")
+        return _Stamp.of(self.env.get_template("email/digest.txt.j2").render(ctx))
+
+    def _paper_html(self, paper: Paper) -> _Stamp:
+        stamp = self._papers_html.get(paper.id)
+        if stamp is None:
+            html = self.env.get_template("email/_item.html.j2").render(
+                paper=paper, why_html=_slot("why"), base_url=self.base_url
+            )
+            stamp = self._papers_html[paper.id] = _Stamp.of(
+                self._fragments.inline_fragment(html, self._css)
+            )
+        return stamp
+
+    def _paper_text(self, paper: Paper) -> _Stamp:
+        stamp = self._papers_text.get(paper.id)
+        if stamp is None:
+            text = self.env.get_template("email/_item.txt.j2").render(
+                paper=paper, why_text=_slot("why"), base_url=self.base_url
+            )
+            stamp = self._papers_text[paper.id] = _Stamp.of(text)
+        return stamp
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    name: str
+    empty: str  #: why the section is empty, "" when it is not
+    items: Sequence[DigestItem]
+
+
+def _section(name: str, items: Sequence[DigestItem], digest: Digest) -> _Section:
+    return _Section(clean(name), "" if items else "Nothing matched these keywords today.", items)
+
+
+def tidy_text(text: str) -> str:
+    """Plain text with at most one blank line in a row and one final newline."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def empty_reasons(digest: Digest) -> list[str]:
+    """Why a digest is empty, so it never arrives blank."""
+    if digest.item_count:
+        return []
+    if digest.papers_considered == 0:
+        return ["No new papers arrived since your last digest."]
+    return [f"None of the {digest.papers_considered} new papers matched your keywords today."]
+
+
+def preheader(digest: Digest) -> str:
+    """The inbox preview line: the first titles, plain text, about 110 characters."""
+    titles = [clean(i.paper.title) for s in digest.sections for i in s.items[:2]]
+    if not titles:
+        return (empty_reasons(digest) or ["Your papers-digest"])[0]
+    line = " · ".join(titles)
+    return line if len(line) <= 110 else line[:109].rsplit(" ", 1)[0] + "…"
