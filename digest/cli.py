@@ -336,6 +336,12 @@ def rank_command(
 )
 @click.option("--limit", "-n", type=int, metavar="N", help="At most N papers.")
 @click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@click.option(
+    "--open",
+    "open_browser",
+    is_flag=True,
+    help="Write the digest to a file under the preview directory and open it in the browser.",
+)
 @pass_ctx
 def preview(
     obj: _Ctx,
@@ -345,6 +351,7 @@ def preview(
     fmt: str,
     limit: int | None,
     since: str | None,
+    open_browser: bool,
 ) -> None:
     """Render a digest of the best-matching stored papers and print it.
 
@@ -358,7 +365,73 @@ def preview(
         _, text = pipeline.preview(
             obj.config, store, profile, obj.now, fmt, _parse_date(since, "--since")
         )
-    click.echo(text, nl=False)
+    if not open_browser:
+        click.echo(text, nl=False)
+        return
+    ext = {"html": "html", "markdown": "md", "text": "txt"}[fmt]
+    target = obj.config.preview_dir / f"preview-{obj.now.strftime('%Y%m%d-%H%M%S')}.{ext}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}")
+    click.launch(str(target))
+
+
+@cli.command()
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; the default keeps the server on this machine.",
+)
+@click.option(
+    "--site", "site_dir", metavar="DIR", help="Archive to serve (default: [publish] dir)."
+)
+@pass_ctx
+def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
+    """Serve the published archive and live previews on http://127.0.0.1:PORT/.
+
+    \b
+    GET /                            the archive (run `digest publish` first)
+    GET /preview?keywords=LoRA,TTS  a live digest preview (format=html|markdown|text)
+    Stop with Ctrl-C.
+    """
+    from digest.serve import make_server
+
+    store_path = Path(obj.db) if obj.db else obj.config.store_path
+    now = obj._now
+    clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
+    try:
+        server = make_server(
+            obj.config,
+            store_path,
+            clock,
+            host=host,
+            port=port,
+            site_dir=Path(site_dir) if site_dir else None,
+            verbose=True,
+        )
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0") from None
+    bound_host, bound_port = server.server_address[:2]
+    click.echo(
+        f"serving http://{bound_host}:{bound_port}/ (archive) and /preview?keywords=... "
+        "; Ctrl-C stops",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        server.server_close()
 
 
 @cli.command()

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from digest.model import Digest, DigestItem, Paper
 from digest.render import clean, why
 
-_SLOT = re.compile(r"@@([a-z_]+)@@")
+_SLOT = re.compile(r"@@([a-z0-9_]+)@@")
 
 
 @dataclass(frozen=True, slots=True)

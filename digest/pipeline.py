@@ -213,7 +213,9 @@ def preview(
     papers = store.papers(since=since)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     digest = build_digest(config, papers, [profile], now, notes=notes)
-    return digest, render_digest(digest, fmt, env=make_environment(config.templates_dir), now=now)
+    env = make_environment(config.templates_dir)
+    text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
+    return digest, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,8 @@ def run(
     written = []
     for fmt, ext in (("markdown", "md"), ("html", "html")):
         target = out_dir / f"digest-{digest.day.isoformat()}.{ext}"
-        _write_atomic(target, render_digest(digest, fmt, env=env, now=now))
+        text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
+        _write_atomic(target, text)
         written.append(target)
     return RunReport(ingest=report, digest=digest, written=tuple(written))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from digest.errors import RenderError
 from digest.model import Digest, DigestItem, Paper, Profile
 
-FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "digest.html.j2"}
+FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "email/digest.html.j2"}
 
 # C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -196,15 +196,31 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
 
 
 def render_digest(
-    digest: Digest, fmt: str, *, env: jinja2.Environment | None = None, now: datetime | None = None
+    digest: Digest,
+    fmt: str,
+    *,
+    env: jinja2.Environment | None = None,
+    now: datetime | None = None,
+    base_url: str = "",
+    links: object = None,
 ) -> str:
-    """Render a digest as `markdown`, `text` or `html`."""
+    """Render a digest as `markdown`, `text` or `html` (the email layout, CSS inlined).
+
+    `links` carries the reader's manage/unsubscribe URLs (`compose.Links`); a preview
+    has none and says so in the footer.
+    """
+    from digest.compose import EmailRenderer, Links, empty_reasons
+
+    links = links if links is not None else Links()
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     env = env or make_environment()
     try:
+        if fmt == "html":
+            return EmailRenderer(env, base_url=base_url).render_whole(digest, links).html  # type: ignore[arg-type]
         template = env.get_template(FORMATS[fmt])
-        return template.render(digest=digest, now=now, today=digest.day or date.today())
+        notes = list(digest.notes) or empty_reasons(digest)
+        return template.render(digest=digest, now=now, notes=notes, links=links, base_url=base_url)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name!r} not found in the templates directory") from None
     except jinja2.TemplateError as exc:

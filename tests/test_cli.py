@@ -97,7 +97,7 @@ def test_preview_other_formats(project: Path, fmt: str) -> None:
     invoke(project, "ingest")
     code, out, _ = invoke(project, "preview", "-k", "video generation", "--format", fmt)
     assert code == 0 and "video" in out.lower()
-    assert ("<!doctype html>" in out) == (fmt == "html")
+    assert ("<!doctype html>" in out.lower()) == (fmt == "html")
 
 
 def test_preview_with_a_config_profile(project: Path) -> None:

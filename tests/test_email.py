@@ -1,0 +1,239 @@
+"""Digest rendering: golden Markdown/text, the HTML email (size, composer = whole
+template), hostile text in every output, and the email in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import markdown
+import pytest
+
+from digest.compose import EmailRenderer, Links
+from digest.model import Digest, DigestSection, Paper
+from digest.rank import make_profile, rank
+from digest.render import make_environment, markdown_html, render_digest
+from digest.text import title_id
+
+from .conftest import FIXTURES
+
+NOW = datetime(2025, 10, 17, 7, tzinfo=UTC)
+GOLDEN = FIXTURES / "golden"
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "</textarea><b>x",
+    "{{ 7*7 }}",
+    "[x](javascript:alert(1))",
+    '"><img src=x onerror=alert(1)>',
+    "\u202eevil\u202c",
+]
+
+
+def _paper(title: str, abstract: str, **kw: object) -> Paper:
+    seen = datetime(2025, 10, 16, tzinfo=UTC)
+    return Paper(
+        id=title_id(title),
+        title=title,
+        abstract=abstract,
+        first_seen=seen,
+        last_seen=seen,
+        sources=("t",),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+PAPERS = [
+    _paper(
+        "LoRA Adapters for Speech Recognition",
+        "We fine-tune speech models with low-rank adaptation. ASR error drops by a tenth. "
+        "A third sentence is not shown.",
+        authors_count=5,
+        published=date(2025, 10, 15),
+        upvotes=12,
+        arxiv_id="2510.01234",
+    ),
+    _paper(
+        "Text-to-Speech in Real Time",
+        "A streaming TTS system. It runs on a phone.",
+        organization="Deepmind",
+        published=date(2025, 10, 14),
+    ),
+    _paper("Video Diffusion at Scale", "We scale video diffusion models. Quality improves."),
+]
+
+
+def _digest(
+    papers: list[Paper], keyword_sets: list[list[str]], notes: tuple[str, ...] = ()
+) -> Digest:
+    profiles = [
+        make_profile(f"p{i}" if len(ks) > 1 else ks[0], ks) for i, ks in enumerate(keyword_sets)
+    ]
+    ranked = rank(papers, profiles, NOW)
+    return Digest(
+        day=NOW.date(),
+        title="papers-digest",
+        sections=tuple(DigestSection(p, items) for p, items in zip(profiles, ranked, strict=True)),
+        papers_considered=len(papers),
+        notes=notes,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "text"])
+def test_golden_digest(fmt: str) -> None:
+    digest = _digest(PAPERS, [["speech", "TTS"], ["quantization"]])
+    links = Links(manage="https://d.example/manage?t=1", unsubscribe="https://d.example/u?t=1")
+    out = render_digest(
+        digest, fmt, env=make_environment(), base_url="https://d.example/", links=links
+    )
+    golden = GOLDEN / f"digest.{'md' if fmt == 'markdown' else 'txt'}"
+    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
+        golden.write_text(out, encoding="utf-8")
+    assert out == golden.read_text(encoding="utf-8")
+
+
+def test_golden_email_text() -> None:
+    digest = _digest(PAPERS, [["speech", "TTS"], ["quantization"]])
+    email = EmailRenderer(make_environment(), base_url="https://d.example/").render(
+        digest, Links(unsubscribe="https://d.example/u?t=1")
+    )
+    golden = GOLDEN / "email.txt"
+    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
+        golden.write_text(email.text, encoding="utf-8")
+    assert email.text == golden.read_text(encoding="utf-8")
+    assert email.subject == "papers-digest: 2 new papers — Text-to-Speech in Real Time"
+
+
+def _visible(html: str) -> str:
+    html = re.sub(r"(?s)<style.*?</style>", "", html)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def _twenty() -> Digest:
+    long = " ".join(["This sentence pads the abstract to a realistic length of prose."] * 25)
+    papers = [
+        _paper(
+            f"Speech model number {i} with a fairly long descriptive title",
+            long,
+            authors_count=7,
+            upvotes=i,
+            published=date(2025, 10, 1),
+        )
+        for i in range(20)
+    ]
+    digest = _digest(papers, [["speech"]])
+    assert digest.item_count == 20
+    return digest
+
+
+def test_twenty_items_stay_under_gmail_clipping_and_composer_matches_template() -> None:
+    digest = _twenty()
+    renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
+    links = Links("https://d.example/", "https://d.example/m?t=1", "https://d.example/u?t=a&b")
+    whole, composed = renderer.render_whole(digest, links), renderer.render(digest, links)
+    assert len(composed.html.encode()) < 100_000 and len(whole.html.encode()) < 100_000
+    assert _visible(whole.html) == _visible(composed.html)
+    assert whole.text == composed.text
+    assert "<style" in composed.html and "prefers-color-scheme: dark" in composed.html
+    assert 'class="preheader"' in composed.html and "style=" in composed.html  # CSS inlined
+    assert 'href="https://d.example/u?t=a&amp;b"' in composed.html
+
+
+def test_empty_digest_says_why() -> None:
+    nothing = _digest(PAPERS, [["quantum chromodynamics"]])
+    email = EmailRenderer(make_environment()).render(nothing)
+    assert "None of the 3 new papers matched your keywords today." in email.text
+    assert "Nothing matched these keywords today." in _visible(email.html)
+    assert (
+        "No new papers arrived"
+        in EmailRenderer(make_environment()).render(_digest([], [["speech"]])).text
+    )
+    failed = _digest(PAPERS, [["speech"]], notes=("A source failed: hf: timed out",))
+    assert "A source failed: hf: timed out" in render_digest(failed, "markdown")
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _assert_inert_html(html: str) -> None:
+    parser = _Tags()
+    parser.feed(html)
+    for tag, attrs in parser.tags:
+        assert tag not in {"script", "img", "textarea", "iframe"}, tag
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert not (attrs.get("href") or "").lower().startswith("javascript"), attrs
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_hostile_text_is_inert_and_readable(evil: str) -> None:
+    paper = _paper(
+        f"Speech {evil} title", f"About speech. {evil} in the abstract.", organization=f"Org {evil}"
+    )
+    digest = _digest([paper], [["speech", evil]])
+    renderer = EmailRenderer(make_environment())
+    for email in (renderer.render_whole(digest), renderer.render(digest)):
+        _assert_inert_html(email.html)
+        assert "49" not in email.text and "\u202e" not in email.html + email.text
+        visible = _visible(email.html)
+        if evil.startswith("\u202e"):
+            assert "evil" in visible
+        else:
+            assert "7*7" in visible or "alert" in visible or "textarea" in visible
+    md = render_digest(digest, "markdown")
+    _assert_inert_html(markdown.markdown(md))
+    assert "49" not in md and "\u202e" not in md
+    assert "\u202e" not in render_digest(digest, "text")
+
+
+def test_huge_title_renders() -> None:
+    paper = _paper("Speech " + "x" * 100_000, "About speech.")
+    email = EmailRenderer(make_environment()).render(_digest([paper], [["speech"]]))
+    assert "x" * 1000 in email.text
+
+
+def test_markdown_filter_sanitises() -> None:
+    html = str(
+        markdown_html(
+            "**hi** [x](javascript:alert(1)) <script>bad()</script> <img src=x onerror=a>"
+        )
+    )
+    _assert_inert_html(html)
+    assert "<strong>hi</strong>" in html
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed")
+def test_email_has_no_horizontal_scroll_in_chromium(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
+    page_file = tmp_path / "email.html"
+    page_file.write_text(renderer.render(_twenty(), Links(unsubscribe="https://d.example/u")).html)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+            timeout=30_000,
+        )
+        try:
+            for width in (375, 800):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(page_file.as_uri(), timeout=30_000)
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(tmp_path / f"email-{width}.png"), full_page=True)
+                assert "Speech model number 0" in page.inner_text("body")
+        finally:
+            browser.close()
