@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint eval bench clean
+.PHONY: run test lint eval bench clean chromium
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 2; }
@@ -23,9 +23,19 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/digest run
 
-test: $(DEVSTAMP)
+test: $(DEVSTAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Browser tests drive Debian's chromium (no browser download). Installed when missing and
+# we are root with apt-get; otherwise those tests skip with a reason.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian) for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "warning: could not install chromium; browser tests will skip"; \
+	else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
@@ -36,6 +46,8 @@ eval: $(DEVSTAMP)
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/rank.py
+	$(BIN)/python bench/render.py
+	@if [ -f bench/publish.py ]; then $(BIN)/python bench/publish.py; fi
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache
