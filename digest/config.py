@@ -57,6 +57,45 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """`[delivery.smtp]`."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"  #: "none" | "starttls" | "ssl"
+    username: str = ""
+    password_env: str = ""  #: name of the environment variable holding the password
+    timeout: float = 30.0
+    connections: int = 1  #: parallel connections for a batch
+
+
+@dataclass(frozen=True, slots=True)
+class SendgridConfig:
+    """`[delivery.sendgrid]`."""
+
+    api_key_env: str = "SENDGRID_API_KEY"
+    host: str = "https://api.sendgrid.com"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """`[delivery]`: how digests leave the machine."""
+
+    backend: str = "outbox"  #: "outbox" | "smtp" | "sendgrid"
+    from_addr: str = "papers-digest <digest@localhost>"
+    #: Where the outbox backend writes .eml files (relative to the config file).
+    outbox_dir: Path = Path("var/outbox")
+    #: Public URL of `digest serve` for confirm/unsubscribe links ("" = the archive base_url).
+    public_url: str = ""
+    #: mailto address for List-Unsubscribe ("" = none).
+    unsubscribe_mailto: str = ""
+    max_attempts: int = 5
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    sendgrid: SendgridConfig = field(default_factory=SendgridConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -73,6 +112,9 @@ class Config:
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     digest_title: str = "papers-digest"
     publish: PublishConfig = field(default_factory=PublishConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    #: HMAC secret for tokens: DIGEST_SECRET in the environment wins over config.toml.
+    secret: str = ""
 
     @property
     def root(self) -> Path:
@@ -91,6 +133,7 @@ def load_config(path: Path | str, *, required: bool = False) -> Config:
             store_path=root / DEFAULT_STORE,
             preview_dir=root / "var/preview",
             publish=PublishConfig(dir=root / "site"),
+            delivery=DeliveryConfig(outbox_dir=root / "var/outbox"),
         )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -231,6 +274,8 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     return Config(
         path=path,
         publish=publish,
+        delivery=_delivery(_Reader(file, "delivery", top.get("delivery", dict, {})), root),
+        secret=_Reader(file, "security", top.get("security", dict, {})).get("secret", str, ""),
         store_path=root / store.get("path", str, DEFAULT_STORE),
         sources=tuple(sources),
         profiles=tuple(profiles),
@@ -240,6 +285,52 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         preview_dir=root / render.get("preview_dir", str, "var/preview"),
         max_file_mb=max_mb,
         digest_title=render.get("title", str, "papers-digest"),
+    )
+
+
+BACKENDS = ("outbox", "smtp", "sendgrid")
+
+
+def _delivery(r: _Reader, root: Path) -> DeliveryConfig:
+    backend = r.get("backend", str, "outbox")
+    if backend not in BACKENDS:
+        r.fail("backend", backend, f"unknown backend; expected one of: {', '.join(BACKENDS)}")
+    smtp_r = _Reader(r.file, "delivery.smtp", r.get("smtp", dict, {}))
+    security = smtp_r.get("security", str, "none")
+    if security not in ("none", "starttls", "ssl"):
+        smtp_r.fail("security", security, "must be none, starttls or ssl")
+    port = smtp_r.get("port", int, 465 if security == "ssl" else 25)
+    if not 0 < port < 65536:
+        smtp_r.fail("port", port, "must be a port number")
+    smtp = SmtpConfig(
+        host=smtp_r.get("host", str, "127.0.0.1"),
+        port=port,
+        security=security,
+        username=smtp_r.get("username", str, ""),
+        password_env=smtp_r.get("password_env", str, ""),
+        timeout=float(smtp_r.get("timeout", (int, float), 30.0)),
+        connections=_positive(smtp_r, "connections", 1),
+    )
+    sg_r = _Reader(r.file, "delivery.sendgrid", r.get("sendgrid", dict, {}))
+    sendgrid = SendgridConfig(
+        api_key_env=sg_r.get("api_key_env", str, "SENDGRID_API_KEY"),
+        host=sg_r.get("host", str, "https://api.sendgrid.com"),
+        timeout=float(sg_r.get("timeout", (int, float), 30.0)),
+    )
+    if "password" in smtp_r.table or "api_key" in sg_r.table:
+        raise ConfigError(
+            f"{r.file}: delivery: secrets do not belong in config.toml; name an environment "
+            "variable with password_env / api_key_env instead"
+        )
+    return DeliveryConfig(
+        backend=backend,
+        from_addr=r.get("from", str, "papers-digest <digest@localhost>"),
+        outbox_dir=root / r.get("outbox_dir", str, "var/outbox"),
+        public_url=r.get("public_url", str, ""),
+        unsubscribe_mailto=r.get("unsubscribe_mailto", str, ""),
+        max_attempts=_positive(r, "max_attempts", 5),
+        smtp=smtp,
+        sendgrid=sendgrid,
     )
 
 
