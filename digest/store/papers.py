@@ -1,51 +1,21 @@
-"""The SQLite store: the only module that speaks SQL.
+"""Papers: insert-or-merge, listing. Part of the store (the only SQL in the project).
 
 Papers are keyed by a stable id (arXiv id when known, else a hash of the folded title)
 and deduplicated on the folded title too, so `Met$^2$Net` and `Met^2Net` are one row.
-Merging two captures of a paper keeps the richer record field by field. The schema is
-versioned with `PRAGMA user_version`; `_MIGRATIONS[n]` takes version n to n+1.
-Every write runs in one transaction: a failure rolls the whole batch back.
+Merging two captures of a paper keeps the richer record field by field.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from pathlib import Path
 
 from digest.errors import StoreError
 from digest.model import Paper
+from digest.store.base import StoreBase
 from digest.text import fold_title
-
-_MIGRATIONS: list[str] = [
-    # 0 -> 1: papers and where they were seen.
-    """
-    CREATE TABLE papers (
-        id            TEXT PRIMARY KEY,
-        folded_title  TEXT NOT NULL UNIQUE,
-        title         TEXT NOT NULL,
-        abstract      TEXT NOT NULL DEFAULT '',
-        published     TEXT,
-        upvotes       INTEGER NOT NULL DEFAULT 0,
-        authors_count INTEGER,
-        organization  TEXT,
-        arxiv_id      TEXT UNIQUE,
-        url           TEXT,
-        first_seen    TEXT NOT NULL,
-        last_seen     TEXT NOT NULL
-    );
-    CREATE INDEX papers_first_seen ON papers(first_seen);
-    CREATE TABLE paper_sources (
-        paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
-        source   TEXT NOT NULL,
-        PRIMARY KEY (paper_id, source)
-    ) WITHOUT ROWID;
-    """,
-]
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 _COLUMNS = (
     "id, title, abstract, published, upvotes, authors_count, organization, arxiv_id, url,"
@@ -67,66 +37,8 @@ class IngestCounts:
         )
 
 
-class Store:
-    """A papers-digest SQLite database (WAL mode). Use as a context manager."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open the store ({exc}); is it a papers-digest SQLite file?"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: write failed and was rolled back ({exc})") from None
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: schema version {version} is newer than this papers-digest "
-                f"({SCHEMA_VERSION}); upgrade papers-digest"
-            )
-        for target in range(version, SCHEMA_VERSION):
-            with self._transaction() as db:
-                for statement in _MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {target + 1}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+class PapersMixin(StoreBase):
+    """Paper rows."""
 
     # -- papers ---------------------------------------------------------------
 

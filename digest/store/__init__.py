@@ -1,0 +1,16 @@
+"""The SQLite store: the only package that speaks SQL.
+
+One `Store` object per connection, assembled from one part per domain (papers,
+subscribers, deliveries) over a shared base (connection, transactions, migrations).
+Every write runs in one transaction: a failure rolls the whole batch back.
+"""
+
+from digest.store.papers import IngestCounts, PapersMixin, merge
+from digest.store.schema import SCHEMA_VERSION
+
+
+class Store(PapersMixin):
+    """A papers-digest SQLite database (WAL mode). Use as a context manager."""
+
+
+__all__ = ["SCHEMA_VERSION", "IngestCounts", "Store", "merge"]
