@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import ConfigError
+from digest.model import ProfileSpec
 
 DEFAULT_STORE = "var/digest.sqlite3"
 DEFAULT_MAX_FILE_MB = 32.0
@@ -31,15 +32,8 @@ class SourceConfig:
     captured: date | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileConfig:
-    """One `[[profiles]]` table, as typed (parsed into a `Profile` by the ranker)."""
-
-    name: str
-    keywords: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-    max_items: int | None = None
-    min_score: float | None = None
+#: A `[[profiles]]` table as typed (parsed into a `Profile` by the ranker).
+ProfileConfig = ProfileSpec
 
 
 @dataclass(frozen=True, slots=True)

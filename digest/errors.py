@@ -38,3 +38,7 @@ class RenderError(DigestError):
 
 class DeliveryError(DigestError):
     """A message could not be delivered."""
+
+
+class SubscriptionError(DigestError):
+    """A subscribe/confirm/unsubscribe request that cannot be honoured (bad address, token)."""

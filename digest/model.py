@@ -138,3 +138,51 @@ class Digest:
     @property
     def item_count(self) -> int:
         return sum(len(s.items) for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """A profile as the user typed it (config.toml or `digest subscribe`), before parsing."""
+
+    name: str
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    max_items: int | None = None
+    min_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A reader of the daily email."""
+
+    id: int
+    email: str  #: normalised address; one row per address
+    status: str  #: "pending" (not confirmed yet), "confirmed", "unsubscribed"
+    timezone: str  #: IANA name, e.g. "Europe/Berlin"
+    send_at: str  #: "HH:MM" local time
+    frequency: str  #: "daily" | "weekly"
+    notify_empty: bool  #: send a "nothing today" note when nothing matched
+    created_at: datetime
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    profiles: tuple[ProfileSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One digest for one subscriber and day: claimed before any backend is called."""
+
+    id: str  #: opaque (a hash), carried in headers; no personal data
+    subscriber_id: int
+    email: str
+    digest_date: date
+    state: str  #: "pending" -> "sent" | "failed" | "retry"
+    attempts: int
+    next_attempt_at: datetime | None
+    reason: str
+    window_start: datetime | None  #: papers first seen after this ...
+    window_end: datetime  #: ... and up to this
+    content: str  #: the digest frozen at claim time (JSON), so a resend is the same digest
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None = None

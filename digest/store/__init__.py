@@ -5,11 +5,13 @@ subscribers, deliveries) over a shared base (connection, transactions, migration
 Every write runs in one transaction: a failure rolls the whole batch back.
 """
 
+from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import IngestCounts, PapersMixin, merge
 from digest.store.schema import SCHEMA_VERSION
+from digest.store.subscribers import SubscribersMixin
 
 
-class Store(PapersMixin):
+class Store(PapersMixin, SubscribersMixin, DeliveriesMixin):
     """A papers-digest SQLite database (WAL mode). Use as a context manager."""
 
 

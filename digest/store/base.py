@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from digest.errors import StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -34,7 +35,7 @@ class StoreBase:
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]  # returns the concrete Store
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -30,5 +30,57 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (paper_id, source)
     ) WITHOUT ROWID;
     """,
+    # 1 -> 2: subscribers, their profiles, deliveries (exactly once), the sent-ledger, locks.
+    """
+    CREATE TABLE subscribers (
+        id              INTEGER PRIMARY KEY,
+        email           TEXT NOT NULL UNIQUE,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'unsubscribed')),
+        timezone        TEXT NOT NULL DEFAULT 'UTC',
+        send_at         TEXT NOT NULL DEFAULT '07:00',
+        frequency       TEXT NOT NULL DEFAULT 'daily' CHECK (frequency IN ('daily', 'weekly')),
+        notify_empty    INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL,
+        confirmed_at    TEXT,
+        unsubscribed_at TEXT
+    );
+    CREATE TABLE subscriber_profiles (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        keywords      TEXT NOT NULL,
+        exclude       TEXT NOT NULL DEFAULT '[]',
+        max_items     INTEGER,
+        min_score     REAL,
+        PRIMARY KEY (subscriber_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        id              TEXT PRIMARY KEY,
+        subscriber_id   INTEGER NOT NULL REFERENCES subscribers(id),
+        digest_date     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'retry')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        reason          TEXT NOT NULL DEFAULT '',
+        window_start    TEXT,
+        window_end      TEXT NOT NULL,
+        content         TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        sent_at         TEXT,
+        UNIQUE (subscriber_id, digest_date)
+    );
+    CREATE INDEX deliveries_state ON deliveries(state, next_attempt_at);
+    CREATE TABLE sent_papers (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        paper_id      TEXT NOT NULL,
+        delivery_id   TEXT NOT NULL REFERENCES deliveries(id),
+        PRIMARY KEY (subscriber_id, paper_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE locks (
+        name       TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,181 @@
+"""Deliveries, the sent-ledger and leases. Part of the store (the only SQL in the project).
+
+A delivery row (subscriber, digest date) is claimed, with the digest's frozen content and
+its papers added to the sent-ledger, in ONE transaction before any backend is called.
+So a run killed at any point leaves either no claim (the next run claims it) or a
+claim whose content the next run sends as it is: never two different digests.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from digest.model import Delivery
+from digest.store.base import StoreBase
+
+_COLUMNS = (
+    "d.id, d.subscriber_id, s.email, d.digest_date, d.state, d.attempts, d.next_attempt_at,"
+    " d.reason, d.window_start, d.window_end, d.content, d.created_at, d.updated_at, d.sent_at"
+)
+_FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+
+
+class DeliveriesMixin(StoreBase):
+    """Delivery rows, the per-subscriber sent-ledger, and named leases."""
+
+    def claim_delivery(
+        self,
+        delivery_id: str,
+        subscriber_id: int,
+        digest_date: date,
+        window: tuple[datetime | None, datetime],
+        content: str,
+        paper_ids: Iterable[str],
+        now: datetime,
+    ) -> bool:
+        """Record a pending delivery and mark its papers sent; False if already claimed."""
+        with self._transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
+                    " window_end, content, created_at, updated_at)"
+                    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                    (
+                        delivery_id,
+                        subscriber_id,
+                        digest_date.isoformat(),
+                        window[0].isoformat() if window[0] else None,
+                        window[1].isoformat(),
+                        content,
+                        now.isoformat(),
+                        now.isoformat(),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            db.executemany(
+                "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
+                " VALUES (?, ?, ?)",
+                [(subscriber_id, pid, delivery_id) for pid in paper_ids],
+            )
+        return True
+
+    def record_attempts(
+        self, results: Iterable[tuple[str, str, str, datetime | None]], now: datetime
+    ) -> None:
+        """Store backend outcomes: (delivery id, state, reason, next attempt) in one go."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET state = ?, reason = ?, next_attempt_at = ?,"
+                " attempts = attempts + 1, updated_at = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+                " WHERE id = ? AND state IN ('pending', 'retry')",
+                [
+                    (
+                        state,
+                        reason,
+                        nxt.isoformat() if nxt else None,
+                        now.isoformat(),
+                        state,
+                        now.isoformat(),
+                        did,
+                    )
+                    for did, state, reason, nxt in results
+                ],
+            )
+
+    def due_deliveries(self, now: datetime) -> list[Delivery]:
+        """Pending deliveries, and retries whose time has come, oldest first."""
+        return self._deliveries(
+            "WHERE d.state = 'pending' OR (d.state = 'retry' AND d.next_attempt_at <= ?)"
+            " ORDER BY d.created_at, d.id",
+            (now.isoformat(),),
+        )
+
+    def deliveries(self, state: str | None = None) -> list[Delivery]:
+        """All deliveries (or those in `state`), newest first."""
+        if state:
+            return self._deliveries(
+                "WHERE d.state = ? ORDER BY d.digest_date DESC, s.email", (state,)
+            )
+        return self._deliveries("ORDER BY d.digest_date DESC, s.email", ())
+
+    def delivery_for(self, subscriber_id: int, digest_date: date) -> Delivery | None:
+        rows = self._deliveries(
+            "WHERE d.subscriber_id = ? AND d.digest_date = ?",
+            (subscriber_id, digest_date.isoformat()),
+        )
+        return rows[0] if rows else None
+
+    def last_delivery(self, subscriber_id: int) -> Delivery | None:
+        rows = self._deliveries(
+            "WHERE d.subscriber_id = ? ORDER BY d.digest_date DESC LIMIT 1", (subscriber_id,)
+        )
+        return rows[0] if rows else None
+
+    def sent_paper_ids(self, subscriber_id: int) -> set[str]:
+        """Every paper ever claimed for this subscriber (never sent twice)."""
+        return {
+            r[0]
+            for r in self._db.execute(
+                "SELECT paper_id FROM sent_papers WHERE subscriber_id = ?", (subscriber_id,)
+            )
+        }
+
+    def _deliveries(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
+        return [_delivery(r) for r in self._db.execute(f"SELECT {_COLUMNS} {_FROM} {where}", args)]
+
+    # -- leases -------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, owner: str, now: datetime, ttl: timedelta, *, steal_from_dead: bool = True
+    ) -> str | None:
+        """Take the named lease; returns None on success, else the current owner.
+
+        A lease past its expiry is free. With `steal_from_dead`, a lease held by a
+        process of this host that no longer runs is free too (a killed run).
+        """
+        from digest.store.lease import owner_is_dead
+
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT owner, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row["owner"] != owner:
+                expired = datetime.fromisoformat(row["expires_at"]) <= now
+                if not expired and not (steal_from_dead and owner_is_dead(row["owner"])):
+                    return str(row["owner"])
+            db.execute(
+                "INSERT OR REPLACE INTO locks (name, owner, expires_at) VALUES (?, ?, ?)",
+                (name, owner, (now + ttl).isoformat()),
+            )
+        return None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _delivery(r: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=r["id"],
+        subscriber_id=r["subscriber_id"],
+        email=r["email"],
+        digest_date=date.fromisoformat(r["digest_date"]),
+        state=r["state"],
+        attempts=r["attempts"],
+        next_attempt_at=_time(r["next_attempt_at"]),
+        reason=r["reason"],
+        window_start=_time(r["window_start"]),
+        window_end=datetime.fromisoformat(r["window_end"]),
+        content=r["content"],
+        created_at=datetime.fromisoformat(r["created_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+        sent_at=_time(r["sent_at"]),
+    )

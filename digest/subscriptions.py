@@ -1,0 +1,165 @@
+"""Subscribing, confirming (double opt-in), unsubscribing and editing profiles.
+
+Addresses are validated and normalised with email-validator (one row per address).
+Every change is keyed by a signed token or by the operator's explicit command; a token
+for one subscriber can never act on another (see tokens.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest import rank
+from digest.config import Config
+from digest.errors import QueryError, SubscriptionError
+from digest.model import ProfileSpec, Subscriber
+from digest.pipeline import rank_settings
+from digest.store import Store
+from digest.tokens import load_secret, make_token, parse_token, verify
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def normalize_email(address: str) -> str:
+    """The canonical form of an address; SubscriptionError says what is wrong with it.
+
+    The local part is case-folded too: RFC 5321 lets it be case-sensitive, but no mail
+    provider in use treats `Ada@` and `ada@` as two people, and one row per person is
+    what matters here.
+    """
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise SubscriptionError(f"{address!r} is not a valid email address: {exc}") from None
+
+
+def check_settings(timezone: str | None, send_at: str | None, frequency: str | None) -> None:
+    """Validate the delivery settings a subscriber typed."""
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SubscriptionError(
+                f"--timezone {timezone!r}: unknown time zone; use an IANA name like Europe/Berlin"
+            ) from None
+    if send_at is not None and not _HHMM.match(send_at):
+        raise SubscriptionError(f"--send-at {send_at!r}: use 24-hour HH:MM, like 07:00")
+    if frequency is not None and frequency not in ("daily", "weekly"):
+        raise SubscriptionError(f"--frequency {frequency!r}: use daily or weekly")
+
+
+def public_url(config: Config) -> str:
+    """Where confirm/unsubscribe links point: [delivery] public_url, the site, or localhost."""
+    url = config.delivery.public_url or config.publish.base_url or "http://127.0.0.1:8000/"
+    return url if url.endswith("/") else url + "/"
+
+
+def link(config: Config, secret: bytes, purpose: str, sub: Subscriber, now: datetime) -> str:
+    token = make_token(secret, purpose, sub.id, sub.email, now)
+    return f"{public_url(config)}{purpose}?token={token}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    subscriber: Subscriber
+    created: bool
+    confirm_link: str  #: "" when no confirmation is needed
+
+
+def subscribe(
+    config: Config,
+    store: Store,
+    address: str,
+    spec: ProfileSpec | None,
+    now: datetime,
+    *,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    frequency: str | None = None,
+    notify_empty: bool | None = None,
+    confirmed: bool = False,
+) -> SubscribeResult:
+    """Add or update a subscriber and one named profile; pending until confirmed.
+
+    The profile is parsed by the ranker first, so a profile that cannot be searched is
+    refused before anything is stored.
+    """
+    email = normalize_email(address)
+    check_settings(timezone, send_at, frequency)
+    if spec is not None:
+        try:
+            rank.make_profile(
+                spec.name,
+                spec.keywords,
+                spec.exclude,
+                spec.max_items,
+                spec.min_score,
+                defaults=rank_settings(config),
+            )
+        except QueryError as exc:
+            raise SubscriptionError(str(exc)) from None
+    sub, created = store.upsert_subscriber(
+        email,
+        spec,
+        now=now,
+        timezone=timezone,
+        send_at=send_at,
+        frequency=frequency,
+        notify_empty=notify_empty,
+        confirmed=confirmed,
+    )
+    if sub.status == "confirmed":
+        return SubscribeResult(sub, created, "")
+    return SubscribeResult(sub, created, link(config, load_secret(config), "confirm", sub, now))
+
+
+def _subscriber_for(
+    store: Store, secret: bytes, token: str, purpose: str, now: datetime
+) -> Subscriber:
+    claim = parse_token(token, purpose)
+    sub = store.subscriber(claim.subscriber_id)
+    if sub is None:
+        raise SubscriptionError(f"{purpose} token is not valid (no such subscriber)")
+    verify(secret, claim, sub.email, now)
+    return sub
+
+
+def confirm(config: Config, store: Store, token: str, now: datetime) -> Subscriber:
+    """Confirm the subscriber a valid confirm token names (idempotent)."""
+    sub = _subscriber_for(store, load_secret(config), token, "confirm", now)
+    if sub.status == "unsubscribed":
+        raise SubscriptionError("this address unsubscribed; subscribe again to get digests")
+    store.set_subscriber_status(sub.id, "confirmed", now)
+    return store.subscriber(sub.id) or sub
+
+
+def unsubscribe(
+    config: Config,
+    store: Store,
+    address_or_token: str,
+    now: datetime,
+    *,
+    profile: str | None = None,
+) -> tuple[Subscriber, bool]:
+    """Unsubscribe by address (operator) or by token (reader); or drop one profile.
+
+    Returns the subscriber and whether anything changed (unsubscribing twice is fine).
+    """
+    if "@" in address_or_token:
+        sub = store.subscriber_by_email(normalize_email(address_or_token))
+        if sub is None:
+            raise SubscriptionError(f"no subscriber {address_or_token!r}")
+    else:
+        sub = _subscriber_for(store, load_secret(config), address_or_token, "unsubscribe", now)
+    if profile is not None:
+        if not store.remove_profile(sub.id, profile):
+            names = ", ".join(p.name for p in sub.profiles) or "none"
+            raise SubscriptionError(f"{sub.email} has no profile {profile!r} (has: {names})")
+        return store.subscriber(sub.id) or sub, True
+    changed = store.set_subscriber_status(sub.id, "unsubscribed", now)
+    return store.subscriber(sub.id) or sub, changed

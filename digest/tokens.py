@@ -1,0 +1,87 @@
+"""Signed, expiring tokens for confirm, unsubscribe and manage links.
+
+A token is `purpose.subscriber-id.expiry.signature`; the signature is an HMAC-SHA256
+over the purpose, the id, the expiry AND the subscriber's current address, with a secret
+from the environment (`DIGEST_SECRET`), config.toml (`[security] secret`) or, for a local
+install, a random one kept in var/secret. So a token can act only for the subscriber it
+was made for, only for its purpose, and not after it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from digest.config import Config
+from digest.errors import SubscriptionError
+
+PURPOSES = ("confirm", "unsubscribe", "manage")
+#: How long each kind of link works. Unsubscribe links in old emails must keep working.
+LIFETIME = {
+    "confirm": timedelta(days=7),
+    "unsubscribe": timedelta(days=3650),
+    "manage": timedelta(days=3650),
+}
+
+
+def load_secret(config: Config, env: Mapping[str, str] = os.environ) -> bytes:
+    """The signing secret: DIGEST_SECRET, then [security] secret, then var/secret (created)."""
+    if env.get("DIGEST_SECRET"):
+        return env["DIGEST_SECRET"].encode()
+    if config.secret:
+        return config.secret.encode()
+    path = config.store_path.parent / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return Path(path).read_text().strip().encode()
+
+
+def _mac(secret: bytes, purpose: str, sid: int, expiry: int, email: str) -> str:
+    msg = f"{purpose}.{sid}.{expiry}.{email}".encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:40]
+
+
+def make_token(secret: bytes, purpose: str, subscriber_id: int, email: str, now: datetime) -> str:
+    """A token for `purpose` that works until now + LIFETIME[purpose]."""
+    expiry = int((now + LIFETIME[purpose]).timestamp())
+    return (
+        f"{purpose}.{subscriber_id}.{expiry}.{_mac(secret, purpose, subscriber_id, expiry, email)}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaim:
+    """What a well-formed token claims; check it with `verify` against the subscriber."""
+
+    purpose: str
+    subscriber_id: int
+    expiry: int
+    signature: str
+
+
+def parse_token(token: str, purpose: str) -> TokenClaim:
+    """The parts of a token of `purpose`; SubscriptionError if it is malformed."""
+    parts = token.strip().split(".")
+    if len(parts) != 4 or parts[0] != purpose or not parts[1].isdigit() or not parts[2].isdigit():
+        raise SubscriptionError(f"not a valid {purpose} token; use the link from the email")
+    return TokenClaim(parts[0], int(parts[1]), int(parts[2]), parts[3])
+
+
+def verify(secret: bytes, claim: TokenClaim, email: str, now: datetime) -> None:
+    """Raise SubscriptionError unless the claim is signed for this subscriber and not expired."""
+    expected = _mac(secret, claim.purpose, claim.subscriber_id, claim.expiry, email)
+    if not hmac.compare_digest(expected, claim.signature):
+        raise SubscriptionError(
+            f"{claim.purpose} token is not valid (forged or for another address)"
+        )
+    if now.timestamp() > claim.expiry:
+        raise SubscriptionError(f"{claim.purpose} token has expired; subscribe again for a new one")

@@ -1,0 +1,113 @@
+"""Subscribers in a real store: validation, double opt-in tokens, unsubscribe, profiles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.config import Config, load_config
+from digest.errors import SubscriptionError
+from digest.model import ProfileSpec
+from digest.store import Store
+from digest.subscriptions import confirm, normalize_email, subscribe, unsubscribe
+from digest.tokens import load_secret, make_token
+
+NOW = datetime(2025, 12, 1, 9, tzinfo=UTC)
+SPEC = ProfileSpec("llm", ("LoRA", "quantization"), ("survey",))
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    return load_config(tmp_path / "config.toml")
+
+
+def test_subscribe_is_pending_until_confirmed(cfg: Config, store: Store) -> None:
+    result = subscribe(
+        cfg, store, "  Ada@Example.COM ", SPEC, NOW, timezone="Europe/Berlin", send_at="06:30"
+    )
+    assert result.created and result.subscriber.status == "pending"
+    assert result.subscriber.email == "ada@example.com"
+    assert result.confirm_link.startswith("http://127.0.0.1:8000/confirm?token=confirm.")
+    token = result.confirm_link.split("token=")[1]
+    sub = confirm(cfg, store, token, NOW + timedelta(hours=1))
+    assert sub.status == "confirmed" and sub.timezone == "Europe/Berlin" and sub.send_at == "06:30"
+    assert sub.profiles == (SPEC,)
+    assert confirm(cfg, store, token, NOW + timedelta(hours=2)).status == "confirmed"  # idempotent
+
+
+def test_one_row_per_address_and_profile_editing(cfg: Config, store: Store) -> None:
+    subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True)
+    other = ProfileSpec("speech", ("TTS", "ASR"))
+    sub = subscribe(cfg, store, "ADA@example.com", other, NOW).subscriber
+    assert len(store.subscribers()) == 1 and [p.name for p in sub.profiles] == ["llm", "speech"]
+    changed = ProfileSpec("llm", ("distillation",))
+    sub = subscribe(cfg, store, "ada@example.com", changed, NOW).subscriber
+    assert sub.profiles[0].keywords == ("distillation",) and sub.status == "confirmed"
+    sub, _ = unsubscribe(cfg, store, "ada@example.com", NOW, profile="speech")
+    assert [p.name for p in sub.profiles] == ["llm"] and sub.status == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"address": "not-an-address"}, "is not a valid email address"),
+        ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"send_at": "7am"}, "use 24-hour HH:MM"),
+        ({"frequency": "hourly"}, "use daily or weekly"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_stored(
+    cfg: Config, store: Store, kwargs: dict, message: str
+) -> None:
+    address = kwargs.pop("address", "ada@example.com")
+    with pytest.raises(SubscriptionError, match=message):
+        subscribe(cfg, store, address, SPEC, NOW, **kwargs)
+    assert store.subscribers() == []
+
+
+def test_unsearchable_profile_is_refused(cfg: Config, store: Store) -> None:
+    with pytest.raises(SubscriptionError, match="no keyword to search for"):
+        subscribe(cfg, store, "ada@example.com", ProfileSpec("x", ("-survey",)), NOW)
+    assert store.subscribers() == []
+
+
+def test_tokens_cannot_act_on_another_subscriber(cfg: Config, store: Store) -> None:
+    ada = subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True).subscriber
+    bob = subscribe(cfg, store, "bob@example.com", SPEC, NOW, confirmed=True).subscriber
+    secret = load_secret(cfg)
+    ada_token = make_token(secret, "unsubscribe", ada.id, ada.email, NOW)
+    forged = ada_token.replace(f".{ada.id}.", f".{bob.id}.", 1)
+    with pytest.raises(SubscriptionError, match="not valid"):
+        unsubscribe(cfg, store, forged, NOW)
+    with pytest.raises(SubscriptionError, match="not a valid confirm token"):
+        confirm(cfg, store, ada_token, NOW)  # wrong purpose
+    wrong_secret = make_token(b"other", "unsubscribe", ada.id, ada.email, NOW)
+    with pytest.raises(SubscriptionError, match="not valid"):
+        unsubscribe(cfg, store, wrong_secret, NOW)
+    assert {s.status for s in store.subscribers()} == {"confirmed"}
+    sub, changed = unsubscribe(cfg, store, ada_token, NOW)
+    assert (sub.email, sub.status, changed) == ("ada@example.com", "unsubscribed", True)
+    assert unsubscribe(cfg, store, ada_token, NOW)[1] is False
+    assert store.subscriber(bob.id).status == "confirmed"  # type: ignore[union-attr]
+
+
+def test_confirm_tokens_expire(cfg: Config, store: Store) -> None:
+    link = subscribe(cfg, store, "ada@example.com", SPEC, NOW).confirm_link
+    with pytest.raises(SubscriptionError, match="expired"):
+        confirm(cfg, store, link.split("token=")[1], NOW + timedelta(days=8))
+
+
+def test_secret_file_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    cfg = load_config(tmp_path / "config.toml")
+    first = load_secret(cfg)
+    secret_file = cfg.store_path.parent / "secret"
+    assert load_secret(cfg) == first and len(first) == 64
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_normalize_email() -> None:
+    assert normalize_email("a.b@Example.org") == "a.b@example.org"
