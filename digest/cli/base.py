@@ -1,0 +1,195 @@
+"""The `digest` group, its shared options and helpers; commands live beside this module.
+
+Every `DigestError` becomes one line on stderr (`error: what, where, how to fix`) and
+exit code 2; a traceback is a bug. Progress bars appear only on a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest import pipeline, rank
+from digest.config import Config, load_config
+from digest.errors import DigestError, QueryError
+from digest.model import Profile
+from digest.store import Store
+
+
+class CliError(click.ClickException):
+    """A one-line error with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise CliError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+class _Ctx:
+    """Options shared by every command, resolved lazily."""
+
+    def __init__(self, config_path: str, db: str | None, now: str | None) -> None:
+        self.config_path, self.db, self._now = config_path, db, now
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            explicit = self.config_path != "config.toml"
+            self._config = load_config(self.config_path, required=explicit)
+        return self._config
+
+    def store(self) -> Store:
+        return Store(Path(self.db) if self.db else self.config.store_path)
+
+    @property
+    def now(self) -> datetime:
+        if not self._now:
+            return datetime.now(UTC)
+        try:
+            value = datetime.fromisoformat(self._now)
+        except ValueError:
+            raise CliError(f"--now {self._now!r}: not an ISO date or time") from None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+def _json_option(help_text: str = "Print JSON Lines for scripts instead of text.") -> Any:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option} {value!r}: not a date; use YYYY-MM-DD") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    default="config.toml",
+    show_default=True,
+    metavar="PATH",
+    help="The configuration file (sources, profiles, store path).",
+)
+@click.option("--db", metavar="PATH", help="The SQLite store to use, overriding config.toml.")
+@click.option("--now", hidden=True, help="Pretend the current time is this ISO time (tests).")
+@click.version_option(package_name="papers-digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None) -> None:
+    """papers-digest: a daily research-paper digest.
+
+    Ingest paper listings into a local store, rank them against keyword profiles and
+    render the best matches as Markdown, text or HTML.
+
+    \b
+    Typical use:
+      digest ingest                       read the sources in config.toml
+      digest preview --keywords "LoRA, quantization"
+      digest run                          the daily job (ingest, then digests)
+    """
+    ctx.obj = _Ctx(config_path, db, now)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A rich progress bar on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{label} {name}")
+
+        yield update
+
+
+def _report_warnings(report: pipeline.IngestReport, limit: int = 20) -> None:
+    for warning in report.warnings[:limit]:
+        click.echo(f"warning: {warning}", err=True)
+    if len(report.warnings) > limit:
+        click.echo(f"warning: ... and {len(report.warnings) - limit} more", err=True)
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+def _profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--exclude", metavar="TERMS", multiple=True, help='Terms or "phrases" that veto a paper.'
+    )(f)
+    f = click.option("--profile", "profile_name", metavar="NAME", help="A profile of config.toml.")(
+        f
+    )
+    f = click.option(
+        "--keywords",
+        "-k",
+        metavar="TERMS",
+        multiple=True,
+        help='Comma-separated terms and "quoted phrases"; may be repeated.',
+    )(f)
+    return f
+
+
+def _profile(
+    obj: _Ctx,
+    keywords: tuple[str, ...],
+    profile_name: str | None,
+    exclude: tuple[str, ...],
+    limit: int | None,
+) -> Profile:
+    """The profile a command ranks for: --keywords, or a named profile of config.toml."""
+    if bool(keywords) == bool(profile_name):
+        raise CliError('give either --keywords "a, b" or --profile NAME')
+    excluded = tuple(k for text in exclude for k in rank.parse_keywords(text))
+    if profile_name:
+        for prof in obj.config.profiles:
+            if prof.name == profile_name:
+                profile = pipeline.profile_from_config(obj.config, prof)
+                break
+        else:
+            names = ", ".join(p.name for p in obj.config.profiles) or "none"
+            raise CliError(f"no profile {profile_name!r} in {obj.config.path} (have: {names})")
+        profile = replace(profile, exclude=profile.exclude + excluded)
+    else:
+        typed = tuple(k for text in keywords for k in rank.parse_keywords(text))
+        try:
+            profile = rank.make_profile(
+                "keywords", typed, excluded, defaults=pipeline.rank_settings(obj.config)
+            )
+        except QueryError as exc:
+            shown = ", ".join(keywords)
+            raise CliError(f"--keywords {shown!r}: {exc}") from None
+    if limit is not None:
+        if limit < 1:
+            raise CliError(f"--limit {limit}: must be at least 1")
+        profile = replace(profile, max_items=limit)
+    return profile

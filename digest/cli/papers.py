@@ -1,0 +1,242 @@
+"""Commands over papers: ingest, papers, rank, preview, run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from digest import pipeline
+from digest.cli.base import (
+    _Ctx,
+    _json_option,
+    _parse_date,
+    _profile,
+    _profile_options,
+    _progress,
+    _report_warnings,
+    cli,
+    pass_ctx,
+)
+from digest.model import Paper
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@_json_option("Print the counts as one JSON object.")
+@pass_ctx
+def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
+    """Read listing captures into the store.
+
+    With no PATH, reads the [[sources]] of config.toml; a PATH may be a file, a
+    directory or a glob. Prints "N new, M updated, K skipped"; entries that are
+    malformed are named (file:line) on stderr and the good ones kept. Exits 2 when a
+    file could not be read at all.
+    """
+    with obj.store() as store, _progress("ingest") as progress:
+        report = pipeline.ingest(obj.config, store, paths, progress=progress)
+    _report_warnings(report)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "files": report.files,
+                    "entries": report.entries,
+                    "new": report.counts.new,
+                    "updated": report.counts.updated,
+                    "unchanged": report.counts.unchanged,
+                    "malformed": report.malformed,
+                    "skipped": report.skipped,
+                    "warnings": len(report.warnings),
+                    "errors": list(report.errors),
+                }
+            )
+        )
+    else:
+        click.echo(report.summary())
+    if report.errors:
+        sys.exit(2)
+
+
+def paper_json(paper: Paper) -> dict[str, Any]:
+    """The stable JSON shape of a paper for `digest papers --json`."""
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "published": paper.published.isoformat() if paper.published else None,
+        "upvotes": paper.upvotes,
+        "authors_count": paper.authors_count,
+        "organization": paper.organization,
+        "sources": list(paper.sources),
+        "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
+    }
+
+
+@cli.command()
+@click.option(
+    "--since", metavar="DATE", help="Only papers first seen on or after DATE (YYYY-MM-DD)."
+)
+@_json_option()
+@pass_ctx
+def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
+    """List the papers in the store, newest first."""
+    day = _parse_date(since, "--since")
+    with obj.store() as store:
+        found = store.papers(since=day)
+    for paper in found:
+        if as_json:
+            click.echo(json.dumps(paper_json(paper), ensure_ascii=False))
+        else:
+            when = paper.published.isoformat() if paper.published else "    -     "
+            click.echo(f"{when}  ▲{paper.upvotes:<3} {paper.title}")
+    if not as_json:
+        click.echo(f"{len(found)} paper{'' if len(found) == 1 else 's'}", err=True)
+
+
+@cli.command(name="rank")
+@_profile_options
+@click.option(
+    "--limit",
+    "-n",
+    type=int,
+    metavar="N",
+    help="At most N papers (default: the profile's max_items).",
+)
+@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@_json_option("Print JSON Lines: id, title, score, matched (best first).")
+@pass_ctx
+def rank_command(
+    obj: _Ctx,
+    keywords: tuple[str, ...],
+    profile_name: str | None,
+    exclude: tuple[str, ...],
+    limit: int | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Rank the stored papers for keywords or a profile and list what a digest would hold.
+
+    Without --limit the list is exactly the digest: papers whose score passes the
+    profile's min_score, at most max_items of them. Scores lie in 0..1 and mean the
+    same for every profile.
+
+    \b
+    Examples:
+      digest rank --keywords 'LoRA^2, "parameter-efficient fine-tuning", adapters'
+      digest rank --profile speech --exclude survey --json
+    """
+    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    with obj.store() as store:
+        items = pipeline.rank_stored(
+            obj.config, store, profile, obj.now, _parse_date(since, "--since")
+        )
+    for item in items:
+        if as_json:
+            row = {
+                "id": item.paper.id,
+                "title": item.paper.title,
+                "score": round(item.score, 6),
+                "matched": item.matched,
+            }
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{item.score:.3f}  {item.paper.title}")
+            click.echo(f"       {item.why}")
+    if not as_json:
+        click.echo(
+            f"{len(items)} paper{'' if len(items) == 1 else 's'} for {profile.name}", err=True
+        )
+
+
+@cli.command()
+@_profile_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "html", "text"]),
+    default="markdown",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--limit", "-n", type=int, metavar="N", help="At most N papers.")
+@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@click.option(
+    "--open",
+    "open_browser",
+    is_flag=True,
+    help="Write the digest to a file under the preview directory and open it in the browser.",
+)
+@pass_ctx
+def preview(
+    obj: _Ctx,
+    keywords: tuple[str, ...],
+    profile_name: str | None,
+    exclude: tuple[str, ...],
+    fmt: str,
+    limit: int | None,
+    since: str | None,
+    open_browser: bool,
+) -> None:
+    """Render a digest of the best-matching stored papers and print it.
+
+    \b
+    Examples:
+      digest preview --keywords 'LoRA, "parameter-efficient fine-tuning"'
+      digest preview --profile speech --format html > speech.html
+    """
+    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    with obj.store() as store:
+        _, text = pipeline.preview(
+            obj.config, store, profile, obj.now, fmt, _parse_date(since, "--since")
+        )
+    if not open_browser:
+        click.echo(text, nl=False)
+        return
+    ext = {"html": "html", "markdown": "md", "text": "txt"}[fmt]
+    target = obj.config.preview_dir / f"preview-{obj.now.strftime('%Y%m%d-%H%M%S')}.{ext}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}")
+    click.launch(str(target))
+
+
+@cli.command()
+@_json_option("Print a JSON summary instead of text.")
+@pass_ctx
+def run(obj: _Ctx, as_json: bool) -> None:
+    """The daily job: ingest the sources, then write a digest for the profiles.
+
+    The digest goes to the preview directory (default var/preview/) as Markdown and
+    HTML; a summary line ends the run.
+    """
+    with obj.store() as store, _progress("ingest") as progress:
+        report = pipeline.run(obj.config, store, obj.now, progress=progress)
+        total = store.count_papers()
+    _report_warnings(report.ingest)
+    sections = {s.profile.name: len(s.items) for s in report.digest.sections}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ingest": {
+                        "new": report.ingest.counts.new,
+                        "updated": report.ingest.counts.updated,
+                        "skipped": report.ingest.skipped,
+                        "errors": list(report.ingest.errors),
+                    },
+                    "papers": total,
+                    "sections": sections,
+                    "written": [str(p) for p in report.written],
+                }
+            )
+        )
+    else:
+        for path in report.written:
+            click.echo(f"wrote {path}")
+        picked = ", ".join(f"{n} {name}" for name, n in sections.items()) or "no profiles"
+        click.echo(f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}")
+    if report.ingest.errors:
+        sys.exit(2)
