@@ -1,6 +1,10 @@
 """`digest serve`: the static archive and live previews over HTTP, on 127.0.0.1 by default.
 
     GET /preview?keywords=a,b[&exclude=c][&format=html|markdown|text][&limit=N]
+    GET /confirm?token=T            double opt-in: confirms and says so
+    GET /unsubscribe?token=T        a page with one button (mail scanners follow GETs)
+    POST /unsubscribe?token=T       RFC 8058 one-click: 200, takes effect at once
+    GET /manage?token=T             the subscriber's profiles and an unsubscribe button
     GET /<path>     files of the published archive (site/ by default)
 
 Each request opens its own store connection (SQLite objects stay in their thread).
@@ -23,6 +27,7 @@ from markupsafe import escape
 from digest import pipeline, rank
 from digest.config import Config
 from digest.errors import DigestError
+from digest.model import Subscriber
 from digest.store import Store
 
 _TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"}
@@ -39,10 +44,56 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        query = parse_qs(url.query)
         if url.path == "/preview":
-            self._preview(parse_qs(url.query))
+            self._preview(query)
+        elif url.path == "/confirm":
+            self._subscription(query, "confirm")
+        elif url.path in ("/unsubscribe", "/manage"):
+            self._subscription(query, url.path[1:], act=False)
         else:
             super().do_GET()
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 65536))  # RFC 8058 body: List-Unsubscribe=One-Click
+        if url.path == "/unsubscribe":
+            self._subscription(parse_qs(url.query), "unsubscribe")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/html", _page("Not found", "Nothing here."))
+
+    def _subscription(self, query: dict[str, list[str]], action: str, *, act: bool = True) -> None:
+        from digest import subscriptions
+        from digest.tokens import load_secret, parse_token, verify
+
+        token = query.get("token", [""])[0]
+        now = self.clock()
+        try:
+            with Store(self.store_path) as store:
+                if action == "confirm":
+                    sub = subscriptions.confirm(self.config, store, token, now)
+                    body = _page("Subscribed", f"{sub.email} will get the papers-digest.")
+                elif act:
+                    sub, _ = subscriptions.unsubscribe(self.config, store, token, now)
+                    body = _page("Unsubscribed", f"{sub.email} will get no more digests.")
+                else:
+                    purpose = "unsubscribe" if action == "unsubscribe" else "manage"
+                    claim = parse_token(token, purpose)
+                    found = store.subscriber(claim.subscriber_id)
+                    if found is None:
+                        raise DigestError(f"{purpose} token is not valid (no such subscriber)")
+                    verify(load_secret(self.config), claim, found.email, now)
+                    body = (
+                        _manage_page(found, token, self.config, now)
+                        if action == "manage"
+                        else _unsubscribe_page(found.email, token)
+                    )
+        except DigestError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, "text/html", _error_page(str(exc)))
+            return
+        self._send(HTTPStatus.OK, "text/html", body)
 
     def _preview(self, query: dict[str, list[str]]) -> None:
         fmt = query.get("format", ["html"])[0]
@@ -78,6 +129,42 @@ class _Handler(SimpleHTTPRequestHandler):
         )
         self.end_headers()
         self.wfile.write(data)
+
+
+def _page(title: str, message: str, extra: str = "") -> str:
+    return (
+        "<!doctype html><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>"
+        "<body style='font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;"
+        f"padding:0 1rem'><h1>{escape(title)}</h1><p>{escape(message)}</p>{extra}</body>"
+    )
+
+
+def _unsubscribe_page(email: str, token: str) -> str:
+    form = (
+        f'<form method="post" action="unsubscribe?token={escape(token)}">'
+        '<button type="submit">Unsubscribe</button></form>'
+    )
+    return _page("Unsubscribe?", f"Stop sending the papers-digest to {email}?", form)
+
+
+def _manage_page(sub: Subscriber, token: str, config: Config, now: datetime) -> str:
+    from digest.subscriptions import link
+    from digest.tokens import load_secret
+
+    profiles = "".join(
+        f"<li><strong>{escape(p.name)}</strong>: {escape(', '.join(p.keywords))}"
+        + (f" (not: {escape(', '.join(p.exclude))})" if p.exclude else "")
+        + "</li>"
+        for p in sub.profiles
+    )
+    unsub = link(config, load_secret(config), "unsubscribe", sub, now)
+    extra = (
+        f"<ul>{profiles}</ul><p>Change them with <code>digest subscribe</code>, or "
+        f'<a href="{escape(unsub)}">unsubscribe</a>.</p>'
+    )
+    return _page("Your papers-digest", f"{sub.email} gets these profiles:", extra)
 
 
 def _error_page(message: str) -> str:

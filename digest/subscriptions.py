@@ -91,6 +91,8 @@ def subscribe(
     """
     email = normalize_email(address)
     check_settings(timezone, send_at, frequency)
+    if spec is None and store.subscriber_by_email(email) is None:
+        raise SubscriptionError(f"{email}: a new subscriber needs --keywords")
     if spec is not None:
         try:
             rank.make_profile(
