@@ -40,5 +40,9 @@ class DeliveryError(DigestError):
     """A message could not be delivered."""
 
 
+class PublishError(DigestError):
+    """The static archive's output directory cannot be created or written."""
+
+
 class SubscriptionError(DigestError):
     """A subscribe/confirm/unsubscribe request that cannot be honoured (bad address, token)."""

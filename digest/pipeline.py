@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from digest import rank
 from digest.config import Config, ProfileConfig, SourceConfig
@@ -225,15 +226,27 @@ class RunReport:
     ingest: IngestReport
     digest: Digest
     written: tuple[Path, ...] = field(default_factory=tuple)
+    send: Any = None  #: digest.send.SendReport, when a backend was given
+    publish: Any = None  #: digest.publish.PublishReport
 
 
 def run(
-    config: Config, store: Store, now: datetime, *, progress: ProgressFn | None = None
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    backend: Any = None,
+    progress: ProgressFn | None = None,
 ) -> RunReport:
-    """The daily job as far as it exists: ingest, then one digest with a section per profile.
+    """The daily job: ingest -> the config profiles' digest -> send -> publish.
 
-    The digest is written as Markdown and HTML under the preview directory, named by day.
+    The config profiles' digest is written as Markdown and HTML under the preview
+    directory, named by day; subscribers due now get theirs through `backend` (skipped
+    when None); the static archive is published last.
     """
+    from digest.publish import publish
+    from digest.send import send
+
     report = ingest(config, store, progress=progress)
     profiles = [profile_from_config(config, p) for p in config.profiles]
     papers = store.papers()
@@ -252,7 +265,9 @@ def run(
         text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
         _write_atomic(target, text)
         written.append(target)
-    return RunReport(ingest=report, digest=digest, written=tuple(written))
+    sent = send(config, store, backend, now, progress=progress) if backend is not None else None
+    site = publish(config, store, now, progress=progress)
+    return RunReport(ingest=report, digest=digest, written=tuple(written), send=sent, publish=site)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -34,7 +34,7 @@ def test_wheel_contains_the_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (ROOT / "templates").rglob("*.j2"):
         assert f"digest/templates/{template.relative_to(ROOT / 'templates')}" in names
-    assert "digest/cli.py" in names
+    assert "digest/cli/__init__.py" in names
 
 
 def test_builtin_templates_are_found() -> None:

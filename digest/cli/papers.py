@@ -207,14 +207,21 @@ def preview(
 @_json_option("Print a JSON summary instead of text.")
 @pass_ctx
 def run(obj: _Ctx, as_json: bool) -> None:
-    """The daily job: ingest the sources, then write a digest for the profiles.
+    """The daily job: ingest the sources, send due digests, publish the archive.
 
-    The digest goes to the preview directory (default var/preview/) as Markdown and
-    HTML; a summary line ends the run.
+    The config profiles' digest goes to the preview directory (default var/preview/) as
+    Markdown and HTML; subscribers who are due get theirs through [delivery]; the static
+    archive is written to [publish] dir. A summary line ends the run.
     """
-    with obj.store() as store, _progress("ingest") as progress:
-        report = pipeline.run(obj.config, store, obj.now, progress=progress)
-        total = store.count_papers()
+    from digest.deliver import make_backend
+
+    backend = make_backend(obj.config.delivery)
+    try:
+        with obj.store() as store, _progress("run") as progress:
+            report = pipeline.run(obj.config, store, obj.now, backend=backend, progress=progress)
+            total = store.count_papers()
+    finally:
+        backend.close()
     _report_warnings(report.ingest)
     sections = {s.profile.name: len(s.items) for s in report.digest.sections}
     if as_json:
@@ -230,6 +237,17 @@ def run(obj: _Ctx, as_json: bool) -> None:
                     "papers": total,
                     "sections": sections,
                     "written": [str(p) for p in report.written],
+                    "send": {
+                        "sent": report.send.sent,
+                        "retry": report.send.retry,
+                        "failed": report.send.failed,
+                    }
+                    if report.send
+                    else None,
+                    "publish": {
+                        "written": report.publish.written,
+                        "unchanged": report.publish.unchanged,
+                    },
                 }
             )
         )
@@ -237,6 +255,11 @@ def run(obj: _Ctx, as_json: bool) -> None:
         for path in report.written:
             click.echo(f"wrote {path}")
         picked = ", ".join(f"{n} {name}" for name, n in sections.items()) or "no profiles"
-        click.echo(f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}")
-    if report.ingest.errors:
+        send_line = f"; send: {report.send.sent} sent" if report.send else ""
+        click.echo(f"publish: {report.publish.summary()}")
+        click.echo(
+            f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}"
+            f"{send_line}"
+        )
+    if report.ingest.errors or (report.send and report.send.failed):
         sys.exit(2)

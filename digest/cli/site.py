@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from digest.cli.base import CliError, _Ctx, cli, pass_ctx
+from digest.cli.base import CliError, _Ctx, _json_option, _progress, cli, pass_ctx
 
 
 @cli.command()
@@ -66,3 +67,40 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
         click.echo("stopped", err=True)
     finally:
         server.server_close()
+
+
+@cli.command()
+@click.option("--out", "out_dir", metavar="DIR", help="Where to write the site ([publish] dir).")
+@_json_option("Print the counts as one JSON object.")
+@pass_ctx
+def publish(obj: _Ctx, out_dir: str | None, as_json: bool) -> None:
+    """Write the static archive: days, profiles, papers, Atom feeds, sitemap, search.
+
+    Incremental: pages whose inputs did not change are not rewritten. Links are
+    relative, so the site works from file:// and under any base path.
+    """
+    from digest.publish import publish as publish_site
+
+    with obj.store() as store, _progress("publish") as progress:
+        report = publish_site(
+            obj.config,
+            store,
+            obj.now,
+            out_dir=Path(out_dir) if out_dir else None,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "out_dir": str(report.out_dir),
+                    "written": report.written,
+                    "unchanged": report.unchanged,
+                    "removed": report.removed,
+                    "days": report.days,
+                    "papers": report.papers,
+                }
+            )
+        )
+    else:
+        click.echo(report.summary())

@@ -1,0 +1,305 @@
+"""Commands for subscribers and delivery: subscribe, confirm, unsubscribe, subscribers,
+send, deliveries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from typing import Any
+
+import click
+
+from digest import subscriptions
+from digest.cli.base import _Ctx, _json_option, _parse_date, _progress, cli, pass_ctx
+from digest.model import Delivery, ProfileSpec, Subscriber
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Keywords as typed: each option value is split on commas outside quotes."""
+    from digest.rank import parse_keywords
+
+    out: list[str] = []
+    for value in values:
+        for kw in parse_keywords(value):
+            text = f'"{kw.text}"' if kw.phrase else kw.text
+            out.append(text if kw.weight == 1.0 else f"{text}^{kw.weight:g}")
+    return tuple(out)
+
+
+@cli.command()
+@click.argument("email")
+@click.option(
+    "--keywords",
+    "-k",
+    metavar="TERMS",
+    multiple=True,
+    help='Comma-separated terms and "quoted phrases" for this profile.',
+)
+@click.option("--exclude", metavar="TERMS", multiple=True, help="Terms that veto a paper.")
+@click.option(
+    "--profile",
+    "profile_name",
+    default="papers",
+    show_default=True,
+    help="The profile's name; subscribing again with the same name replaces it.",
+)
+@click.option("--timezone", help="IANA time zone for the send time, e.g. Europe/Berlin.")
+@click.option("--send-at", metavar="HH:MM", help="Local time of the daily email (default 07:00).")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), help="How often.")
+@click.option(
+    "--notify-empty/--no-notify-empty",
+    default=None,
+    help='Send a "nothing today" note when nothing matched.',
+)
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help="The address is already confirmed (an operator importing a list).",
+)
+@_json_option("Print the subscriber as JSON.")
+@pass_ctx
+def subscribe(
+    obj: _Ctx,
+    email: str,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    profile_name: str,
+    timezone: str | None,
+    send_at: str | None,
+    frequency: str | None,
+    notify_empty: bool | None,
+    confirmed: bool,
+    as_json: bool,
+) -> None:
+    """Subscribe EMAIL with a keyword profile (double opt-in), or edit a subscriber.
+
+    A new address gets a confirmation email with a signed link that works for 7 days;
+    `digest confirm TOKEN` does the same as clicking it. Subscribing an existing address
+    again adds a profile (or replaces the one with the same --profile name) and updates
+    the settings given.
+
+    \b
+    Examples:
+      digest subscribe ada@example.org -k 'LoRA, "parameter-efficient fine-tuning"'
+      digest subscribe ada@example.org --profile speech -k TTS,ASR --timezone Europe/Berlin
+    """
+    from digest.deliver import make_backend
+    from digest.send import confirmation_email
+
+    spec = None
+    if keywords:
+        spec = ProfileSpec(profile_name, _split(keywords), _split(exclude))
+    with obj.store() as store:
+        result = subscriptions.subscribe(
+            obj.config,
+            store,
+            email,
+            spec,
+            obj.now,
+            timezone=timezone,
+            send_at=send_at,
+            frequency=frequency,
+            notify_empty=notify_empty,
+            confirmed=confirmed,
+        )
+        sent = ""
+        if result.confirm_link:
+            backend = make_backend(obj.config.delivery)
+            try:
+                (outcome,) = backend.send(
+                    [
+                        confirmation_email(
+                            obj.config, result.subscriber, result.confirm_link, obj.now
+                        )
+                    ]
+                )
+            finally:
+                backend.close()
+            sent = outcome.status
+    sub = result.subscriber
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**subscriber_json(sub), "created": result.created, "confirmation": sent or None}
+            )
+        )
+        return
+    verb = "subscribed" if result.created else "updated"
+    tail = {
+        "": "",
+        "sent": "; confirmation email sent",
+        "retry": "; confirmation email NOT sent yet (server busy): run again later",
+        "failed": "; confirmation email could not be sent",
+    }[sent]
+    click.echo(
+        f"{verb} {sub.email} ({sub.status}; profiles: "
+        f"{', '.join(p.name for p in sub.profiles)}){tail}"
+    )
+
+
+@cli.command()
+@click.argument("token")
+@pass_ctx
+def confirm(obj: _Ctx, token: str) -> None:
+    """Confirm a subscription with the TOKEN from the confirmation email."""
+    with obj.store() as store:
+        sub = subscriptions.confirm(obj.config, store, token, obj.now)
+    click.echo(f"confirmed {sub.email}")
+
+
+@cli.command()
+@click.argument("email_or_token")
+@click.option("--profile", help="Remove only this profile; the subscription stays.")
+@pass_ctx
+def unsubscribe(obj: _Ctx, email_or_token: str, profile: str | None) -> None:
+    """Unsubscribe an address (operator) or the holder of an unsubscribe TOKEN.
+
+    Takes effect at once; unsubscribing twice is not an error. Deliveries already sent
+    stay in the record.
+    """
+    with obj.store() as store:
+        sub, changed = subscriptions.unsubscribe(
+            obj.config, store, email_or_token, obj.now, profile=profile
+        )
+    if profile:
+        click.echo(f"removed profile {profile!r} of {sub.email}")
+    else:
+        click.echo(f"unsubscribed {sub.email}" if changed else f"{sub.email} was not subscribed")
+
+
+def subscriber_json(sub: Subscriber) -> dict[str, Any]:
+    return {
+        "email": sub.email,
+        "status": sub.status,
+        "timezone": sub.timezone,
+        "send_at": sub.send_at,
+        "frequency": sub.frequency,
+        "notify_empty": sub.notify_empty,
+        "created_at": sub.created_at.isoformat(),
+        "confirmed_at": sub.confirmed_at.isoformat() if sub.confirmed_at else None,
+        "profiles": [
+            {
+                "name": p.name,
+                "keywords": list(p.keywords),
+                "exclude": list(p.exclude),
+                "max_items": p.max_items,
+                "min_score": p.min_score,
+            }
+            for p in sub.profiles
+        ],
+    }
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "confirmed", "unsubscribed"]))
+@_json_option()
+@pass_ctx
+def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
+    """List subscribers with their status, schedule and profiles."""
+    with obj.store() as store:
+        found = store.subscribers(status=status)
+    for sub in found:
+        if as_json:
+            click.echo(json.dumps(subscriber_json(sub), ensure_ascii=False))
+        else:
+            profiles = "; ".join(f"{p.name}: {', '.join(p.keywords)}" for p in sub.profiles)
+            click.echo(
+                f"{sub.email:32} {sub.status:12} {sub.frequency:6} {sub.send_at} "
+                f"{sub.timezone:16} {profiles}"
+            )
+    if not as_json:
+        click.echo(f"{len(found)} subscriber{'' if len(found) == 1 else 's'}", err=True)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show who would get what; claim and send nothing.")
+@click.option(
+    "--date",
+    "day",
+    metavar="DATE",
+    help="Send the digest of this day (YYYY-MM-DD) regardless of send times.",
+)
+@_json_option("Print the counts as one JSON object.")
+@pass_ctx
+def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
+    """Send each confirmed subscriber who is due their digest, exactly once.
+
+    Ranks the papers that arrived since each subscriber's last digest, drops any paper
+    already sent to them, claims the digest in the store, then hands it to the backend of
+    [delivery] (outbox by default: .eml files under var/outbox/). Failed sends stay
+    claimed and are retried by the next run with backoff; a resend never duplicates.
+    """
+    from digest.deliver import make_backend
+    from digest.send import send as send_digests
+
+    digest_date: date | None = _parse_date(day, "--date")
+    backend = None if dry_run else make_backend(obj.config.delivery)
+    try:
+        with obj.store() as store, _progress("send") as progress:
+            report = send_digests(
+                obj.config,
+                store,
+                backend,
+                obj.now,
+                dry_run=dry_run,
+                digest_date=digest_date,
+                progress=progress,
+            )
+    finally:
+        if backend is not None:
+            backend.close()
+    if as_json:
+        click.echo(json.dumps(_report_json(report)))
+    else:
+        for email, items in report.planned:
+            click.echo(f"would send {email}: {items} paper{'' if items == 1 else 's'}")
+        click.echo(report.summary())
+    if report.failed:
+        sys.exit(2)
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "due": report.due,
+        "claimed": report.claimed,
+        "empty": report.empty,
+        "sent": report.sent,
+        "retry": report.retry,
+        "failed": report.failed,
+        "dry_run": report.dry_run,
+        "planned": [list(p) for p in report.planned],
+    }
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "email": d.email,
+        "date": d.digest_date.isoformat(),
+        "state": d.state,
+        "attempts": d.attempts,
+        "reason": d.reason,
+        "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+        "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+    }
+
+
+@cli.command()
+@click.option("--state", type=click.Choice(["pending", "sent", "failed", "retry"]))
+@_json_option()
+@pass_ctx
+def deliveries(obj: _Ctx, state: str | None, as_json: bool) -> None:
+    """List digest deliveries: pending, sent, retry (with the next attempt) or failed (why)."""
+    with obj.store() as store:
+        found = store.deliveries(state=state)
+    for d in found:
+        if as_json:
+            click.echo(json.dumps(delivery_json(d)))
+        else:
+            extra = d.reason or (
+                f"next {d.next_attempt_at:%Y-%m-%d %H:%M}" if d.next_attempt_at else ""
+            )
+            click.echo(f"{d.digest_date}  {d.state:8} {d.attempts}x  {d.email:32} {extra}")
+    if not as_json:
+        click.echo(f"{len(found)} deliver{'y' if len(found) == 1 else 'ies'}", err=True)

@@ -1,0 +1,166 @@
+"""The machine-read files: Atom feeds, sitemap.xml, the search index, static assets.
+
+Atom (RFC 4287): entry ids are `tag:` URIs made of the day and the paper id only, feed
+ids of the profile slug only, so neither changes when the site moves; `updated` comes
+from the data (the day a paper was first seen), never from the clock, so an unchanged
+archive gives byte-identical feeds. Links are absolute when `[publish] base_url` is set,
+else relative to the feed's own location (feed readers resolve them against the feed URL).
+
+sitemap.xml needs absolute URLs (sitemaps.org), so it is written only when `base_url` is
+set; more than 50,000 URLs are split into sitemap-N.xml files under a sitemap index.
+
+The search index is a script that sets a global (`search-index.js`), not JSON fetched at
+run time, because Chromium blocks fetch() of file:// URLs; its JSON has `<`, `>` and `&`
+escaped so no string in it can end a script element or be read as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from urllib.parse import quote
+
+import jinja2
+
+from digest.publish.manifest import inputs_hash
+from digest.publish.names import atom_time, entry_id, feed_id, paper_file, plain, shorten
+from digest.publish.picks import Pick
+from digest.publish.site import Page
+from digest.publish.views import Archive
+from digest.render import sentences
+
+#: Most URLs one sitemap file may hold (sitemaps.org).
+SITEMAP_LIMIT = 50_000
+SEARCH_INDEX = "search-index.js"
+STATIC = ("static/style.css", "static/search.js")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _render(env: jinja2.Environment, name: str, **context: object) -> bytes:
+    return env.get_template(name).render(**context).encode("utf-8", "replace")
+
+
+def _feed_entries(archive: Archive, picks: list[Pick], href_prefix: str) -> list[dict]:
+    """Entries of a feed, one per (day, paper): profiles that picked it become categories."""
+    entries: dict[tuple[date, str], dict] = {}
+    for pick in picks:
+        key = (pick.day, pick.paper_id)
+        if key in entries:
+            entries[key]["categories"].append(archive.profiles[pick.profile].name)
+            continue
+        if len(entries) >= archive.feed_entries:
+            continue  # picks come newest first: the feed keeps the newest entries
+        paper = archive.papers[pick.paper_id]
+        updated = paper.first_seen or datetime.combine(pick.day, datetime.min.time(), UTC)
+        entries[key] = {
+            "id": entry_id(pick.day, pick.paper_id),
+            "title": shorten(paper.title, 1000),
+            "updated": atom_time(updated),
+            "href": href_prefix + "papers/" + paper_file(paper.id),
+            "summary": f"{pick.why}. {sentences(paper.abstract)}",
+            "categories": [archive.profiles[pick.profile].name],
+        }
+    return list(entries.values())
+
+
+def feed_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> list[Page]:
+    """`feeds/<slug>.atom` per profile and `feeds/all.atom` (every profile's picks)."""
+    base = archive.base_url
+    latest = max((p.first_seen for p in archive.papers.values() if p.first_seen), default=_EPOCH)
+    feeds: list[tuple[str, str, str, list[Pick]]] = []
+    all_picks = [p for day in archive.days for p in archive.picks.get(day, [])]
+    # all.atom: newest day first, then the best score of the day first.
+    all_picks.sort(key=lambda p: (-p.day.toordinal(), -p.score))
+    feeds.append(("all", f"{archive.title}: every profile", "index.html", all_picks))
+    for i, info in enumerate(archive.profiles):
+        title = f"{archive.title}: {info.name}"
+        feeds.append((info.slug, title, info.page, archive.profile_picks(i)))
+    pages = []
+    prefix = base if base else "../"
+    for slug, title, alternate, picks in feeds:
+        # Entries are cheap to make (at most feed_entries of them): make them now and
+        # hash them, so the key covers exactly what the feed shows.
+        entries = _feed_entries(archive, picks, prefix)
+        updated = max((e["updated"] for e in entries), default=atom_time(latest))
+        context = {
+            "feed_id": feed_id(slug),
+            "title": title,
+            "updated": updated,
+            "self_href": (base + f"feeds/{slug}.atom") if base else f"{slug}.atom",
+            "alternate_href": prefix + alternate,
+            "author": archive.title,
+            "entries": entries,
+        }
+        key = inputs_hash(globals_key, sorted(context.items(), key=lambda kv: kv[0]))
+        pages.append(
+            Page(
+                f"feeds/{slug}.atom",
+                key,
+                lambda context=context: _render(env, "site/feed.atom.xml.j2", **context),
+            )
+        )
+    return pages
+
+
+def sitemap_pages(
+    archive: Archive, env: jinja2.Environment, paths: list[tuple[str, date | None]]
+) -> list[Page]:
+    """sitemap.xml (and sitemap-N.xml beyond 50,000 URLs); none without a base_url."""
+    base = archive.base_url
+    if not base:
+        return []
+    urls = [(base + quote(path), day.isoformat() if day else None) for path, day in paths]
+
+    def page(name: str, urls: list | None, sitemaps: list | None) -> Page:
+        def render() -> bytes:
+            return _render(env, "site/sitemap.xml.j2", urls=urls, sitemaps=sitemaps)
+
+        return Page(name, inputs_hash("sitemap", base, urls, sitemaps), render)
+
+    if len(urls) <= SITEMAP_LIMIT:
+        return [page("sitemap.xml", urls, None)]
+    chunks = [urls[i : i + SITEMAP_LIMIT] for i in range(0, len(urls), SITEMAP_LIMIT)]
+    pages, index = [], []
+    for n, chunk in enumerate(chunks, 1):
+        pages.append(page(f"sitemap-{n}.xml", chunk, None))
+        index.append((f"{base}sitemap-{n}.xml", max((m for _, m in chunk if m), default=None)))
+    pages.append(page("sitemap.xml", None, index))
+    return pages
+
+
+def script_json(value: object) -> str:
+    """JSON that is safe inside a script: only ASCII, and no `<`, `>` or `&` characters."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def search_index_page(archive: Archive) -> Page:
+    """`search-index.js`: [href, title, abstract, day] of every paper, newest day first."""
+    papers = [p for day in archive.days for p in archive.day_papers[day]]
+
+    def render() -> bytes:
+        rows = [
+            [
+                "papers/" + paper_file(p.id),
+                plain(p.title).strip(),
+                plain(p.abstract).strip(),
+                archive.day_of_paper(p).isoformat(),
+            ]
+            for p in papers
+        ]
+        data = script_json({"version": 1, "papers": rows})
+        return f"window.PAPERS_DIGEST_INDEX = {data};\n".encode("ascii")
+
+    key = inputs_hash("search", 1, [archive.fingerprints[p.id] for p in papers])
+    return Page(SEARCH_INDEX, key, render)
+
+
+def static_pages(env: jinja2.Environment) -> list[Page]:
+    """The stylesheet and the search script, copied from templates/site/static/."""
+    assert env.loader is not None
+    pages = []
+    for path in STATIC:
+        text = env.loader.get_source(env, f"site/{path}")[0]
+        data = text.encode("utf-8")
+        pages.append(Page(path, inputs_hash(text), lambda data=data: data))
+    return pages

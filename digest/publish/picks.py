@@ -1,0 +1,241 @@
+"""Each day's picks: every profile ranks the papers first seen that day.
+
+Ranking is the expensive part of publishing (the analyzer reads every paper), so each
+day's result is cached in the manifest under a key that covers everything `rank` reads:
+the day's papers, the profiles, the settings and the synonyms. A day whose key is
+unchanged is not ranked again; days that need ranking are spread over worker processes
+when there are many of them (a whole archive from scratch).
+
+Picks also carry the highlight spans of their title and snippets, computed here with the
+ranker's own analyzer (so `LoRA` highlights "low-rank adaptation"), once per day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from digest import rank
+from digest.model import DigestItem, Match, Paper, Profile
+from digest.rank.analyzer import Analyzer
+from digest.rank.query import compile_keyword
+
+#: Bump when the cached pick format or the way picks are made changes.
+PICKS_VERSION = 1
+#: Below this many days to rank, worker processes cost more than they save.
+_PARALLEL_MIN_DAYS = 16
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One paper a profile picked on one day, with what to highlight."""
+
+    day: date
+    profile: int  #: index into the config's profiles
+    paper_id: str
+    score: float
+    matches: tuple[Match, ...]
+    snippets: tuple[str, ...]
+    title_spans: tuple[Span, ...] = ()
+    snippet_spans: tuple[tuple[Span, ...], ...] = ()
+
+    @property
+    def why(self) -> str:
+        """The same one-line explanation as `DigestItem.why`."""
+        return DigestItem(Paper("", "", ""), self.score, self.matches).why
+
+
+def paper_fingerprint(paper: Paper) -> str:
+    """A hash of everything a page may show of a paper (not `last_seen`, never shown)."""
+    fields = (
+        paper.id,
+        paper.title,
+        paper.abstract,
+        paper.published.isoformat() if paper.published else "-",
+        str(paper.upvotes),
+        str(paper.authors_count),
+        str(paper.organization),
+        str(paper.arxiv_id),
+        str(paper.url),
+        "\x1e".join(paper.sources),
+        paper.first_seen.isoformat() if paper.first_seen else "-",
+    )
+    # Length-prefixed, so no two different papers give the same text (cheaper than JSON).
+    raw = "".join(f"{len(f)}:{f}" for f in fields)
+    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def ranking_basis(
+    profiles: Sequence[Profile], settings: rank.RankSettings, synonyms: Mapping | None
+) -> str:
+    """A hash of everything besides the papers that decides a day's picks."""
+    text = repr((PICKS_VERSION, tuple(profiles), settings, sorted((synonyms or {}).items())))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def day_key(basis: str, day: date, fingerprints: Sequence[str]) -> str:
+    """The cache key of one day's picks."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{basis}|{day.isoformat()}|".encode())
+    for fp in sorted(fingerprints):
+        h.update(fp.encode())
+    return h.hexdigest()
+
+
+def end_of_day(day: date) -> datetime:
+    """The `now` a day is ranked at: its last second, UTC."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+class _Highlighter:
+    """`rank.match_spans` with one analyzer and compiled keywords kept for a whole batch
+    (match_spans builds both on every call, which costs milliseconds per item)."""
+
+    def __init__(self, profiles: Sequence[Profile], synonyms: Mapping | None) -> None:
+        self.analyzer = Analyzer(synonyms)
+        share = rank.RankSettings().exact_share
+        self.features: list[dict[str, set[str]]] = []
+        for profile in profiles:
+            per_kw: dict[str, set[str]] = {}
+            for kw in profile.keywords:
+                plan = compile_keyword(kw, self.analyzer, share)
+                if plan is not None:
+                    per_kw.setdefault(kw.text, set()).update(plan.all_features())
+            self.features.append(per_kw)
+
+    def spans(self, text: str, profile: int, keywords: Sequence[str]) -> tuple[Span, ...]:
+        per_kw = self.features[profile]
+        wanted = set().union(*(per_kw.get(k, set()) for k in keywords)) if keywords else set()
+        if not wanted or not text:
+            return ()
+        found = sorted((s, e) for _, s, e in self.analyzer.feature_spans(text, wanted))
+        merged: list[Span] = []
+        for s, e in found:
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        return tuple(merged)
+
+
+def rank_days(
+    days: Sequence[tuple[date, Sequence[Paper]]],
+    profiles: Sequence[Profile],
+    settings: rank.RankSettings,
+    synonyms: Mapping | None,
+) -> dict[date, list[Pick]]:
+    """Rank each day's papers for all profiles; pure (no I/O, no clock)."""
+    highlighter = _Highlighter(profiles, synonyms)
+    out: dict[date, list[Pick]] = {}
+    for day, papers in days:
+        picks: list[Pick] = []
+        ranked = rank.rank(papers, profiles, end_of_day(day), settings, synonyms=synonyms)
+        for index, items in enumerate(ranked):
+            for item in items:
+                keywords = item.matched
+                picks.append(
+                    Pick(
+                        day=day,
+                        profile=index,
+                        paper_id=item.paper.id,
+                        score=item.score,
+                        matches=item.matches,
+                        snippets=item.snippets,
+                        title_spans=highlighter.spans(item.paper.title, index, keywords),
+                        snippet_spans=tuple(
+                            highlighter.spans(s, index, keywords) for s in item.snippets
+                        ),
+                    )
+                )
+        out[day] = picks
+    return out
+
+
+def _rank_chunk(
+    args: tuple[
+        Sequence[tuple[date, Sequence[Paper]]], Sequence[Profile], rank.RankSettings, Mapping
+    ],
+) -> list[tuple[str, list]]:
+    """Worker entry point: rank a chunk of days, return them in cache form (cheap pickles)."""
+    days, profiles, settings, synonyms = args
+    ranked = rank_days(days, profiles, settings, synonyms or None)
+    return [(d.isoformat(), [pick_to_json(p) for p in picks]) for d, picks in ranked.items()]
+
+
+def rank_days_parallel(
+    days: Sequence[tuple[date, Sequence[Paper]]],
+    profiles: Sequence[Profile],
+    settings: rank.RankSettings,
+    synonyms: Mapping | None,
+    workers: int | None = None,
+) -> dict[date, list[Pick]]:
+    """`rank_days`, spread over `workers` processes (None: one per CPU when worth it)."""
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(days) >= _PARALLEL_MIN_DAYS else 1
+    workers = max(1, min(workers, len(days)))
+    if workers == 1:
+        return rank_days(days, profiles, settings, synonyms)
+    # Interleaved chunks balance busy and quiet days; a few chunks per worker keep all
+    # workers busy to the end.
+    n_chunks = min(len(days), workers * 4)
+    chunks = [days[i::n_chunks] for i in range(n_chunks)]
+    out: dict[date, list[Pick]] = {}
+    # fork is cheapest, but forking a process that runs other threads (a progress bar's
+    # refresh thread, say) can deadlock the child: then spawn, which re-imports instead.
+    single_threaded = threading.active_count() == 1
+    method = "fork" if single_threaded and "fork" in _start_methods() else "spawn"
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context(method)
+        ) as pool:
+            jobs = [(chunk, profiles, settings, dict(synonyms or {})) for chunk in chunks]
+            for result in pool.map(_rank_chunk, jobs):
+                for day_text, raw in result:
+                    day = date.fromisoformat(day_text)
+                    out[day] = [pick_from_json(day, r) for r in raw]
+    except (BrokenProcessPool, OSError, RuntimeError):
+        # No usable worker processes (a sandbox without fork, a script that spawns
+        # without a `__main__` guard ...): the same work, in this process.
+        return rank_days(days, profiles, settings, synonyms)
+    return out
+
+
+def _start_methods() -> list[str]:
+    return multiprocessing.get_all_start_methods()
+
+
+def pick_to_json(pick: Pick) -> list:
+    """A pick as a compact JSON list (the manifest's cache form; the day is the key)."""
+    return [
+        pick.profile,
+        pick.paper_id,
+        pick.score,
+        [[m.keyword, list(m.fields)] for m in pick.matches],
+        list(pick.snippets),
+        [list(s) for s in pick.title_spans],
+        [[list(s) for s in spans] for spans in pick.snippet_spans],
+    ]
+
+
+def pick_from_json(day: date, raw: list) -> Pick:
+    """The inverse of `pick_to_json`."""
+    profile, paper_id, score, matches, snippets, title_spans, snippet_spans = raw
+    return Pick(
+        day=day,
+        profile=int(profile),
+        paper_id=str(paper_id),
+        score=float(score),
+        matches=tuple(Match(str(k), tuple(f)) for k, f in matches),
+        snippets=tuple(snippets),
+        title_spans=tuple((int(s), int(e)) for s, e in title_spans),
+        snippet_spans=tuple(tuple((int(s), int(e)) for s, e in spans) for spans in snippet_spans),
+    )

@@ -1,0 +1,156 @@
+"""What the site's templates see: the archive as plain data, and per-page view records.
+
+`Archive` is everything the pages are made from (papers by day, the picks, the profiles);
+the view records (`ItemView`, `PaperLink`) carry links already made relative to the page
+that shows them, and titles split into highlight segments. Templates only format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from digest.model import Match, Paper
+from digest.publish.names import day_of, paper_file, plain
+from digest.publish.picks import Pick, Span
+
+Segment = tuple[str, bool]  #: (text, highlighted)
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}(v\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileInfo:
+    """A configured profile as the site shows it."""
+
+    name: str
+    slug: str
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def page(self) -> str:
+        return f"profiles/{self.slug}.html"
+
+    @property
+    def feed(self) -> str:
+        return f"feeds/{self.slug}.atom"
+
+
+@dataclass(slots=True)
+class Archive:
+    """The site's data: papers grouped by day (newest day first) and each day's picks."""
+
+    title: str
+    base_url: str
+    profiles: list[ProfileInfo]
+    papers: dict[str, Paper]
+    fingerprints: dict[str, str]
+    #: newest first
+    days: list[date]
+    day_papers: dict[date, list[Paper]]
+    day_keys: dict[date, str]
+    picks: dict[date, list[Pick]]
+    recent_days: int = 14
+    feed_entries: int = 50
+    #: paper id -> its picks (filled by `index_picks`)
+    picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
+
+    def index_picks(self) -> None:
+        self.picks_of_paper = {}
+        for picks in self.picks.values():
+            for pick in picks:
+                self.picks_of_paper.setdefault(pick.paper_id, []).append(pick)
+
+    def day_of_paper(self, paper: Paper) -> date:
+        """The day a paper belongs to (its `first_seen`, UTC)."""
+        assert paper.first_seen is not None  # stored papers always have it
+        return day_of(paper.first_seen)
+
+    def profile_picks(self, index: int) -> list[Pick]:
+        """A profile's picks across days: newest day first, best first within a day."""
+        return [p for day in self.days for p in self.picks.get(day, []) if p.profile == index]
+
+
+@dataclass(frozen=True, slots=True)
+class PaperLink:
+    """A paper in a list: link, title and meta (for 'other papers' and search-less lists)."""
+
+    href: str
+    paper: Paper
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """A pick as a list item: link, highlighted title, why, highlighted snippets."""
+
+    href: str
+    paper: Paper
+    score: float
+    title: tuple[Segment, ...]
+    matches: tuple[Match, ...]
+    snippets: tuple[tuple[Segment, ...], ...]
+    profile: ProfileInfo
+    day: date
+    day_href: str
+
+
+def segments(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...]:
+    """`text` cut into (piece, highlighted) at `spans`; pieces are cleaned but keep their
+    edge spaces, so highlighted words stay separated from their neighbours."""
+    out: list[Segment] = []
+    at = 0
+    for start, end in spans:
+        if start < at or end > len(text) or start >= end:
+            continue  # a stale or overlapping span: skip it rather than garble the text
+        if start > at:
+            out.append((plain(text[at:start]), False))
+        out.append((plain(text[start:end]), True))
+        at = end
+    if at < len(text):
+        out.append((plain(text[at:]), False))
+    if out:  # strip the ends of the whole, not of each piece
+        out[0] = (out[0][0].lstrip(), out[0][1])
+        out[-1] = (out[-1][0].rstrip(), out[-1][1])
+    return tuple(s for s in out if s[0])
+
+
+def paper_href(root: str, paper_id: str) -> str:
+    return f"{root}papers/{paper_file(paper_id)}"
+
+
+def day_href(root: str, day: date) -> str:
+    return f"{root}days/{day.isoformat()}.html"
+
+
+def item_view(archive: Archive, pick: Pick, root: str) -> ItemView:
+    paper = archive.papers[pick.paper_id]
+    return ItemView(
+        href=paper_href(root, pick.paper_id),
+        paper=paper,
+        score=pick.score,
+        title=segments(paper.title, pick.title_spans),
+        matches=pick.matches,
+        snippets=tuple(
+            segments(s, spans)
+            for s, spans in zip(
+                pick.snippets,
+                pick.snippet_spans or tuple(() for _ in pick.snippets),
+                strict=False,
+            )
+        ),
+        profile=archive.profiles[pick.profile],
+        day=pick.day,
+        day_href=day_href(root, pick.day),
+    )
+
+
+def external_links(paper: Paper) -> list[tuple[str, str]]:
+    """(label, url) of the paper elsewhere; every url still goes through `safe_url`."""
+    links: list[tuple[str, str]] = []
+    if paper.url:
+        links.append(("Paper page", paper.url))
+    if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
+        links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
+        links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))
+    return links

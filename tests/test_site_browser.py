@@ -1,0 +1,166 @@
+"""The published archive in a real headless Chromium: search works from file:// and over
+HTTP, and a hostile title shows as text without running anything."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.config import Config
+from digest.model import Paper
+from digest.pipeline import ingest
+from digest.publish import publish
+from digest.store import Store
+from digest.text import title_id
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium)", allow_module_level=True)
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)> {{ 7*7 }} zebrafish'
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    from digest.config import load_config
+
+    root = tmp_path_factory.mktemp("browser")
+    here = Path(__file__).resolve().parent.parent
+    shutil.copy(here / "config.toml", root / "config.toml")
+    shutil.copytree(here / "seeds", root / "seeds")
+    config: Config = load_config(root / "config.toml", required=True)
+    seen = datetime(2025, 12, 30, tzinfo=UTC)
+    hostile = Paper(
+        id=title_id(HOSTILE),
+        title=HOSTILE,
+        abstract="</textarea><script>alert(3)</script> A speech paper about zebrafish.",
+        first_seen=seen,
+        last_seen=seen,
+        sources=("test",),
+    )
+    with Store(root / "store.sqlite3") as store:
+        ingest(config, store)
+        store.add_papers([hostile])
+        publish(config, store, datetime(2026, 1, 1, tzinfo=UTC), out_dir=root / "site")
+    return root / "site"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=TIMEOUT_MS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def search(pg: object, query: str) -> list[str]:
+    """Type a query into the index page's search box; the result titles."""
+    box = pg.locator("#search-input")  # type: ignore[attr-defined]
+    box.click()
+    box.fill("")
+    box.press_sequentially(query, delay=10)
+    pg.wait_for_function(  # type: ignore[attr-defined]
+        "q => document.getElementById('search-results').dataset.query === q", arg=query
+    )
+    return pg.locator("#search-results li a.title").all_inner_texts()  # type: ignore[attr-defined]
+
+
+def test_search_from_file_url(site: Path, page: object, tmp_path: Path) -> None:
+    page.goto((site / "index.html").as_uri())  # type: ignore[attr-defined]
+    titles = search(page, "randlora")
+    assert titles == ["RandLoRA: Full-rank parameter-efficient fine-tuning of large models"]
+    # Two words: both must occur (in the title or the abstract).
+    titles = search(page, "low-rank diffusion")
+    assert titles and all(t for t in titles)
+    page.screenshot(path=str(tmp_path / "search-file.png"), full_page=False)  # type: ignore[attr-defined]
+    page.locator("#search-results li a.title").first.click()  # type: ignore[attr-defined]
+    page.wait_for_url("**/papers/*.html")  # type: ignore[attr-defined]
+    assert page.locator("h1").inner_text() == titles[0]  # type: ignore[attr-defined]
+    assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_hostile_title_is_text_and_runs_nothing(site: Path, page: object, tmp_path: Path) -> None:
+    page.goto((site / "index.html").as_uri())  # type: ignore[attr-defined]
+    titles = search(page, "zebrafish")
+    assert titles == [HOSTILE]
+    assert page.locator("#search-results img").count() == 0  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "hostile-search.png"))  # type: ignore[attr-defined]
+    page.goto((site / "days" / "2025-12-30.html").as_uri())  # type: ignore[attr-defined]
+    assert HOSTILE in page.locator("main").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("main img, main script").count() == 0  # type: ignore[attr-defined]
+    page.locator("main a.title").first.click()  # type: ignore[attr-defined]
+    assert page.locator("h1").inner_text() == HOSTILE  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "hostile-paper.png"), full_page=True)  # type: ignore[attr-defined]
+    assert page.dialogs == [] and page.errors == []  # type: ignore[attr-defined]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def served(site: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_search_over_http_and_from_another_page(served: str, page: object, tmp_path: Path) -> None:
+    # The header search box of a day page submits to the index, which runs the query.
+    page.goto(served + "days/2025-12-26.html")  # type: ignore[attr-defined]
+    box = page.locator("input[name=q]")  # type: ignore[attr-defined]
+    box.fill("RandLoRA")
+    box.press("Enter")
+    page.wait_for_url("**/index.html?q=RandLoRA")  # type: ignore[attr-defined]
+    results = page.locator("#search-results li a.title")  # type: ignore[attr-defined]
+    results.first.wait_for(state="visible")
+    assert results.all_inner_texts() == [
+        "RandLoRA: Full-rank parameter-efficient fine-tuning of large models"
+    ]
+    page.screenshot(path=str(tmp_path / "search-http.png"))  # type: ignore[attr-defined]
+    status = page.locator("#search-status").inner_text()  # type: ignore[attr-defined]
+    assert status.startswith("1 paper matches")
+    assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]
