@@ -7,6 +7,7 @@ analyzer as the ranking (so `LoRA` highlights "low-rank adaptation" too).
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from digest.model import DigestItem, Match, Paper, Profile
+from digest.model import DigestItem, Keyword, Match, Paper, Profile
 from digest.rank.analyzer import Analyzer
 from digest.rank.index import PaperIndex
 from digest.rank.query import compile_keyword
@@ -174,14 +175,11 @@ def match_spans(
 
     For templates that highlight: the spans cover whole written words (`LoRA`,
     `low-rank adaptation`, `fine-tuning`), computed by the same analyzer as the ranking.
+    The analyzer and each profile's feature set are cached: templates call this per item.
     """
-    analyzer = Analyzer(synonyms)
-    settings = RankSettings()
-    wanted: set[str] = set()
-    for kw in profile.keywords:
-        plan = compile_keyword(kw, analyzer, settings.exact_share)
-        if plan is not None:
-            wanted |= plan.all_features()
+    key = _synonyms_key(synonyms)
+    analyzer = _analyzer(key)
+    wanted = _wanted(profile.keywords, key)
     spans = sorted((s, e) for f, s, e in analyzer.feature_spans(text) if f in wanted)
     merged: list[tuple[int, int]] = []
     for s, e in spans:
@@ -190,3 +188,28 @@ def match_spans(
         else:
             merged.append((s, e))
     return merged
+
+
+_SynKey = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _synonyms_key(synonyms: Mapping[str, Sequence[str]] | None) -> _SynKey:
+    if not synonyms:
+        return ()
+    return tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in synonyms.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _analyzer(key: _SynKey) -> Analyzer:
+    return Analyzer(dict(key) if key else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wanted(keywords: tuple[Keyword, ...], key: _SynKey) -> frozenset[str]:
+    analyzer, settings = _analyzer(key), RankSettings()
+    wanted: set[str] = set()
+    for kw in keywords:
+        plan = compile_keyword(kw, analyzer, settings.exact_share)
+        if plan is not None:
+            wanted |= plan.all_features()
+    return frozenset(wanted)
