@@ -90,6 +90,16 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """`[schedule]`: when `digest schedule` fetches (subscribers' sends follow their own times)."""
+
+    cron: str = "0 6 * * *"  #: crontab: minute hour day month weekday
+    timezone: str = "UTC"
+    #: A run may start this late (e.g. after a reboot) and still run, once.
+    misfire_grace_seconds: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -107,6 +117,7 @@ class Config:
     digest_title: str = "papers-digest"
     publish: PublishConfig = field(default_factory=PublishConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     #: HMAC secret for tokens: DIGEST_SECRET in the environment wins over config.toml.
     secret: str = ""
 
@@ -270,6 +281,7 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         publish=publish,
         delivery=_delivery(_Reader(file, "delivery", top.get("delivery", dict, {})), root),
         secret=_Reader(file, "security", top.get("security", dict, {})).get("secret", str, ""),
+        schedule=_schedule(_Reader(file, "schedule", top.get("schedule", dict, {}))),
         store_path=root / store.get("path", str, DEFAULT_STORE),
         sources=tuple(sources),
         profiles=tuple(profiles),
@@ -326,6 +338,24 @@ def _delivery(r: _Reader, root: Path) -> DeliveryConfig:
         smtp=smtp,
         sendgrid=sendgrid,
     )
+
+
+def _schedule(r: _Reader) -> ScheduleConfig:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    cron = r.get("cron", str, "0 6 * * *")
+    timezone = r.get("timezone", str, "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.fail("timezone", timezone, "unknown time zone; use an IANA name like Europe/Berlin")
+    try:
+        CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as exc:
+        r.fail("cron", cron, f"not a crontab expression ({exc}); e.g. '0 6 * * *'")
+    return ScheduleConfig(cron, timezone, _positive(r, "misfire_grace_seconds", 3600))
 
 
 def _positive(r: _Reader, key: str, default: int) -> int:

@@ -44,5 +44,9 @@ class PublishError(DigestError):
     """The static archive's output directory cannot be created or written."""
 
 
+class SchedulerError(DigestError):
+    """Another scheduler already holds this store."""
+
+
 class SubscriptionError(DigestError):
     """A subscribe/confirm/unsubscribe request that cannot be honoured (bad address, token)."""

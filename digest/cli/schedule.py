@@ -1,0 +1,39 @@
+"""`digest schedule`: the long-running scheduler."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from digest.cli.base import _Ctx, cli, pass_ctx
+
+
+@cli.command()
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="If another scheduler holds this store, wait and take over when it stops.",
+)
+@pass_ctx
+def schedule(obj: _Ctx, standby: bool) -> None:
+    """Run the scheduler: fetch on [schedule] cron, send at each subscriber's local time.
+
+    Jobs are kept in the store's SQLite file, so a restart resumes them; a run missed
+    while the scheduler was down runs once when it comes back (within
+    misfire_grace_seconds). Only one scheduler may run per store. SIGTERM or Ctrl-C
+    stops it cleanly. `digest run` stays the one-shot daily job.
+    """
+    from digest.schedule import run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    db_path = Path(obj.db) if obj.db else obj.config.store_path
+    click.echo(
+        f"scheduler on {db_path}: fetch at '{obj.config.schedule.cron}' "
+        f"({obj.config.schedule.timezone}); Ctrl-C stops",
+        err=True,
+    )
+    run_scheduler(obj.config, obj.config.path, db_path, standby=standby)
+    click.echo("scheduler stopped", err=True)

@@ -1,0 +1,58 @@
+"""The outbox backend: atomic, idempotent .eml files; and the backend registry."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from digest.config import DeliveryConfig
+from digest.deliver import Backend, SendResult, build_message, make_backend
+from digest.deliver.outbox import OutboxBackend
+from digest.errors import DeliveryError
+from tests.test_deliver_message import make_email
+
+
+def test_writes_one_eml_per_delivery(tmp_path: Path) -> None:
+    outbox = make_backend(DeliveryConfig(backend="outbox", outbox_dir=tmp_path / "out"))
+    assert isinstance(outbox, OutboxBackend) and isinstance(outbox, Backend)
+    emails = [make_email(1), make_email(2)]
+    assert outbox.send(emails) == [SendResult("d-0001", "sent"), SendResult("d-0002", "sent")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["d-0001.eml", "d-0002.eml"]
+    raw = (tmp_path / "out" / "d-0001.eml").read_bytes()
+    assert raw == build_message(emails[0]).as_bytes()
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["X-Digest-Delivery"] == "d-0001"
+    outbox.close()
+
+
+def test_sending_twice_leaves_one_file_the_first(tmp_path: Path) -> None:
+    outbox = OutboxBackend(tmp_path)
+    first = make_email(1)
+    assert outbox.send([first]) == [SendResult("d-0001", "sent")]
+    again = outbox.send([make_email(1, subject="changed"), first])
+    assert [r.status for r in again] == ["sent", "sent"]
+    assert again[0].reason == "already in the outbox"
+    assert [p.name for p in tmp_path.iterdir()] == ["d-0001.eml"]  # no temporary files left
+    assert outbox.path_for("d-0001").read_bytes() == build_message(first).as_bytes()
+
+
+def test_unusable_delivery_id_fails_without_writing(tmp_path: Path) -> None:
+    outbox = OutboxBackend(tmp_path / "out")
+    [result] = outbox.send([make_email(delivery_id="../escape")])
+    assert result.status == "failed" and "delivery_id" in result.reason
+    assert not (tmp_path / "escape.eml").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_outbox_is_retry(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the outbox should be")
+    [result] = OutboxBackend(blocker).send([make_email()])
+    assert result.status == "retry" and "not-a-dir" in result.reason
+
+
+def test_unknown_backend_is_a_delivery_error(tmp_path: Path) -> None:
+    with pytest.raises(DeliveryError, match="'pigeon': unknown backend; expected one of"):
+        make_backend(DeliveryConfig(backend="pigeon", outbox_dir=tmp_path))

@@ -1,0 +1,173 @@
+"""The SendGrid backend: the real `sendgrid` client against a local v3 API stand-in."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from digest.config import DeliveryConfig, SendgridConfig
+from digest.deliver import SendResult, make_backend
+from digest.deliver.sendgrid import SendgridBackend
+from digest.errors import DeliveryError
+from tests.sendgrid_server import (
+    ACCEPTED,
+    Reply,
+    SendgridServer,
+    bad_request,
+    server_error,
+    too_many_requests,
+    unauthorized,
+)
+from tests.test_deliver_message import MAILTO, UNSUBSCRIBE, make_email
+
+NOW = 1_729_000_000.0  # the injected clock, epoch seconds
+
+
+def backend_for(api: SendgridServer, timeout: float = 5.0) -> SendgridBackend:
+    config = SendgridConfig(host=api.url, timeout=timeout)
+    return SendgridBackend(config, api_key=api.api_key, clock=lambda: NOW)
+
+
+def statuses(results: list[SendResult]) -> list[str]:
+    return [r.status for r in results]
+
+
+def test_202_is_sent_and_the_request_keeps_the_contract() -> None:
+    email = make_email(1, subject="Grüße x\r\nBcc: evil@x", from_addr="Pâpers <digest@d.org>")
+    with SendgridServer() as api:
+        assert backend_for(api).send([email]) == [SendResult("d-0001", "sent")]
+    assert api.problems == []
+    [request] = api.requests
+    assert request.path == "/v3/mail/send"
+    assert request.headers["authorization"] == f"Bearer {api.api_key}"
+    body = request.json
+    assert body["personalizations"] == [{"to": [{"email": "reader1@example.org"}]}]
+    assert body["from"] == {"email": "digest@d.org", "name": "Pâpers"}
+    assert body["subject"] == "Grüße x Bcc: evil@x"
+    assert body["content"] == [
+        {"type": "text/plain", "value": email.text},
+        {"type": "text/html", "value": email.html},
+    ]
+    assert body["headers"] == {
+        "Message-ID": "<d-0001@digest.example.org>",
+        "List-Unsubscribe": f"<{UNSUBSCRIBE}>, <{MAILTO}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Auto-Submitted": "auto-generated",
+        "X-Digest-Delivery": "d-0001",
+    }
+    assert body["custom_args"] == {"delivery_id": "d-0001"}
+    assert body["categories"] == ["papers-digest"]
+
+
+def test_one_request_per_email_and_duplicates_once() -> None:
+    with SendgridServer() as api:
+        results = backend_for(api).send([make_email(1), make_email(2), make_email(1)])
+    assert statuses(results) == ["sent"] * 3
+    assert api.accepted_ids == ["d-0001", "d-0002"]
+
+
+def test_429_with_retry_after_stops_the_batch() -> None:
+    with SendgridServer(replies=[too_many_requests(retry_after=7)]) as api:
+        results = backend_for(api).send([make_email(1), make_email(2)])
+    assert results[0] == SendResult("d-0001", "retry", "429 too many requests", 7.0)
+    assert results[1].status == "retry" and results[1].retry_after == 7.0
+    assert "not sent" in results[1].reason
+    assert len(api.requests) == 1
+
+
+def test_429_with_only_x_ratelimit_reset_waits_until_the_reset() -> None:
+    with SendgridServer(replies=[too_many_requests(reset=int(NOW) + 42)]) as api:
+        [result] = backend_for(api).send([make_email()])
+    assert result.status == "retry" and result.retry_after == 42.0
+
+
+def test_500_is_retry_and_the_batch_goes_on() -> None:
+    with SendgridServer(replies=[server_error(500), ACCEPTED]) as api:
+        results = backend_for(api).send([make_email(1), make_email(2)])
+    assert statuses(results) == ["retry", "sent"]
+    assert results[0].reason == "500 internal error" and results[0].retry_after is None
+    assert [r.status for r in api.requests] == [500, 202]
+    assert api.accepted_ids == ["d-0002"]
+
+
+def test_503_with_retry_after() -> None:
+    with SendgridServer(replies=[server_error(503, retry_after=30)]) as api:
+        [result] = backend_for(api).send([make_email()])
+    assert result.status == "retry" and result.retry_after == 30.0
+
+
+def test_three_server_errors_in_a_row_stop_the_batch() -> None:
+    with SendgridServer(replies=[server_error()] * 3) as api:
+        results = backend_for(api).send([make_email(n) for n in range(5)])
+    assert statuses(results) == ["retry"] * 5
+    assert len(api.requests) == 3
+
+
+def test_400_fails_that_email_with_the_servers_message() -> None:
+    message = "The from address does not match a verified Sender Identity."
+    with SendgridServer(replies=[bad_request(message, "from"), ACCEPTED]) as api:
+        results = backend_for(api).send([make_email(1), make_email(2)])
+    assert results[0] == SendResult("d-0001", "failed", f"400 {message} (field: from)")
+    assert results[1].status == "sent"
+
+
+def test_401_fails_and_spares_the_rest_of_the_batch() -> None:
+    with SendgridServer(replies=[unauthorized()]) as api:
+        results = backend_for(api).send([make_email(1), make_email(2)])
+    assert results[0].status == "failed"
+    assert results[0].reason.startswith("401 The provided authorization grant is invalid")
+    assert results[1].status == "retry" and "not sent" in results[1].reason
+    assert len(api.requests) == 1
+
+
+def test_413_is_failed() -> None:
+    with SendgridServer(replies=[Reply(413, {"errors": [{"message": "too big"}]})]) as api:
+        [result] = backend_for(api).send([make_email()])
+    assert result == SendResult("d-0001", "failed", "413 too big")
+
+
+def test_the_wrong_key_is_seen_by_the_server() -> None:
+    with SendgridServer(api_key="SG.right") as api:
+        backend = SendgridBackend(SendgridConfig(host=api.url), api_key="SG.wrong")
+        [result] = backend.send([make_email()])
+    assert result.status == "failed" and "Authorization" in result.reason
+
+
+def test_a_slow_server_times_out_as_retry() -> None:
+    with SendgridServer(replies=[Reply(202, delay=5.0)]) as api:
+        started = time.monotonic()
+        results = backend_for(api, timeout=0.3).send([make_email(1), make_email(2)])
+        elapsed = time.monotonic() - started
+    assert statuses(results) == ["retry", "retry"]
+    assert "timed out" in results[0].reason
+    assert elapsed < 2, "client.timeout was not applied"
+    assert len(api.requests) == 1
+
+
+def test_connection_refused_is_retry() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    backend = SendgridBackend(SendgridConfig(host=f"http://127.0.0.1:{port}"), api_key="SG.k")
+    results = backend.send([make_email(1), make_email(2)])
+    assert statuses(results) == ["retry", "retry"]
+    assert "refused" in results[0].reason.lower()
+
+
+def test_a_message_that_cannot_be_built_fails_alone() -> None:
+    with SendgridServer() as api:
+        results = backend_for(api).send([make_email(1, message_id="bad"), make_email(2)])
+    assert statuses(results) == ["failed", "sent"]
+    assert len(api.requests) == 1
+
+
+def test_make_backend_needs_the_api_key_in_the_environment() -> None:
+    config = DeliveryConfig(backend="sendgrid")
+    with pytest.raises(DeliveryError, match="SENDGRID_API_KEY is not set"):
+        make_backend(config, env={})
+    backend = make_backend(config, env={"SENDGRID_API_KEY": "SG.k"})
+    assert isinstance(backend, SendgridBackend) and backend.name == "sendgrid"
+    custom = DeliveryConfig(backend="sendgrid", sendgrid=SendgridConfig(api_key_env="MY_KEY"))
+    with pytest.raises(DeliveryError, match="MY_KEY is not set"):
+        make_backend(custom, env={"SENDGRID_API_KEY": "SG.k"})
