@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +59,19 @@ def ingest(
     store: Store,
     paths: Sequence[str] = (),
     *,
+    now: datetime | None = None,
     progress: ProgressFn | None = None,
+    client: Any = None,
 ) -> IngestReport:
     """Read the configured sources (or `paths`), parse them and merge them into the store.
 
-    One transaction per file: a file that fails to read or parse adds nothing and
-    the others go on. Errors are collected, never raised, so one bad file never
-    costs the good ones.
+    One transaction per file or URL: an input that fails to read or parse adds nothing
+    and the others go on. Errors are collected, never raised, so one bad source never
+    costs the good ones. URL sources are fetched politely (`sources.fetch`; `client` is
+    the httpx client to use, for tests) and stamped with the fetch time `now`.
     """
     jobs, errors = _plan(config, paths)
+    url_report = _ingest_urls(config, store, now, client) if not paths else None
     warnings: list[SourceWarning] = []
     counts, entries, malformed = IngestCounts(), 0, 0
     max_bytes = int(config.max_file_mb * 1_000_000)
@@ -97,8 +101,69 @@ def ingest(
         malformed += sum(1 for w in file_warnings if w.skipped)
         if progress:
             progress(done, len(jobs), job.path.name)
+    if url_report is not None:
+        counts += url_report.counts
+        entries += url_report.entries
+        malformed += url_report.malformed
+        warnings.extend(url_report.warnings)
+        errors.extend(url_report.errors)
     return IngestReport(
-        files=len(jobs),
+        files=len(jobs) + (url_report.files if url_report else 0),
+        entries=entries,
+        counts=counts,
+        malformed=malformed,
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+    )
+
+
+def _ingest_urls(config: Config, store: Store, now: datetime | None, client: Any) -> IngestReport:
+    """Fetch every `url` source; a failing one is reported and the others go on."""
+    from dataclasses import replace as with_
+
+    from digest.sources.fetch import FetchState, HostGate, fetch
+
+    sources = [s for s in config.sources if s.url]
+    if not sources:
+        return IngestReport()
+    now = now or datetime.now(UTC)  # the CLI always passes it; this is for library callers
+    gate = HostGate()
+    counts, entries, malformed = IngestCounts(), 0, 0
+    warnings: list[SourceWarning] = []
+    errors: list[str] = []
+    for source in sources:
+        url = (source.url or "").replace("{date}", now.date().isoformat())
+        kept = store.fetch_state(source.name)
+        state = FetchState.from_json(kept[1] if kept and kept[0] == url else None)
+        parser = parser_for(source.kind)
+        assert parser is not None  # config validation checked the kind
+        try:
+            accept = "application/json" if source.kind == "hf_daily" else None
+            result = fetch(url, state=state, client=client, gate=gate, accept=accept)
+            if result.status == "not_modified":
+                store.save_fetch_state(source.name, url, state.to_json(), now, "not modified")
+                continue
+            found: list[SourceWarning] = []
+            papers = [
+                with_(p, first_seen=now, last_seen=now) if p.first_seen else with_(p, last_seen=now)
+                for p in parser(
+                    result.data,
+                    origin=url,
+                    source=source.name,
+                    captured=now.date(),
+                    warn=found.append,
+                )
+            ]
+            counts += store.add_papers(papers)
+            entries += len(papers)
+            warnings += found
+            malformed += sum(1 for w in found if w.skipped)
+            store.save_fetch_state(source.name, url, result.state.to_json(), now, "ok")
+        except SourceError as exc:
+            errors.append(f"source {source.name!r}: {exc}")
+            store.save_fetch_state(source.name, url, state.to_json(), now, "error", str(exc))
+    return IngestReport(
+        files=len(sources),
         entries=entries,
         counts=counts,
         malformed=malformed,
@@ -247,10 +312,11 @@ def run(
     from digest.publish import publish
     from digest.send import send
 
-    report = ingest(config, store, progress=progress)
+    report = ingest(config, store, now=now, progress=progress)
     profiles = [profile_from_config(config, p) for p in config.profiles]
     papers = store.papers()
-    notes = [f"A source failed: {e}" for e in report.errors]
+    source_notes = [f"A source failed: {e}" for e in report.errors]
+    notes = list(source_notes)
     if not papers:
         notes.append("No papers: the sources gave nothing.")
     if not profiles:
@@ -265,7 +331,9 @@ def run(
         text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
         _write_atomic(target, text)
         written.append(target)
-    sent = send(config, store, backend, now, progress=progress) if backend is not None else None
+    sent = None
+    if backend is not None:
+        sent = send(config, store, backend, now, progress=progress, notes=source_notes)
     site = publish(config, store, now, progress=progress)
     return RunReport(ingest=report, digest=digest, written=tuple(written), send=sent, publish=site)
 

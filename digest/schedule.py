@@ -58,7 +58,7 @@ def fetch_job(config_path: str, db_path: str) -> None:
     config, store = _open(config_path, db_path)
     with store:
         now = datetime.now(UTC)
-        report = pipeline.ingest(config, store)
+        report = pipeline.ingest(config, store, now=now)
         for error in report.errors:
             log.error("ingest: %s", error)
         site = publish(config, store, now)

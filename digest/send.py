@@ -17,10 +17,12 @@ send runs from working at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import time as time_module
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,7 +51,14 @@ from digest.tokens import load_secret
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
-BATCH = 100
+#: Messages handed to the backend at a time, per connection. Each batch's outcomes are
+#: recorded before the next batch goes out, so a kill can resend at most one message per
+#: connection (recognisably: same Message-ID); connections stay open across batches.
+BATCH_PER_CONNECTION = 1
+#: Claims written per transaction (each claim is all-or-nothing either way).
+CLAIM_BATCH = 200
+#: Deliveries loaded from the store at a time while sending.
+PAGE = 256
 #: Retry backoff: 1 min, 2, 4, ... capped at 6 hours.
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
@@ -103,23 +112,35 @@ def send(
     dry_run: bool = False,
     digest_date: date | None = None,
     progress: ProgressFn | None = None,
+    notes: Sequence[str] = (),
 ) -> SendReport:
-    """Claim what is due, then deliver what is pending; see the module docstring."""
+    """Claim what is due, then deliver what is pending; see the module docstring.
+
+    `notes` go at the top of every digest claimed now (e.g. "A source failed: ...").
+    """
     owner = this_owner()
     holder = None if dry_run else store.acquire_lease(LEASE, owner, now, LEASE_TTL)
     if holder is not None:
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
-        plans, due, empty = _plan(config, store, now, digest_date)
+        plans, due, empty = _plan(config, store, now, digest_date, tuple(notes))
         if dry_run:
             planned = tuple((sub.email, digest.item_count) for sub, _, digest, _ in plans)
             return SendReport(due=due, empty=empty, dry_run=True, planned=planned)
-        claimed = 0
-        for sub, day, digest, window in plans:
-            ids = [i.paper.id for s in digest.sections for i in s.items]
-            claimed += store.claim_delivery(
-                delivery_id(sub.id, day), sub.id, day, window, freeze(digest), ids, now
+        claims = [
+            (
+                delivery_id(sub.id, day),
+                sub.id,
+                day,
+                window,
+                freeze(digest),
+                [i.paper.id for s in digest.sections for i in s.items],
             )
+            for sub, day, digest, window in plans
+        ]
+        claimed = 0
+        for start in range(0, len(claims), CLAIM_BATCH):
+            claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
         assert backend is not None
         counts = _deliver(config, store, backend, now, owner, progress)
         return SendReport(due=due, claimed=claimed, empty=empty, **counts)
@@ -129,7 +150,7 @@ def send(
 
 
 def _plan(
-    config: Config, store: Store, now: datetime, digest_date: date | None
+    config: Config, store: Store, now: datetime, digest_date: date | None, notes: tuple[str, ...]
 ) -> tuple[list[tuple[Subscriber, date, Digest, tuple[datetime | None, datetime]]], int, int]:
     """Digests for the due subscribers, ranked in batches of subscribers sharing a window."""
     settings = rank_settings(config)
@@ -202,6 +223,7 @@ def _plan(
                 title=config.digest_title,
                 sections=tuple(sections[m]),
                 papers_considered=len(papers),
+                notes=notes,
             )
             if digest.item_count == 0 and not sub.notify_empty:
                 empty += 1
@@ -218,15 +240,24 @@ def _deliver(
     owner: str,
     progress: ProgressFn | None,
 ) -> dict[str, int]:
-    pending = store.due_deliveries(now)
+    pending = store.due_delivery_ids(now)
     renderer = EmailRenderer(
         make_environment(config.templates_dir), base_url=config.publish.base_url
     )
     secret = load_secret(config) if pending else b""
+    subscribers = {sub.id: sub for sub in store.subscribers()} if pending else {}
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    for start in range(0, len(pending), BATCH):
-        batch = pending[start : start + BATCH]
-        emails = [_email(config, store, renderer, secret, d, now) for d in batch]
+    renewed = time_module.monotonic()
+    size = BATCH_PER_CONNECTION * max(1, config.delivery.smtp.connections)
+    page: list[Delivery] = []
+    cursor = done = 0
+    while cursor < len(pending) or page:
+        if not page:  # load the frozen digests a page at a time: a big run stays small
+            page = store.deliveries_by_id(pending[cursor : cursor + PAGE])
+            cursor += PAGE
+            continue
+        batch, page = page[:size], page[size:]
+        emails = [_email(config, subscribers, renderer, secret, d, now) for d in batch]
         results = backend.send(emails)
         store.record_attempts(
             [_outcome(config, d, r, now) for d, r in zip(batch, results, strict=True)], now
@@ -238,9 +269,12 @@ def _deliver(
                 else r.status
             )
             counts[state] += 1
-        store.acquire_lease(LEASE, owner, now, LEASE_TTL)  # renew
+        if time_module.monotonic() - renewed > 60:  # keep the lease while a long run works
+            store.acquire_lease(LEASE, owner, now, LEASE_TTL)
+            renewed = time_module.monotonic()
+        done += len(batch)
         if progress:
-            progress(min(start + BATCH, len(pending)), len(pending), "send")
+            progress(done, len(pending), "send")
     return counts
 
 
@@ -260,10 +294,14 @@ def _outcome(
 
 
 def _email(
-    config: Config, store: Store, renderer: EmailRenderer, secret: bytes, d: Delivery, now: datetime
+    config: Config,
+    subscribers: dict[int, Subscriber],
+    renderer: EmailRenderer,
+    secret: bytes,
+    d: Delivery,
+    now: datetime,
 ) -> OutgoingEmail:
-    sub = store.subscriber(d.subscriber_id)
-    assert sub is not None
+    sub = subscribers[d.subscriber_id]
     digest = thaw(d.content)
     unsubscribe = link(config, secret, "unsubscribe", sub, now)
     links = Links(
@@ -293,13 +331,62 @@ def _email(
 
 def freeze(digest: Digest) -> str:
     """The digest as JSON: what a claim stores, so a resend renders the same digest."""
-    return json.dumps(asdict(digest), default=_default, ensure_ascii=False, sort_keys=True)
+    raw = {
+        "day": digest.day.isoformat(),
+        "title": digest.title,
+        "papers_considered": digest.papers_considered,
+        "notes": list(digest.notes),
+        "sections": [
+            {"profile": _profile_dict(s.profile), "items": [_item_dict(i) for i in s.items]}
+            for s in digest.sections
+        ],
+    }
+    return json.dumps(raw, ensure_ascii=False, sort_keys=True)
 
 
-def _default(value: object) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"cannot freeze {type(value).__name__}")
+def _profile_dict(p: Profile) -> dict:  # type: ignore[type-arg]
+    def kws(keywords: tuple[Keyword, ...]) -> list[dict]:  # type: ignore[type-arg]
+        return [{"text": k.text, "phrase": k.phrase, "weight": k.weight} for k in keywords]
+
+    return {
+        "name": p.name,
+        "keywords": kws(p.keywords),
+        "exclude": kws(p.exclude),
+        "max_items": p.max_items,
+        "min_score": p.min_score,
+    }
+
+
+def _item_dict(item: DigestItem) -> dict:  # type: ignore[type-arg]
+    return {
+        "paper": _paper_dict(item.paper),
+        "score": item.score,
+        "matches": [{"keyword": m.keyword, "fields": list(m.fields)} for m in item.matches],
+        "snippets": list(item.snippets),
+    }
+
+
+@functools.lru_cache(maxsize=8192)
+def _paper_dict(p: Paper) -> dict:  # type: ignore[type-arg]
+    """A paper as JSON-ready data; cached, since every subscriber's digest repeats papers."""
+
+    def iso(value: date | datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": p.id,
+        "title": p.title,
+        "abstract": p.abstract,
+        "published": iso(p.published),
+        "upvotes": p.upvotes,
+        "authors_count": p.authors_count,
+        "organization": p.organization,
+        "arxiv_id": p.arxiv_id,
+        "url": p.url,
+        "sources": list(p.sources),
+        "first_seen": iso(p.first_seen),
+        "last_seen": iso(p.last_seen),
+    }
 
 
 def thaw(content: str) -> Digest:
@@ -329,20 +416,45 @@ def _profile(raw: dict) -> Profile:  # type: ignore[type-arg]
 
 def _item(raw: dict) -> DigestItem:  # type: ignore[type-arg]
     p = raw["paper"]
-    paper = Paper(
-        **{
-            **p,
-            "published": date.fromisoformat(p["published"]) if p["published"] else None,
-            "sources": tuple(p["sources"]),
-            "first_seen": datetime.fromisoformat(p["first_seen"]) if p["first_seen"] else None,
-            "last_seen": datetime.fromisoformat(p["last_seen"]) if p["last_seen"] else None,
-        }
+    key = (
+        p["id"],
+        p["title"],
+        p["abstract"],
+        p["published"],
+        p["upvotes"],
+        p["authors_count"],
+        p["organization"],
+        p["arxiv_id"],
+        p["url"],
+        tuple(p["sources"]),
+        p["first_seen"],
+        p["last_seen"],
     )
     return DigestItem(
-        paper,
+        _thaw_paper(key),
         raw["score"],
         tuple(Match(m["keyword"], tuple(m["fields"])) for m in raw["matches"]),
         tuple(raw["snippets"]),
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _thaw_paper(key: tuple) -> Paper:  # type: ignore[type-arg]
+    """A frozen paper back as a Paper; cached, since many digests of a day share papers."""
+    (pid, title, abstract, published, upvotes, authors, org, arxiv, url, sources, first, last) = key
+    return Paper(
+        pid,
+        title,
+        abstract,
+        date.fromisoformat(published) if published else None,
+        upvotes,
+        authors,
+        org,
+        arxiv,
+        url,
+        sources,
+        datetime.fromisoformat(first) if first else None,
+        datetime.fromisoformat(last) if last else None,
     )
 
 

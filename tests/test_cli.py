@@ -196,7 +196,7 @@ def test_broken_config_names_file_key_and_value(project: Path) -> None:
     assert (code, out) == (2, "")
     assert err == (
         f"error: {project / 'config.toml'}: sources[0].kind = 'rss?': unknown kind; "
-        "expected one of: listing\n"
+        "expected one of: feed, hf_daily, listing\n"
     )
     (project / "config.toml").write_text("[store\n")
     code, _, err = invoke(project, "papers")

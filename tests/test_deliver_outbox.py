@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from digest.config import DeliveryConfig
-from digest.deliver import Backend, SendResult, build_message, make_backend
+from digest.deliver import Backend, SendResult, make_backend
 from digest.deliver.outbox import OutboxBackend
+from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
 from tests.test_deliver_message import make_email
 
@@ -21,7 +22,7 @@ def test_writes_one_eml_per_delivery(tmp_path: Path) -> None:
     assert outbox.send(emails) == [SendResult("d-0001", "sent"), SendResult("d-0002", "sent")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["d-0001.eml", "d-0002.eml"]
     raw = (tmp_path / "out" / "d-0001.eml").read_bytes()
-    assert raw == build_message(emails[0]).as_bytes()
+    assert raw == message_bytes(emails[0])  # the wire form (tests/test_deliver_wire.py)
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["X-Digest-Delivery"] == "d-0001"
     outbox.close()
@@ -35,7 +36,7 @@ def test_sending_twice_leaves_one_file_the_first(tmp_path: Path) -> None:
     assert [r.status for r in again] == ["sent", "sent"]
     assert again[0].reason == "already in the outbox"
     assert [p.name for p in tmp_path.iterdir()] == ["d-0001.eml"]  # no temporary files left
-    assert outbox.path_for("d-0001").read_bytes() == build_message(first).as_bytes()
+    assert outbox.path_for("d-0001").read_bytes() == message_bytes(first)
 
 
 def test_unusable_delivery_id_fails_without_writing(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_since_filters_on_first_seen(store: Store) -> None:
 
 def test_a_failed_batch_rolls_back(store: Store) -> None:
     store.add_papers([paper("Kept")])
-    broken = paper("Broken", first_seen=None, last_seen=None)
+    broken = paper("Broken", abstract=None)  # NOT NULL: the insert fails mid-batch
     with pytest.raises(StoreError):
         store.add_papers([paper("Would be new"), broken])
     assert [p.title for p in store.papers()] == ["Kept"]
@@ -134,3 +134,9 @@ def test_not_a_database(tmp_path: Path) -> None:
     bad.write_text("this is not sqlite " * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(bad)
+
+
+def test_a_revision_of_an_unknown_paper_is_not_new(store: Store) -> None:
+    """An arXiv 'replace' for a paper never seen carries no first_seen: not stored as new."""
+    counts = store.add_papers([paper("Revised", first_seen=None, last_seen=T0)])
+    assert (counts.new, store.count_papers()) == (0, 0)

@@ -36,7 +36,7 @@ def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
     file could not be read at all.
     """
     with obj.store() as store, _progress("ingest") as progress:
-        report = pipeline.ingest(obj.config, store, paths, progress=progress)
+        report = pipeline.ingest(obj.config, store, paths, now=obj.now, progress=progress)
     _report_warnings(report)
     if as_json:
         click.echo(

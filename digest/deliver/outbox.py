@@ -15,6 +15,7 @@ from pathlib import Path
 
 from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail, SendResult, build_message, one_line
+from digest.deliver.wire import message_bytes
 
 
 class OutboxBackend:
@@ -38,7 +39,7 @@ class OutboxBackend:
 
     def _write(self, email: OutgoingEmail) -> SendResult:
         try:
-            data = build_message(email).as_bytes()
+            data = message_bytes(email) or build_message(email).as_bytes()
         except ValueError as exc:
             return SendResult(email.delivery_id, "failed", one_line(f"bad message: {exc}"))
         target = self.path_for(email.delivery_id)

@@ -35,6 +35,7 @@ from digest.deliver.message import (
     unique_by_delivery,
     wire_address,
 )
+from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
 
 DEFAULT_MAX_RECONNECTS = 3
@@ -57,6 +58,7 @@ class SmtpBackend:
         password: str = "",
         ssl_context: ssl.SSLContext | None = None,
         max_reconnects: int = DEFAULT_MAX_RECONNECTS,
+        keep_open: bool = False,
     ) -> None:
         """`sender` is the envelope address; `ssl_context` defaults to the system's CAs."""
         self.config = config
@@ -65,6 +67,10 @@ class SmtpBackend:
         self._ssl_context = ssl_context
         self.max_reconnects = max_reconnects
         self.where = f"smtp {config.host}:{config.port}"
+        #: Open connections by slot, kept between `send` calls so that a caller may send
+        #: small batches (and record each outcome at once) without reconnecting.
+        self._pool: dict[int, smtplib.SMTP] = {}
+        self.keep_open = keep_open
 
     def send(self, emails: Sequence[OutgoingEmail]) -> list[SendResult]:
         """Send each email once; one result per email, in order."""
@@ -73,10 +79,13 @@ class SmtpBackend:
         results: list[SendResult | None] = [None] * len(emails)
         chunks = _split(todo, self.config.connections)
         if len(chunks) == 1:
-            self._send_chunk(emails, chunks[0], results)
+            self._send_chunk(emails, chunks[0], results, 0)
         elif chunks:
             with ThreadPoolExecutor(len(chunks), thread_name_prefix="digest-smtp") as pool:
-                futures = [pool.submit(self._send_chunk, emails, c, results) for c in chunks]
+                futures = [
+                    pool.submit(self._send_chunk, emails, c, results, slot)
+                    for slot, c in enumerate(chunks)
+                ]
             for future in futures:
                 future.result()  # a bug in a worker surfaces here, after all have finished
         done = [results[first] for first in firsts]
@@ -84,7 +93,10 @@ class SmtpBackend:
         return done  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Nothing stays open between `send` calls."""
+        """Say QUIT on every connection kept open between `send` calls."""
+        for conn in self._pool.values():
+            _quit(conn)
+        self._pool.clear()
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -125,18 +137,23 @@ class SmtpBackend:
         return conn
 
     def _send_chunk(
-        self, emails: list[OutgoingEmail], indices: list[int], results: list[SendResult | None]
+        self,
+        emails: list[OutgoingEmail],
+        indices: list[int],
+        results: list[SendResult | None],
+        slot: int,
     ) -> None:
-        """Send `emails[i]` for i in `indices` over one connection, reconnecting if dropped."""
+        """Send `emails[i]` for i in `indices` over the slot's connection (kept open for the
+        next call), reconnecting if it dropped."""
         todo: list[int] = []
-        messages: dict[int, EmailMessage] = {}
+        messages: dict[int, bytes | EmailMessage] = {}
         for i in indices:
             try:
-                messages[i] = build_message(emails[i])
+                messages[i] = message_bytes(emails[i]) or build_message(emails[i])
                 todo.append(i)
             except ValueError as exc:
                 results[i] = SendResult(emails[i].delivery_id, "failed", one_line(str(exc)))
-        conn: smtplib.SMTP | None = None
+        conn: smtplib.SMTP | None = self._pool.pop(slot, None)
         opened = 0
         try:
             for pos, i in enumerate(todo):
@@ -157,17 +174,37 @@ class SmtpBackend:
                 if not alive:
                     conn.close()
                     conn = None
+                    if pos == 0 and opened == 0:  # a kept connection went stale: once more
+                        conn = self._open_or_none()
+                        if conn is not None:
+                            opened += 1
+                            results[i], alive = self._send_one(conn, emails[i], messages[i])
+                            if not alive:
+                                conn.close()
+                                conn = None
         finally:
             if conn is not None:
-                _quit(conn)
+                if self.keep_open:
+                    self._pool[slot] = conn
+                else:
+                    _quit(conn)
+
+    def _open_or_none(self) -> smtplib.SMTP | None:
+        try:
+            return self._open()
+        except _SessionError:
+            return None
 
     def _send_one(
-        self, conn: smtplib.SMTP, email: OutgoingEmail, msg: EmailMessage
+        self, conn: smtplib.SMTP, email: OutgoingEmail, msg: bytes | EmailMessage
     ) -> tuple[SendResult, bool]:
         """Send one message; its result, and whether the connection is still usable."""
         delivery_id = email.delivery_id
         try:
-            conn.send_message(msg, from_addr=self.sender, to_addrs=[wire_address(email.to)])
+            if isinstance(msg, bytes):  # the fast path: ASCII envelope, bytes already CRLF
+                conn.sendmail(self.sender, [wire_address(email.to)], msg)
+            else:  # SMTPUTF8: the stdlib generator knows the options
+                conn.send_message(msg, from_addr=self.sender, to_addrs=[wire_address(email.to)])
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (-1, b"recipient refused"))
             return _reply(delivery_id, code, text), _alive(conn)
@@ -259,4 +296,4 @@ def from_config(config: DeliveryConfig, env: Mapping[str, str]) -> SmtpBackend:
         raise DeliveryError(
             f"delivery.smtp.password_env = {smtp.password_env!r} but no username to log in with"
         )
-    return SmtpBackend(smtp, sender=sender, password=password)
+    return SmtpBackend(smtp, sender=sender, password=password, keep_open=True)

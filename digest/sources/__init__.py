@@ -25,9 +25,20 @@ class Parser(Protocol):
 
 
 def _registry() -> dict[str, Parser]:
-    from digest.sources import listing
+    from digest.sources import feed, hf_api
 
-    return {"listing": listing.parse}
+    return {"listing": parse_listing, "hf_daily": hf_api.parse, "feed": feed.parse}
+
+
+def parse_listing(
+    data: bytes, *, origin: str, source: str, captured: date, warn: WarnFn
+) -> Iterator[Paper]:
+    """A Hugging Face listing page: an HTML page or a text capture, told apart by content."""
+    from digest.sources import html_listing, listing
+
+    is_html = data[:2048].lstrip().startswith(b"<")  # a text capture starts with words
+    parser = html_listing.parse if is_html else listing.parse
+    return parser(data, origin=origin, source=source, captured=captured, warn=warn)
 
 
 def parser_for(kind: str) -> Parser | None:

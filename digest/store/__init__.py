@@ -6,12 +6,12 @@ Every write runs in one transaction: a failure rolls the whole batch back.
 """
 
 from digest.store.deliveries import DeliveriesMixin
-from digest.store.papers import IngestCounts, PapersMixin, merge
+from digest.store.papers import FetchStateMixin, IngestCounts, PapersMixin, merge
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.subscribers import SubscribersMixin
 
 
-class Store(PapersMixin, SubscribersMixin, DeliveriesMixin):
+class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, FetchStateMixin):
     """A papers-digest SQLite database (WAL mode). Use as a context manager."""
 
 

@@ -25,27 +25,28 @@ _FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 class DeliveriesMixin(StoreBase):
     """Delivery rows, the per-subscriber sent-ledger, and named leases."""
 
-    def claim_delivery(
+    def claim_deliveries(
         self,
-        delivery_id: str,
-        subscriber_id: int,
-        digest_date: date,
-        window: tuple[datetime | None, datetime],
-        content: str,
-        paper_ids: Iterable[str],
+        claims: list[tuple[str, int, date, tuple[datetime | None, datetime], str, list[str]]],
         now: datetime,
-    ) -> bool:
-        """Record a pending delivery and mark its papers sent; False if already claimed."""
+    ) -> int:
+        """Record pending deliveries and mark their papers sent; returns how many were new.
+
+        Each claim is (delivery id, subscriber id, day, window, frozen content, paper ids).
+        A claim that exists already (the same subscriber and day) is skipped; the others
+        are written with their sent-ledger rows in one transaction: all or none land.
+        """
+        claimed = 0
         with self._transaction() as db:
-            try:
-                db.execute(
-                    "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
-                    " window_end, content, created_at, updated_at)"
+            for did, sid, day, window, content, paper_ids in claims:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO deliveries (id, subscriber_id, digest_date, state,"
+                    " window_start, window_end, content, created_at, updated_at)"
                     " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                     (
-                        delivery_id,
-                        subscriber_id,
-                        digest_date.isoformat(),
+                        did,
+                        sid,
+                        day.isoformat(),
                         window[0].isoformat() if window[0] else None,
                         window[1].isoformat(),
                         content,
@@ -53,14 +54,15 @@ class DeliveriesMixin(StoreBase):
                         now.isoformat(),
                     ),
                 )
-            except sqlite3.IntegrityError:
-                return False
-            db.executemany(
-                "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
-                " VALUES (?, ?, ?)",
-                [(subscriber_id, pid, delivery_id) for pid in paper_ids],
-            )
-        return True
+                if cur.rowcount == 0:
+                    continue
+                claimed += 1
+                db.executemany(
+                    "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
+                    " VALUES (?, ?, ?)",
+                    [(sid, pid, did) for pid in paper_ids],
+                )
+        return claimed
 
     def record_attempts(
         self, results: Iterable[tuple[str, str, str, datetime | None]], now: datetime
@@ -86,13 +88,22 @@ class DeliveriesMixin(StoreBase):
                 ],
             )
 
-    def due_deliveries(self, now: datetime) -> list[Delivery]:
-        """Pending deliveries, and retries whose time has come, oldest first."""
-        return self._deliveries(
-            "WHERE d.state = 'pending' OR (d.state = 'retry' AND d.next_attempt_at <= ?)"
-            " ORDER BY d.created_at, d.id",
+    def due_delivery_ids(self, now: datetime) -> list[str]:
+        """Ids of pending deliveries, and of retries whose time has come, oldest first."""
+        rows = self._db.execute(
+            "SELECT id FROM deliveries WHERE state = 'pending'"
+            " OR (state = 'retry' AND next_attempt_at <= ?) ORDER BY created_at, id",
             (now.isoformat(),),
         )
+        return [r[0] for r in rows]
+
+    def deliveries_by_id(self, ids: list[str]) -> list[Delivery]:
+        """The deliveries with these ids, in the order given (a page of a big run)."""
+        found = {
+            d.id: d
+            for d in self._deliveries(f"WHERE d.id IN ({','.join('?' * len(ids))})", tuple(ids))
+        }
+        return [found[i] for i in ids if i in found]
 
     def deliveries(self, state: str | None = None) -> list[Delivery]:
         """All deliveries (or those in `state`), newest first."""

@@ -62,6 +62,9 @@ class PapersMixin(StoreBase):
             (paper.id, folded, paper.arxiv_id),
         ).fetchone()
         if row is None:
+            if paper.first_seen is None:
+                # A revision of a paper we never saw (arXiv "replace"): not new, skip it.
+                return IngestCounts(unchanged=1)
             db.execute(
                 f"INSERT INTO papers ({_COLUMNS}, folded_title) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*_to_row(paper), folded),
@@ -176,3 +179,26 @@ def _from_row(row: sqlite3.Row, sources: tuple[str, ...]) -> Paper:
         first_seen=datetime.fromisoformat(row["first_seen"]),
         last_seen=datetime.fromisoformat(row["last_seen"]),
     )
+
+
+class FetchStateMixin(StoreBase):
+    """Validators (ETag/Last-Modified) and the last outcome of each URL source."""
+
+    def fetch_state(self, source: str) -> tuple[str, str] | None:
+        """(url, state JSON) last stored for `source`, or None."""
+        row = self._db.execute(
+            "SELECT url, state FROM fetch_state WHERE source = ?", (source,)
+        ).fetchone()
+        return (row["url"], row["state"]) if row else None
+
+    def save_fetch_state(
+        self, source: str, url: str, state: str, now: datetime, status: str, error: str = ""
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO fetch_state (source, url, state, fetched_at, status, error)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET url = excluded.url,"
+                " state = excluded.state, fetched_at = excluded.fetched_at,"
+                " status = excluded.status, error = excluded.error",
+                (source, url, state, now.isoformat(), status, error),
+            )

@@ -82,5 +82,16 @@ MIGRATIONS: list[str] = [
         expires_at TEXT NOT NULL
     )
     """,
+    # 2 -> 3: per-source fetch state (ETag/Last-Modified) and the last outcome.
+    """
+    CREATE TABLE fetch_state (
+        source     TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        state      TEXT NOT NULL DEFAULT '{}',
+        fetched_at TEXT,
+        status     TEXT NOT NULL DEFAULT '',
+        error      TEXT NOT NULL DEFAULT ''
+    )
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,274 @@
+"""Hugging Face papers listing pages as HTML (`https://huggingface.co/papers?date=...`).
+
+The page carries its papers twice, and this parser reads whichever it finds first:
+
+1. The data the page is rendered from: a component placeholder
+   `<div class="SVELTE_HYDRATER contents" data-target="DailyPapers" data-props="{...}">`
+   whose `data-props` attribute holds, HTML-escaped, the same items as the daily papers
+   API (`{"dateString": "2025-10-16", "dailyPapers": [...]}`). These go through
+   `hf_api.read_items`, so the records are exactly the API's.
+2. The rendered cards, one `<article>` per paper, read the way the text captures
+   (`listing.py`) read the same page: title (the `<h3>` linking to `/papers/<arXiv id>`),
+   abstract (the card's longest `<p>`), a metadata block of an author count
+   (`• 9 authors`) or an organisation (`deepmind Deepmind`), `·`, a date (`Jul 23`,
+   `Sep 13, 2023`) and the upvote count. The page's header day (`Oct 16`) is the
+   capture day; dates without a year belong to its year.
+
+Records match the text captures' field for field; in addition the HTML gives the arXiv
+id (the paper's id and `arxiv_id`) and the paper page URL. Card problems are reported
+with the line of the card's `<article>` tag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from digest.errors import SourceError
+from digest.model import Paper, SourceWarning
+from digest.sources import WarnFn, hf_api
+from digest.sources.listing import (
+    _AUTHORS,  # the same patterns as the text captures, so both read a card alike
+    _DATE,
+    organization_name,
+    resolve_header_day,
+)
+from digest.text import normalize_space, title_id
+
+_PAPER_LINK = re.compile(r"/papers/(?P<ref>[^/?#\s]+)")
+_ARTICLE_TAG = re.compile(rb"<article\b", re.IGNORECASE)
+_DOT = "·"
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+
+
+def parse(
+    data: bytes, *, origin: str, source: str, captured: date, warn: WarnFn
+) -> Iterator[Paper]:
+    """Papers of one listing page (the `Parser` protocol)."""
+    text = _decode(data, origin)
+    tree = LexborHTMLParser(text)
+    if tree.body is None or (
+        not tree.body.text(strip=True) and tree.css_first("[data-props]") is None
+    ):
+        warn(SourceWarning(origin, 0, "no paper entries found (empty page)"))
+        return
+    from_island = list(_island(tree, origin, source, captured, warn))
+    if from_island:
+        yield from from_island
+        return
+    count = 0
+    for paper in _cards(tree, data, origin, source, captured, warn):
+        count += 1
+        yield paper
+    if count == 0:
+        warn(
+            SourceWarning(
+                origin,
+                0,
+                "no paper entries found (not a Hugging Face papers page, or its layout changed)",
+            )
+        )
+
+
+def _decode(data: bytes, origin: str) -> str:
+    if b"\x00" in data[:4096]:
+        raise SourceError(f"{origin}: binary data, not an HTML page")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SourceError(
+            f"{origin}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the page as UTF-8"
+        ) from None
+
+
+# -- 1. the page's data ----------------------------------------------------------------
+
+
+def _island(
+    tree: LexborHTMLParser, origin: str, source: str, captured: date, warn: WarnFn
+) -> Iterator[Paper]:
+    node = tree.css_first('[data-target="DailyPapers"][data-props]')
+    if node is None:
+        return
+    raw = node.attributes.get("data-props") or ""
+    try:
+        props = json.loads(raw)  # selectolax has already turned &quot; back into "
+    except json.JSONDecodeError as exc:
+        warn(
+            SourceWarning(
+                origin,
+                0,
+                f"the page's DailyPapers data is not JSON ({exc.msg}); reading the cards instead",
+            )
+        )
+        return
+    items = props.get("dailyPapers") if isinstance(props, dict) else None
+    if not isinstance(items, list):
+        warn(SourceWarning(origin, 0, "the page's DailyPapers data has no paper list"))
+        return
+    day = _iso_day(props.get("dateString")) or hf_api.page_day(origin, captured)
+    for item in hf_api.read_items(items, origin=origin, source=source, day=day, warn=warn):
+        yield item.paper
+
+
+def _iso_day(value: object) -> date | None:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+# -- 2. the rendered cards ---------------------------------------------------------------
+
+
+def _cards(
+    tree: LexborHTMLParser,
+    data: bytes,
+    origin: str,
+    source: str,
+    captured: date,
+    warn: WarnFn,
+) -> Iterator[Paper]:
+    cards = tree.css("article")
+    lines = _article_lines(data)
+    day = _page_day(tree, cards, origin, captured, warn)
+    seen_at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    for index, card in enumerate(cards):
+        line = lines[index] if index < len(lines) else 0
+        paper = _card(card, line, origin, source, day, seen_at, warn)
+        if paper is not None:
+            yield paper
+
+
+def _article_lines(data: bytes) -> list[int]:
+    """The line of each `<article` tag, in document order (for warnings)."""
+    return [data.count(b"\n", 0, m.start()) + 1 for m in _ARTICLE_TAG.finditer(data)]
+
+
+def _page_day(
+    tree: LexborHTMLParser,
+    cards: list[LexborNode],
+    origin: str,
+    captured: date,
+    warn: WarnFn,
+) -> date:
+    """The URL's `date=`, else the header day printed above the first card, else `captured`."""
+    from_url = hf_api.page_day(origin, captured)
+    if from_url != captured:
+        return from_url
+    body = tree.body
+    if body is None:
+        return captured
+    first_title = _title(cards[0]) if cards else ""
+    for line in body.text(separator="\n").splitlines():
+        text = normalize_space(line)
+        if first_title and text == first_title:
+            break
+        header = _DATE.match(text)
+        if header and not header["up"] and not header["year"]:
+            return resolve_header_day(header, captured, origin, 0, warn)
+    return captured
+
+
+def _title(card: LexborNode) -> str:
+    heading = card.css_first("h3") or card.css_first("h2")
+    if heading is not None:
+        return normalize_space(heading.text(separator=""))
+    link = card.css_first('a[href*="/papers/"]')
+    return normalize_space(link.text(separator="")) if link is not None else ""
+
+
+def _card(
+    card: LexborNode,
+    line: int,
+    origin: str,
+    source: str,
+    day: date,
+    seen_at: datetime,
+    warn: WarnFn,
+) -> Paper | None:
+    title = _title(card)
+    if not title:
+        warn(SourceWarning(origin, line, "paper card without a title; skipped", skipped=True))
+        return None
+    ref = None
+    for link in card.css('a[href*="/papers/"]'):
+        found = _PAPER_LINK.search(link.attributes.get("href") or "")
+        if found and (ref := hf_api.arxiv_id(found["ref"])):
+            break
+    if ref is None:
+        warn(SourceWarning(origin, line, f"card {title[:60]!r} has no /papers/<arXiv id> link"))
+    paragraphs = [normalize_space(p.text(separator="")) for p in card.css("p")]
+    abstract = max(paragraphs, key=len, default="")
+    if not abstract:
+        warn(SourceWarning(origin, line, f"entry {title[:60]!r} has no abstract"))
+    fields = _meta(card, line, origin, day, warn)
+    return Paper(
+        id=ref or title_id(title),
+        title=title,
+        abstract=abstract,
+        arxiv_id=ref,
+        url=hf_api.PAPER_URL + ref if ref else None,
+        sources=(source,),
+        first_seen=seen_at,
+        last_seen=seen_at,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _meta(card: LexborNode, line: int, origin: str, day: date, warn: WarnFn) -> dict[str, object]:
+    """Authors or organisation, date and upvotes from the card's other text."""
+    rest = card.clone()
+    for node in rest.css("h3, h2, p, script, style, svg"):
+        node.decompose()
+    lines = [normalize_space(t) for t in rest.text(separator="\n").splitlines()]
+    lines = [t for t in lines if t]
+    fields: dict[str, object] = {}
+    if _DOT not in lines:
+        authors = next((m for t in lines if (m := _AUTHORS.match(t))), None)
+        if authors:
+            fields["authors_count"] = int(authors["n"].replace(",", ""))
+        if lines:
+            warn(SourceWarning(origin, line, "metadata block without the '·' separator"))
+        return fields
+    dot = lines.index(_DOT)
+    head = " ".join(t for t in lines[:dot] if not t.isdigit())
+    upvotes = [int(t) for t in lines if t.isdigit()]
+    if head:
+        authors = _AUTHORS.match(head)
+        if authors:
+            fields["authors_count"] = int(authors["n"].replace(",", ""))
+        else:
+            fields["organization"] = organization_name(head)
+    after = [t for t in lines[dot + 1 :] if not t.isdigit()]
+    found = _DATE.match(after[0]) if after else None
+    if found is None:
+        warn(SourceWarning(origin, line, "metadata block without a date"))
+    else:
+        published = _entry_date(found, day)
+        if published is None:
+            warn(SourceWarning(origin, line, f"bad date {after[0]!r}"))
+        else:
+            fields["published"] = published
+        if found["up"]:
+            upvotes.append(int(found["up"]))
+    if upvotes:
+        fields["upvotes"] = upvotes[-1]
+    return fields
+
+
+def _entry_date(match: re.Match[str], day: date) -> date | None:
+    """As the text captures: a date without a year lies in the capture day's year."""
+    month = match["mon"].lower()[:3]
+    year = int(match["year"]) if match["year"] else day.year
+    try:
+        return date(year, _MONTHS.index(month) + 1, int(match["day"]))
+    except ValueError:
+        return None

@@ -1,0 +1,69 @@
+"""The fast wire form says exactly what the stdlib EmailMessage says: same headers, same
+parts in the same order, same decoded content; CRLF only, lines within 78 columns but
+for an unbreakable URL (within RFC 5322's 998)."""
+
+from __future__ import annotations
+
+import email
+from dataclasses import replace
+from email import policy
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.deliver import build_message
+from digest.deliver.wire import message_bytes
+
+from .test_deliver_message import make_email
+
+HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Auto-Submitted",
+    "X-Digest-Delivery",
+    "MIME-Version",
+]
+
+
+def _parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
+
+
+def assert_same(out: object) -> None:
+    raw = message_bytes(out)  # type: ignore[arg-type]
+    assert raw is not None
+    fast, slow = _parse(raw), _parse(build_message(out).as_bytes())  # type: ignore[arg-type]
+    for name in HEADERS:
+        assert str(fast[name]) == str(slow[name]), name
+    assert [p.get_content_type() for p in fast.iter_parts()] == ["text/plain", "text/html"]
+    assert [p.get_content_type() for p in slow.iter_parts()] == ["text/plain", "text/html"]
+    for kind in ("plain", "html"):
+        a = fast.get_body((kind,)).get_content().replace("\r\n", "\n")
+        b = slow.get_body((kind,)).get_content().replace("\r\n", "\n")
+        assert a == b
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    long_lines = [line for line in raw.split(b"\r\n") if len(line) > 78]
+    assert all(len(line) <= 998 and b"://" in line for line in long_lines)  # only a URL
+
+
+def test_a_digest_email_is_the_same_either_way() -> None:
+    long_html = "<p>" + "Ünïcödé & <b>bold</b> text " * 2000 + "</p>"
+    assert_same(replace(make_email(1), html=long_html, subject="Today — 12 new papers ✓"))
+    assert_same(replace(make_email(2), from_addr="Papers Dïgest <digest@example.org>"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(subject=st.text(max_size=300), text=st.text(max_size=2000))
+def test_any_subject_and_text(subject: str, text: str) -> None:
+    out = replace(make_email(3), subject=subject, text=text)
+    assert_same(out)
+    assert len(_parse(message_bytes(out)).get_all("Subject") or []) == 1  # type: ignore[arg-type]
+
+
+def test_an_internationalised_mailbox_takes_the_stdlib_path() -> None:
+    assert message_bytes(replace(make_email(4), to="jörg@exämple.org")) is None

@@ -1,0 +1,277 @@
+"""`digest send` end to end: real store, real outbox files, a real SMTP server on
+127.0.0.1; exactly once under retries, permanent failures and SIGKILL."""
+
+from __future__ import annotations
+
+import email
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest import pipeline
+from digest.cli import cli
+from digest.config import Config, load_config
+from digest.deliver import make_backend
+from digest.model import ProfileSpec
+from digest.send import delivery_id, freeze, send, thaw
+from digest.store import Store
+from digest.subscriptions import subscribe
+
+from .smtp_servers import Recording, Rejecting, SmtpServer, Transient
+
+
+class Slow(Recording):
+    """Accepts every message after a short pause, so that kills land mid-run."""
+
+    async def on_data(self, server, session, envelope, n):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.sleep(0.04)
+        return self.accept(server, session, envelope)
+
+
+DAY1 = datetime(2025, 10, 16, 8, tzinfo=UTC)  # the Oct 16 capture's papers are new
+DAY2 = datetime(2025, 11, 3, 8, tzinfo=UTC)  # the Nov 3 capture's papers are new
+PEFT = ProfileSpec("peft", ("LoRA", "parameter-efficient fine-tuning", "adapters"))
+SPEECH = ProfileSpec("speech", ("speech", "TTS", "ASR"))
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+
+
+def smtp_config(project: Path, port: int) -> Config:
+    with (project / "config.toml").open("a") as f:
+        f.write(f'\n[delivery.smtp]\nhost = "127.0.0.1"\nport = {port}\ntimeout = 10\n')
+    text = (project / "config.toml").read_text().replace('backend = "outbox"', 'backend = "smtp"')
+    (project / "config.toml").write_text(text)
+    return load_config(project / "config.toml", required=True)
+
+
+def seeded(config: Config, *subscribers: tuple[str, ProfileSpec]) -> Store:
+    store = Store(config.store_path)
+    pipeline.ingest(config, store)
+    for address, spec in subscribers:
+        subscribe(config, store, address, spec, DAY1 - timedelta(days=1), confirmed=True)
+    return store
+
+
+def messages(outbox: Path) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        for p in sorted(outbox.glob("*.eml"))
+    ]
+
+
+def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) -> None:
+    store = seeded(config, ("ada@example.org", PEFT), ("bob@example.org", SPEECH))
+    backend = make_backend(config.delivery)
+    report = send(config, store, backend, DAY1)
+    assert (report.due, report.claimed, report.sent, report.failed) == (2, 2, 2, 0)
+    first = messages(config.delivery.outbox_dir)
+    assert sorted(m["To"] for m in first) == ["ada@example.org", "bob@example.org"]
+    ada = next(m for m in first if m["To"] == "ada@example.org")
+    assert ada.get_body(("plain",)).get_content().index("== peft ==") > 0
+    assert ada["List-Unsubscribe-Post"] is None  # the default link is http://127.0.0.1
+    assert ada["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe?token=")
+    assert ada["Message-ID"] == f"<{delivery_id(1, date(2025, 10, 16))}@localhost>"
+    # Same day again: nothing new is claimed or sent.
+    again = send(config, store, backend, DAY1 + timedelta(hours=3))
+    assert (again.due, again.claimed, again.sent) == (0, 0, 0)
+    assert len(messages(config.delivery.outbox_dir)) == 2
+    # The next capture day: new papers only, none of day 1's.
+    day1_ids = store.sent_paper_ids(1)
+    send(config, store, backend, DAY2)
+    day2 = [d for d in store.deliveries() if d.digest_date == date(2025, 11, 3)]
+    for d in day2:
+        ids = {i.paper.id for s in thaw(d.content).sections for i in s.items}
+        assert ids and not ids & (
+            day1_ids if d.subscriber_id == 1 else store.sent_paper_ids(2) - ids
+        )
+    assert len(messages(config.delivery.outbox_dir)) == 4
+    store.close()
+
+
+def test_send_times_time_zones_and_dry_run(config: Config) -> None:
+    store = seeded(config)
+    subscribe(
+        config,
+        store,
+        "tokyo@example.org",
+        PEFT,
+        DAY1 - timedelta(days=1),
+        confirmed=True,
+        timezone="Asia/Tokyo",
+        send_at="18:00",
+    )
+    not_yet = datetime(2025, 10, 16, 8, tzinfo=UTC)  # 17:00 in Tokyo
+    assert send(config, store, None, not_yet, dry_run=True).due == 0
+    plan = send(config, store, None, not_yet + timedelta(hours=1), dry_run=True)
+    assert plan.due == 1 and plan.planned[0][0] == "tokyo@example.org" and plan.planned[0][1] > 0
+    assert store.deliveries() == []  # a dry run claims nothing
+    store.close()
+
+
+def test_empty_digest_is_not_sent_unless_asked(config: Config) -> None:
+    store = seeded(config, ("ada@example.org", ProfileSpec("x", ("quantum chromodynamics",))))
+    backend = make_backend(config.delivery)
+    report = send(config, store, backend, DAY1)
+    assert (report.due, report.empty, report.sent) == (1, 1, 0)
+    subscribe(config, store, "ada@example.org", None, DAY1, notify_empty=True)
+    report = send(config, store, backend, DAY1 + timedelta(minutes=1))
+    assert report.sent == 1
+    (msg,) = messages(config.delivery.outbox_dir)
+    assert (
+        "None of the 85 new papers matched your keywords today."
+        in msg.get_body(("plain",)).get_content()
+    )
+    store.close()
+
+
+def test_transient_smtp_failure_is_retried_with_backoff(project: Path) -> None:
+    with SmtpServer(Transient(code=421, first=1)) as server:
+        config = smtp_config(project, server.port)
+        store = seeded(config, ("ada@example.org", PEFT))
+        backend = make_backend(config.delivery)
+        first = send(config, store, backend, DAY1)
+        assert (first.sent, first.retry) == (0, 1)
+        (d,) = store.deliveries()
+        assert d.state == "retry" and d.attempts == 1 and "421" in d.reason
+        assert d.next_attempt_at == DAY1 + timedelta(minutes=1)
+        assert send(config, store, backend, DAY1 + timedelta(seconds=30)).sent == 0  # not yet
+        assert send(config, store, backend, DAY1 + timedelta(minutes=2)).sent == 1
+        assert len(server.received) == 1 and store.deliveries()[0].state == "sent"
+        backend.close()
+        store.close()
+
+
+def test_permanent_failure_is_recorded_and_not_retried(project: Path) -> None:
+    with SmtpServer(Rejecting(code=550)) as server:
+        config = smtp_config(project, server.port)
+        store = seeded(config, ("ada@example.org", PEFT))
+        backend = make_backend(config.delivery)
+        report = send(config, store, backend, DAY1)
+        assert report.failed == 1
+        result = CliRunner().invoke(
+            cli, ["--config", str(project / "config.toml"), "deliveries", "--json"]
+        )
+        assert '"state": "failed"' in result.stdout and "550" in result.stdout
+        # Not retried: the failed delivery stays failed; the next day is a new digest.
+        assert send(config, store, backend, DAY1 + timedelta(hours=1)).failed == 0
+        assert [d.state for d in store.deliveries()] == ["failed"]
+        backend.close()
+        store.close()
+
+
+def test_a_frozen_digest_renders_the_same_after_a_restart(config: Config) -> None:
+    store = seeded(config, ("ada@example.org", PEFT))
+    send(config, store, None, DAY1, dry_run=True)
+    digest = pipeline.build_digest(
+        config, store.papers(), [pipeline.profile_from_config(config, config.profiles[0])], DAY1
+    )
+    assert thaw(freeze(digest)) == digest
+    store.close()
+
+
+def test_cli_subscribe_confirm_send(project: Path) -> None:
+    runner = CliRunner()
+    base = ["--config", str(project / "config.toml")]
+    at = ["--now", "2025-10-15T08:00:00+00:00"]
+    assert runner.invoke(cli, [*base, "ingest"]).exit_code == 0
+    result = runner.invoke(
+        cli,
+        [
+            *base,
+            *at,
+            "subscribe",
+            "Ada@Example.org",
+            "-k",
+            "LoRA, adapters",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "subscribed ada@example.org (pending; profiles: papers); confirmation email sent\n"
+    )
+    (confirmation,) = messages(project / "var" / "outbox")
+    token = confirmation.get_body(("plain",)).get_content().split("token=")[1].split()[0]
+    assert (
+        runner.invoke(cli, [*base, *at, "confirm", token]).stdout == "confirmed ada@example.org\n"
+    )
+    bad = runner.invoke(cli, [*base, *at, "confirm", token[:-4] + "0000"])
+    assert bad.exit_code == 2 and "not valid" in bad.stderr
+    sent = runner.invoke(cli, [*base, "--now", DAY1.isoformat(), "send", "--json"])
+    assert sent.exit_code == 0 and '"sent": 1' in sent.stdout
+    bad = runner.invoke(cli, [*base, "subscribe", "not-an-address", "-k", "x"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: 'not-an-address' is not a valid")
+
+
+# -- killed mid-run: every subscriber ends with their digest, never two different ones ---
+
+
+def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(project: Path) -> None:
+    with SmtpServer(Slow()) as server:
+        config = smtp_config(project, server.port)
+        count = 40
+        with seeded(config) as store:
+            for i in range(count):
+                subscribe(
+                    config,
+                    store,
+                    f"reader{i}@example.org",
+                    PEFT if i % 2 else SPEECH,
+                    DAY1 - timedelta(days=1),
+                    confirmed=True,
+                )
+        digest = str(Path(sys.executable).parent / "digest")
+        cmd = [digest, "--now", DAY1.isoformat(), "send"]
+        env = {**os.environ, "DIGEST_SECRET": "test-secret"}
+        rng = random.Random(5)
+        progress = []
+        for _ in range(4):  # start, kill at a random moment while it sends, again
+            proc = subprocess.Popen(
+                cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            start = len(server.received)
+            deadline = time.monotonic() + 30
+            while len(server.received) == start and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            progress.append(len(server.received))
+        final = subprocess.run(
+            cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert final.returncode == 0, final.stderr
+        per_reader: dict[str, set[str]] = {}
+        bodies: dict[str, set[str]] = {}
+        for got in server.received:
+            msg = got.message
+            per_reader.setdefault(msg["To"], set()).add(msg["Message-ID"])
+            bodies.setdefault(msg["To"], set()).add(msg.get_body(("plain",)).get_content())
+        assert len(per_reader) == count  # none missing
+        assert all(len(ids) == 1 for ids in per_reader.values())  # a resend is the same message
+        assert all(len(b) == 1 for b in bodies.values())  # never two different digests
+        resent = sum(Counter(m.message["To"] for m in server.received).values()) - count
+        with Store(config.store_path) as store:
+            assert {d.state for d in store.deliveries()} == {"sent"}
+            assert len(store.deliveries()) == count
+        assert progress[-1] < count  # the kills did interrupt runs
+        print(
+            f"\nreceived after each kill: {progress}; {resent} resend(s) of an accepted "
+            "message (same Message-ID)"
+        )
