@@ -18,7 +18,7 @@ from digest.rank import make_profile, rank
 from digest.render import make_environment, markdown_html, render_digest
 from digest.text import title_id
 
-from .conftest import FIXTURES
+from .conftest import CHROMIUM, CHROMIUM_ARGS, FIXTURES
 
 NOW = datetime(2025, 10, 17, 7, tzinfo=UTC)
 GOLDEN = FIXTURES / "golden"
@@ -209,7 +209,7 @@ def test_markdown_filter_sanitises() -> None:
     assert "<strong>hi</strong>" in html
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
 def test_email_has_no_horizontal_scroll_in_chromium(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
@@ -217,16 +217,7 @@ def test_email_has_no_horizontal_scroll_in_chromium(tmp_path: Path) -> None:
     page_file.write_text(renderer.render(_twenty(), Links(unsubscribe="https://d.example/u")).html)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-            timeout=30_000,
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
         )
         try:
             for width in (375, 800):
