@@ -141,7 +141,8 @@ def keyword_scores(
             need[k] = len(plan.need_all)
         if plan.bag:
             unit_idf = [
-                idf[vocab[u.features[0][0]]] if u.features[0][0] in vocab else unseen_idf
+                (idf[vocab[u.features[0][0]]] if u.features[0][0] in vocab else unseen_idf)
+                ** settings.idf_power
                 for u in plan.bag
             ]
             total = sum(unit_idf)

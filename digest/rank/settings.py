@@ -27,10 +27,16 @@ class RankSettings:
     #: together (words together as a phrase can reach 1).
     scattered_credit: float = 0.7
     #: How much missing words of such a keyword cost: the scattered score is multiplied by
-    #: coverage ** coverage_power, coverage being the idf share of its words present
-    #: (0 = not at all, 1 = proportionally). 0.5: missing a rare word costs more than a
-    #: common one, and a paper with only half the words keeps ~70 % of the credit.
-    coverage_power: float = 0.5
+    #: coverage ** coverage_power, coverage being the weighted share of its words present
+    #: (0 = not at all, 1 = proportionally).
+    coverage_power: float = 1.0
+    #: Each word of such a keyword weighs idf ** idf_power in that share and in the mean
+    #: saturation. 2 is the vector-space convention (query and document both idf-weighted):
+    #: the rare word carries the keyword ("unlearning" in "machine unlearning"), so a
+    #: paper that says "LLM unlearning" keeps most of the credit while one that only says
+    #: "machine" gets little. Tuned on the dev set together with coverage_power (see
+    #: README): 1.75 and 2.5 score lower there.
+    idf_power: float = 2.0
     #: A keyword scoring below this in a paper counts as not matching it: such traces
     #: (one common word of a multi-word keyword) are noise, would be listed as matches,
     #: and would fill the batch with pairs that can never pass min_score.
