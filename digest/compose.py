@@ -12,6 +12,7 @@ for the place they go.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,6 @@ from markupsafe import Markup, escape
 
 from digest.model import Digest, DigestItem, Paper
 from digest.render import clean, why
-
-_SLOT = re.compile(r"@@([a-z0-9_]+)@@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +51,8 @@ class _Stamp:
     parts: tuple[str, ...]
 
     @classmethod
-    def of(cls, text: str) -> _Stamp:
-        return cls(tuple(_SLOT.split(text)))
+    def of(cls, text: str, marker: re.Pattern[str]) -> _Stamp:
+        return cls(tuple(marker.split(text)))
 
     def fill(self, values: Mapping[str, str]) -> str:
         parts = self.parts
@@ -64,15 +63,12 @@ class _Stamp:
         return "".join(out)
 
 
-def _slot(name: str) -> Markup:
-    return Markup(f"@@{name}@@")
-
-
 @dataclass
 class EmailRenderer:
     """Renders digest emails from `templates/email/`; keeps a fragment cache per instance.
 
-    Use one instance per day (or per send run): fragments are keyed by paper id.
+    Use one instance per day (or per send run): fragments are keyed by the paper (a
+    frozen record), so two versions of one paper never share a fragment.
     """
 
     env: jinja2.Environment
@@ -80,8 +76,8 @@ class EmailRenderer:
     intro: str = ""  #: Markdown from config, shown under the header (sanitised)
     brand: str = "papers-digest"
     _css: str = field(init=False, default="")
-    _papers_html: dict[str, _Stamp] = field(init=False, default_factory=dict)
-    _papers_text: dict[str, _Stamp] = field(init=False, default_factory=dict)
+    _papers_html: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
+    _papers_text: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
     _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +87,13 @@ class EmailRenderer:
             load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False
         )
         self._fragments = css_inline.CSSInliner(load_remote_stylesheets=False)
+        # Slot markers carry a random nonce: text from a paper or a reader can never
+        # spell one, so no title can open a slot or break a stamp.
+        self._nonce = secrets.token_hex(8)
+        self._marker = re.compile(rf"@@{self._nonce}:([a-z0-9_]+)@@")
+
+    def _slot(self, name: str) -> Markup:
+        return Markup(f"@@{self._nonce}:{name}@@")
 
     # -- the values every rendering shares ------------------------------------------
 
@@ -185,55 +188,55 @@ class EmailRenderer:
 
     def _make_stamp(self, kind: str, shape: Any) -> _Stamp:
         if kind.startswith("section"):
-            ctx = {"name": _slot("name"), "empty": _slot("empty") if shape else ""}
+            ctx = {"name": self._slot("name"), "empty": self._slot("empty") if shape else ""}
             ext = kind.split(".")[1]
             rendered = self.env.get_template(f"email/_section.{ext}.j2").render(ctx)
             if ext == "html":
                 rendered = self._fragments.inline_fragment(rendered, self._css)
-            return _Stamp.of(rendered)
+            return _Stamp.of(rendered, self._marker)
         n_notes, archive, manage, unsubscribe, profiles = shape
         ctx = {
-            "title": _slot("title"),
+            "title": self._slot("title"),
             "brand": self.brand,
-            "heading": _slot("heading"),
-            "summary": _slot("summary"),
-            "preheader": _slot("preheader"),
-            "notes": [_slot(f"note{i}") for i in range(n_notes)],
+            "heading": self._slot("heading"),
+            "summary": self._slot("summary"),
+            "preheader": self._slot("preheader"),
+            "notes": [self._slot(f"note{i}") for i in range(n_notes)],
             "intro": self.intro,
-            "profiles": _slot("profiles") if profiles else "",
+            "profiles": self._slot("profiles") if profiles else "",
             "links": Links(
-                _slot("archive") if archive else "",
-                _slot("manage") if manage else "",
-                _slot("unsubscribe") if unsubscribe else "",
+                self._slot("archive") if archive else "",
+                self._slot("manage") if manage else "",
+                self._slot("unsubscribe") if unsubscribe else "",
             ),
             "base_url": self.base_url,
             "css": Markup(self._css),
         }
         if kind == "digest.html":
-            ctx["body_html"] = _slot("body")
+            ctx["body_html"] = self._slot("body")
             page = self.env.get_template("email/digest.html.j2").render(ctx)
-            return _Stamp.of(self._inliner.inline(page))
-        ctx["body_text"] = _slot("body")
-        return _Stamp.of(self.env.get_template("email/digest.txt.j2").render(ctx))
+            return _Stamp.of(self._inliner.inline(page), self._marker)
+        ctx["body_text"] = self._slot("body")
+        return _Stamp.of(self.env.get_template("email/digest.txt.j2").render(ctx), self._marker)
 
     def _paper_html(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_html.get(paper.id)
+        stamp = self._papers_html.get(paper)
         if stamp is None:
             html = self.env.get_template("email/_item.html.j2").render(
-                paper=paper, why_html=_slot("why"), base_url=self.base_url
+                paper=paper, why_html=self._slot("why"), base_url=self.base_url
             )
-            stamp = self._papers_html[paper.id] = _Stamp.of(
-                self._fragments.inline_fragment(html, self._css)
+            stamp = self._papers_html[paper] = _Stamp.of(
+                self._fragments.inline_fragment(html, self._css), self._marker
             )
         return stamp
 
     def _paper_text(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_text.get(paper.id)
+        stamp = self._papers_text.get(paper)
         if stamp is None:
             text = self.env.get_template("email/_item.txt.j2").render(
-                paper=paper, why_text=_slot("why"), base_url=self.base_url
+                paper=paper, why_text=self._slot("why"), base_url=self.base_url
             )
-            stamp = self._papers_text[paper.id] = _Stamp.of(text)
+            stamp = self._papers_text[paper] = _Stamp.of(text, self._marker)
         return stamp
 
 

@@ -186,3 +186,5 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+    #: The newest paper row the digest considered: the next one starts after it.
+    papers_upto: int | None = None

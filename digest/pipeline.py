@@ -17,7 +17,7 @@ from typing import Any
 
 from digest import rank
 from digest.config import Config, ProfileConfig, SourceConfig
-from digest.errors import ConfigError, QueryError, SourceError
+from digest.errors import ConfigError, DigestError, QueryError
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile, SourceWarning
 from digest.render import make_environment, render_digest
 from digest.sources import parser_for
@@ -95,7 +95,7 @@ def ingest(
             )
             counts += store.add_papers(papers)
             entries += len(papers)
-        except SourceError as exc:
+        except DigestError as exc:  # this input's fault or not, the others go on
             errors.append(str(exc))
         warnings.extend(file_warnings)
         malformed += sum(1 for w in file_warnings if w.skipped)
@@ -159,7 +159,7 @@ def _ingest_urls(config: Config, store: Store, now: datetime | None, client: Any
             warnings += found
             malformed += sum(1 for w in found if w.skipped)
             store.save_fetch_state(source.name, url, result.state.to_json(), now, "ok")
-        except SourceError as exc:
+        except DigestError as exc:  # this input's fault or not, the others go on
             errors.append(f"source {source.name!r}: {exc}")
             store.save_fetch_state(source.name, url, state.to_json(), now, "error", str(exc))
     return IngestReport(

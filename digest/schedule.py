@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time as time_module
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -65,8 +66,18 @@ def fetch_job(config_path: str, db_path: str) -> None:
         log.info("fetch: %s; %s", report.summary(), site.summary())
 
 
+#: The per-subscriber send jobs of one scheduler run in a thread pool, many at the same
+#: minute; they take turns (each sends whatever is due, so the later ones find little).
+_SEND_LOCK = threading.Lock()
+
+
 def send_job(config_path: str, db_path: str) -> None:
     """Send every digest that is due (idempotent: a second call sends nothing new)."""
+    with _SEND_LOCK:
+        _send(config_path, db_path)
+
+
+def _send(config_path: str, db_path: str) -> None:
     from digest.deliver import make_backend
     from digest.send import send
 

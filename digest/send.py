@@ -76,6 +76,7 @@ class SendReport:
     sent: int = 0
     retry: int = 0
     failed: int = 0
+    cancelled: int = 0  #: claimed, then the subscriber left before it went out
     dry_run: bool = False
     planned: tuple[tuple[str, int], ...] = field(default_factory=tuple)  #: (email, items)
 
@@ -87,7 +88,7 @@ class SendReport:
             )
         return (
             f"{self.due} due, {self.claimed} claimed, {self.sent} sent, {self.retry} to retry, "
-            f"{self.failed} failed, {self.empty} with nothing new"
+            f"{self.failed} failed, {self.cancelled} cancelled, {self.empty} with nothing new"
         )
 
 
@@ -123,7 +124,7 @@ def send(
     if holder is not None:
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
-        plans, due, empty = _plan(config, store, now, digest_date, tuple(notes))
+        plans, due, empty, high = _plan(config, store, now, digest_date, tuple(notes))
         if dry_run:
             planned = tuple((sub.email, digest.item_count) for sub, _, digest, _ in plans)
             return SendReport(due=due, empty=empty, dry_run=True, planned=planned)
@@ -140,7 +141,9 @@ def send(
         ]
         claimed = 0
         for start in range(0, len(claims), CLAIM_BATCH):
-            claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
+            claimed += store.claim_deliveries(
+                claims[start : start + CLAIM_BATCH], now, papers_upto=high
+            )
         assert backend is not None
         counts = _deliver(config, store, backend, now, owner, progress)
         return SendReport(due=due, claimed=claimed, empty=empty, **counts)
@@ -149,12 +152,16 @@ def send(
             store.release_lease(LEASE, owner)
 
 
+_Window = tuple[datetime | None, datetime]
+
+
 def _plan(
     config: Config, store: Store, now: datetime, digest_date: date | None, notes: tuple[str, ...]
-) -> tuple[list[tuple[Subscriber, date, Digest, tuple[datetime | None, datetime]]], int, int]:
+) -> tuple[list[tuple[Subscriber, date, Digest, _Window]], int, int, int]:
     """Digests for the due subscribers, ranked in batches of subscribers sharing a window."""
     settings = rank_settings(config)
-    due: list[tuple[Subscriber, date, tuple[datetime | None, datetime]]] = []
+    high = store.newest_paper_row()  # rows committed from here on go to the next digests
+    due: list[tuple[Subscriber, date, _Window, tuple[str, object]]] = []
     for sub in store.subscribers(status="confirmed"):
         if not sub.profiles:
             continue
@@ -168,23 +175,33 @@ def _plan(
             continue
         period = timedelta(days=7 if sub.frequency == "weekly" else 1)
         start = last.window_end if last else min(sub.created_at, now) - period
-        due.append((sub, day, (start, now)))
-    groups: dict[tuple[datetime | None, datetime], list[tuple[Subscriber, date]]] = {}
-    for sub, day, window in due:
-        groups.setdefault(window, []).append((sub, day))
+        # New = arrived in the store after the last digest's high-water mark, whatever
+        # first_seen says (captures are stamped with their day, merges keep the earliest).
+        # A first digest takes what was first seen in the period before subscribing.
+        key: tuple[str, object] = (
+            ("after", last.papers_upto)
+            if last and last.papers_upto is not None
+            else ("since", start)
+        )
+        due.append((sub, day, (start, now), key))
+    groups: dict[tuple[str, object], list[tuple[Subscriber, date, _Window]]] = {}
+    for sub, day, window, key in due:
+        groups.setdefault(key, []).append((sub, day, window))
     plans, empty = [], 0
-    for window, members in groups.items():
-        papers = [
-            p
-            for p in store.papers(since=window[0])
-            if p.first_seen is not None
-            and (window[0] is None or p.first_seen > window[0])
-            and p.first_seen <= window[1]
-        ]
+    for (kind, mark), members in groups.items():
+        if kind == "after":
+            papers = store.papers_after_row(int(mark), high)  # type: ignore[call-overload]
+        else:
+            start = mark  # type: ignore[assignment]
+            papers = [
+                p
+                for p in store.papers(since=start)  # type: ignore[arg-type]
+                if p.first_seen is not None and p.first_seen > start and p.first_seen <= now
+            ]
         profiles, owners = [], []
-        ledgers = {sub.id: store.sent_paper_ids(sub.id) for sub, _ in members}
+        ledgers = {sub.id: store.sent_paper_ids(sub.id) for sub, _, _ in members}
         overlap = {sid: sum(1 for p in papers if p.id in led) for sid, led in ledgers.items()}
-        for m, (sub, _) in enumerate(members):
+        for m, (sub, _, _) in enumerate(members):
             for spec in sub.profiles:
                 prof = rank.make_profile(
                     spec.name,
@@ -207,8 +224,9 @@ def _plan(
         ranked = rank.rank(papers, profiles, now, settings, synonyms=config.synonyms or None)
         sections: dict[int, list[DigestSection]] = {}
         for (m, limit), profile, items in zip(owners, profiles, ranked, strict=True):
-            ledger = ledgers[members[m][0].id]
+            ledger = ledgers[members[m][0].id]  # grows: a paper shows in one section only
             kept = tuple(i for i in items if i.paper.id not in ledger)[:limit]
+            ledger.update(i.paper.id for i in kept)
             sections.setdefault(m, []).append(
                 DigestSection(
                     Profile(
@@ -217,7 +235,7 @@ def _plan(
                     kept,
                 )
             )
-        for m, (sub, day) in enumerate(members):
+        for m, (sub, day, window) in enumerate(members):
             digest = Digest(
                 day=day,
                 title=config.digest_title,
@@ -229,7 +247,7 @@ def _plan(
                 empty += 1
                 continue
             plans.append((sub, day, digest, window))
-    return plans, len(due), empty
+    return plans, len(due), empty, high
 
 
 def _deliver(
@@ -246,8 +264,8 @@ def _deliver(
     )
     secret = load_secret(config) if pending else b""
     subscribers = {sub.id: sub for sub in store.subscribers()} if pending else {}
-    counts = {"sent": 0, "retry": 0, "failed": 0}
-    renewed = time_module.monotonic()
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+    started = renewed = time_module.monotonic()
     size = BATCH_PER_CONNECTION * max(1, config.delivery.smtp.connections)
     page: list[Delivery] = []
     cursor = done = 0
@@ -257,8 +275,16 @@ def _deliver(
             cursor += PAGE
             continue
         batch, page = page[:size], page[size:]
-        emails = [_email(config, subscribers, renderer, secret, d, now) for d in batch]
+        batch, dropped = _sendable(batch, subscribers, config, renderer, secret, now)
+        if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
+            store.record_attempts(dropped, now)
+            counts["cancelled"] += sum(1 for d in dropped if d[2].startswith("cancelled"))
+            counts["failed"] += sum(1 for d in dropped if not d[2].startswith("cancelled"))
+        if not batch:
+            continue
+        emails = [email for _, email in batch]
         results = backend.send(emails)
+        batch = [d for d, _ in batch]
         store.record_attempts(
             [_outcome(config, d, r, now) for d, r in zip(batch, results, strict=True)], now
         )
@@ -270,12 +296,39 @@ def _deliver(
             )
             counts[state] += 1
         if time_module.monotonic() - renewed > 60:  # keep the lease while a long run works
-            store.acquire_lease(LEASE, owner, now, LEASE_TTL)
+            elapsed = timedelta(seconds=time_module.monotonic() - started)
+            holder = store.acquire_lease(LEASE, owner, now + elapsed, LEASE_TTL)
+            if holder is not None:
+                raise DeliveryError(
+                    f"lost the send lease to {holder}; stopped (what was sent is recorded)"
+                )
             renewed = time_module.monotonic()
         done += len(batch)
         if progress:
             progress(done, len(pending), "send")
     return counts
+
+
+def _sendable(
+    batch: list[Delivery],
+    subscribers: dict[int, Subscriber],
+    config: Config,
+    renderer: EmailRenderer,
+    secret: bytes,
+    now: datetime,
+) -> tuple[list[tuple[Delivery, OutgoingEmail]], list[tuple[str, str, str, datetime | None]]]:
+    """The batch's emails, and the outcomes of deliveries that must not go out."""
+    ready, dropped = [], []
+    for d in batch:
+        sub = subscribers.get(d.subscriber_id)
+        if sub is None or sub.status != "confirmed":
+            dropped.append((d.id, "failed", "cancelled: unsubscribed before it was sent", None))
+            continue
+        try:
+            ready.append((d, _email(config, subscribers, renderer, secret, d, now)))
+        except Exception as exc:  # one digest that cannot render must not stop the rest
+            dropped.append((d.id, "failed", f"cannot render: {type(exc).__name__}: {exc}", None))
+    return ready, dropped
 
 
 def _outcome(

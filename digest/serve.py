@@ -47,20 +47,18 @@ class _Handler(SimpleHTTPRequestHandler):
         query = parse_qs(url.query)
         if url.path == "/preview":
             self._preview(query)
-        elif url.path == "/confirm":
-            self._subscription(query, "confirm")
-        elif url.path in ("/unsubscribe", "/manage"):
+        elif url.path in ("/confirm", "/unsubscribe", "/manage"):
             self._subscription(query, url.path[1:], act=False)
         else:
             super().do_GET()
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(min(length, 65536))  # RFC 8058 body: List-Unsubscribe=One-Click
-        if url.path == "/unsubscribe":
-            self._subscription(parse_qs(url.query), "unsubscribe")
+        length = self.headers.get("Content-Length") or "0"
+        if length.isascii() and length.isdigit() and int(length) > 0:
+            self.rfile.read(min(int(length), 65536))  # RFC 8058: List-Unsubscribe=One-Click
+        if url.path in ("/unsubscribe", "/confirm"):
+            self._subscription(parse_qs(url.query), url.path[1:])
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/html", _page("Not found", "Nothing here."))
 
@@ -72,23 +70,22 @@ class _Handler(SimpleHTTPRequestHandler):
         now = self.clock()
         try:
             with Store(self.store_path) as store:
-                if action == "confirm":
+                if act and action == "confirm":
                     sub = subscriptions.confirm(self.config, store, token, now)
                     body = _page("Subscribed", f"{sub.email} will get the papers-digest.")
                 elif act:
                     sub, _ = subscriptions.unsubscribe(self.config, store, token, now)
                     body = _page("Unsubscribed", f"{sub.email} will get no more digests.")
-                else:
-                    purpose = "unsubscribe" if action == "unsubscribe" else "manage"
-                    claim = parse_token(token, purpose)
+                else:  # GET: check the token, show the page; nothing changes
+                    claim = parse_token(token, action)
                     found = store.subscriber(claim.subscriber_id)
                     if found is None:
-                        raise DigestError(f"{purpose} token is not valid (no such subscriber)")
+                        raise DigestError(f"{action} token is not valid (no such subscriber)")
                     verify(load_secret(self.config), claim, found.email, now)
                     body = (
                         _manage_page(found, token, self.config, now)
                         if action == "manage"
-                        else _unsubscribe_page(found.email, token)
+                        else _button_page(action, found.email, token)
                     )
         except DigestError as exc:
             self._send(HTTPStatus.BAD_REQUEST, "text/html", _error_page(str(exc)))
@@ -141,12 +138,18 @@ def _page(title: str, message: str, extra: str = "") -> str:
     )
 
 
-def _unsubscribe_page(email: str, token: str) -> str:
+def _button_page(action: str, email: str, token: str) -> str:
+    """GET shows one button; only the POST acts (mail scanners follow links, not forms)."""
+    if action == "confirm":
+        title, text, label = "Confirm?", f"Send the papers-digest to {email}?", "Confirm"
+    else:
+        title, text = "Unsubscribe?", f"Stop sending the papers-digest to {email}?"
+        label = "Unsubscribe"
     form = (
-        f'<form method="post" action="unsubscribe?token={escape(token)}">'
-        '<button type="submit">Unsubscribe</button></form>'
+        f'<form method="post" action="{action}?token={escape(token)}">'
+        f'<button type="submit">{label}</button></form>'
     )
-    return _page("Unsubscribe?", f"Stop sending the papers-digest to {email}?", form)
+    return _page(title, text, form)
 
 
 def _manage_page(sub: Subscriber, token: str, config: Config, now: datetime) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from digest.config import Config
-from digest.errors import SubscriptionError
+from digest.errors import ConfigError, SubscriptionError
 
 PURPOSES = ("confirm", "unsubscribe", "manage")
+_NUMBER = re.compile(r"[0-9]{1,15}")  # ASCII digits only, and a size SQLite can hold
+_SIGNATURE = re.compile(r"[0-9a-f]{40}")
 #: How long each kind of link works. Unsubscribe links in old emails must keep working.
 LIFETIME = {
     "confirm": timedelta(days=7),
@@ -38,11 +41,27 @@ def load_secret(config: Config, env: Mapping[str, str] = os.environ) -> bytes:
         return config.secret.encode()
     path = config.store_path.parent / "secret"
     if not path.exists():
+        # Written whole to a private temp file, then linked into place: a crash or a
+        # second process never sees a half-written (or empty) secret.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".secret.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
-    return Path(path).read_text().strip().encode()
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails if another process won the race: use theirs
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = Path(path).read_text().strip()
+    if len(secret) < 32:
+        raise ConfigError(
+            f"{path}: the signing secret is too short; delete the file to make a new one"
+        )
+    return secret.encode()
 
 
 def _mac(secret: bytes, purpose: str, sid: int, expiry: int, email: str) -> str:
@@ -71,7 +90,12 @@ class TokenClaim:
 def parse_token(token: str, purpose: str) -> TokenClaim:
     """The parts of a token of `purpose`; SubscriptionError if it is malformed."""
     parts = token.strip().split(".")
-    if len(parts) != 4 or parts[0] != purpose or not parts[1].isdigit() or not parts[2].isdigit():
+    if (
+        len(parts) != 4
+        or parts[0] != purpose
+        or not all(_NUMBER.fullmatch(p) for p in parts[1:3])
+        or not _SIGNATURE.fullmatch(parts[3])
+    ):
         raise SubscriptionError(f"not a valid {purpose} token; use the link from the email")
     return TokenClaim(parts[0], int(parts[1]), int(parts[2]), parts[3])
 

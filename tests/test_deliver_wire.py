@@ -67,3 +67,10 @@ def test_any_subject_and_text(subject: str, text: str) -> None:
 
 def test_an_internationalised_mailbox_takes_the_stdlib_path() -> None:
     assert message_bytes(replace(make_email(4), to="jörg@exämple.org")) is None
+
+
+def test_an_encoded_word_in_a_title_is_shown_as_typed() -> None:
+    out = replace(make_email(5), subject="Paper =?utf-8?b?QmNjOiBldmls?= é")
+    for raw in (message_bytes(out), build_message(out).as_bytes()):
+        subject = str(_parse(raw)["Subject"])  # type: ignore[arg-type]
+        assert "Bcc: evil" not in subject and "QmNjOiBldmls" in subject

@@ -29,6 +29,7 @@ HOSTILE = [
     "[x](javascript:alert(1))",
     '"><img src=x onerror=alert(1)>',
     "\u202eevil\u202c",
+    "@@body@@ @@why@@ @@unsubscribe@@",
 ]
 
 
@@ -185,6 +186,8 @@ def test_hostile_text_is_inert_and_readable(evil: str) -> None:
         visible = _visible(email.html)
         if evil.startswith("\u202e"):
             assert "evil" in visible
+        elif evil.startswith("@@"):
+            assert "@@body@@ @@why@@" in visible
         else:
             assert "7*7" in visible or "alert" in visible or "textarea" in visible
     md = render_digest(digest, "markdown")

@@ -75,7 +75,11 @@ def messages(outbox: Path) -> list[email.message.EmailMessage]:
 
 
 def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) -> None:
-    store = seeded(config, ("ada@example.org", PEFT), ("bob@example.org", SPEECH))
+    store = Store(config.store_path)
+    seeds = config.root / "seeds"
+    pipeline.ingest(config, store, [str(seeds / "002_543d901a7254557e.txt")])  # Oct 16
+    for address, spec in (("ada@example.org", PEFT), ("bob@example.org", SPEECH)):
+        subscribe(config, store, address, spec, DAY1 - timedelta(days=1), confirmed=True)
     backend = make_backend(config.delivery)
     report = send(config, store, backend, DAY1)
     assert (report.due, report.claimed, report.sent, report.failed) == (2, 2, 2, 0)
@@ -90,17 +94,71 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     again = send(config, store, backend, DAY1 + timedelta(hours=3))
     assert (again.due, again.claimed, again.sent) == (0, 0, 0)
     assert len(messages(config.delivery.outbox_dir)) == 2
-    # The next capture day: new papers only, none of day 1's.
-    day1_ids = store.sent_paper_ids(1)
+    # The Nov 3 capture arrives: the next digests hold only papers it added.
+    before = {p.id for p in store.papers()}
+    pipeline.ingest(config, store, [str(seeds / "003_96cd1b5ccba177d1.txt")])
+    added = {p.id for p in store.papers()} - before
+    day1 = {sid: store.sent_paper_ids(sid) for sid in (1, 2)}
     send(config, store, backend, DAY2)
-    day2 = [d for d in store.deliveries() if d.digest_date == date(2025, 11, 3)]
-    for d in day2:
+    for d in (d for d in store.deliveries() if d.digest_date == date(2025, 11, 3)):
         ids = {i.paper.id for s in thaw(d.content).sections for i in s.items}
-        assert ids and not ids & (
-            day1_ids if d.subscriber_id == 1 else store.sent_paper_ids(2) - ids
-        )
+        assert ids and ids <= added and not ids & day1[d.subscriber_id]
     assert len(messages(config.delivery.outbox_dir)) == 4
+    backend.close()
     store.close()
+
+
+def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(config: Config) -> None:
+    """Captures are stamped with their day; one ingested after a send is still new."""
+    store = seeded(config, ("ada@example.org", PEFT))
+    backend = make_backend(config.delivery)
+    assert send(config, store, backend, DAY1).sent == 1
+    late = config.root / "late.txt"
+    late.write_text(
+        "Oct 16\n\nLoRA Adapters Revisited\n\nWe revisit low-rank adaptation (LoRA) for "
+        "parameter-efficient fine-tuning of language models and show that adapters placed in "
+        "every layer help.\n",
+        encoding="utf-8",
+    )
+    pipeline.ingest(config, store, [str(late)])  # first_seen = Oct 16 00:00, before DAY1
+    send(config, store, backend, DAY1 + timedelta(days=1))
+    latest = max(store.deliveries(), key=lambda d: d.digest_date)
+    titles = [i.paper.title for s in thaw(latest.content).sections for i in s.items]
+    assert titles == ["LoRA Adapters Revisited"]
+    backend.close()
+    store.close()
+
+
+def test_two_sections_never_hold_the_same_paper(config: Config) -> None:
+    both = ProfileSpec("again", PEFT.keywords)
+    store = seeded(config)
+    subscribe(config, store, "ada@example.org", PEFT, DAY1 - timedelta(days=1), confirmed=True)
+    subscribe(config, store, "ada@example.org", both, DAY1 - timedelta(days=1))
+    send(config, store, None, DAY1, dry_run=True)
+    backend = make_backend(config.delivery)
+    send(config, store, backend, DAY1)
+    (d,) = store.deliveries()
+    ids = [i.paper.id for s in thaw(d.content).sections for i in s.items]
+    assert ids and len(ids) == len(set(ids))
+    backend.close()
+    store.close()
+
+
+def test_a_retry_is_cancelled_when_the_reader_unsubscribes(project: Path) -> None:
+    with SmtpServer(Transient(code=451, first=1)) as server:
+        config = smtp_config(project, server.port)
+        store = seeded(config, ("ada@example.org", PEFT))
+        backend = make_backend(config.delivery)
+        assert send(config, store, backend, DAY1).retry == 1
+        from digest.subscriptions import unsubscribe
+
+        unsubscribe(config, store, "ada@example.org", DAY1)
+        report = send(config, store, backend, DAY1 + timedelta(hours=1))
+        assert (report.sent, report.cancelled) == (0, 1)
+        assert server.received == []
+        assert store.deliveries()[0].reason.startswith("cancelled")
+        backend.close()
+        store.close()
 
 
 def test_send_times_time_zones_and_dry_run(config: Config) -> None:

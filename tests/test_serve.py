@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -82,3 +83,97 @@ def test_preview_open_writes_a_file_and_launches(
     target = project / "var" / "preview" / "preview-20251231-080000.html"
     assert result.stdout == f"wrote {target}\n" and opened == [str(target)]
     assert "Speech" in target.read_text()
+
+
+# -- subscription links over HTTP ---------------------------------------------------------
+
+
+def post(
+    url: str, body: bytes = b"List-Unsubscribe=One-Click", headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture
+def reader(config: Config, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A pending subscriber: (confirm token, unsubscribe token)."""
+    from digest.model import ProfileSpec
+    from digest.subscriptions import subscribe
+    from digest.tokens import load_secret, make_token
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    with Store(config.store_path) as store:
+        result = subscribe(config, store, "ada@example.org", ProfileSpec("p", ("LoRA",)), NOW)
+    sub = result.subscriber
+    confirm_token = result.confirm_link.split("token=")[1]
+    return confirm_token, make_token(load_secret(config), "unsubscribe", sub.id, sub.email, NOW)
+
+
+def _status(config: Config) -> str:
+    with Store(config.store_path) as store:
+        return store.subscribers()[0].status
+
+
+def test_confirm_is_a_button_then_a_post(
+    server: str, reader: tuple[str, str], config: Config
+) -> None:
+    confirm_token, _ = reader
+    status, _, body = get(f"{server}/confirm?token={confirm_token}")
+    assert status == 200 and '<form method="post" action="confirm?token=' in body
+    assert _status(config) == "pending"  # a link scanner's GET changes nothing
+    assert post(f"{server}/confirm?token={confirm_token}", b"")[0] == 200
+    assert _status(config) == "confirmed"
+
+
+def test_one_click_unsubscribe(server: str, reader: tuple[str, str], config: Config) -> None:
+    _, token = reader
+    status, _, body = get(f"{server}/unsubscribe?token={token}")
+    assert status == 200 and "Stop sending" in body and _status(config) == "pending"
+    status, body = post(
+        f"{server}/unsubscribe?token={token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200 and "no more digests" in body
+    assert _status(config) == "unsubscribed"
+    assert post(f"{server}/unsubscribe?token={token}")[0] == 200  # again: still fine
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "garbage",
+        "unsubscribe.1.²³.abc",
+        "unsubscribe.1.99.é",
+        "unsubscribe." + "9" * 30 + ".1.a",
+        "unsubscribe.1." + "1" * 5000 + ".a",
+        "unsubscribe.1.1." + "0" * 40,
+    ],
+)
+def test_bad_or_forged_tokens_get_400_and_change_nothing(
+    server: str, reader: tuple[str, str], config: Config, token: str
+) -> None:
+    status, body = post(f"{server}/unsubscribe?token={urllib.parse.quote(token)}")
+    assert status == 400 and "token" in body
+    status, _, _ = get(f"{server}/manage?token={urllib.parse.quote(token)}")
+    assert status == 400
+    assert _status(config) == "pending"
+
+
+def test_odd_content_length_is_harmless(server: str, reader: tuple[str, str]) -> None:
+    _, token = reader
+    import http.client
+
+    host, port = server.removeprefix("http://").split(":")
+    for length in ("abc", "-1"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.putrequest("POST", f"/unsubscribe?token={token}")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()
+        assert conn.getresponse().status == 200
+        conn.close()

@@ -267,6 +267,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "sent": report.sent,
         "retry": report.retry,
         "failed": report.failed,
+        "cancelled": report.cancelled,
         "dry_run": report.dry_run,
         "planned": [list(p) for p in report.planned],
     }

@@ -119,10 +119,12 @@ def clean_header_text(text: str) -> str:
     """`text` as one header-safe line: control and line-separator characters become spaces.
 
     Subjects carry paper titles, which are untrusted: "x\\r\\nBcc: evil@x" must stay text
-    in the Subject, never become a second header.
+    in the Subject, never become a second header. An RFC 2047 encoded word spelled in a
+    title (`=?utf-8?b?...?=`) is broken with a zero-width space, so a mail client shows
+    it as typed instead of decoding it into characters we removed.
     """
     spaced = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
-    return " ".join(spaced.split())
+    return " ".join(spaced.split()).replace("=?", "=\u200b?")
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
@@ -74,3 +75,8 @@ class StoreBase:
     @property
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def iso(moment: datetime) -> str:
+    """A stored time: UTC, ISO 8601, so that text comparison in SQL is time comparison."""
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()

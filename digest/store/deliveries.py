@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from digest.model import Delivery
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, iso
 
 _COLUMNS = (
     "d.id, d.subscriber_id, s.email, d.digest_date, d.state, d.attempts, d.next_attempt_at,"
-    " d.reason, d.window_start, d.window_end, d.content, d.created_at, d.updated_at, d.sent_at"
+    " d.reason, d.window_start, d.window_end, d.content, d.created_at, d.updated_at, d.sent_at,"
+    " d.papers_upto"
 )
 _FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 
@@ -29,6 +30,7 @@ class DeliveriesMixin(StoreBase):
         self,
         claims: list[tuple[str, int, date, tuple[datetime | None, datetime], str, list[str]]],
         now: datetime,
+        papers_upto: int | None = None,
     ) -> int:
         """Record pending deliveries and mark their papers sent; returns how many were new.
 
@@ -41,17 +43,18 @@ class DeliveriesMixin(StoreBase):
             for did, sid, day, window, content, paper_ids in claims:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO deliveries (id, subscriber_id, digest_date, state,"
-                    " window_start, window_end, content, created_at, updated_at)"
-                    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                    " window_start, window_end, content, created_at, updated_at, papers_upto)"
+                    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                     (
                         did,
                         sid,
                         day.isoformat(),
-                        window[0].isoformat() if window[0] else None,
-                        window[1].isoformat(),
+                        iso(window[0]) if window[0] else None,
+                        iso(window[1]),
                         content,
-                        now.isoformat(),
-                        now.isoformat(),
+                        iso(now),
+                        iso(now),
+                        papers_upto,
                     ),
                 )
                 if cur.rowcount == 0:
@@ -78,10 +81,10 @@ class DeliveriesMixin(StoreBase):
                     (
                         state,
                         reason,
-                        nxt.isoformat() if nxt else None,
-                        now.isoformat(),
+                        iso(nxt) if nxt else None,
+                        iso(now),
                         state,
-                        now.isoformat(),
+                        iso(now),
                         did,
                     )
                     for did, state, reason, nxt in results
@@ -93,7 +96,7 @@ class DeliveriesMixin(StoreBase):
         rows = self._db.execute(
             "SELECT id FROM deliveries WHERE state = 'pending'"
             " OR (state = 'retry' AND next_attempt_at <= ?) ORDER BY created_at, id",
-            (now.isoformat(),),
+            (iso(now),),
         )
         return [r[0] for r in rows]
 
@@ -160,7 +163,7 @@ class DeliveriesMixin(StoreBase):
                     return str(row["owner"])
             db.execute(
                 "INSERT OR REPLACE INTO locks (name, owner, expires_at) VALUES (?, ?, ?)",
-                (name, owner, (now + ttl).isoformat()),
+                (name, owner, iso(now + ttl)),
             )
         return None
 
@@ -189,4 +192,5 @@ def _delivery(r: sqlite3.Row) -> Delivery:
         created_at=datetime.fromisoformat(r["created_at"]),
         updated_at=datetime.fromisoformat(r["updated_at"]),
         sent_at=_time(r["sent_at"]),
+        papers_upto=r["papers_upto"],
     )

@@ -1,19 +1,25 @@
-"""Who holds a lease: `host:pid`, so a run killed on this host frees its lease at once."""
+"""Who holds a lease: `host:pid:thread`, so a run killed on this host frees its lease at
+once, and two threads of one process (the scheduler's job pool) never share one."""
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 
 
 def this_owner() -> str:
-    """The lease owner name of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The lease owner name of this thread of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def owner_is_dead(owner: str) -> bool:
     """True when `owner` is a process of this host that no longer exists."""
-    host, _, pid = owner.rpartition(":")
+    parts = owner.split(":")
+    if len(parts) == 3:
+        host, pid = parts[0], parts[1]
+    else:
+        host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

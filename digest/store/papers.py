@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from digest.errors import StoreError
 from digest.model import Paper
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, iso
 from digest.text import fold_title
 
 _COLUMNS = (
@@ -100,16 +100,35 @@ class PapersMixin(StoreBase):
         args: tuple[object, ...] = ()
         if since is not None:
             sql += " WHERE first_seen >= ?"
-            args = (since.isoformat(),)
+            args = (iso(since) if isinstance(since, datetime) else since.isoformat(),)
         sql += " ORDER BY first_seen DESC, id"
+        sources = self._sources()
+        return [
+            _from_row(row, tuple(sources.get(row["id"], ()))) for row in self._db.execute(sql, args)
+        ]
+
+    def newest_paper_row(self) -> int:
+        """The row number of the newest paper (rows only grow): a digest's high-water mark."""
+        return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM papers").fetchone()[0])
+
+    def papers_after_row(self, low: int, high: int) -> list[Paper]:
+        """Papers whose row arrived after `low`, up to `high`: what is new since a digest."""
+        sources = self._sources()
+        return [
+            _from_row(row, tuple(sources.get(row["id"], ())))
+            for row in self._db.execute(
+                f"SELECT {_COLUMNS} FROM papers WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (low, high),
+            )
+        ]
+
+    def _sources(self) -> dict[str, list[str]]:
         sources: dict[str, list[str]] = {}
         for pid, source in self._db.execute(
             "SELECT paper_id, source FROM paper_sources ORDER BY paper_id, source"
         ):
             sources.setdefault(pid, []).append(source)
-        return [
-            _from_row(row, tuple(sources.get(row["id"], ()))) for row in self._db.execute(sql, args)
-        ]
+        return sources
 
     def count_papers(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
@@ -159,8 +178,8 @@ def _to_row(p: Paper) -> tuple[object, ...]:
         p.organization,
         p.arxiv_id,
         p.url,
-        seen.isoformat(),
-        (p.last_seen or seen).isoformat(),
+        iso(seen),
+        iso(p.last_seen or seen),
     )
 
 
@@ -200,5 +219,5 @@ class FetchStateMixin(StoreBase):
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET url = excluded.url,"
                 " state = excluded.state, fetched_at = excluded.fetched_at,"
                 " status = excluded.status, error = excluded.error",
-                (source, url, state, now.isoformat(), status, error),
+                (source, url, state, iso(now), status, error),
             )

@@ -93,5 +93,10 @@ MIGRATIONS: list[str] = [
         error      TEXT NOT NULL DEFAULT ''
     )
     """,
+    # 3 -> 4: a delivery remembers the newest paper row it considered, so the next digest
+    # takes exactly the papers that arrived after it (whatever their first_seen says).
+    """
+    ALTER TABLE deliveries ADD COLUMN papers_upto INTEGER
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime
 
 from digest.model import ProfileSpec, Subscriber
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, iso
 
 _SUB_COLUMNS = (
     "id, email, status, timezone, send_at, frequency, notify_empty, created_at, confirmed_at,"
@@ -51,8 +51,8 @@ class SubscribersMixin(StoreBase):
                         send_at or "07:00",
                         frequency or "daily",
                         int(bool(notify_empty)),
-                        now.isoformat(),
-                        now.isoformat() if confirmed else None,
+                        iso(now),
+                        iso(now) if confirmed else None,
                     ),
                 )
                 sid = int(cur.lastrowid or 0)
@@ -76,7 +76,7 @@ class SubscribersMixin(StoreBase):
                         frequency,
                         None if notify_empty is None else int(notify_empty),
                         status,
-                        now.isoformat(),
+                        iso(now),
                         sid,
                     ),
                 )
@@ -104,7 +104,7 @@ class SubscribersMixin(StoreBase):
         with self._transaction() as db:
             cur = db.execute(
                 f"UPDATE subscribers SET status = ?, {column} = ? WHERE id = ? AND status != ?",
-                (status, now.isoformat(), subscriber_id, status),
+                (status, iso(now), subscriber_id, status),
             )
             return cur.rowcount > 0
 
