@@ -140,3 +140,21 @@ def test_a_revision_of_an_unknown_paper_is_not_new(store: Store) -> None:
     """An arXiv 'replace' for a paper never seen carries no first_seen: not stored as new."""
     counts = store.add_papers([paper("Revised", first_seen=None, last_seen=T0)])
     assert (counts.new, store.count_papers()) == (0, 0)
+
+
+def test_two_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
+    """Both migrate-or-wait; neither fails with 'table already exists'."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "race.sqlite3"
+    code = f"from digest.store import Store; Store({str(db)!r}).close()"
+    for _ in range(5):
+        db.unlink(missing_ok=True)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), errors
+        with Store(db) as s:
+            assert s.schema_version == SCHEMA_VERSION

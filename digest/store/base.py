@@ -67,6 +67,10 @@ class StoreBase:
             )
         for target in range(version, SCHEMA_VERSION):
             with self._transaction() as db:
+                # Another process may have migrated since we looked (two commands starting
+                # on a new store): under the write lock, look again.
+                if db.execute("PRAGMA user_version").fetchone()[0] > target:
+                    continue
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         db.execute(statement)
