@@ -47,7 +47,8 @@ eval: $(DEVSTAMP)
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/rank.py
 	$(BIN)/python bench/render.py
-	@if [ -f bench/publish.py ]; then $(BIN)/python bench/publish.py; fi
+	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/send.py
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache
