@@ -115,6 +115,8 @@ class Config:
     preview_dir: Path = Path("var/preview")
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     digest_title: str = "papers-digest"
+    #: `[render] intro`: a short Markdown note shown under every email's header (sanitised).
+    intro: str = ""
     publish: PublishConfig = field(default_factory=PublishConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -291,6 +293,7 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         preview_dir=root / render.get("preview_dir", str, "var/preview"),
         max_file_mb=max_mb,
         digest_title=render.get("title", str, "papers-digest"),
+        intro=render.get("intro", str, ""),
     )
 
 

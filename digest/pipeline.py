@@ -280,7 +280,9 @@ def preview(
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     digest = build_digest(config, papers, [profile], now, notes=notes)
     env = make_environment(config.templates_dir)
-    text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
+    text = render_digest(
+        digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
+    )
     return digest, text
 
 
@@ -328,7 +330,9 @@ def run(
     written = []
     for fmt, ext in (("markdown", "md"), ("html", "html")):
         target = out_dir / f"digest-{digest.day.isoformat()}.{ext}"
-        text = render_digest(digest, fmt, env=env, now=now, base_url=config.publish.base_url)
+        text = render_digest(
+            digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
+        )
         _write_atomic(target, text)
         written.append(target)
     sent = None

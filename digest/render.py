@@ -203,6 +203,7 @@ def render_digest(
     now: datetime | None = None,
     base_url: str = "",
     links: object = None,
+    intro: str = "",
 ) -> str:
     """Render a digest as `markdown`, `text` or `html` (the email layout, CSS inlined).
 
@@ -217,7 +218,8 @@ def render_digest(
     env = env or make_environment()
     try:
         if fmt == "html":
-            return EmailRenderer(env, base_url=base_url).render_whole(digest, links).html  # type: ignore[arg-type]
+            renderer = EmailRenderer(env, base_url=base_url, intro=intro, brand=digest.title)
+            return renderer.render_whole(digest, links).html  # type: ignore[arg-type]
         template = env.get_template(FORMATS[fmt])
         notes = list(digest.notes) or empty_reasons(digest)
         return template.render(digest=digest, now=now, notes=notes, links=links, base_url=base_url)

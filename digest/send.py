@@ -260,7 +260,10 @@ def _deliver(
 ) -> dict[str, int]:
     pending = store.due_delivery_ids(now)
     renderer = EmailRenderer(
-        make_environment(config.templates_dir), base_url=config.publish.base_url
+        make_environment(config.templates_dir),
+        base_url=config.publish.base_url,
+        intro=config.intro,
+        brand=config.digest_title,
     )
     secret = load_secret(config) if pending else b""
     subscribers = {sub.id: sub for sub in store.subscribers()} if pending else {}

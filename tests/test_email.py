@@ -231,3 +231,12 @@ def test_email_has_no_horizontal_scroll_in_chromium(tmp_path: Path) -> None:
                 assert "Speech model number 0" in page.inner_text("body")
         finally:
             browser.close()
+
+
+def test_the_intro_note_is_markdown_sanitised() -> None:
+    intro = "**Good morning.** [x](javascript:alert(1)) <script>bad()</script> [site](https://d.example)"
+    renderer = EmailRenderer(make_environment(), intro=intro)
+    for email in (renderer.render(_twenty()), renderer.render_whole(_twenty())):
+        _assert_inert_html(email.html)
+        assert "<strong" in email.html and "Good morning." in _visible(email.html)
+        assert 'href="https://d.example"' in email.html
