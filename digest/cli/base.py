@@ -103,15 +103,18 @@ def _parse_date(value: str | None, option: str) -> date | None:
 def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None) -> None:
     """papers-digest: a daily research-paper digest.
 
-    Ingest paper listings into a local store, rank them against keyword profiles and
-    render the best matches as Markdown, text or HTML.
+    Ingest paper listings into a local store, rank them against keyword profiles,
+    email each subscriber the best matches once a day, and publish an archive.
 
     \b
     Typical use:
       digest ingest                       read the sources in config.toml
       digest preview --keywords "LoRA, quantization"
-      digest run                          the daily job (ingest, then digests)
+      digest subscribe you@example.org -k "LoRA, speech"
+      digest run                          the daily job: ingest, send, publish
+      digest schedule                     the same, on a schedule
     """
+
     ctx.obj = _Ctx(config_path, db, now)
 
 

@@ -32,8 +32,8 @@ from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
 from digest.sources import WarnFn, hf_api
 from digest.sources.listing import (
-    _AUTHORS,  # the same patterns as the text captures, so both read a card alike
-    _DATE,
+    AUTHORS_LINE,  # the same patterns as the text captures, so both read a card alike
+    DATE_LINE,
     organization_name,
     resolve_header_day,
 )
@@ -171,7 +171,7 @@ def _page_day(
         text = normalize_space(line)
         if first_title and text == first_title:
             break
-        header = _DATE.match(text)
+        header = DATE_LINE.match(text)
         if header and not header["up"] and not header["year"]:
             return resolve_header_day(header, captured, origin, 0, warn)
     return captured
@@ -232,7 +232,7 @@ def _meta(card: LexborNode, line: int, origin: str, day: date, warn: WarnFn) -> 
     lines = [t for t in lines if t]
     fields: dict[str, object] = {}
     if _DOT not in lines:
-        authors = next((m for t in lines if (m := _AUTHORS.match(t))), None)
+        authors = next((m for t in lines if (m := AUTHORS_LINE.match(t))), None)
         if authors:
             fields["authors_count"] = int(authors["n"].replace(",", ""))
         if lines:
@@ -242,13 +242,13 @@ def _meta(card: LexborNode, line: int, origin: str, day: date, warn: WarnFn) -> 
     head = " ".join(t for t in lines[:dot] if not t.isdigit())
     upvotes = [int(t) for t in lines if t.isdigit()]
     if head:
-        authors = _AUTHORS.match(head)
+        authors = AUTHORS_LINE.match(head)
         if authors:
             fields["authors_count"] = int(authors["n"].replace(",", ""))
         else:
             fields["organization"] = organization_name(head)
     after = [t for t in lines[dot + 1 :] if not t.isdigit()]
-    found = _DATE.match(after[0]) if after else None
+    found = DATE_LINE.match(after[0]) if after else None
     if found is None:
         warn(SourceWarning(origin, line, "metadata block without a date"))
     else:

@@ -44,10 +44,10 @@ _MONTHS = {
         ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
     )
 }
-_DATE = re.compile(
+DATE_LINE = re.compile(
     r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?(?:\s+(?P<up>\d+))?$"
 )
-_AUTHORS = re.compile(r"^[•·*\-]?\s*(?P<n>\d[\d,]*)\s+authors?$", re.IGNORECASE)
+AUTHORS_LINE = re.compile(r"^[•·*\-]?\s*(?P<n>\d[\d,]*)\s+authors?$", re.IGNORECASE)
 _DOT = "·"
 _SENTENCE_END = re.compile(r"[.!?)\]]$")
 
@@ -76,7 +76,7 @@ def parse(
         if line.text.casefold() in CHROME:
             pos += 1
             continue
-        header = _DATE.match(line.text)
+        header = DATE_LINE.match(line.text)
         if header and not header["up"] and not header["year"]:
             capture_day = resolve_header_day(header, captured, origin, line.number, warn)
             pos += 1
@@ -136,7 +136,7 @@ def _entry(
 ) -> tuple[Paper | None, int]:
     """Read one entry starting at `pos`; return the paper (or None) and the next position."""
     first = lines[pos]
-    if _is_meta_start(lines, pos) or first.text == _DOT or _DATE.match(first.text):
+    if _is_meta_start(lines, pos) or first.text == _DOT or DATE_LINE.match(first.text):
         end = _skip_meta(lines, pos)
         warn(SourceWarning(origin, first.number, "metadata without a title; skipped", skipped=True))
         return None, end
@@ -186,7 +186,7 @@ def _looks_like_abstract(text: str) -> bool:
 def _is_meta_start(lines: list[_Line], pos: int) -> bool:
     """An authors line, or any short line followed by the `·` separator."""
     text = lines[pos].text
-    if _AUTHORS.match(text):
+    if AUTHORS_LINE.match(text):
         return True
     return pos + 1 < len(lines) and lines[pos + 1].text == _DOT and len(text) < 200
 
@@ -194,7 +194,7 @@ def _is_meta_start(lines: list[_Line], pos: int) -> bool:
 def _skip_meta(lines: list[_Line], pos: int) -> int:
     start = pos
     while pos < len(lines) and (
-        pos == start or lines[pos].text == _DOT or _DATE.match(lines[pos].text)
+        pos == start or lines[pos].text == _DOT or DATE_LINE.match(lines[pos].text)
     ):
         pos += 1
     return pos
@@ -206,7 +206,7 @@ def _meta(
     fields: dict[str, object] = {}
     head = lines[pos]
     if head.text != _DOT:
-        authors = _AUTHORS.match(head.text)
+        authors = AUTHORS_LINE.match(head.text)
         if authors:
             fields["authors_count"] = int(authors["n"].replace(",", ""))
         else:
@@ -216,7 +216,7 @@ def _meta(
         pos += 1
     else:
         warn(SourceWarning(origin, head.number, "metadata block without the '·' separator"))
-    if pos < len(lines) and (found := _DATE.match(lines[pos].text)):
+    if pos < len(lines) and (found := DATE_LINE.match(lines[pos].text)):
         published = _entry_date(found, capture_day)
         if published is None:
             warn(SourceWarning(origin, lines[pos].number, f"bad date {lines[pos].text!r}"))
