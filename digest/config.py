@@ -7,6 +7,7 @@ Relative paths are resolved against the directory of the config file.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -266,8 +267,8 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     templates = render.get("templates", str)
     ingest = _Reader(file, "ingest", top.get("ingest", dict, {}))
     max_mb = float(ingest.get("max_file_mb", (int, float), DEFAULT_MAX_FILE_MB))
-    if max_mb <= 0:
-        ingest.fail("max_file_mb", max_mb, "must be positive")
+    if not math.isfinite(max_mb) or max_mb <= 0:
+        ingest.fail("max_file_mb", max_mb, "must be a positive number")
     pub = _Reader(file, "publish", top.get("publish", dict, {}))
     base_url = pub.get("base_url", str, "")
     if base_url and not base_url.startswith(("http://", "https://")):

@@ -9,6 +9,7 @@ draw a bar on a terminal and stay quiet when piped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,12 +18,23 @@ from typing import Any
 
 from digest import rank
 from digest.config import Config, ProfileConfig, SourceConfig
-from digest.errors import ConfigError, DigestError, QueryError
+from digest.errors import ConfigError, DigestError, QueryError, RenderError
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile, SourceWarning
 from digest.render import make_environment, render_digest
 from digest.sources import parser_for
 from digest.sources.files import expand, modified_date, read_capture
 from digest.store import IngestCounts, Store
+
+#: What a parser may raise on input nobody foresaw; reported per input, never fatal.
+_PARSER_BUGS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
 
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]
@@ -97,6 +109,8 @@ def ingest(
             entries += len(papers)
         except DigestError as exc:  # this input's fault or not, the others go on
             errors.append(str(exc))
+        except _PARSER_BUGS as exc:  # a parser that chokes on hostile input: report, go on
+            errors.append(f"{job.path}: cannot be parsed ({type(exc).__name__}: {exc})")
         warnings.extend(file_warnings)
         malformed += sum(1 for w in file_warnings if w.skipped)
         if progress:
@@ -159,9 +173,14 @@ def _ingest_urls(config: Config, store: Store, now: datetime | None, client: Any
             warnings += found
             malformed += sum(1 for w in found if w.skipped)
             store.save_fetch_state(source.name, url, result.state.to_json(), now, "ok")
-        except DigestError as exc:  # this input's fault or not, the others go on
-            errors.append(f"source {source.name!r}: {exc}")
-            store.save_fetch_state(source.name, url, state.to_json(), now, "error", str(exc))
+        except (DigestError, *_PARSER_BUGS) as exc:  # this source's fault: the others go on
+            why = (
+                str(exc)
+                if isinstance(exc, DigestError)
+                else (f"{url}: cannot be parsed ({type(exc).__name__}: {exc})")
+            )
+            errors.append(f"source {source.name!r}: {why}")
+            store.save_fetch_state(source.name, url, state.to_json(), now, "error", why)
     return IngestReport(
         files=len(sources),
         entries=entries,
@@ -229,8 +248,25 @@ def rank_settings(config: Config) -> rank.RankSettings:
     for key, value in config.ranking.items():
         if isinstance(getattr(defaults, key), int) and not float(value).is_integer():
             raise ConfigError(f"{config.path}: ranking.{key} = {value!r}: must be a whole number")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(
+                f"{config.path}: ranking.{key} = {value!r}: must be a finite number >= 0"
+            )
         values[key] = type(getattr(defaults, key))(value)
-    return rank.RankSettings(**values)  # type: ignore[arg-type]
+    settings = rank.RankSettings(**values)  # type: ignore[arg-type]
+    unit = ("b", "exact_share", "scattered_credit", "default_min_score")
+    for key in unit:
+        if getattr(settings, key) > 1:
+            raise ConfigError(
+                f"{config.path}: ranking.{key} = {getattr(settings, key)!r}: "
+                "must be between 0 and 1"
+            )
+    if settings.popularity_weight + settings.recency_weight > 1:
+        raise ConfigError(
+            f"{config.path}: ranking.popularity_weight + ranking.recency_weight = "
+            f"{settings.popularity_weight + settings.recency_weight:g}: must be at most 1"
+        )
+    return settings
 
 
 def build_digest(
@@ -326,14 +362,20 @@ def run(
     digest = build_digest(config, papers, profiles, now, notes=notes)
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt, ext in (("markdown", "md"), ("html", "html")):
         target = out_dir / f"digest-{digest.day.isoformat()}.{ext}"
         text = render_digest(
             digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
         )
-        _write_atomic(target, text)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(target, text)
+        except OSError as exc:
+            raise RenderError(
+                f"{out_dir}: cannot write the digest ({exc.strerror}); "
+                "fix the directory's permissions or set [render] preview_dir"
+            ) from None
         written.append(target)
     sent = None
     if backend is not None:

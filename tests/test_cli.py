@@ -297,3 +297,44 @@ def test_progress_bar_on_a_terminal_only(project: Path) -> None:
     os.close(master)
     assert stdout == b"331 new, 33 updated, 0 skipped\n"
     assert b"ingest" in b"".join(chunks) and "━".encode() in b"".join(chunks)
+
+
+def test_ranking_values_are_checked(project: Path) -> None:
+    invoke(project, "ingest")
+    with (project / "config.toml").open("a") as f:
+        f.write("\n[ranking]\npopularity_weight = 3.0\n")
+    code, _, err = invoke(project, "rank", "-k", "LoRA")
+    assert code == 2 and "ranking.popularity_weight + ranking.recency_weight" in err
+    text = (project / "config.toml").read_text().replace("popularity_weight = 3.0", "k1 = nan")
+    (project / "config.toml").write_text(text)
+    code, _, err = invoke(project, "rank", "-k", "LoRA")
+    assert code == 2 and "ranking.k1 = nan: must be a finite number" in err
+
+
+def test_odd_weights_are_refused(project: Path) -> None:
+    invoke(project, "ingest")
+    code, _, err = invoke(project, "rank", "-k", "LoRA^-1")
+    assert code == 2 and "a weight is a plain number" in err and err.count("\n") == 1
+
+
+def test_an_unwritable_preview_directory_is_one_line(project: Path) -> None:
+    with (project / "config.toml").open("a") as f:
+        f.write('\n[render]\npreview_dir = "config.toml"\n')  # a file, not a directory
+    text = (project / "config.toml").read_text()
+    # keep only the last [render] table: TOML forbids two
+    first = text.index("[render]")
+    second = text.index("[render]", first + 1)
+    end = text.index("\n[", first + 1)
+    (project / "config.toml").write_text(text[:first] + text[end + 1 : second] + text[second:])
+    code, _, err = invoke(project, "run")
+    assert code == 2 and "cannot write the digest" in err and "Traceback" not in err
+
+
+def test_titles_are_printed_without_terminal_controls(project: Path, tmp_path: Path) -> None:
+    capture = tmp_path / "c.txt"
+    capture.write_text(
+        "Evil \x1b[31mred\x1b[0m title\n\n" + "An abstract about speech. " * 12 + "\n"
+    )
+    invoke(project, "ingest", str(capture))
+    _, out, _ = invoke(project, "papers")
+    assert "\x1b" not in out and "Evil [31mred[0m title" in out

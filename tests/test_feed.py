@@ -212,3 +212,21 @@ def test_fetched_from_a_local_server_with_headers() -> None:
     )
     assert len(entries) == 5
     assert again.status == "not_modified" and again.data == b""
+
+
+def test_a_surrogate_character_reference_is_a_source_error_not_a_crash() -> None:
+    from digest.sources import feed as feed_module
+
+    data = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>Surrogate &#xD800; title</title><link>http://x/1</link></item>"
+        b"</channel></rss>"
+    )
+    import contextlib
+
+    with contextlib.suppress(SourceError):  # refused in one line, or parsed; nothing else
+        list(
+            feed_module.parse(
+                data, origin="f.xml", source="f", captured=date(2025, 1, 1), warn=lambda w: None
+            )
+        )

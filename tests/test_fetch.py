@@ -337,3 +337,26 @@ def test_retries_to_arxiv_are_gated_too(fake: FakeTime) -> None:
     assert result.data == b"ok"
     # The 1 s backoff is not enough for arXiv: the gate adds the other 2 s.
     assert calls == [1000.0, 1003.0]
+
+
+def test_gzip_is_inflated_within_the_cap() -> None:
+    import gzip
+    import resource
+
+    from digest.errors import SourceError as _SourceError
+
+    small = gzip.compress(b"hello " * 1000)
+    bomb = gzip.compress(gzip.compress(b"\0" * 50_000_000))  # 50 MB inside two layers
+    one_layer = gzip.compress(b"\0" * 50_000_000)
+    with FixtureServer() as server:
+        server.route("/ok", Reply(200, small, {"Content-Encoding": "gzip"}))
+        server.route("/bomb", Reply(200, one_layer, {"Content-Encoding": "gzip"}))
+        server.route("/double", Reply(200, bomb, {"Content-Encoding": "gzip, gzip"}))
+        assert fetch(server.url("/ok"), sleep=lambda s: None).data == b"hello " * 1000
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with pytest.raises(_SourceError, match="over the 1,000,000-byte limit"):
+            fetch(server.url("/bomb"), sleep=lambda s: None, max_bytes=1_000_000)
+        with pytest.raises(_SourceError, match="unsupported Content-Encoding"):
+            fetch(server.url("/double"), sleep=lambda s: None)
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert grown_mib < 50  # never inflated past the cap

@@ -148,3 +148,29 @@ def test_strip_latex() -> None:
     assert strip_latex("S^{2}FT") == "S2FT"
     assert strip_latex(r"\textbf{Bold} move") == "Bold move"
     assert fold_title("Met$^2$Net: A Model") == fold_title("Met^2Net: a model") == "met2net a model"
+
+
+def test_only_cr_and_lf_end_a_line() -> None:
+    abstract = "An abstract with a\u2028line separator and a\x0cform feed, long enough to be prose."
+    data = (
+        f"Title One\n\n{abstract}\n\nTitle Two\n\nAnother abstract that is long enough to count.\n"
+    )
+    papers, _ = parse_file_bytes(data.encode())
+    assert [p.title for p in papers] == ["Title One", "Title Two"]
+    assert "line separator" in papers[0].abstract
+
+
+def test_absurd_counts_are_ignored_with_a_warning() -> None:
+    data = (
+        "Title\n\nAn abstract long enough to be an abstract of a paper here.\n\n"
+        "  • 99999999999999999999999 authors\n·\nOct 2 99999999999999999999\n"
+    )
+    papers, warnings = parse_file_bytes(data.encode())
+    assert (papers[0].authors_count, papers[0].upvotes) == (None, 0)
+    assert len(warnings) == 2
+
+
+def parse_file_bytes(data: bytes) -> tuple[list[Paper], list[SourceWarning]]:
+    warnings: list[SourceWarning] = []
+    papers = list(parse(data, origin="t.txt", source="t", captured=CAPTURED, warn=warnings.append))
+    return papers, warnings

@@ -108,8 +108,8 @@ def test_since_filters_on_first_seen(store: Store) -> None:
 
 def test_a_failed_batch_rolls_back(store: Store) -> None:
     store.add_papers([paper("Kept")])
-    broken = paper("Broken", abstract=None)  # NOT NULL: the insert fails mid-batch
-    with pytest.raises(StoreError):
+    broken = paper("Broken", published="not a date")  # fails mid-batch, after one insert
+    with pytest.raises(AttributeError):
         store.add_papers([paper("Would be new"), broken])
     assert [p.title for p in store.papers()] == ["Kept"]
 
@@ -158,3 +158,11 @@ def test_two_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
         assert all(p.returncode == 0 for p in procs), errors
         with Store(db) as s:
             assert s.schema_version == SCHEMA_VERSION
+
+
+def test_hostile_values_are_stored_not_fatal(store: Store) -> None:
+    """A lone surrogate or a count SQLite cannot hold never aborts an ingest."""
+    odd = paper("Lone \ud800 surrogate", upvotes=10**30, authors_count=10**25)
+    assert store.add_papers([odd]).new == 1
+    (got,) = store.papers()
+    assert got.title == "Lone ? surrogate" and got.upvotes == 0 and got.authors_count is None

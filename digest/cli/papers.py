@@ -21,6 +21,7 @@ from digest.cli.base import (
     pass_ctx,
 )
 from digest.model import Paper
+from digest.render import clean
 
 
 @cli.command()
@@ -91,7 +92,7 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
             click.echo(json.dumps(paper_json(paper), ensure_ascii=False))
         else:
             when = paper.published.isoformat() if paper.published else "    -     "
-            click.echo(f"{when}  ▲{paper.upvotes:<3} {paper.title}")
+            click.echo(f"{when}  ▲{paper.upvotes:<3} {clean(paper.title)}")
     if not as_json:
         click.echo(f"{len(found)} paper{'' if len(found) == 1 else 's'}", err=True)
 
@@ -143,8 +144,8 @@ def rank_command(
             }
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            click.echo(f"{item.score:.3f}  {item.paper.title}")
-            click.echo(f"       {item.why}")
+            click.echo(f"{item.score:.3f}  {clean(item.paper.title)}")
+            click.echo(f"       {clean(item.why)}")
     if not as_json:
         click.echo(
             f"{len(items)} paper{'' if len(items) == 1 else 's'} for {profile.name}", err=True

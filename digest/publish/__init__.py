@@ -23,6 +23,7 @@ Files the previous publish wrote that are no longer part of the site are removed
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -94,8 +95,24 @@ def publish(
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        lock = (out / ".publish.lock").open("a")
     except OSError as exc:
         raise PublishError(f"{out}: cannot create the output directory ({exc.strerror})") from None
+    # Two publishes into one directory (the scheduler and a manual run) take turns: the
+    # manifest must describe exactly the pages on disk.
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _publish_locked(config, store, now, out, progress, workers)
+
+
+def _publish_locked(
+    config: Config,
+    store: Store,
+    now: datetime,
+    out: Path,
+    progress: ProgressFn | None,
+    workers: int | None,
+) -> PublishReport:
     manifest = Manifest.load(out)
     archive, ranked = _build_archive(config, store, now, manifest, workers)
     env = make_environment(config.templates_dir)

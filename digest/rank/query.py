@@ -59,6 +59,12 @@ MAX_KEYWORDS = 200
 MAX_WEIGHT = 1000.0
 
 _WEIGHT = re.compile(r"^(.*?)\^\s*([0-9]*\.?[0-9]+)\s*$", re.DOTALL)
+#: Something after `^` that was meant as a weight but is not a plain positive number
+#: (`^-1`, `^1e3`, `^nan`); `Met^2Net` or `S^{2}FT` are names, not weights.
+_ANY_WEIGHT = re.compile(
+    r"^(.*\S)\^\s*([-+]?(?:[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?|nan|inf(?:inity)?))\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
 _QUOTES = '"“”„«»'
 _HYPHENS = "-\u2010\u2011\u2012\u2013"
 _SPACES = re.compile(r"\s+")
@@ -89,6 +95,12 @@ def _parse_one(raw: str) -> Keyword | None:
         return None
     weight = 1.0
     m = _WEIGHT.match(body)
+    odd = _ANY_WEIGHT.match(body)
+    if odd and not m:  # `LoRA^-1`, `^nan`, `^1e3`: a weight was meant, and it is not one
+        raise QueryError(
+            f"keyword {_short(raw.strip())!r} has weight {odd.group(2)!r}; a weight is a plain "
+            f"number above 0 and at most {MAX_WEIGHT:g}, like LoRA^2 or LoRA^0.5"
+        )
     if m:
         body, weight = m.group(1).strip(), float(m.group(2))
         if not (0 < weight <= MAX_WEIGHT) or not math.isfinite(weight):

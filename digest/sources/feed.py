@@ -101,12 +101,18 @@ def entries(
     """
     if not data.strip():
         raise SourceError(f"{origin}: empty document, expected an RSS/Atom feed")
-    result = feedparser.parse(
-        io.BytesIO(data),
-        response_headers=dict(response_headers or {}),
-        sanitize_html=False,  # the sanitizer eats arXiv math such as `x<y`; we keep text only
-        resolve_relative_uris=False,
-    )
+    try:
+        result = feedparser.parse(
+            io.BytesIO(data),
+            response_headers=dict(response_headers or {}),
+            sanitize_html=False,  # the sanitizer eats arXiv math such as `x<y`; text only
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:  # feedparser can raise on hostile input (e.g. &#xD800;)
+        raise SourceError(
+            f"{origin}: the feed cannot be parsed ({type(exc).__name__}: {exc}); "
+            "is it an RSS/Atom feed?"
+        ) from None
     raw_entries = list(result.get("entries", []))
     if result.get("bozo"):
         problem = _bozo_problem(result.get("bozo_exception"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -344,18 +345,50 @@ def _attempt(
 
 
 def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
-    """The body, refusing it as soon as it is known to be larger than `max_bytes`."""
+    """The body, refusing it as soon as it is known to be larger than `max_bytes`.
+
+    Compressed bodies are inflated here, chunk by chunk with a bounded output size, from
+    the raw stream: httpx would inflate each chunk whole before we could count it, so a
+    tiny gzip bomb could take gigabytes first.
+    """
     limit = f"the {max_bytes:,}-byte limit; is this the right URL? (or raise the limit)"
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise SourceError(f"{url}: response is {int(declared):,} bytes, over {limit}")
+    encodings = [
+        e.strip().lower()
+        for e in response.headers.get("content-encoding", "").split(",")
+        if e.strip() and e.strip().lower() != "identity"
+    ]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise SourceError(
+            f"{url}: unsupported Content-Encoding {response.headers['content-encoding']!r}"
+        )
+    if response.is_stream_consumed:  # built in memory (a MockTransport): already decoded
+        if len(response.content) > max_bytes:
+            raise SourceError(f"{url}: response is over {limit}")
+        return response.content
+    inflate = zlib.decompressobj(47) if encodings else None  # 47: gzip or zlib header
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise SourceError(f"{url}: response is over {limit}")
-        chunks.append(chunk)
+    for raw in response.iter_raw():
+        pieces = [raw]
+        if inflate is not None:
+            try:
+                pieces = [inflate.decompress(raw, max_bytes + 1 - size)]
+                while inflate.unconsumed_tail and size + len(pieces[-1]) <= max_bytes:
+                    size += len(pieces[-1])
+                    chunks.append(pieces.pop())
+                    pieces.append(inflate.decompress(inflate.unconsumed_tail, max_bytes + 1 - size))
+            except zlib.error:
+                raise SourceError(
+                    f"{url}: the server sent a broken compressed body; try again later"
+                ) from None
+        for piece in pieces:
+            size += len(piece)
+            if size > max_bytes:
+                raise SourceError(f"{url}: response is over {limit}")
+            chunks.append(piece)
     return b"".join(chunks)
 
 

@@ -126,6 +126,8 @@ def load_json(data: bytes, origin: str) -> object:
         raise SourceError(f"{origin}: empty response, expected JSON")
     try:
         return json.loads(text)
+    except RecursionError:
+        raise SourceError(f"{origin}: JSON nested too deeply to be a daily papers answer") from None
     except json.JSONDecodeError as exc:
         head = normalize_space(text[:60])
         raise SourceError(

@@ -98,6 +98,15 @@ def _island(
     raw = node.attributes.get("data-props") or ""
     try:
         props = json.loads(raw)  # selectolax has already turned &quot; back into "
+    except RecursionError:
+        warn(
+            SourceWarning(
+                origin,
+                0,
+                "the page's DailyPapers data is nested too deeply; reading the cards instead",
+            )
+        )
+        return
     except json.JSONDecodeError as exc:
         warn(
             SourceWarning(

@@ -49,6 +49,9 @@ DATE_LINE = re.compile(
 )
 AUTHORS_LINE = re.compile(r"^[•·*\-]?\s*(?P<n>\d[\d,]*)\s+authors?$", re.IGNORECASE)
 _DOT = "·"
+_LINE_END = re.compile(r"\r\n|\r|\n")
+#: Counts above this are not counts (and would not fit SQLite's integers).
+_MAX_COUNT = 10**9
 _SENTENCE_END = re.compile(r"[.!?)\]]$")
 
 
@@ -67,7 +70,9 @@ def parse(
     the page header day is resolved against it, and so are dates without a year.
     """
     text = _decode(data, origin)
-    lines = [_Line(i, s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
+    # Only CR and LF end a line: str.splitlines would also split at U+2028, form feeds
+    # and other characters that can sit inside an abstract.
+    lines = [_Line(i, s.strip()) for i, s in enumerate(_LINE_END.split(text), 1) if s.strip()]
     pos = 0
     capture_day = captured
     # Page chrome and the header date come before the first entry.
@@ -208,7 +213,11 @@ def _meta(
     if head.text != _DOT:
         authors = AUTHORS_LINE.match(head.text)
         if authors:
-            fields["authors_count"] = int(authors["n"].replace(",", ""))
+            count = int(authors["n"].replace(",", ""))
+            if count <= _MAX_COUNT:
+                fields["authors_count"] = count
+            else:
+                warn(SourceWarning(origin, head.number, f"{count} authors is not a count; ignored"))
         else:
             fields["organization"] = organization_name(head.text)
         pos += 1
@@ -222,8 +231,10 @@ def _meta(
             warn(SourceWarning(origin, lines[pos].number, f"bad date {lines[pos].text!r}"))
         else:
             fields["published"] = published
-        if found["up"]:
+        if found["up"] and int(found["up"]) <= _MAX_COUNT:
             fields["upvotes"] = int(found["up"])
+        elif found["up"]:
+            warn(SourceWarning(origin, lines[pos].number, "upvote count too large; ignored"))
         pos += 1
     else:
         line = lines[pos].number if pos < len(lines) else head.number

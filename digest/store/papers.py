@@ -51,7 +51,7 @@ class PapersMixin(StoreBase):
         counts = IngestCounts()
         with self._transaction() as db:
             for paper in papers:
-                counts += self._add_one(db, paper)
+                counts += self._add_one(db, _storable(paper))
         return counts
 
     def _add_one(self, db: sqlite3.Connection, paper: Paper) -> IngestCounts:
@@ -162,6 +162,31 @@ def _min_time(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(t for t in (a, b) if t is not None) if (a or b) else None
+
+
+def _text(value: str | None) -> str | None:
+    """Text SQLite can store: lone surrogates (from hostile JSON or XML) replaced."""
+    return value.encode("utf-8", "replace").decode("utf-8") if value else value
+
+
+def _count(value: int | None) -> int | None:
+    """A count SQLite can store; anything past 2**62 is not a real count."""
+    return value if value is None or 0 <= value < 2**62 else None
+
+
+def _storable(p: Paper) -> Paper:
+    """The paper with every value in a form SQLite takes (hostile input never aborts)."""
+    return replace(
+        p,
+        id=_text(p.id) or p.id,
+        title=_text(p.title) or "",
+        abstract=_text(p.abstract) or "",
+        organization=_text(p.organization),
+        arxiv_id=_text(p.arxiv_id),
+        url=_text(p.url),
+        upvotes=_count(p.upvotes) or 0,
+        authors_count=_count(p.authors_count),
+    )
 
 
 def _to_row(p: Paper) -> tuple[object, ...]:
