@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,16 +26,29 @@ class StoreBase:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            self._setup_with_retries()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{path}: cannot open the store ({exc}); is it a papers-digest SQLite file?"
             ) from None
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+
+    def _setup_with_retries(self, attempts: int = 60) -> None:
+        """WAL mode and migrations. Switching a new file to WAL does not wait for a busy
+        lock (SQLite answers "locked" at once when processes start together), so retry
+        a bounded number of times."""
+        for attempt in range(attempts):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
 
     def __enter__(self) -> Self:
         return self
