@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.deliver import build_message
+from digest.deliver.message import clean_header_text
 from digest.deliver.wire import message_bytes
 
 from .test_deliver_message import make_email
@@ -39,7 +40,11 @@ def assert_same(out: object) -> None:
     assert raw is not None
     fast, slow = _parse(raw), _parse(build_message(out).as_bytes())  # type: ignore[arg-type]
     for name in HEADERS:
-        assert str(fast[name]) == str(slow[name]), name
+        if name == "Subject":  # the stdlib may drop a space between encoded words; we don't
+            assert "".join(str(fast[name]).split()) == "".join(str(slow[name]).split())
+            assert str(fast[name]) == clean_header_text(out.subject)  # type: ignore[attr-defined]
+        else:
+            assert str(fast[name]) == str(slow[name]), name
     assert [p.get_content_type() for p in fast.iter_parts()] == ["text/plain", "text/html"]
     assert [p.get_content_type() for p in slow.iter_parts()] == ["text/plain", "text/html"]
     for kind in ("plain", "html"):
