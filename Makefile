@@ -25,6 +25,7 @@ run: $(STAMP)
 
 test: $(DEVSTAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Browser tests drive Debian's chromium (no browser download). Installed when missing and

@@ -142,8 +142,8 @@ class EmailRenderer:
             sec = _section(section.profile.name, section.items, digest)
             values = {"name": str(escape(sec.name)), "empty": str(escape(sec.empty))}
             body_html.append(self._stamp("section.html", bool(sec.empty)).fill(values))
-            text = {"name": sec.name, "empty": sec.empty}
-            body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(text))
+            plain = {"name": sec.name, "empty": sec.empty}
+            body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
                 body_html.append(self._paper_html(item.paper).fill({"why": why(item, "html")}))
                 body_text.append(self._paper_text(item.paper).fill({"why": why(item, "text")}))
@@ -188,14 +188,14 @@ class EmailRenderer:
 
     def _make_stamp(self, kind: str, shape: Any) -> _Stamp:
         if kind.startswith("section"):
-            ctx = {"name": self._slot("name"), "empty": self._slot("empty") if shape else ""}
+            head = {"name": self._slot("name"), "empty": self._slot("empty") if shape else ""}
             ext = kind.split(".")[1]
-            rendered = self.env.get_template(f"email/_section.{ext}.j2").render(ctx)
+            rendered = self.env.get_template(f"email/_section.{ext}.j2").render(head)
             if ext == "html":
                 rendered = self._fragments.inline_fragment(rendered, self._css)
             return _Stamp.of(rendered, self._marker)
         n_notes, archive, manage, unsubscribe, profiles = shape
-        ctx = {
+        ctx: dict[str, Any] = {
             "title": self._slot("title"),
             "brand": self.brand,
             "heading": self._slot("heading"),

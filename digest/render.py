@@ -167,6 +167,11 @@ def markdown_html(text: object) -> Markup:
     )
 
 
+def _escape_by_name(name: str | None) -> bool:
+    """Autoescape HTML and XML templates (`*.html.j2`, `*.atom.xml.j2`), not text ones."""
+    return name is not None and (".html" in name or ".xml" in name)
+
+
 def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
     """The environment: user templates over packaged ones, autoescape by file name."""
     loaders: list[jinja2.BaseLoader] = []
@@ -175,7 +180,7 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
     loaders.append(jinja2.FileSystemLoader(str(builtin_templates())))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=lambda name: bool(name) and (".html" in name or ".xml" in name),
+        autoescape=_escape_by_name,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

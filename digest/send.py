@@ -146,7 +146,15 @@ def send(
             )
         assert backend is not None
         counts = _deliver(config, store, backend, now, owner, progress)
-        return SendReport(due=due, claimed=claimed, empty=empty, **counts)
+        return SendReport(
+            due=due,
+            claimed=claimed,
+            empty=empty,
+            sent=counts["sent"],
+            retry=counts["retry"],
+            failed=counts["failed"],
+            cancelled=counts["cancelled"],
+        )
     finally:
         if not dry_run:
             store.release_lease(LEASE, owner)
@@ -195,7 +203,7 @@ def _plan(
             start = mark  # type: ignore[assignment]
             papers = [
                 p
-                for p in store.papers(since=start)  # type: ignore[arg-type]
+                for p in store.papers(since=start)
                 if p.first_seen is not None and p.first_seen > start and p.first_seen <= now
             ]
         profiles, owners = [], []
@@ -277,17 +285,16 @@ def _deliver(
             page = store.deliveries_by_id(pending[cursor : cursor + PAGE])
             cursor += PAGE
             continue
-        batch, page = page[:size], page[size:]
-        batch, dropped = _sendable(batch, subscribers, config, renderer, secret, now)
+        ready, dropped = _sendable(page[:size], subscribers, config, renderer, secret, now)
+        page = page[size:]
         if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
             store.record_attempts(dropped, now)
             counts["cancelled"] += sum(1 for d in dropped if d[2].startswith("cancelled"))
             counts["failed"] += sum(1 for d in dropped if not d[2].startswith("cancelled"))
-        if not batch:
+        if not ready:
             continue
-        emails = [email for _, email in batch]
-        results = backend.send(emails)
-        batch = [d for d, _ in batch]
+        results = backend.send([email for _, email in ready])
+        batch = [d for d, _ in ready]
         store.record_attempts(
             [_outcome(config, d, r, now) for d, r in zip(batch, results, strict=True)], now
         )
@@ -321,7 +328,8 @@ def _sendable(
     now: datetime,
 ) -> tuple[list[tuple[Delivery, OutgoingEmail]], list[tuple[str, str, str, datetime | None]]]:
     """The batch's emails, and the outcomes of deliveries that must not go out."""
-    ready, dropped = [], []
+    ready: list[tuple[Delivery, OutgoingEmail]] = []
+    dropped: list[tuple[str, str, str, datetime | None]] = []
     for d in batch:
         sub = subscribers.get(d.subscriber_id)
         if sub is None or sub.status != "confirmed":
@@ -400,8 +408,8 @@ def freeze(digest: Digest) -> str:
     return json.dumps(raw, ensure_ascii=False, sort_keys=True)
 
 
-def _profile_dict(p: Profile) -> dict:  # type: ignore[type-arg]
-    def kws(keywords: tuple[Keyword, ...]) -> list[dict]:  # type: ignore[type-arg]
+def _profile_dict(p: Profile) -> dict:
+    def kws(keywords: tuple[Keyword, ...]) -> list[dict]:
         return [{"text": k.text, "phrase": k.phrase, "weight": k.weight} for k in keywords]
 
     return {
@@ -413,7 +421,7 @@ def _profile_dict(p: Profile) -> dict:  # type: ignore[type-arg]
     }
 
 
-def _item_dict(item: DigestItem) -> dict:  # type: ignore[type-arg]
+def _item_dict(item: DigestItem) -> dict:
     return {
         "paper": _paper_dict(item.paper),
         "score": item.score,
@@ -423,7 +431,7 @@ def _item_dict(item: DigestItem) -> dict:  # type: ignore[type-arg]
 
 
 @functools.lru_cache(maxsize=8192)
-def _paper_dict(p: Paper) -> dict:  # type: ignore[type-arg]
+def _paper_dict(p: Paper) -> dict:
     """A paper as JSON-ready data; cached, since every subscriber's digest repeats papers."""
 
     def iso(value: date | datetime | None) -> str | None:
@@ -460,7 +468,7 @@ def thaw(content: str) -> Digest:
     )
 
 
-def _profile(raw: dict) -> Profile:  # type: ignore[type-arg]
+def _profile(raw: dict) -> Profile:
     return Profile(
         raw["name"],
         tuple(Keyword(**k) for k in raw["keywords"]),
@@ -470,7 +478,7 @@ def _profile(raw: dict) -> Profile:  # type: ignore[type-arg]
     )
 
 
-def _item(raw: dict) -> DigestItem:  # type: ignore[type-arg]
+def _item(raw: dict) -> DigestItem:
     p = raw["paper"]
     key = (
         p["id"],
@@ -495,7 +503,7 @@ def _item(raw: dict) -> DigestItem:  # type: ignore[type-arg]
 
 
 @functools.lru_cache(maxsize=8192)
-def _thaw_paper(key: tuple) -> Paper:  # type: ignore[type-arg]
+def _thaw_paper(key: tuple) -> Paper:
     """A frozen paper back as a Paper; cached, since many digests of a day share papers."""
     (pid, title, abstract, published, upvotes, authors, org, arxiv, url, sources, first, last) = key
     return Paper(

@@ -55,7 +55,7 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
         )
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0") from None
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     click.echo(
         f"serving http://{bound_host}:{bound_port}/ (archive) and /preview?keywords=... "
         "; Ctrl-C stops",

@@ -225,8 +225,9 @@ def _reply(delivery_id: str, code: int, text: bytes | str) -> SendResult:
     """Classify an SMTP reply: 5xx is permanent, anything else is worth retrying."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    status = "failed" if 500 <= code <= 599 else "retry"
-    return SendResult(delivery_id, status, one_line(f"{code} {text}"))
+    if 500 <= code <= 599:
+        return SendResult(delivery_id, "failed", one_line(f"{code} {text}"))
+    return SendResult(delivery_id, "retry", one_line(f"{code} {text}"))
 
 
 def _describe(exc: BaseException) -> str:

@@ -43,7 +43,9 @@ def _encode(name: str, value: str) -> str:
     if value.isascii():
         header = Header(value, charset="us-ascii", header_name=name)
         return f"{name}: {header.encode(linesep=chr(13) + chr(10), maxlinelen=78)}"
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for ch in value:
         n = len(ch.encode("utf-8"))
         if size + n > 42:

@@ -16,6 +16,7 @@ escaped so no string in it can end a script element or be read as markup.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, date, datetime
 from urllib.parse import quote
@@ -96,7 +97,7 @@ def feed_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
             Page(
                 f"feeds/{slug}.atom",
                 key,
-                lambda context=context: _render(env, "site/feed.atom.xml.j2", **context),
+                functools.partial(_render, env, "site/feed.atom.xml.j2", **context),
             )
         )
     return pages
@@ -162,5 +163,5 @@ def static_pages(env: jinja2.Environment) -> list[Page]:
     for path in STATIC:
         text = env.loader.get_source(env, f"site/{path}")[0]
         data = text.encode("utf-8")
-        pages.append(Page(path, inputs_hash(text), lambda data=data: data))
+        pages.append(Page(path, inputs_hash(text), functools.partial(bytes, data)))
     return pages

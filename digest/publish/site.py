@@ -107,7 +107,7 @@ def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
     for n, day in enumerate(archive.days):
         previous = archive.days[n + 1] if n + 1 < len(archive.days) else None
 
-        def render_day(day=day, previous=previous) -> bytes:  # type: ignore[no-untyped-def]
+        def render_day(day=day, previous=previous) -> bytes:
             picks = archive.picks.get(day, [])
             sections = [
                 (info, [item_view(archive, p, "../") for p in picks if p.profile == i])
@@ -141,7 +141,7 @@ def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
     for i, info in enumerate(archive.profiles):
         picks = archive.profile_picks(i)
 
-        def render_profile(info=info, picks=picks) -> bytes:  # type: ignore[no-untyped-def]
+        def render_profile(info=info, picks=picks) -> bytes:
             by_day: dict = {}
             for p in picks:
                 by_day.setdefault(p.day, []).append(item_view(archive, p, "../"))
@@ -168,7 +168,7 @@ def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
     for paper in archive.papers.values():
         picks = archive.picks_of_paper.get(paper.id, [])
 
-        def render_paper(paper=paper, picks=picks) -> bytes:  # type: ignore[no-untyped-def]
+        def render_paper(paper=paper, picks=picks) -> bytes:
             day = archive.day_of_paper(paper)
             return _render(
                 env,

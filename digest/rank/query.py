@@ -76,7 +76,9 @@ def _short(text: str) -> str:
 
 def _split(text: str) -> list[str]:
     """Split on commas and newlines that are outside double quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch in _QUOTES:
             quoted = not quoted
@@ -183,7 +185,7 @@ def make_profile(
 
     def as_keywords(value: object) -> tuple[Keyword, ...]:
         if isinstance(value, Sequence) and value and all(isinstance(v, Keyword) for v in value):
-            return tuple(value)  # type: ignore[arg-type]
+            return tuple(value)
         return parse_keywords(value)  # type: ignore[arg-type]
 
     positive, negative = [], list(as_keywords(exclude))

@@ -222,7 +222,11 @@ def _html_text(markup: str) -> str:
 def _authors_count(raw: Mapping[str, object]) -> int | None:
     """Atom lists one author per element; RSS `dc:creator` joins them with commas."""
     authors = raw.get("authors")
-    names = [a.get("name", "") for a in authors if isinstance(a, Mapping)] if authors else []
+    names = (
+        [a.get("name", "") for a in authors if isinstance(a, Mapping)]
+        if isinstance(authors, list)
+        else []
+    )
     names = [n for n in names if isinstance(n, str) and n.strip()]
     if len(names) > 1:
         return len(names)
