@@ -141,3 +141,11 @@ def test_make_profile_raises_only_query_error(keywords: list[str], exclude: list
     assert profile.keywords and all(k.weight > 0 for k in profile.keywords)
     analyzer = Analyzer()
     assert all(compile_keyword(k, analyzer, 0.3) is not None for k in profile.keywords)
+
+
+def test_keywords_of_only_function_words_are_dropped() -> None:
+    """`the` would match every paper: dropped, and a profile of nothing else is refused."""
+    with pytest.raises(QueryError, match="no keyword to search for"):
+        make_profile("x", ["the", "a", "of"])
+    profile = make_profile("x", ["the", "LoRA", '"state of the art"'])
+    assert [k.text for k in profile.keywords] == ["LoRA", "state of the art"]

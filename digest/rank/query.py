@@ -150,10 +150,12 @@ def parse_keywords(text: str | Sequence[str]) -> tuple[Keyword, ...]:
 
 
 def _searchable(keywords: Sequence[Keyword]) -> list[Keyword]:
-    """Drop keywords without any word, merge repeats (keeping the larger weight)."""
+    """Drop keywords without any word (or with only function words such as "the", which
+    would match every paper), merge repeats (keeping the larger weight)."""
     seen: dict[tuple[str, bool], Keyword] = {}
     for kw in keywords:
-        if not tokenize(kw.text):
+        tokens = tokenize(kw.text)
+        if not tokens or all(t.word in STOPWORDS for t in tokens):
             continue
         key = (" ".join(t.word for t in tokenize(kw.text)), kw.phrase)
         if key not in seen or seen[key].weight < kw.weight:
@@ -199,7 +201,7 @@ def make_profile(
     if not positive:
         raise QueryError(
             f"profile {name!r} has no keyword to search for "
-            "(it is empty, or has only exclusions, punctuation or emoji)"
+            "(it is empty, or has only exclusions, punctuation, emoji or words like \"the\")"
         )
     items = settings.default_max_items if max_items is None else max_items
     if isinstance(items, bool) or not isinstance(items, int) or items < 1:
