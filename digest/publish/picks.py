@@ -24,8 +24,6 @@ from datetime import UTC, date, datetime, time
 
 from digest import rank
 from digest.model import DigestItem, Match, Paper, Profile
-from digest.rank.analyzer import Analyzer
-from digest.rank.query import compile_keyword
 
 #: Bump when the cached pick format or the way picks are made changes.
 PICKS_VERSION = 1
@@ -96,35 +94,16 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
 
 
-class _Highlighter:
-    """`rank.match_spans` with one analyzer and compiled keywords kept for a whole batch
-    (match_spans builds both on every call, which costs milliseconds per item)."""
-
-    def __init__(self, profiles: Sequence[Profile], synonyms: Mapping | None) -> None:
-        self.analyzer = Analyzer(synonyms)
-        share = rank.RankSettings().exact_share
-        self.features: list[dict[str, set[str]]] = []
-        for profile in profiles:
-            per_kw: dict[str, set[str]] = {}
-            for kw in profile.keywords:
-                plan = compile_keyword(kw, self.analyzer, share)
-                if plan is not None:
-                    per_kw.setdefault(kw.text, set()).update(plan.all_features())
-            self.features.append(per_kw)
-
-    def spans(self, text: str, profile: int, keywords: Sequence[str]) -> tuple[Span, ...]:
-        per_kw = self.features[profile]
-        wanted = set().union(*(per_kw.get(k, set()) for k in keywords)) if keywords else set()
-        if not wanted or not text:
-            return ()
-        found = sorted((s, e) for _, s, e in self.analyzer.feature_spans(text, wanted))
-        merged: list[Span] = []
-        for s, e in found:
-            if merged and s <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        return tuple(merged)
+def _spans(
+    text: str, profile: Profile, keywords: Sequence[str], synonyms: Mapping | None
+) -> tuple[Span, ...]:
+    """Where the keywords that matched this paper stand in `text` (rank.match_spans on the
+    profile narrowed to those keywords; its analyzer and features are cached)."""
+    matched = tuple(k for k in profile.keywords if k.text in keywords)
+    if not matched or not text:
+        return ()
+    narrowed = Profile(profile.name, matched, profile.exclude, profile.max_items, profile.min_score)
+    return tuple(rank.match_spans(text, narrowed, synonyms))
 
 
 def rank_days(
@@ -134,7 +113,6 @@ def rank_days(
     synonyms: Mapping | None,
 ) -> dict[date, list[Pick]]:
     """Rank each day's papers for all profiles; pure (no I/O, no clock)."""
-    highlighter = _Highlighter(profiles, synonyms)
     out: dict[date, list[Pick]] = {}
     for day, papers in days:
         picks: list[Pick] = []
@@ -150,9 +128,9 @@ def rank_days(
                         score=item.score,
                         matches=item.matches,
                         snippets=item.snippets,
-                        title_spans=highlighter.spans(item.paper.title, index, keywords),
+                        title_spans=_spans(item.paper.title, profiles[index], keywords, synonyms),
                         snippet_spans=tuple(
-                            highlighter.spans(s, index, keywords) for s in item.snippets
+                            _spans(s, profiles[index], keywords, synonyms) for s in item.snippets
                         ),
                     )
                 )

@@ -180,7 +180,7 @@ def match_spans(
     key = _synonyms_key(synonyms)
     analyzer = _analyzer(key)
     wanted = _wanted(profile.keywords, key)
-    spans = sorted((s, e) for f, s, e in analyzer.feature_spans(text) if f in wanted)
+    spans = sorted((s, e) for _, s, e in analyzer.feature_spans(text, wanted))
     merged: list[tuple[int, int]] = []
     for s, e in spans:
         if merged and s <= merged[-1][1]:
