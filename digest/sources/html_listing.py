@@ -28,12 +28,13 @@ from datetime import UTC, date, datetime
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
 from digest.sources import WarnFn, hf_api
+# The same patterns and decoding as the text captures, so both read a card alike.
 from digest.sources.listing import (
-    AUTHORS_LINE,  # the same patterns as the text captures, so both read a card alike
+    AUTHORS_LINE,
     DATE_LINE,
+    decode_utf8,
     organization_name,
     resolve_header_day,
 )
@@ -49,7 +50,7 @@ def parse(
     data: bytes, *, origin: str, source: str, captured: date, warn: WarnFn
 ) -> Iterator[Paper]:
     """Papers of one listing page (the `Parser` protocol)."""
-    text = _decode(data, origin)
+    text = decode_utf8(data, origin, "an HTML page")
     tree = LexborHTMLParser(text)
     if tree.body is None or (
         not tree.body.text(strip=True) and tree.css_first("[data-props]") is None
@@ -72,18 +73,6 @@ def parse(
                 "no paper entries found (not a Hugging Face papers page, or its layout changed)",
             )
         )
-
-
-def _decode(data: bytes, origin: str) -> str:
-    if b"\x00" in data[:4096]:
-        raise SourceError(f"{origin}: binary data, not an HTML page")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SourceError(
-            f"{origin}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the page as UTF-8"
-        ) from None
 
 
 # -- 1. the page's data ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
 from digest.sources import WarnFn
 from digest.text import normalize_space, title_id
@@ -69,7 +70,7 @@ def parse(
     `captured` is the date the capture was taken (or a date after it in the same year):
     the page header day is resolved against it, and so are dates without a year.
     """
-    text = _decode(data, origin)
+    text = decode_utf8(data, origin)
     # Only CR and LF end a line: str.splitlines would also split at U+2028, form feeds
     # and other characters that can sit inside an abstract.
     lines = [_Line(i, s.strip()) for i, s in enumerate(_LINE_END.split(text), 1) if s.strip()]
@@ -98,18 +99,21 @@ def parse(
         warn(SourceWarning(origin, 0, "no paper entries found (empty or not a listing capture)"))
 
 
-def _decode(data: bytes, origin: str) -> str:
-    from digest.errors import SourceError
+def decode_utf8(data: bytes, origin: str, kind: str = "a text capture") -> str:
+    """The text of a captured page; SourceError (with the line) if it is binary or not UTF-8.
 
+    `kind` names what was expected ("a text capture", "an HTML page") in the message.
+    """
     if b"\x00" in data[:4096]:
-        raise SourceError(f"{origin}: binary data, not a text capture")
+        raise SourceError(f"{origin}: binary data, not {kind}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        noun = kind.split()[-1]
         raise SourceError(
             f"{origin}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-            "save the capture as UTF-8"
+            f"save the {noun} as UTF-8"
         ) from None
 
 
