@@ -201,7 +201,7 @@ def make_profile(
     if not positive:
         raise QueryError(
             f"profile {name!r} has no keyword to search for "
-            "(it is empty, or has only exclusions, punctuation, emoji or words like \"the\")"
+            '(it is empty, or has only exclusions, punctuation, emoji or words like "the")'
         )
     items = settings.default_max_items if max_items is None else max_items
     if isinstance(items, bool) or not isinstance(items, int) or items < 1:

@@ -30,8 +30,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from digest.model import Paper, SourceWarning
 from digest.sources import WarnFn, hf_api
-# The same patterns and decoding as the text captures, so both read a card alike.
-from digest.sources.listing import (
+from digest.sources.listing import (  # the text captures' patterns: cards read alike
     AUTHORS_LINE,
     DATE_LINE,
     decode_utf8,
