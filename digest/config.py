@@ -14,8 +14,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from digest.errors import ConfigError
-from digest.model import ProfileSpec
+from digest.errors import ConfigError, QueryError
+from digest.model import Profile
+from digest.rank.query import make_profile
+from digest.rank.settings import RankSettings
+from digest.sources import known_kinds
 
 DEFAULT_STORE = "var/digest.sqlite3"
 DEFAULT_MAX_FILE_MB = 32.0
@@ -31,10 +34,6 @@ class SourceConfig:
     url: str | None = None
     #: When the capture was taken; header days and year-less dates resolve against it.
     captured: date | None = None
-
-
-#: A `[[profiles]]` table as typed (parsed into a `Profile` by the ranker).
-ProfileConfig = ProfileSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +106,10 @@ class Config:
     path: Path  #: the config file (may not exist: then all defaults)
     store_path: Path
     sources: tuple[SourceConfig, ...] = ()
-    profiles: tuple[ProfileConfig, ...] = ()
-    #: `[ranking]` keys, mapped onto `digest.rank.RankSettings` fields.
-    ranking: dict[str, float | int] = field(default_factory=dict)
+    #: `[[profiles]]`, parsed once here (errors name the file and the profile).
+    profiles: tuple[Profile, ...] = ()
+    #: `[ranking]`, validated onto the ranker's settings (unknown keys are errors).
+    ranking: RankSettings = field(default_factory=RankSettings)
     #: `[synonyms]`: a term -> the terms or phrases that mean the same.
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     templates_dir: Path | None = None
@@ -210,8 +210,6 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     """Validate the parsed TOML; `shown` is the config path as the user typed it."""
-    from digest.sources import known_kinds
-
     root, file = path.parent, shown
     top = _Reader(file, "", raw)
     store = _Reader(file, "store", top.get("store", dict, {}))
@@ -238,7 +236,9 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{file}: sources.name = {name!r}: used by two sources")
-    profiles: list[ProfileConfig] = []
+    ranking_reader = _Reader(file, "ranking", top.get("ranking", dict, {}))
+    ranking = _ranking(path, {k: ranking_reader.get(k, (int, float)) for k in ranking_reader.table})
+    profiles: list[Profile] = []
     for i, table in enumerate(top.get("profiles", list, [])):
         r = _Reader(file, f"profiles[{i}]", table)
         max_items = r.get("max_items", int)
@@ -250,17 +250,19 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         keywords = r.string_list("keywords")
         if not keywords:
             r.fail("keywords", table.get("keywords"), "needs at least one keyword")
-        profiles.append(
-            ProfileConfig(
-                name=r.require("name", str),
-                keywords=keywords,
-                exclude=r.string_list("exclude"),
-                max_items=max_items,
-                min_score=float(min_score) if min_score is not None else None,
+        name = r.require("name", str)
+        try:
+            profiles.append(
+                make_profile(
+                    name,
+                    keywords,
+                    r.string_list("exclude"),
+                    max_items,
+                    float(min_score) if min_score is not None else None,
+                )
             )
-        )
-    ranking_reader = _Reader(file, "ranking", top.get("ranking", dict, {}))
-    ranking = {k: ranking_reader.get(k, (int, float)) for k in ranking_reader.table}
+        except QueryError as exc:
+            raise ConfigError(f"{path}: profile {name!r}: {exc}") from None
     syn_reader = _Reader(file, "synonyms", top.get("synonyms", dict, {}))
     synonyms = {k: syn_reader.string_list(k) for k in syn_reader.table}
     render = _Reader(file, "render", top.get("render", dict, {}))
@@ -360,6 +362,41 @@ def _schedule(r: _Reader) -> ScheduleConfig:
     except ValueError as exc:
         r.fail("cron", cron, f"not a crontab expression ({exc}); e.g. '0 6 * * *'")
     return ScheduleConfig(cron, timezone, _positive(r, "misfire_grace_seconds", 3600))
+
+
+def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:
+    """`[ranking]` onto RankSettings; unknown keys and bad values are named in the error."""
+    fields = set(RankSettings.__dataclass_fields__)
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise ConfigError(
+            f"{path}: ranking.{unknown[0]} = {table[unknown[0]]!r}: unknown "
+            f"key; expected one of: {', '.join(sorted(fields))}"
+        )
+    defaults = RankSettings()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(getattr(defaults, key), int) and not float(value).is_integer():
+            raise ConfigError(f"{path}: ranking.{key} = {value!r}: must be a whole number")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{path}: ranking.{key} = {value!r}: must be a finite number >= 0")
+        values[key] = type(getattr(defaults, key))(value)
+    settings = RankSettings(**values)
+    for key in ("b", "exact_share", "scattered_credit", "default_min_score"):
+        if getattr(settings, key) > 1:
+            raise ConfigError(
+                f"{path}: ranking.{key} = {getattr(settings, key)!r}: must be between 0 and 1"
+            )
+    if settings.popularity_weight + settings.recency_weight > 1:
+        raise ConfigError(
+            f"{path}: ranking.popularity_weight + ranking.recency_weight = "
+            f"{settings.popularity_weight + settings.recency_weight:g}: must be at most 1"
+        )
+    if settings.default_max_items < 1:
+        raise ConfigError(
+            f"{path}: ranking.default_max_items = {settings.default_max_items}: must be at least 1"
+        )
+    return settings
 
 
 def _positive(r: _Reader, key: str, default: int) -> int:

@@ -2,7 +2,9 @@
 
 Parsers yield `Paper` records; the store keeps them and hands back `Paper` with the
 bookkeeping fields (`sources`, `first_seen`, `last_seen`) filled in; the ranker turns
-papers and `Profile`s into `DigestItem`s; renderers turn a `Digest` into text.
+papers and `Profile`s into `DigestItem`s; renderers turn a `Digest` into text. The send
+loop claims a `Claim` per reader and day, and records an `Outcome` per attempt. `codec`
+is the one place that turns these into rows and JSON and back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Paper:
     #: When the store first / last saw this paper (None on parser output).
     first_seen: datetime | None = None
     last_seen: datetime | None = None
+    #: Parser output only: a revision of a paper (arXiv "replace") updates a known paper
+    #: and never adds a new one. Not stored: every stored paper is simply a paper.
+    revision: bool = False
 
     @property
     def has_metadata(self) -> bool:
@@ -75,13 +80,19 @@ class Keyword:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A named interest profile: what to look for and what to veto."""
+    """A named interest profile: what to look for and what to veto.
+
+    Parsed once, where a person typed it (config.toml, the CLI, a web form), and stored
+    as it is. A limit left None follows the operator's `[ranking]` defaults
+    (`default_max_items`, `default_min_score`), resolved by the ranker, so changing a
+    default changes it for every profile that did not set its own.
+    """
 
     name: str
     keywords: tuple[Keyword, ...]
     exclude: tuple[Keyword, ...] = ()
-    max_items: int = 10
-    min_score: float = 0.0
+    max_items: int | None = None
+    min_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,17 +152,6 @@ class Digest:
 
 
 @dataclass(frozen=True, slots=True)
-class ProfileSpec:
-    """A profile as the user typed it (config.toml or `digest subscribe`), before parsing."""
-
-    name: str
-    keywords: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-    max_items: int | None = None
-    min_score: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Subscriber:
     """A reader of the daily email."""
 
@@ -165,7 +165,7 @@ class Subscriber:
     created_at: datetime
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
-    profiles: tuple[ProfileSpec, ...] = ()
+    profiles: tuple[Profile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +188,40 @@ class Delivery:
     sent_at: datetime | None = None
     #: The newest paper row the digest considered: the next one starts after it.
     papers_upto: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A digest claimed for one reader and day, before any backend is called.
+
+    Written together with the reader's sent-ledger rows (`paper_ids`) in one transaction,
+    so a run killed at any point resends this very content, never a different digest.
+    """
+
+    delivery_id: str
+    subscriber_id: int
+    digest_date: date
+    window_start: datetime | None  #: papers that arrived after this ...
+    window_end: datetime  #: ... and up to this
+    content: str  #: the frozen digest (`codec.freeze_digest`)
+    paper_ids: tuple[str, ...]  #: what goes into the sent-ledger
+    #: The newest paper row the digest considered: the next one starts after it.
+    papers_upto: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one attempt to hand a delivery to a backend."""
+
+    delivery_id: str
+    state: str  #: "sent" | "retry" | "failed"
+    reason: str = ""
+    next_attempt_at: datetime | None = None  #: when a retry is due
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """What the store remembers of a URL source: its URL and validators (ETag ...)."""
+
+    url: str
+    state: str  #: `sources.fetch.FetchState` as JSON

@@ -1,272 +1,59 @@
-"""The daily job, and the only place that knows the order of the stages.
+"""The only place that knows the order of the stages.
 
-    sources -> store -> rank -> render -> (deliver, publish: later issues)
+    ingest (sources -> store) -> rank -> render -> send (deliver) -> publish (site)
 
-Each function takes the config, an open store and an explicit `now`; none reads the
-clock or prints. Progress is reported through an optional callback so the CLI can
-draw a bar on a terminal and stay quiet when piped.
+    ingest      read the configured sources (or files) into the store
+    preview     rank the stored papers for one profile and render the digest
+    send_due    each reader who is due gets the day's digest, exactly once
+    publish     the static archive of the stored papers
+    fetch       ingest, then publish (the scheduler's fetch job)
+    subscribe   add or edit a reader, then mail the confirmation link
+    run         the daily job: ingest, the config profiles' digest, send, publish
+
+The CLI, the scheduler and the web pages call these; the stages themselves never call
+one another. Each function takes the config, an open store and an explicit `now`; none
+reads the clock or prints. Progress is reported through an optional callback so the CLI
+can draw a bar on a terminal and stay quiet when piped.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
-from digest import rank
-from digest.config import Config, ProfileConfig, SourceConfig
-from digest.errors import ConfigError, DigestError, QueryError, RenderError
-from digest.model import Digest, DigestItem, DigestSection, Paper, Profile, SourceWarning
+import httpx
+
+from digest import publish as site
+from digest import rank, send, subscriptions
+from digest.config import Config
+from digest.deliver import Backend
+from digest.errors import RenderError
+from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
 from digest.render import make_environment, render_digest
-from digest.sources import parser_for
-from digest.sources.files import expand, modified_date, read_capture
-from digest.store import IngestCounts, Store
+from digest.render.email import confirmation_email
 
-#: What a parser may raise on input nobody foresaw; reported per input, never fatal.
-_PARSER_BUGS = (
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    ArithmeticError,
-    RecursionError,
-)
+__all__ = [
+    "FetchReport",
+    "IngestReport",
+    "RunReport",
+    "SubscribeReport",
+    "build_digest",
+    "fetch",
+    "ingest",
+    "preview",
+    "publish",
+    "rank_stored",
+    "run",
+    "send_due",
+    "subscribe",
+]
+from digest.ingest import IngestReport, ingest
+from digest.store import Store
 
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class IngestReport:
-    """What an ingest did: counts, per-entry warnings, per-file errors."""
-
-    files: int = 0
-    entries: int = 0
-    counts: IngestCounts = field(default_factory=IngestCounts)
-    malformed: int = 0
-    warnings: tuple[SourceWarning, ...] = ()
-    errors: tuple[str, ...] = ()
-
-    @property
-    def skipped(self) -> int:
-        """Entries that changed nothing: already known as they are, or malformed."""
-        return self.counts.unchanged + self.malformed
-
-    def summary(self) -> str:
-        return f"{self.counts.new} new, {self.counts.updated} updated, {self.skipped} skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    path: Path
-    source: SourceConfig
-
-
-def ingest(
-    config: Config,
-    store: Store,
-    paths: Sequence[str] = (),
-    *,
-    now: datetime | None = None,
-    progress: ProgressFn | None = None,
-    client: Any = None,
-) -> IngestReport:
-    """Read the configured sources (or `paths`), parse them and merge them into the store.
-
-    One transaction per file or URL: an input that fails to read or parse adds nothing
-    and the others go on. Errors are collected, never raised, so one bad source never
-    costs the good ones. URL sources are fetched politely (`sources.fetch`; `client` is
-    the httpx client to use, for tests) and stamped with the fetch time `now`.
-    """
-    jobs, errors = _plan(config, paths)
-    url_report = _ingest_urls(config, store, now, client) if not paths else None
-    warnings: list[SourceWarning] = []
-    counts, entries, malformed = IngestCounts(), 0, 0
-    max_bytes = int(config.max_file_mb * 1_000_000)
-    for done, job in enumerate(jobs, 1):
-        parser = parser_for(job.source.kind)
-        if parser is None:  # config validation makes this unreachable for configured sources
-            errors.append(f"{job.path}: no parser for kind {job.source.kind!r}")
-            continue
-        file_warnings: list[SourceWarning] = []
-        try:
-            data = read_capture(job.path, max_bytes)
-            captured = job.source.captured or modified_date(job.path)
-            papers = list(
-                parser(
-                    data,
-                    origin=str(job.path),
-                    source=job.source.name,
-                    captured=captured,
-                    warn=file_warnings.append,
-                )
-            )
-            counts += store.add_papers(papers)
-            entries += len(papers)
-        except DigestError as exc:  # this input's fault or not, the others go on
-            errors.append(str(exc))
-        except _PARSER_BUGS as exc:  # a parser that chokes on hostile input: report, go on
-            errors.append(f"{job.path}: cannot be parsed ({type(exc).__name__}: {exc})")
-        warnings.extend(file_warnings)
-        malformed += sum(1 for w in file_warnings if w.skipped)
-        if progress:
-            progress(done, len(jobs), job.path.name)
-    if url_report is not None:
-        counts += url_report.counts
-        entries += url_report.entries
-        malformed += url_report.malformed
-        warnings.extend(url_report.warnings)
-        errors.extend(url_report.errors)
-    return IngestReport(
-        files=len(jobs) + (url_report.files if url_report else 0),
-        entries=entries,
-        counts=counts,
-        malformed=malformed,
-        warnings=tuple(warnings),
-        errors=tuple(errors),
-    )
-
-
-def _ingest_urls(config: Config, store: Store, now: datetime | None, client: Any) -> IngestReport:
-    """Fetch every `url` source; a failing one is reported and the others go on."""
-    from dataclasses import replace as with_
-
-    from digest.sources.fetch import FetchState, HostGate, fetch
-
-    sources = [s for s in config.sources if s.url]
-    if not sources:
-        return IngestReport()
-    now = now or datetime.now(UTC)  # the CLI always passes it; this is for library callers
-    gate = HostGate()
-    counts, entries, malformed = IngestCounts(), 0, 0
-    warnings: list[SourceWarning] = []
-    errors: list[str] = []
-    for source in sources:
-        url = (source.url or "").replace("{date}", now.date().isoformat())
-        kept = store.fetch_state(source.name)
-        state = FetchState.from_json(kept[1] if kept and kept[0] == url else None)
-        parser = parser_for(source.kind)
-        assert parser is not None  # config validation checked the kind
-        try:
-            accept = "application/json" if source.kind == "hf_daily" else None
-            result = fetch(url, state=state, client=client, gate=gate, accept=accept)
-            if result.status == "not_modified":
-                store.save_fetch_state(source.name, url, state.to_json(), now, "not modified")
-                continue
-            found: list[SourceWarning] = []
-            papers = [
-                with_(p, first_seen=now, last_seen=now) if p.first_seen else with_(p, last_seen=now)
-                for p in parser(
-                    result.data,
-                    origin=url,
-                    source=source.name,
-                    captured=now.date(),
-                    warn=found.append,
-                )
-            ]
-            counts += store.add_papers(papers)
-            entries += len(papers)
-            warnings += found
-            malformed += sum(1 for w in found if w.skipped)
-            store.save_fetch_state(source.name, url, result.state.to_json(), now, "ok")
-        except (DigestError, *_PARSER_BUGS) as exc:  # this source's fault: the others go on
-            why = (
-                str(exc)
-                if isinstance(exc, DigestError)
-                else (f"{url}: cannot be parsed ({type(exc).__name__}: {exc})")
-            )
-            errors.append(f"source {source.name!r}: {why}")
-            store.save_fetch_state(source.name, url, state.to_json(), now, "error", why)
-    return IngestReport(
-        files=len(sources),
-        entries=entries,
-        counts=counts,
-        malformed=malformed,
-        warnings=tuple(warnings),
-        errors=tuple(errors),
-    )
-
-
-def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
-    """Which files to read, with the source each belongs to; missing ones become errors."""
-    errors: list[str] = []
-    jobs: list[_Job] = []
-    configured: dict[Path, SourceConfig] = {}
-    for source in config.sources:
-        if source.path:
-            found = expand(source.path, config.root)
-            if not found:
-                errors.append(
-                    f"{config.path}: source {source.name!r}: path {source.path!r} matches no file"
-                )
-            for file in found:
-                configured.setdefault(file.resolve(), source)
-    if not paths:
-        return [_Job(p, s) for p, s in configured.items()], errors
-    errors.clear()  # explicit paths: the configured globs are not read, so not checked
-    manual = SourceConfig(name="files", kind="listing")
-    for pattern in paths:
-        found = expand(pattern, Path.cwd())
-        if not found or (len(found) == 1 and not found[0].exists()):
-            errors.append(f"{pattern}: no such file or directory")
-            continue
-        for file in found:
-            jobs.append(_Job(file, configured.get(file.resolve(), manual)))
-    return jobs, errors
-
-
-def profile_from_config(config: Config, prof: ProfileConfig) -> Profile:
-    """A config profile parsed by the ranker; errors name the file and the profile."""
-    try:
-        return rank.make_profile(
-            prof.name,
-            prof.keywords,
-            prof.exclude,
-            prof.max_items,
-            prof.min_score,
-            defaults=rank_settings(config),
-        )
-    except QueryError as exc:
-        raise ConfigError(f"{config.path}: profile {prof.name!r}: {exc}") from None
-
-
-def rank_settings(config: Config) -> rank.RankSettings:
-    """`[ranking]` in config.toml onto RankSettings; unknown keys are named in the error."""
-    fields = set(rank.RankSettings.__dataclass_fields__)
-    unknown = sorted(set(config.ranking) - fields)
-    if unknown:
-        raise ConfigError(
-            f"{config.path}: ranking.{unknown[0]} = {config.ranking[unknown[0]]!r}: unknown "
-            f"key; expected one of: {', '.join(sorted(fields))}"
-        )
-    defaults = rank.RankSettings()
-    values: dict[str, object] = {}
-    for key, value in config.ranking.items():
-        if isinstance(getattr(defaults, key), int) and not float(value).is_integer():
-            raise ConfigError(f"{config.path}: ranking.{key} = {value!r}: must be a whole number")
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(
-                f"{config.path}: ranking.{key} = {value!r}: must be a finite number >= 0"
-            )
-        values[key] = type(getattr(defaults, key))(value)
-    settings = rank.RankSettings(**values)  # type: ignore[arg-type]
-    unit = ("b", "exact_share", "scattered_credit", "default_min_score")
-    for key in unit:
-        if getattr(settings, key) > 1:
-            raise ConfigError(
-                f"{config.path}: ranking.{key} = {getattr(settings, key)!r}: "
-                "must be between 0 and 1"
-            )
-    if settings.popularity_weight + settings.recency_weight > 1:
-        raise ConfigError(
-            f"{config.path}: ranking.popularity_weight + ranking.recency_weight = "
-            f"{settings.popularity_weight + settings.recency_weight:g}: must be at most 1"
-        )
-    return settings
 
 
 def build_digest(
@@ -279,9 +66,7 @@ def build_digest(
     notes: Sequence[str] = (),
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
-    ranked = rank.rank(
-        papers, profiles, now, rank_settings(config), synonyms=config.synonyms or None
-    )
+    ranked = rank.rank(papers, profiles, now, config.ranking, synonyms=config.synonyms or None)
     sections = tuple(DigestSection(p, items) for p, items in zip(profiles, ranked, strict=True))
     return Digest(
         day=now.date(),
@@ -297,9 +82,7 @@ def rank_stored(
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold today, best first."""
     papers = store.papers(since=since)
-    (items,) = rank.rank(
-        papers, [profile], now, rank_settings(config), synonyms=config.synonyms or None
-    )
+    (items,) = rank.rank(papers, [profile], now, config.ranking, synonyms=config.synonyms or None)
     return list(items)
 
 
@@ -322,6 +105,119 @@ def preview(
     return digest, text
 
 
+def send_due(
+    config: Config,
+    store: Store,
+    backend: Backend | None,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    digest_date: date | None = None,
+    progress: ProgressFn | None = None,
+    notes: Sequence[str] = (),
+) -> send.SendReport:
+    """Each confirmed reader who is due gets the day's digest, exactly once (`send.send`)."""
+    return send.send(
+        config,
+        store,
+        backend,
+        now,
+        dry_run=dry_run,
+        digest_date=digest_date,
+        progress=progress,
+        notes=notes,
+    )
+
+
+def publish(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    out_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> site.PublishReport:
+    """The static archive of every stored paper up to `now`, ranked by `rank.rank`."""
+    return site.publish(
+        config,
+        store.papers(),
+        now,
+        ranker=rank.rank,
+        out_dir=out_dir,
+        progress=progress,
+        workers=workers,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReport:
+    """What the scheduler's fetch job did."""
+
+    ingest: IngestReport
+    publish: site.PublishReport
+
+    def summary(self) -> str:
+        return f"{self.ingest.summary()}; {self.publish.summary()}"
+
+
+def fetch(
+    config: Config, store: Store, now: datetime, *, client: httpx.Client | None = None
+) -> FetchReport:
+    """Ingest every source, then publish the archive."""
+    report = ingest(config, store, now=now, client=client)
+    return FetchReport(report, publish(config, store, now))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeReport:
+    """What `subscribe` did, and what became of the confirmation email."""
+
+    result: subscriptions.SubscribeResult
+    #: "" when no confirmation was needed, else the backend's "sent" | "retry" | "failed".
+    confirmation: str = ""
+
+
+def subscribe(
+    config: Config,
+    store: Store,
+    address: str,
+    profile: Profile | None,
+    now: datetime,
+    *,
+    open_backend: Callable[[], Backend],
+    timezone: str | None = None,
+    send_at: str | None = None,
+    frequency: str | None = None,
+    notify_empty: bool | None = None,
+    confirmed: bool = False,
+) -> SubscribeReport:
+    """Add or edit a reader (`subscriptions.subscribe`), then mail the confirmation link
+    when the address is not confirmed yet, through a backend from `open_backend` (opened
+    only then, so a confirmed import needs no mail credentials)."""
+    result = subscriptions.subscribe(
+        config,
+        store,
+        address,
+        profile,
+        now,
+        timezone=timezone,
+        send_at=send_at,
+        frequency=frequency,
+        notify_empty=notify_empty,
+        confirmed=confirmed,
+    )
+    if not result.confirm_link:
+        return SubscribeReport(result)
+    email = confirmation_email(config.delivery, result.subscriber, result.confirm_link, now)
+    backend = open_backend()
+    try:
+        (outcome,) = backend.send([email])
+    finally:
+        backend.close()
+    return SubscribeReport(result, outcome.status)
+
+
 @dataclass(frozen=True, slots=True)
 class RunReport:
     """What the daily job did."""
@@ -329,8 +225,8 @@ class RunReport:
     ingest: IngestReport
     digest: Digest
     written: tuple[Path, ...] = field(default_factory=tuple)
-    send: Any = None  #: digest.send.SendReport, when a backend was given
-    publish: Any = None  #: digest.publish.PublishReport
+    send: send.SendReport | None = None  #: None when no backend was given
+    publish: site.PublishReport | None = None
 
 
 def run(
@@ -338,7 +234,7 @@ def run(
     store: Store,
     now: datetime,
     *,
-    backend: Any = None,
+    backend: Backend | None = None,
     progress: ProgressFn | None = None,
 ) -> RunReport:
     """The daily job: ingest -> the config profiles' digest -> send -> publish.
@@ -347,11 +243,8 @@ def run(
     directory, named by day; subscribers due now get theirs through `backend` (skipped
     when None); the static archive is published last.
     """
-    from digest.publish import publish
-    from digest.send import send
-
     report = ingest(config, store, now=now, progress=progress)
-    profiles = [profile_from_config(config, p) for p in config.profiles]
+    profiles = list(config.profiles)
     papers = store.papers()
     source_notes = [f"A source failed: {e}" for e in report.errors]
     notes = list(source_notes)
@@ -379,9 +272,11 @@ def run(
         written.append(target)
     sent = None
     if backend is not None:
-        sent = send(config, store, backend, now, progress=progress, notes=source_notes)
-    site = publish(config, store, now, progress=progress)
-    return RunReport(ingest=report, digest=digest, written=tuple(written), send=sent, publish=site)
+        sent = send_due(config, store, backend, now, progress=progress, notes=source_notes)
+    published = publish(config, store, now, progress=progress)
+    return RunReport(
+        ingest=report, digest=digest, written=tuple(written), send=sent, publish=published
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

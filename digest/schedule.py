@@ -1,4 +1,4 @@
-"""`digest schedule`: APScheduler 3.x wiring only; the work is in pipeline and send.
+"""`digest schedule`: APScheduler 3.x wiring only; the work is in `pipeline`.
 
 Jobs live in a SQLAlchemy job store on the same SQLite file as the papers, with stable
 ids (`replace_existing=True`), `coalesce=True` (a missed run runs once), a generous
@@ -33,7 +33,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from digest import pipeline
 from digest.config import Config, load_config
+from digest.deliver import make_backend
 from digest.errors import SchedulerError
 from digest.store import Store
 from digest.store.lease import this_owner
@@ -52,18 +54,13 @@ def _open(config_path: str, db_path: str) -> tuple[Config, Store]:
 
 
 def fetch_job(config_path: str, db_path: str) -> None:
-    """Ingest every source, then publish the archive."""
-    from digest import pipeline
-    from digest.publish import publish
-
+    """Ingest every source, then publish the archive (`pipeline.fetch`)."""
     config, store = _open(config_path, db_path)
     with store:
-        now = datetime.now(UTC)
-        report = pipeline.ingest(config, store, now=now)
-        for error in report.errors:
+        report = pipeline.fetch(config, store, datetime.now(UTC))
+        for error in report.ingest.errors:
             log.error("ingest: %s", error)
-        site = publish(config, store, now)
-        log.info("fetch: %s; %s", report.summary(), site.summary())
+        log.info("fetch: %s", report.summary())
 
 
 #: The per-subscriber send jobs of one scheduler run in a thread pool, many at the same
@@ -78,14 +75,12 @@ def send_job(config_path: str, db_path: str) -> None:
 
 
 def _send(config_path: str, db_path: str) -> None:
-    from digest.deliver import make_backend
-    from digest.send import send
-
     config, store = _open(config_path, db_path)
     backend = make_backend(config.delivery)
     try:
         with store:
-            log.info("send: %s", send(config, store, backend, datetime.now(UTC)).summary())
+            report = pipeline.send_due(config, store, backend, datetime.now(UTC))
+            log.info("send: %s", report.summary())
     finally:
         backend.close()
 

@@ -17,36 +17,24 @@ send runs from working at once.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import time as time_module
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest import rank
-from digest.compose import EmailRenderer, Links
+from digest.codec import freeze_digest, thaw_digest
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
-from digest.model import (
-    Delivery,
-    Digest,
-    DigestItem,
-    DigestSection,
-    Keyword,
-    Match,
-    Paper,
-    Profile,
-    Subscriber,
-)
-from digest.pipeline import rank_settings
-from digest.render import make_environment
+from digest.links import link
+from digest.model import Claim, Delivery, Digest, DigestSection, Outcome, Subscriber
+from digest.render import EmailRenderer, Links, make_environment
+from digest.render.email import digest_email
 from digest.store import Store
 from digest.store.lease import this_owner
-from digest.subscriptions import link
 from digest.tokens import load_secret
 
 LEASE = "send"
@@ -129,21 +117,21 @@ def send(
             planned = tuple((sub.email, digest.item_count) for sub, _, digest, _ in plans)
             return SendReport(due=due, empty=empty, dry_run=True, planned=planned)
         claims = [
-            (
-                delivery_id(sub.id, day),
-                sub.id,
-                day,
-                window,
-                freeze(digest),
-                [i.paper.id for s in digest.sections for i in s.items],
+            Claim(
+                delivery_id=delivery_id(sub.id, day),
+                subscriber_id=sub.id,
+                digest_date=day,
+                window_start=window[0],
+                window_end=window[1],
+                content=freeze_digest(digest),
+                paper_ids=tuple(i.paper.id for s in digest.sections for i in s.items),
+                papers_upto=high,
             )
             for sub, day, digest, window in plans
         ]
         claimed = 0
         for start in range(0, len(claims), CLAIM_BATCH):
-            claimed += store.claim_deliveries(
-                claims[start : start + CLAIM_BATCH], now, papers_upto=high
-            )
+            claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
         assert backend is not None
         counts = _deliver(config, store, backend, now, owner, progress)
         return SendReport(
@@ -167,7 +155,7 @@ def _plan(
     config: Config, store: Store, now: datetime, digest_date: date | None, notes: tuple[str, ...]
 ) -> tuple[list[tuple[Subscriber, date, Digest, _Window]], int, int, int]:
     """Digests for the due subscribers, ranked in batches of subscribers sharing a window."""
-    settings = rank_settings(config)
+    settings = config.ranking
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
     due: list[tuple[Subscriber, date, _Window, tuple[str, object]]] = []
     for sub in store.subscribers(status="confirmed"):
@@ -206,43 +194,30 @@ def _plan(
                 for p in store.papers(since=start)
                 if p.first_seen is not None and p.first_seen > start and p.first_seen <= now
             ]
-        profiles, owners = [], []
-        ledgers = {sub.id: store.sent_paper_ids(sub.id) for sub, _, _ in members}
-        overlap = {sid: sum(1 for p in papers if p.id in led) for sid, led in ledgers.items()}
+        # One ranking of the group's papers for every profile of every reader in it; each
+        # profile excludes what its reader was sent before. A paper shows in one section
+        # of a digest only: a later section asks for as many more as the earlier ones
+        # may take (bounded by the digest's size, not by the reader's history).
+        profiles, owners, excludes = [], [], []
         for m, (sub, _, _) in enumerate(members):
-            for spec in sub.profiles:
-                prof = rank.make_profile(
-                    spec.name,
-                    spec.keywords,
-                    spec.exclude,
-                    spec.max_items,
-                    spec.min_score,
-                    defaults=settings,
-                )
-                profiles.append(
-                    Profile(
-                        prof.name,
-                        prof.keywords,
-                        prof.exclude,
-                        prof.max_items + overlap[sub.id],
-                        prof.min_score,
-                    )
-                )
-                owners.append((m, prof.max_items))
-        ranked = rank.rank(papers, profiles, now, settings, synonyms=config.synonyms or None)
+            ledger = store.sent_paper_ids(sub.id)
+            earlier = 0
+            for profile in sub.profiles:
+                limit = settings.max_items_of(profile)
+                profiles.append(replace(profile, max_items=limit + earlier))
+                owners.append((m, profile, limit))
+                excludes.append(ledger)
+                earlier += limit
+        ranked = rank.rank(
+            papers, profiles, now, settings, synonyms=config.synonyms or None, exclude_ids=excludes
+        )
         sections: dict[int, list[DigestSection]] = {}
-        for (m, limit), profile, items in zip(owners, profiles, ranked, strict=True):
-            ledger = ledgers[members[m][0].id]  # grows: a paper shows in one section only
-            kept = tuple(i for i in items if i.paper.id not in ledger)[:limit]
-            ledger.update(i.paper.id for i in kept)
-            sections.setdefault(m, []).append(
-                DigestSection(
-                    Profile(
-                        profile.name, profile.keywords, profile.exclude, limit, profile.min_score
-                    ),
-                    kept,
-                )
-            )
+        taken: dict[int, set[str]] = {}
+        for (m, profile, limit), items in zip(owners, ranked, strict=True):
+            seen = taken.setdefault(m, set())
+            kept = tuple(i for i in items if i.paper.id not in seen)[:limit]
+            seen.update(i.paper.id for i in kept)
+            sections.setdefault(m, []).append(DigestSection(profile, kept))
         for m, (sub, day, window) in enumerate(members):
             digest = Digest(
                 day=day,
@@ -289,8 +264,9 @@ def _deliver(
         page = page[size:]
         if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
             store.record_attempts(dropped, now)
-            counts["cancelled"] += sum(1 for d in dropped if d[2].startswith("cancelled"))
-            counts["failed"] += sum(1 for d in dropped if not d[2].startswith("cancelled"))
+            cancelled = sum(1 for o in dropped if o.reason.startswith("cancelled"))
+            counts["cancelled"] += cancelled
+            counts["failed"] += len(dropped) - cancelled
         if not ready:
             continue
         results = backend.send([email for _, email in ready])
@@ -326,238 +302,47 @@ def _sendable(
     renderer: EmailRenderer,
     secret: bytes,
     now: datetime,
-) -> tuple[list[tuple[Delivery, OutgoingEmail]], list[tuple[str, str, str, datetime | None]]]:
+) -> tuple[list[tuple[Delivery, OutgoingEmail]], list[Outcome]]:
     """The batch's emails, and the outcomes of deliveries that must not go out."""
     ready: list[tuple[Delivery, OutgoingEmail]] = []
-    dropped: list[tuple[str, str, str, datetime | None]] = []
+    dropped: list[Outcome] = []
     for d in batch:
         sub = subscribers.get(d.subscriber_id)
         if sub is None or sub.status != "confirmed":
-            dropped.append((d.id, "failed", "cancelled: unsubscribed before it was sent", None))
+            dropped.append(Outcome(d.id, "failed", "cancelled: unsubscribed before it was sent"))
             continue
         try:
-            ready.append((d, _email(config, subscribers, renderer, secret, d, now)))
+            links = Links(
+                archive=config.publish.base_url,
+                manage=link(config, secret, "manage", sub, now),
+                unsubscribe=link(config, secret, "unsubscribe", sub, now),
+            )
+            email = digest_email(
+                renderer,
+                config.delivery,
+                thaw_digest(d.content),
+                delivery_id=d.id,
+                to=d.email,
+                links=links,
+                now=now,
+            )
+            ready.append((d, email))
         except Exception as exc:  # one digest that cannot render must not stop the rest
-            dropped.append((d.id, "failed", f"cannot render: {type(exc).__name__}: {exc}", None))
+            dropped.append(Outcome(d.id, "failed", f"cannot render: {type(exc).__name__}: {exc}"))
     return ready, dropped
 
 
-def _outcome(
-    config: Config, d: Delivery, r: SendResult, now: datetime
-) -> tuple[str, str, str, datetime | None]:
+def _outcome(config: Config, d: Delivery, r: SendResult, now: datetime) -> Outcome:
     if r.status == "sent":
-        return d.id, "sent", "", None
+        return Outcome(d.id, "sent")
     if r.status == "failed":
-        return d.id, "failed", r.reason, None
+        return Outcome(d.id, "failed", r.reason)
     if d.attempts + 1 >= config.delivery.max_attempts:
-        return d.id, "failed", f"gave up after {d.attempts + 1} attempts: {r.reason}", None
+        return Outcome(d.id, "failed", f"gave up after {d.attempts + 1} attempts: {r.reason}")
     wait = min(BACKOFF_CAP, BACKOFF_BASE * 2**d.attempts)
     if r.retry_after is not None:
         wait = max(wait, timedelta(seconds=r.retry_after))
-    return d.id, "retry", r.reason, now + wait
+    return Outcome(d.id, "retry", r.reason, now + wait)
 
 
-def _email(
-    config: Config,
-    subscribers: dict[int, Subscriber],
-    renderer: EmailRenderer,
-    secret: bytes,
-    d: Delivery,
-    now: datetime,
-) -> OutgoingEmail:
-    sub = subscribers[d.subscriber_id]
-    digest = thaw(d.content)
-    unsubscribe = link(config, secret, "unsubscribe", sub, now)
-    links = Links(
-        archive=config.publish.base_url,
-        manage=link(config, secret, "manage", sub, now),
-        unsubscribe=unsubscribe,
-    )
-    rendered = renderer.render(digest, links)
-    domain = config.delivery.from_addr.rpartition("@")[2].rstrip(">").strip() or "localhost"
-    mailto = config.delivery.unsubscribe_mailto
-    return OutgoingEmail(
-        delivery_id=d.id,
-        to=d.email,
-        from_addr=config.delivery.from_addr,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=f"<{d.id}@{domain}>",
-        date=now,
-        unsubscribe_url=unsubscribe,
-        unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe" if mailto else "",
-    )
-
-
-# -- the frozen digest -------------------------------------------------------------------
-
-
-def freeze(digest: Digest) -> str:
-    """The digest as JSON: what a claim stores, so a resend renders the same digest."""
-    raw = {
-        "day": digest.day.isoformat(),
-        "title": digest.title,
-        "papers_considered": digest.papers_considered,
-        "notes": list(digest.notes),
-        "sections": [
-            {"profile": _profile_dict(s.profile), "items": [_item_dict(i) for i in s.items]}
-            for s in digest.sections
-        ],
-    }
-    return json.dumps(raw, ensure_ascii=False, sort_keys=True)
-
-
-def _profile_dict(p: Profile) -> dict:
-    def kws(keywords: tuple[Keyword, ...]) -> list[dict]:
-        return [{"text": k.text, "phrase": k.phrase, "weight": k.weight} for k in keywords]
-
-    return {
-        "name": p.name,
-        "keywords": kws(p.keywords),
-        "exclude": kws(p.exclude),
-        "max_items": p.max_items,
-        "min_score": p.min_score,
-    }
-
-
-def _item_dict(item: DigestItem) -> dict:
-    return {
-        "paper": _paper_dict(item.paper),
-        "score": item.score,
-        "matches": [{"keyword": m.keyword, "fields": list(m.fields)} for m in item.matches],
-        "snippets": list(item.snippets),
-    }
-
-
-@functools.lru_cache(maxsize=8192)
-def _paper_dict(p: Paper) -> dict:
-    """A paper as JSON-ready data; cached, since every subscriber's digest repeats papers."""
-
-    def iso(value: date | datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": p.id,
-        "title": p.title,
-        "abstract": p.abstract,
-        "published": iso(p.published),
-        "upvotes": p.upvotes,
-        "authors_count": p.authors_count,
-        "organization": p.organization,
-        "arxiv_id": p.arxiv_id,
-        "url": p.url,
-        "sources": list(p.sources),
-        "first_seen": iso(p.first_seen),
-        "last_seen": iso(p.last_seen),
-    }
-
-
-def thaw(content: str) -> Digest:
-    """The digest a claim stored."""
-    raw = json.loads(content)
-    return Digest(
-        day=date.fromisoformat(raw["day"]),
-        title=raw["title"],
-        papers_considered=raw["papers_considered"],
-        notes=tuple(raw["notes"]),
-        sections=tuple(
-            DigestSection(_profile(s["profile"]), tuple(_item(i) for i in s["items"]))
-            for s in raw["sections"]
-        ),
-    )
-
-
-def _profile(raw: dict) -> Profile:
-    return Profile(
-        raw["name"],
-        tuple(Keyword(**k) for k in raw["keywords"]),
-        tuple(Keyword(**k) for k in raw["exclude"]),
-        raw["max_items"],
-        raw["min_score"],
-    )
-
-
-def _item(raw: dict) -> DigestItem:
-    p = raw["paper"]
-    key = (
-        p["id"],
-        p["title"],
-        p["abstract"],
-        p["published"],
-        p["upvotes"],
-        p["authors_count"],
-        p["organization"],
-        p["arxiv_id"],
-        p["url"],
-        tuple(p["sources"]),
-        p["first_seen"],
-        p["last_seen"],
-    )
-    return DigestItem(
-        _thaw_paper(key),
-        raw["score"],
-        tuple(Match(m["keyword"], tuple(m["fields"])) for m in raw["matches"]),
-        tuple(raw["snippets"]),
-    )
-
-
-@functools.lru_cache(maxsize=8192)
-def _thaw_paper(key: tuple) -> Paper:
-    """A frozen paper back as a Paper; cached, since many digests of a day share papers."""
-    (pid, title, abstract, published, upvotes, authors, org, arxiv, url, sources, first, last) = key
-    return Paper(
-        pid,
-        title,
-        abstract,
-        date.fromisoformat(published) if published else None,
-        upvotes,
-        authors,
-        org,
-        arxiv,
-        url,
-        sources,
-        datetime.fromisoformat(first) if first else None,
-        datetime.fromisoformat(last) if last else None,
-    )
-
-
-def confirmation_email(
-    config: Config, sub: Subscriber, confirm_link: str, now: datetime
-) -> OutgoingEmail:
-    """The double opt-in message: one link, nothing else."""
-    text = (
-        f"Please confirm your papers-digest subscription for {sub.email}:\n\n{confirm_link}\n\n"
-        "The link works for 7 days. If you did not ask for this, ignore this message.\n"
-    )
-    from markupsafe import escape
-
-    html = (
-        f"<p>Please confirm your papers-digest subscription for {escape(sub.email)}:</p>"
-        f'<p><a href="{escape(confirm_link)}">Confirm my subscription</a></p>'
-        "<p>The link works for 7 days. If you did not ask for this, ignore this message.</p>"
-    )
-    did = hashlib.sha256(f"confirm:{sub.id}:{now.isoformat()}".encode()).hexdigest()[:24]
-    domain = config.delivery.from_addr.rpartition("@")[2].rstrip(">").strip() or "localhost"
-    return OutgoingEmail(
-        delivery_id=did,
-        to=sub.email,
-        from_addr=config.delivery.from_addr,
-        subject="Confirm your papers-digest subscription",
-        text=text,
-        html=html,
-        message_id=f"<{did}@{domain}>",
-        date=now,
-        unsubscribe_url="",
-        unsubscribe_mailto="",
-    )
-
-
-__all__: Sequence[str] = [
-    "SendReport",
-    "confirmation_email",
-    "delivery_id",
-    "freeze",
-    "send",
-    "thaw",
-]
+__all__: Sequence[str] = ["SendReport", "delivery_id", "send"]

@@ -24,11 +24,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from markupsafe import escape
 
-from digest import pipeline, rank
+from digest import pipeline, rank, subscriptions
 from digest.config import Config
 from digest.errors import DigestError
+from digest.links import link
 from digest.model import Subscriber
 from digest.store import Store
+from digest.tokens import load_secret, parse_token, verify
 
 _TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"}
 
@@ -63,9 +65,6 @@ class _Handler(SimpleHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, "text/html", _page("Not found", "Nothing here."))
 
     def _subscription(self, query: dict[str, list[str]], action: str, *, act: bool = True) -> None:
-        from digest import subscriptions
-        from digest.tokens import load_secret, parse_token, verify
-
         token = query.get("token", [""])[0]
         now = self.clock()
         try:
@@ -104,7 +103,6 @@ class _Handler(SimpleHTTPRequestHandler):
                 keywords,
                 query.get("exclude", []),
                 max_items=limit or None,
-                defaults=pipeline.rank_settings(self.config),
             )
             with Store(self.store_path) as store:
                 _, body = pipeline.preview(self.config, store, profile, self.clock(), fmt)
@@ -153,15 +151,11 @@ def _button_page(action: str, email: str, token: str) -> str:
 
 
 def _manage_page(sub: Subscriber, token: str, config: Config, now: datetime) -> str:
-    from digest.subscriptions import link
-    from digest.tokens import load_secret
-
-    profiles = "".join(
-        f"<li><strong>{escape(p.name)}</strong>: {escape(', '.join(p.keywords))}"
-        + (f" (not: {escape(', '.join(p.exclude))})" if p.exclude else "")
-        + "</li>"
-        for p in sub.profiles
-    )
+    profiles = ""
+    for p in sub.profiles:
+        keywords, exclude = rank.profile_text(p)
+        profiles += f"<li><strong>{escape(p.name)}</strong>: {escape(', '.join(keywords))}"
+        profiles += (f" (not: {escape(', '.join(exclude))})" if exclude else "") + "</li>"
     unsub = link(config, load_secret(config), "unsubscribe", sub, now)
     extra = (
         f"<ul>{profiles}</ul><p>Change them with <code>digest subscribe</code>, or "

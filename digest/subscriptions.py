@@ -14,13 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest import rank
 from digest.config import Config
-from digest.errors import QueryError, SubscriptionError
-from digest.model import ProfileSpec, Subscriber
-from digest.pipeline import rank_settings
+from digest.errors import SubscriptionError
+from digest.links import link
+from digest.model import Profile, Subscriber
 from digest.store import Store
-from digest.tokens import load_secret, make_token, parse_token, verify
+from digest.tokens import load_secret, parse_token, verify
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -53,19 +52,10 @@ def check_settings(timezone: str | None, send_at: str | None, frequency: str | N
         raise SubscriptionError(f"--frequency {frequency!r}: use daily or weekly")
 
 
-def public_url(config: Config) -> str:
-    """Where confirm/unsubscribe links point: [delivery] public_url, the site, or localhost."""
-    url = config.delivery.public_url or config.publish.base_url or "http://127.0.0.1:8000/"
-    return url if url.endswith("/") else url + "/"
-
-
-def link(config: Config, secret: bytes, purpose: str, sub: Subscriber, now: datetime) -> str:
-    token = make_token(secret, purpose, sub.id, sub.email, now)
-    return f"{public_url(config)}{purpose}?token={token}"
-
-
 @dataclass(frozen=True, slots=True)
 class SubscribeResult:
+    """What `subscribe` did: the subscriber as stored, and the link to confirm by."""
+
     subscriber: Subscriber
     created: bool
     confirm_link: str  #: "" when no confirmation is needed
@@ -75,7 +65,7 @@ def subscribe(
     config: Config,
     store: Store,
     address: str,
-    spec: ProfileSpec | None,
+    profile: Profile | None,
     now: datetime,
     *,
     timezone: str | None = None,
@@ -86,28 +76,16 @@ def subscribe(
 ) -> SubscribeResult:
     """Add or update a subscriber and one named profile; pending until confirmed.
 
-    The profile is parsed by the ranker first, so a profile that cannot be searched is
-    refused before anything is stored.
+    `profile` was parsed where it was typed (`rank.make_profile`), so it is stored as it
+    is; None changes only the settings of a known subscriber.
     """
     email = normalize_email(address)
     check_settings(timezone, send_at, frequency)
-    if spec is None and store.subscriber_by_email(email) is None:
+    if profile is None and store.subscriber_by_email(email) is None:
         raise SubscriptionError(f"{email}: a new subscriber needs --keywords")
-    if spec is not None:
-        try:
-            rank.make_profile(
-                spec.name,
-                spec.keywords,
-                spec.exclude,
-                spec.max_items,
-                spec.min_score,
-                defaults=rank_settings(config),
-            )
-        except QueryError as exc:
-            raise SubscriptionError(str(exc)) from None
     sub, created = store.upsert_subscriber(
         email,
-        spec,
+        profile,
         now=now,
         timezone=timezone,
         send_at=send_at,

@@ -12,10 +12,9 @@ from pathlib import Path
 import markdown
 import pytest
 
-from digest.compose import EmailRenderer, Links
 from digest.model import Digest, DigestSection, Paper
 from digest.rank import make_profile, rank
-from digest.render import make_environment, markdown_html, render_digest
+from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
 from digest.text import title_id
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, FIXTURES

@@ -84,10 +84,10 @@ def test_replacements_are_kept_but_not_claimed_as_new() -> None:
     revisions = [e for e in entries if e.is_revision]
     assert [e.paper.id for e in revisions] == ["2401.01234", "2311.04321"]
     for entry in revisions:
-        assert entry.paper.first_seen is None
-        assert entry.paper.last_seen == ANNOUNCED
+        assert entry.paper.revision and entry.paper.last_seen == ANNOUNCED
         assert entry.paper.published is None  # the feed's date is the new version's
-    assert all(e.paper.first_seen == ANNOUNCED for e in entries if not e.is_revision)
+    assert not any(e.paper.revision for e in entries if not e.is_revision)
+    assert all(e.paper.first_seen == ANNOUNCED for e in entries)
 
 
 def test_a_replaced_paper_updates_the_store_without_becoming_new_again(store: Store) -> None:

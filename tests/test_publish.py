@@ -15,12 +15,13 @@ from urllib.parse import unquote, urlsplit
 import feedparser
 import pytest
 
-from digest.config import Config, ProfileConfig
+from digest.config import Config
 from digest.model import Paper
-from digest.pipeline import ingest
-from digest.publish import PublishReport, publish
+from digest.pipeline import ingest, publish
+from digest.publish import PublishReport
 from digest.publish.manifest import MANIFEST_NAME
 from digest.publish.names import paper_file, profile_slug, unique_slugs
+from digest.rank import make_profile
 from digest.store import Store
 from digest.text import title_id
 
@@ -273,8 +274,8 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     )
     big = new_paper(huge, "A speech paper with a very long title.", "2025-12-30")
     seeded.add_papers([hostile, big])
-    evil_profile = ProfileConfig(
-        name=HOSTILE_PROFILE, keywords=("speech", "<script>alert(1)</script>", "{{ 7*7 }}")
+    evil_profile = make_profile(
+        HOSTILE_PROFILE, ("speech", "<script>alert(1)</script>", "{{ 7*7 }}")
     )
     config = replace(config, profiles=(*config.profiles, evil_profile))
     site = tmp_path / "site"

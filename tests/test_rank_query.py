@@ -48,15 +48,13 @@ def test_make_profile_moves_minus_keywords_to_exclusions() -> None:
     assert {k.text for k in profile.exclude} == {"diffusion", "video generation"}
 
 
-def test_make_profile_defaults_come_from_settings() -> None:
+def test_limits_left_unset_follow_the_ranking_defaults() -> None:
     profile = make_profile("p", "LoRA")
-    assert (profile.max_items, profile.min_score) == (
-        RankSettings().default_max_items,
-        RankSettings().default_min_score,
-    )
+    assert (profile.max_items, profile.min_score) == (None, None)
     custom = RankSettings(default_max_items=7, default_min_score=0.2)
-    assert make_profile("p", "LoRA", defaults=custom).max_items == 7
-    assert make_profile("p", "LoRA", max_items=3, min_score=0.0).max_items == 3
+    assert (custom.max_items_of(profile), custom.min_score_of(profile)) == (7, 0.2)
+    own = make_profile("p", "LoRA", max_items=3, min_score=0.0)
+    assert (custom.max_items_of(own), custom.min_score_of(own)) == (3, 0.0)
 
 
 def test_make_profile_drops_unsearchable_keywords_and_repeats() -> None:

@@ -20,10 +20,13 @@ from click.testing import CliRunner
 
 from digest import pipeline
 from digest.cli import cli
+from digest.codec import freeze_digest as freeze
+from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
 from digest.deliver import make_backend
-from digest.model import ProfileSpec
-from digest.send import delivery_id, freeze, send, thaw
+from digest.model import Profile
+from digest.rank import make_profile
+from digest.send import delivery_id, send
 from digest.store import Store
 from digest.subscriptions import subscribe
 
@@ -42,8 +45,8 @@ class Slow(Recording):
 
 DAY1 = datetime(2025, 10, 16, 8, tzinfo=UTC)  # the Oct 16 capture's papers are new
 DAY2 = datetime(2025, 11, 3, 8, tzinfo=UTC)  # the Nov 3 capture's papers are new
-PEFT = ProfileSpec("peft", ("LoRA", "parameter-efficient fine-tuning", "adapters"))
-SPEECH = ProfileSpec("speech", ("speech", "TTS", "ASR"))
+PEFT = make_profile("peft", ("LoRA", "parameter-efficient fine-tuning", "adapters"))
+SPEECH = make_profile("speech", ("speech", "TTS", "ASR"))
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +62,7 @@ def smtp_config(project: Path, port: int) -> Config:
     return load_config(project / "config.toml", required=True)
 
 
-def seeded(config: Config, *subscribers: tuple[str, ProfileSpec]) -> Store:
+def seeded(config: Config, *subscribers: tuple[str, Profile]) -> Store:
     store = Store(config.store_path)
     pipeline.ingest(config, store)
     for address, spec in subscribers:
@@ -130,7 +133,7 @@ def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(config: Config
 
 
 def test_two_sections_never_hold_the_same_paper(config: Config) -> None:
-    both = ProfileSpec("again", PEFT.keywords)
+    both = make_profile("again", PEFT.keywords)
     store = seeded(config)
     subscribe(config, store, "ada@example.org", PEFT, DAY1 - timedelta(days=1), confirmed=True)
     subscribe(config, store, "ada@example.org", both, DAY1 - timedelta(days=1))
@@ -182,7 +185,7 @@ def test_send_times_time_zones_and_dry_run(config: Config) -> None:
 
 
 def test_empty_digest_is_not_sent_unless_asked(config: Config) -> None:
-    store = seeded(config, ("ada@example.org", ProfileSpec("x", ("quantum chromodynamics",))))
+    store = seeded(config, ("ada@example.org", make_profile("x", ("quantum chromodynamics",))))
     backend = make_backend(config.delivery)
     report = send(config, store, backend, DAY1)
     assert (report.due, report.empty, report.sent) == (1, 1, 0)
@@ -235,9 +238,7 @@ def test_permanent_failure_is_recorded_and_not_retried(project: Path) -> None:
 def test_a_frozen_digest_renders_the_same_after_a_restart(config: Config) -> None:
     store = seeded(config, ("ada@example.org", PEFT))
     send(config, store, None, DAY1, dry_run=True)
-    digest = pipeline.build_digest(
-        config, store.papers(), [pipeline.profile_from_config(config, config.profiles[0])], DAY1
-    )
+    digest = pipeline.build_digest(config, store.papers(), [config.profiles[0]], DAY1)
     assert thaw(freeze(digest)) == digest
     store.close()
 

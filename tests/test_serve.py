@@ -102,13 +102,13 @@ def post(
 @pytest.fixture
 def reader(config: Config, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """A pending subscriber: (confirm token, unsubscribe token)."""
-    from digest.model import ProfileSpec
+    from digest.rank import make_profile
     from digest.subscriptions import subscribe
     from digest.tokens import load_secret, make_token
 
     monkeypatch.setenv("DIGEST_SECRET", "test-secret")
     with Store(config.store_path) as store:
-        result = subscribe(config, store, "ada@example.org", ProfileSpec("p", ("LoRA",)), NOW)
+        result = subscribe(config, store, "ada@example.org", make_profile("p", ("LoRA",)), NOW)
     sub = result.subscriber
     confirm_token = result.confirm_link.split("token=")[1]
     return confirm_token, make_token(load_secret(config), "unsubscribe", sub.id, sub.email, NOW)

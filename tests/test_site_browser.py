@@ -14,8 +14,7 @@ import pytest
 
 from digest.config import Config
 from digest.model import Paper
-from digest.pipeline import ingest
-from digest.publish import publish
+from digest.pipeline import ingest, publish
 from digest.store import Store
 from digest.text import title_id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,9 +137,23 @@ def test_not_a_database(tmp_path: Path) -> None:
 
 
 def test_a_revision_of_an_unknown_paper_is_not_new(store: Store) -> None:
-    """An arXiv 'replace' for a paper never seen carries no first_seen: not stored as new."""
-    counts = store.add_papers([paper("Revised", first_seen=None, last_seen=T0)])
+    """An arXiv 'replace' for a paper never seen is a revision: not stored as new."""
+    counts = store.add_papers([replace(paper("Revised"), revision=True)])
     assert (counts.new, store.count_papers()) == (0, 0)
+
+
+def test_a_revision_of_a_known_paper_updates_it_and_keeps_its_day(store: Store) -> None:
+    store.add_papers([paper("Known", abstract="short")])
+    later = T0 + timedelta(days=3)
+    revised = replace(
+        paper("Known", abstract="a longer abstract"),
+        revision=True,
+        first_seen=later,
+        last_seen=later,
+    )
+    assert store.add_papers([revised]).updated == 1
+    (got,) = store.papers()
+    assert (got.abstract, got.first_seen, got.last_seen) == ("a longer abstract", T0, later)
 
 
 def test_two_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:

@@ -6,16 +6,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import cli
 from digest.config import Config, load_config
 from digest.errors import SubscriptionError
-from digest.model import ProfileSpec
+from digest.model import Keyword
+from digest.rank import make_profile
 from digest.store import Store
 from digest.subscriptions import confirm, normalize_email, subscribe, unsubscribe
 from digest.tokens import load_secret, make_token
 
 NOW = datetime(2025, 12, 1, 9, tzinfo=UTC)
-SPEC = ProfileSpec("llm", ("LoRA", "quantization"), ("survey",))
+SPEC = make_profile("llm", ("LoRA", '"video diffusion"^2', "quantization"), ("survey",))
 
 
 @pytest.fixture
@@ -40,12 +43,12 @@ def test_subscribe_is_pending_until_confirmed(cfg: Config, store: Store) -> None
 
 def test_one_row_per_address_and_profile_editing(cfg: Config, store: Store) -> None:
     subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True)
-    other = ProfileSpec("speech", ("TTS", "ASR"))
+    other = make_profile("speech", ("TTS", "ASR"))
     sub = subscribe(cfg, store, "ADA@example.com", other, NOW).subscriber
     assert len(store.subscribers()) == 1 and [p.name for p in sub.profiles] == ["llm", "speech"]
-    changed = ProfileSpec("llm", ("distillation",))
+    changed = make_profile("llm", ("distillation",))
     sub = subscribe(cfg, store, "ada@example.com", changed, NOW).subscriber
-    assert sub.profiles[0].keywords == ("distillation",) and sub.status == "confirmed"
+    assert sub.profiles[0].keywords == (Keyword("distillation"),) and sub.status == "confirmed"
     sub, _ = unsubscribe(cfg, store, "ada@example.com", NOW, profile="speech")
     assert [p.name for p in sub.profiles] == ["llm"] and sub.status == "confirmed"
 
@@ -68,10 +71,22 @@ def test_bad_input_is_refused_and_nothing_stored(
     assert store.subscribers() == []
 
 
-def test_unsearchable_profile_is_refused(cfg: Config, store: Store) -> None:
-    with pytest.raises(SubscriptionError, match="no keyword to search for"):
-        subscribe(cfg, store, "ada@example.com", ProfileSpec("x", ("-survey",)), NOW)
-    assert store.subscribers() == []
+def test_a_stored_profile_comes_back_parsed_as_it_was_typed(cfg: Config, store: Store) -> None:
+    sub = subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True).subscriber
+    (profile,) = sub.profiles
+    assert profile == SPEC and profile.keywords[1] == Keyword("video diffusion", True, 2.0)
+    assert profile.max_items is None  # follows [ranking] default_max_items
+
+
+def test_unsearchable_profile_is_refused_at_the_edge(tmp_path: Path) -> None:
+    db = tmp_path / "var" / "digest.sqlite3"
+    result = CliRunner().invoke(
+        cli, ["--db", str(db), "subscribe", "ada@example.com", "-k", "-survey"]
+    )
+    assert result.exit_code == 2
+    assert "no keyword to search for" in result.output and "Traceback" not in result.output
+    with Store(db) as store:
+        assert store.subscribers() == []
 
 
 def test_tokens_cannot_act_on_another_subscriber(cfg: Config, store: Store) -> None:

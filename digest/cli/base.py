@@ -176,7 +176,7 @@ def _profile(
     if profile_name:
         for prof in obj.config.profiles:
             if prof.name == profile_name:
-                profile = pipeline.profile_from_config(obj.config, prof)
+                profile = prof
                 break
         else:
             names = ", ".join(p.name for p in obj.config.profiles) or "none"
@@ -185,9 +185,7 @@ def _profile(
     else:
         typed = tuple(k for text in keywords for k in rank.parse_keywords(text))
         try:
-            profile = rank.make_profile(
-                "keywords", typed, excluded, defaults=pipeline.rank_settings(obj.config)
-            )
+            profile = rank.make_profile("keywords", typed, excluded)
         except QueryError as exc:
             shown = ", ".join(keywords)
             raise CliError(f"--keywords {shown!r}: {exc}") from None

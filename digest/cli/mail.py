@@ -10,21 +10,13 @@ from typing import Any
 
 import click
 
-from digest import subscriptions
+from digest import pipeline, subscriptions
 from digest.cli.base import _Ctx, _json_option, _parse_date, _progress, cli, pass_ctx
-from digest.model import Delivery, ProfileSpec, Subscriber
-
-
-def _split(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Keywords as typed: each option value is split on commas outside quotes."""
-    from digest.rank import parse_keywords
-
-    out: list[str] = []
-    for value in values:
-        for kw in parse_keywords(value):
-            text = f'"{kw.text}"' if kw.phrase else kw.text
-            out.append(text if kw.weight == 1.0 else f"{text}^{kw.weight:g}")
-    return tuple(out)
+from digest.deliver import make_backend
+from digest.errors import QueryError, SubscriptionError
+from digest.model import Delivery, Profile, Subscriber
+from digest.rank import make_profile, parse_keywords, profile_text
+from digest.send import SendReport
 
 
 @cli.command()
@@ -84,39 +76,31 @@ def subscribe(
       digest subscribe ada@example.org -k 'LoRA, "parameter-efficient fine-tuning"'
       digest subscribe ada@example.org --profile speech -k TTS,ASR --timezone Europe/Berlin
     """
-    from digest.deliver import make_backend
-    from digest.send import confirmation_email
-
-    spec = None
+    profile = None
     if keywords:
-        spec = ProfileSpec(profile_name, _split(keywords), _split(exclude))
+        try:
+            profile = make_profile(
+                profile_name,
+                tuple(k for text in keywords for k in parse_keywords(text)),
+                tuple(k for text in exclude for k in parse_keywords(text)),
+            )
+        except QueryError as exc:
+            raise SubscriptionError(str(exc)) from None
     with obj.store() as store:
-        result = subscriptions.subscribe(
+        report = pipeline.subscribe(
             obj.config,
             store,
             email,
-            spec,
+            profile,
             obj.now,
+            open_backend=lambda: make_backend(obj.config.delivery),
             timezone=timezone,
             send_at=send_at,
             frequency=frequency,
             notify_empty=notify_empty,
             confirmed=confirmed,
         )
-        sent = ""
-        if result.confirm_link:
-            backend = make_backend(obj.config.delivery)
-            try:
-                (outcome,) = backend.send(
-                    [
-                        confirmation_email(
-                            obj.config, result.subscriber, result.confirm_link, obj.now
-                        )
-                    ]
-                )
-            finally:
-                backend.close()
-            sent = outcome.status
+    result, sent = report.result, report.confirmation
     sub = result.subscriber
     if as_json:
         click.echo(
@@ -178,16 +162,18 @@ def subscriber_json(sub: Subscriber) -> dict[str, Any]:
         "notify_empty": sub.notify_empty,
         "created_at": sub.created_at.isoformat(),
         "confirmed_at": sub.confirmed_at.isoformat() if sub.confirmed_at else None,
-        "profiles": [
-            {
-                "name": p.name,
-                "keywords": list(p.keywords),
-                "exclude": list(p.exclude),
-                "max_items": p.max_items,
-                "min_score": p.min_score,
-            }
-            for p in sub.profiles
-        ],
+        "profiles": [_profile_json(p) for p in sub.profiles],
+    }
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    keywords, exclude = profile_text(profile)
+    return {
+        "name": profile.name,
+        "keywords": keywords,
+        "exclude": exclude,
+        "max_items": profile.max_items,
+        "min_score": profile.min_score,
     }
 
 
@@ -203,7 +189,7 @@ def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(subscriber_json(sub), ensure_ascii=False))
         else:
-            profiles = "; ".join(f"{p.name}: {', '.join(p.keywords)}" for p in sub.profiles)
+            profiles = "; ".join(f"{p.name}: {', '.join(profile_text(p)[0])}" for p in sub.profiles)
             click.echo(
                 f"{sub.email:32} {sub.status:12} {sub.frequency:6} {sub.send_at} "
                 f"{sub.timezone:16} {profiles}"
@@ -230,14 +216,11 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
     [delivery] (outbox by default: .eml files under var/outbox/). Failed sends stay
     claimed and are retried by the next run with backoff; a resend never duplicates.
     """
-    from digest.deliver import make_backend
-    from digest.send import send as send_digests
-
     digest_date: date | None = _parse_date(day, "--date")
     backend = None if dry_run else make_backend(obj.config.delivery)
     try:
         with obj.store() as store, _progress("send") as progress:
-            report = send_digests(
+            report = pipeline.send_due(
                 obj.config,
                 store,
                 backend,
@@ -259,7 +242,7 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
         sys.exit(2)
 
 
-def _report_json(report: Any) -> dict[str, Any]:
+def _report_json(report: SendReport) -> dict[str, Any]:
     return {
         "due": report.due,
         "claimed": report.claimed,

@@ -20,6 +20,8 @@ from digest.cli.base import (
     cli,
     pass_ctx,
 )
+from digest.codec import paper_public_json
+from digest.deliver import make_backend
 from digest.model import Paper
 from digest.render import clean
 
@@ -62,18 +64,8 @@ def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
 
 
 def paper_json(paper: Paper) -> dict[str, Any]:
-    """The stable JSON shape of a paper for `digest papers --json`."""
-    return {
-        "id": paper.id,
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "published": paper.published.isoformat() if paper.published else None,
-        "upvotes": paper.upvotes,
-        "authors_count": paper.authors_count,
-        "organization": paper.organization,
-        "sources": list(paper.sources),
-        "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
-    }
+    """The stable JSON shape of a paper for `digest papers --json` (`codec`)."""
+    return paper_public_json(paper)
 
 
 @cli.command()
@@ -214,8 +206,6 @@ def run(obj: _Ctx, as_json: bool) -> None:
     Markdown and HTML; subscribers who are due get theirs through [delivery]; the static
     archive is written to [publish] dir. A summary line ends the run.
     """
-    from digest.deliver import make_backend
-
     backend = make_backend(obj.config.delivery)
     try:
         with obj.store() as store, _progress("run") as progress:
@@ -248,7 +238,9 @@ def run(obj: _Ctx, as_json: bool) -> None:
                     "publish": {
                         "written": report.publish.written,
                         "unchanged": report.publish.unchanged,
-                    },
+                    }
+                    if report.publish
+                    else None,
                 }
             )
         )
@@ -257,7 +249,8 @@ def run(obj: _Ctx, as_json: bool) -> None:
             click.echo(f"wrote {path}")
         picked = ", ".join(f"{n} {name}" for name, n in sections.items()) or "no profiles"
         send_line = f"; send: {report.send.sent} sent" if report.send else ""
-        click.echo(f"publish: {report.publish.summary()}")
+        if report.publish:
+            click.echo(f"publish: {report.publish.summary()}")
         click.echo(
             f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}"
             f"{send_line}"

@@ -1,6 +1,10 @@
 """The static web archive: day pages, profile pages, paper permalinks, Atom, search.
 
-    publish(config, store, now) -> PublishReport
+    publish(config, papers, now, ranker=rank.rank) -> PublishReport
+
+The pipeline hands in the stored papers and the ranker (`pipeline.publish` does it for the
+CLI and the scheduler); this package writes files and knows nothing of the store or of
+the order of the day's stages.
 
 A day is a UTC `first_seen` date of the stored papers (days after `now` are left out:
 they are not published yet). Every configured profile ranks each day's papers as the
@@ -24,11 +28,12 @@ Files the previous publish wrote that are no longer part of the site are removed
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
+from digest.codec import paper_fingerprint
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Paper
@@ -36,8 +41,8 @@ from digest.publish.feeds import feed_pages, search_index_page, sitemap_pages, s
 from digest.publish.manifest import MANIFEST_NAME, Manifest, inputs_hash, same_content, write_atomic
 from digest.publish.names import day_of, paper_file, plain, shorten, unique_slugs
 from digest.publish.picks import (
+    RankFn,
     day_key,
-    paper_fingerprint,
     pick_from_json,
     pick_to_json,
     rank_days_parallel,
@@ -45,8 +50,8 @@ from digest.publish.picks import (
 )
 from digest.publish.site import SITE_VERSION, TEMPLATES, Page, html_pages, template_hash
 from digest.publish.views import Archive, ProfileInfo
+from digest.rank.query import profile_text
 from digest.render import make_environment
-from digest.store import Store
 
 __all__ = ["PublishError", "PublishReport", "publish"]
 
@@ -79,18 +84,20 @@ class PublishReport:
 
 def publish(
     config: Config,
-    store: Store,
+    papers: Sequence[Paper],
     now: datetime,
     *,
+    ranker: RankFn,
     out_dir: Path | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
 ) -> PublishReport:
-    """Write (or bring up to date) the static archive of every stored paper up to `now`.
+    """Write (or bring up to date) the static archive of `papers` (the stored ones) up to `now`.
 
-    `out_dir` defaults to `[publish] dir`. `workers` is the number of processes that rank
-    days (None: one per CPU when many days need ranking). Raises `PublishError` when the
-    directory cannot be written, `ConfigError` for a bad profile.
+    `ranker` ranks the days whose cached picks are stale (`rank.rank`). `out_dir` defaults
+    to `[publish] dir`. `workers` is the number of processes that rank days (None: one
+    per CPU when many days need ranking). Raises `PublishError` when the directory
+    cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:
@@ -102,19 +109,20 @@ def publish(
     # manifest must describe exactly the pages on disk.
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _publish_locked(config, store, now, out, progress, workers)
+        return _publish_locked(config, papers, now, ranker, out, progress, workers)
 
 
 def _publish_locked(
     config: Config,
-    store: Store,
+    papers: Sequence[Paper],
     now: datetime,
+    ranker: RankFn,
     out: Path,
     progress: ProgressFn | None,
     workers: int | None,
 ) -> PublishReport:
     manifest = Manifest.load(out)
-    archive, ranked = _build_archive(config, store, now, manifest, workers)
+    archive, ranked = _build_archive(config, papers, now, ranker, manifest, workers)
     env = make_environment(config.templates_dir)
     env.filters.update(plain=plain, shorten=shorten)
     globals_key = inputs_hash(SITE_VERSION, archive.title, template_hash(env, TEMPLATES))
@@ -165,13 +173,18 @@ def _publish_locked(
 
 
 def _build_archive(
-    config: Config, store: Store, now: datetime, manifest: Manifest, workers: int | None
+    config: Config,
+    stored: Sequence[Paper],
+    now: datetime,
+    ranker: RankFn,
+    manifest: Manifest,
+    workers: int | None,
 ) -> tuple[Archive, int]:
     """Group the stored papers by day, rank the days whose cache is stale; updates
     `manifest.days` in place. Returns the archive and how many days were ranked."""
     today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
     by_day: dict[date, list[Paper]] = {}
-    for paper in store.papers():
+    for paper in stored:
         if paper.first_seen is None:
             continue
         day = day_of(paper.first_seen)
@@ -181,11 +194,8 @@ def _build_archive(
     papers = {p.id: p for day in days for p in by_day[day]}
     fingerprints = {pid: paper_fingerprint(p) for pid, p in papers.items()}
 
-    # Imported here: the pipeline imports this module to publish at the end of a run.
-    from digest.pipeline import profile_from_config, rank_settings
-
-    profiles = [profile_from_config(config, p) for p in config.profiles]
-    settings = rank_settings(config)
+    profiles = list(config.profiles)
+    settings = config.ranking
     synonyms = config.synonyms or None
     basis = ranking_basis(profiles, settings, synonyms)
     keys = {d: day_key(basis, d, [fingerprints[p.id] for p in by_day[d]]) for d in days}
@@ -202,7 +212,7 @@ def _build_archive(
         stale.append(d)
     if stale:
         fresh = rank_days_parallel(
-            [(d, by_day[d]) for d in stale], profiles, settings, synonyms, workers
+            [(d, by_day[d]) for d in stale], profiles, settings, synonyms, ranker, workers
         )
         picks.update(fresh)
     manifest.days = {
@@ -210,7 +220,7 @@ def _build_archive(
     }
     names = [p.name for p in config.profiles]
     infos = [
-        ProfileInfo(p.name, slug, p.keywords, p.exclude)
+        ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
         for p, slug in zip(config.profiles, unique_slugs(names), strict=True)
     ]
     archive = Archive(

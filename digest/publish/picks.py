@@ -16,14 +16,19 @@ import hashlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from digest import rank
 from digest.model import DigestItem, Match, Paper, Profile
+from digest.rank.explain import match_spans
+from digest.rank.settings import RankSettings
+
+#: The ranker the pipeline hands in (`rank.rank`): papers, profiles, now, settings,
+#: synonyms -> items per profile. A module-level function, so worker processes get it.
+RankFn = Callable[..., list[tuple[DigestItem, ...]]]
 
 #: Bump when the cached pick format or the way picks are made changes.
 PICKS_VERSION = 1
@@ -52,28 +57,8 @@ class Pick:
         return DigestItem(Paper("", "", ""), self.score, self.matches).why
 
 
-def paper_fingerprint(paper: Paper) -> str:
-    """A hash of everything a page may show of a paper (not `last_seen`, never shown)."""
-    fields = (
-        paper.id,
-        paper.title,
-        paper.abstract,
-        paper.published.isoformat() if paper.published else "-",
-        str(paper.upvotes),
-        str(paper.authors_count),
-        str(paper.organization),
-        str(paper.arxiv_id),
-        str(paper.url),
-        "\x1e".join(paper.sources),
-        paper.first_seen.isoformat() if paper.first_seen else "-",
-    )
-    # Length-prefixed, so no two different papers give the same text (cheaper than JSON).
-    raw = "".join(f"{len(f)}:{f}" for f in fields)
-    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-
-
 def ranking_basis(
-    profiles: Sequence[Profile], settings: rank.RankSettings, synonyms: Mapping | None
+    profiles: Sequence[Profile], settings: RankSettings, synonyms: Mapping | None
 ) -> str:
     """A hash of everything besides the papers that decides a day's picks."""
     text = repr((PICKS_VERSION, tuple(profiles), settings, sorted((synonyms or {}).items())))
@@ -103,20 +88,21 @@ def _spans(
     if not matched or not text:
         return ()
     narrowed = Profile(profile.name, matched, profile.exclude, profile.max_items, profile.min_score)
-    return tuple(rank.match_spans(text, narrowed, synonyms))
+    return tuple(match_spans(text, narrowed, synonyms))
 
 
 def rank_days(
     days: Sequence[tuple[date, Sequence[Paper]]],
     profiles: Sequence[Profile],
-    settings: rank.RankSettings,
+    settings: RankSettings,
     synonyms: Mapping | None,
+    ranker: RankFn,
 ) -> dict[date, list[Pick]]:
-    """Rank each day's papers for all profiles; pure (no I/O, no clock)."""
+    """Rank each day's papers for all profiles with `ranker`; pure (no I/O, no clock)."""
     out: dict[date, list[Pick]] = {}
     for day, papers in days:
         picks: list[Pick] = []
-        ranked = rank.rank(papers, profiles, end_of_day(day), settings, synonyms=synonyms)
+        ranked = ranker(papers, profiles, end_of_day(day), settings, synonyms=synonyms)
         for index, items in enumerate(ranked):
             for item in items:
                 keywords = item.matched
@@ -140,20 +126,21 @@ def rank_days(
 
 def _rank_chunk(
     args: tuple[
-        Sequence[tuple[date, Sequence[Paper]]], Sequence[Profile], rank.RankSettings, Mapping
+        Sequence[tuple[date, Sequence[Paper]]], Sequence[Profile], RankSettings, Mapping, RankFn
     ],
 ) -> list[tuple[str, list]]:
     """Worker entry point: rank a chunk of days, return them in cache form (cheap pickles)."""
-    days, profiles, settings, synonyms = args
-    ranked = rank_days(days, profiles, settings, synonyms or None)
+    days, profiles, settings, synonyms, ranker = args
+    ranked = rank_days(days, profiles, settings, synonyms or None, ranker)
     return [(d.isoformat(), [pick_to_json(p) for p in picks]) for d, picks in ranked.items()]
 
 
 def rank_days_parallel(
     days: Sequence[tuple[date, Sequence[Paper]]],
     profiles: Sequence[Profile],
-    settings: rank.RankSettings,
+    settings: RankSettings,
     synonyms: Mapping | None,
+    ranker: RankFn,
     workers: int | None = None,
 ) -> dict[date, list[Pick]]:
     """`rank_days`, spread over `workers` processes (None: one per CPU when worth it)."""
@@ -161,7 +148,7 @@ def rank_days_parallel(
         workers = (os.cpu_count() or 1) if len(days) >= _PARALLEL_MIN_DAYS else 1
     workers = max(1, min(workers, len(days)))
     if workers == 1:
-        return rank_days(days, profiles, settings, synonyms)
+        return rank_days(days, profiles, settings, synonyms, ranker)
     # Interleaved chunks balance busy and quiet days; a few chunks per worker keep all
     # workers busy to the end.
     n_chunks = min(len(days), workers * 4)
@@ -175,7 +162,7 @@ def rank_days_parallel(
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(method)
         ) as pool:
-            jobs = [(chunk, profiles, settings, dict(synonyms or {})) for chunk in chunks]
+            jobs = [(chunk, profiles, settings, dict(synonyms or {}), ranker) for chunk in chunks]
             for result in pool.map(_rank_chunk, jobs):
                 for day_text, raw in result:
                     day = date.fromisoformat(day_text)
@@ -183,7 +170,7 @@ def rank_days_parallel(
     except (BrokenProcessPool, OSError, RuntimeError):
         # No usable worker processes (a sandbox without fork, a script that spawns
         # without a `__main__` guard ...): the same work, in this process.
-        return rank_days(days, profiles, settings, synonyms)
+        return rank_days(days, profiles, settings, synonyms, ranker)
     return out
 
 

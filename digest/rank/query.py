@@ -35,12 +35,11 @@ searchable keyword is an error (`QueryError`).
 from __future__ import annotations
 
 import itertools
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from digest.errors import QueryError
+from digest.keywords import format_keyword, parse_keywords
 from digest.model import Keyword, Profile
 from digest.rank.analyzer import (
     EXACT_PREFIX,
@@ -52,101 +51,17 @@ from digest.rank.analyzer import (
     stem,
     tokenize,
 )
-from digest.rank.settings import RankSettings
 
-MAX_KEYWORD_CHARS = 200
-MAX_KEYWORDS = 200
-MAX_WEIGHT = 1000.0
-
-_WEIGHT = re.compile(r"^(.*?)\^\s*([0-9]*\.?[0-9]+)\s*$", re.DOTALL)
-#: Something after `^` that was meant as a weight but is not a plain positive number
-#: (`^-1`, `^1e3`, `^nan`); `Met^2Net` or `S^{2}FT` are names, not weights.
-_ANY_WEIGHT = re.compile(
-    r"^(.*\S)\^\s*([-+]?(?:[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?|nan|inf(?:inity)?))\s*$",
-    re.DOTALL | re.IGNORECASE,
-)
-_QUOTES = '"“”„«»'
 _HYPHENS = "-\u2010\u2011\u2012\u2013"
-_SPACES = re.compile(r"\s+")
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _split(text: str) -> list[str]:
-    """Split on commas and newlines that are outside double quotes."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch in _QUOTES:
-            quoted = not quoted
-        if ch in ",\n" and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
-
-
-def _parse_one(raw: str) -> Keyword | None:
-    body = raw.strip()
-    if not body:
-        return None
-    weight = 1.0
-    m = _WEIGHT.match(body)
-    odd = _ANY_WEIGHT.match(body)
-    if odd and not m:  # `LoRA^-1`, `^nan`, `^1e3`: a weight was meant, and it is not one
-        raise QueryError(
-            f"keyword {_short(raw.strip())!r} has weight {odd.group(2)!r}; a weight is a plain "
-            f"number above 0 and at most {MAX_WEIGHT:g}, like LoRA^2 or LoRA^0.5"
-        )
-    if m:
-        body, weight = m.group(1).strip(), float(m.group(2))
-        if not (0 < weight <= MAX_WEIGHT) or not math.isfinite(weight):
-            raise QueryError(
-                f"keyword {_short(raw.strip())!r} has weight {m.group(2)}; "
-                f"a weight must be above 0 and at most {MAX_WEIGHT:g}"
-            )
-    negated = body.startswith("-") and len(body) > 1 and not body[1].isspace()
-    if negated:
-        body = body[1:]
-    phrase = False
-    if body[:1] in _QUOTES:
-        inner = body[1:]
-        close = next((i for i, ch in enumerate(inner) if ch in _QUOTES), len(inner))
-        if not inner[close + 1 :].strip():  # the whole keyword is quoted (or left open)
-            phrase, body = True, inner[:close]
-    body = _SPACES.sub(" ", "".join(ch for ch in body if ch not in _QUOTES)).strip()
-    if not body:
-        return None
-    if len(body) > MAX_KEYWORD_CHARS:
-        raise QueryError(
-            f"keyword {_short(body)!r} is {len(body)} characters long; "
-            f"the limit is {MAX_KEYWORD_CHARS}"
-        )
-    return Keyword(("-" if negated else "") + body, phrase=phrase, weight=weight)
-
-
-def parse_keywords(text: str | Sequence[str]) -> tuple[Keyword, ...]:
-    """Parse keywords as typed: a comma-separated string, or one keyword per element.
-
-    Quotes make a phrase, `^w` sets a weight, a leading `-` is kept in `Keyword.text` so
-    that `make_profile` can turn it into an exclusion. Empty elements are skipped. Raises
-    `QueryError` (and nothing else) for input that cannot be understood.
-    """
-    if isinstance(text, str):
-        elements = _split(text)
-    elif isinstance(text, Sequence) and all(isinstance(e, str) for e in text):
-        elements = list(text)
-    else:
-        raise QueryError("keywords must be a string or a list of strings")
-    out = [kw for kw in map(_parse_one, elements) if kw is not None]
-    if len(out) > MAX_KEYWORDS:
-        raise QueryError(f"{len(out)} keywords in one profile; the limit is {MAX_KEYWORDS}")
-    return tuple(out)
+#: Re-exported: the syntax lives in `digest.keywords`, shared with the store and the CLI.
+__all__ = [
+    "Keyword",
+    "KeywordPlan",
+    "compile_keyword",
+    "format_keyword",
+    "make_profile",
+    "parse_keywords",
+]
 
 
 def _searchable(keywords: Sequence[Keyword]) -> list[Keyword]:
@@ -169,18 +84,16 @@ def make_profile(
     exclude: str | Sequence[str] | Sequence[Keyword] = (),
     max_items: int | None = None,
     min_score: float | None = None,
-    *,
-    defaults: RankSettings | None = None,
 ) -> Profile:
-    """Build a validated `Profile` from what a subscriber typed.
+    """Build a validated `Profile` from what a person typed: the one parser of profiles.
 
-    `keywords`/`exclude` are strings or lists as for `parse_keywords` (or ready
-    `Keyword`s); keywords written `-term` join the exclusions. `max_items`/`min_score`
-    default to `defaults.default_max_items`/`default_min_score` (a `RankSettings`, the
-    built-in defaults when None). Raises `QueryError` with one sentence when the profile
-    has no positive keyword to search for, or a limit is out of range.
+    Called where profiles come in (config.toml, the CLI, the web form); everything after
+    that passes the `Profile` on and never parses again. `keywords`/`exclude` are strings
+    or lists as for `parse_keywords` (or ready `Keyword`s); keywords written `-term` join
+    the exclusions. `max_items`/`min_score` left None follow the ranking defaults.
+    Raises `QueryError` with one sentence when the profile has no positive keyword to
+    search for, or a limit is out of range.
     """
-    settings = defaults if defaults is not None else RankSettings()
     if not isinstance(name, str) or not name.strip():
         raise QueryError("a profile needs a non-empty name")
     name = name.strip()
@@ -203,13 +116,30 @@ def make_profile(
             f"profile {name!r} has no keyword to search for "
             '(it is empty, or has only exclusions, punctuation, emoji or words like "the")'
         )
-    items = settings.default_max_items if max_items is None else max_items
-    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+    if max_items is not None and (
+        isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+    ):
         raise QueryError(f"profile {name!r}: max_items must be a whole number of at least 1")
-    floor = settings.default_min_score if min_score is None else min_score
-    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1:
+    if min_score is not None and (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, int | float)
+        or not 0 <= min_score <= 1
+    ):
         raise QueryError(f"profile {name!r}: min_score must be a number from 0 to 1")
-    return Profile(name, tuple(positive), tuple(negative), int(items), float(floor))
+    return Profile(
+        name,
+        tuple(positive),
+        tuple(negative),
+        None if max_items is None else int(max_items),
+        None if min_score is None else float(min_score),
+    )
+
+
+def profile_text(profile: Profile) -> tuple[list[str], list[str]]:
+    """A profile's keywords and exclusions as a person would type them (for listings)."""
+    return [format_keyword(k) for k in profile.keywords], [
+        format_keyword(k) for k in profile.exclude
+    ]
 
 
 # --- compilation: keyword -> features ------------------------------------------------

@@ -1,4 +1,4 @@
-"""Score every profile against every paper in batched sparse products, then explain.
+"""Score every profile against every paper in batched sparse products (`ranker` explains).
 
 Per keyword k and paper p (all in [0, 1)):
 
@@ -28,16 +28,16 @@ one min_score means the same thing everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
 import scipy.sparse as sp
 
-from digest.model import DigestItem, Keyword, Paper, Profile
+from digest.model import Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer
-from digest.rank.index import PaperIndex, build_index
+from digest.rank.index import PaperIndex
 from digest.rank.query import KeywordPlan, compile_keyword
 from digest.rank.settings import RankSettings
 
@@ -208,18 +208,21 @@ def select(
     profiles: Sequence[Profile],
     prior: np.ndarray,
     settings: RankSettings,
+    excluded: sp.csr_matrix | None = None,
 ) -> Selections:
     """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
 
     Everything stays sparse: only (profile, paper) pairs with some matching keyword exist
     in the product, the gate drops most of them, and the survivors are sorted by
     (profile, -score, paper) with one argsort; each profile keeps its first max_items.
-    Memory is bounded by the chunk's pairs, not by profiles x papers.
+    Memory is bounded by the chunk's pairs, not by profiles x papers. `excluded` (profiles
+    x papers, non-zero where a profile must not get a paper: what its reader was sent
+    already) drops pairs before the cut, so a profile still gets its max_items.
     """
     log_miss = scores.copy()
     log_miss.data = np.log1p(-log_miss.data)
-    floors_all = np.array([max(p.min_score, 1e-6) for p in profiles], np.float32)
-    limits_all = np.array([p.max_items for p in profiles], np.int64)
+    floors_all = np.array([max(settings.min_score_of(p), 1e-6) for p in profiles], np.float32)
+    limits_all = np.array([settings.max_items_of(p) for p in profiles], np.int64)
     chunk = max(1, settings.profile_chunk)
     counts, cols_out, rel_out, score_out = [], [], [], []
     for lo in range(0, len(profiles), chunk):
@@ -242,6 +245,9 @@ def select(
             alive = np.ones(len(rows), dtype=bool)
             alive[check[hit]] = False
             rows, cols, rv = rows[alive], cols[alive], rv[alive]
+        if excluded is not None and excluded[lo:hi].nnz:
+            keep = lookup(excluded[lo:hi], rows, cols) == 0
+            rows, cols, rv = rows[keep], cols[keep], rv[keep]
         sc = rv * prior[cols]
         # rows ascending, then score descending; stable sort keeps paper order on ties
         order = np.argsort(rows + (1.0 - sc.astype(np.float64)) * 0.5, kind="stable")
@@ -276,35 +282,3 @@ def lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     want = rows.astype(np.int64) * n_cols + cols
     pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
     return np.where(keys[pos] == want, m.data[pos], 0).astype(np.float32)
-
-
-def rank(
-    papers: Sequence[Paper],
-    profiles: Sequence[Profile],
-    now: datetime,
-    settings: RankSettings = DEFAULT_SETTINGS,
-    synonyms: Mapping[str, Sequence[str]] | None = None,
-) -> list[tuple[DigestItem, ...]]:
-    """Rank all papers for all profiles: one tuple per profile, best first.
-
-    Each tuple is what the digest holds: papers with relevance >= the profile's
-    min_score, not vetoed, at most max_items, each with its matches and snippets.
-    Pure: the result depends only on the arguments (no I/O, no clock).
-    """
-    if not profiles:
-        return []
-    if not papers:
-        return [() for _ in profiles]
-    analyzer = Analyzer(synonyms)
-    index = build_index(papers, analyzer, settings)
-    compiled = compile_profiles(profiles, analyzer, settings)
-    scores, phrase = keyword_scores(compiled.plans, index, settings)
-    vetoes = phrase.copy()
-    vetoes.data[:] = 1.0
-    pop, rec = paper_priors(papers, now, settings)
-    pw, rw = settings.popularity_weight, settings.recency_weight
-    prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
-    chosen = select(compiled, scores, vetoes, profiles, prior, settings)
-    from digest.rank.explain import explain  # explain needs this module's types
-
-    return explain(papers, profiles, compiled, chosen, scores, index, analyzer, settings)

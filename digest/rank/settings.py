@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from digest.model import Profile
+
 
 @dataclass(frozen=True, slots=True)
 class RankSettings:
@@ -63,3 +65,11 @@ class RankSettings:
     #: Snippets per item, and their length in characters.
     snippets: int = 2
     snippet_chars: int = 220
+
+    def max_items_of(self, profile: Profile) -> int:
+        """The profile's own max_items, or the default when it set none."""
+        return self.default_max_items if profile.max_items is None else profile.max_items
+
+    def min_score_of(self, profile: Profile) -> float:
+        """The profile's own min_score, or the default when it set none."""
+        return self.default_min_score if profile.min_score is None else profile.min_score

@@ -7,24 +7,17 @@ The registry maps the `kind` string of a `[[sources]]` table to its parser.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
-from typing import Protocol
 
-from digest.model import Paper, SourceWarning
+from digest.model import Paper
+from digest.sources.base import Parser, WarnFn
 
-WarnFn = Callable[[SourceWarning], None]
-
-
-class Parser(Protocol):
-    """Turns one fetched or read document into papers."""
-
-    def __call__(
-        self, data: bytes, *, origin: str, source: str, captured: date, warn: WarnFn
-    ) -> Iterator[Paper]: ...
+__all__ = ["Parser", "WarnFn", "known_kinds", "parse_listing", "parser_for"]
 
 
 def _registry() -> dict[str, Parser]:
+    # Parsers load when first asked for: feedparser and selectolax cost start-up time.
     from digest.sources import feed, hf_api
 
     return {"listing": parse_listing, "hf_daily": hf_api.parse, "feed": feed.parse}

@@ -18,8 +18,8 @@ The arXiv id comes from the guid (version dropped), the abstract from after `Abs
 the author count from `dc:creator`. The feed is empty at weekends and on holidays.
 
 A *replaced* paper (a new version of an old one) is still yielded, so the store can
-update its record, but it is marked as not new: `first_seen` is None (only `last_seen`
-is set) and `published` is None (the feed's date is the day of the new version, not of
+update its record, but it is marked `revision=True`, so the store never adds it as a
+new paper, and `published` is None (the feed's date is the day of the new version, not of
 the paper). `entries()` gives the announce type itself for callers that want it.
 
 feedparser never fetches here: bytes go in through a file object, because a `bytes`
@@ -41,7 +41,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
-from digest.sources import WarnFn
+from digest.sources.base import WarnFn
 from digest.sources.hf_api import ARXIV_ID
 from digest.text import normalize_space, title_id
 
@@ -196,8 +196,9 @@ def _entry(
         if ref
         else (link if link.startswith(("http://", "https://")) else None),
         sources=(source,),
-        first_seen=None if revision else seen_at,
+        first_seen=seen_at,
         last_seen=seen_at,
+        revision=revision,
     )
     return FeedEntry(paper=paper, announce_type=announce, version=ref[1] if ref else None)
 

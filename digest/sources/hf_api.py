@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
-from digest.sources import WarnFn
+from digest.sources.base import WarnFn
 from digest.text import normalize_space, title_id
 
 API_URL = "https://huggingface.co/api/daily_papers"

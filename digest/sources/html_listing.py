@@ -29,7 +29,8 @@ from datetime import UTC, date, datetime
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from digest.model import Paper, SourceWarning
-from digest.sources import WarnFn, hf_api
+from digest.sources import hf_api
+from digest.sources.base import WarnFn
 from digest.sources.listing import (  # the text captures' patterns: cards read alike
     AUTHORS_LINE,
     DATE_LINE,

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 
 from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
-from digest.sources import WarnFn
+from digest.sources.base import WarnFn
 from digest.text import normalize_space, title_id
 
 CHROME = frozenset(

@@ -9,11 +9,12 @@ claim whose content the next run sends as it is: never two different digests.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
-from digest.model import Delivery
+from digest.model import Claim, Delivery, Outcome
 from digest.store.base import StoreBase, iso
+from digest.store.lease import owner_is_dead
 
 _COLUMNS = (
     "d.id, d.subscriber_id, s.email, d.digest_date, d.state, d.attempts, d.next_attempt_at,"
@@ -26,35 +27,29 @@ _FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 class DeliveriesMixin(StoreBase):
     """Delivery rows, the per-subscriber sent-ledger, and named leases."""
 
-    def claim_deliveries(
-        self,
-        claims: list[tuple[str, int, date, tuple[datetime | None, datetime], str, list[str]]],
-        now: datetime,
-        papers_upto: int | None = None,
-    ) -> int:
+    def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> int:
         """Record pending deliveries and mark their papers sent; returns how many were new.
 
-        Each claim is (delivery id, subscriber id, day, window, frozen content, paper ids).
         A claim that exists already (the same subscriber and day) is skipped; the others
         are written with their sent-ledger rows in one transaction: all or none land.
         """
         claimed = 0
         with self._transaction() as db:
-            for did, sid, day, window, content, paper_ids in claims:
+            for c in claims:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO deliveries (id, subscriber_id, digest_date, state,"
                     " window_start, window_end, content, created_at, updated_at, papers_upto)"
                     " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                     (
-                        did,
-                        sid,
-                        day.isoformat(),
-                        iso(window[0]) if window[0] else None,
-                        iso(window[1]),
-                        content,
+                        c.delivery_id,
+                        c.subscriber_id,
+                        c.digest_date.isoformat(),
+                        iso(c.window_start) if c.window_start else None,
+                        iso(c.window_end),
+                        c.content,
                         iso(now),
                         iso(now),
-                        papers_upto,
+                        c.papers_upto,
                     ),
                 )
                 if cur.rowcount == 0:
@@ -63,14 +58,12 @@ class DeliveriesMixin(StoreBase):
                 db.executemany(
                     "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
                     " VALUES (?, ?, ?)",
-                    [(sid, pid, did) for pid in paper_ids],
+                    [(c.subscriber_id, pid, c.delivery_id) for pid in c.paper_ids],
                 )
         return claimed
 
-    def record_attempts(
-        self, results: Iterable[tuple[str, str, str, datetime | None]], now: datetime
-    ) -> None:
-        """Store backend outcomes: (delivery id, state, reason, next attempt) in one go."""
+    def record_attempts(self, outcomes: Iterable[Outcome], now: datetime) -> None:
+        """Store backend outcomes in one transaction (each counts as one attempt)."""
         with self._transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET state = ?, reason = ?, next_attempt_at = ?,"
@@ -79,15 +72,15 @@ class DeliveriesMixin(StoreBase):
                 " WHERE id = ? AND state IN ('pending', 'retry')",
                 [
                     (
-                        state,
-                        reason,
-                        iso(nxt) if nxt else None,
+                        o.state,
+                        o.reason,
+                        iso(o.next_attempt_at) if o.next_attempt_at else None,
                         iso(now),
-                        state,
+                        o.state,
                         iso(now),
-                        did,
+                        o.delivery_id,
                     )
-                    for did, state, reason, nxt in results
+                    for o in outcomes
                 ],
             )
 
@@ -151,8 +144,6 @@ class DeliveriesMixin(StoreBase):
         A lease past its expiry is free. With `steal_from_dead`, a lease held by a
         process of this host that no longer runs is free too (a killed run).
         """
-        from digest.store.lease import owner_is_dead
-
         with self._transaction() as db:
             row = db.execute(
                 "SELECT owner, expires_at FROM locks WHERE name = ?", (name,)

@@ -12,15 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
 from digest.errors import StoreError
-from digest.model import Paper
+from digest.model import FetchRecord, Paper
 from digest.store.base import StoreBase, iso
 from digest.text import fold_title
 
-_COLUMNS = (
-    "id, title, abstract, published, upvotes, authors_count, organization, arxiv_id, url,"
-    " first_seen, last_seen"
-)
+_COLUMNS = ", ".join(PAPER_COLUMNS)
+_MARKS = ",".join("?" * (len(PAPER_COLUMNS) + 1))
+_SET = ", ".join(f"{c}=?" for c in PAPER_COLUMNS if c != "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +62,21 @@ class PapersMixin(StoreBase):
             (paper.id, folded, paper.arxiv_id),
         ).fetchone()
         if row is None:
-            if paper.first_seen is None:
+            if paper.revision:
                 # A revision of a paper we never saw (arXiv "replace"): not new, skip it.
                 return IngestCounts(unchanged=1)
             db.execute(
-                f"INSERT INTO papers ({_COLUMNS}, folded_title) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO papers ({_COLUMNS}, folded_title) VALUES ({_MARKS})",
                 (*_to_row(paper), folded),
             )
             self._add_sources(db, paper.id, paper.sources)
             return IngestCounts(new=1)
-        old = _from_row(row, ())
+        old = paper_from_row(row)
         merged = merge(old, paper)
         added_sources = self._add_sources(db, old.id, paper.sources)
         if merged == old:
             return IngestCounts(updated=1) if added_sources else IngestCounts(unchanged=1)
-        db.execute(
-            "UPDATE papers SET title=?, abstract=?, published=?, upvotes=?, authors_count=?,"
-            " organization=?, arxiv_id=?, url=?, first_seen=?, last_seen=? WHERE id=?",
-            (*_to_row(merged)[1:], old.id),
-        )
+        db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
         return IngestCounts(updated=1)
 
     @staticmethod
@@ -104,7 +100,8 @@ class PapersMixin(StoreBase):
         sql += " ORDER BY first_seen DESC, id"
         sources = self._sources()
         return [
-            _from_row(row, tuple(sources.get(row["id"], ()))) for row in self._db.execute(sql, args)
+            paper_from_row(row, tuple(sources.get(row["id"], ())))
+            for row in self._db.execute(sql, args)
         ]
 
     def newest_paper_row(self) -> int:
@@ -115,7 +112,7 @@ class PapersMixin(StoreBase):
         """Papers whose row arrived after `low`, up to `high`: what is new since a digest."""
         sources = self._sources()
         return [
-            _from_row(row, tuple(sources.get(row["id"], ())))
+            paper_from_row(row, tuple(sources.get(row["id"], ())))
             for row in self._db.execute(
                 f"SELECT {_COLUMNS} FROM papers WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
                 (low, high),
@@ -190,50 +187,22 @@ def _storable(p: Paper) -> Paper:
 
 
 def _to_row(p: Paper) -> tuple[object, ...]:
+    """The row of a paper to store: a paper seen only as last_seen counts as first seen then."""
     seen = p.first_seen or p.last_seen
     if seen is None:
         raise StoreError(f"paper {p.id!r} has no first_seen time")
-    return (
-        p.id,
-        p.title,
-        p.abstract,
-        p.published.isoformat() if p.published else None,
-        p.upvotes,
-        p.authors_count,
-        p.organization,
-        p.arxiv_id,
-        p.url,
-        iso(seen),
-        iso(p.last_seen or seen),
-    )
-
-
-def _from_row(row: sqlite3.Row, sources: tuple[str, ...]) -> Paper:
-    return Paper(
-        id=row["id"],
-        title=row["title"],
-        abstract=row["abstract"],
-        published=date.fromisoformat(row["published"]) if row["published"] else None,
-        upvotes=row["upvotes"],
-        authors_count=row["authors_count"],
-        organization=row["organization"],
-        arxiv_id=row["arxiv_id"],
-        url=row["url"],
-        sources=sources,
-        first_seen=datetime.fromisoformat(row["first_seen"]),
-        last_seen=datetime.fromisoformat(row["last_seen"]),
-    )
+    return paper_row(replace(p, first_seen=seen, last_seen=p.last_seen or seen))
 
 
 class FetchStateMixin(StoreBase):
     """Validators (ETag/Last-Modified) and the last outcome of each URL source."""
 
-    def fetch_state(self, source: str) -> tuple[str, str] | None:
-        """(url, state JSON) last stored for `source`, or None."""
+    def fetch_state(self, source: str) -> FetchRecord | None:
+        """The URL and validators last stored for `source`, or None."""
         row = self._db.execute(
             "SELECT url, state FROM fetch_state WHERE source = ?", (source,)
         ).fetchone()
-        return (row["url"], row["state"]) if row else None
+        return FetchRecord(row["url"], row["state"]) if row else None
 
     def save_fetch_state(
         self, source: str, url: str, state: str, now: datetime, status: str, error: str = ""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime
 
-from digest.model import ProfileSpec, Subscriber
+from digest.codec import keywords_from_json, keywords_to_json
+from digest.model import Profile, Subscriber
 from digest.store.base import StoreBase, iso
 
 _SUB_COLUMNS = (
@@ -21,7 +21,7 @@ class SubscribersMixin(StoreBase):
     def upsert_subscriber(
         self,
         email: str,
-        profile: ProfileSpec | None,
+        profile: Profile | None,
         *,
         now: datetime,
         timezone: str | None = None,
@@ -88,8 +88,8 @@ class SubscribersMixin(StoreBase):
                     (
                         sid,
                         profile.name,
-                        json.dumps(list(profile.keywords)),
-                        json.dumps(list(profile.exclude)),
+                        keywords_to_json(profile.keywords),
+                        keywords_to_json(profile.exclude),
                         profile.max_items,
                         profile.min_score,
                     ),
@@ -136,7 +136,7 @@ class SubscribersMixin(StoreBase):
             return []
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids)) if len(ids) < 900 else None
-        profiles: dict[int, list[ProfileSpec]] = {}
+        profiles: dict[int, list[Profile]] = {}
         sql = "SELECT * FROM subscriber_profiles"
         query = (
             (f"{sql} WHERE subscriber_id IN ({marks}) ORDER BY name", ids)
@@ -148,11 +148,11 @@ class SubscribersMixin(StoreBase):
         return [_subscriber(r, tuple(profiles.get(r["id"], ()))) for r in rows]
 
 
-def _profile(row: sqlite3.Row) -> ProfileSpec:
-    return ProfileSpec(
+def _profile(row: sqlite3.Row) -> Profile:
+    return Profile(
         name=row["name"],
-        keywords=tuple(json.loads(row["keywords"])),
-        exclude=tuple(json.loads(row["exclude"])),
+        keywords=keywords_from_json(row["keywords"]),
+        exclude=keywords_from_json(row["exclude"]),
         max_items=row["max_items"],
         min_score=row["min_score"],
     )
@@ -162,7 +162,7 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _subscriber(row: sqlite3.Row, profiles: tuple[ProfileSpec, ...]) -> Subscriber:
+def _subscriber(row: sqlite3.Row, profiles: tuple[Profile, ...]) -> Subscriber:
     return Subscriber(
         id=row["id"],
         email=row["email"],

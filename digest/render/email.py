@@ -1,4 +1,5 @@
-"""Email bodies: the whole-template renderer, and a composer that reuses fragments.
+"""Email bodies: the whole-template renderer, a composer that reuses fragments, and the
+assembly of a reader's `OutgoingEmail` (digest and confirmation).
 
 `EmailRenderer.render_whole` renders `email/digest.html.j2` and inlines its CSS with
 css-inline: the reference, and fast enough for a handful of digests. `render` gives the
@@ -11,18 +12,22 @@ for the place they go.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import css_inline
 import jinja2
 from markupsafe import Markup, escape
 
-from digest.model import Digest, DigestItem, Paper
-from digest.render import clean, why
+from digest.config import DeliveryConfig
+from digest.deliver.message import OutgoingEmail
+from digest.model import Digest, DigestItem, Paper, Subscriber
+from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,24 +256,64 @@ def _section(name: str, items: Sequence[DigestItem], digest: Digest) -> _Section
     return _Section(clean(name), "" if items else "Nothing matched these keywords today.", items)
 
 
-def tidy_text(text: str) -> str:
-    """Plain text with at most one blank line in a row and one final newline."""
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+# -- a reader's message ------------------------------------------------------------------
 
 
-def empty_reasons(digest: Digest) -> list[str]:
-    """Why a digest is empty, so it never arrives blank."""
-    if digest.item_count:
-        return []
-    if digest.papers_considered == 0:
-        return ["No new papers arrived since your last digest."]
-    return [f"None of the {digest.papers_considered} new papers matched your keywords today."]
+def _message_domain(delivery: DeliveryConfig) -> str:
+    return delivery.from_addr.rpartition("@")[2].rstrip(">").strip() or "localhost"
 
 
-def preheader(digest: Digest) -> str:
-    """The inbox preview line: the first titles, plain text, about 110 characters."""
-    titles = [clean(i.paper.title) for s in digest.sections for i in s.items[:2]]
-    if not titles:
-        return (empty_reasons(digest) or ["Your papers-digest"])[0]
-    line = " · ".join(titles)
-    return line if len(line) <= 110 else line[:109].rsplit(" ", 1)[0] + "…"
+def digest_email(
+    renderer: EmailRenderer,
+    delivery: DeliveryConfig,
+    digest: Digest,
+    *,
+    delivery_id: str,
+    to: str,
+    links: Links,
+    now: datetime,
+) -> OutgoingEmail:
+    """A reader's digest as an `OutgoingEmail`; the Message-ID comes from the delivery id,
+    so a resend after a crash is recognisably the same message."""
+    rendered = renderer.render(digest, links)
+    mailto = delivery.unsubscribe_mailto
+    return OutgoingEmail(
+        delivery_id=delivery_id,
+        to=to,
+        from_addr=delivery.from_addr,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=f"<{delivery_id}@{_message_domain(delivery)}>",
+        date=now,
+        unsubscribe_url=links.unsubscribe,
+        unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe" if mailto else "",
+    )
+
+
+def confirmation_email(
+    delivery: DeliveryConfig, sub: Subscriber, confirm_link: str, now: datetime
+) -> OutgoingEmail:
+    """The double opt-in message: one link, nothing else."""
+    text = (
+        f"Please confirm your papers-digest subscription for {sub.email}:\n\n{confirm_link}\n\n"
+        "The link works for 7 days. If you did not ask for this, ignore this message.\n"
+    )
+    html = (
+        f"<p>Please confirm your papers-digest subscription for {escape(sub.email)}:</p>"
+        f'<p><a href="{escape(confirm_link)}">Confirm my subscription</a></p>'
+        "<p>The link works for 7 days. If you did not ask for this, ignore this message.</p>"
+    )
+    did = hashlib.sha256(f"confirm:{sub.id}:{now.isoformat()}".encode()).hexdigest()[:24]
+    return OutgoingEmail(
+        delivery_id=did,
+        to=sub.email,
+        from_addr=delivery.from_addr,
+        subject="Confirm your papers-digest subscription",
+        text=text,
+        html=html,
+        message_id=f"<{did}@{_message_domain(delivery)}>",
+        date=now,
+        unsubscribe_url="",
+        unsubscribe_mailto="",
+    )

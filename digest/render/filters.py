@@ -1,29 +1,21 @@
-"""One Jinja environment for everything a person reads.
+"""Jinja filters and text helpers: every untrusted string is escaped for where it goes.
 
-Templates come from the user's directory first (config `[render] templates`), then the
-packaged ones, so a user can override one file without copying all. Autoescape is on
-for HTML and XML templates, StrictUndefined everywhere; Markdown output escapes
-untrusted text with the `md` filter; every format drops control and bidi-override
-characters that could disguise text (`clean`).
+Markdown output escapes untrusted text with `md_escape`; every format drops control and
+bidi-override characters that could disguise text (`clean`); HTML goes through Jinja's
+autoescape or `markupsafe.escape`; config Markdown is sanitised with nh3.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
-from importlib import resources
-from pathlib import Path
 
-import jinja2
 import markdown as markdown_lib
 import nh3
 from markupsafe import Markup, escape
 
-from digest.errors import RenderError
 from digest.model import Digest, DigestItem, Paper, Profile
-
-FORMATS = {"markdown": "digest.md.j2", "text": "digest.txt.j2", "html": "email/digest.html.j2"}
+from digest.rank.explain import match_spans
 
 # C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -31,14 +23,6 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!&])")
 _MD_LINE_START = re.compile(r"^(?:[#+\-=>]|(\d+)[.)])")
 _SPACES = re.compile(r"\s+")
-
-
-def builtin_templates() -> Path:
-    """The packaged templates (wheel: digest/templates; source tree: ./templates)."""
-    packaged = Path(str(resources.files("digest"))) / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "templates"
 
 
 def clean(text: object) -> str:
@@ -102,8 +86,6 @@ def paper_link(paper: Paper, base_url: str = "") -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _spans(text: str, profile: Profile) -> tuple[tuple[int, int], ...]:
-    from digest.rank import match_spans
-
     return tuple(match_spans(text, profile))
 
 
@@ -167,70 +149,24 @@ def markdown_html(text: object) -> Markup:
     )
 
 
-def _escape_by_name(name: str | None) -> bool:
-    """Autoescape HTML and XML templates (`*.html.j2`, `*.atom.xml.j2`), not text ones."""
-    return name is not None and (".html" in name or ".xml" in name)
+def tidy_text(text: str) -> str:
+    """Plain text with at most one blank line in a row and one final newline."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
-    """The environment: user templates over packaged ones, autoescape by file name."""
-    loaders: list[jinja2.BaseLoader] = []
-    if user_dir is not None and user_dir.is_dir() and user_dir != builtin_templates():
-        loaders.append(jinja2.FileSystemLoader(str(user_dir)))
-    loaders.append(jinja2.FileSystemLoader(str(builtin_templates())))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=_escape_by_name,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(
-        clean=clean,
-        md=md_escape,
-        sentences=sentences,
-        safe_url=safe_url,
-        paper_meta=paper_meta,
-        paper_link=paper_link,
-        highlight=highlight,
-        why=why,
-        markdown=markdown_html,
-    )
-    return env
+def empty_reasons(digest: Digest) -> list[str]:
+    """Why a digest is empty, so it never arrives blank."""
+    if digest.item_count:
+        return []
+    if digest.papers_considered == 0:
+        return ["No new papers arrived since your last digest."]
+    return [f"None of the {digest.papers_considered} new papers matched your keywords today."]
 
 
-def render_digest(
-    digest: Digest,
-    fmt: str,
-    *,
-    env: jinja2.Environment | None = None,
-    now: datetime | None = None,
-    base_url: str = "",
-    links: object = None,
-    intro: str = "",
-) -> str:
-    """Render a digest as `markdown`, `text` or `html` (the email layout, CSS inlined).
-
-    `links` carries the reader's manage/unsubscribe URLs (`compose.Links`); a preview
-    has none and says so in the footer.
-    """
-    from digest.compose import EmailRenderer, Links, empty_reasons
-
-    links = links if links is not None else Links()
-    if fmt not in FORMATS:
-        raise RenderError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    env = env or make_environment()
-    try:
-        if fmt == "html":
-            renderer = EmailRenderer(env, base_url=base_url, intro=intro, brand=digest.title)
-            return renderer.render_whole(digest, links).html  # type: ignore[arg-type]
-        template = env.get_template(FORMATS[fmt])
-        notes = list(digest.notes) or empty_reasons(digest)
-        return template.render(digest=digest, now=now, notes=notes, links=links, base_url=base_url)
-    except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"template {exc.name!r} not found in the templates directory") from None
-    except jinja2.TemplateError as exc:
-        where = getattr(exc, "filename", None) or FORMATS[fmt]
-        line = getattr(exc, "lineno", None)
-        raise RenderError(f"{where}:{line or '?'}: template error: {exc}") from None
+def preheader(digest: Digest) -> str:
+    """The inbox preview line: the first titles, plain text, about 110 characters."""
+    titles = [clean(i.paper.title) for s in digest.sections for i in s.items[:2]]
+    if not titles:
+        return (empty_reasons(digest) or ["Your papers-digest"])[0]
+    line = " · ".join(titles)
+    return line if len(line) <= 110 else line[:109].rsplit(" ", 1)[0] + "…"

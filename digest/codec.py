@@ -1,0 +1,217 @@
+"""The one place that turns `Paper`, `Profile` and `Digest` into rows and JSON and back.
+
+    paper_row / paper_from_row        the store's `papers` table (PAPER_COLUMNS, in order)
+    paper_to_json / paper_from_json   JSON-ready dicts (frozen digests, caches, scripts)
+    paper_public_json                 the documented shape of `digest papers --json`
+    paper_fingerprint                 a hash of everything a page may show of a paper
+    keywords_to_json / _from_json     a profile's keywords as stored (parsed, never again)
+    freeze_digest / thaw_digest       what a claim stores, so a resend is the same digest
+
+Field lists are derived from the dataclasses, so a field added to `Paper` reaches every
+form here at once. Readers are lenient about fields a newer version added (a JSON
+object from before a field existed still reads), strict about the ones that must be
+there. Times are stored as ISO 8601 in UTC, so text order in SQL is time order.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from typing import Any
+
+from digest.model import Digest, DigestItem, DigestSection, Keyword, Match, Paper, Profile
+
+#: Paper fields that are not columns of `papers`: sources live in their own table, and a
+#: revision is parser output only.
+_NOT_COLUMNS = ("sources", "revision")
+#: The columns of the `papers` table that hold a Paper, in `paper_row` order.
+PAPER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Paper) if f.name not in _NOT_COLUMNS)
+_DATES = {"published"}
+_TIMES = {"first_seen", "last_seen"}
+#: `digest papers --json`: exactly these keys (documented in the README).
+PUBLIC_PAPER_KEYS = (
+    "id",
+    "title",
+    "abstract",
+    "published",
+    "upvotes",
+    "authors_count",
+    "organization",
+    "sources",
+    "first_seen",
+)
+
+
+def time_text(moment: datetime) -> str:
+    """A stored time: UTC (when aware), ISO 8601."""
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()
+
+
+def _out(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _TIMES:
+        return time_text(value)
+    if name in _DATES:
+        return value.isoformat()
+    return value
+
+
+def _in(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _TIMES:
+        return datetime.fromisoformat(value)
+    if name in _DATES:
+        return date.fromisoformat(value)
+    return value
+
+
+# -- papers ------------------------------------------------------------------------------
+
+
+def paper_row(paper: Paper) -> tuple[Any, ...]:
+    """The paper's values for PAPER_COLUMNS, in order."""
+    return tuple(_out(name, getattr(paper, name)) for name in PAPER_COLUMNS)
+
+
+def paper_from_row(row: Mapping[str, Any], sources: tuple[str, ...] = ()) -> Paper:
+    """A stored paper (a row with PAPER_COLUMNS, e.g. sqlite3.Row) back as a Paper."""
+    return Paper(**{name: _in(name, row[name]) for name in PAPER_COLUMNS}, sources=sources)
+
+
+@functools.lru_cache(maxsize=8192)
+def paper_to_json(paper: Paper) -> dict[str, Any]:
+    """Every stored field and the sources, JSON-ready; cached (digests repeat papers).
+
+    Callers must not mutate the dict they get.
+    """
+    out = {name: _out(name, getattr(paper, name)) for name in PAPER_COLUMNS}
+    out["sources"] = list(paper.sources)
+    return out
+
+
+def paper_from_json(raw: Mapping[str, Any]) -> Paper:
+    """The inverse of `paper_to_json`; fields a newer version added may be missing."""
+    defaults = {f.name: f.default for f in fields(Paper)}
+    values = {
+        name: _in(name, raw[name]) if name in raw else defaults[name] for name in PAPER_COLUMNS
+    }
+    return _thawed_paper(tuple(values.items()), tuple(raw.get("sources", ())))
+
+
+@functools.lru_cache(maxsize=8192)
+def _thawed_paper(values: tuple[tuple[str, Any], ...], sources: tuple[str, ...]) -> Paper:
+    """One Paper object per distinct record: many frozen digests of a day share papers."""
+    return Paper(**dict(values), sources=sources)
+
+
+def paper_public_json(paper: Paper) -> dict[str, Any]:
+    """The stable JSON shape of `digest papers --json` (PUBLIC_PAPER_KEYS)."""
+    full = paper_to_json(paper)
+    return {key: full[key] for key in PUBLIC_PAPER_KEYS}
+
+
+def paper_fingerprint(paper: Paper) -> str:
+    """A hash of everything a page may show of a paper (not `last_seen`, never shown)."""
+    shown = {k: v for k, v in paper_to_json(paper).items() if k != "last_seen"}
+    text = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+# -- profiles ----------------------------------------------------------------------------
+
+
+def keyword_to_json(keyword: Keyword) -> dict[str, Any]:
+    return {"text": keyword.text, "phrase": keyword.phrase, "weight": keyword.weight}
+
+
+def keywords_to_json(keywords: tuple[Keyword, ...]) -> str:
+    """Parsed keywords as stored: a JSON list of {text, phrase, weight}."""
+    return json.dumps([keyword_to_json(k) for k in keywords], ensure_ascii=False)
+
+
+def keywords_from_json(text: str) -> tuple[Keyword, ...]:
+    """The inverse of `keywords_to_json`."""
+    return tuple(_keyword(k) for k in json.loads(text))
+
+
+def _keyword(raw: Mapping[str, Any]) -> Keyword:
+    return Keyword(str(raw["text"]), bool(raw.get("phrase", False)), float(raw.get("weight", 1)))
+
+
+def profile_to_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "keywords": [keyword_to_json(k) for k in profile.keywords],
+        "exclude": [keyword_to_json(k) for k in profile.exclude],
+        "max_items": profile.max_items,
+        "min_score": profile.min_score,
+    }
+
+
+def profile_from_json(raw: Mapping[str, Any]) -> Profile:
+    return Profile(
+        raw["name"],
+        tuple(_keyword(k) for k in raw["keywords"]),
+        tuple(_keyword(k) for k in raw["exclude"]),
+        raw["max_items"],
+        raw["min_score"],
+    )
+
+
+# -- frozen digests ----------------------------------------------------------------------
+
+
+def freeze_digest(digest: Digest) -> str:
+    """The digest as JSON: what a claim stores, so a resend renders the same digest."""
+    raw = {
+        "day": digest.day.isoformat(),
+        "title": digest.title,
+        "papers_considered": digest.papers_considered,
+        "notes": list(digest.notes),
+        "sections": [
+            {"profile": profile_to_json(s.profile), "items": [_item_json(i) for i in s.items]}
+            for s in digest.sections
+        ],
+    }
+    return json.dumps(raw, ensure_ascii=False, sort_keys=True)
+
+
+def _item_json(item: DigestItem) -> dict[str, Any]:
+    return {
+        "paper": paper_to_json(item.paper),
+        "score": item.score,
+        "matches": [{"keyword": m.keyword, "fields": list(m.fields)} for m in item.matches],
+        "snippets": list(item.snippets),
+    }
+
+
+def thaw_digest(content: str) -> Digest:
+    """The digest a claim stored (`freeze_digest`)."""
+    raw = json.loads(content)
+    return Digest(
+        day=date.fromisoformat(raw["day"]),
+        title=raw["title"],
+        papers_considered=raw["papers_considered"],
+        notes=tuple(raw["notes"]),
+        sections=tuple(
+            DigestSection(
+                profile_from_json(s["profile"]), tuple(_item_from_json(i) for i in s["items"])
+            )
+            for s in raw["sections"]
+        ),
+    )
+
+
+def _item_from_json(raw: Mapping[str, Any]) -> DigestItem:
+    return DigestItem(
+        paper_from_json(raw["paper"]),
+        raw["score"],
+        tuple(Match(m["keyword"], tuple(m["fields"])) for m in raw["matches"]),
+        tuple(raw["snippets"]),
+    )

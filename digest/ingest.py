@@ -1,0 +1,216 @@
+"""The ingest stage: sources -> store. Files and URLs are read, parsed, merged in.
+
+One transaction per file or URL: an input that fails to read or parse adds nothing and
+the others go on. Errors are collected, never raised, so one bad source never costs the
+good ones. `pipeline.ingest` is how the rest of the program calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from dataclasses import replace as with_
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from digest.config import Config, SourceConfig
+from digest.errors import DigestError
+from digest.model import SourceWarning
+from digest.sources import parser_for
+from digest.sources.fetch import FetchState, HostGate
+from digest.sources.fetch import fetch as fetch_url
+from digest.sources.files import expand, modified_date, read_capture
+from digest.store import IngestCounts, Store
+
+#: What a parser may raise on input nobody foresaw; reported per input, never fatal.
+_PARSER_BUGS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
+
+#: progress(done, total, label): called after each unit of work.
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What an ingest did: counts, per-entry warnings, per-file errors."""
+
+    files: int = 0
+    entries: int = 0
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    malformed: int = 0
+    warnings: tuple[SourceWarning, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        """Entries that changed nothing: already known as they are, or malformed."""
+        return self.counts.unchanged + self.malformed
+
+    def summary(self) -> str:
+        return f"{self.counts.new} new, {self.counts.updated} updated, {self.skipped} skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    path: Path
+    source: SourceConfig
+
+
+def ingest(
+    config: Config,
+    store: Store,
+    paths: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+    progress: ProgressFn | None = None,
+    client: httpx.Client | None = None,
+) -> IngestReport:
+    """Read the configured sources (or `paths`), parse them and merge them into the store.
+
+    One transaction per file or URL: an input that fails to read or parse adds nothing
+    and the others go on. Errors are collected, never raised, so one bad source never
+    costs the good ones. URL sources are fetched politely (`sources.fetch`; `client` is
+    the httpx client to use, for tests) and stamped with the fetch time `now`.
+    """
+    jobs, errors = _plan(config, paths)
+    url_report = _ingest_urls(config, store, now, client) if not paths else None
+    warnings: list[SourceWarning] = []
+    counts, entries, malformed = IngestCounts(), 0, 0
+    max_bytes = int(config.max_file_mb * 1_000_000)
+    for done, job in enumerate(jobs, 1):
+        parser = parser_for(job.source.kind)
+        if parser is None:  # config validation makes this unreachable for configured sources
+            errors.append(f"{job.path}: no parser for kind {job.source.kind!r}")
+            continue
+        file_warnings: list[SourceWarning] = []
+        try:
+            data = read_capture(job.path, max_bytes)
+            captured = job.source.captured or modified_date(job.path)
+            papers = list(
+                parser(
+                    data,
+                    origin=str(job.path),
+                    source=job.source.name,
+                    captured=captured,
+                    warn=file_warnings.append,
+                )
+            )
+            counts += store.add_papers(papers)
+            entries += len(papers)
+        except DigestError as exc:  # this input's fault or not, the others go on
+            errors.append(str(exc))
+        except _PARSER_BUGS as exc:  # a parser that chokes on hostile input: report, go on
+            errors.append(f"{job.path}: cannot be parsed ({type(exc).__name__}: {exc})")
+        warnings.extend(file_warnings)
+        malformed += sum(1 for w in file_warnings if w.skipped)
+        if progress:
+            progress(done, len(jobs), job.path.name)
+    if url_report is not None:
+        counts += url_report.counts
+        entries += url_report.entries
+        malformed += url_report.malformed
+        warnings.extend(url_report.warnings)
+        errors.extend(url_report.errors)
+    return IngestReport(
+        files=len(jobs) + (url_report.files if url_report else 0),
+        entries=entries,
+        counts=counts,
+        malformed=malformed,
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+    )
+
+
+def _ingest_urls(
+    config: Config, store: Store, now: datetime | None, client: httpx.Client | None
+) -> IngestReport:
+    """Fetch every `url` source; a failing one is reported and the others go on."""
+    sources = [s for s in config.sources if s.url]
+    if not sources:
+        return IngestReport()
+    now = now or datetime.now(UTC)  # the CLI always passes it; this is for library callers
+    gate = HostGate()
+    counts, entries, malformed = IngestCounts(), 0, 0
+    warnings: list[SourceWarning] = []
+    errors: list[str] = []
+    for source in sources:
+        url = (source.url or "").replace("{date}", now.date().isoformat())
+        kept = store.fetch_state(source.name)
+        state = FetchState.from_json(kept.state if kept and kept.url == url else None)
+        parser = parser_for(source.kind)
+        assert parser is not None  # config validation checked the kind
+        try:
+            accept = "application/json" if source.kind == "hf_daily" else None
+            result = fetch_url(url, state=state, client=client, gate=gate, accept=accept)
+            if result.status == "not_modified":
+                store.save_fetch_state(source.name, url, state.to_json(), now, "not modified")
+                continue
+            found: list[SourceWarning] = []
+            papers = [
+                with_(p, first_seen=now, last_seen=now)
+                for p in parser(
+                    result.data,
+                    origin=url,
+                    source=source.name,
+                    captured=now.date(),
+                    warn=found.append,
+                )
+            ]
+            counts += store.add_papers(papers)
+            entries += len(papers)
+            warnings += found
+            malformed += sum(1 for w in found if w.skipped)
+            store.save_fetch_state(source.name, url, result.state.to_json(), now, "ok")
+        except (DigestError, *_PARSER_BUGS) as exc:  # this source's fault: the others go on
+            why = (
+                str(exc)
+                if isinstance(exc, DigestError)
+                else (f"{url}: cannot be parsed ({type(exc).__name__}: {exc})")
+            )
+            errors.append(f"source {source.name!r}: {why}")
+            store.save_fetch_state(source.name, url, state.to_json(), now, "error", why)
+    return IngestReport(
+        files=len(sources),
+        entries=entries,
+        counts=counts,
+        malformed=malformed,
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+    )
+
+
+def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
+    """Which files to read, with the source each belongs to; missing ones become errors."""
+    errors: list[str] = []
+    jobs: list[_Job] = []
+    configured: dict[Path, SourceConfig] = {}
+    for source in config.sources:
+        if source.path:
+            found = expand(source.path, config.root)
+            if not found:
+                errors.append(
+                    f"{config.path}: source {source.name!r}: path {source.path!r} matches no file"
+                )
+            for file in found:
+                configured.setdefault(file.resolve(), source)
+    if not paths:
+        return [_Job(p, s) for p, s in configured.items()], errors
+    errors.clear()  # explicit paths: the configured globs are not read, so not checked
+    manual = SourceConfig(name="files", kind="listing")
+    for pattern in paths:
+        found = expand(pattern, Path.cwd())
+        if not found or (len(found) == 1 and not found[0].exists()):
+            errors.append(f"{pattern}: no such file or directory")
+            continue
+        for file in found:
+            jobs.append(_Job(file, configured.get(file.resolve(), manual)))
+    return jobs, errors

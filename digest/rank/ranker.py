@@ -1,0 +1,75 @@
+"""`rank`: the pure ranking function, on top of `score` (choose) and `explain` (why).
+
+    rank(papers, profiles, now, settings, synonyms, exclude_ids) -> items per profile
+
+It only processes data (like reader's `Decider`): no I/O, no clock, no store. The send
+planner passes each reader's sent-ledger as `exclude_ids`, so a reader never gets a paper
+twice and still gets a full digest, without over-fetching and trimming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.model import DigestItem, Paper, Profile
+from digest.rank.analyzer import Analyzer
+from digest.rank.explain import explain
+from digest.rank.index import build_index
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
+from digest.rank.settings import RankSettings
+
+DEFAULT_SETTINGS = RankSettings()
+
+
+def rank(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    now: datetime,
+    settings: RankSettings = DEFAULT_SETTINGS,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+    exclude_ids: Sequence[Collection[str]] | None = None,
+) -> list[tuple[DigestItem, ...]]:
+    """Rank all papers for all profiles: one tuple per profile, best first.
+
+    Each tuple is what the digest holds: papers with relevance >= the profile's
+    min_score, not vetoed, not among `exclude_ids[i]` (paper ids profile i must not get),
+    at most max_items, each with its matches and snippets.
+    Pure: the result depends only on the arguments (no I/O, no clock).
+    """
+    if not profiles:
+        return []
+    if not papers:
+        return [() for _ in profiles]
+    if exclude_ids is not None and len(exclude_ids) != len(profiles):
+        raise ValueError("exclude_ids needs one collection per profile")
+    analyzer = Analyzer(synonyms)
+    index = build_index(papers, analyzer, settings)
+    compiled = compile_profiles(profiles, analyzer, settings)
+    scores, phrase = keyword_scores(compiled.plans, index, settings)
+    vetoes = phrase.copy()
+    vetoes.data[:] = 1.0
+    pop, rec = paper_priors(papers, now, settings)
+    pw, rw = settings.popularity_weight, settings.recency_weight
+    prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
+    excluded = _excluded(papers, exclude_ids) if exclude_ids is not None else None
+    chosen = select(compiled, scores, vetoes, profiles, prior, settings, excluded)
+    return explain(papers, profiles, compiled, chosen, scores, index, analyzer, settings)
+
+
+def _excluded(papers: Sequence[Paper], exclude_ids: Sequence[Collection[str]]) -> sp.csr_matrix:
+    """profiles x papers, 1 where a profile must not get a paper (ids not here are moot)."""
+    column = {p.id: j for j, p in enumerate(papers)}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, ids in enumerate(exclude_ids):
+        hits = [column[pid] for pid in ids if pid in column]
+        rows += [i] * len(hits)
+        cols += hits
+    shape = (len(exclude_ids), len(papers))
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
