@@ -27,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from digest.config import load_config  # noqa: E402
 from digest.model import Paper  # noqa: E402
-from digest.pipeline import ingest  # noqa: E402
-from digest.publish import publish  # noqa: E402
+from digest.pipeline import ingest, publish  # noqa: E402
 from digest.store import Store  # noqa: E402
 from digest.text import title_id  # noqa: E402
 

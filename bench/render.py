@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from digest.compose import EmailRenderer, Links  # noqa: E402
+
 from digest.model import Digest, DigestItem, DigestSection, Keyword, Match, Paper, Profile  # noqa: E402
-from digest.render import make_environment  # noqa: E402
+from digest.render import EmailRenderer, Links, make_environment  # noqa: E402
 from digest.sources.listing import parse  # noqa: E402
 
 NOW = datetime(2025, 10, 17, 7, tzinfo=UTC)

@@ -111,7 +111,7 @@ def one_run(subscribers: int, connections: int) -> tuple[float, float, int]:
     from digest import pipeline
     from digest.config import load_config
     from digest.deliver import make_backend
-    from digest.model import ProfileSpec
+    from digest.rank import make_profile
     from digest.send import send
     from digest.store import Store
 
@@ -131,7 +131,7 @@ def one_run(subscribers: int, connections: int) -> tuple[float, float, int]:
             pipeline.ingest(config, store)
             for i in range(subscribers):
                 topics = rng.sample(TOPICS, rng.choice((1, 2)))
-                spec = ProfileSpec("papers", tuple(k for t in topics for k in t))
+                spec = make_profile("papers", tuple(k for t in topics for k in t))
                 store.upsert_subscriber(
                     f"reader{i}@example.org", spec, confirmed=True, now=NOW - timedelta(days=1)
                 )

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from email import policy
@@ -23,7 +24,8 @@ from digest.cli import cli
 from digest.codec import freeze_digest as freeze
 from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
-from digest.deliver import make_backend
+from digest.deliver import OutgoingEmail, SendResult, make_backend
+from digest.deliver.memory import MemoryBackend
 from digest.model import Profile
 from digest.rank import make_profile
 from digest.send import delivery_id, send
@@ -33,14 +35,29 @@ from digest.subscriptions import subscribe
 from .smtp_servers import Recording, Rejecting, SmtpServer, Transient
 
 
-class Slow(Recording):
-    """Accepts every message after a short pause, so that kills land mid-run."""
+class KillPoint(Recording):
+    """Accepts every message; at the `kill_at`-th it records the message, tells the test
+    (`reached`) and holds its "250 OK" until the test has killed the client (`resume`):
+    the worst moment for a crash, a message the server has that the sender never saw
+    accepted. No sleeps: both sides wait on events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kill_at = 0
+        self.reached = threading.Event()
+        self.resume = threading.Event()
 
     async def on_data(self, server, session, envelope, n):  # type: ignore[no-untyped-def]
-        import asyncio
+        reply = self.accept(server, session, envelope)
+        if len(self.received) == self.kill_at:
+            self.reached.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.resume.wait, 60)
+        return reply
 
-        await asyncio.sleep(0.04)
-        return self.accept(server, session, envelope)
+    def arm(self, kill_at: int) -> None:
+        self.kill_at = kill_at
+        self.reached.clear()
+        self.resume.clear()
 
 
 DAY1 = datetime(2025, 10, 16, 8, tzinfo=UTC)  # the Oct 16 capture's papers are new
@@ -282,7 +299,8 @@ def test_cli_subscribe_confirm_send(project: Path) -> None:
 
 
 def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(project: Path) -> None:
-    with SmtpServer(Slow()) as server:
+    handler = KillPoint()
+    with SmtpServer(handler) as server:
         config = smtp_config(project, server.port)
         count = 40
         with seeded(config) as store:
@@ -300,18 +318,17 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(project: Path) ->
         env = {**os.environ, "DIGEST_SECRET": "test-secret"}
         rng = random.Random(5)
         progress = []
-        for _ in range(4):  # start, kill at a random moment while it sends, again
+        for _ in range(4):  # start, kill while a message waits for its reply, again
+            handler.arm(len(server.received) + rng.randint(1, 8))
             proc = subprocess.Popen(
                 cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            start = len(server.received)
-            deadline = time.monotonic() + 30
-            while len(server.received) == start and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.3))
+            assert handler.reached.wait(60), "the send run never reached the kill point"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
+            handler.resume.set()
             progress.append(len(server.received))
+        handler.arm(0)
         final = subprocess.run(
             cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120
         )
@@ -330,7 +347,65 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(project: Path) ->
             assert {d.state for d in store.deliveries()} == {"sent"}
             assert len(store.deliveries()) == count
         assert progress[-1] < count  # the kills did interrupt runs
+        assert resent >= 4  # each kill left one accepted message unacknowledged: resent
         print(
             f"\nreceived after each kill: {progress}; {resent} resend(s) of an accepted "
             "message (same Message-ID)"
         )
+
+
+# -- the send loop against the in-memory backend (no network): outcomes and backoff ---------
+
+
+def _scripted(*statuses: str, retry_after: float | None = None) -> MemoryBackend:
+    """A backend answering the given statuses in turn, then "sent"."""
+    queue = list(statuses)
+
+    def answer(email: OutgoingEmail) -> SendResult:
+        status = queue.pop(0) if queue else "sent"
+        return SendResult(email.delivery_id, status, f"scripted {status}", retry_after)  # type: ignore[arg-type]
+
+    return MemoryBackend(answer)
+
+
+def test_backoff_doubles_honours_retry_after_and_gives_up(config: Config) -> None:
+    store = seeded(config, ("ada@example.org", PEFT))
+    backend = _scripted(*["retry"] * 5, retry_after=150)
+    at = DAY1
+    waits = []
+    for _ in range(4):
+        assert send(config, store, backend, at).retry == 1
+        (d,) = store.deliveries()
+        assert d.next_attempt_at is not None
+        waits.append(d.next_attempt_at - at)
+        assert send(config, store, backend, d.next_attempt_at - timedelta(seconds=1)).retry == 0
+        at = d.next_attempt_at
+    # 1, 2, 4, 8 minutes, but never sooner than the server's Retry-After (150 s)
+    assert waits == [
+        timedelta(seconds=150),
+        timedelta(seconds=150),
+        timedelta(minutes=4),
+        timedelta(minutes=8),
+    ]
+    report = send(config, store, backend, at)  # the 5th attempt: max_attempts = 5
+    assert (report.retry, report.failed) == (0, 1)
+    (d,) = store.deliveries()
+    assert d.state == "failed" and d.reason == "gave up after 5 attempts: scripted retry"
+    assert len(backend.attempts) == 5 and backend.sent == []
+    # one Message-ID for every attempt: a retry is the same message
+    assert len({e.message_id for e in backend.attempts}) == 1
+    store.close()
+
+
+def test_every_reader_gets_a_message_of_their_own(config: Config) -> None:
+    store = seeded(config, ("ada@example.org", PEFT), ("bob@example.org", SPEECH))
+    backend = MemoryBackend()
+    report = send(config, store, backend, DAY1)
+    assert (report.claimed, report.sent) == (2, 2)
+    by_reader = {e.to: e for e in backend.sent}
+    assert set(by_reader) == {"ada@example.org", "bob@example.org"}
+    assert "== peft ==" in by_reader["ada@example.org"].text
+    assert "== speech ==" in by_reader["bob@example.org"].text
+    tokens = {e.unsubscribe_url for e in backend.sent}
+    assert len(tokens) == 2 and all("unsubscribe?token=" in t for t in tokens)
+    store.close()
