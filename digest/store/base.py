@@ -85,9 +85,7 @@ class StoreBase:
                 # on a new store): under the write lock, look again.
                 if db.execute("PRAGMA user_version").fetchone()[0] > target:
                     continue
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                MIGRATIONS[target](db)
                 db.execute(f"PRAGMA user_version = {target + 1}")
 
     @property
