@@ -10,6 +10,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FunctionType
@@ -299,3 +300,21 @@ def test_a_failed_write_is_rolled_back_and_says_so(unlocked_store: Store) -> Non
         unlocked_store.claim_deliveries(claims, T0)
     assert_one_line(caught.value, unlocked_store.path, "write failed and was rolled back")
     assert unlocked_store.deliveries_by_id(["delivery-8", "delivery-9"]) == []
+
+
+def test_a_commit_that_fails_is_rolled_back(unlocked_store: Store, db_path: Path) -> None:
+    """A reader holding the file while a write commits (no WAL): the commit gives up
+    after the timeout; the write is rolled back and the store stays usable."""
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM papers").fetchone()  # holds a shared lock
+    late = replace(PAPER, id="late", title="Late Paper", arxiv_id=None)
+    try:
+        with pytest.raises(StoreError) as caught:
+            unlocked_store.add_papers([late])
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert_one_line(caught.value, db_path, "rolled back", "database is locked")
+    assert unlocked_store.count_papers() == 1
+    assert unlocked_store.add_papers([late]).new == 1

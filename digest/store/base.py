@@ -175,10 +175,14 @@ class StoreBase:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT that fails (busy past the timeout) leaves the transaction open;
+                # SQLite rolls some failures back itself (a full disk, some I/O errors),
+                # and a second ROLLBACK would fail and hide the first error.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise store_error(self.path, f"{what} failed and was rolled back", exc) from exc
 
