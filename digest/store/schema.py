@@ -3,7 +3,8 @@
 A store at version N is brought up to date by `update_from_N_to_N+1`, then the next step,
 and so on, each in its own transaction (`StoreBase._migrate`). A new file starts at 0.
 
-To change the schema, add one function after the last one, and nothing else:
+To change the schema, add one function below the last step (above the two lines at the
+end of this module), and nothing else:
 
     def update_from_4_to_5(db: sqlite3.Connection) -> None:
         \"\"\"What changes, and why.\"\"\"
@@ -11,11 +12,15 @@ To change the schema, add one function after the last one, and nothing else:
 
 `MIGRATIONS` collects every `update_from_N_to_N+1` function of this module by its name and
 `SCHEMA_VERSION` follows from it. A step runs one statement per `db.execute` (so a `;`
-inside a string literal is safe), must not commit or begin a transaction itself, and
-must not set `user_version` (the caller does, in the same transaction).
+inside a string literal is safe) and may rewrite rows too; it must not begin or commit a
+transaction, nor set `user_version` (the caller does both around it). Foreign keys are
+ON and cannot be turned off inside the step's transaction: rebuilding a table by
+DROP TABLE would cascade into the tables that reference it (paper_sources, ...).
 
-Never edit a released step (users' files were made by it): add the next one. Add a
-fixture for the new version too (tests/fixtures/store/make_fixtures.py).
+Never edit a released step (users' files were made by it): add the next one. The upgrade
+tests (tests/test_store_upgrade.py) run every step on a file of each older version; when
+a version becomes an older one, make its file: add `rows_vN` to
+tests/fixtures/store/make_fixtures.py and run it.
 """
 
 from __future__ import annotations
