@@ -7,6 +7,11 @@ how to fix it, also while iterating over an iterator the method returns. So a me
 added to a mixin is covered without doing anything; names starting with `_` are not
 wrapped (they are called by public ones). Any other exception, a `StoreError` included,
 passes through unchanged.
+
+For the author of a new public method: nothing to do for the wrapping (static and class
+methods are not wrapped: they have no connection; an object returned other than an
+iterator, e.g. a context manager, is not covered once returned). Do add the method with
+valid arguments to `CALLS` in tests/test_store_errors.py: a test fails until you do.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def explain(exc: sqlite3.Error) -> str:
     """What a sqlite3 error means for the user, and what to do about it, in one line."""
     name = getattr(exc, "sqlite_errorname", None) or ""
     message = str(exc)
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in message:
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in message:
         return "database is locked: another digest process holds it; try again"
     if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         return f"not a papers-digest store or corrupt ({message})"
