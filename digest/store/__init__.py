@@ -2,7 +2,9 @@
 
 One `Store` object per connection, assembled from one part per domain (papers,
 subscribers, deliveries) over a shared base (connection, transactions, migrations).
-Every write runs in one transaction: a failure rolls the whole batch back.
+Every write runs in one transaction: a failure rolls the whole batch back. Every public
+method and property (of the base, the mixins and `Store`) turns a sqlite3 error into one
+`StoreError` line, by being wrapped when its class is made: see `store.base`.
 """
 
 from digest.store.deliveries import DeliveriesMixin

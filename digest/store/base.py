@@ -1,54 +1,166 @@
-"""The connection, transactions and migrations every part of the store shares."""
+"""The connection, transactions, migrations and error translation the store shares.
+
+Every public method and property of `StoreBase` and of every class built on it (the
+mixins, `Store`) is wrapped when the class is created (`StoreBase.__init_subclass__`):
+a `sqlite3.Error` leaves it as one `StoreError` line naming the file, what failed and
+how to fix it, also while iterating over an iterator the method returns. So a method
+added to a mixin is covered without doing anything; names starting with `_` are not
+wrapped (they are called by public ones). Any other exception, a `StoreError` included,
+passes through unchanged.
+
+For the author of a new public method: nothing to do for the wrapping (static and class
+methods are not wrapped: they have no connection; an object returned other than an
+iterator, e.g. a context manager, is not covered once returned). Do add the method with
+valid arguments to `CALLS` in tests/test_store_errors.py: a test fails until you do.
+"""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from types import FunctionType
+from typing import Any, Self
 
 from digest.errors import StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
+#: Seconds to wait for another process's lock (SQLite's busy timeout), by default.
+DEFAULT_TIMEOUT = 30.0
+
+
+def explain(exc: sqlite3.Error) -> str:
+    """What a sqlite3 error means for the user, and what to do about it, in one line."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    message = str(exc)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in message:
+        return "database is locked: another digest process holds it; try again"
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return f"not a papers-digest store or corrupt ({message})"
+    if name.startswith("SQLITE_READONLY"):
+        return (
+            f"the store is read-only ({message}); check the permissions of the file"
+            " and of its directory"
+        )
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return f"cannot open the file ({message}); check the path and its permissions"
+    if name == "SQLITE_FULL":
+        return "the disk is full; free some space and try again"
+    if name.startswith("SQLITE_IOERR"):
+        return f"disk I/O error ({message}); check the disk and try again"
+    if "closed database" in message:
+        return "the store was used after it was closed (a bug)"
+    return " ".join(message.split())
+
+
+def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
+    """The one-line error for `exc`: '<file>: <what>: <meaning; how to fix>'."""
+    return StoreError(f"{path}: {what}: {explain(exc)}")
+
+
+def _iterate_translated(path: Path, what: str, iterator: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from iterator
+    except sqlite3.Error as exc:
+        raise store_error(path, what, exc) from exc
+
+
+def wrap_exceptions(method: Callable[..., Any], what: str = "") -> Callable[..., Any]:
+    """`method` (of a StoreBase) with sqlite3 errors translated, also while iterating.
+
+    `what` failed, says the message: by default, the method's name.
+    """
+    if getattr(method, "__store_wrapped__", False):
+        return method
+    what = what or f"{method.__name__}() failed"
+
+    @functools.wraps(method)
+    def wrapper(self: StoreBase, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, what, exc) from exc
+        if isinstance(result, Iterator):  # a generator, a cursor: errors come when iterated
+            return _iterate_translated(self.path, what, result)
+        return result
+
+    wrapper.__store_wrapped__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap_public_members(cls: type) -> None:
+    """Wrap the public methods and properties defined in `cls` itself (not inherited:
+    those were wrapped in the class that defines them)."""
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            wrapped = property(
+                member.fget and wrap_exceptions(member.fget, f"reading {name} failed"),
+                member.fset and wrap_exceptions(member.fset, f"setting {name} failed"),
+                member.fdel and wrap_exceptions(member.fdel, f"deleting {name} failed"),
+                member.__doc__,
+            )
+            setattr(cls, name, wrapped)
+        elif isinstance(member, FunctionType):  # not static/class methods: no connection
+            setattr(cls, name, wrap_exceptions(member))
+
 
 class StoreBase:
-    """A papers-digest SQLite database (WAL mode). Use as a context manager."""
+    """A papers-digest SQLite database (WAL mode). Use as a context manager.
+
+    `timeout` is how long, in seconds, to wait for another process holding the database
+    before giving up with a StoreError ("database is locked").
+    """
 
     _db: sqlite3.Connection
 
-    def __init__(self, path: Path | str) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _wrap_public_members(cls)
+
+    def __init__(self, path: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, "cannot open the store", exc) from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._setup_with_retries()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{path}: cannot open the store ({exc}); is it a papers-digest SQLite file?"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(self.path, "cannot open the store", exc) from exc
+            raise
 
-    def _setup_with_retries(self, attempts: int = 60) -> None:
+    def _setup_with_retries(self) -> None:
         """WAL mode and migrations. Switching a new file to WAL does not wait for a busy
         lock (SQLite answers "locked" at once when processes start together), so retry
-        a bounded number of times."""
-        for attempt in range(attempts):
+        for as long as the busy timeout."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.05
+        while True:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._migrate()
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == attempts - 1:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
                     raise
-                time.sleep(0.05 + 0.01 * attempt)
+                time.sleep(pause)
+                pause = min(pause + 0.01, 0.5)
 
     def __enter__(self) -> Self:
         return self
@@ -57,42 +169,60 @@ class StoreBase:
         self.close()
 
     def close(self) -> None:
+        """Close the connection (a closed store cannot be used again)."""
         self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the write lock from the start: committed when
+        the block ends, rolled back on any exception (sqlite3 errors become StoreError)."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT that fails (busy past the timeout) leaves the transaction open;
+                # SQLite rolls some failures back itself (a full disk, some I/O errors),
+                # and a second ROLLBACK would fail and hide the first error.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: write failed and was rolled back ({exc})") from None
+            raise store_error(self.path, f"{what} failed and was rolled back", exc) from exc
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        """Bring the schema up to date, one step (`schema.MIGRATIONS`) per transaction."""
+        found = self._user_version()
+        self._refuse_newer(found)
+        for target in range(found, SCHEMA_VERSION):
+            with self._transaction(f"upgrading the schema to version {target + 1}") as db:
+                # Another process may have migrated since we looked (two commands starting
+                # on a new store): under the write lock, look again.
+                version = self._user_version()
+                self._refuse_newer(version)
+                if version > target:
+                    continue
+                MIGRATIONS[target](db)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+
+    def _user_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: schema version {version} is newer than this papers-digest "
                 f"({SCHEMA_VERSION}); upgrade papers-digest"
             )
-        for target in range(version, SCHEMA_VERSION):
-            with self._transaction() as db:
-                # Another process may have migrated since we looked (two commands starting
-                # on a new store): under the write lock, look again.
-                if db.execute("PRAGMA user_version").fetchone()[0] > target:
-                    continue
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {target + 1}")
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        """The schema version of the file (`PRAGMA user_version`)."""
+        return self._user_version()
+
+
+_wrap_public_members(StoreBase)  # __init_subclass__ covers the subclasses, not the base
 
 
 def iso(moment: datetime) -> str:

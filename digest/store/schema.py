@@ -1,14 +1,40 @@
-"""The store's schema, one migration per version (`PRAGMA user_version`).
+"""The store's schema: one function per version step, keyed on `PRAGMA user_version`.
 
-`MIGRATIONS[n]` takes a store from version n to n+1; statements are separated by `;`.
-Never edit a released migration: add the next one.
+A store at version N is brought up to date by `update_from_N_to_N+1`, then the next step,
+and so on, each in its own transaction (`StoreBase._migrate`). A new file starts at 0.
+
+To change the schema, add one function below the last step (above the two lines at the
+end of this module), and nothing else:
+
+    def update_from_4_to_5(db: sqlite3.Connection) -> None:
+        \"\"\"What changes, and why.\"\"\"
+        db.execute("ALTER TABLE ...")
+
+`MIGRATIONS` collects every `update_from_N_to_N+1` function of this module by its name and
+`SCHEMA_VERSION` follows from it. A step runs one statement per `db.execute` (so a `;`
+inside a string literal is safe) and may rewrite rows too; it must not begin or commit a
+transaction, nor set `user_version` (the caller does both around it). Foreign keys are
+ON and cannot be turned off inside the step's transaction: rebuilding a table by
+DROP TABLE would cascade into the tables that reference it (paper_sources, ...).
+
+Never edit a released step (users' files were made by it): add the next one. The upgrade
+tests (tests/test_store_upgrade.py) run every step on a file of each older version; when
+a version becomes an older one, make its file: add `rows_vN` to
+tests/fixtures/store/make_fixtures.py and run it.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
-    # 0 -> 1: papers and where they were seen.
-    """
+import re
+import sqlite3
+from collections.abc import Callable, Mapping
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def update_from_0_to_1(db: sqlite3.Connection) -> None:
+    """Papers and where they were seen."""
+    db.execute("""
     CREATE TABLE papers (
         id            TEXT PRIMARY KEY,
         folded_title  TEXT NOT NULL UNIQUE,
@@ -22,16 +48,19 @@ MIGRATIONS: list[str] = [
         url           TEXT,
         first_seen    TEXT NOT NULL,
         last_seen     TEXT NOT NULL
-    );
-    CREATE INDEX papers_first_seen ON papers(first_seen);
+    )""")
+    db.execute("CREATE INDEX papers_first_seen ON papers(first_seen)")
+    db.execute("""
     CREATE TABLE paper_sources (
         paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
         source   TEXT NOT NULL,
         PRIMARY KEY (paper_id, source)
-    ) WITHOUT ROWID;
-    """,
-    # 1 -> 2: subscribers, their profiles, deliveries (exactly once), the sent-ledger, locks.
-    """
+    ) WITHOUT ROWID""")
+
+
+def update_from_1_to_2(db: sqlite3.Connection) -> None:
+    """Subscribers, their profiles, deliveries (exactly once), the sent-ledger, locks."""
+    db.execute("""
     CREATE TABLE subscribers (
         id              INTEGER PRIMARY KEY,
         email           TEXT NOT NULL UNIQUE,
@@ -43,7 +72,8 @@ MIGRATIONS: list[str] = [
         created_at      TEXT NOT NULL,
         confirmed_at    TEXT,
         unsubscribed_at TEXT
-    );
+    )""")
+    db.execute("""
     CREATE TABLE subscriber_profiles (
         subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
         name          TEXT NOT NULL,
@@ -52,7 +82,8 @@ MIGRATIONS: list[str] = [
         max_items     INTEGER,
         min_score     REAL,
         PRIMARY KEY (subscriber_id, name)
-    ) WITHOUT ROWID;
+    ) WITHOUT ROWID""")
+    db.execute("""
     CREATE TABLE deliveries (
         id              TEXT PRIMARY KEY,
         subscriber_id   INTEGER NOT NULL REFERENCES subscribers(id),
@@ -68,22 +99,26 @@ MIGRATIONS: list[str] = [
         updated_at      TEXT NOT NULL,
         sent_at         TEXT,
         UNIQUE (subscriber_id, digest_date)
-    );
-    CREATE INDEX deliveries_state ON deliveries(state, next_attempt_at);
+    )""")
+    db.execute("CREATE INDEX deliveries_state ON deliveries(state, next_attempt_at)")
+    db.execute("""
     CREATE TABLE sent_papers (
         subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
         paper_id      TEXT NOT NULL,
         delivery_id   TEXT NOT NULL REFERENCES deliveries(id),
         PRIMARY KEY (subscriber_id, paper_id)
-    ) WITHOUT ROWID;
+    ) WITHOUT ROWID""")
+    db.execute("""
     CREATE TABLE locks (
         name       TEXT PRIMARY KEY,
         owner      TEXT NOT NULL,
         expires_at TEXT NOT NULL
-    )
-    """,
-    # 2 -> 3: per-source fetch state (ETag/Last-Modified) and the last outcome.
-    """
+    )""")
+
+
+def update_from_2_to_3(db: sqlite3.Connection) -> None:
+    """Per-source fetch state (ETag/Last-Modified) and the last outcome."""
+    db.execute("""
     CREATE TABLE fetch_state (
         source     TEXT PRIMARY KEY,
         url        TEXT NOT NULL,
@@ -91,12 +126,39 @@ MIGRATIONS: list[str] = [
         fetched_at TEXT,
         status     TEXT NOT NULL DEFAULT '',
         error      TEXT NOT NULL DEFAULT ''
-    )
-    """,
-    # 3 -> 4: a delivery remembers the newest paper row it considered, so the next digest
-    # takes exactly the papers that arrived after it (whatever their first_seen says).
+    )""")
+
+
+def update_from_3_to_4(db: sqlite3.Connection) -> None:
+    """A delivery remembers the newest paper row it considered, so the next digest takes
+    exactly the papers that arrived after it (whatever their first_seen says)."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN papers_upto INTEGER")
+
+
+_STEP_NAME = re.compile(r"update_from_(\d+)_to_(\d+)")
+
+
+def collect_steps(namespace: Mapping[str, object]) -> list[Migration]:
+    """The `update_from_N_to_N+1` functions of `namespace`, in order from 0.
+
+    A step that skips a version, or a gap in the chain, is a programming error: refused
+    at import, so a store is never left between two versions by a missing step.
     """
-    ALTER TABLE deliveries ADD COLUMN papers_upto INTEGER
-    """,
-]
+    steps: dict[int, Migration] = {}
+    for name, value in namespace.items():
+        match = _STEP_NAME.fullmatch(name)
+        if match is None or not callable(value):
+            continue
+        start, end = int(match[1]), int(match[2])
+        if end != start + 1:
+            raise RuntimeError(f"{name}: a schema step goes from one version to the next")
+        steps[start] = value
+    missing = sorted(set(range(max(steps, default=-1) + 1)) - set(steps))
+    if missing:
+        raise RuntimeError(f"no schema step from version {missing[0]} to {missing[0] + 1}")
+    return [steps[n] for n in range(len(steps))]
+
+
+# Keep these two lines last: they collect the steps defined above.
+MIGRATIONS: list[Migration] = collect_steps(globals())
 SCHEMA_VERSION = len(MIGRATIONS)

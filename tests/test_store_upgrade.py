@@ -1,0 +1,254 @@
+"""Stores made by every released schema version open, upgrade and read back.
+
+tests/fixtures/store/vN.sqlite3 are real files as version N left them, made by
+tests/fixtures/store/make_fixtures.py (the released steps, then rows that version could
+hold). Each is copied, opened with `Store` (which upgrades it) and read through the
+public API only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.errors import StoreError
+from digest.model import Delivery, Paper
+from digest.store import SCHEMA_VERSION, Store, schema
+from digest.store.schema import MIGRATIONS, collect_steps
+
+from .conftest import FIXTURES
+
+STORES = FIXTURES / "store"
+RELEASED = sorted(int(p.stem[1:]) for p in STORES.glob("v*.sqlite3"))
+AT_7 = datetime(2025, 10, 16, 7, tzinfo=UTC)
+AT_8 = datetime(2025, 10, 16, 8, tzinfo=UTC)
+NEXT_DAY = datetime(2025, 10, 17, 7, tzinfo=UTC)
+
+PAPERS = [  # newest first_seen first, as papers() returns them
+    Paper(
+        id="tf5be50674f9038e",
+        title="Met$^2$Net: Forecasting",
+        abstract="",
+        sources=("seeds",),
+        first_seen=AT_8,
+        last_seen=AT_8,
+    ),
+    Paper(
+        id="2510.12345",
+        title="LoRA for Video Diffusion",
+        abstract="Low-rank adapters; a ';' inside the text, and “quotes”.",
+        published=date(2025, 10, 15),
+        upvotes=42,
+        authors_count=7,
+        organization="Deepmind",
+        arxiv_id="2510.12345",
+        url="https://arxiv.org/abs/2510.12345",
+        sources=("hf-daily", "seeds"),
+        first_seen=AT_7,
+        last_seen=AT_8,
+    ),
+]
+#: ada's profiles as (name, keywords, exclude, max_items, min_score): stored as typed, a
+#: JSON list of strings. Should profiles come to be stored parsed, a schema step must turn
+#: these rows into the new form, and this is what they must read back as.
+ADA_PROFILES = [
+    ("default", ("LoRA", '"video diffusion"', "TTS^2"), ("survey",), 10, 0.2),
+    ("speech", ("TTS",), (), None, None),
+]
+
+
+def opened(version: int, tmp_path: Path) -> Store:
+    """A copy of the version's fixture, opened (so upgraded) by Store."""
+    copy = tmp_path / f"v{version}.sqlite3"
+    shutil.copyfile(STORES / f"v{version}.sqlite3", copy)
+    return Store(copy)
+
+
+def profile_fields(store: Store, email: str) -> list[tuple[object, ...]]:
+    found = store.subscriber_by_email(email)
+    assert found is not None
+    return [(p.name, p.keywords, p.exclude, p.max_items, p.min_score) for p in found.profiles]
+
+
+def delivery_fields(d: Delivery) -> tuple[object, ...]:
+    return (
+        d.id,
+        d.email,
+        d.digest_date,
+        d.state,
+        d.attempts,
+        d.next_attempt_at,
+        d.reason,
+        d.window_start,
+        d.window_end,
+        d.created_at,
+        d.updated_at,
+        d.sent_at,
+        d.papers_upto,
+    )
+
+
+def test_every_older_version_has_a_fixture() -> None:
+    """Releasing version N+1 makes N an older version: run make_fixtures.py for it."""
+    assert set(range(1, SCHEMA_VERSION)) <= set(RELEASED)
+    assert max(RELEASED) <= SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -> None:
+    with opened(version, tmp_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.papers() == PAPERS
+        assert store.count_papers() == 2
+        if version < 2:
+            assert store.subscribers() == [] and store.deliveries() == []
+            return
+        assert [(s.id, s.email, s.status) for s in store.subscribers()] == [
+            (1, "ada@example.org", "confirmed"),
+            (2, "bob@example.org", "unsubscribed"),
+        ]
+        ada = store.subscriber(1)
+        assert ada is not None
+        assert (ada.timezone, ada.send_at, ada.frequency, ada.notify_empty) == (
+            "Europe/London",
+            "06:30",
+            "daily",
+            True,
+        )
+        assert (ada.created_at, ada.confirmed_at, ada.unsubscribed_at) == (AT_7, AT_7, None)
+        assert profile_fields(store, "ada@example.org") == ADA_PROFILES
+        assert profile_fields(store, "bob@example.org") == []
+        assert store.sent_paper_ids(1) == {"2510.12345"}
+        assert store.acquire_lease("scheduler", "new-host:1:1", AT_7, timedelta(minutes=2)) == (
+            "old-host:1234:5678"
+        )
+        assert_deliveries(store, version)
+
+
+def assert_deliveries(store: Store, version: int) -> None:
+    sent = ("d-sent", "ada@example.org", date(2025, 10, 16), "sent", 1, None, "250 OK")
+    retry = ("d-retry", "bob@example.org", date(2025, 10, 16), "retry", 2, NEXT_DAY)
+    expected = [
+        (*sent, None, AT_7, AT_7, AT_8, AT_8, None),
+        (*retry, "421 try later", AT_7, AT_8, AT_7, AT_8, None, None),
+    ]
+    if version >= 4:
+        upto = ("d-upto", "ada@example.org", date(2025, 10, 17), "pending", 0, None, "")
+        expected.insert(0, (*upto, AT_8, NEXT_DAY, NEXT_DAY, NEXT_DAY, None, 2))
+    assert [delivery_fields(d) for d in store.deliveries()] == expected
+    due = ["d-retry", "d-upto"] if version >= 4 else ["d-retry"]  # oldest claim first
+    assert store.due_delivery_ids(NEXT_DAY) == due
+    (frozen,) = store.deliveries(state="sent")
+    digest = json.loads(frozen.content)
+    (section,) = digest["sections"]
+    assert section["items"][0]["paper"]["title"] == "LoRA for Video Diffusion"
+    assert section["items"][0]["paper"]["abstract"].endswith("and “quotes”.")
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_fetch_state_reads_back_from_version_3(version: int, tmp_path: Path) -> None:
+    with opened(version, tmp_path) as store:
+        hf = store.fetch_state("hf-daily")
+        if version < 3:
+            assert hf is None
+            return
+        assert hf == (
+            "https://huggingface.co/api/daily_papers",
+            '{"etag": "\\"abc123\\"", "last_modified": "Thu, 16 Oct 2025 07:00:00 GMT"}',
+        )
+        assert store.fetch_state("arxiv-cs.CL") == ("https://rss.arxiv.org/rss/cs.CL", "{}")
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_takes_writes(version: int, tmp_path: Path) -> None:
+    """The tables and columns a version lacked are there after the upgrade."""
+    new = Paper(id="2510.99999", title="New", abstract="", first_seen=NEXT_DAY, last_seen=NEXT_DAY)
+    with opened(version, tmp_path) as store:
+        assert store.add_papers([new]).new == 1
+        assert store.newest_paper_row() == 3
+        store.save_fetch_state("new-feed", "https://example.org/feed", "{}", NEXT_DAY, "ok")
+        assert store.fetch_state("new-feed") == ("https://example.org/feed", "{}")
+        (sub, created) = store.upsert_subscriber("cy@example.org", None, now=NEXT_DAY)
+        assert created and sub.status == "pending"
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_schema_is_a_new_stores_schema(version: int, tmp_path: Path) -> None:
+    """Whatever version a file started at, it ends with the same tables and indexes."""
+    opened(version, tmp_path).close()
+    Store(tmp_path / "new.sqlite3").close()
+
+    def schema_of(path: Path) -> list[tuple[str, str, str]]:
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+        db.close()
+        return rows
+
+    assert schema_of(tmp_path / f"v{version}.sqlite3") == schema_of(tmp_path / "new.sqlite3")
+
+
+def test_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    shutil.copyfile(STORES / f"v{max(RELEASED)}.sqlite3", path)
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: ")
+    assert f"schema version {SCHEMA_VERSION + 1} is newer" in message
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    db.close()
+
+
+def test_a_failing_step_is_rolled_back_alone(tmp_path: Path) -> None:
+    """Each step runs in its own transaction: the steps before a failing one stay done,
+    the failing one leaves nothing behind, and the message names the step."""
+    if SCHEMA_VERSION - min(RELEASED) < 2:
+        pytest.skip("needs a fixture two or more versions old")
+    start = min(RELEASED)
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half_done (x)")
+        db.execute("SELECT * FROM no_such_table")
+
+    released, MIGRATIONS[start + 1] = MIGRATIONS[start + 1], broken
+    try:
+        with pytest.raises(StoreError, match=f"upgrading the schema to version {start + 2} failed"):
+            opened(start, tmp_path)
+    finally:
+        MIGRATIONS[start + 1] = released
+    path = tmp_path / f"v{start}.sqlite3"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == start + 1
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert "half_done" not in tables
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_every_step_function_is_a_migration() -> None:
+    """An update_from_N_to_N+1 written below the MIGRATIONS line would be missed."""
+    steps = {name for name in vars(schema) if name.startswith("update_from_")}
+    assert steps == {step.__name__ for step in MIGRATIONS}
+    assert [step.__name__ for step in MIGRATIONS] == [
+        f"update_from_{n}_to_{n + 1}" for n in range(SCHEMA_VERSION)
+    ]
+
+
+def test_steps_must_go_one_version_at_a_time() -> None:
+    def step(db: sqlite3.Connection) -> None: ...
+
+    assert collect_steps({"update_from_0_to_1": step, "update_from_1_to_2": step}) == [step] * 2
+    with pytest.raises(RuntimeError, match="no schema step from version 1 to 2"):
+        collect_steps({"update_from_0_to_1": step, "update_from_2_to_3": step})
+    with pytest.raises(RuntimeError, match="from one version to the next"):
+        collect_steps({"update_from_0_to_2": step})
