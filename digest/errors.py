@@ -25,7 +25,7 @@ class SourceError(DigestError):
 
 
 class StoreError(DigestError):
-    """The SQLite store cannot be opened, migrated or written."""
+    """The SQLite store cannot be opened, migrated, read or written (locked, corrupt ...)."""
 
 
 class QueryError(DigestError):

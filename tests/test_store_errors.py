@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from digest.errors import StoreError
-from digest.model import Paper, ProfileSpec
+from digest.model import Claim, Keyword, Outcome, Paper, Profile
 from digest.store import Store
 
 T0 = datetime(2025, 10, 16, 7, tzinfo=UTC)
@@ -33,7 +33,13 @@ PAPER = Paper(
     first_seen=T0,
     last_seen=T0,
 )
-PROFILE = ProfileSpec(name="default", keywords=("LoRA",))
+PROFILE = Profile(name="default", keywords=(Keyword("LoRA"),))
+
+
+def claim(did: str, sid: int, day: date, ids: tuple[str, ...]) -> Claim:
+    return Claim(did, sid, day, None, T0, "{}", ids)
+
+
 SUBSCRIBER_ID = 1  # the first subscriber of a new store
 DELIVERY_ID = "delivery-1"
 LOCK_TIMEOUT = 0.05  # seconds: the busy timeout of the store under test
@@ -67,9 +73,9 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "subscribers": call(status="confirmed"),
     # deliveries
     "claim_deliveries": call(
-        [("delivery-2", SUBSCRIBER_ID, DAY + timedelta(days=1), (T0, T0), "{}", [PAPER.id])], T0
+        [claim("delivery-2", SUBSCRIBER_ID, DAY + timedelta(1), (PAPER.id,))], T0
     ),
-    "record_attempts": call([(DELIVERY_ID, "sent", "", None)], T0),
+    "record_attempts": call([Outcome(DELIVERY_ID, "sent")], T0),
     "due_delivery_ids": call(T0),
     "deliveries_by_id": call([DELIVERY_ID]),
     "deliveries": call(state="pending"),
@@ -109,7 +115,7 @@ def seed(store: Store) -> None:
     """Rows for every CALLS entry to find: a paper, a subscriber, a delivery, a lease."""
     store.add_papers([PAPER])
     store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
-    store.claim_deliveries([(DELIVERY_ID, SUBSCRIBER_ID, DAY, (None, T0), "{}", [PAPER.id])], T0)
+    store.claim_deliveries([claim(DELIVERY_ID, SUBSCRIBER_ID, DAY, (PAPER.id,))], T0)
     store.save_fetch_state("hf", "https://example.org/feed", "{}", T0, "ok")
     store.acquire_lease("send", "this-host:1:1", T0, timedelta(minutes=2))
 
@@ -293,8 +299,8 @@ def test_other_errors_pass_through_unchanged(db_path: Path) -> None:
 def test_a_failed_write_is_rolled_back_and_says_so(unlocked_store: Store) -> None:
     """A driver error halfway through a write: nothing lands, and the message says so."""
     claims = [
-        ("delivery-8", SUBSCRIBER_ID, DAY + timedelta(days=2), (None, T0), "{}", [PAPER.id]),
-        ("delivery-9", 999, DAY, (None, T0), "{}", []),  # no subscriber 999: foreign key
+        claim("delivery-8", SUBSCRIBER_ID, DAY + timedelta(days=2), (PAPER.id,)),
+        claim("delivery-9", 999, DAY, ()),  # no subscriber 999: foreign key
     ]
     with pytest.raises(StoreError) as caught:
         unlocked_store.claim_deliveries(claims, T0)

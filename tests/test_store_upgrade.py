@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.codec import thaw_digest
 from digest.errors import StoreError
-from digest.model import Delivery, Paper
+from digest.model import Delivery, FetchRecord, Keyword, Paper
 from digest.store import SCHEMA_VERSION, Store, schema
 from digest.store.schema import MIGRATIONS, collect_steps
 
@@ -56,9 +57,16 @@ PAPERS = [  # newest first_seen first, as papers() returns them
 #: ada's profiles as (name, keywords, exclude, max_items, min_score): stored as typed, a
 #: JSON list of strings. Should profiles come to be stored parsed, a schema step must turn
 #: these rows into the new form, and this is what they must read back as.
+#: As typed in the older versions (strings), parsed by the step to version 5.
 ADA_PROFILES = [
-    ("default", ("LoRA", '"video diffusion"', "TTS^2"), ("survey",), 10, 0.2),
-    ("speech", ("TTS",), (), None, None),
+    (
+        "default",
+        (Keyword("LoRA"), Keyword("video diffusion", phrase=True), Keyword("TTS", weight=2.0)),
+        (Keyword("survey"),),
+        10,
+        0.2,
+    ),
+    ("speech", (Keyword("TTS"),), (), None, None),
 ]
 
 
@@ -148,6 +156,10 @@ def assert_deliveries(store: Store, version: int) -> None:
     (section,) = digest["sections"]
     assert section["items"][0]["paper"]["title"] == "LoRA for Video Diffusion"
     assert section["items"][0]["paper"]["abstract"].endswith("and “quotes”.")
+    # a digest frozen by an older version still thaws (a resend after the upgrade)
+    (thawed,) = thaw_digest(frozen.content).sections
+    assert thawed.items[0].paper.title == "LoRA for Video Diffusion"
+    assert thawed.profile.keywords[0].text == section["profile"]["keywords"][0]["text"]
 
 
 @pytest.mark.parametrize("version", RELEASED)
@@ -157,11 +169,13 @@ def test_fetch_state_reads_back_from_version_3(version: int, tmp_path: Path) -> 
         if version < 3:
             assert hf is None
             return
-        assert hf == (
+        assert hf == FetchRecord(
             "https://huggingface.co/api/daily_papers",
             '{"etag": "\\"abc123\\"", "last_modified": "Thu, 16 Oct 2025 07:00:00 GMT"}',
         )
-        assert store.fetch_state("arxiv-cs.CL") == ("https://rss.arxiv.org/rss/cs.CL", "{}")
+        assert store.fetch_state("arxiv-cs.CL") == FetchRecord(
+            "https://rss.arxiv.org/rss/cs.CL", "{}"
+        )
 
 
 @pytest.mark.parametrize("version", RELEASED)
@@ -172,7 +186,7 @@ def test_an_upgraded_store_takes_writes(version: int, tmp_path: Path) -> None:
         assert store.add_papers([new]).new == 1
         assert store.newest_paper_row() == 3
         store.save_fetch_state("new-feed", "https://example.org/feed", "{}", NEXT_DAY, "ok")
-        assert store.fetch_state("new-feed") == ("https://example.org/feed", "{}")
+        assert store.fetch_state("new-feed") == FetchRecord("https://example.org/feed", "{}")
         (sub, created) = store.upsert_subscriber("cy@example.org", None, now=NEXT_DAY)
         assert created and sub.status == "pending"
 

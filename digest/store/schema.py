@@ -25,9 +25,15 @@ tests/fixtures/store/make_fixtures.py and run it.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Mapping
+
+from digest.codec import keywords_to_json
+from digest.errors import QueryError
+from digest.keywords import parse_keywords
+from digest.model import Keyword
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -133,6 +139,40 @@ def update_from_3_to_4(db: sqlite3.Connection) -> None:
     """A delivery remembers the newest paper row it considered, so the next digest takes
     exactly the papers that arrived after it (whatever their first_seen says)."""
     db.execute("ALTER TABLE deliveries ADD COLUMN papers_upto INTEGER")
+
+
+def update_from_4_to_5(db: sqlite3.Connection) -> None:
+    """Profiles are stored parsed: keywords and exclusions become JSON lists of
+    {text, phrase, weight} (they were the strings a person typed, parsed again on every
+    send). `-term` keywords join the exclusions, as `rank.make_profile` does. A row that
+    does not parse is kept as it was typed, each string a plain term, never dropped."""
+    rows = db.execute(
+        "SELECT subscriber_id, name, keywords, exclude FROM subscriber_profiles"
+    ).fetchall()
+    for subscriber_id, name, keywords, exclude in rows:
+        positive, negative = [], list(_parsed(json.loads(exclude)))
+        for keyword in _parsed(json.loads(keywords)):
+            if keyword.text.startswith("-") and len(keyword.text) > 1:
+                negative.append(Keyword(keyword.text[1:], keyword.phrase, keyword.weight))
+            else:
+                positive.append(keyword)
+        db.execute(
+            "UPDATE subscriber_profiles SET keywords = ?, exclude = ?"
+            " WHERE subscriber_id = ? AND name = ?",
+            (
+                keywords_to_json(tuple(positive)),
+                keywords_to_json(tuple(negative)),
+                subscriber_id,
+                name,
+            ),
+        )
+
+
+def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
+    try:
+        return parse_keywords([str(t) for t in typed])
+    except QueryError:
+        return tuple(Keyword(str(t)) for t in typed)
 
 
 _STEP_NAME = re.compile(r"update_from_(\d+)_to_(\d+)")
