@@ -266,3 +266,29 @@ def test_steps_must_go_one_version_at_a_time() -> None:
         collect_steps({"update_from_0_to_1": step, "update_from_2_to_3": step})
     with pytest.raises(RuntimeError, match="from one version to the next"):
         collect_steps({"update_from_0_to_2": step})
+
+
+def test_step_to_5_parses_typed_profiles_and_drops_nothing(tmp_path: Path) -> None:
+    """`-term` joins the exclusions; a keyword the parser refuses is kept as a plain term."""
+    copy = tmp_path / "v4.sqlite3"
+    shutil.copyfile(STORES / "v4.sqlite3", copy)
+    with sqlite3.connect(copy) as db:
+        db.execute(
+            "INSERT INTO subscriber_profiles (subscriber_id, name, keywords, exclude)"
+            " VALUES (1, 'odd', ?, ?)",
+            (json.dumps(["LoRA", "-survey", '"world model"^1.5']), json.dumps(["benchmark"])),
+        )
+        db.execute(
+            "INSERT INTO subscriber_profiles (subscriber_id, name, keywords, exclude)"
+            " VALUES (1, 'refused', ?, '[]')",
+            (json.dumps(["LoRA^-1"]),),
+        )
+    db.close()
+    with Store(copy) as store:
+        found = store.subscriber_by_email("ada@example.org")
+        assert found is not None
+        profiles = {p.name: p for p in found.profiles}
+    odd = profiles["odd"]
+    assert odd.keywords == (Keyword("LoRA"), Keyword("world model", True, 1.5))
+    assert odd.exclude == (Keyword("benchmark"), Keyword("survey"))
+    assert profiles["refused"].keywords == (Keyword("LoRA^-1"),)
