@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from digest.config import Config, load_config
-from digest.store import Store
+# Helper modules whose plain `assert`s should explain themselves like a test's do.
+pytest.register_assert_rewrite("tests.factories", "tests.golden")
+
+from digest.config import Config, load_config  # noqa: E402
+from digest.store import Store  # noqa: E402
 
 # CI runs each property test on the same examples every time (a red CI should be a bug
 # in the code, not the luck of a draw); local runs explore new examples.

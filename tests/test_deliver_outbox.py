@@ -12,7 +12,7 @@ from digest.deliver import Backend, SendResult, make_backend
 from digest.deliver.outbox import OutboxBackend
 from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
-from tests.test_deliver_message import make_email
+from tests.factories import make_email
 
 
 def test_writes_one_eml_per_delivery(tmp_path: Path) -> None:

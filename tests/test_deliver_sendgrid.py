@@ -11,6 +11,7 @@ from digest.config import DeliveryConfig, SendgridConfig
 from digest.deliver import SendResult, make_backend
 from digest.deliver.sendgrid import SendgridBackend
 from digest.errors import DeliveryError
+from tests.factories import MAILTO, UNSUBSCRIBE, make_email
 from tests.sendgrid_server import (
     ACCEPTED,
     Reply,
@@ -20,7 +21,6 @@ from tests.sendgrid_server import (
     too_many_requests,
     unauthorized,
 )
-from tests.test_deliver_message import MAILTO, UNSUBSCRIBE, make_email
 
 NOW = 1_729_000_000.0  # the injected clock, epoch seconds
 

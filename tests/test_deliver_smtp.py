@@ -12,6 +12,7 @@ from digest.config import DeliveryConfig, SmtpConfig
 from digest.deliver import SendResult, make_backend
 from digest.deliver.smtp import SmtpBackend
 from digest.errors import DeliveryError
+from tests.factories import make_email
 from tests.smtp_servers import (
     Dropping,
     Recording,
@@ -21,7 +22,6 @@ from tests.smtp_servers import (
     Transient,
     tls_pair,
 )
-from tests.test_deliver_message import make_email
 
 SENDER = "digest@digest.example.org"
 

@@ -7,9 +7,6 @@ The fixture follows the structure of rss.arxiv.org/rss/<cat> (guid `oai:arXiv.or
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 
 import pytest
@@ -21,6 +18,7 @@ from digest.sources.fetch import HostGate, fetch
 from digest.store import Store
 
 from .conftest import FIXTURES
+from .golden import assert_golden, parser_output
 from .http_fixture_server import FixtureServer, Static
 
 LIVE = FIXTURES / "live"
@@ -42,16 +40,8 @@ def arxiv_feed() -> bytes:
 
 
 def test_golden() -> None:
-    """The fixture beside its expected records and warnings (DIGEST_UPDATE_GOLDEN=1)."""
-    papers, warnings = parse(arxiv_feed())
-    got = {
-        "papers": [json.loads(json.dumps(asdict(p), default=str)) for p in papers],
-        "warnings": [str(w) for w in warnings],
-    }
-    expected_file = LIVE / "arxiv_rss.expected.json"
-    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
-        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
-    assert got == json.loads(expected_file.read_text())
+    """The fixture beside its expected records and warnings (UPDATE_GOLDEN=1)."""
+    assert_golden(LIVE / "arxiv_rss.expected.json", parser_output(*parse(arxiv_feed())))
 
 
 def test_arxiv_fields() -> None:
