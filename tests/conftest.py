@@ -1,9 +1,29 @@
-"""Shared fixtures: paths to the repo's seeds and fixtures, a fresh store, a config."""
+"""Shared fixtures: the repo's paths, and fresh and pre-seeded projects and stores.
+
+Projects and stores (function-scoped unless said otherwise)
+
+    project          Path    a copy of the embedded default (config.toml + seeds/) in
+                             tmp_path; nothing ingested, no store yet
+    config           Config  `project`'s config.toml, loaded
+    store            Store   an empty store at tmp_path/var/digest.sqlite3
+    seeded_template  SeededTemplate (session)  the seeds ingested ONCE per session with the
+                             repo's config.toml (`pipeline.ingest`): 331 papers. Read-only;
+                             `seeded_template.copy_to(dir)` gives a private copy (for a
+                             module- or class-scoped fixture)
+    seeded_project   Path    `project`, but with var/digest.sqlite3 already holding the
+                             seeds: a copy of the template in tmp_path
+    seeded_config    Config  `seeded_project`'s config.toml, loaded
+    seeded_store     Store   `seeded_config.store_path`, open (closed after the test)
+
+`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +32,7 @@ from hypothesis import settings
 # Helper modules whose plain `assert`s should explain themselves like a test's do.
 pytest.register_assert_rewrite("tests.factories", "tests.golden")
 
+from digest import pipeline  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.store import Store  # noqa: E402
 
@@ -34,10 +55,20 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+#: Distinct papers in seeds/ (364 entries).
+SEED_PAPERS = 331
+
+
+def copy_project(dest: Path) -> Path:
+    """The embedded default (config.toml + seeds/) copied into `dest`; returns `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.toml", dest / "config.toml")
+    shutil.copytree(SEEDS, dest / "seeds")
+    return dest
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     with Store(tmp_path / "var" / "digest.sqlite3") as s:
         yield s
 
@@ -45,11 +76,53 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the embedded default (config.toml + seeds/) in a temporary directory."""
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    shutil.copytree(SEEDS, tmp_path / "seeds")
-    return tmp_path
+    return copy_project(tmp_path)
 
 
 @pytest.fixture
 def config(project: Path) -> Config:
     return load_config(project / "config.toml", required=True)
+
+
+# -- the seeds, ingested once per session ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeededTemplate:
+    """A project directory whose store already holds the seeds; never changed after setup."""
+
+    root: Path  #: config.toml, seeds/ and var/digest.sqlite3
+
+    def copy_to(self, dest: Path) -> Path:
+        """A private copy of the project (store included) in `dest`; returns `dest`."""
+        shutil.copytree(self.root, dest, dirs_exist_ok=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededTemplate:
+    root = copy_project(tmp_path_factory.mktemp("seeded-template"))
+    config = load_config(root / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        report = pipeline.ingest(config, store)
+    assert report.errors == () and report.counts.new == SEED_PAPERS, report
+    # The copies must be the whole database: closing the last connection checkpoints WAL.
+    assert not config.store_path.with_name(config.store_path.name + "-wal").exists()
+    return SeededTemplate(root)
+
+
+@pytest.fixture
+def seeded_project(seeded_template: SeededTemplate, tmp_path: Path) -> Path:
+    """Like `project`, with var/digest.sqlite3 already holding the 331 seed papers."""
+    return seeded_template.copy_to(tmp_path)
+
+
+@pytest.fixture
+def seeded_config(seeded_project: Path) -> Config:
+    return load_config(seeded_project / "config.toml", required=True)
+
+
+@pytest.fixture
+def seeded_store(seeded_config: Config) -> Iterator[Store]:
+    with Store(seeded_config.store_path) as s:
+        yield s

@@ -88,21 +88,24 @@ def test_a_failing_source_is_reported_and_the_others_still_ingested(tmp_path: Pa
             assert all("\n" not in e for e in report.errors)
 
 
-def test_a_seed_capture_and_the_api_record_of_one_paper_merge(tmp_path: Path) -> None:
-    """The same paper from a seed capture and from the JSON API is one row."""
+def test_the_api_record_of_a_seeded_paper_merges_into_its_row(seeded_project: Path) -> None:
+    """A paper the store has from a seed capture, served again by the JSON API, stays one
+    row under its first id; the API's arXiv id and link join the seed record."""
+    with Store(seeded_project / "var" / "digest.sqlite3") as store:
+        seeded = {fold_title(p.title): p for p in store.papers()}
     with FixtureServer() as server:
         server.route(
             "/api/daily_papers", Static.file(LIVE / "daily_papers.json", "application/json")
         )
         server.route("/papers", Reply(404))
         server.route("/rss/cs.CL", Reply(404))
-        seeds = Path(__file__).resolve().parents[1] / "seeds"
-        extra = f'\n[[sources]]\nname = "seeds"\nkind = "listing"\npath = "{seeds}/*.txt"\n'
-        extra += "captured = 2025-12-31\n"
-        config = load_config(_config(tmp_path, server, extra), required=True)
+        config = load_config(_config(seeded_project, server), required=True)
         with Store(config.store_path) as store:
-            pipeline.ingest(config, store, now=NOW)
-            titles = [fold_title(p.title) for p in store.papers()]
-            assert len(titles) == len(set(titles))
-            merged = [p for p in store.papers() if "seeds" in p.sources and "hf" in p.sources]
-            assert merged and merged[0].arxiv_id  # the API's arXiv id joined the seed record
+            report = pipeline.ingest(config, store, now=NOW)
+            papers = store.papers()
+    assert report.counts.updated > 0
+    titles = [fold_title(p.title) for p in papers]
+    assert len(titles) == len(set(titles))
+    merged = [p for p in papers if set(p.sources) == {"seeds", "hf"}]
+    assert merged and all(p.arxiv_id for p in merged)
+    assert all(p.id == seeded[fold_title(p.title)].id for p in merged)
