@@ -4,6 +4,10 @@
         ...send to server.host, server.port...
         assert server.connections == 1 and len(server.received) == 20
 
+The `smtp_server` fixtures of conftest.py start one server per session and `reset()` it
+before each test; a test that wants other replies installs its handler with
+`server.reset(Transient(code=451))`.
+
 Handlers decide what the server says:
 
     Recording()                      accepts and records every message
@@ -243,6 +247,13 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    def reset(self, handler: Handler | None = None) -> None:
+        """Answer new connections with `handler` (a fresh `Recording` by default) and count
+        connections from zero: a clean server for the next test."""
+        self.handler = self._controller.handler = handler or Recording()
+        with self._lock:
+            self.connections = 0
 
     def start(self) -> SmtpServer:
         self._controller.start()

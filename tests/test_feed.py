@@ -178,18 +178,17 @@ for reasoning.&lt;/p&gt;</summary>
     assert paper.first_seen == datetime(2025, 10, 15, tzinfo=UTC)
 
 
-def test_fetched_from_a_local_server_with_headers() -> None:
-    with FixtureServer() as server:
-        url = server.route(
-            "/rss/cs.CL",
-            Static(
-                arxiv_feed(),
-                "application/rss+xml; charset=utf-8",
-                last_modified="Thu, 16 Oct 2025 04:00:00 GMT",
-            ),
-        )
-        result = fetch(url, gate=HostGate(), timeout=5.0)
-        again = fetch(url, state=result.state, gate=HostGate(), timeout=5.0)
+def test_fetched_from_a_local_server_with_headers(http_server: FixtureServer) -> None:
+    url = http_server.route(
+        "/rss/cs.CL",
+        Static(
+            arxiv_feed(),
+            "application/rss+xml; charset=utf-8",
+            last_modified="Thu, 16 Oct 2025 04:00:00 GMT",
+        ),
+    )
+    result = fetch(url, gate=HostGate(), timeout=5.0)
+    again = fetch(url, state=result.state, gate=HostGate(), timeout=5.0)
     entries = list(
         feed.entries(
             result.data,

@@ -171,14 +171,13 @@ def test_an_empty_day_warns_and_yields_nothing() -> None:
     assert [w.message for w in warnings] == ["no papers on this page (no list for that day yet?)"]
 
 
-def test_fetched_from_a_local_server_and_parsed() -> None:
+def test_fetched_from_a_local_server_and_parsed(http_server: FixtureServer) -> None:
     body = (LIVE / "daily_papers.json").read_bytes()
-    with FixtureServer() as server:
-        url = server.route(
-            "/api/daily_papers", Static(body, "application/json", etag='"day-2025-10-16"')
-        )
-        result = fetch(f"{url}?date=2025-10-16", gate=HostGate(), timeout=5.0)
-        again = fetch(f"{url}?date=2025-10-16", state=result.state, gate=HostGate(), timeout=5.0)
+    url = http_server.route(
+        "/api/daily_papers", Static(body, "application/json", etag='"day-2025-10-16"')
+    )
+    result = fetch(f"{url}?date=2025-10-16", gate=HostGate(), timeout=5.0)
+    again = fetch(f"{url}?date=2025-10-16", state=result.state, gate=HostGate(), timeout=5.0)
     papers, _ = parse(result.data, origin=result.url)
     assert len(papers) == 4
     assert papers[0].first_seen == datetime(2025, 10, 16, tzinfo=UTC)
