@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.deliver import Backend, OutgoingEmail, build_message
+from digest.deliver import OutgoingEmail, build_message
 from digest.deliver.message import clean_header_text, unique_by_delivery
 
 from .factories import MAILTO, UNSUBSCRIBE, WHEN, make_email
@@ -184,16 +184,3 @@ def test_any_subject_stays_one_header(subject: str) -> None:
 def test_unique_by_delivery() -> None:
     emails = [make_email(1), make_email(2), make_email(1), make_email(3), make_email(2)]
     assert unique_by_delivery(emails) == ([0, 1, 3], [0, 1, 0, 3, 1])
-
-
-def test_backend_protocol_is_structural() -> None:
-    class Null:
-        name = "null"
-
-        def send(self, emails: object) -> list[object]:
-            return []
-
-        def close(self) -> None:
-            pass
-
-    assert isinstance(Null(), Backend)
