@@ -1,16 +1,61 @@
-"""Shared fixtures: paths to the repo's seeds and fixtures, a fresh store, a config."""
+"""Shared fixtures: the repo's paths, fresh and pre-seeded projects, and fake servers.
+
+Projects and stores (function-scoped unless said otherwise)
+
+    project          Path    a copy of the embedded default (config.toml + seeds/) in
+                             tmp_path; nothing ingested, no store yet
+    config           Config  `project`'s config.toml, loaded
+    store            Store   an empty store at tmp_path/var/digest.sqlite3
+    seeded_template  SeededTemplate (session)  the seeds ingested ONCE per session with the
+                             repo's config.toml (`pipeline.ingest`): 331 papers. Read-only;
+                             `seeded_template.copy_to(dir)` gives a private copy (for a
+                             module- or class-scoped fixture)
+    seeded_project   Path    `project`, but with var/digest.sqlite3 already holding the
+                             seeds: a copy of the template in tmp_path
+    seeded_config    Config  `seeded_project`'s config.toml, loaded
+    seeded_store     Store   `seeded_config.store_path`, open (closed after the test)
+
+`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both.
+
+Fake servers on 127.0.0.1, started once per session and reset before each test (and
+again after it, which releases any request a slow reply still holds)
+
+    http_server            FixtureServer   no routes, no requests (http_fixture_server.py)
+    sendgrid_api           SendgridServer  empty script, no requests (sendgrid_server.py)
+    smtp_server            SmtpServer      plain SMTP, a fresh `Recording` handler; swap it
+                                           with `smtp_server.reset(Transient(...))`
+    smtp_starttls_server   SmtpServer      STARTTLS offered with `tls.server`; AUTH for
+                                           user "digest", password "s3cret"
+    smtp_ssl_server        SmtpServer      implicit TLS (SMTPS) with `tls.server`
+    tls                    TlsPair (session)  the certificate pair those two serve
+    refused_port           int     a port on 127.0.0.1 that refuses connections (bound,
+                                   not listening, for the whole test)
+
+The server classes stay usable as context managers for a test that needs its own.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import settings
 
-from digest.config import Config, load_config
-from digest.store import Store
+# Helper modules whose plain `assert`s should explain themselves like a test's do.
+pytest.register_assert_rewrite("tests.factories", "tests.golden")
+
+from digest import pipeline  # noqa: E402
+from digest.config import Config, load_config  # noqa: E402
+from digest.store import Store  # noqa: E402
+from tests.http_fixture_server import FixtureServer  # noqa: E402
+from tests.sendgrid_server import SendgridServer  # noqa: E402
+from tests.smtp_servers import SmtpServer, TlsPair, tls_pair  # noqa: E402
 
 # CI runs each property test on the same examples every time (a red CI should be a bug
 # in the code, not the luck of a draw); local runs explore new examples.
@@ -31,10 +76,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+#: Distinct papers in seeds/ (364 entries).
+SEED_PAPERS = 331
+SMTP_USERS = {"digest": "s3cret"}
+
+
+def copy_project(dest: Path) -> Path:
+    """The embedded default (config.toml + seeds/) copied into `dest`; returns `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.toml", dest / "config.toml")
+    shutil.copytree(SEEDS, dest / "seeds")
+    return dest
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     with Store(tmp_path / "var" / "digest.sqlite3") as s:
         yield s
 
@@ -42,11 +98,135 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the embedded default (config.toml + seeds/) in a temporary directory."""
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    shutil.copytree(SEEDS, tmp_path / "seeds")
-    return tmp_path
+    return copy_project(tmp_path)
 
 
 @pytest.fixture
 def config(project: Path) -> Config:
     return load_config(project / "config.toml", required=True)
+
+
+# -- the seeds, ingested once per session ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeededTemplate:
+    """A project directory whose store already holds the seeds; never changed after setup."""
+
+    root: Path  #: config.toml, seeds/ and var/digest.sqlite3
+
+    def copy_to(self, dest: Path) -> Path:
+        """A private copy of the project (store included) in `dest`; returns `dest`."""
+        shutil.copytree(self.root, dest, dirs_exist_ok=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededTemplate:
+    root = copy_project(tmp_path_factory.mktemp("seeded-template"))
+    config = load_config(root / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        report = pipeline.ingest(config, store)
+    assert report.errors == () and report.counts.new == SEED_PAPERS, report
+    # The copies must be the whole database: closing the last connection checkpoints WAL.
+    assert not config.store_path.with_name(config.store_path.name + "-wal").exists()
+    return SeededTemplate(root)
+
+
+@pytest.fixture
+def seeded_project(seeded_template: SeededTemplate, tmp_path: Path) -> Path:
+    """Like `project`, with var/digest.sqlite3 already holding the 331 seed papers."""
+    return seeded_template.copy_to(tmp_path)
+
+
+@pytest.fixture
+def seeded_config(seeded_project: Path) -> Config:
+    return load_config(seeded_project / "config.toml", required=True)
+
+
+@pytest.fixture
+def seeded_store(seeded_config: Config) -> Iterator[Store]:
+    with Store(seeded_config.store_path) as s:
+        yield s
+
+
+# -- fake servers: one per session, reset for each test ---------------------------------------
+
+_Server = TypeVar("_Server", FixtureServer, SendgridServer, SmtpServer)
+
+
+def _fresh(server: _Server) -> Iterator[_Server]:
+    """The session's `server`, reset for the test and again after it (which also ends any
+    request a slow reply still holds, so the suite never waits for a stall)."""
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="session")
+def _http_server_for_session() -> Iterator[FixtureServer]:
+    with FixtureServer(lifetime=None) as server:
+        yield server
+
+
+@pytest.fixture
+def http_server(_http_server_for_session: FixtureServer) -> Iterator[FixtureServer]:
+    yield from _fresh(_http_server_for_session)
+
+
+@pytest.fixture(scope="session")
+def _sendgrid_for_session() -> Iterator[SendgridServer]:
+    with SendgridServer() as api:
+        yield api
+
+
+@pytest.fixture
+def sendgrid_api(_sendgrid_for_session: SendgridServer) -> Iterator[SendgridServer]:
+    yield from _fresh(_sendgrid_for_session)
+
+
+@pytest.fixture(scope="session")
+def tls() -> TlsPair:
+    return tls_pair()
+
+
+@pytest.fixture(scope="session")
+def _smtp_for_session() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _smtp_starttls_for_session(tls: TlsPair) -> Iterator[SmtpServer]:
+    with SmtpServer(tls=tls.server, users=SMTP_USERS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _smtp_ssl_for_session(tls: TlsPair) -> Iterator[SmtpServer]:
+    with SmtpServer(implicit_tls=tls.server) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server(_smtp_for_session: SmtpServer) -> Iterator[SmtpServer]:
+    yield from _fresh(_smtp_for_session)
+
+
+@pytest.fixture
+def smtp_starttls_server(_smtp_starttls_for_session: SmtpServer) -> Iterator[SmtpServer]:
+    yield from _fresh(_smtp_starttls_for_session)
+
+
+@pytest.fixture
+def smtp_ssl_server(_smtp_ssl_for_session: SmtpServer) -> Iterator[SmtpServer]:
+    yield from _fresh(_smtp_ssl_for_session)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 bound by this test and never listened on: connecting to it is
+    refused, and no other process can take it while the test runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -1,6 +1,6 @@
 """A real HTTP server on 127.0.0.1 for source tests: fixture files and scripted misbehaviour.
 
-    with FixtureServer() as server:
+    with FixtureServer() as server:          # or the `http_server` fixture (conftest.py)
         server.route("/feed", Static(body, etag='"v1"'))
         server.route("/flaky", Reply(500), Reply(200, b"ok"))
         fetch(server.url("/flaky"), ...)
@@ -11,12 +11,21 @@ Each route plays its replies in order and repeats the last one. A reply can be a
 that stalls before answering, a `Truncated` one that promises more bytes than it sends,
 or a `Huge` one that streams more bytes than a client should accept.
 
-Bounded: the server answers at most `max_requests` requests (then 503s), stalls at most
-`MAX_STALL` seconds, and stops itself after `lifetime` seconds if a test forgets to.
+A stall never sleeps: `Stalls` holds the connection until the client hangs up (counted
+in `hangups`, which is how a test proves a client timeout: the server saw the client
+give up long before the stall would have ended), or until the test ends (`reset`,
+`stop`). `Stalls` serves the other fake servers (SendGrid, silent SMTP) too.
+
+Bounded: the server answers at most `max_requests` requests per test (then 503s), stalls
+at most `MAX_STALL` seconds, and (unless `lifetime` is None, as for the session's
+server) stops itself after `lifetime` seconds if a test forgets to.
 """
 
 from __future__ import annotations
 
+import contextlib
+import select
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +33,78 @@ from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-MAX_STALL = 5.0
+#: The longest a fake server holds a request: far longer than any client timeout a test
+#: sets, so a client without its timeout cannot pass; a passing test never waits for it.
+MAX_STALL = 120.0
+#: How long a test waits for something that happens at once when the code works (a
+#: scheduled job, a server noticing a hang-up): it only turns a hang into a failure.
+HANG_GUARD = 60.0
+
+
+class Stalls:
+    """Connections a fake server holds unanswered on purpose, woken by events, not sleeps.
+
+    `hold` returns as soon as the client hangs up (True, recorded in `hangups`) or when
+    `release` is called (False): the servers release every stall when a test ends.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held: dict[socket.socket, bool] = {}  #: connection -> released
+        self._closed = False  #: after `close`, a new stall ends at once
+        self.hangups: list[str] = []  #: labels of the stalls whose client hung up
+
+    def hold(self, conn: socket.socket, limit: float, label: str = "") -> bool:
+        """Keep `conn` unanswered until its client hangs up (True), or until the stall is
+        released or `limit` seconds pass (False)."""
+        with self._changed:
+            if self._closed:
+                return False
+            self._held[conn] = False
+        try:
+            readable, _, _ = select.select([conn], [], [], min(limit, MAX_STALL))
+            with self._changed:
+                released = self._held[conn]
+            if released or not readable:
+                return False
+            try:
+                hung_up = conn.recv(1, socket.MSG_PEEK) == b""  # EOF (not more data)
+            except OSError:  # reset by the peer
+                hung_up = True
+            if hung_up:
+                with self._changed:
+                    self.hangups.append(label)
+                    self._changed.notify_all()
+            return hung_up
+        finally:
+            with self._changed:
+                del self._held[conn]
+
+    def release(self) -> None:
+        """End every stall now (shutting our reading side wakes the waiting `select`)."""
+        with self._changed:
+            for conn in self._held:
+                self._held[conn] = True
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RD)
+
+    def close(self) -> None:
+        """Release every stall, and end any later one at once (the server is stopping)."""
+        with self._changed:
+            self._closed = True
+        self.release()
+
+    def reset(self) -> None:
+        """Release every stall and forget the hang-ups (between tests)."""
+        self.release()
+        with self._changed:
+            self.hangups.clear()
+
+    def wait_for_hangups(self, count: int, timeout: float = HANG_GUARD) -> list[str]:
+        """The hang-ups once there are `count` of them (or all there are after `timeout`)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.hangups) >= count, timeout)
+            return list(self.hangups)
 
 
 @dataclass(frozen=True)
@@ -61,7 +141,11 @@ class Static:
 
 @dataclass(frozen=True)
 class Slow:
-    """Stalls `delay` seconds before answering (to outlast a client's read timeout)."""
+    """Stalls up to `delay` seconds before answering (to outlast a client's read timeout).
+
+    The stall ends when the client hangs up (then nothing is sent, and the path is added
+    to `FixtureServer.hangups`) or when the server is reset or stopped.
+    """
 
     delay: float
     reply: Reply = field(default_factory=lambda: Reply(200, b"late"))
@@ -89,20 +173,21 @@ Behaviour = Reply | Static | Slow | Truncated | Huge
 class FixtureServer:
     """A ThreadingHTTPServer on an ephemeral port of 127.0.0.1, as a context manager."""
 
-    def __init__(self, *, max_requests: int = 200, lifetime: float = 60.0) -> None:
+    def __init__(self, *, max_requests: int = 200, lifetime: float | None = 60.0) -> None:
         self.requests: list[RecordedRequest] = []
         self._routes: dict[str, list[Behaviour]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._stalls = Stalls()
         self._max_requests = max_requests
-        self._lifetime = lifetime
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fixture = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
-        self._watchdog = threading.Timer(lifetime, self.stop)
-        self._watchdog.daemon = True
+        self._watchdog = None if lifetime is None else threading.Timer(lifetime, self.stop)
+        if self._watchdog is not None:
+            self._watchdog.daemon = True
 
     # -- set-up ---------------------------------------------------------------
 
@@ -127,26 +212,46 @@ class FixtureServer:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
+    @property
+    def hangups(self) -> list[str]:
+        """Paths of the `Slow` requests whose client hung up during the stall, in order."""
+        return list(self._stalls.hangups)
+
+    def wait_for_hangups(self, count: int) -> list[str]:
+        """`hangups`, once `count` clients have hung up (they notice a timeout on their own
+        side first; the server sees it a moment later)."""
+        return self._stalls.wait_for_hangups(count)
+
     # -- life cycle -------------------------------------------------------------
 
     def __enter__(self) -> FixtureServer:
         self._thread.start()
-        self._watchdog.start()
+        if self._watchdog is not None:
+            self._watchdog.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def reset(self) -> None:
+        """Forget routes and requests and release stalls: a clean server for the next test."""
+        self._stalls.reset()
+        with self._lock:
+            self._routes.clear()
+            self.requests.clear()
+
     def stop(self) -> None:
-        """Wake stalled handlers, stop serving and close the socket (idempotent)."""
+        """Release stalled handlers, stop serving and close the socket (idempotent)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self._watchdog.cancel()
+        self._stalls.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._thread.is_alive():
             self._httpd.shutdown()
         self._httpd.server_close()
-        self._thread.join(timeout=MAX_STALL + 1)
+        self._thread.join()
 
     # -- used by the handler ------------------------------------------------------
 
@@ -160,8 +265,9 @@ class FixtureServer:
                 return None
             return replies.pop(0) if len(replies) > 1 else replies[0]
 
-    def _stall(self, seconds: float) -> None:
-        self._stopping.wait(min(seconds, MAX_STALL))
+    def _stall(self, conn: socket.socket, seconds: float, path: str) -> bool:
+        """Hold the request; True when the client hung up (then there is no one to answer)."""
+        return self._stalls.hold(conn, seconds, label=path)
 
 
 class _Server(ThreadingHTTPServer):
@@ -188,8 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(behaviour, Static):
             self._static(behaviour, request.headers)
         elif isinstance(behaviour, Slow):
-            fixture._stall(behaviour.delay)
-            self._send(behaviour.reply)
+            if fixture._stall(self.connection, behaviour.delay, request.path):
+                self.close_connection = True
+            else:
+                self._send(behaviour.reply)
         elif isinstance(behaviour, Truncated):
             self._truncated(behaviour)
         else:

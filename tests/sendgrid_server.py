@@ -5,11 +5,16 @@
         ...
         assert api.problems == [] and len(api.requests) == 2
 
+(or the `sendgrid_api` fixture of conftest.py: one server per session, `reset()` before
+each test, replies queued with `api.script(...)`).
+
 Every request is checked against the mail/send contract we rely on (POST /v3/mail/send,
 `Authorization: Bearer <key>`, JSON with personalizations/from/subject/content, text/plain
 before text/html, string custom_args, categories); a request that breaks it is answered
 400 like SendGrid would and its problems are recorded. Otherwise the server answers with
-the next scripted `Reply`, then 202 once the script runs out.
+the next scripted `Reply`, then 202 once the script runs out. A reply with a `delay`
+holds the request (`Stalls`, no sleeping) until the client hangs up, which `hangups`
+records, or until the server is reset or stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.http_fixture_server import Stalls
 
 HOST = "127.0.0.1"
 #: Headers SendGrid will not let a sender set (its own docs list these).
@@ -47,7 +54,9 @@ class Reply:
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  #: seconds to wait before answering (for client timeouts)
+    #: Seconds to hold the request before answering (for client timeouts); the hold ends
+    #: early when the client hangs up or the server is reset or stopped.
+    delay: float = 0.0
 
 
 def _errors(message: str, field_name: str | None = None) -> dict[str, Any]:
@@ -156,7 +165,7 @@ class SendgridServer:
         self.requests: list[Request] = []
         self._script: deque[Reply] = deque(replies)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stalls = Stalls()
         self._httpd = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -175,17 +184,34 @@ class SendgridServer:
         """Delivery ids of the requests answered 2xx, in order (a duplicate shows twice)."""
         return [r.delivery_id for r in self.requests if 200 <= r.status < 300]
 
+    @property
+    def hangups(self) -> list[str]:
+        """Delivery ids of the delayed requests whose client hung up before the answer."""
+        return list(self._stalls.hangups)
+
+    def wait_for_hangups(self, count: int) -> list[str]:
+        """`hangups`, once `count` clients have hung up (the server notices a moment after
+        the client gives up)."""
+        return self._stalls.wait_for_hangups(count)
+
     def script(self, *replies: Reply) -> None:
         """Queue more answers."""
         with self._lock:
             self._script.extend(replies)
+
+    def reset(self) -> None:
+        """Release delayed replies, forget requests and the script (between tests)."""
+        self._stalls.reset()
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
 
     def start(self) -> SendgridServer:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()  # wakes delayed replies
+        self._stalls.close()  # ends delayed replies, now and later
         self._httpd.shutdown()
         self._httpd.server_close()  # joins the request threads
         self._thread.join()
@@ -196,7 +222,9 @@ class SendgridServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[Reply, Request]:
         try:
             data = json.loads(body) if body else None
         except ValueError:
@@ -209,7 +237,7 @@ class SendgridServer:
                 reply = self._script.popleft() if self._script else ACCEPTED
             request = Request(method, path, headers, body, data, tuple(problems), reply.status)
             self.requests.append(request)
-        return reply
+        return reply, request
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -219,9 +247,10 @@ class SendgridServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = server._answer(self.command, self.path, headers, body)
-                if reply.delay and server._stopping.wait(reply.delay):
-                    return
+                reply, request = server._answer(self.command, self.path, headers, body)
+                label = request.delivery_id or ""
+                if reply.delay and server._stalls.hold(self.connection, reply.delay, label):
+                    return  # the client gave up: nobody to answer
                 payload = b"" if reply.body is None else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)

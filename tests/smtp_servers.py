@@ -4,6 +4,10 @@
         ...send to server.host, server.port...
         assert server.connections == 1 and len(server.received) == 20
 
+The `smtp_server` fixtures of conftest.py start one server per session and `reset()` it
+before each test; a test that wants other replies installs its handler with
+`server.reset(Transient(code=451))`.
+
 Handlers decide what the server says:
 
     Recording()                      accepts and records every message
@@ -17,6 +21,9 @@ aiosmtpd 1.4 cannot listen on port 0 (it connects to `self.port` to trigger its 
 start), so `_Controller` binds first and reads the port the OS chose. `tls_pair()` makes a
 throwaway CA and a certificate for 127.0.0.1 with `cryptography`, for STARTTLS and
 implicit TLS (`SmtpServer(..., tls=...)`, `SmtpServer(..., implicit_tls=...)`).
+
+`SilentServer` is no SMTP server at all: it accepts TCP connections and never greets,
+and records each client that hangs up on it (a client timeout, seen from the server).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import datetime
 import ipaddress
 import logging
+import socket
 import ssl
 import tempfile
 import threading
@@ -37,6 +45,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.http_fixture_server import MAX_STALL, Stalls
 
 HOST = "127.0.0.1"
 
@@ -158,9 +168,9 @@ class Dropping(Handler):
         assert server.transport is not None
         server.transport.abort()
         # connection_lost() cancels this handler task, the path aiosmtpd expects when a
-        # connection resets during DATA; the sleep only waits for that to happen.
-        await asyncio.sleep(60)
-        raise AssertionError("the aborted connection was not noticed")
+        # connection resets during DATA: wait for that, on an event nothing else sets.
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable: the wait ends only by cancellation")
 
 
 class Rejecting(Handler):
@@ -244,6 +254,13 @@ class SmtpServer:
     def received(self) -> list[Received]:
         return self.handler.received
 
+    def reset(self, handler: Handler | None = None) -> None:
+        """Answer new connections with `handler` (a fresh `Recording` by default) and count
+        connections from zero: a clean server for the next test."""
+        self.handler = self._controller.handler = handler or Recording()
+        with self._lock:
+            self.connections = 0
+
     def start(self) -> SmtpServer:
         self._controller.start()
         with self._lock:
@@ -258,6 +275,60 @@ class SmtpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never says a word (no SMTP greeting).
+
+    Each connection is held for up to `hold` seconds (far longer than any client timeout
+    a test sets), then closed; `hangups` counts the clients that gave up first. Use as a
+    context manager; leaving it releases every held connection at once.
+    """
+
+    def __init__(self, hold: float = MAX_STALL) -> None:
+        self.hold = hold
+        self._listener = socket.create_server((HOST, 0))
+        self._stalls = Stalls()
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def hangups(self) -> int:
+        return len(self._stalls.hangups)
+
+    def wait_for_hangups(self, count: int) -> int:
+        """`hangups`, once `count` clients have hung up (they time out on their side first)."""
+        return len(self._stalls.wait_for_hangups(count))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # the listener was shut down: stop accepting
+                return
+            thread = threading.Thread(target=self._silence, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _silence(self, conn: socket.socket) -> None:
+        with conn:
+            self._stalls.hold(conn, self.hold)
+
+    def __enter__(self) -> SilentServer:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        self._acceptor.join()
+        self._stalls.close()
+        for thread in self._threads:
+            thread.join()
 
 
 class _Authenticator:

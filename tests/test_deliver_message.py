@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -11,29 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.deliver import Backend, OutgoingEmail, build_message
+from digest.deliver import OutgoingEmail, build_message
 from digest.deliver.message import clean_header_text, unique_by_delivery
 
-WHEN = datetime(2024, 10, 16, 7, 30, tzinfo=UTC)
-UNSUBSCRIBE = "https://digest.example.org/unsubscribe?token=" + "Ab0_-" * 30
-MAILTO = "mailto:unsubscribe@digest.example.org?subject=unsubscribe"
-
-
-def make_email(n: int = 1, **changes: object) -> OutgoingEmail:
-    """A realistic email for delivery `d-000n` (shared by the delivery tests)."""
-    email = OutgoingEmail(
-        delivery_id=f"d-{n:04d}",
-        to=f"reader{n}@example.org",
-        from_addr="papers-digest <digest@digest.example.org>",
-        subject=f"Your papers for Oct 16 ({n})",
-        text=f"Hello reader {n}\n\n1. A paper about diffusion\n",
-        html=f"<html><body><p>Hello reader {n}</p><ol><li>A paper</li></ol></body></html>",
-        message_id=f"<d-{n:04d}@digest.example.org>",
-        date=WHEN,
-        unsubscribe_url=UNSUBSCRIBE,
-        unsubscribe_mailto=MAILTO,
-    )
-    return dataclasses.replace(email, **changes)  # type: ignore[arg-type]
+from .factories import MAILTO, UNSUBSCRIBE, WHEN, make_email
 
 
 def round_trip(email: OutgoingEmail) -> tuple[bytes, EmailMessage]:
@@ -204,16 +184,3 @@ def test_any_subject_stays_one_header(subject: str) -> None:
 def test_unique_by_delivery() -> None:
     emails = [make_email(1), make_email(2), make_email(1), make_email(3), make_email(2)]
     assert unique_by_delivery(emails) == ([0, 1, 3], [0, 1, 0, 3, 1])
-
-
-def test_backend_protocol_is_structural() -> None:
-    class Null:
-        name = "null"
-
-        def send(self, emails: object) -> list[object]:
-            return []
-
-        def close(self) -> None:
-            pass
-
-    assert isinstance(Null(), Backend)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import DeliveryConfig
-from digest.deliver import Backend, SendResult, make_backend
+from digest.config import DeliveryConfig, SendgridConfig, SmtpConfig
+from digest.deliver import Backend, SendResult, backend_names, make_backend
 from digest.deliver.outbox import OutboxBackend
 from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
-from tests.test_deliver_message import make_email
+from tests.factories import make_email
+from tests.sendgrid_server import SendgridServer
+from tests.smtp_servers import SmtpServer
 
 
 def test_writes_one_eml_per_delivery(tmp_path: Path) -> None:
@@ -52,6 +54,27 @@ def test_unwritable_outbox_is_retry(tmp_path: Path) -> None:
     blocker.write_text("a file where the outbox should be")
     [result] = OutboxBackend(blocker).send([make_email()])
     assert result.status == "retry" and "not-a-dir" in result.reason
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_every_registered_backend_keeps_the_protocol(
+    name: str, tmp_path: Path, smtp_server: SmtpServer, sendgrid_api: SendgridServer
+) -> None:
+    """What `make_backend` builds for each registered name is a `Backend` by that name;
+    an empty batch gives no results and touches nothing; `close()` is always safe."""
+    config = DeliveryConfig(
+        backend=name,
+        outbox_dir=tmp_path / "outbox",
+        smtp=SmtpConfig(host=smtp_server.host, port=smtp_server.port),
+        sendgrid=SendgridConfig(host=sendgrid_api.url),
+    )
+    backend = make_backend(config, env={"SENDGRID_API_KEY": sendgrid_api.api_key})
+    assert isinstance(backend, Backend) and backend.name == name
+    assert backend.send([]) == []
+    backend.close()
+    backend.close()
+    assert smtp_server.connections == 0 and sendgrid_api.requests == []
+    assert not (tmp_path / "outbox").exists()
 
 
 def test_unknown_backend_is_a_delivery_error(tmp_path: Path) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
 
 from digest.config import DeliveryConfig, SendgridConfig
 from digest.deliver import SendResult, make_backend
 from digest.deliver.sendgrid import SendgridBackend
 from digest.errors import DeliveryError
+from tests.factories import MAILTO, UNSUBSCRIBE, make_email
+from tests.http_fixture_server import MAX_STALL
 from tests.sendgrid_server import (
     ACCEPTED,
     Reply,
@@ -20,9 +19,14 @@ from tests.sendgrid_server import (
     too_many_requests,
     unauthorized,
 )
-from tests.test_deliver_message import MAILTO, UNSUBSCRIBE, make_email
 
 NOW = 1_729_000_000.0  # the injected clock, epoch seconds
+
+
+@pytest.fixture
+def api(sendgrid_api: SendgridServer) -> SendgridServer:
+    """The session's SendGrid stand-in: no requests yet, 202 until a test scripts more."""
+    return sendgrid_api
 
 
 def backend_for(api: SendgridServer, timeout: float = 5.0) -> SendgridBackend:
@@ -34,10 +38,9 @@ def statuses(results: list[SendResult]) -> list[str]:
     return [r.status for r in results]
 
 
-def test_202_is_sent_and_the_request_keeps_the_contract() -> None:
+def test_202_is_sent_and_the_request_keeps_the_contract(api: SendgridServer) -> None:
     email = make_email(1, subject="Grüße x\r\nBcc: evil@x", from_addr="Pâpers <digest@d.org>")
-    with SendgridServer() as api:
-        assert backend_for(api).send([email]) == [SendResult("d-0001", "sent")]
+    assert backend_for(api).send([email]) == [SendResult("d-0001", "sent")]
     assert api.problems == []
     [request] = api.requests
     assert request.path == "/v3/mail/send"
@@ -61,103 +64,101 @@ def test_202_is_sent_and_the_request_keeps_the_contract() -> None:
     assert body["categories"] == ["papers-digest"]
 
 
-def test_one_request_per_email_and_duplicates_once() -> None:
-    with SendgridServer() as api:
-        results = backend_for(api).send([make_email(1), make_email(2), make_email(1)])
+def test_one_request_per_email_and_duplicates_once(api: SendgridServer) -> None:
+    results = backend_for(api).send([make_email(1), make_email(2), make_email(1)])
     assert statuses(results) == ["sent"] * 3
     assert api.accepted_ids == ["d-0001", "d-0002"]
 
 
-def test_429_with_retry_after_stops_the_batch() -> None:
-    with SendgridServer(replies=[too_many_requests(retry_after=7)]) as api:
-        results = backend_for(api).send([make_email(1), make_email(2)])
+def test_429_with_retry_after_stops_the_batch(api: SendgridServer) -> None:
+    api.script(too_many_requests(retry_after=7))
+    results = backend_for(api).send([make_email(1), make_email(2)])
     assert results[0] == SendResult("d-0001", "retry", "429 too many requests", 7.0)
     assert results[1].status == "retry" and results[1].retry_after == 7.0
     assert "not sent" in results[1].reason
     assert len(api.requests) == 1
 
 
-def test_429_with_only_x_ratelimit_reset_waits_until_the_reset() -> None:
-    with SendgridServer(replies=[too_many_requests(reset=int(NOW) + 42)]) as api:
-        [result] = backend_for(api).send([make_email()])
+def test_429_with_only_x_ratelimit_reset_waits_until_the_reset(api: SendgridServer) -> None:
+    api.script(too_many_requests(reset=int(NOW) + 42))
+    [result] = backend_for(api).send([make_email()])
     assert result.status == "retry" and result.retry_after == 42.0
 
 
-def test_500_is_retry_and_the_batch_goes_on() -> None:
-    with SendgridServer(replies=[server_error(500), ACCEPTED]) as api:
-        results = backend_for(api).send([make_email(1), make_email(2)])
+def test_500_is_retry_and_the_batch_goes_on(api: SendgridServer) -> None:
+    api.script(server_error(500), ACCEPTED)
+    results = backend_for(api).send([make_email(1), make_email(2)])
     assert statuses(results) == ["retry", "sent"]
     assert results[0].reason == "500 internal error" and results[0].retry_after is None
     assert [r.status for r in api.requests] == [500, 202]
     assert api.accepted_ids == ["d-0002"]
 
 
-def test_503_with_retry_after() -> None:
-    with SendgridServer(replies=[server_error(503, retry_after=30)]) as api:
-        [result] = backend_for(api).send([make_email()])
+def test_503_with_retry_after(api: SendgridServer) -> None:
+    api.script(server_error(503, retry_after=30))
+    [result] = backend_for(api).send([make_email()])
     assert result.status == "retry" and result.retry_after == 30.0
 
 
-def test_three_server_errors_in_a_row_stop_the_batch() -> None:
-    with SendgridServer(replies=[server_error()] * 3) as api:
-        results = backend_for(api).send([make_email(n) for n in range(5)])
+def test_three_server_errors_in_a_row_stop_the_batch(api: SendgridServer) -> None:
+    api.script(*[server_error()] * 3)
+    results = backend_for(api).send([make_email(n) for n in range(5)])
     assert statuses(results) == ["retry"] * 5
     assert len(api.requests) == 3
 
 
-def test_400_fails_that_email_with_the_servers_message() -> None:
+def test_400_fails_that_email_with_the_servers_message(api: SendgridServer) -> None:
     message = "The from address does not match a verified Sender Identity."
-    with SendgridServer(replies=[bad_request(message, "from"), ACCEPTED]) as api:
-        results = backend_for(api).send([make_email(1), make_email(2)])
+    api.script(bad_request(message, "from"), ACCEPTED)
+    results = backend_for(api).send([make_email(1), make_email(2)])
     assert results[0] == SendResult("d-0001", "failed", f"400 {message} (field: from)")
     assert results[1].status == "sent"
 
 
-def test_401_fails_and_spares_the_rest_of_the_batch() -> None:
-    with SendgridServer(replies=[unauthorized()]) as api:
-        results = backend_for(api).send([make_email(1), make_email(2)])
+def test_401_fails_and_spares_the_rest_of_the_batch(api: SendgridServer) -> None:
+    api.script(unauthorized())
+    results = backend_for(api).send([make_email(1), make_email(2)])
     assert results[0].status == "failed"
     assert results[0].reason.startswith("401 The provided authorization grant is invalid")
     assert results[1].status == "retry" and "not sent" in results[1].reason
     assert len(api.requests) == 1
 
 
-def test_413_is_failed() -> None:
-    with SendgridServer(replies=[Reply(413, {"errors": [{"message": "too big"}]})]) as api:
-        [result] = backend_for(api).send([make_email()])
+def test_413_is_failed(api: SendgridServer) -> None:
+    api.script(Reply(413, {"errors": [{"message": "too big"}]}))
+    [result] = backend_for(api).send([make_email()])
     assert result == SendResult("d-0001", "failed", "413 too big")
 
 
-def test_the_wrong_key_is_seen_by_the_server() -> None:
-    with SendgridServer(api_key="SG.right") as api:
-        backend = SendgridBackend(SendgridConfig(host=api.url), api_key="SG.wrong")
-        [result] = backend.send([make_email()])
+def test_the_wrong_key_is_seen_by_the_server(api: SendgridServer) -> None:
+    assert api.api_key != "SG.wrong"
+    backend = SendgridBackend(SendgridConfig(host=api.url), api_key="SG.wrong")
+    [result] = backend.send([make_email()])
     assert result.status == "failed" and "Authorization" in result.reason
 
 
-def test_a_slow_server_times_out_as_retry() -> None:
-    with SendgridServer(replies=[Reply(202, delay=5.0)]) as api:
-        started = time.monotonic()
-        results = backend_for(api, timeout=0.3).send([make_email(1), make_email(2)])
-        elapsed = time.monotonic() - started
+def test_a_slow_server_times_out_as_retry(api: SendgridServer) -> None:
+    # The server would hold the answer far longer than the test may take: only the
+    # client's timeout can end the request, and the server sees the client hang up.
+    api.script(Reply(202, delay=MAX_STALL))
+    results = backend_for(api, timeout=0.3).send([make_email(1), make_email(2)])
     assert statuses(results) == ["retry", "retry"]
     assert "timed out" in results[0].reason
-    assert elapsed < 2, "client.timeout was not applied"
+    assert "not sent" in results[1].reason  # a timeout stops the batch
     assert len(api.requests) == 1
+    assert api.wait_for_hangups(1) == ["d-0001"], "client.timeout was not applied"
 
 
-def test_connection_refused_is_retry() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as placeholder:
-        port = placeholder.getsockname()[1]
-    backend = SendgridBackend(SendgridConfig(host=f"http://127.0.0.1:{port}"), api_key="SG.k")
+def test_connection_refused_is_retry(refused_port: int) -> None:
+    config = SendgridConfig(host=f"http://127.0.0.1:{refused_port}")
+    backend = SendgridBackend(config, api_key="SG.k")
     results = backend.send([make_email(1), make_email(2)])
     assert statuses(results) == ["retry", "retry"]
     assert "refused" in results[0].reason.lower()
 
 
-def test_a_message_that_cannot_be_built_fails_alone() -> None:
-    with SendgridServer() as api:
-        results = backend_for(api).send([make_email(1, message_id="bad"), make_email(2)])
+def test_a_message_that_cannot_be_built_fails_alone(api: SendgridServer) -> None:
+    results = backend_for(api).send([make_email(1, message_id="bad"), make_email(2)])
     assert statuses(results) == ["failed", "sent"]
     assert len(api.requests) == 1
 

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.deliver import SendResult, make_backend
 from digest.deliver.smtp import SmtpBackend
 from digest.errors import DeliveryError
-from tests.smtp_servers import (
-    Dropping,
-    Recording,
-    Rejecting,
-    SmtpServer,
-    TlsPair,
-    Transient,
-    tls_pair,
-)
-from tests.test_deliver_message import make_email
+from tests.factories import make_email
+from tests.smtp_servers import Dropping, Rejecting, SilentServer, SmtpServer, TlsPair, Transient
 
 SENDER = "digest@digest.example.org"
-
-
-@pytest.fixture(scope="module")
-def tls() -> TlsPair:
-    return tls_pair()
 
 
 def backend_for(server: SmtpServer, **changes: object) -> SmtpBackend:
@@ -45,9 +28,9 @@ def statuses(results: list[SendResult]) -> list[str]:
 
 
 @pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with SmtpServer(Recording()) as running:
-        yield running
+def server(smtp_server: SmtpServer) -> SmtpServer:
+    """The session's plain SMTP server with a fresh `Recording` handler."""
+    return smtp_server
 
 
 def test_accepts_and_the_server_gets_the_message(server: SmtpServer) -> None:
@@ -91,75 +74,75 @@ def test_a_delivery_listed_twice_is_sent_once(server: SmtpServer) -> None:
     assert len(server.received) == 2
 
 
-def test_greylisting_451_is_retry_then_sent_on_a_later_call() -> None:
-    with SmtpServer(Transient(code=451, first=1, stage="RCPT")) as server:
-        backend = backend_for(server)
-        [first] = backend.send([make_email()])
-        assert first.status == "retry" and first.reason.startswith("451")
-        assert first.retry_after is None
-        assert backend.send([make_email()]) == [SendResult("d-0001", "sent")]
-        assert len(server.received) == 1
+def test_greylisting_451_is_retry_then_sent_on_a_later_call(server: SmtpServer) -> None:
+    server.reset(Transient(code=451, first=1, stage="RCPT"))
+    backend = backend_for(server)
+    [first] = backend.send([make_email()])
+    assert first.status == "retry" and first.reason.startswith("451")
+    assert first.retry_after is None
+    assert backend.send([make_email()]) == [SendResult("d-0001", "sent")]
+    assert len(server.received) == 1
 
 
-def test_421_closes_the_connection_and_the_rest_go_over_a_new_one() -> None:
-    with SmtpServer(Transient(code=421, first=1, stage="DATA")) as server:
-        results = backend_for(server).send([make_email(n) for n in range(3)])
-        assert statuses(results) == ["retry", "sent", "sent"]
-        assert results[0].reason.startswith("421")
-        assert server.connections == 2
-        assert len(server.received) == 2
+def test_421_closes_the_connection_and_the_rest_go_over_a_new_one(server: SmtpServer) -> None:
+    server.reset(Transient(code=421, first=1, stage="DATA"))
+    results = backend_for(server).send([make_email(n) for n in range(3)])
+    assert statuses(results) == ["retry", "sent", "sent"]
+    assert results[0].reason.startswith("421")
+    assert server.connections == 2
+    assert len(server.received) == 2
 
 
-def test_a_drop_during_data_is_retry_and_nothing_is_sent_twice() -> None:
-    with SmtpServer(Dropping(first=1)) as server:
-        backend = backend_for(server)
-        results = backend.send([make_email(n) for n in range(4)])
-        assert statuses(results) == ["retry", "sent", "sent", "sent"]
-        assert "connection" in results[0].reason
-        assert server.handler.attempts == 4  # the dropped message was not resent in the call
-        assert server.connections == 2
-        assert backend.send([make_email(0)]) == [SendResult("d-0000", "sent")]
-        assert len(server.received) == 4
+def test_a_drop_during_data_is_retry_and_nothing_is_sent_twice(server: SmtpServer) -> None:
+    server.reset(Dropping(first=1))
+    backend = backend_for(server)
+    results = backend.send([make_email(n) for n in range(4)])
+    assert statuses(results) == ["retry", "sent", "sent", "sent"]
+    assert "connection" in results[0].reason
+    assert server.handler.attempts == 4  # the dropped message was not resent in the call
+    assert server.connections == 2
+    assert backend.send([make_email(0)]) == [SendResult("d-0000", "sent")]
+    assert len(server.received) == 4
 
 
-def test_reconnects_are_bounded() -> None:
-    with SmtpServer(Dropping(first=100)) as server:
-        results = backend_for(server, max_reconnects=2).send([make_email(n) for n in range(6)])
-        assert statuses(results) == ["retry"] * 6
-        assert all("connection lost:" in r.reason for r in results[:3])
-        assert all("not sent" in r.reason for r in results[3:])
-        assert server.connections == 3 and server.handler.attempts == 3
+def test_reconnects_are_bounded(server: SmtpServer) -> None:
+    server.reset(Dropping(first=100))
+    results = backend_for(server, max_reconnects=2).send([make_email(n) for n in range(6)])
+    assert statuses(results) == ["retry"] * 6
+    assert all("connection lost:" in r.reason for r in results[:3])
+    assert all("not sent" in r.reason for r in results[3:])
+    assert server.connections == 3 and server.handler.attempts == 3
 
 
-def test_550_for_one_recipient_fails_only_that_message() -> None:
-    with SmtpServer(Rejecting(code=550, reject={"reader2@example.org"})) as server:
-        results = backend_for(server).send([make_email(n) for n in (1, 2, 3)])
-        assert statuses(results) == ["sent", "failed", "sent"]
-        assert results[1].reason.startswith("550 5.1.1 <reader2@example.org>")
-        assert server.connections == 1
+def test_550_for_one_recipient_fails_only_that_message(server: SmtpServer) -> None:
+    server.reset(Rejecting(code=550, reject={"reader2@example.org"}))
+    results = backend_for(server).send([make_email(n) for n in (1, 2, 3)])
+    assert statuses(results) == ["sent", "failed", "sent"]
+    assert results[1].reason.startswith("550 5.1.1 <reader2@example.org>")
+    assert server.connections == 1
 
 
-def test_550_for_everyone_is_failed() -> None:
-    with SmtpServer(Rejecting(code=550)) as server:
-        assert statuses(backend_for(server).send([make_email(1), make_email(2)])) == ["failed"] * 2
+def test_550_for_everyone_is_failed(server: SmtpServer) -> None:
+    server.reset(Rejecting(code=550))
+    assert statuses(backend_for(server).send([make_email(1), make_email(2)])) == ["failed"] * 2
 
 
-def test_connection_refused_is_retry_for_the_whole_batch() -> None:
-    with SmtpServer(Recording()) as server:
-        backend = backend_for(server)
-    results = backend.send([make_email(1), make_email(2)])  # the server is gone
+def test_connection_refused_is_retry_for_the_whole_batch(refused_port: int) -> None:
+    backend = SmtpBackend(SmtpConfig(port=refused_port, timeout=5.0), sender=SENDER)
+    results = backend.send([make_email(1), make_email(2)])
     assert statuses(results) == ["retry", "retry"]
     assert "connect" in results[0].reason and "refused" in results[0].reason.lower()
 
 
 def test_a_silent_server_times_out_as_retry() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts TCP, never greets
-        port = silent.getsockname()[1]
-        backend = SmtpBackend(SmtpConfig(port=port, timeout=0.3), sender=SENDER)
-        started = time.monotonic()
-        [result] = backend.send([make_email()])
-    assert result.status == "retry" and "timed out" in result.reason
-    assert time.monotonic() - started < 3
+    # The server accepts and never greets, for far longer than the test may take: only
+    # the client's timeout can end the wait, and the server sees the client hang up.
+    with SilentServer() as silent:
+        backend = SmtpBackend(SmtpConfig(port=silent.port, timeout=0.3), sender=SENDER)
+        results = backend.send([make_email(1), make_email(2)])
+        assert silent.wait_for_hangups(1) == 1, "the configured timeout was not applied"
+    assert statuses(results) == ["retry", "retry"]  # no session: the whole batch waits
+    assert "connect" in results[0].reason and "timed out" in results[0].reason
 
 
 def test_a_message_that_cannot_be_built_fails_alone(server: SmtpServer) -> None:
@@ -167,44 +150,45 @@ def test_a_message_that_cannot_be_built_fails_alone(server: SmtpServer) -> None:
     assert statuses(results) == ["failed", "sent"]
 
 
-def test_starttls_and_login(tls: TlsPair) -> None:
-    with SmtpServer(Recording(), tls=tls.server, users={"digest": "s3cret"}) as server:
-        backend = backend_for(
-            server,
-            security="starttls",
-            username="digest",
-            password="s3cret",
-            ssl_context=tls.client,
-        )
-        assert statuses(backend.send([make_email(1), make_email(2)])) == ["sent", "sent"]
-        assert all(r.tls and r.login == "digest" for r in server.received)
-        assert server.connections == 1
+def test_starttls_and_login(smtp_starttls_server: SmtpServer, tls: TlsPair) -> None:
+    server = smtp_starttls_server  # user "digest", password "s3cret"
+    backend = backend_for(
+        server,
+        security="starttls",
+        username="digest",
+        password="s3cret",
+        ssl_context=tls.client,
+    )
+    assert statuses(backend.send([make_email(1), make_email(2)])) == ["sent", "sent"]
+    assert all(r.tls and r.login == "digest" for r in server.received)
+    assert server.connections == 1
 
 
-def test_wrong_password_is_retry_naming_the_login_step(tls: TlsPair) -> None:
-    with SmtpServer(Recording(), tls=tls.server, users={"digest": "s3cret"}) as server:
-        backend = backend_for(
-            server, security="starttls", username="digest", password="nope", ssl_context=tls.client
-        )
-        results = backend.send([make_email(1), make_email(2)])
-        assert statuses(results) == ["retry", "retry"]
-        assert "login: 535" in results[0].reason
-        assert server.received == []
+def test_wrong_password_is_retry_naming_the_login_step(
+    smtp_starttls_server: SmtpServer, tls: TlsPair
+) -> None:
+    server = smtp_starttls_server
+    backend = backend_for(
+        server, security="starttls", username="digest", password="nope", ssl_context=tls.client
+    )
+    results = backend.send([make_email(1), make_email(2)])
+    assert statuses(results) == ["retry", "retry"]
+    assert "login: 535" in results[0].reason
+    assert server.received == []
 
 
-def test_implicit_tls(tls: TlsPair) -> None:
-    with SmtpServer(Recording(), implicit_tls=tls.server) as server:
-        backend = backend_for(server, security="ssl", ssl_context=tls.client)
-        assert statuses(backend.send([make_email()])) == ["sent"]
-        assert server.received[0].tls
+def test_implicit_tls(smtp_ssl_server: SmtpServer, tls: TlsPair) -> None:
+    backend = backend_for(smtp_ssl_server, security="ssl", ssl_context=tls.client)
+    assert statuses(backend.send([make_email()])) == ["sent"]
+    assert smtp_ssl_server.received[0].tls
 
 
-def test_an_untrusted_certificate_is_not_accepted(tls: TlsPair) -> None:
-    with SmtpServer(Recording(), tls=tls.server) as server:
-        [result] = backend_for(server, security="starttls").send([make_email()])  # system CAs
-        assert result.status == "retry" and "STARTTLS" in result.reason
-        assert "certificate" in result.reason.lower()
-        assert server.received == []
+def test_an_untrusted_certificate_is_not_accepted(smtp_starttls_server: SmtpServer) -> None:
+    server = smtp_starttls_server
+    [result] = backend_for(server, security="starttls").send([make_email()])  # system CAs
+    assert result.status == "retry" and "STARTTLS" in result.reason
+    assert "certificate" in result.reason.lower()
+    assert server.received == []
 
 
 def test_starttls_required_but_not_offered(server: SmtpServer) -> None:

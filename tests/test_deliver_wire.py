@@ -15,7 +15,7 @@ from digest.deliver import build_message
 from digest.deliver.message import clean_header_text
 from digest.deliver.wire import message_bytes
 
-from .test_deliver_message import make_email
+from .factories import make_email
 
 HEADERS = [
     "From",

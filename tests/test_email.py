@@ -3,7 +3,6 @@ template), hostile text in every output, and the email in headless Chromium."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
@@ -15,9 +14,10 @@ import pytest
 from digest.model import Digest, DigestSection, Paper
 from digest.rank import make_profile, rank
 from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
-from digest.text import title_id
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, FIXTURES
+from .factories import make_paper
+from .golden import assert_golden
 
 NOW = datetime(2025, 10, 17, 7, tzinfo=UTC)
 GOLDEN = FIXTURES / "golden"
@@ -32,21 +32,8 @@ HOSTILE = [
 ]
 
 
-def _paper(title: str, abstract: str, **kw: object) -> Paper:
-    seen = datetime(2025, 10, 16, tzinfo=UTC)
-    return Paper(
-        id=title_id(title),
-        title=title,
-        abstract=abstract,
-        first_seen=seen,
-        last_seen=seen,
-        sources=("t",),
-        **kw,
-    )  # type: ignore[arg-type]
-
-
 PAPERS = [
-    _paper(
+    make_paper(
         "LoRA Adapters for Speech Recognition",
         "We fine-tune speech models with low-rank adaptation. ASR error drops by a tenth. "
         "A third sentence is not shown.",
@@ -55,13 +42,13 @@ PAPERS = [
         upvotes=12,
         arxiv_id="2510.01234",
     ),
-    _paper(
+    make_paper(
         "Text-to-Speech in Real Time",
         "A streaming TTS system. It runs on a phone.",
         organization="Deepmind",
         published=date(2025, 10, 14),
     ),
-    _paper("Video Diffusion at Scale", "We scale video diffusion models. Quality improves."),
+    make_paper("Video Diffusion at Scale", "We scale video diffusion models. Quality improves."),
 ]
 
 
@@ -88,10 +75,7 @@ def test_golden_digest(fmt: str) -> None:
     out = render_digest(
         digest, fmt, env=make_environment(), base_url="https://d.example/", links=links
     )
-    golden = GOLDEN / f"digest.{'md' if fmt == 'markdown' else 'txt'}"
-    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
-        golden.write_text(out, encoding="utf-8")
-    assert out == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN / f"digest.{'md' if fmt == 'markdown' else 'txt'}", out)
 
 
 def test_golden_email_text() -> None:
@@ -99,10 +83,7 @@ def test_golden_email_text() -> None:
     email = EmailRenderer(make_environment(), base_url="https://d.example/").render(
         digest, Links(unsubscribe="https://d.example/u?t=1")
     )
-    golden = GOLDEN / "email.txt"
-    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
-        golden.write_text(email.text, encoding="utf-8")
-    assert email.text == golden.read_text(encoding="utf-8")
+    assert_golden(GOLDEN / "email.txt", email.text)
     assert email.subject == "papers-digest: 2 new papers — Text-to-Speech in Real Time"
 
 
@@ -114,7 +95,7 @@ def _visible(html: str) -> str:
 def _twenty() -> Digest:
     long = " ".join(["This sentence pads the abstract to a realistic length of prose."] * 25)
     papers = [
-        _paper(
+        make_paper(
             f"Speech model number {i} with a fairly long descriptive title",
             long,
             authors_count=7,
@@ -174,7 +155,7 @@ def _assert_inert_html(html: str) -> None:
 
 @pytest.mark.parametrize("evil", HOSTILE)
 def test_hostile_text_is_inert_and_readable(evil: str) -> None:
-    paper = _paper(
+    paper = make_paper(
         f"Speech {evil} title", f"About speech. {evil} in the abstract.", organization=f"Org {evil}"
     )
     digest = _digest([paper], [["speech", evil]])
@@ -196,7 +177,7 @@ def test_hostile_text_is_inert_and_readable(evil: str) -> None:
 
 
 def test_huge_title_renders() -> None:
-    paper = _paper("Speech " + "x" * 100_000, "About speech.")
+    paper = make_paper("Speech " + "x" * 100_000, "About speech.")
     email = EmailRenderer(make_environment()).render(_digest([paper], [["speech"]]))
     assert "x" * 1000 in email.text
 

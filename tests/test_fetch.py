@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -20,7 +16,7 @@ from digest.sources.fetch import (
     user_agent,
 )
 
-from .http_fixture_server import FixtureServer, Huge, Reply, Slow, Static, Truncated
+from .http_fixture_server import MAX_STALL, FixtureServer, Huge, Reply, Slow, Static, Truncated
 
 LAST_MODIFIED = "Wed, 15 Oct 2025 06:00:00 GMT"
 
@@ -41,9 +37,9 @@ class FakeTime:
 
 
 @pytest.fixture
-def server() -> Iterator[FixtureServer]:
-    with FixtureServer() as s:
-        yield s
+def server(http_server: FixtureServer) -> FixtureServer:
+    """The session's HTTP fixture server, with no routes and no requests yet."""
+    return http_server
 
 
 @pytest.fixture
@@ -197,17 +193,20 @@ def test_client_errors_are_not_retried(server: FixtureServer, fake: FakeTime) ->
 
 
 def test_timeout_becomes_source_error(server: FixtureServer, fake: FakeTime) -> None:
-    url = server.route("/slow", Slow(3.0))
-    started = time.monotonic()
+    # The server would hold each request far longer than the test may take: only the
+    # client's read timeout can end it, and the server sees the client hang up.
+    url = server.route("/slow", Slow(MAX_STALL))
     with pytest.raises(SourceError, match=r"/slow: timed out \(no data within the read timeout\)"):
         get(url, fake, timeout=0.2, retry=RetryPolicy(attempts=2))
-    assert time.monotonic() - started < 2.5
     assert len(server.requests) == 2
+    assert server.wait_for_hangups(2) == ["/slow", "/slow"]
+    assert fake.sleeps == [1.0]  # the backoff between the two attempts
 
 
 def test_slow_then_fast_succeeds(server: FixtureServer, fake: FakeTime) -> None:
-    url = server.route("/slow", Slow(3.0), Reply(200, b"ok"))
+    url = server.route("/slow", Slow(MAX_STALL), Reply(200, b"ok"))
     assert get(url, fake, timeout=0.2).data == b"ok"
+    assert server.wait_for_hangups(1) == ["/slow"]
 
 
 def test_truncated_body_is_retried(server: FixtureServer, fake: FakeTime) -> None:
@@ -242,12 +241,9 @@ def test_streamed_oversize_is_cut_off(server: FixtureServer, fake: FakeTime) -> 
     assert len(server.requests) == 1
 
 
-def test_connection_refused_is_a_source_error(fake: FakeTime) -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago and is closed now
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_connection_refused_is_a_source_error(fake: FakeTime, refused_port: int) -> None:
     with pytest.raises(SourceError, match=r"cannot connect .*gave up after 2 attempts"):
-        get(f"http://127.0.0.1:{port}/x", fake, retry=RetryPolicy(attempts=2))
+        get(f"http://127.0.0.1:{refused_port}/x", fake, retry=RetryPolicy(attempts=2))
 
 
 def test_redirects_are_followed(server: FixtureServer, fake: FakeTime) -> None:
@@ -339,7 +335,7 @@ def test_retries_to_arxiv_are_gated_too(fake: FakeTime) -> None:
     assert calls == [1000.0, 1003.0]
 
 
-def test_gzip_is_inflated_within_the_cap() -> None:
+def test_gzip_is_inflated_within_the_cap(server: FixtureServer) -> None:
     import gzip
     import resource
 
@@ -348,15 +344,14 @@ def test_gzip_is_inflated_within_the_cap() -> None:
     small = gzip.compress(b"hello " * 1000)
     bomb = gzip.compress(gzip.compress(b"\0" * 50_000_000))  # 50 MB inside two layers
     one_layer = gzip.compress(b"\0" * 50_000_000)
-    with FixtureServer() as server:
-        server.route("/ok", Reply(200, small, {"Content-Encoding": "gzip"}))
-        server.route("/bomb", Reply(200, one_layer, {"Content-Encoding": "gzip"}))
-        server.route("/double", Reply(200, bomb, {"Content-Encoding": "gzip, gzip"}))
-        assert fetch(server.url("/ok"), sleep=lambda s: None).data == b"hello " * 1000
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with pytest.raises(_SourceError, match="over the 1,000,000-byte limit"):
-            fetch(server.url("/bomb"), sleep=lambda s: None, max_bytes=1_000_000)
-        with pytest.raises(_SourceError, match="unsupported Content-Encoding"):
-            fetch(server.url("/double"), sleep=lambda s: None)
-        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-        assert grown_mib < 50  # never inflated past the cap
+    server.route("/ok", Reply(200, small, {"Content-Encoding": "gzip"}))
+    server.route("/bomb", Reply(200, one_layer, {"Content-Encoding": "gzip"}))
+    server.route("/double", Reply(200, bomb, {"Content-Encoding": "gzip, gzip"}))
+    assert fetch(server.url("/ok"), sleep=lambda s: None).data == b"hello " * 1000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(_SourceError, match="over the 1,000,000-byte limit"):
+        fetch(server.url("/bomb"), sleep=lambda s: None, max_bytes=1_000_000)
+    with pytest.raises(_SourceError, match="unsupported Content-Encoding"):
+        fetch(server.url("/double"), sleep=lambda s: None)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 50  # never inflated past the cap

@@ -8,9 +8,6 @@ so that merging can be checked against the real captures.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 
 import pytest
@@ -23,6 +20,7 @@ from digest.store import Store
 from digest.text import fold_title
 
 from .conftest import FIXTURES, SEEDS
+from .golden import assert_golden, parser_output
 from .http_fixture_server import FixtureServer, Static
 
 LIVE = FIXTURES / "live"
@@ -40,18 +38,10 @@ def parse(
     return papers, warnings
 
 
-def record(p: Paper) -> dict[str, object]:
-    return json.loads(json.dumps(asdict(p), default=str))
-
-
 def test_golden() -> None:
-    """The fixture beside its expected records and warnings (DIGEST_UPDATE_GOLDEN=1)."""
-    papers, warnings = parse((LIVE / "daily_papers.json").read_bytes())
-    got = {"papers": [record(p) for p in papers], "warnings": [str(w) for w in warnings]}
-    expected_file = LIVE / "daily_papers.expected.json"
-    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
-        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
-    assert got == json.loads(expected_file.read_text())
+    """The fixture beside its expected records and warnings (UPDATE_GOLDEN=1)."""
+    got = parser_output(*parse((LIVE / "daily_papers.json").read_bytes()))
+    assert_golden(LIVE / "daily_papers.expected.json", got)
 
 
 def test_fields_from_either_level() -> None:
@@ -181,14 +171,13 @@ def test_an_empty_day_warns_and_yields_nothing() -> None:
     assert [w.message for w in warnings] == ["no papers on this page (no list for that day yet?)"]
 
 
-def test_fetched_from_a_local_server_and_parsed() -> None:
+def test_fetched_from_a_local_server_and_parsed(http_server: FixtureServer) -> None:
     body = (LIVE / "daily_papers.json").read_bytes()
-    with FixtureServer() as server:
-        url = server.route(
-            "/api/daily_papers", Static(body, "application/json", etag='"day-2025-10-16"')
-        )
-        result = fetch(f"{url}?date=2025-10-16", gate=HostGate(), timeout=5.0)
-        again = fetch(f"{url}?date=2025-10-16", state=result.state, gate=HostGate(), timeout=5.0)
+    url = http_server.route(
+        "/api/daily_papers", Static(body, "application/json", etag='"day-2025-10-16"')
+    )
+    result = fetch(f"{url}?date=2025-10-16", gate=HostGate(), timeout=5.0)
+    again = fetch(f"{url}?date=2025-10-16", state=result.state, gate=HostGate(), timeout=5.0)
     papers, _ = parse(result.data, origin=result.url)
     assert len(papers) == 4
     assert papers[0].first_seen == datetime(2025, 10, 16, tzinfo=UTC)

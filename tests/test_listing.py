@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from digest.sources.listing import organization_name, parse
 from digest.text import fold_title, strip_latex
 
 from .conftest import FIXTURES, SEEDS
+from .golden import assert_golden, parser_output
 
 CAPTURED = date(2025, 12, 31)
 
@@ -90,21 +88,12 @@ def test_header_day_is_the_capture_day() -> None:
     assert papers[0].published == date(2025, 7, 23)  # year-less: the capture year
 
 
-def _record(p: Paper) -> dict[str, object]:
-    return json.loads(json.dumps(asdict(p), default=str))
-
-
 @pytest.mark.parametrize(
     "capture", sorted((FIXTURES / "listing").glob("*.txt")), ids=lambda p: p.stem
 )
 def test_golden(capture: Path) -> None:
-    """Each small capture beside its expected records and warnings (DIGEST_UPDATE_GOLDEN=1)."""
-    papers, warnings = parse_file(capture)
-    got = {"papers": [_record(p) for p in papers], "warnings": [str(w) for w in warnings]}
-    expected_file = capture.with_suffix(".expected.json")
-    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
-        expected_file.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
-    assert got == json.loads(expected_file.read_text())
+    """Each small capture beside its expected records and warnings (UPDATE_GOLDEN=1)."""
+    assert_golden(capture.with_suffix(".expected.json"), parser_output(*parse_file(capture)))
 
 
 def test_not_utf8_names_file_and_line() -> None:

@@ -9,6 +9,8 @@ import pytest
 from digest.model import Paper, Profile
 from digest.rank import RankSettings, make_profile, match_spans, rank
 
+from .factories import make_paper
+
 NOW = datetime(2025, 10, 17, 6, 0)
 FILLER = (
     "We study a problem and report results on standard benchmarks with careful "
@@ -17,7 +19,9 @@ FILLER = (
 
 
 def paper(pid: str, title: str, abstract: str = "", **kw: object) -> Paper:
-    return Paper(pid, title, f"{abstract} {FILLER}".strip(), **kw)  # type: ignore[arg-type]
+    """A parser-fresh paper whose abstract is padded to a realistic length."""
+    abstract = f"{abstract} {FILLER}".strip()
+    return make_paper(title, abstract, id=pid, seen=None, sources=(), **kw)
 
 
 def ids(items: tuple) -> list[str]:  # type: ignore[type-arg]

@@ -1,18 +1,31 @@
 """The scheduler: jobs fire, a missed run is coalesced into one, one scheduler per store,
-and SIGTERM stops it cleanly. Real SQLite job store, real APScheduler."""
+and SIGTERM stops it cleanly. Real SQLite job store, real APScheduler.
+
+Nothing here sleeps or polls: a test waits on APScheduler's own job events, or on a line
+the scheduler process writes once it runs.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+)
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import Config
@@ -20,7 +33,7 @@ from digest.errors import SchedulerError
 from digest.schedule import LEASE, build_scheduler, hold_lease
 from digest.store import Store
 
-COUNTER = Path(os.environ.get("DIGEST_TEST_COUNTER", "/nonexistent"))
+from .http_fixture_server import HANG_GUARD
 
 
 def count_job(path: str) -> None:
@@ -29,28 +42,53 @@ def count_job(path: str) -> None:
         f.write("run\n")
 
 
-def _wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+class JobEvents:
+    """APScheduler's events for one job, recorded as the scheduler dispatches them."""
+
+    def __init__(self, scheduler: BaseScheduler, job_id: str) -> None:
+        self.job_id = job_id
+        self.events: list[JobEvent] = []
+        self._finished = threading.Event()
+        mask = EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        scheduler.add_listener(self._record, mask)
+
+    def _record(self, event: JobEvent) -> None:
+        if event.job_id == self.job_id:
+            self.events.append(event)
+            if event.code != EVENT_JOB_SUBMITTED:
+                self._finished.set()
+
+    def first_finished(self) -> JobEvent:
+        """The first run's outcome (executed, error or missed), once there is one.
+
+        APScheduler dispatches these after every run time it was given for that
+        submission, so the runs a coalescing bug would add have happened by then.
+        """
+        assert self._finished.wait(HANG_GUARD), f"job {self.job_id!r} never finished"
+        return next(e for e in self.events if e.code != EVENT_JOB_SUBMITTED)
+
+    def codes(self) -> list[int]:
+        return [e.code for e in self.events]
 
 
 def test_fetch_job_fires_and_ingests(config: Config) -> None:
     db = str(config.store_path)
     Store(db).close()
     scheduler = build_scheduler(config, str(config.path), db, scheduler_cls=BackgroundScheduler)
+    fetch = JobEvents(scheduler, "fetch")
     scheduler.start()
     try:
         scheduler.get_job("fetch").modify(next_run_time=datetime.now(UTC))
-        assert _wait((config.publish.dir / "index.html").exists)  # ingested, then published
+        done = fetch.first_finished()
     finally:
         scheduler.shutdown()
-    with Store(db) as store:  # the jobs persist in the store's SQLite file
+    assert done.code == EVENT_JOB_EXECUTED, getattr(done, "traceback", done)
+    assert (config.publish.dir / "index.html").exists()  # ingested, then published
+    with Store(db) as store:
         assert store.count_papers() == 331
-    again = build_scheduler(config, str(config.path), db, scheduler_cls=BackgroundScheduler)
+    # The jobs persist in the store's SQLite file: a bare scheduler on it finds them.
+    jobstore = SQLAlchemyJobStore(url=f"sqlite:///{db}", tablename="apscheduler_jobs")
+    again = BackgroundScheduler(jobstores={"default": jobstore})
     again.start(paused=True)
     try:
         assert {j.id for j in again.get_jobs()} >= {"fetch", "sync-subscribers"}
@@ -72,16 +110,21 @@ def test_missed_runs_are_coalesced_into_one(config: Config, tmp_path: Path) -> N
         replace_existing=True,
         next_run_time=datetime.now(UTC) - timedelta(minutes=5),
     )
+    count = JobEvents(scheduler, "count")
     scheduler.start()
     try:
-        assert _wait(counter.exists)
-        time.sleep(1.0)
-        assert counter.read_text() == "run\n"
+        done = count.first_finished()
         job = scheduler.get_job("count")
         assert job.coalesce and job.max_instances == 1
+        # The next run is a minute away, so nothing else is due while we look.
         assert job.next_run_time > datetime.now(UTC)
     finally:
         scheduler.shutdown()
+    assert done.code == EVENT_JOB_EXECUTED
+    [submitted] = [e for e in count.events if e.code == EVENT_JOB_SUBMITTED]
+    assert len(submitted.scheduled_run_times) == 1  # five missed runs handed over as one
+    assert sorted(count.codes()) == sorted([EVENT_JOB_SUBMITTED, EVENT_JOB_EXECUTED])
+    assert counter.read_text() == "run\n"
 
 
 def test_one_scheduler_per_store(config: Config) -> None:
@@ -125,36 +168,67 @@ def test_a_killed_schedulers_lease_is_free_again(config: Config) -> None:
     assert hold_lease(db, standby=False)  # the holder's process is gone
 
 
+#: Runs `digest schedule` as the console script does, and writes READY on stderr once the
+#: scheduler is running (lease held, signal handlers installed): the moment to test it.
+RUN_SCHEDULER = """
+import functools, sys
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+import digest.schedule
+from digest.cli import main
+
+def announce(scheduler):
+    scheduler.add_listener(
+        lambda event: print("READY", file=sys.stderr, flush=True), EVENT_SCHEDULER_STARTED
+    )
+
+digest.schedule.run_scheduler = functools.partial(digest.schedule.run_scheduler, on_start=announce)
+sys.argv = ["digest", "schedule"]
+main()
+"""
+
+
 def test_sigterm_stops_the_scheduler_cleanly(project: Path) -> None:
     digest = str(Path(sys.executable).parent / "digest")
-    proc = subprocess.Popen(
-        [digest, "schedule"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        db = project / "var" / "digest.sqlite3"
+    lines: list[str] = []
+    running = threading.Event()
 
-        def lease_held() -> bool:
-            if not db.exists():
-                return False
-            with Store(db) as store:
-                return (
-                    store.acquire_lease(LEASE, "probe:0", datetime.now(UTC), timedelta(seconds=1))
-                    is not None
-                )
+    def read_stderr(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if line.strip() == "READY":
+                running.set()
+        running.set()  # the process ended without saying so: the assertion below tells
 
-        assert _wait(lease_held)
-        second = subprocess.run(
-            [digest, "schedule"], cwd=project, capture_output=True, text=True, timeout=60
-        )
-        assert second.returncode == 2 and "another scheduler is running" in second.stderr
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with subprocess.Popen(
+        [sys.executable, "-c", RUN_SCHEDULER],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        reader = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
+        reader.start()
+        try:
+            assert running.wait(HANG_GUARD) and "READY\n" in lines, "".join(lines)
+            second = subprocess.run(
+                [digest, "schedule"],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=HANG_GUARD,
+            )
+            assert second.returncode == 2 and "another scheduler is running" in second.stderr
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=HANG_GUARD)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            reader.join(HANG_GUARD)
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert "scheduler stopped" in err and "Traceback" not in err
-    with Store(db) as store:  # the lease was released
+    with Store(project / "var" / "digest.sqlite3") as store:  # the lease was released
         assert (
             store.acquire_lease(LEASE, "probe:0", datetime.now(UTC), timedelta(seconds=1)) is None
         )

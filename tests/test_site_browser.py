@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import Config
-from digest.model import Paper
-from digest.pipeline import ingest, publish
+from digest.config import Config, load_config
+from digest.pipeline import publish
 from digest.store import Store
-from digest.text import title_id
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS
+from .conftest import CHROMIUM, CHROMIUM_ARGS, SeededTemplate
+from .factories import make_paper
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.exists():
@@ -30,27 +29,15 @@ HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)> {{ 7*7 }} ze
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
-    from digest.config import load_config
-
-    root = tmp_path_factory.mktemp("browser")
-    here = Path(__file__).resolve().parent.parent
-    shutil.copy(here / "config.toml", root / "config.toml")
-    shutil.copytree(here / "seeds", root / "seeds")
+def site(tmp_path_factory: pytest.TempPathFactory, seeded_template: SeededTemplate) -> Path:
+    root = seeded_template.copy_to(tmp_path_factory.mktemp("browser"))
     config: Config = load_config(root / "config.toml", required=True)
-    seen = datetime(2025, 12, 30, tzinfo=UTC)
-    hostile = Paper(
-        id=title_id(HOSTILE),
-        title=HOSTILE,
-        abstract="</textarea><script>alert(3)</script> A speech paper about zebrafish.",
-        first_seen=seen,
-        last_seen=seen,
-        sources=("test",),
+    hostile = make_paper(
+        HOSTILE,
+        "</textarea><script>alert(3)</script> A speech paper about zebrafish.",
+        seen=datetime(2025, 12, 30, tzinfo=UTC),
     )
-    with Store(root / "store.sqlite3") as store:
-        ingest(config, store)
+    with Store(config.store_path) as store:
         store.add_papers([hostile])
         publish(config, store, datetime(2026, 1, 1, tzinfo=UTC), out_dir=root / "site")
     return root / "site"
