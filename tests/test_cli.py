@@ -66,8 +66,8 @@ def test_papers_json_has_exactly_the_documented_keys(project: Path) -> None:
     assert isinstance(rows[0]["upvotes"], int)
 
 
-def test_papers_since(project: Path) -> None:
-    invoke(project, "ingest")
+def test_papers_since(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     _, out, err = invoke(project, "papers", "--since", "2025-12-01", "--json")
     # The Dec 26 capture holds 46 papers; 4 of them were first seen in earlier captures.
     assert len(out.splitlines()) == 42
@@ -82,8 +82,8 @@ def test_db_option_overrides_the_store(project: Path, tmp_path: Path) -> None:
     assert other.exists() and not (project / "var" / "digest.sqlite3").exists()
 
 
-def test_preview_markdown_lists_matching_papers(project: Path) -> None:
-    invoke(project, "ingest")
+def test_preview_markdown_lists_matching_papers(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, out, _ = invoke(project, "preview", "--keywords", "speech, TTS", "--limit", "3")
     assert code == 0
     assert out.startswith("# papers-digest — 2025-12-31\n")
@@ -93,15 +93,15 @@ def test_preview_markdown_lists_matching_papers(project: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["html", "text"])
-def test_preview_other_formats(project: Path, fmt: str) -> None:
-    invoke(project, "ingest")
+def test_preview_other_formats(seeded_project: Path, fmt: str) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, out, _ = invoke(project, "preview", "-k", "video generation", "--format", fmt)
     assert code == 0 and "video" in out.lower()
     assert ("<!doctype html>" in out.lower()) == (fmt == "html")
 
 
-def test_preview_with_a_config_profile(project: Path) -> None:
-    invoke(project, "ingest")
+def test_preview_with_a_config_profile(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, out, _ = invoke(project, "preview", "--profile", "speech")
     assert code == 0 and "## speech" in out
     code, _, err = invoke(project, "preview", "--profile", "nope")
@@ -126,6 +126,7 @@ def test_run_ingests_and_writes_the_digest(project: Path) -> None:
 
 
 def _seeded(project: Path) -> int:
+    """How many papers the store holds after ingesting the configured sources."""
     invoke(project, "ingest")
     _, out, _ = invoke(project, "papers", "--json")
     return len(out.splitlines())
@@ -207,8 +208,8 @@ def test_broken_config_names_file_key_and_value(project: Path) -> None:
     )
 
 
-def test_bad_keywords_are_one_line(project: Path) -> None:
-    invoke(project, "ingest")
+def test_bad_keywords_are_one_line(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, _, err = invoke(project, "preview", "--keywords", " , ")
     assert code == 2 and err.startswith("error: --keywords ' , ': ") and err.count("\n") == 1
     code, _, err = invoke(project, "preview")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -17,13 +19,15 @@ import pytest
 
 from digest.config import Config
 from digest.model import Paper
-from digest.pipeline import ingest, publish
+from digest.pipeline import publish
 from digest.publish import PublishReport
 from digest.publish.manifest import MANIFEST_NAME
 from digest.publish.names import paper_file, profile_slug, unique_slugs
 from digest.rank import make_profile
 from digest.store import Store
 from digest.text import title_id
+
+from .conftest import SeededTemplate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SEED_DAYS = ["2025-03-13", "2025-10-16", "2025-11-03", "2025-12-26"]
@@ -71,10 +75,12 @@ def new_paper(title: str, abstract: str, day: str, **extra: object) -> Paper:
 
 
 @pytest.fixture
-def seeded(config: Config, tmp_path: Path) -> Store:
-    with Store(tmp_path / "archive.sqlite3") as store:
-        report = ingest(config, store)
-        assert report.counts.new == 331
+def seeded(seeded_template: SeededTemplate, tmp_path: Path) -> Iterator[Store]:
+    """A private copy of the store holding the seeds (ingested once per session)."""
+    db = tmp_path / "archive.sqlite3"
+    shutil.copyfile(seeded_template.root / "var" / "digest.sqlite3", db)
+    with Store(db) as store:
+        assert store.count_papers() == 331
         yield store
 
 

@@ -80,8 +80,10 @@ def smtp_config(project: Path, port: int) -> Config:
 
 
 def seeded(config: Config, *subscribers: tuple[str, Profile]) -> Store:
+    """The seeded store of `seeded_config`/`seeded_project` (ingested once per session),
+    with these readers confirmed the day before DAY1."""
     store = Store(config.store_path)
-    pipeline.ingest(config, store)
+    assert store.count_papers() == 331, "use the seeded_config or seeded_project fixture"
     for address, spec in subscribers:
         subscribe(config, store, address, spec, DAY1 - timedelta(days=1), confirmed=True)
     return store
@@ -128,7 +130,8 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     store.close()
 
 
-def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(config: Config) -> None:
+def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(seeded_config: Config) -> None:
+    config = seeded_config
     """Captures are stamped with their day; one ingested after a send is still new."""
     store = seeded(config, ("ada@example.org", PEFT))
     backend = make_backend(config.delivery)
@@ -149,7 +152,8 @@ def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(config: Config
     store.close()
 
 
-def test_two_sections_never_hold_the_same_paper(config: Config) -> None:
+def test_two_sections_never_hold_the_same_paper(seeded_config: Config) -> None:
+    config = seeded_config
     both = make_profile("again", PEFT.keywords)
     store = seeded(config)
     subscribe(config, store, "ada@example.org", PEFT, DAY1 - timedelta(days=1), confirmed=True)
@@ -164,7 +168,8 @@ def test_two_sections_never_hold_the_same_paper(config: Config) -> None:
     store.close()
 
 
-def test_a_retry_is_cancelled_when_the_reader_unsubscribes(project: Path) -> None:
+def test_a_retry_is_cancelled_when_the_reader_unsubscribes(seeded_project: Path) -> None:
+    project = seeded_project
     with SmtpServer(Transient(code=451, first=1)) as server:
         config = smtp_config(project, server.port)
         store = seeded(config, ("ada@example.org", PEFT))
@@ -181,7 +186,8 @@ def test_a_retry_is_cancelled_when_the_reader_unsubscribes(project: Path) -> Non
         store.close()
 
 
-def test_send_times_time_zones_and_dry_run(config: Config) -> None:
+def test_send_times_time_zones_and_dry_run(seeded_config: Config) -> None:
+    config = seeded_config
     store = seeded(config)
     subscribe(
         config,
@@ -201,7 +207,8 @@ def test_send_times_time_zones_and_dry_run(config: Config) -> None:
     store.close()
 
 
-def test_empty_digest_is_not_sent_unless_asked(config: Config) -> None:
+def test_empty_digest_is_not_sent_unless_asked(seeded_config: Config) -> None:
+    config = seeded_config
     store = seeded(config, ("ada@example.org", make_profile("x", ("quantum chromodynamics",))))
     backend = make_backend(config.delivery)
     report = send(config, store, backend, DAY1)
@@ -217,7 +224,8 @@ def test_empty_digest_is_not_sent_unless_asked(config: Config) -> None:
     store.close()
 
 
-def test_transient_smtp_failure_is_retried_with_backoff(project: Path) -> None:
+def test_transient_smtp_failure_is_retried_with_backoff(seeded_project: Path) -> None:
+    project = seeded_project
     with SmtpServer(Transient(code=421, first=1)) as server:
         config = smtp_config(project, server.port)
         store = seeded(config, ("ada@example.org", PEFT))
@@ -234,7 +242,8 @@ def test_transient_smtp_failure_is_retried_with_backoff(project: Path) -> None:
         store.close()
 
 
-def test_permanent_failure_is_recorded_and_not_retried(project: Path) -> None:
+def test_permanent_failure_is_recorded_and_not_retried(seeded_project: Path) -> None:
+    project = seeded_project
     with SmtpServer(Rejecting(code=550)) as server:
         config = smtp_config(project, server.port)
         store = seeded(config, ("ada@example.org", PEFT))
@@ -252,7 +261,8 @@ def test_permanent_failure_is_recorded_and_not_retried(project: Path) -> None:
         store.close()
 
 
-def test_a_frozen_digest_renders_the_same_after_a_restart(config: Config) -> None:
+def test_a_frozen_digest_renders_the_same_after_a_restart(seeded_config: Config) -> None:
+    config = seeded_config
     store = seeded(config, ("ada@example.org", PEFT))
     send(config, store, None, DAY1, dry_run=True)
     digest = pipeline.build_digest(config, store.papers(), [config.profiles[0]], DAY1)
@@ -298,7 +308,8 @@ def test_cli_subscribe_confirm_send(project: Path) -> None:
 # -- killed mid-run: every subscriber ends with their digest, never two different ones ---
 
 
-def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(project: Path) -> None:
+def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(seeded_project: Path) -> None:
+    project = seeded_project
     handler = KillPoint()
     with SmtpServer(handler) as server:
         config = smtp_config(project, server.port)
@@ -368,7 +379,8 @@ def _scripted(*statuses: str, retry_after: float | None = None) -> MemoryBackend
     return MemoryBackend(answer)
 
 
-def test_backoff_doubles_honours_retry_after_and_gives_up(config: Config) -> None:
+def test_backoff_doubles_honours_retry_after_and_gives_up(seeded_config: Config) -> None:
+    config = seeded_config
     store = seeded(config, ("ada@example.org", PEFT))
     backend = _scripted(*["retry"] * 5, retry_after=150)
     at = DAY1
@@ -397,7 +409,8 @@ def test_backoff_doubles_honours_retry_after_and_gives_up(config: Config) -> Non
     store.close()
 
 
-def test_every_reader_gets_a_message_of_their_own(config: Config) -> None:
+def test_every_reader_gets_a_message_of_their_own(seeded_config: Config) -> None:
+    config = seeded_config
     store = seeded(config, ("ada@example.org", PEFT), ("bob@example.org", SPEECH))
     backend = MemoryBackend()
     report = send(config, store, backend, DAY1)

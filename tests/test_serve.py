@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest import pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.serve import make_server, serve_in_thread
@@ -22,9 +21,13 @@ NOW = datetime(2025, 12, 31, 8, tzinfo=UTC)
 
 
 @pytest.fixture
+def config(seeded_config: Config) -> Config:
+    """This module's project holds the seeds (ingested once per session)."""
+    return seeded_config
+
+
+@pytest.fixture
 def server(config: Config, tmp_path: Path) -> Iterator[str]:
-    with Store(config.store_path) as store:
-        pipeline.ingest(config, store)
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>archive</h1>")
