@@ -3,6 +3,7 @@ hostile text. Everything runs on a real SQLite store filled from the seeds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import feedparser
 import pytest
 
-from digest.config import Config
+from digest.config import Config, load_config
 from digest.model import Paper
 from digest.pipeline import publish
 from digest.publish import PublishReport
@@ -28,6 +29,7 @@ from digest.store import Store
 from digest.text import title_id
 
 from .conftest import SeededTemplate
+from .golden import assert_golden
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SEED_DAYS = ["2025-03-13", "2025-10-16", "2025-11-03", "2025-12-26"]
@@ -371,3 +373,42 @@ def test_names_are_safe_stable_and_distinct() -> None:
     odd = [paper_file(i) for i in ("hep-th/9901001", "hep-th_9901001", "../x", "..", "a b")]
     assert len(set(odd)) == len(odd)
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.html", f) and ".." not in f for f in odd)
+
+
+# -- the published bytes: a golden site ---------------------------------------------------
+
+GOLDEN_SITE = Path(__file__).resolve().parent / "fixtures" / "golden" / "site"
+GOLDEN_NOW = datetime(2025, 11, 4, 9, tzinfo=UTC)  # three seed days published, Dec 26 not yet
+GOLDEN_PAGES = {
+    "index.html": "index.html",
+    "days/2025-11-03.html": "day-2025-11-03.html",
+    "profiles/speech.html": "profile-speech.html",
+    "feeds/speech.atom": "feed-speech.atom",
+}
+
+
+@pytest.fixture(scope="module")
+def golden_site(seeded_template: SeededTemplate, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds published with the repo's config.toml, once for the golden tests."""
+    root = seeded_template.copy_to(tmp_path_factory.mktemp("golden-site"))
+    config = load_config(root / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        publish(config, store, GOLDEN_NOW, out_dir=root / "site")
+    return root / "site"
+
+
+def test_every_published_file_is_byte_for_byte_the_golden_one(golden_site: Path) -> None:
+    """The whole site (every page, feed, the search index) hashes as the golden list says:
+    a refactor that changes one published byte fails here (UPDATE_GOLDEN=1 to accept)."""
+    got = {
+        str(p.relative_to(golden_site)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(golden_site.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert_golden(GOLDEN_SITE / "sha256.json", got)
+
+
+@pytest.mark.parametrize("page", sorted(GOLDEN_PAGES))
+def test_golden_pages_read_as_kept(golden_site: Path, page: str) -> None:
+    """A few whole pages, kept so that a change shows as a readable diff."""
+    assert_golden(GOLDEN_SITE / GOLDEN_PAGES[page], (golden_site / page).read_text("utf-8"))
