@@ -15,7 +15,12 @@ Projects and stores (function-scoped unless said otherwise)
     seeded_config    Config  `seeded_project`'s config.toml, loaded
     seeded_store     Store   `seeded_config.store_path`, open (closed after the test)
 
-`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both.
+`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both
+(and `store` with `project` only). For example:
+
+    def test_send_to_one_reader(seeded_config: Config, seeded_store: Store) -> None:
+        reader = confirmed_subscriber(seeded_config, seeded_store)   # tests/factories.py
+        report = send(seeded_config, seeded_store, backend, DAY1)
 
 Fake servers on 127.0.0.1, started once per session and reset before each test (and
 again after it, which releases any request a slow reply still holds)
