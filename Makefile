@@ -25,6 +25,7 @@ run: $(STAMP)
 
 test: $(DEVSTAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -15,7 +15,12 @@ Projects and stores (function-scoped unless said otherwise)
     seeded_config    Config  `seeded_project`'s config.toml, loaded
     seeded_store     Store   `seeded_config.store_path`, open (closed after the test)
 
-`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both.
+`project` and `seeded_project` both fill tmp_path: use one of them in a test, not both
+(and `store` with `project` only). For example:
+
+    def test_send_to_one_reader(seeded_config: Config, seeded_store: Store) -> None:
+        reader = confirmed_subscriber(seeded_config, seeded_store)   # tests/factories.py
+        report = send(seeded_config, seeded_store, backend, DAY1)
 
 Fake servers on 127.0.0.1, started once per session and reset before each test (and
 again after it, which releases any request a slow reply still holds)
@@ -31,6 +36,10 @@ again after it, which releases any request a slow reply still holds)
     refused_port           int     a port on 127.0.0.1 that refuses connections (bound,
                                    not listening, for the whole test)
 
+Browser (session): `browser` is Debian's headless chromium through playwright, launched
+once; a test opens its own context (`browser.new_context()`) and closes it. The test
+skips when playwright or /usr/bin/chromium is missing.
+
 The server classes stay usable as context managers for a test that needs its own.
 """
 
@@ -42,7 +51,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -221,6 +230,21 @@ def smtp_starttls_server(_smtp_starttls_for_session: SmtpServer) -> Iterator[Smt
 @pytest.fixture
 def smtp_ssl_server(_smtp_ssl_for_session: SmtpServer) -> Iterator[SmtpServer]:
     yield from _fresh(_smtp_ssl_for_session)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium)")
+    with sync_api.sync_playwright() as pw:
+        launched = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import markdown
 import pytest
@@ -15,7 +16,7 @@ from digest.model import Digest, DigestSection, Paper
 from digest.rank import make_profile, rank
 from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, FIXTURES
+from .conftest import FIXTURES
 from .factories import make_paper
 from .golden import assert_golden
 
@@ -192,25 +193,20 @@ def test_markdown_filter_sanitises() -> None:
     assert "<strong>hi</strong>" in html
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
-def test_email_has_no_horizontal_scroll_in_chromium(tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_email_has_no_horizontal_scroll_in_chromium(browser: Any, tmp_path: Path) -> None:
     renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
     page_file = tmp_path / "email.html"
     page_file.write_text(renderer.render(_twenty(), Links(unsubscribe="https://d.example/u")).html)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000
-        )
+    for width in (375, 800):
+        context = browser.new_context(viewport={"width": width, "height": 900})
         try:
-            for width in (375, 800):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.goto(page_file.as_uri(), timeout=30_000)
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                page.screenshot(path=str(tmp_path / f"email-{width}.png"), full_page=True)
-                assert "Speech model number 0" in page.inner_text("body")
+            page = context.new_page()
+            page.goto(page_file.as_uri(), timeout=30_000)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / f"email-{width}.png"), full_page=True)
+            assert "Speech model number 0" in page.inner_text("body")
         finally:
-            browser.close()
+            context.close()
 
 
 def test_the_intro_note_is_markdown_sanitised() -> None:

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from digest.config import Config
 from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
 from digest.sources.listing import organization_name, parse
+from digest.store import Store
 from digest.text import fold_title, strip_latex
 
-from .conftest import FIXTURES, SEEDS
+from .conftest import FIXTURES, SEEDS, SeededTemplate
+from .factories import make_paper
 from .golden import assert_golden, parser_output
 
 CAPTURED = date(2025, 12, 31)
@@ -55,6 +58,21 @@ def test_seeds_hold_331_distinct_papers_and_latex_variants_fold_together() -> No
     met = [p for p in papers if fold_title(p.title).startswith("met2net")]
     assert {p.title.split(":")[0] for p in met} == {"Met$^2$Net", "Met^2Net"}
     assert len({p.id for p in met}) == 1
+
+
+def test_the_seeded_store_holds_what_the_parser_reads(
+    seeded_template: SeededTemplate, seeded_config: Config, seeded_store: Store
+) -> None:
+    """The session's seeded store (conftest) is the seeds through the pipeline, and each
+    test gets a private copy of it."""
+    parsed = {fold_title(p.title) for f in sorted(SEEDS.glob("*.txt")) for p in parse_file(f)[0]}
+    assert {fold_title(p.title) for p in seeded_store.papers()} == parsed
+    template = seeded_template.root / "var" / "digest.sqlite3"
+    assert seeded_config.store_path != template
+    before = template.read_bytes()
+    seeded_store.add_papers([make_paper("A paper only this test has")])
+    assert seeded_store.count_papers() == len(parsed) + 1
+    assert template.read_bytes() == before
 
 
 def test_seed_metadata_variants() -> None:

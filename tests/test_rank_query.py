@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +10,7 @@ from digest.errors import QueryError
 from digest.model import Keyword
 from digest.rank import RankSettings, make_profile, parse_keywords
 from digest.rank.analyzer import Analyzer
-from digest.rank.query import compile_keyword
+from digest.rank.query import MAX_KEYWORDS, MAX_WEIGHT, compile_keyword
 
 
 def test_comma_string_with_phrases_and_weights() -> None:
@@ -125,8 +123,15 @@ def test_expansion_keyword_compiles_to_the_acronym_group() -> None:
 @given(st.text(max_size=300))
 @settings(max_examples=400, deadline=None)
 def test_parse_keywords_raises_only_query_error(text: str) -> None:
-    with contextlib.suppress(QueryError):
-        parse_keywords(text)
+    try:
+        keywords = parse_keywords(text)
+    except QueryError:
+        return
+    # What it accepts is usable: text without quotes or padding, a weight in range.
+    assert len(keywords) <= MAX_KEYWORDS
+    for k in keywords:
+        assert k.text and k.text == k.text.strip() and '"' not in k.text, k
+        assert 0 < k.weight <= MAX_WEIGHT, k
 
 
 @given(st.lists(st.text(max_size=60), max_size=8), st.lists(st.text(max_size=30), max_size=3))
