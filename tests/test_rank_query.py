@@ -7,10 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import QueryError
+from digest.keywords import MAX_KEYWORDS, MAX_WEIGHT
 from digest.model import Keyword
 from digest.rank import RankSettings, make_profile, parse_keywords
 from digest.rank.analyzer import Analyzer
-from digest.rank.query import MAX_KEYWORDS, MAX_WEIGHT, compile_keyword
+from digest.rank.query import compile_keyword
 
 
 def test_comma_string_with_phrases_and_weights() -> None:

@@ -70,15 +70,7 @@ EDGE: dict[str, dict[str, bytes]] = {
 }
 #: Known bugs: each of these fails today (strict xfail: fixing the bug turns it red, to
 #: drop the mark). Bad values in one item should cost that value, not the document.
-BUGS = {
-    ("hf_daily", "5000-digit-number"): "digest/sources/hf_api.py:128 load_json catches "
-    "JSONDecodeError and RecursionError, but json.loads raises a plain ValueError for an "
-    "integer past sys.get_int_max_str_digits()",
-    ("hf_daily", "published-in-year-10000-utc"): "digest/sources/hf_api.py:301 _day: "
-    "moment.astimezone(UTC) raises OverflowError; the whole page is lost",
-    ("feed", "updated-in-year-10000-utc"): "digest/sources/feed.py:254 _utc_day: "
-    "calendar.timegm raises ValueError (year 10000); the whole feed is lost",
-}
+BUGS: dict[tuple[str, str], str] = {}
 EDGE_CASES = [
     pytest.param(
         kind,

@@ -246,13 +246,17 @@ def _feed_day(feed: Mapping[str, object], captured: date) -> date:
     """The day the feed was published (arXiv: the announcement day), else `captured`."""
     for key in ("published_parsed", "updated_parsed"):
         parsed = feed.get(key) if key in feed else None
-        if isinstance(parsed, time.struct_time):
-            return _utc_day(parsed)
+        if isinstance(parsed, time.struct_time) and (day := _utc_day(parsed)) is not None:
+            return day
     return captured
 
 
-def _utc_day(parsed: time.struct_time) -> date:
-    return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).date()
+def _utc_day(parsed: time.struct_time) -> date | None:
+    """The UTC day of a parsed feed time; None for one no calendar holds (year 10000)."""
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC).date()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _bozo_problem(exc: object) -> str:

@@ -128,12 +128,14 @@ def load_json(data: bytes, origin: str) -> object:
         return json.loads(text)
     except RecursionError:
         raise SourceError(f"{origin}: JSON nested too deeply to be a daily papers answer") from None
-    except json.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:  # (a ValueError: caught before the plain ones)
         head = normalize_space(text[:60])
         raise SourceError(
             f"{origin}:{exc.lineno}: not JSON ({exc.msg} at column {exc.colno}); "
             f"the document starts {head!r} - an error page instead of the API answer?"
         ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python reads (4300 digits)
+        raise SourceError(f"{origin}: not a daily papers answer ({exc})") from None
 
 
 def page_day(origin: str, captured: date) -> date:
@@ -298,4 +300,8 @@ def _day(value: object, label: str, origin: str, warn: WarnFn) -> date | None:
     if moment is None:
         warn(SourceWarning(origin, 0, f"{label}: bad publishedAt {value!r}; ignored"))
         return None
-    return moment.astimezone(UTC).date()
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        warn(SourceWarning(origin, 0, f"{label}: publishedAt {value!r} out of range; ignored"))
+        return None
