@@ -196,8 +196,11 @@ def make_server(
     return server
 
 
-def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    """Run `server` in a daemon thread (tests); stop it with `server.shutdown()`."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serve_in_thread(server: ThreadingHTTPServer, poll_interval: float = 0.02) -> threading.Thread:
+    """Run `server` in a daemon thread (tests); stop it with `server.shutdown()`, which
+    returns within `poll_interval` seconds (the stdlib's default, 0.5 s, is for a CLI)."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
+    )
     thread.start()
     return thread

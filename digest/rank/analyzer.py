@@ -28,6 +28,7 @@ Nothing here raises on any string: unknown scripts, emoji and markup simply prod
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -251,6 +252,8 @@ class SynonymTable:
             for a in ACRONYMS
             if len(a) >= 3 and a.isalnum() and a.casefold() in self._by_word
         }
+        self._suffix_rank = {a: i for i, a in enumerate(self._suffixes)}
+        self._suffix_lengths = sorted({len(a) for a in self._suffixes})
 
     def word_group(self, word: str, word_stem: str) -> str | None:
         """Group feature of one folded word (acronyms as written, others by stem)."""
@@ -265,15 +268,21 @@ class SynonymTable:
         return self._by_stem.get(squash_key(folded_words))
 
     def suffix_group(self, cased: str) -> str | None:
-        """Group feature for a CamelCase name ending in a listed acronym (`QLoRA`)."""
-        for acronym, feature in self._suffixes.items():
-            if (
-                len(cased) > len(acronym)
-                and cased.endswith(acronym)
-                and (not acronym.isupper() or not cased[: -len(acronym)].isupper())
-            ):
-                return feature
-        return None
+        """Group feature for a CamelCase name ending in a listed acronym (`QLoRA`).
+
+        Looks up the word's last 3, 4, ... characters instead of trying every acronym
+        (this runs once per distinct spelling of a corpus); when several acronyms end
+        the word, the one listed first wins, as in the table's order.
+        """
+        best: str | None = None
+        for length in self._suffix_lengths:
+            if len(cased) <= length:
+                break
+            tail = cased[-length:]
+            fits = tail in self._suffixes and (not tail.isupper() or not cased[:-length].isupper())
+            if fits and (best is None or self._suffix_rank[tail] < self._suffix_rank[best]):
+                best = tail
+        return self._suffixes[best] if best is not None else None
 
     def scan(self, words: Sequence[str], joined: Sequence[bool]) -> Iterable[tuple[str, int, int]]:
         """Multi-word group spellings in a word run: (feature, first word, last word)."""
@@ -297,7 +306,9 @@ class SynonymTable:
 
 
 class Analyzer:
-    """Turns paper text into index features; one per `rank` call (it owns the synonyms)."""
+    """Turns paper text into index features; it owns the synonyms and a memo of the
+    features of each spelling it has seen (`analyzer_for` keeps one per synonym table,
+    so the memo lasts across ranking calls)."""
 
     def __init__(self, synonyms: Mapping[str, Sequence[str]] | None = None) -> None:
         self.synonyms = SynonymTable(synonyms)
@@ -351,3 +362,24 @@ class Analyzer:
             (f, starts[i], ends[j]) for f, i, j in self.synonyms.scan(words, joined) if keep(f)
         )
         return out
+
+
+SynonymsKey = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def synonyms_key(synonyms: Mapping[str, Sequence[str]] | None) -> SynonymsKey:
+    """A hashable form of a synonym table (for caches)."""
+    if not synonyms:
+        return ()
+    return tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in synonyms.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def analyzer_for_key(key: SynonymsKey) -> Analyzer:
+    return Analyzer(dict(key) if key else None)
+
+
+def analyzer_for(synonyms: Mapping[str, Sequence[str]] | None) -> Analyzer:
+    """The shared analyzer of a synonym table: the same input gives the same features, and
+    the per-spelling memo is kept across calls (a day's papers share most words)."""
+    return analyzer_for_key(synonyms_key(synonyms))

@@ -16,7 +16,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.model import DigestItem, Keyword, Match, Paper, Profile
-from digest.rank.analyzer import Analyzer
+from digest.rank.analyzer import (
+    Analyzer,
+    SynonymsKey,
+    analyzer_for,
+    analyzer_for_key,
+    synonyms_key,
+)
 from digest.rank.index import PaperIndex
 from digest.rank.query import compile_keyword
 from digest.rank.score import Compiled, Selections, lookup
@@ -177,8 +183,8 @@ def match_spans(
     `low-rank adaptation`, `fine-tuning`), computed by the same analyzer as the ranking.
     The analyzer and each profile's feature set are cached: templates call this per item.
     """
-    key = _synonyms_key(synonyms)
-    analyzer = _analyzer(key)
+    key = synonyms_key(synonyms)
+    analyzer = analyzer_for(synonyms)
     wanted = _wanted(profile.keywords, key)
     spans = sorted((s, e) for _, s, e in analyzer.feature_spans(text, wanted))
     merged: list[tuple[int, int]] = []
@@ -190,23 +196,9 @@ def match_spans(
     return merged
 
 
-_SynKey = tuple[tuple[str, tuple[str, ...]], ...]
-
-
-def _synonyms_key(synonyms: Mapping[str, Sequence[str]] | None) -> _SynKey:
-    if not synonyms:
-        return ()
-    return tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in synonyms.items()))
-
-
-@functools.lru_cache(maxsize=8)
-def _analyzer(key: _SynKey) -> Analyzer:
-    return Analyzer(dict(key) if key else None)
-
-
 @functools.lru_cache(maxsize=4096)
-def _wanted(keywords: tuple[Keyword, ...], key: _SynKey) -> frozenset[str]:
-    analyzer, settings = _analyzer(key), RankSettings()
+def _wanted(keywords: tuple[Keyword, ...], key: SynonymsKey) -> frozenset[str]:
+    analyzer, settings = analyzer_for_key(key), RankSettings()
     wanted: set[str] = set()
     for kw in keywords:
         plan = compile_keyword(kw, analyzer, settings.exact_share)

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.model import DigestItem, Paper, Profile
-from digest.rank.analyzer import Analyzer
+from digest.rank.analyzer import analyzer_for
 from digest.rank.explain import explain
 from digest.rank.index import build_index
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
@@ -46,7 +46,7 @@ def rank(
         return [() for _ in profiles]
     if exclude_ids is not None and len(exclude_ids) != len(profiles):
         raise ValueError("exclude_ids needs one collection per profile")
-    analyzer = Analyzer(synonyms)
+    analyzer = analyzer_for(synonyms)
     index = build_index(papers, analyzer, settings)
     compiled = compile_profiles(profiles, analyzer, settings)
     scores, phrase = keyword_scores(compiled.plans, index, settings)
