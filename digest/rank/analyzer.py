@@ -305,6 +305,10 @@ class SynonymTable:
                     break
 
 
+#: Spellings an analyzer remembers before it starts over (about 50 MB at the limit).
+MEMO_LIMIT = 250_000
+
+
 class Analyzer:
     """Turns paper text into index features; it owns the synonyms and a memo of the
     features of each spelling it has seen (`analyzer_for` keeps one per synonym table,
@@ -318,6 +322,8 @@ class Analyzer:
         """Stem, exact form and group features of one word (memoised per spelling)."""
         got = self._memo.get(cased)
         if got is None:
+            if len(self._memo) >= MEMO_LIMIT:  # a long-running process reads ever new words
+                self._memo.clear()
             s = stem(word)
             group = self.synonyms.word_group(word, s)
             named = self.synonyms.suffix_group(cased)
