@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+#: Both cores, one test file per worker (module fixtures built once); `make test PYTEST_ARGS=`
+#: runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test lint eval bench clean chromium
 
@@ -27,7 +30,7 @@ test: $(DEVSTAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium (no browser download). Installed when missing and
 # we are root with apt-get; otherwise those tests skip with a reason.
