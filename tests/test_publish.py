@@ -26,9 +26,9 @@ from digest.publish.manifest import MANIFEST_NAME
 from digest.publish.names import paper_file, profile_slug, unique_slugs
 from digest.rank import make_profile
 from digest.store import Store
-from digest.text import title_id
 
 from .conftest import SeededTemplate
+from .factories import make_paper
 from .golden import assert_golden
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,15 +64,9 @@ def snapshot(site: Path) -> dict[str, int]:
 
 
 def new_paper(title: str, abstract: str, day: str, **extra: object) -> Paper:
-    seen = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    return Paper(
-        id=title_id(title),
-        title=title,
-        abstract=abstract,
-        sources=("test",),
-        first_seen=seen,
-        last_seen=seen,
-        **extra,  # type: ignore[arg-type]
+    """A paper first seen on `day` (YYYY-MM-DD, UTC midnight)."""
+    return make_paper(
+        title, abstract, seen=datetime.fromisoformat(day).replace(tzinfo=UTC), **extra
     )
 
 

@@ -13,23 +13,16 @@ from digest.errors import StoreError
 from digest.model import Paper
 from digest.sources.listing import parse
 from digest.store import SCHEMA_VERSION, Store, merge
-from digest.text import title_id
 
 from .conftest import SEEDS
+from .factories import make_paper
 
 T0 = datetime(2025, 10, 16, tzinfo=UTC)
 
 
 def paper(title: str = "Met$^2$Net: Forecasting", **kw: object) -> Paper:
-    base = Paper(
-        id=title_id(title),
-        title=title,
-        abstract="An abstract.",
-        sources=("a",),
-        first_seen=T0,
-        last_seen=T0,
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    """A paper from source "a", first seen at T0."""
+    return replace(make_paper(title, seen=T0, sources=("a",)), **kw)  # type: ignore[arg-type]
 
 
 def ingest_seeds(store: Store) -> list[tuple[int, int, int]]:
