@@ -1,0 +1,118 @@
+"""The configuration as frozen dataclasses: what `config.parse` builds from config.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from digest.model import Profile
+from digest.rank.settings import RankSettings
+
+DEFAULT_STORE = "var/digest.sqlite3"
+DEFAULT_MAX_FILE_MB = 32.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One `[[sources]]` table."""
+
+    name: str
+    kind: str
+    path: str | None = None  #: a glob, relative to the config file
+    url: str | None = None
+    #: When the capture was taken; header days and year-less dates resolve against it.
+    captured: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """`[publish]`: the static archive."""
+
+    #: Where `digest publish` writes the site (relative to the config file).
+    dir: Path = Path("site")
+    #: Absolute URL the site is served from (for sitemap.xml and feed links); "" = unknown.
+    base_url: str = ""
+    #: Days listed on the index page.
+    recent_days: int = 14
+    #: Entries per Atom feed.
+    feed_entries: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """`[delivery.smtp]`."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"  #: "none" | "starttls" | "ssl"
+    username: str = ""
+    password_env: str = ""  #: name of the environment variable holding the password
+    timeout: float = 30.0
+    connections: int = 1  #: parallel connections for a batch
+
+
+@dataclass(frozen=True, slots=True)
+class SendgridConfig:
+    """`[delivery.sendgrid]`."""
+
+    api_key_env: str = "SENDGRID_API_KEY"
+    host: str = "https://api.sendgrid.com"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """`[delivery]`: how digests leave the machine."""
+
+    backend: str = "outbox"  #: "outbox" | "smtp" | "sendgrid"
+    from_addr: str = "papers-digest <digest@localhost>"
+    #: Where the outbox backend writes .eml files (relative to the config file).
+    outbox_dir: Path = Path("var/outbox")
+    #: Public URL of `digest serve` for confirm/unsubscribe links ("" = the archive base_url).
+    public_url: str = ""
+    #: mailto address for List-Unsubscribe ("" = none).
+    unsubscribe_mailto: str = ""
+    max_attempts: int = 5
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    sendgrid: SendgridConfig = field(default_factory=SendgridConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """`[schedule]`: when `digest schedule` fetches (subscribers' sends follow their own times)."""
+
+    cron: str = "0 6 * * *"  #: crontab: minute hour day month weekday
+    timezone: str = "UTC"
+    #: A run may start this late (e.g. after a reboot) and still run, once.
+    misfire_grace_seconds: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    path: Path  #: the config file (may not exist: then all defaults)
+    store_path: Path
+    sources: tuple[SourceConfig, ...] = ()
+    #: `[[profiles]]`, parsed once here (errors name the file and the profile).
+    profiles: tuple[Profile, ...] = ()
+    #: `[ranking]`, validated onto the ranker's settings (unknown keys are errors).
+    ranking: RankSettings = field(default_factory=RankSettings)
+    #: `[synonyms]`: a term -> the terms or phrases that mean the same.
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    templates_dir: Path | None = None
+    preview_dir: Path = Path("var/preview")
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    digest_title: str = "papers-digest"
+    #: `[render] intro`: a short Markdown note shown under every email's header (sanitised).
+    intro: str = ""
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: HMAC secret for tokens: DIGEST_SECRET in the environment wins over config.toml.
+    secret: str = ""
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
