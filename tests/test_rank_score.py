@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from digest.model import Paper, Profile
-from digest.rank import RankSettings, make_profile, match_spans, rank
+from digest.rank import RankSettings, make_profile, match_spans, prepare, rank, rank_prepared
 
 from .factories import make_paper
 
@@ -199,3 +199,17 @@ def test_many_profiles_in_small_chunks_give_the_same_answer() -> None:
     ]
     small = RankSettings(profile_chunk=3)
     assert rank(papers, profiles, NOW, small) == rank(papers, profiles, NOW)
+
+
+def test_one_index_serves_readers_with_different_windows_and_ledgers() -> None:
+    """`start` (a reader's window in arrival order) and `exclude_ids` (their ledger) cut
+    before max_items, so every reader still gets a full digest from one shared index."""
+    papers = [paper(str(i), f"LoRA adapters part {i}") for i in range(6)]
+    lora = make_profile("lora", "LoRA", max_items=2, min_score=0.0)
+    prepared = prepare(papers, NOW)
+    everyone, late, ledger = rank_prepared(
+        prepared, [lora, lora, lora], exclude_ids=[(), (), {"0", "1", "4"}], start=[0, 3, 0]
+    )
+    assert [i.paper.id for i in everyone] == [i.paper.id for i in rank(papers, [lora], NOW)[0]]
+    assert len(late) == 2 and all(int(i.paper.id) >= 3 for i in late)
+    assert len(ledger) == 2 and not {i.paper.id for i in ledger} & {"0", "1", "4"}

@@ -15,15 +15,18 @@ The profile syntax itself (`parse_keywords`, `format_keyword`) lives in `digest.
 from digest.keywords import format_keyword, parse_keywords
 from digest.rank.explain import match_spans
 from digest.rank.query import make_profile, profile_text
-from digest.rank.ranker import rank
+from digest.rank.ranker import Prepared, prepare, rank, rank_prepared
 from digest.rank.settings import RankSettings
 
 __all__ = [
+    "Prepared",
     "RankSettings",
     "format_keyword",
     "make_profile",
     "match_spans",
     "parse_keywords",
+    "prepare",
     "profile_text",
     "rank",
+    "rank_prepared",
 ]

@@ -10,19 +10,79 @@ twice and still gets a full digest, without over-fetching and trimming.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
 
 from digest.model import DigestItem, Paper, Profile
-from digest.rank.analyzer import analyzer_for
+from digest.rank.analyzer import Analyzer, analyzer_for
 from digest.rank.explain import explain
-from digest.rank.index import build_index
+from digest.rank.index import PaperIndex, build_index
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
 
 DEFAULT_SETTINGS = RankSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The papers' side of a ranking, built once and shared by every batch of profiles:
+    the index, the popularity/recency priors and the analyzer."""
+
+    papers: Sequence[Paper]
+    index: PaperIndex
+    prior: np.ndarray
+    analyzer: Analyzer
+    settings: RankSettings
+    column: dict[str, int]  #: paper id -> its position in `papers`
+
+
+def prepare(
+    papers: Sequence[Paper],
+    now: datetime,
+    settings: RankSettings = DEFAULT_SETTINGS,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+) -> Prepared:
+    """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it."""
+    analyzer = analyzer_for(synonyms)
+    index = build_index(papers, analyzer, settings)
+    pop, rec = paper_priors(papers, now, settings)
+    pw, rw = settings.popularity_weight, settings.recency_weight
+    prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
+    column = {p.id: j for j, p in enumerate(papers)}
+    return Prepared(papers, index, prior, analyzer, settings, column)
+
+
+def rank_prepared(
+    prepared: Prepared,
+    profiles: Sequence[Profile],
+    exclude_ids: Sequence[Collection[str]] | None = None,
+    start: Sequence[int] | None = None,
+) -> list[tuple[DigestItem, ...]]:
+    """`rank` on papers indexed once: readers whose windows differ share one index.
+
+    `start[i]`: profile i considers only `papers[start[i]:]` (papers in arrival order,
+    a reader's window is where their new papers begin); `exclude_ids[i]`: paper ids it
+    must not get (what its reader was sent before).
+    """
+    papers, settings, analyzer = prepared.papers, prepared.settings, prepared.analyzer
+    if not profiles:
+        return []
+    if not papers:
+        return [() for _ in profiles]
+    for name, given in (("exclude_ids", exclude_ids), ("start", start)):
+        if given is not None and len(given) != len(profiles):
+            raise ValueError(f"{name} needs one entry per profile")
+    compiled = compile_profiles(profiles, analyzer, settings)
+    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    vetoes = phrase.copy()
+    vetoes.data[:] = 1.0
+    excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
+    starts = np.asarray(start, np.int64) if start is not None else None
+    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
+    return explain(papers, profiles, compiled, chosen, scores, prepared.index, analyzer, settings)
 
 
 def rank(
@@ -44,32 +104,19 @@ def rank(
         return []
     if not papers:
         return [() for _ in profiles]
-    if exclude_ids is not None and len(exclude_ids) != len(profiles):
-        raise ValueError("exclude_ids needs one collection per profile")
-    analyzer = analyzer_for(synonyms)
-    index = build_index(papers, analyzer, settings)
-    compiled = compile_profiles(profiles, analyzer, settings)
-    scores, phrase = keyword_scores(compiled.plans, index, settings)
-    vetoes = phrase.copy()
-    vetoes.data[:] = 1.0
-    pop, rec = paper_priors(papers, now, settings)
-    pw, rw = settings.popularity_weight, settings.recency_weight
-    prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
-    excluded = _excluded(papers, exclude_ids) if exclude_ids is not None else None
-    chosen = select(compiled, scores, vetoes, profiles, prior, settings, excluded)
-    return explain(papers, profiles, compiled, chosen, scores, index, analyzer, settings)
+    return rank_prepared(prepare(papers, now, settings, synonyms), profiles, exclude_ids)
 
 
-def _excluded(papers: Sequence[Paper], exclude_ids: Sequence[Collection[str]]) -> sp.csr_matrix:
+def _excluded(prepared: Prepared, exclude_ids: Sequence[Collection[str]]) -> sp.csr_matrix:
     """profiles x papers, 1 where a profile must not get a paper (ids not here are moot)."""
-    column = {p.id: j for j, p in enumerate(papers)}
+    column = prepared.column
     rows: list[int] = []
     cols: list[int] = []
     for i, ids in enumerate(exclude_ids):
         hits = [column[pid] for pid in ids if pid in column]
         rows += [i] * len(hits)
         cols += hits
-    shape = (len(exclude_ids), len(papers))
+    shape = (len(exclude_ids), len(prepared.papers))
     matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
     matrix.sum_duplicates()
     return matrix

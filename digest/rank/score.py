@@ -209,6 +209,7 @@ def select(
     prior: np.ndarray,
     settings: RankSettings,
     excluded: sp.csr_matrix | None = None,
+    first_column: np.ndarray | None = None,
 ) -> Selections:
     """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
 
@@ -217,7 +218,8 @@ def select(
     (profile, -score, paper) with one argsort; each profile keeps its first max_items.
     Memory is bounded by the chunk's pairs, not by profiles x papers. `excluded` (profiles
     x papers, non-zero where a profile must not get a paper: what its reader was sent
-    already) drops pairs before the cut, so a profile still gets its max_items.
+    already) drops pairs before the cut, so a profile still gets its max_items; so does
+    `first_column` (profile i considers paper columns from first_column[i] on).
     """
     log_miss = scores.copy()
     log_miss.data = np.log1p(-log_miss.data)
@@ -247,6 +249,9 @@ def select(
             rows, cols, rv = rows[alive], cols[alive], rv[alive]
         if excluded is not None and excluded[lo:hi].nnz:
             keep = lookup(excluded[lo:hi], rows, cols) == 0
+            rows, cols, rv = rows[keep], cols[keep], rv[keep]
+        if first_column is not None:
+            keep = cols >= first_column[lo:hi][rows]
             rows, cols, rv = rows[keep], cols[keep], rv[keep]
         sc = rv * prior[cols]
         # rows ascending, then score descending; stable sort keeps paper order on ties
