@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as with_
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -70,16 +70,18 @@ def ingest(
     store: Store,
     paths: Sequence[str] = (),
     *,
-    now: datetime | None = None,
+    now: datetime,
     progress: ProgressFn | None = None,
     client: httpx.Client | None = None,
 ) -> IngestReport:
     """Read the configured sources (or `paths`), parse them and merge them into the store.
 
-    One transaction per file or URL: an input that fails to read or parse adds nothing
-    and the others go on. Errors are collected, never raised, so one bad source never
-    costs the good ones. URL sources are fetched politely (`sources.fetch`; `client` is
-    the httpx client to use, for tests) and stamped with the fetch time `now`.
+    New papers arrive at `now`: what a digest calls new is what arrived after the
+    reader's last one, whatever date the source printed. One transaction per file or
+    URL: an input that fails to read or parse adds nothing and the others go on. Errors
+    are collected, never raised, so one bad source never costs the good ones. URL
+    sources are fetched politely (`sources.fetch`; `client` is the httpx client to use,
+    for tests) and stamped with the fetch time `now`.
     """
     jobs, errors = _plan(config, paths)
     url_report = _ingest_urls(config, store, now, client) if not paths else None
@@ -104,7 +106,7 @@ def ingest(
                     warn=file_warnings.append,
                 )
             )
-            counts += store.add_papers(papers)
+            counts += store.add_papers(papers, arrived_at=now)
             entries += len(papers)
         except DigestError as exc:  # this input's fault or not, the others go on
             errors.append(str(exc))
@@ -131,13 +133,12 @@ def ingest(
 
 
 def _ingest_urls(
-    config: Config, store: Store, now: datetime | None, client: httpx.Client | None
+    config: Config, store: Store, now: datetime, client: httpx.Client | None
 ) -> IngestReport:
     """Fetch every `url` source; a failing one is reported and the others go on."""
     sources = [s for s in config.sources if s.url]
     if not sources:
         return IngestReport()
-    now = now or datetime.now(UTC)  # the CLI always passes it; this is for library callers
     gate = HostGate()
     counts, entries, malformed = IngestCounts(), 0, 0
     warnings: list[SourceWarning] = []
@@ -165,7 +166,7 @@ def _ingest_urls(
                     warn=found.append,
                 )
             ]
-            counts += store.add_papers(papers)
+            counts += store.add_papers(papers, arrived_at=now)
             entries += len(papers)
             warnings += found
             malformed += sum(1 for w in found if w.skipped)

@@ -225,3 +225,14 @@ class FetchRecord:
 
     url: str
     state: str  #: `sources.fetch.FetchState` as JSON
+
+
+@dataclass(frozen=True, slots=True)
+class LastDigest:
+    """What the planner needs of a reader's previous digest (not its content)."""
+
+    subscriber_id: int
+    digest_date: date
+    window_end: datetime
+    #: The newest paper row it considered; None for digests from before rows were kept.
+    papers_upto: int | None

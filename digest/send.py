@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import time as time_module
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from digest import rank
 from digest.codec import freeze_digest, thaw_digest
@@ -30,7 +29,8 @@ from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
 from digest.links import link
-from digest.model import Claim, Delivery, Digest, DigestSection, Outcome, Subscriber
+from digest.model import Claim, Delivery, Outcome, Subscriber
+from digest.plan import PERIODS, Planned, due_readers, plan_digests
 from digest.render import EmailRenderer, Links, make_environment
 from digest.render.email import digest_email
 from digest.store import Store
@@ -45,6 +45,8 @@ LEASE_TTL = timedelta(minutes=10)
 BATCH_PER_CONNECTION = 1
 #: Claims written per transaction (each claim is all-or-nothing either way).
 CLAIM_BATCH = 200
+#: Readers planned (ranked, rendered into claims) at a time: bounds the memory of a run.
+PLAN_PAGE = 2000
 #: Deliveries loaded from the store at a time while sending.
 PAGE = 256
 #: Retry backoff: 1 min, 2, 4, ... capped at 6 hours.
@@ -85,13 +87,6 @@ def delivery_id(subscriber_id: int, day: date) -> str:
     return hashlib.sha256(f"digest:{subscriber_id}:{day.isoformat()}".encode()).hexdigest()[:24]
 
 
-def local_day(sub: Subscriber, now: datetime) -> tuple[date, bool]:
-    """The subscriber's local date now, and whether their send time has passed."""
-    local = now.astimezone(ZoneInfo(sub.timezone))
-    hour, minute = (int(x) for x in sub.send_at.split(":"))
-    return local.date(), local.time() >= time(hour, minute)
-
-
 def send(
     config: Config,
     store: Store,
@@ -112,26 +107,18 @@ def send(
     if holder is not None:
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
-        plans, due, empty, high = _plan(config, store, now, digest_date, tuple(notes))
+        due, empty, claimed, planned = 0, 0, 0, []
+        for page in _plan(config, store, now, digest_date, tuple(notes)):
+            due += page.due
+            empty += page.empty
+            if dry_run:
+                planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
+                continue
+            claims = [_claim(p, now, page.high) for p in page.planned]
+            for start in range(0, len(claims), CLAIM_BATCH):
+                claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
         if dry_run:
-            planned = tuple((sub.email, digest.item_count) for sub, _, digest, _ in plans)
-            return SendReport(due=due, empty=empty, dry_run=True, planned=planned)
-        claims = [
-            Claim(
-                delivery_id=delivery_id(sub.id, day),
-                subscriber_id=sub.id,
-                digest_date=day,
-                window_start=window[0],
-                window_end=window[1],
-                content=freeze_digest(digest),
-                paper_ids=tuple(i.paper.id for s in digest.sections for i in s.items),
-                papers_upto=high,
-            )
-            for sub, day, digest, window in plans
-        ]
-        claimed = 0
-        for start in range(0, len(claims), CLAIM_BATCH):
-            claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
+            return SendReport(due=due, empty=empty, dry_run=True, planned=tuple(planned))
         assert backend is not None
         counts = _deliver(config, store, backend, now, owner, progress)
         return SendReport(
@@ -148,89 +135,70 @@ def send(
             store.release_lease(LEASE, owner)
 
 
-_Window = tuple[datetime | None, datetime]
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """The plans for one page of due readers."""
+
+    due: int
+    empty: int
+    planned: list[Planned]
+    high: int  #: the newest paper row these digests considered
 
 
 def _plan(
     config: Config, store: Store, now: datetime, digest_date: date | None, notes: tuple[str, ...]
-) -> tuple[list[tuple[Subscriber, date, Digest, _Window]], int, int, int]:
-    """Digests for the due subscribers, ranked in batches of subscribers sharing a window."""
-    settings = config.ranking
+) -> Iterator[_Page]:
+    """Read what the planner needs from the store, and plan the due readers page by page.
+
+    The papers since the oldest window are indexed once (`rank.prepare`) and every page of
+    readers is ranked against that one index, each reader cut to their own window.
+    """
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
-    due: list[tuple[Subscriber, date, _Window, tuple[str, object]]] = []
-    for sub in store.subscribers(status="confirmed"):
-        if not sub.profiles:
-            continue
-        day, time_has_come = local_day(sub, now)
-        if digest_date is not None:
-            day, time_has_come = digest_date, True
-        last = store.last_delivery(sub.id)
-        if not time_has_come or store.delivery_for(sub.id, day) is not None:
-            continue
-        if sub.frequency == "weekly" and last and (day - last.digest_date).days < 7:
-            continue
-        period = timedelta(days=7 if sub.frequency == "weekly" else 1)
-        start = last.window_end if last else min(sub.created_at, now) - period
-        # New = arrived in the store after the last digest's high-water mark, whatever
-        # first_seen says (captures are stamped with their day, merges keep the earliest).
-        # A first digest takes what was first seen in the period before subscribing.
-        key: tuple[str, object] = (
-            ("after", last.papers_upto)
-            if last and last.papers_upto is not None
-            else ("since", start)
+    first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
+    subscribers = store.subscribers(status="confirmed")
+    due = due_readers(
+        subscribers,
+        store.last_digests(),
+        store.claimed_since((now - timedelta(days=2)).date()),
+        now,
+        first_rows,
+        digest_date,
+    )
+    if not due:
+        return
+    low = min(d.after_row for d in due)
+    arrivals = store.arrivals(low, high)
+    settings, synonyms = config.ranking, config.synonyms or None
+    prepared = rank.prepare([p for _, p in arrivals], now, settings, synonyms)
+    ledgers = store.sent_among([p.id for _, p in arrivals])
+    for start in range(0, len(due), PLAN_PAGE):
+        page = due[start : start + PLAN_PAGE]
+        planned, empty = plan_digests(
+            page,
+            arrivals,
+            ledgers,
+            now,
+            settings=settings,
+            synonyms=synonyms,
+            title=config.digest_title,
+            notes=notes,
+            prepared=prepared,
         )
-        due.append((sub, day, (start, now), key))
-    groups: dict[tuple[str, object], list[tuple[Subscriber, date, _Window]]] = {}
-    for sub, day, window, key in due:
-        groups.setdefault(key, []).append((sub, day, window))
-    plans, empty = [], 0
-    for (kind, mark), members in groups.items():
-        if kind == "after":
-            papers = store.papers_after_row(int(mark), high)  # type: ignore[call-overload]
-        else:
-            start = mark  # type: ignore[assignment]
-            papers = [
-                p
-                for p in store.papers(since=start)
-                if p.first_seen is not None and p.first_seen > start and p.first_seen <= now
-            ]
-        # One ranking of the group's papers for every profile of every reader in it; each
-        # profile excludes what its reader was sent before. A paper shows in one section
-        # of a digest only: a later section asks for as many more as the earlier ones
-        # may take (bounded by the digest's size, not by the reader's history).
-        profiles, owners, excludes = [], [], []
-        for m, (sub, _, _) in enumerate(members):
-            ledger = store.sent_paper_ids(sub.id)
-            earlier = 0
-            for profile in sub.profiles:
-                limit = settings.max_items_of(profile)
-                profiles.append(replace(profile, max_items=limit + earlier))
-                owners.append((m, profile, limit))
-                excludes.append(ledger)
-                earlier += limit
-        ranked = rank.rank(
-            papers, profiles, now, settings, synonyms=config.synonyms or None, exclude_ids=excludes
-        )
-        sections: dict[int, list[DigestSection]] = {}
-        taken: dict[int, set[str]] = {}
-        for (m, profile, limit), items in zip(owners, ranked, strict=True):
-            seen = taken.setdefault(m, set())
-            kept = tuple(i for i in items if i.paper.id not in seen)[:limit]
-            seen.update(i.paper.id for i in kept)
-            sections.setdefault(m, []).append(DigestSection(profile, kept))
-        for m, (sub, day, window) in enumerate(members):
-            digest = Digest(
-                day=day,
-                title=config.digest_title,
-                sections=tuple(sections[m]),
-                papers_considered=len(papers),
-                notes=notes,
-            )
-            if digest.item_count == 0 and not sub.notify_empty:
-                empty += 1
-                continue
-            plans.append((sub, day, digest, window))
-    return plans, len(due), empty, high
+        yield _Page(len(page), empty, planned, high)
+
+
+def _claim(planned: Planned, now: datetime, high: int) -> Claim:
+    d = planned.due
+    return Claim(
+        delivery_id=delivery_id(d.subscriber.id, d.day),
+        subscriber_id=d.subscriber.id,
+        digest_date=d.day,
+        window_start=d.window_start,
+        window_end=now,
+        content=freeze_digest(planned.digest),
+        paper_ids=planned.paper_ids,
+        papers_upto=high,
+    )
 
 
 def _deliver(

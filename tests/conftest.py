@@ -7,7 +7,8 @@ Projects and stores (function-scoped unless said otherwise)
     config           Config  `project`'s config.toml, loaded
     store            Store   an empty store at tmp_path/var/digest.sqlite3
     seeded_template  SeededTemplate (session)  the seeds ingested ONCE per session with the
-                             repo's config.toml (`pipeline.ingest`): 331 papers. Read-only;
+                             repo's config.toml (`pipeline.ingest`, arriving at SEED_ARRIVAL):
+                             331 papers. Read-only;
                              `seeded_template.copy_to(dir)` gives a private copy (for a
                              module- or class-scoped fixture)
     seeded_project   Path    `project`, but with var/digest.sqlite3 already holding the
@@ -50,6 +51,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +89,9 @@ CHROMIUM_ARGS = [
 ]
 #: Distinct papers in seeds/ (364 entries).
 SEED_PAPERS = 331
+#: When the template's papers arrived in its store (what a first digest calls new is what
+#: arrived in the day before it): early on the day of the Oct 16 capture.
+SEED_ARRIVAL = datetime(2025, 10, 16, 6, tzinfo=UTC)
 SMTP_USERS = {"digest": "s3cret"}
 
 
@@ -135,7 +140,7 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededTemplate:
     root = copy_project(tmp_path_factory.mktemp("seeded-template"))
     config = load_config(root / "config.toml", required=True)
     with Store(config.store_path) as store:
-        report = pipeline.ingest(config, store)
+        report = pipeline.ingest(config, store, now=SEED_ARRIVAL)
     assert report.errors == () and report.counts.new == SEED_PAPERS, report
     # The copies must be the whole database: closing the last connection checkpoints WAL.
     assert not config.store_path.with_name(config.store_path.name + "-wal").exists()

@@ -33,6 +33,7 @@ LAYERS = [
     "digest.links",
     "digest.deliver",
     "digest.render",
+    "digest.plan",
     "digest.ingest",
     "digest.subscriptions",
     "digest.send",

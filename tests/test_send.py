@@ -99,7 +99,8 @@ def messages(outbox: Path) -> list[email.message.EmailMessage]:
 def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) -> None:
     store = Store(config.store_path)
     seeds = config.root / "seeds"
-    pipeline.ingest(config, store, [str(seeds / "002_543d901a7254557e.txt")])  # Oct 16
+    oct16 = [str(seeds / "002_543d901a7254557e.txt")]
+    pipeline.ingest(config, store, oct16, now=DAY1 - timedelta(hours=2))
     for address, spec in (("ada@example.org", PEFT), ("bob@example.org", SPEECH)):
         subscribe(config, store, address, spec, DAY1 - timedelta(days=1), confirmed=True)
     backend = make_backend(config.delivery)
@@ -118,7 +119,8 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     assert len(messages(config.delivery.outbox_dir)) == 2
     # The Nov 3 capture arrives: the next digests hold only papers it added.
     before = {p.id for p in store.papers()}
-    pipeline.ingest(config, store, [str(seeds / "003_96cd1b5ccba177d1.txt")])
+    nov3 = [str(seeds / "003_96cd1b5ccba177d1.txt")]
+    pipeline.ingest(config, store, nov3, now=DAY2 - timedelta(hours=2))
     added = {p.id for p in store.papers()} - before
     day1 = {sid: store.sent_paper_ids(sid) for sid in (1, 2)}
     send(config, store, backend, DAY2)
@@ -143,7 +145,8 @@ def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(seeded_config:
         "every layer help.\n",
         encoding="utf-8",
     )
-    pipeline.ingest(config, store, [str(late)])  # first_seen = Oct 16 00:00, before DAY1
+    # printed Oct 16 (first_seen Oct 16 00:00, before DAY1), arrives after the first send
+    pipeline.ingest(config, store, [str(late)], now=DAY1 + timedelta(hours=12))
     send(config, store, backend, DAY1 + timedelta(days=1))
     latest = max(store.deliveries(), key=lambda d: d.digest_date)
     titles = [i.paper.title for s in thaw(latest.content).sections for i in s.items]
@@ -218,7 +221,7 @@ def test_empty_digest_is_not_sent_unless_asked(seeded_config: Config) -> None:
     assert report.sent == 1
     (msg,) = messages(config.delivery.outbox_dir)
     assert (
-        "None of the 85 new papers matched your keywords today."
+        "None of the 331 new papers matched your keywords today."
         in msg.get_body(("plain",)).get_content()
     )
     store.close()
@@ -422,3 +425,38 @@ def test_every_reader_gets_a_message_of_their_own(seeded_config: Config) -> None
     tokens = {e.unsubscribe_url for e in backend.sent}
     assert len(tokens) == 2 and all("unsubscribe?token=" in t for t in tokens)
     store.close()
+
+
+def test_the_readme_journey_gives_a_first_digest_of_what_just_arrived(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest run` (ingest at 09:00), subscribe, confirm, send: the first digest holds the
+    papers that arrived in the day before it, whatever dates their capture printed (the
+    seed captures are from 2025)."""
+    runner = CliRunner()
+
+    def digest(at: str, *args: str, day: str = "2026-12-01") -> str:
+        result = runner.invoke(cli, ["--now", f"{day}T{at}:00+00:00", *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    monkeypatch.chdir(project)
+    digest("09:00", "run")
+    digest("09:05", "subscribe", "you@example.org", "-k", "LoRA, TTS")
+    (confirmation,) = messages(project / "var" / "outbox")
+    token = confirmation.get_body(("plain",)).get_content().split("token=")[1].split()[0]
+    digest("09:06", "confirm", token)
+    plan = digest("09:10", "send", "--dry-run")
+    (line,) = [x for x in plan.splitlines() if x.startswith("would send")]
+    items = int(line.split(": ")[1].split()[0])
+    assert items > 0 and "1 due, 1 would get a digest, 0 with nothing new" in plan
+    assert '"sent": 1' in digest("09:10", "send", "--json")
+    digests = [m for m in messages(project / "var" / "outbox") if "Confirm" not in m["Subject"]]
+    (first,) = digests
+    assert (
+        first["To"] == "you@example.org"
+        and "== papers ==" in first.get_body(("plain",)).get_content()
+    )
+    # The next morning nothing new has arrived: nothing to send, however old the papers
+    later = digest("09:10", "send", "--json", day="2026-12-02")
+    assert '"empty": 1' in later and '"sent": 0' in later

@@ -70,6 +70,16 @@ ADA_PROFILES = [
 ]
 
 
+#: Stored parsed by version 5 (read back as it is).
+BOB_VOICE = (
+    "voice",
+    (Keyword("speech"), Keyword("text to speech", phrase=True, weight=2.0)),
+    (Keyword("survey"),),
+    None,
+    None,
+)
+
+
 def opened(version: int, tmp_path: Path) -> Store:
     """A copy of the version's fixture, opened (so upgraded) by Store."""
     copy = tmp_path / f"v{version}.sqlite3"
@@ -130,7 +140,8 @@ def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -
         )
         assert (ada.created_at, ada.confirmed_at, ada.unsubscribed_at) == (AT_7, AT_7, None)
         assert profile_fields(store, "ada@example.org") == ADA_PROFILES
-        assert profile_fields(store, "bob@example.org") == []
+        bob = [] if version < 5 else [BOB_VOICE]
+        assert profile_fields(store, "bob@example.org") == bob
         assert store.sent_paper_ids(1) == {"2510.12345"}
         assert store.acquire_lease("scheduler", "new-host:1:1", AT_7, timedelta(minutes=2)) == (
             "old-host:1234:5678"

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
-from digest.model import Claim, Delivery, Outcome
+from digest.model import Claim, Delivery, LastDigest, Outcome
 from digest.store.base import StoreBase, iso
 from digest.store.lease import owner_is_dead
 
@@ -121,6 +121,48 @@ class DeliveriesMixin(StoreBase):
             "WHERE d.subscriber_id = ? ORDER BY d.digest_date DESC LIMIT 1", (subscriber_id,)
         )
         return rows[0] if rows else None
+
+    def last_digests(self) -> dict[int, LastDigest]:
+        """Each reader's latest digest (date, window end, rows), in one query."""
+        # SQLite takes the bare columns of an aggregate query from the row with the max.
+        rows = self._db.execute(
+            "SELECT subscriber_id, max(digest_date) AS day, window_end, papers_upto"
+            " FROM deliveries GROUP BY subscriber_id"
+        )
+        return {
+            r["subscriber_id"]: LastDigest(
+                r["subscriber_id"],
+                date.fromisoformat(r["day"]),
+                datetime.fromisoformat(r["window_end"]),
+                r["papers_upto"],
+            )
+            for r in rows
+        }
+
+    def claimed_since(self, day: date) -> set[tuple[int, date]]:
+        """(subscriber id, digest date) of every delivery dated `day` or later."""
+        return {
+            (r[0], date.fromisoformat(r[1]))
+            for r in self._db.execute(
+                "SELECT subscriber_id, digest_date FROM deliveries WHERE digest_date >= ?",
+                (day.isoformat(),),
+            )
+        }
+
+    def sent_among(self, paper_ids: Sequence[str]) -> dict[int, set[str]]:
+        """Which readers were sent which of these papers before: the ledgers a day's
+        papers need, not every reader's whole history."""
+        ids = list(dict.fromkeys(paper_ids))
+        out: dict[int, set[str]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for sid, pid in self._db.execute(
+                "SELECT subscriber_id, paper_id FROM sent_papers WHERE paper_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out.setdefault(sid, set()).add(pid)
+        return out
 
     def sent_paper_ids(self, subscriber_id: int) -> set[str]:
         """Every paper ever claimed for this subscriber (never sent twice)."""

@@ -19,7 +19,7 @@ from digest.store.base import StoreBase, iso
 from digest.text import fold_title
 
 _COLUMNS = ", ".join(PAPER_COLUMNS)
-_MARKS = ",".join("?" * (len(PAPER_COLUMNS) + 1))
+_MARKS = ",".join("?" * (len(PAPER_COLUMNS) + 2))
 _SET = ", ".join(f"{c}=?" for c in PAPER_COLUMNS if c != "id")
 
 
@@ -42,19 +42,25 @@ class PapersMixin(StoreBase):
 
     # -- papers ---------------------------------------------------------------
 
-    def add_papers(self, papers: Iterable[Paper]) -> IngestCounts:
+    def add_papers(
+        self, papers: Iterable[Paper], *, arrived_at: datetime | None = None
+    ) -> IngestCounts:
         """Insert or merge papers in one transaction; returns what changed.
 
         A paper already known (same id, same arXiv id or same folded title) is merged:
         the richer value of each field wins, sources are united, first/last seen widen.
+        A new row remembers `arrived_at` (the ingest's now; default: its first_seen): what
+        is new to a reader is what arrived after their last digest.
         """
         counts = IngestCounts()
         with self._transaction() as db:
             for paper in papers:
-                counts += self._add_one(db, _storable(paper))
+                counts += self._add_one(db, _storable(paper), arrived_at)
         return counts
 
-    def _add_one(self, db: sqlite3.Connection, paper: Paper) -> IngestCounts:
+    def _add_one(
+        self, db: sqlite3.Connection, paper: Paper, arrived_at: datetime | None
+    ) -> IngestCounts:
         folded = fold_title(paper.title)
         row = db.execute(
             f"SELECT {_COLUMNS} FROM papers WHERE id = ? OR folded_title = ?"
@@ -65,9 +71,11 @@ class PapersMixin(StoreBase):
             if paper.revision:
                 # A revision of a paper we never saw (arXiv "replace"): not new, skip it.
                 return IngestCounts(unchanged=1)
+            row = _to_row(paper)
+            arrived = iso(arrived_at) if arrived_at else row[PAPER_COLUMNS.index("first_seen")]
             db.execute(
-                f"INSERT INTO papers ({_COLUMNS}, folded_title) VALUES ({_MARKS})",
-                (*_to_row(paper), folded),
+                f"INSERT INTO papers ({_COLUMNS}, folded_title, arrived_at) VALUES ({_MARKS})",
+                (*row, folded, arrived),
             )
             self._add_sources(db, paper.id, paper.sources)
             return IngestCounts(new=1)
@@ -108,16 +116,35 @@ class PapersMixin(StoreBase):
         """The row number of the newest paper (rows only grow): a digest's high-water mark."""
         return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM papers").fetchone()[0])
 
-    def papers_after_row(self, low: int, high: int) -> list[Paper]:
-        """Papers whose row arrived after `low`, up to `high`: what is new since a digest."""
-        sources = self._sources()
-        return [
-            paper_from_row(row, tuple(sources.get(row["id"], ())))
-            for row in self._db.execute(
-                f"SELECT {_COLUMNS} FROM papers WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
-                (low, high),
-            )
-        ]
+    def row_arrived_by(self, moment: datetime) -> int:
+        """The newest row that had arrived at `moment` (0 when none): where the papers that
+        arrived after `moment` begin."""
+        found = self._db.execute(
+            "SELECT coalesce(max(rowid), 0) FROM papers WHERE arrived_at <= ?", (iso(moment),)
+        ).fetchone()[0]
+        return int(found)
+
+    def arrivals(self, low: int, high: int) -> list[tuple[int, Paper]]:
+        """(row, paper) for the rows after `low` up to `high`, in arrival order."""
+        rows = self._db.execute(
+            f"SELECT rowid, {_COLUMNS} FROM papers WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+            (low, high),
+        ).fetchall()
+        sources = self._sources_of([r["id"] for r in rows])
+        return [(int(r[0]), paper_from_row(r, tuple(sources.get(r["id"], ())))) for r in rows]
+
+    def _sources_of(self, ids: list[str]) -> dict[str, list[str]]:
+        """The sources of these papers only (a day's papers, not the whole store)."""
+        sources: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for pid, source in self._db.execute(
+                "SELECT paper_id, source FROM paper_sources WHERE paper_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY paper_id, source",
+                chunk,
+            ):
+                sources.setdefault(pid, []).append(source)
+        return sources
 
     def _sources(self) -> dict[str, list[str]]:
         sources: dict[str, list[str]] = {}

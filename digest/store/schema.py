@@ -168,6 +168,15 @@ def update_from_4_to_5(db: sqlite3.Connection) -> None:
         )
 
 
+def update_from_5_to_6(db: sqlite3.Connection) -> None:
+    """Papers remember when they arrived in this store (`arrived_at`, UTC): a digest holds
+    what arrived after the reader's last one, whatever date the source printed. For rows
+    from before, their first_seen is the best guess there is."""
+    db.execute("ALTER TABLE papers ADD COLUMN arrived_at TEXT")
+    db.execute("UPDATE papers SET arrived_at = first_seen")
+    db.execute("CREATE INDEX papers_arrived_at ON papers(arrived_at)")
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

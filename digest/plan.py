@@ -1,0 +1,159 @@
+"""The daily planner: who is due, which papers are new to them, what each digest holds.
+
+It only processes data (like reader's `Decider`): readers, their last digests and
+ledgers, the papers in arrival order, now and settings in; plans out. The send loop
+(`send.py`) reads the store, calls these two functions and claims what they return.
+
+One notion of "new": a paper is new to a reader when it ARRIVED in the store (its row)
+after the reader's previous digest, whatever date its source printed. A first digest
+holds what arrived in the one period (a day, or a week for weekly readers) before it.
+
+    due_readers(subscribers, last, claimed, now, first_rows)   -> [Due]
+    plan_digests(due, arrivals, ledgers, now, settings, ...)   -> [Planned], empty
+
+Every reader's window is a run of rows ending at the newest one, so all readers are
+ranked against ONE index of the papers since the oldest window (`rank.prepare`), each
+profile cut to its own window and ledger before its max_items: the cost does not grow
+with the number of distinct windows.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from digest import rank
+from digest.model import Digest, DigestSection, LastDigest, Paper, Profile, Subscriber
+
+#: How far back a first digest looks, by frequency.
+PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A reader whose digest is due now."""
+
+    subscriber: Subscriber
+    day: date  #: the reader's local day: the digest's date (one per reader and day)
+    after_row: int  #: the digest holds papers whose row is after this one
+    window_start: datetime  #: when that row arrived, about (for the record)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A digest ready to claim."""
+
+    due: Due
+    digest: Digest
+
+    @property
+    def paper_ids(self) -> tuple[str, ...]:
+        return tuple(i.paper.id for s in self.digest.sections for i in s.items)
+
+
+def local_day(sub: Subscriber, now: datetime) -> tuple[date, bool]:
+    """The subscriber's local date now, and whether their send time has passed."""
+    local = now.astimezone(ZoneInfo(sub.timezone))
+    hour, minute = (int(x) for x in sub.send_at.split(":"))
+    return local.date(), local.time() >= time(hour, minute)
+
+
+def due_readers(
+    subscribers: Sequence[Subscriber],
+    last: Mapping[int, LastDigest],
+    claimed: Collection[tuple[int, date]],
+    now: datetime,
+    first_rows: Mapping[str, int],
+    digest_date: date | None = None,
+) -> list[Due]:
+    """The confirmed readers with profiles whose local send time has passed and who have
+    no digest for their local day yet (weekly readers: none in the last 7 days).
+
+    `last`: each reader's previous digest; `claimed`: (subscriber id, day) pairs that
+    already have a delivery; `first_rows[frequency]`: the newest row that had arrived one
+    period ago (where a first digest starts); `digest_date` overrides the day and the
+    send time (`digest send --date`).
+    """
+    out = []
+    for sub in subscribers:
+        if sub.status != "confirmed" or not sub.profiles:
+            continue
+        day, time_has_come = local_day(sub, now)
+        if digest_date is not None:
+            day, time_has_come = digest_date, True
+        if not time_has_come or (sub.id, day) in claimed:
+            continue
+        before = last.get(sub.id)
+        if sub.frequency == "weekly" and before and (day - before.digest_date).days < 7:
+            continue
+        period = PERIODS.get(sub.frequency, PERIODS["daily"])
+        if before is not None and before.papers_upto is not None:
+            out.append(Due(sub, day, before.papers_upto, before.window_end))
+        else:  # a first digest (or one before digests remembered their rows)
+            out.append(Due(sub, day, first_rows[sub.frequency], now - period))
+    return out
+
+
+def plan_digests(
+    due: Sequence[Due],
+    arrivals: Sequence[tuple[int, Paper]],
+    ledgers: Mapping[int, Collection[str]],
+    now: datetime,
+    *,
+    settings: rank.RankSettings,
+    synonyms: Mapping[str, Sequence[str]] | None,
+    title: str,
+    notes: Sequence[str] = (),
+    prepared: rank.Prepared | None = None,
+) -> tuple[list[Planned], int]:
+    """Each due reader's digest from `arrivals` ((row, paper) in row order), and how many
+    were left out because nothing new matched and the reader asked for no empty note.
+
+    `ledgers[reader]`: papers sent to them before (never again). A paper shows in one
+    section of a digest only: a later section asks for as many more as the earlier ones
+    may take (bounded by the digest's size, not by the reader's history). `prepared`:
+    `rank.prepare` of the arrivals' papers, to share it between pages of readers.
+    """
+    rows = [r for r, _ in arrivals]
+    if prepared is None:
+        prepared = rank.prepare([p for _, p in arrivals], now, settings, synonyms)
+    profiles: list[Profile] = []
+    owners: list[tuple[int, Profile, int]] = []
+    excludes: list[Collection[str]] = []
+    starts: list[int] = []
+    for m, d in enumerate(due):
+        ledger = ledgers.get(d.subscriber.id, ())
+        start = bisect.bisect_right(rows, d.after_row)
+        earlier = 0
+        for profile in d.subscriber.profiles:
+            limit = settings.max_items_of(profile)
+            profiles.append(replace(profile, max_items=limit + earlier))
+            owners.append((m, profile, limit))
+            excludes.append(ledger)
+            starts.append(start)
+            earlier += limit
+    ranked = rank.rank_prepared(prepared, profiles, exclude_ids=excludes, start=starts)
+    sections: dict[int, list[DigestSection]] = {}
+    taken: dict[int, set[str]] = {}
+    for (m, profile, limit), items in zip(owners, ranked, strict=True):
+        seen = taken.setdefault(m, set())
+        kept = tuple(i for i in items if i.paper.id not in seen)[:limit]
+        seen.update(i.paper.id for i in kept)
+        sections.setdefault(m, []).append(DigestSection(profile, kept))
+    planned, empty = [], 0
+    for m, d in enumerate(due):
+        digest = Digest(
+            day=d.day,
+            title=title,
+            sections=tuple(sections.get(m, ())),
+            papers_considered=len(rows) - bisect.bisect_right(rows, d.after_row),
+            notes=tuple(notes),
+        )
+        if digest.item_count == 0 and not d.subscriber.notify_empty:
+            empty += 1
+            continue
+        planned.append(Planned(d, digest))
+    return planned, empty
