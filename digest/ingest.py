@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from dataclasses import replace as with_
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.config import Config, SourceConfig
 from digest.errors import DigestError
 from digest.model import SourceWarning
 from digest.sources import parser_for
-from digest.sources.fetch import FetchState, HostGate
-from digest.sources.fetch import fetch as fetch_url
 from digest.sources.files import expand, modified_date, read_capture
 from digest.store import IngestCounts, Store
+
+if TYPE_CHECKING:
+    import httpx
 
 #: What a parser may raise on input nobody foresaw; reported per input, never fatal.
 _PARSER_BUGS = (
@@ -136,6 +136,10 @@ def _ingest_urls(
     config: Config, store: Store, now: datetime, client: httpx.Client | None
 ) -> IngestReport:
     """Fetch every `url` source; a failing one is reported and the others go on."""
+    # httpx costs a fifth of a second to import: only when there is something to fetch.
+    from digest.sources.fetch import FetchState, HostGate
+    from digest.sources.fetch import fetch as fetch_url
+
     sources = [s for s in config.sources if s.url]
     if not sources:
         return IngestReport()

@@ -22,8 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest import publish as site
 from digest import rank, send, subscriptions
@@ -51,6 +50,9 @@ __all__ = [
 ]
 from digest.ingest import IngestReport, ingest
 from digest.store import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]

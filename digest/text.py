@@ -17,6 +17,8 @@ _LATEX_CMD = re.compile(r"\\([A-Za-z]+)")
 _LATEX_MARKUP = re.compile(r"[$^_{}\\]")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")
+# C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def strip_latex(text: str) -> str:
@@ -43,3 +45,8 @@ def title_id(title: str) -> str:
     """A stable paper id for a paper without an arXiv id: a hash of its folded title."""
     digest = hashlib.sha256(fold_title(title).encode("utf-8")).hexdigest()
     return "t" + digest[:15]
+
+
+def clean(text: object) -> str:
+    """Text safe to show anywhere: controls and bidi overrides removed, spaces collapsed."""
+    return _SPACES.sub(" ", _UNSAFE.sub("", str(text))).strip()

@@ -12,15 +12,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest import pipeline, rank
 from digest.config import Config, load_config
 from digest.errors import DigestError, QueryError
+from digest.keywords import parse_keywords
 from digest.model import Profile
+from digest.rank.query import make_profile
 from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.ingest import IngestReport
 
 
 class CliError(click.ClickException):
@@ -136,7 +140,7 @@ def _progress(label: str) -> Iterator[Callable[[int, int, str], None] | None]:
         yield update
 
 
-def _report_warnings(report: pipeline.IngestReport, limit: int = 20) -> None:
+def _report_warnings(report: IngestReport, limit: int = 20) -> None:
     for warning in report.warnings[:limit]:
         click.echo(f"warning: {warning}", err=True)
     if len(report.warnings) > limit:
@@ -172,7 +176,7 @@ def _profile(
     """The profile a command ranks for: --keywords, or a named profile of config.toml."""
     if bool(keywords) == bool(profile_name):
         raise CliError('give either --keywords "a, b" or --profile NAME')
-    excluded = tuple(k for text in exclude for k in rank.parse_keywords(text))
+    excluded = tuple(k for text in exclude for k in parse_keywords(text))
     if profile_name:
         for prof in obj.config.profiles:
             if prof.name == profile_name:
@@ -183,9 +187,9 @@ def _profile(
             raise CliError(f"no profile {profile_name!r} in {obj.config.path} (have: {names})")
         profile = replace(profile, exclude=profile.exclude + excluded)
     else:
-        typed = tuple(k for text in keywords for k in rank.parse_keywords(text))
+        typed = tuple(k for text in keywords for k in parse_keywords(text))
         try:
-            profile = rank.make_profile("keywords", typed, excluded)
+            profile = make_profile("keywords", typed, excluded)
         except QueryError as exc:
             shown = ", ".join(keywords)
             raise CliError(f"--keywords {shown!r}: {exc}") from None

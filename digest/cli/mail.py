@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest import pipeline, subscriptions
 from digest.cli.base import _Ctx, _json_option, _parse_date, _progress, cli, pass_ctx
-from digest.deliver import make_backend
 from digest.errors import QueryError, SubscriptionError
+from digest.keywords import parse_keywords
 from digest.model import Delivery, Profile, Subscriber
-from digest.rank import make_profile, parse_keywords, profile_text
-from digest.send import SendReport
+from digest.rank.query import make_profile, profile_text
+
+if TYPE_CHECKING:
+    from digest.send import SendReport
 
 
 @cli.command()
@@ -76,6 +77,9 @@ def subscribe(
       digest subscribe ada@example.org -k 'LoRA, "parameter-efficient fine-tuning"'
       digest subscribe ada@example.org --profile speech -k TTS,ASR --timezone Europe/Berlin
     """
+    from digest import pipeline
+    from digest.deliver import make_backend
+
     profile = None
     if keywords:
         try:
@@ -127,6 +131,8 @@ def subscribe(
 @pass_ctx
 def confirm(obj: _Ctx, token: str) -> None:
     """Confirm a subscription with the TOKEN from the confirmation email."""
+    from digest import subscriptions
+
     with obj.store() as store:
         sub = subscriptions.confirm(obj.config, store, token, obj.now)
     click.echo(f"confirmed {sub.email}")
@@ -142,6 +148,8 @@ def unsubscribe(obj: _Ctx, email_or_token: str, profile: str | None) -> None:
     Takes effect at once; unsubscribing twice is not an error. Deliveries already sent
     stay in the record.
     """
+    from digest import subscriptions
+
     with obj.store() as store:
         sub, changed = subscriptions.unsubscribe(
             obj.config, store, email_or_token, obj.now, profile=profile
@@ -216,6 +224,9 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
     [delivery] (outbox by default: .eml files under var/outbox/). Failed sends stay
     claimed and are retried by the next run with backoff; a resend never duplicates.
     """
+    from digest import pipeline
+    from digest.deliver import make_backend
+
     digest_date: date | None = _parse_date(day, "--date")
     backend = None if dry_run else make_backend(obj.config.delivery)
     try:

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from digest import pipeline
 from digest.cli.base import (
     _Ctx,
     _json_option,
@@ -20,10 +19,7 @@ from digest.cli.base import (
     cli,
     pass_ctx,
 )
-from digest.codec import paper_public_json
-from digest.deliver import make_backend
 from digest.model import Paper
-from digest.render import clean
 
 
 @cli.command()
@@ -38,6 +34,8 @@ def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
     malformed are named (file:line) on stderr and the good ones kept. Exits 2 when a
     file could not be read at all.
     """
+    from digest import pipeline
+
     with obj.store() as store, _progress("ingest") as progress:
         report = pipeline.ingest(obj.config, store, paths, now=obj.now, progress=progress)
     _report_warnings(report)
@@ -65,6 +63,8 @@ def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
 
 def paper_json(paper: Paper) -> dict[str, Any]:
     """The stable JSON shape of a paper for `digest papers --json` (`codec`)."""
+    from digest.codec import paper_public_json
+
     return paper_public_json(paper)
 
 
@@ -76,6 +76,8 @@ def paper_json(paper: Paper) -> dict[str, Any]:
 @pass_ctx
 def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
     """List the papers in the store, newest first."""
+    from digest.text import clean
+
     day = _parse_date(since, "--since")
     with obj.store() as store:
         found = store.papers(since=day)
@@ -121,6 +123,9 @@ def rank_command(
       digest rank --keywords 'LoRA^2, "parameter-efficient fine-tuning", adapters'
       digest rank --profile speech --exclude survey --json
     """
+    from digest import pipeline
+    from digest.text import clean
+
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     with obj.store() as store:
         items = pipeline.rank_stored(
@@ -180,6 +185,8 @@ def preview(
       digest preview --keywords 'LoRA, "parameter-efficient fine-tuning"'
       digest preview --profile speech --format html > speech.html
     """
+    from digest import pipeline
+
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     with obj.store() as store:
         _, text = pipeline.preview(
@@ -206,6 +213,9 @@ def run(obj: _Ctx, as_json: bool) -> None:
     Markdown and HTML; subscribers who are due get theirs through [delivery]; the static
     archive is written to [publish] dir. A summary line ends the run.
     """
+    from digest import pipeline
+    from digest.deliver import make_backend
+
     backend = make_backend(obj.config.delivery)
     try:
         with obj.store() as store, _progress("run") as progress:

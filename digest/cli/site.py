@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from digest import pipeline
 from digest.cli.base import CliError, _Ctx, _json_option, _progress, cli, pass_ctx
-from digest.serve import make_server
 
 
 @cli.command()
@@ -40,6 +38,8 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
     GET /preview?keywords=LoRA,TTS  a live digest preview (format=html|markdown|text)
     Stop with Ctrl-C.
     """
+    from digest.serve import make_server
+
     store_path = Path(obj.db) if obj.db else obj.config.store_path
     now = obj._now
     clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
@@ -79,6 +79,8 @@ def publish(obj: _Ctx, out_dir: str | None, as_json: bool) -> None:
     Incremental: pages whose inputs did not change are not rewritten. Links are
     relative, so the site works from file:// and under any base path.
     """
+    from digest import pipeline
+
     with obj.store() as store, _progress("publish") as progress:
         report = pipeline.publish(
             obj.config,

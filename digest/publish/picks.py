@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from digest.model import DigestItem, Match, Paper, Profile
-from digest.rank.explain import match_spans
 from digest.rank.settings import RankSettings
 
 #: The ranker the pipeline hands in (`rank.rank`): papers, profiles, now, settings,
@@ -88,6 +87,9 @@ def _spans(
     if not matched or not text:
         return ()
     narrowed = Profile(profile.name, matched, profile.exclude, profile.max_items, profile.min_score)
+    # The ranker's analyzer (numpy, scipy) loads when a day is ranked, not at start-up.
+    from digest.rank.explain import match_spans
+
     return tuple(match_spans(text, narrowed, synonyms))
 
 

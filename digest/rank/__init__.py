@@ -12,11 +12,39 @@
 The profile syntax itself (`parse_keywords`, `format_keyword`) lives in `digest.keywords`.
 """
 
-from digest.keywords import format_keyword, parse_keywords
-from digest.rank.explain import match_spans
-from digest.rank.query import make_profile, profile_text
-from digest.rank.ranker import Prepared, prepare, rank, rank_prepared
-from digest.rank.settings import RankSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from digest.keywords import format_keyword, parse_keywords
+    from digest.rank.explain import match_spans
+    from digest.rank.query import make_profile, profile_text
+    from digest.rank.ranker import Prepared, prepare, rank, rank_prepared
+    from digest.rank.settings import RankSettings
+
+#: name -> the module that defines it. Loaded when first asked for (PEP 562), so that
+#: `import digest.rank.query` (config, the CLI) does not pay for numpy and scipy.
+_WHERE = {
+    "format_keyword": "digest.keywords",
+    "parse_keywords": "digest.keywords",
+    "match_spans": "digest.rank.explain",
+    "make_profile": "digest.rank.query",
+    "profile_text": "digest.rank.query",
+    "Prepared": "digest.rank.ranker",
+    "prepare": "digest.rank.ranker",
+    "rank": "digest.rank.ranker",
+    "rank_prepared": "digest.rank.ranker",
+    "RankSettings": "digest.rank.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'digest.rank' has no attribute {name!r}")
+
 
 __all__ = [
     "Prepared",

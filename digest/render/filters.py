@@ -15,19 +15,12 @@ import nh3
 from markupsafe import Markup, escape
 
 from digest.model import Digest, DigestItem, Paper, Profile
-from digest.rank.explain import match_spans
+from digest.text import clean
 
-# C0/C1 controls except tab/newline, and the bidi embedding/override/isolate characters.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Inline specials; `#`, `+`, `-`, `>` and `1.` matter only where a line starts.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!&])")
 _MD_LINE_START = re.compile(r"^(?:[#+\-=>]|(\d+)[.)])")
 _SPACES = re.compile(r"\s+")
-
-
-def clean(text: object) -> str:
-    """Text safe to show anywhere: controls and bidi overrides removed, spaces collapsed."""
-    return _SPACES.sub(" ", _UNSAFE.sub("", str(text))).strip()
 
 
 def md_escape(text: object) -> str:
@@ -86,6 +79,9 @@ def paper_link(paper: Paper, base_url: str = "") -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _spans(text: str, profile: Profile) -> tuple[tuple[int, int], ...]:
+    # The ranker's own analyzer (numpy and scipy): loaded when a template first highlights.
+    from digest.rank.explain import match_spans
+
     return tuple(match_spans(text, profile))
 
 
