@@ -175,7 +175,11 @@ def freeze_digest(digest: Digest) -> str:
         "papers_considered": digest.papers_considered,
         "notes": list(digest.notes),
         "sections": [
-            {"profile": profile_to_json(s.profile), "items": [_item_json(i) for i in s.items]}
+            {
+                "profile": profile_to_json(s.profile),
+                "items": [_item_json(i) for i in s.items],
+                **({"more": s.more} if s.more else {}),
+            }
             for s in digest.sections
         ],
     }
@@ -201,7 +205,9 @@ def thaw_digest(content: str) -> Digest:
         notes=tuple(raw["notes"]),
         sections=tuple(
             DigestSection(
-                profile_from_json(s["profile"]), tuple(_item_from_json(i) for i in s["items"])
+                profile_from_json(s["profile"]),
+                tuple(_item_from_json(i) for i in s["items"]),
+                int(s.get("more", 0)),
             )
             for s in raw["sections"]
         ),

@@ -133,6 +133,8 @@ class DigestSection:
 
     profile: Profile
     items: tuple[DigestItem, ...]
+    #: Papers that matched too but did not fit (max_items): "N more matched today".
+    more: int = 0
 
 
 @dataclass(frozen=True, slots=True)

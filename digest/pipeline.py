@@ -68,8 +68,15 @@ def build_digest(
     notes: Sequence[str] = (),
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
-    ranked = rank.rank(papers, profiles, now, config.ranking, synonyms=config.synonyms or None)
-    sections = tuple(DigestSection(p, items) for p, items in zip(profiles, ranked, strict=True))
+    if not profiles:
+        ranked = []
+    else:
+        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None)
+        ranked = rank.rank_prepared(prepared, profiles)
+    sections = tuple(
+        DigestSection(p, r.items, r.matched - len(r.items))
+        for p, r in zip(profiles, ranked, strict=True)
+    )
     return Digest(
         day=now.date(),
         title=title or config.digest_title,

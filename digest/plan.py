@@ -138,11 +138,14 @@ def plan_digests(
     ranked = rank.rank_prepared(prepared, profiles, exclude_ids=excludes, start=starts)
     sections: dict[int, list[DigestSection]] = {}
     taken: dict[int, set[str]] = {}
-    for (m, profile, limit), items in zip(owners, ranked, strict=True):
+    for (m, profile, limit), result in zip(owners, ranked, strict=True):
         seen = taken.setdefault(m, set())
-        kept = tuple(i for i in items if i.paper.id not in seen)[:limit]
+        fresh = [i for i in result.items if i.paper.id not in seen]
+        kept = tuple(fresh[:limit])
         seen.update(i.paper.id for i in kept)
-        sections.setdefault(m, []).append(DigestSection(profile, kept))
+        shown_elsewhere = len(result.items) - len(fresh)
+        more = max(0, result.matched - shown_elsewhere - len(kept))
+        sections.setdefault(m, []).append(DigestSection(profile, kept, more))
     planned, empty = [], 0
     for m, d in enumerate(due):
         digest = Digest(

@@ -13,7 +13,7 @@ import markdown
 import pytest
 
 from digest.model import Digest, DigestSection, Paper
-from digest.rank import make_profile, rank
+from digest.rank import make_profile, prepare, rank_prepared
 from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
 
 from .conftest import FIXTURES
@@ -54,16 +54,24 @@ PAPERS = [
 
 
 def _digest(
-    papers: list[Paper], keyword_sets: list[list[str]], notes: tuple[str, ...] = ()
+    papers: list[Paper],
+    keyword_sets: list[list[str]],
+    notes: tuple[str, ...] = (),
+    max_items: int | None = None,
 ) -> Digest:
     profiles = [
-        make_profile(f"p{i}" if len(ks) > 1 else ks[0], ks) for i, ks in enumerate(keyword_sets)
+        make_profile(f"p{i}" if len(ks) > 1 else ks[0], ks, max_items=max_items)
+        for i, ks in enumerate(keyword_sets)
     ]
-    ranked = rank(papers, profiles, NOW)
+    ranked = rank_prepared(prepare(papers, NOW), profiles)
+    sections = tuple(
+        DigestSection(p, r.items, r.matched - len(r.items))
+        for p, r in zip(profiles, ranked, strict=True)
+    )
     return Digest(
         day=NOW.date(),
         title="papers-digest",
-        sections=tuple(DigestSection(p, items) for p, items in zip(profiles, ranked, strict=True)),
+        sections=sections,
         papers_considered=len(papers),
         notes=notes,
     )
@@ -93,7 +101,7 @@ def _visible(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
-def _twenty() -> Digest:
+def _speech_papers(n: int) -> list[Paper]:
     long = " ".join(["This sentence pads the abstract to a realistic length of prose."] * 25)
     papers = [
         make_paper(
@@ -103,11 +111,31 @@ def _twenty() -> Digest:
             upvotes=i,
             published=date(2025, 10, 1),
         )
-        for i in range(20)
+        for i in range(n)
     ]
-    digest = _digest(papers, [["speech"]])
+    return papers
+
+
+def _twenty() -> Digest:
+    """A reader who asked for 20 papers a profile (the default is 10)."""
+    digest = _digest(_speech_papers(20), [["speech"]], max_items=20)
     assert digest.item_count == 20
     return digest
+
+
+def test_ten_by_default_and_the_rest_counted_with_a_link_to_the_archive() -> None:
+    digest = _digest(_speech_papers(25), [["speech"]])
+    (section,) = digest.sections
+    assert (len(section.items), section.more) == (10, 15)
+    renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
+    whole, composed = renderer.render_whole(digest), renderer.render(digest)
+    assert "15 more matched today: https://d.example/days/2025-10-17.html" in composed.text
+    assert '<a href="https://d.example/days/2025-10-17.html"' in composed.html
+    assert _visible(whole.html) == _visible(composed.html) and whole.text == composed.text
+    no_site = EmailRenderer(make_environment()).render(digest)
+    assert "15 more matched today\n" in no_site.text and "days/" not in no_site.text
+    md = render_digest(digest, "markdown", env=make_environment(), base_url="https://d.example/")
+    assert "_15 more matched today: [the archive](<https://d.example/days/2025-10-17.html>)._" in md
 
 
 def test_twenty_items_stay_under_gmail_clipping_and_composer_matches_template() -> None:

@@ -210,6 +210,10 @@ def test_one_index_serves_readers_with_different_windows_and_ledgers() -> None:
     everyone, late, ledger = rank_prepared(
         prepared, [lora, lora, lora], exclude_ids=[(), (), {"0", "1", "4"}], start=[0, 3, 0]
     )
-    assert [i.paper.id for i in everyone] == [i.paper.id for i in rank(papers, [lora], NOW)[0]]
-    assert len(late) == 2 and all(int(i.paper.id) >= 3 for i in late)
-    assert len(ledger) == 2 and not {i.paper.id for i in ledger} & {"0", "1", "4"}
+    assert [i.paper.id for i in everyone.items] == [
+        i.paper.id for i in rank(papers, [lora], NOW)[0]
+    ]
+    assert len(late.items) == 2 and all(int(i.paper.id) >= 3 for i in late.items)
+    assert len(ledger.items) == 2 and not {i.paper.id for i in ledger.items} & {"0", "1", "4"}
+    # what matched in all, before the cut: "N more matched today"
+    assert (everyone.matched, late.matched, ledger.matched) == (6, 3, 3)

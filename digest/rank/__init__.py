@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
     from digest.keywords import format_keyword, parse_keywords
     from digest.rank.explain import match_spans
     from digest.rank.query import make_profile, profile_text
-    from digest.rank.ranker import Prepared, prepare, rank, rank_prepared
+    from digest.rank.ranker import Prepared, Ranked, prepare, rank, rank_prepared
     from digest.rank.settings import RankSettings
 
 #: name -> the module that defines it. Loaded when first asked for (PEP 562), so that
@@ -33,6 +33,7 @@ _WHERE = {
     "make_profile": "digest.rank.query",
     "profile_text": "digest.rank.query",
     "Prepared": "digest.rank.ranker",
+    "Ranked": "digest.rank.ranker",
     "prepare": "digest.rank.ranker",
     "rank": "digest.rank.ranker",
     "rank_prepared": "digest.rank.ranker",
@@ -49,6 +50,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Prepared",
     "RankSettings",
+    "Ranked",
     "format_keyword",
     "make_profile",
     "match_spans",

@@ -55,12 +55,20 @@ def prepare(
     return Prepared(papers, index, prior, analyzer, settings, column)
 
 
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One profile's result: the items it keeps, and how many papers matched in all."""
+
+    items: tuple[DigestItem, ...]
+    matched: int  #: papers that passed everything but the max_items cut (>= len(items))
+
+
 def rank_prepared(
     prepared: Prepared,
     profiles: Sequence[Profile],
     exclude_ids: Sequence[Collection[str]] | None = None,
     start: Sequence[int] | None = None,
-) -> list[tuple[DigestItem, ...]]:
+) -> list[Ranked]:
     """`rank` on papers indexed once: readers whose windows differ share one index.
 
     `start[i]`: profile i considers only `papers[start[i]:]` (papers in arrival order,
@@ -71,7 +79,7 @@ def rank_prepared(
     if not profiles:
         return []
     if not papers:
-        return [() for _ in profiles]
+        return [Ranked((), 0) for _ in profiles]
     for name, given in (("exclude_ids", exclude_ids), ("start", start)):
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
@@ -82,7 +90,8 @@ def rank_prepared(
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
     chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
-    return explain(papers, profiles, compiled, chosen, scores, prepared.index, analyzer, settings)
+    items = explain(papers, profiles, compiled, chosen, scores, prepared.index, analyzer, settings)
+    return [Ranked(i, int(n)) for i, n in zip(items, chosen.matched.tolist(), strict=True)]
 
 
 def rank(
@@ -104,7 +113,8 @@ def rank(
         return []
     if not papers:
         return [() for _ in profiles]
-    return rank_prepared(prepare(papers, now, settings, synonyms), profiles, exclude_ids)
+    ranked = rank_prepared(prepare(papers, now, settings, synonyms), profiles, exclude_ids)
+    return [r.items for r in ranked]
 
 
 def _excluded(prepared: Prepared, exclude_ids: Sequence[Collection[str]]) -> sp.csr_matrix:

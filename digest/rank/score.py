@@ -63,6 +63,8 @@ class Selections:
     papers: np.ndarray  #: paper column of each chosen item, best first within a profile
     relevance: np.ndarray  #: keyword relevance in [0, 1] (what min_score is tested on)
     score: np.ndarray  #: relevance blended with popularity and recency
+    #: per profile: papers that passed (min_score, vetoes, window, ledger) before the cut
+    matched: np.ndarray
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -226,7 +228,7 @@ def select(
     floors_all = np.array([max(settings.min_score_of(p), 1e-6) for p in profiles], np.float32)
     limits_all = np.array([settings.max_items_of(p) for p in profiles], np.int64)
     chunk = max(1, settings.profile_chunk)
-    counts, cols_out, rel_out, score_out = [], [], [], []
+    counts, cols_out, rel_out, score_out, passed = [], [], [], [], []
     for lo in range(0, len(profiles), chunk):
         hi = min(lo + chunk, len(profiles))
         log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
@@ -261,6 +263,7 @@ def select(
         rank_in_row = np.arange(len(rows)) - starts[rows]
         take = rank_in_row < limits_all[lo:hi][rows]
         counts.append(np.bincount(rows[take], minlength=hi - lo))
+        passed.append(np.bincount(rows, minlength=hi - lo))
         cols_out.append(cols[take].astype(np.int64))
         rel_out.append(rv[take].astype(np.float64))
         score_out.append(sc[take].astype(np.float64))
@@ -272,7 +275,11 @@ def select(
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     return Selections(
-        offsets, cat(cols_out, np.int64), cat(rel_out, np.float64), cat(score_out, np.float64)
+        offsets,
+        cat(cols_out, np.int64),
+        cat(rel_out, np.float64),
+        cat(score_out, np.float64),
+        cat(passed, np.int64),
     )
 
 

@@ -55,10 +55,10 @@ class RankSettings:
     #: Defaults for profiles that set no `max_items` / `min_score`. Relevance 0.5 is
     #: about "a keyword in the title, or at least twice in the abstract" (once in passing
     #: in the abstract gives ~0.45), i.e. the paper is about it rather than mentions it.
-    #: min_score is the real filter; max_items only caps a flood (50 items keep an HTML
-    #: email well under Gmail's ~100 KB clipping) - a digest should not hide relevant
-    #: papers on a busy day, so the cap is well above a typical day's matches.
-    default_max_items: int = 50
+    #: min_score is the real filter; max_items keeps one good email a morning: 10 papers
+    #: a profile (a 2,000-paper day matches far more for broad keywords), the rest are
+    #: counted in a "N more matched today" line that links to the archive.
+    default_max_items: int = 10
     default_min_score: float = 0.5
     #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
     profile_chunk: int = 4096

@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 
 from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail
-from digest.model import Digest, DigestItem, Paper, Subscriber
+from digest.model import Digest, DigestItem, DigestSection, Paper, Subscriber
 from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
 
 
@@ -132,7 +132,7 @@ class EmailRenderer:
     def render_whole(self, digest: Digest, links: Links = Links()) -> RenderedEmail:
         """Render the whole templates and inline the CSS (slow, simple, the reference)."""
         ctx = self._context(digest, links)
-        ctx["sections"] = [_section(s.profile.name, s.items, digest) for s in digest.sections]
+        ctx["sections"] = [_section(s, digest, self.base_url) for s in digest.sections]
         html = self._inliner.inline(self.env.get_template("email/digest.html.j2").render(ctx))
         text = tidy_text(self.env.get_template("email/digest.txt.j2").render(ctx))
         return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
@@ -144,7 +144,7 @@ class EmailRenderer:
         ctx = self._context(digest, links)
         body_html, body_text = [], []
         for section in digest.sections:
-            sec = _section(section.profile.name, section.items, digest)
+            sec = _section(section, digest, self.base_url)
             values = {"name": str(escape(sec.name)), "empty": str(escape(sec.empty))}
             body_html.append(self._stamp("section.html", bool(sec.empty)).fill(values))
             plain = {"name": sec.name, "empty": sec.empty}
@@ -152,6 +152,11 @@ class EmailRenderer:
             for item in section.items:
                 body_html.append(self._paper_html(item.paper).fill({"why": why(item, "html")}))
                 body_text.append(self._paper_text(item.paper).fill({"why": why(item, "text")}))
+            if sec.more:
+                more = {"more": str(escape(sec.more)), "link": str(escape(sec.more_link))}
+                body_html.append(self._stamp("more.html", bool(sec.more_link)).fill(more))
+                plain_more = {"more": sec.more, "link": sec.more_link}
+                body_text.append(self._stamp("more.txt", bool(sec.more_link)).fill(plain_more))
         shape = (
             len(ctx["notes"]),
             bool(links.archive),
@@ -192,6 +197,13 @@ class EmailRenderer:
         return stamp
 
     def _make_stamp(self, kind: str, shape: Any) -> _Stamp:
+        if kind.startswith("more"):
+            ext = kind.split(".")[1]
+            values = {"more": self._slot("more"), "link": self._slot("link") if shape else ""}
+            rendered = self.env.get_template(f"email/_more.{ext}.j2").render(values)
+            if ext == "html":
+                rendered = self._fragments.inline_fragment(rendered, self._css)
+            return _Stamp.of(rendered, self._marker)
         if kind.startswith("section"):
             head = {"name": self._slot("name"), "empty": self._slot("empty") if shape else ""}
             ext = kind.split(".")[1]
@@ -250,10 +262,15 @@ class _Section:
     name: str
     empty: str  #: why the section is empty, "" when it is not
     items: Sequence[DigestItem]
+    more: str = ""  #: "N more matched today", "" when all that matched is shown
+    more_link: str = ""  #: the archive's page of the day, when the site has a base_url
 
 
-def _section(name: str, items: Sequence[DigestItem], digest: Digest) -> _Section:
-    return _Section(clean(name), "" if items else "Nothing matched these keywords today.", items)
+def _section(section: DigestSection, digest: Digest, base_url: str) -> _Section:
+    more = f"{section.more} more matched today" if section.more else ""
+    link = f"{base_url}days/{digest.day.isoformat()}.html" if more and base_url else ""
+    empty = "" if section.items else "Nothing matched these keywords today."
+    return _Section(clean(section.profile.name), empty, section.items, more, link)
 
 
 # -- a reader's message ------------------------------------------------------------------
