@@ -9,6 +9,7 @@ is the one place that turns these into rows and JSON and back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -205,10 +206,12 @@ class Claim:
     digest_date: date
     window_start: datetime | None  #: papers that arrived after this ...
     window_end: datetime  #: ... and up to this
-    content: str  #: the frozen digest (`codec.freeze_digest`)
+    content: str  #: the frozen digest (`codec.freeze_compact`)
     paper_ids: tuple[str, ...]  #: what goes into the sent-ledger
     #: The newest paper row the digest considered: the next one starts after it.
     papers_upto: int | None = None
+    #: The shared item records `content` refers to ({key: JSON}), stored once for all.
+    records: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

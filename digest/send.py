@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import rank
-from digest.codec import freeze_digest, thaw_digest
+from digest.codec import freeze_compact, item_keys, thaw_compact
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
@@ -189,15 +189,17 @@ def _plan(
 
 def _claim(planned: Planned, now: datetime, high: int) -> Claim:
     d = planned.due
+    content, records = freeze_compact(planned.digest)
     return Claim(
         delivery_id=delivery_id(d.subscriber.id, d.day),
         subscriber_id=d.subscriber.id,
         digest_date=d.day,
         window_start=d.window_start,
         window_end=now,
-        content=freeze_digest(planned.digest),
+        content=content,
         paper_ids=planned.paper_ids,
         papers_upto=high,
+        records=records,
     )
 
 
@@ -222,13 +224,15 @@ def _deliver(
     started = renewed = time_module.monotonic()
     size = BATCH_PER_CONNECTION * max(1, config.delivery.smtp.connections)
     page: list[Delivery] = []
+    records: dict[str, str] = {}
     cursor = done = 0
     while cursor < len(pending) or page:
         if not page:  # load the frozen digests a page at a time: a big run stays small
             page = store.deliveries_by_id(pending[cursor : cursor + PAGE])
+            records = store.frozen_items([k for d in page for k in _keys(d)])
             cursor += PAGE
             continue
-        ready, dropped = _sendable(page[:size], subscribers, config, renderer, secret, now)
+        ready, dropped = _sendable(page[:size], subscribers, records, config, renderer, secret, now)
         page = page[size:]
         if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
             store.record_attempts(dropped, now)
@@ -263,9 +267,19 @@ def _deliver(
     return counts
 
 
+def _keys(d: Delivery) -> list[str]:
+    """The item records a delivery's content refers to; none if it cannot be read (then
+    rendering it fails alone, with the reason)."""
+    try:
+        return item_keys(d.content)
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
 def _sendable(
     batch: list[Delivery],
     subscribers: dict[int, Subscriber],
+    records: dict[str, str],
     config: Config,
     renderer: EmailRenderer,
     secret: bytes,
@@ -288,7 +302,7 @@ def _sendable(
             email = digest_email(
                 renderer,
                 config.delivery,
-                thaw_digest(d.content),
+                thaw_compact(d.content, records),
                 delivery_id=d.id,
                 to=d.email,
                 links=links,

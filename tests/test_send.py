@@ -22,11 +22,12 @@ from click.testing import CliRunner
 from digest import pipeline
 from digest.cli import cli
 from digest.codec import freeze_digest as freeze
+from digest.codec import item_keys, thaw_compact
 from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
 from digest.deliver import OutgoingEmail, SendResult, make_backend
 from digest.deliver.memory import MemoryBackend
-from digest.model import Profile
+from digest.model import Delivery, Digest, Profile
 from digest.rank import make_profile
 from digest.send import delivery_id, send
 from digest.store import Store
@@ -89,6 +90,11 @@ def seeded(config: Config, *subscribers: tuple[str, Profile]) -> Store:
     return store
 
 
+def thawed(store: Store, d: Delivery) -> Digest:
+    """The digest a delivery froze, with the shared item records it refers to."""
+    return thaw_compact(d.content, store.frozen_items(item_keys(d.content)))
+
+
 def messages(outbox: Path) -> list[email.message.EmailMessage]:
     return [
         email.message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
@@ -125,7 +131,7 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     day1 = {sid: store.sent_paper_ids(sid) for sid in (1, 2)}
     send(config, store, backend, DAY2)
     for d in (d for d in store.deliveries() if d.digest_date == date(2025, 11, 3)):
-        ids = {i.paper.id for s in thaw(d.content).sections for i in s.items}
+        ids = {i.paper.id for s in thawed(store, d).sections for i in s.items}
         assert ids and ids <= added and not ids & day1[d.subscriber_id]
     assert len(messages(config.delivery.outbox_dir)) == 4
     backend.close()
@@ -149,7 +155,7 @@ def test_a_paper_that_arrives_late_with_an_old_date_is_still_sent(seeded_config:
     pipeline.ingest(config, store, [str(late)], now=DAY1 + timedelta(hours=12))
     send(config, store, backend, DAY1 + timedelta(days=1))
     latest = max(store.deliveries(), key=lambda d: d.digest_date)
-    titles = [i.paper.title for s in thaw(latest.content).sections for i in s.items]
+    titles = [i.paper.title for s in thawed(store, latest).sections for i in s.items]
     assert titles == ["LoRA Adapters Revisited"]
     backend.close()
     store.close()
@@ -165,7 +171,7 @@ def test_two_sections_never_hold_the_same_paper(seeded_config: Config) -> None:
     backend = make_backend(config.delivery)
     send(config, store, backend, DAY1)
     (d,) = store.deliveries()
-    ids = [i.paper.id for s in thaw(d.content).sections for i in s.items]
+    ids = [i.paper.id for s in thawed(store, d).sections for i in s.items]
     assert ids and len(ids) == len(set(ids))
     backend.close()
     store.close()
@@ -460,3 +466,24 @@ def test_the_readme_journey_gives_a_first_digest_of_what_just_arrived(
     # The next morning nothing new has arrived: nothing to send, however old the papers
     later = digest("09:10", "send", "--json", day="2026-12-02")
     assert '"empty": 1' in later and '"sent": 0' in later
+
+
+def test_a_claim_is_small_and_its_items_are_shared(seeded_config: Config) -> None:
+    """Compact claims: a reader's content is keys and scores (well under 4 KB for two full
+    sections); readers who got the same paper for the same keywords share its record."""
+    config = seeded_config
+    broad = make_profile("broad", ("LoRA", "quantization", "distillation"))
+    readers = [(f"r{i}@example.org", p) for i, p in enumerate([PEFT, broad, PEFT, broad])]
+    store = seeded(config, *readers)
+    for address, _ in readers:  # two sections each: a PEFT one and a speech one
+        subscribe(config, store, address, SPEECH, DAY1 - timedelta(days=1))
+    assert send(config, store, MemoryBackend(), DAY1).sent == 4
+    deliveries = store.deliveries()
+    sizes = [len(d.content.encode()) for d in deliveries]
+    items = [i for d in deliveries for s in thawed(store, d).sections for i in s.items]
+    full = thawed(store, deliveries[0]).sections
+    assert max(sizes) < 4096 and [len(s.items) for s in full] == [10, 10]
+    print(f"\nclaim content bytes: {sorted(sizes)}")
+    keys = [k for d in deliveries for k in item_keys(d.content)]
+    assert len(set(keys)) < len(keys) == len(items)  # shared, not copied per reader
+    store.close()

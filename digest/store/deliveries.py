@@ -60,6 +60,10 @@ class DeliveriesMixin(StoreBase):
                     " VALUES (?, ?, ?)",
                     [(c.subscriber_id, pid, c.delivery_id) for pid in c.paper_ids],
                 )
+                db.executemany(
+                    "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)",
+                    c.records.items(),
+                )
         return claimed
 
     def record_attempts(self, outcomes: Iterable[Outcome], now: datetime) -> None:
@@ -100,6 +104,19 @@ class DeliveriesMixin(StoreBase):
             for d in self._deliveries(f"WHERE d.id IN ({','.join('?' * len(ids))})", tuple(ids))
         }
         return [found[i] for i in ids if i in found]
+
+    def frozen_items(self, keys: Sequence[str]) -> dict[str, str]:
+        """The shared item records these keys name (what compact claims refer to)."""
+        wanted = list(dict.fromkeys(keys))
+        out: dict[str, str] = {}
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, item FROM frozen_items WHERE key IN ({marks})", chunk
+            )
+            out.update((str(key), str(item)) for key, item in rows)
+        return out
 
     def deliveries(self, state: str | None = None) -> list[Delivery]:
         """All deliveries (or those in `state`), newest first."""

@@ -171,10 +171,13 @@ def update_from_4_to_5(db: sqlite3.Connection) -> None:
 def update_from_5_to_6(db: sqlite3.Connection) -> None:
     """Papers remember when they arrived in this store (`arrived_at`, UTC): a digest holds
     what arrived after the reader's last one, whatever date the source printed. For rows
-    from before, their first_seen is the best guess there is."""
+    from before, their first_seen is the best guess there is. And `frozen_items`."""
     db.execute("ALTER TABLE papers ADD COLUMN arrived_at TEXT")
     db.execute("UPDATE papers SET arrived_at = first_seen")
     db.execute("CREATE INDEX papers_arrived_at ON papers(arrived_at)")
+    # Compact claims: a delivery's content refers to item records (a paper as it was sent,
+    # its matches and snippets) kept once for every reader who got it.
+    db.execute("CREATE TABLE frozen_items (key TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID")
 
 
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
