@@ -21,7 +21,7 @@ from digest.model import Profile, Subscriber
 from digest.store import Store
 from digest.tokens import load_secret, parse_token, verify
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
 def normalize_email(address: str) -> str:
@@ -46,7 +46,7 @@ def check_settings(timezone: str | None, send_at: str | None, frequency: str | N
             raise SubscriptionError(
                 f"--timezone {timezone!r}: unknown time zone; use an IANA name like Europe/Berlin"
             ) from None
-    if send_at is not None and not _HHMM.match(send_at):
+    if send_at is not None and not _HHMM.fullmatch(send_at):
         raise SubscriptionError(f"--send-at {send_at!r}: use 24-hour HH:MM, like 07:00")
     if frequency is not None and frequency not in ("daily", "weekly"):
         raise SubscriptionError(f"--frequency {frequency!r}: use daily or weekly")
