@@ -1,0 +1,126 @@
+"""Bulk subscriber files: rows checked one by one, and written back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from digest import bulk
+from digest.errors import SourceError
+from digest.model import Keyword, Subscriber
+from digest.rank import make_profile
+
+NOW = datetime(2025, 12, 1, 9, tzinfo=UTC)
+EARLIER = NOW - timedelta(days=30)
+LORA = make_profile("papers", 'LoRA, "video diffusion"^2', "survey")
+SPEECH = make_profile("speech", "TTS, ASR")
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+
+
+# -- reading and checking rows ----------------------------------------------------------------
+
+#: (file text, what the error says): CSV as a header and one bad record; JSON one bad line.
+BAD_ROWS = [
+    ("email,keywords\n,LoRA\n", "email is missing"),
+    ("email,keywords\nnot-an-address,LoRA\n", "'not-an-address' is not a valid email address: "),
+    (
+        'email,keywords\n"a@b.org\nBcc: x@y",LoRA\n',
+        "email 'a@b.org\\nBcc: x@y' contains the control character U+000A",
+    ),
+    ("email,keywords,timezone\na@example.org,LoRA,Mars/Olympus\n", "timezone 'Mars/Olympus': "),
+    ("email,keywords,send_at\na@example.org,LoRA,7am\n", "send_at '7am': use 24-hour HH:MM"),
+    ("email,keywords,frequency\na@example.org,LoRA,hourly\n", "frequency 'hourly': use daily"),
+    ("email,keywords\na@example.org,\n", "profile 'papers' has no keyword to search for"),
+    ("email,keywords\na@example.org,-survey\n", "profile 'papers' has no keyword to search for"),
+    ("email,keywords\na@example.org,🙂 ✨\n", "profile 'papers' has no keyword to search for"),
+    ("email,keywords\na@example.org,LoRA^-1\n", "keyword 'LoRA^-1' has weight '-1'"),
+    (
+        f"email,keywords\na@example.org,{'x' * 201}\n",
+        f"keyword '{'x' * 37}...' is 201 characters long; the limit is 200",
+    ),
+    ('email,keywords,profile\na@example.org,LoRA,"a\tb"\n', "profile 'a\\tb' contains the"),
+    ("email,keywords\na@example.org,LoRA,extra\n", "3 values, but the header names 2 columns"),
+    ('{"email": "a@example.org", "keywords": 3}\n', "keywords must be a list of strings or"),
+    ('{"email": ["a@example.org"], "keywords": "x"}\n', "email must be a string, not a list"),
+    ('{"email": "a@example.org", "keyword": "x"}\n', "unknown field 'keyword'; the fields are"),
+    (
+        '{"email": "a@example.org", "keywords": "\\ud800"}\n',
+        "keywords '\\ud800' contains a lone surrogate U+D800",
+    ),
+    ('{"email": "a@example.org", "keywords": "x"\n', "not valid JSON: Expecting ',' delimiter"),
+    ('"a@example.org"\n', "not a JSON object but a string; write one object a line"),
+    ("[1]\n", "not a JSON object but a list"),  # not the first line: not a JSON array file
+    ('{"email": "a@example.org", "keywords": "x", "send_at": 7}\n', "send_at must be a string"),
+    (
+        '{"email": "a@example.org", "keywords": [1' + "0" * 5000 + "]}\n",
+        "not valid JSON: a number is too long",
+    ),
+]
+
+
+def with_a_good_row(text: str) -> tuple[str, int]:
+    """`text` of BAD_ROWS after a good row, and the line of its bad row: CSV line 3
+    (after the header), JSON Lines line 2."""
+    if text.startswith(("{", '"', "[")):
+        return '{"email": "good@example.org", "keywords": ["LoRA"]}\n' + text, 2
+    header, record = text.split("\n", 1)
+    return f"{header}\ngood@example.org,LoRA\n{record}", 3
+
+
+def test_read_rows_names_each_bad_row() -> None:
+    for text, message in BAD_ROWS:
+        content, line = with_a_good_row(text)
+        checked = bulk.read_rows(content.encode(), "f")
+        (good,) = checked.rows
+        (bad,) = checked.bad
+        assert (good.email, bad.line) == ("good@example.org", line), text
+        assert bad.message.startswith(message) and "\n" not in bad.message, (text, bad)
+        assert checked.where(bad) == f"f:{line}: {bad.message}"
+
+
+def test_csv_with_bom_crlf_blank_lines_any_case_and_a_multiline_cell() -> None:
+    data = (
+        b"\xef\xbb\xbfEMAIL , Keywords\r\n"
+        b"\r\n"
+        b'ada@example.org,"LoRA,\r\n""video diffusion"""\r\n'
+        b"bad,x\r\n"
+    )
+    checked = bulk.read_rows(data, "f.csv")
+    assert checked.format == "csv" and checked.bad[0].line == 5  # after a 2-line record
+    (row,) = checked.rows
+    assert (row.line, row.profile.keywords) == (
+        3,
+        (Keyword("LoRA"), Keyword("video diffusion", phrase=True)),
+    )
+
+
+def test_format_is_told_by_content_not_by_name() -> None:
+    assert bulk.detect_format('  \n{"email": "a@example.org"}') == "jsonl"
+    assert bulk.detect_format("email,keywords\n") == "csv"
+    assert bulk.read_rows(b'{"email": "a@example.org", "keywords": "x"}', "x.csv").format == (
+        "jsonl"
+    )
+    assert bulk.read_rows(b"", "empty.csv") == bulk.ImportFile("empty.csv", "csv", (), ())
+    with pytest.raises(SourceError, match=r"^f:1: no email column"):
+        bulk.read_rows(b"ada@example.org,LoRA\n", "f")  # no header: the first row is not one
+
+
+def test_export_lines_read_back_as_the_same_rows() -> None:
+    odd = make_profile("x", "<script>, 日本語^1.5")
+    ada = Subscriber(
+        1, "ada@example.org", "confirmed", "Europe/Berlin", "06:30", "weekly", False, EARLIER,
+        profiles=(LORA, SPEECH, odd),
+    )  # fmt: skip
+    bare = Subscriber(2, "bare@example.org", "pending", "UTC", "07:00", "daily", False, EARLIER)
+    for fmt in bulk.FORMATS:
+        text = "".join(bulk.export_lines([ada, bare], fmt))
+        checked = bulk.read_rows(text.encode(), "export")
+        assert (checked.format, checked.bad) == (fmt, ())
+        assert [(r.email, r.profile, r.timezone, r.send_at, r.frequency) for r in checked.rows] == [
+            (ada.email, p, ada.timezone, ada.send_at, ada.frequency) for p in ada.profiles
+        ]
