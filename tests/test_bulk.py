@@ -1,15 +1,21 @@
-"""Bulk subscriber files: rows checked one by one, and written back."""
+"""Bulk subscriber import and export: files checked row by row, a real store written in
+pages."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest import bulk
 from digest.errors import SourceError
-from digest.model import Keyword, Subscriber
+from digest.model import Keyword, Profile, Subscriber
 from digest.rank import make_profile
+from digest.store import Store
+from digest.store import subscribers as store_subscribers
 
 NOW = datetime(2025, 12, 1, 9, tzinfo=UTC)
 EARLIER = NOW - timedelta(days=30)
@@ -124,3 +130,83 @@ def test_export_lines_read_back_as_the_same_rows() -> None:
         assert [(r.email, r.profile, r.timezone, r.send_at, r.frequency) for r in checked.rows] == [
             (ada.email, p, ada.timezone, ada.send_at, ada.frequency) for p in ada.profiles
         ]
+
+
+# -- the store's bulk write is upsert_subscriber row by row ----------------------------------------
+
+ADDRESSES = ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]
+PROFILES = [
+    make_profile("papers", "LoRA"),
+    make_profile("papers", "TTS, ASR"),
+    make_profile("speech", '"speech recognition"^2', "survey"),
+]
+rows_strategy = st.lists(
+    st.builds(
+        bulk.ImportRow,
+        line=st.just(1),
+        email=st.sampled_from(ADDRESSES),
+        profile=st.sampled_from(PROFILES),
+        timezone=st.sampled_from([None, "UTC", "Europe/Berlin"]),
+        send_at=st.sampled_from([None, "06:00"]),
+        frequency=st.sampled_from([None, "weekly"]),
+    ),
+    max_size=12,
+)
+prior_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(ADDRESSES),
+        st.sampled_from(PROFILES),
+        st.sampled_from(["pending", "confirmed", "unsubscribed"]),
+    ),
+    max_size=4,
+)
+
+
+def _prepare(store: Store, prior: list[tuple[str, Profile, str]]) -> None:
+    for address, profile, status in prior:
+        sub, _ = store.upsert_subscriber(address, profile, now=EARLIER, timezone="Asia/Tokyo")
+        if status != "pending":
+            store.set_subscriber_status(sub.id, status, EARLIER)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=rows_strategy, prior=prior_strategy, confirmed=st.booleans())
+def test_upsert_subscribers_is_upsert_subscriber_row_by_row(
+    rows: list[bulk.ImportRow], prior: list[tuple[str, Profile, str]], confirmed: bool
+) -> None:
+    with Store(":memory:") as one_by_one, Store(":memory:") as bulk_store:
+        _prepare(one_by_one, prior)
+        _prepare(bulk_store, prior)
+        known = {s.email for s in one_by_one.subscribers()}
+        for row in rows:
+            one_by_one.upsert_subscriber(
+                row.email,
+                row.profile,
+                now=NOW,
+                timezone=row.timezone,
+                send_at=row.send_at,
+                frequency=row.frequency,
+                confirmed=confirmed,
+            )
+        with mock.patch.object(store_subscribers, "UPSERT_PAGE", 2):  # several pages
+            pages = list(bulk_store.upsert_subscribers(rows, NOW, confirmed=confirmed))
+        assert bulk_store.subscribers() == one_by_one.subscribers()
+        addresses = {row.email for row in rows}
+        assert len(pages) == (len(addresses) + 1) // 2
+        total = sum(pages, store_subscribers.UpsertCounts())
+        assert total.new == len(addresses - known) and total.addresses == len(addresses)
+        assert list(total.created) == [bulk_store.subscriber(s.id) for s in total.created]
+
+
+def test_unchanged_rows_write_nothing_and_unsubscribed_may_be_kept(store: Store) -> None:
+    rows = [bulk.ImportRow(1, "a@example.org", LORA), bulk.ImportRow(2, "b@example.org", LORA)]
+    (first,) = store.upsert_subscribers(rows, EARLIER, confirmed=True)
+    assert (first.new, first.changed, first.unchanged) == (2, 0, 0)
+    store.set_subscriber_status(2, "unsubscribed", EARLIER)
+    before = store._db.total_changes
+    (again,) = store.upsert_subscribers(rows, NOW, confirmed=True, resubscribe=False)
+    assert (again.new, again.changed, again.unchanged, again.kept_unsubscribed) == (0, 0, 2, 1)
+    assert store._db.total_changes == before
+    (back,) = store.upsert_subscribers(rows, NOW, confirmed=True)
+    assert (back.changed, back.unchanged) == (1, 1)
+    assert store.subscriber(2).status == "confirmed"  # type: ignore[union-attr]
