@@ -1,5 +1,5 @@
 """Bulk subscriber import and export: files checked row by row, a real store written in
-pages."""
+pages, confirmation emails in batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import bulk
+from digest import bulk, pipeline
+from digest.config import Config
+from digest.deliver import OutgoingEmail, SendResult
+from digest.deliver.memory import MemoryBackend
 from digest.errors import SourceError
 from digest.model import Keyword, Profile, Subscriber
 from digest.rank import make_profile
@@ -210,3 +213,45 @@ def test_unchanged_rows_write_nothing_and_unsubscribed_may_be_kept(store: Store)
     (back,) = store.upsert_subscribers(rows, NOW, confirmed=True)
     assert (back.changed, back.unchanged) == (1, 1)
     assert store.subscriber(2).status == "confirmed"  # type: ignore[union-attr]
+
+
+# -- the import: batches of confirmations, failures, progress ----------------------------------
+
+
+def test_a_refused_confirmation_is_reported_and_the_import_stays(
+    config: Config, store: Store
+) -> None:
+    def answer(message: OutgoingEmail) -> SendResult:
+        if message.to == "b@example.org":
+            return SendResult(message.delivery_id, "failed", "550 no such mailbox")
+        return SendResult(message.delivery_id, "sent")
+
+    backend = MemoryBackend(answer)
+    steps: list[tuple[int, int, str]] = []
+    data = "".join(f"{c}@example.org,LoRA\n" for c in "abcde").encode()
+    with (
+        mock.patch.object(store_subscribers, "UPSERT_PAGE", 2),
+        mock.patch.object(pipeline, "CONFIRMATION_BATCH", 1),
+        mock.patch.object(bulk, "_PROGRESS_EVERY", 2),
+    ):
+        report = pipeline.import_subscribers(
+            config,
+            store,
+            b"email,keywords\n" + data,
+            "list.csv",
+            NOW,
+            open_backend=lambda: backend,
+            progress=lambda done, total, label: steps.append((done, total, label)),
+        )
+    assert (report.new, report.confirmations) == (5, 4)
+    assert report.unsent == (("b@example.org", "failed: 550 no such mailbox"),)
+    assert report.summary() == (
+        "imported list.csv: 5 new, 0 changed, 0 unchanged, 0 bad (skipped), 4 confirmations sent"
+    )
+    assert len(store.subscribers(status="pending")) == 5 and backend.closed
+    assert [s for s in steps if s[2] == "checking"] == [(3, 7, "checking"), (5, 7, "checking")]
+    assert [s for s in steps if s[2] == "writing"] == [
+        (2, 5, "writing"),
+        (4, 5, "writing"),
+        (5, 5, "writing"),
+    ]
