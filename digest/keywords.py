@@ -9,6 +9,7 @@ nothing below the ranker needs the ranker.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -53,7 +54,10 @@ def _split(text: str) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=8192)
 def _parse_one(raw: str) -> Keyword | None:
+    """One keyword as typed; cached (a list of readers repeats a few hundred keywords;
+    a QueryError is raised again each time, never cached)."""
     body = raw.strip()
     if not body:
         return None

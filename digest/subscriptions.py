@@ -21,7 +21,11 @@ from digest.model import Profile, Subscriber
 from digest.store import Store
 from digest.tokens import load_secret, parse_token, verify
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+#: The profile name when none is given (`digest subscribe`, a bulk import row).
+DEFAULT_PROFILE = "papers"
+#: How `check_settings` names the settings in its messages: the CLI's options by default.
+OPTION_LABELS: tuple[str, str, str] = ("--timezone", "--send-at", "--frequency")
 
 
 def normalize_email(address: str) -> str:
@@ -37,19 +41,29 @@ def normalize_email(address: str) -> str:
         raise SubscriptionError(f"{address!r} is not a valid email address: {exc}") from None
 
 
-def check_settings(timezone: str | None, send_at: str | None, frequency: str | None) -> None:
-    """Validate the delivery settings a subscriber typed."""
+def check_settings(
+    timezone: str | None,
+    send_at: str | None,
+    frequency: str | None,
+    *,
+    labels: tuple[str, str, str] = OPTION_LABELS,
+) -> None:
+    """Validate the delivery settings a subscriber typed.
+
+    `labels` name the three settings in the message (a file's column names, say).
+    """
+    tz_label, send_at_label, frequency_label = labels
     if timezone is not None:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise SubscriptionError(
-                f"--timezone {timezone!r}: unknown time zone; use an IANA name like Europe/Berlin"
+                f"{tz_label} {timezone!r}: unknown time zone; use an IANA name like Europe/Berlin"
             ) from None
-    if send_at is not None and not _HHMM.match(send_at):
-        raise SubscriptionError(f"--send-at {send_at!r}: use 24-hour HH:MM, like 07:00")
+    if send_at is not None and not _HHMM.fullmatch(send_at):
+        raise SubscriptionError(f"{send_at_label} {send_at!r}: use 24-hour HH:MM, like 07:00")
     if frequency is not None and frequency not in ("daily", "weekly"):
-        raise SubscriptionError(f"--frequency {frequency!r}: use daily or weekly")
+        raise SubscriptionError(f"{frequency_label} {frequency!r}: use daily or weekly")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ LAYERS = [
     "digest.plan",
     "digest.ingest",
     "digest.subscriptions",
+    "digest.bulk",
     "digest.send",
     "digest.publish",
     "digest.pipeline",

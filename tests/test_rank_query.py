@@ -153,3 +153,13 @@ def test_keywords_of_only_function_words_are_dropped() -> None:
         make_profile("x", ["the", "a", "of"])
     profile = make_profile("x", ["the", "LoRA", '"state of the art"'])
     assert [k.text for k in profile.keywords] == ["LoRA", "state of the art"]
+
+
+def test_parsing_again_gives_the_same_and_refuses_the_same() -> None:
+    """The parser remembers keywords it has parsed (bulk lists repeat them): the answer
+    is the same the second time, and a refused keyword is refused again."""
+    first = make_profile("a", 'LoRA, the, "video diffusion"^2', "-survey")
+    assert make_profile("a", 'LoRA, the, "video diffusion"^2', "-survey") == first
+    for _ in range(2):
+        with pytest.raises(QueryError, match="weight"):
+            parse_keywords("LoRA^-1")

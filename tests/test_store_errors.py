@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from digest.bulk import ImportRow
 from digest.errors import StoreError
 from digest.model import Claim, Keyword, Outcome, Paper, Profile
 from digest.store import Store
@@ -66,6 +67,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),
     # subscribers
     "upsert_subscriber": call("ada@example.org", PROFILE, now=T0),
+    "upsert_subscribers": call([ImportRow(1, "bob@example.org", PROFILE)], T0),
     "set_subscriber_status": call(SUBSCRIBER_ID, "unsubscribed", T0),
     "remove_profile": call(SUBSCRIBER_ID, "default"),
     "subscriber": call(SUBSCRIBER_ID),

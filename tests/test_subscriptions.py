@@ -59,6 +59,7 @@ def test_one_row_per_address_and_profile_editing(cfg: Config, store: Store) -> N
         ({"address": "not-an-address"}, "is not a valid email address"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"send_at": "7am"}, "use 24-hour HH:MM"),
+        ({"send_at": "07:00\n"}, "use 24-hour HH:MM"),  # `$` would match before the newline
         ({"frequency": "hourly"}, "use daily or weekly"),
     ],
 )

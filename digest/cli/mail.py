@@ -1,22 +1,33 @@
-"""Commands for subscribers and delivery: subscribe, confirm, unsubscribe, subscribers,
-send, deliveries."""
+"""Commands for subscribers and delivery: subscribe, confirm, unsubscribe, subscribers
+(with subscribers import / export), send, deliveries."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.cli.base import _Ctx, _json_option, _parse_date, _progress, cli, pass_ctx
+from digest.cli.base import (
+    CliError,
+    _Ctx,
+    _json_option,
+    _parse_date,
+    _progress,
+    cli,
+    pass_ctx,
+)
 from digest.errors import QueryError, SubscriptionError
 from digest.keywords import parse_keywords
 from digest.model import Delivery, Profile, Subscriber
 from digest.rank.query import make_profile, profile_text
 
 if TYPE_CHECKING:
+    from digest.pipeline import ImportReport
     from digest.send import SendReport
 
 
@@ -185,12 +196,27 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
     }
 
 
-@cli.command()
-@click.option("--status", type=click.Choice(["pending", "confirmed", "unsubscribed"]))
+_STATUSES = click.Choice(["pending", "confirmed", "unsubscribed"])
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=_STATUSES, help="Only subscribers with this status.")
 @_json_option()
 @pass_ctx
 def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
-    """List subscribers with their status, schedule and profiles."""
+    """List subscribers with their status, schedule and profiles; or import and export
+    them in bulk (`digest subscribers import FILE`, `digest subscribers export`).
+
+    \b
+    Examples:
+      digest subscribers --status pending
+      digest subscribers import readers.csv --confirmed
+      digest subscribers export --format csv > readers.csv
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        if status or as_json:
+            raise CliError("--status and --json of the listing go without a subcommand")
+        return
     with obj.store() as store:
         found = store.subscribers(status=status)
     for sub in found:
@@ -204,6 +230,149 @@ def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
             )
     if not as_json:
         click.echo(f"{len(found)} subscriber{'' if len(found) == 1 else 's'}", err=True)
+
+
+@subscribers.command("import")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help="The list already opted in: new addresses are confirmed and get no email.",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the good rows and list the bad ones (default: a bad row stops it all).",
+)
+@_json_option("Print the report as one JSON object.")
+@pass_ctx
+def import_subscribers(
+    obj: _Ctx, file: str, confirmed: bool, skip_invalid: bool, as_json: bool
+) -> None:
+    """Add or update subscribers from FILE: JSON Lines or CSV ("-" reads standard input).
+
+    The format is told by content: JSON Lines (one object a line) when the first
+    non-blank character is `{`, else CSV whose first line names the columns. Fields:
+    email (required), keywords and exclude (a list of strings in JSON, one
+    comma-separated string in CSV, as for `digest subscribe`), profile (default
+    "papers"), timezone, send_at, frequency (left empty: a new reader gets the defaults,
+    a known one keeps theirs). A later row for the same address and profile name wins;
+    several profile names for one address are several profiles of one subscriber.
+
+    Every row is checked first; bad rows are listed as `FILE:LINE: what is wrong` on
+    stderr and nothing is imported (exit code 2) unless --skip-invalid is given.
+    Without --confirmed each new address is pending and gets the confirmation email of
+    `digest subscribe`. Importing the same file again changes nothing, and an address
+    that has unsubscribed stays unsubscribed. Prints "imported FILE: N new, M changed,
+    K unchanged, B bad (skipped), C confirmations sent" (addresses; bad rows).
+
+    \b
+    Examples:
+      digest subscribers import readers.csv
+      digest subscribers export --status confirmed | digest subscribers import - --confirmed
+    """
+    from digest import pipeline
+    from digest.deliver import make_backend
+
+    data, origin = _read_input(file)
+    with obj.store() as store, _progress("import") as progress:
+        report = pipeline.import_subscribers(
+            obj.config,
+            store,
+            data,
+            origin,
+            obj.now,
+            confirmed=confirmed,
+            skip_invalid=skip_invalid,
+            open_backend=lambda: make_backend(obj.config.delivery),
+            progress=progress,
+        )
+    for bad in report.bad:
+        click.echo(f"{origin}:{bad.line}: {bad.message}", err=True)
+    for address, reason in report.unsent:
+        click.echo(f"warning: confirmation email to {address} not sent ({reason})", err=True)
+    if report.kept_unsubscribed:
+        click.echo(
+            f"note: {report.kept_unsubscribed} address"
+            f"{' has' if report.kept_unsubscribed == 1 else 'es have'} unsubscribed and"
+            " stayed so (`digest subscribe` re-subscribes one)",
+            err=True,
+        )
+    if as_json:
+        click.echo(json.dumps(_import_json(report), ensure_ascii=False))
+    if not report.imported:
+        good = report.rows - len(report.bad)
+        raise CliError(
+            f"{origin}: {len(report.bad)} bad row{'' if len(report.bad) == 1 else 's'}, "
+            f"nothing imported; fix {'it' if len(report.bad) == 1 else 'them'}, or give "
+            f"--skip-invalid to import the other {good}"
+        )
+    if not as_json:
+        click.echo(report.summary())
+
+
+def _read_input(file: str) -> tuple[bytes, str]:
+    """The bytes of FILE ("-": standard input) and its name for messages."""
+    if file == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return Path(file).read_bytes(), file
+    except FileNotFoundError:
+        raise CliError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{file}: is a directory, not a file") from None
+    except OSError as exc:
+        raise CliError(f"{file}: cannot read ({exc.strerror})") from None
+
+
+def _import_json(report: ImportReport) -> dict[str, Any]:
+    return {
+        "file": report.origin,
+        "format": report.format,
+        "imported": report.imported,
+        "rows": report.rows,
+        "new": report.new,
+        "changed": report.changed,
+        "unchanged": report.unchanged,
+        "kept_unsubscribed": report.kept_unsubscribed,
+        "bad": [{"line": b.line, "message": b.message} for b in report.bad],
+        "confirmations": report.confirmations,
+        "unsent": [{"email": e, "reason": r} for e, r in report.unsent],
+    }
+
+
+@subscribers.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines or CSV (with a header row).",
+)
+@click.option("--status", type=_STATUSES, help="Only subscribers with this status.")
+@pass_ctx
+def export_subscribers(obj: _Ctx, fmt: str, status: str | None) -> None:
+    """Write subscribers to stdout in the format `digest subscribers import` reads.
+
+    One row per profile: email, profile, keywords, exclude, timezone, send_at,
+    frequency. Importing the export into the same store changes nothing; to move a
+    confirmed list to another store, export --status confirmed and import --confirmed.
+    A subscriber without a profile has no row (a row needs keywords).
+    """
+    from digest import bulk
+
+    with obj.store() as store:
+        found = store.subscribers(status=status)
+    lines = bulk.export_lines(found, fmt)
+    while chunk := "".join(itertools.islice(lines, 1000)):
+        click.echo(chunk, nl=False)
+    bare = sum(1 for sub in found if not sub.profiles)
+    if bare:
+        click.echo(
+            f"note: {bare} subscriber{'' if bare == 1 else 's'} without a profile left out",
+            err=True,
+        )
 
 
 @cli.command()

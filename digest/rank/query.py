@@ -34,6 +34,7 @@ searchable keyword is an error (`QueryError`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,15 +65,26 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=8192)
+def _search_words(text: str) -> str | None:
+    """The words a keyword searches for, folded ("" never: None when it has none but
+    function words such as "the", which would match every paper). Cached: a bulk import
+    meets the same few hundred keywords in a hundred thousand profiles."""
+    tokens = tokenize(text)
+    if not tokens or all(t.word in STOPWORDS for t in tokens):
+        return None
+    return " ".join(t.word for t in tokens)
+
+
 def _searchable(keywords: Sequence[Keyword]) -> list[Keyword]:
-    """Drop keywords without any word (or with only function words such as "the", which
-    would match every paper), merge repeats (keeping the larger weight)."""
+    """Drop keywords without any word (or with only function words), merge repeats
+    (keeping the larger weight)."""
     seen: dict[tuple[str, bool], Keyword] = {}
     for kw in keywords:
-        tokens = tokenize(kw.text)
-        if not tokens or all(t.word in STOPWORDS for t in tokens):
+        words = _search_words(kw.text)
+        if words is None:
             continue
-        key = (" ".join(t.word for t in tokenize(kw.text)), kw.phrase)
+        key = (words, kw.phrase)
         if key not in seen or seen[key].weight < kw.weight:
             seen[key] = kw
     return list(seen.values())

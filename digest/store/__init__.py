@@ -10,11 +10,11 @@ method and property (of the base, the mixins and `Store`) turns a sqlite3 error 
 from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import FetchStateMixin, IngestCounts, PapersMixin, merge
 from digest.store.schema import SCHEMA_VERSION
-from digest.store.subscribers import SubscribersMixin
+from digest.store.subscribers import SubscribersMixin, UpsertCounts
 
 
 class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, FetchStateMixin):
     """A papers-digest SQLite database (WAL mode). Use as a context manager."""
 
 
-__all__ = ["SCHEMA_VERSION", "IngestCounts", "Store", "merge"]
+__all__ = ["SCHEMA_VERSION", "IngestCounts", "Store", "UpsertCounts", "merge"]
