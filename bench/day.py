@@ -54,6 +54,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import _day_data as world  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
+import digest.rank  # noqa: E402
 from digest import pipeline  # noqa: E402
 from digest.codec import thaw_digest  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
@@ -141,6 +142,8 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
     day, progress = world.DAY, {"sent": 0}
     store = Store(config.store_path)
     backend = make_backend(config.delivery) if phase.startswith("send") else None
+    if backend is not None:
+        count_rank_calls(progress)
     jobs = {
         "ingest": lambda: pipeline.ingest(
             config, store, [str(world.capture_path(work, day))], now=world.at(day, world.INGEST_AT)
@@ -194,6 +197,21 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
         pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
         out["profile"] = text.getvalue()
     return out
+
+
+def count_rank_calls(progress: dict[str, Any]) -> None:
+    """Count the send's `rank.rank` calls and their profiles: the only sign of progress
+    while it plans (its progress callback starts with the deliveries)."""
+    ranker = digest.rank.rank
+    progress.update(rank_calls=0, profiles_ranked=0)
+
+    def counted(papers: Any, profiles: Any, *args: Any, **kwargs: Any) -> Any:
+        ranked = ranker(papers, profiles, *args, **kwargs)
+        progress["rank_calls"] += 1
+        progress["profiles_ranked"] += len(profiles)
+        return ranked
+
+    digest.rank.rank = counted
 
 
 def naive(config: Config, store: Store, sample: int, progress: dict[str, Any]) -> None:
@@ -298,7 +316,14 @@ def row(n: int, runs: list[dict[str, Any]], naive: dict[str, Any]) -> tuple[str,
     for phase in PHASES:
         cells.append(f"{med(phase, 'cpu'):.1f}/{med(phase, 'wall'):.1f}{star(phase)}")
         if star(phase):
-            done = f": {med(phase, 'sent'):.0f} digests out by then" if "send" in phase else ""
+            done = ""
+            if "send" in phase:
+                done = (
+                    f": {med(phase, 'rank_calls'):.0f} rank() calls had ranked "
+                    f"{med(phase, 'profiles_ranked'):.0f} profiles"
+                    f" ({med(phase, 'profiles_ranked') / med(phase, 'cpu'):.1f} per CPU-s),"
+                    f" {med(phase, 'sent'):.0f} digests out"
+                )
             notes.append(f"* {phase} stopped after {med(phase, 'wall'):.0f} s (--budget){done}")
     cells.append(f"{max(max(r[p]['rss'], r[p]['workers_rss']) for r in runs for p in PHASES):.0f}")
     grown = [(s[2] - s[0], (s[2] - s[1]) / max(1, r["send-outbox"].get("claimed", 0)))
@@ -314,7 +339,9 @@ def row(n: int, runs: list[dict[str, Any]], naive: dict[str, Any]) -> tuple[str,
     out, smtp = runs[-1]["send-outbox"], runs[-1]["send-smtp"]
     notes.append(
         f"send: {out.get('due', '?')} due, {out.get('claimed', '?')} claimed, {out['sent']} "
-        f"sent to the outbox; {smtp['sent']} sent by SMTP, {smtp['received']} received"
+        f"sent to the outbox; {smtp['sent']} sent by SMTP, {smtp['received']} received; "
+        f"{out['rank_calls']} rank() calls (one a group of readers sharing a window) for "
+        f"{out['profiles_ranked']} profiles"
     )
     notes.append(
         f"naive: {naive.get('readers', 0)} readers, {naive.get('per_reader', 0):.2f} CPU s each"
