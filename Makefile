@@ -55,6 +55,7 @@ bench: $(DEVSTAMP)
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/day.py
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache

@@ -99,6 +99,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_sink() -> tuple[subprocess.Popen[str], int]:
+    """The SMTP sink in its own process, listening; its port. Close its stdin to stop it:
+    it then prints how many messages it received."""
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    return sink, port
+
+
 def project(tmp: Path, port: int, connections: int) -> Path:
     shutil.copytree(ROOT / "seeds", tmp / "seeds")
     text = (ROOT / "config.toml").read_text().replace('backend = "outbox"', 'backend = "smtp"')
@@ -116,14 +130,7 @@ def one_run(subscribers: int, connections: int) -> tuple[float, float, int]:
     from digest.store import Store
 
     os.environ.setdefault("DIGEST_SECRET", "bench")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    server, port = start_sink()
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(project(Path(tmp), port, connections), required=True)
         rng = random.Random(1)

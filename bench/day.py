@@ -1,0 +1,417 @@
+"""`make bench`: a whole day without network, for N readers (issue 10, items 5 and 8).
+
+The store already holds 3 earlier days of 2,000 papers, and most readers got digests on
+them: the earlier days went through the same ingest, send and publish, so readers have
+sent-ledgers and last deliveries with different windows (who joined when, keywords, time
+zones: bench/_day_data.py). Then the measured day, each phase in a fresh child process
+(its CPU and peak RSS are its own, worker processes included):
+
+    ingest       `pipeline.ingest` of the day's capture: 2,000 new papers
+    send-outbox  `pipeline.send_due` at 16:00 UTC through the outbox backend (.eml files)
+    send-smtp    the same send from the same store to a minimal SMTP sink on 127.0.0.1
+                 (bench/send.py's, in another process: its CPU is not counted)
+    publish      `pipeline.publish` of the archive (the earlier days are published already)
+    naive        once per N, on a sample of readers, one at a time: `rank.rank(the day's
+                 papers, [their profiles])`, then `EmailRenderer.render_whole`; its CPU
+                 per reader x N, against the real send's CPU, is the naive ratio
+
+A phase still running after --budget seconds is stopped; its row shows what it did until
+then (digests per CPU-second so far, marked *) and the notes say "stopped after X s"; an N
+whose first run was stopped is not run again. The world is built once per N, and every
+run starts from a copy of it. Medians of --runs runs (1 from 100,000 readers on); the
+machine is shared, so the figures are noisy.
+
+usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
+                           [--papers 2000] [--quick] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import email
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import _day_data as world  # noqa: E402
+from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
+
+import digest.rank  # noqa: E402
+from digest import pipeline  # noqa: E402
+from digest.codec import thaw_digest  # noqa: E402
+from digest.config import Config, load_config  # noqa: E402
+from digest.deliver import make_backend  # noqa: E402
+from digest.model import Digest, DigestSection  # noqa: E402
+from digest.rank import make_profile, rank  # noqa: E402
+from digest.render import EmailRenderer, make_environment  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+PHASES = ("ingest", "send-outbox", "send-smtp", "publish")
+
+
+class Budget(Exception):
+    """The phase ran past --budget."""
+
+
+# -- the world, built once per N (not timed) -------------------------------------------
+
+
+def add_readers(store: Store, readers: list[world.Reader]) -> None:
+    """Confirmed subscribers with their profiles, straight into the store (a transaction
+    each: `upsert_subscriber` opens its own)."""
+    for r in readers:
+        for name, keywords, exclude in r.profiles:
+            store.upsert_subscriber(
+                r.email,
+                make_profile(name, keywords, exclude),
+                now=r.joined,
+                timezone=r.timezone,
+                send_at=r.send_at,
+                frequency=r.frequency,
+                confirmed=True,
+            )
+
+
+def set_status(store: Store, readers: list[world.Reader], status: str, now: datetime) -> None:
+    for r in readers:
+        sub = store.subscriber_by_email(r.email)
+        assert sub is not None
+        store.set_subscriber_status(sub.id, status, now)
+
+
+def prepare(work: Path, n: int, per_day: int) -> dict[str, Any]:
+    """The project, every day's capture, the readers, and the earlier days run."""
+    work.mkdir(parents=True)
+    config = load_config(world.write_project(work), required=True)
+    seeds = world.seed_papers()
+    for day in world.days():
+        world.capture_path(work, day).parent.mkdir(exist_ok=True)
+        world.capture_path(work, day).write_text(world.capture(seeds, day, per_day))
+    everyone = world.readers(n)
+    paused = [r for r in everyone if r.cohort == "paused"]
+    backend = make_backend(config.delivery)
+    sent, since = 0, world.at(world.days()[0], -48)
+    with Store(config.store_path) as store:
+        for k, day in enumerate(world.days()[:-1]):
+            ingest_at = world.at(day, world.INGEST_AT)
+            add_readers(store, [r for r in everyone if since <= r.joined < ingest_at])
+            since = ingest_at
+            pipeline.ingest(config, store, [str(world.capture_path(work, day))], now=ingest_at)
+            sent += pipeline.send_due(config, store, backend, world.at(day, world.SEND_AT)).sent
+            pipeline.publish(config, store, world.at(day, world.PUBLISH_AT), out_dir=work / "site")
+            shutil.rmtree(work / config.delivery.outbox_dir, ignore_errors=True)
+            if k == 0:  # away from the 2nd earlier day on
+                set_status(store, paused, "unsubscribed", world.at(day, 20))
+        set_status(store, paused, "confirmed", world.at(world.DAY, 1))
+        papers = store.count_papers()
+    backend.close()
+    smtp = (work / "config.toml").read_text().replace('backend = "outbox"', 'backend = "smtp"')
+    (work / "smtp.toml").write_text(smtp + '\n[delivery.smtp]\nhost = "127.0.0.1"\nport = 0\n')
+    (work / "world.json").write_text(json.dumps({"readers": n}))
+    return {"papers": papers, "history_sent": sent}
+
+
+# -- the phases, each in a child process -----------------------------------------------
+
+
+def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One phase of the measured day in this process; its figures."""
+    if phase == "send-smtp":
+        text = (work / "smtp.toml").read_text().replace("port = 0", f"port = {args.port}")
+        (work / "smtp.toml").write_text(text)
+    name = "smtp.toml" if phase == "send-smtp" else "config.toml"
+    config = load_config(work / name, required=True)
+    day, progress = world.DAY, {"sent": 0}
+    store = Store(config.store_path)
+    backend = make_backend(config.delivery) if phase.startswith("send") else None
+    if backend is not None:
+        count_rank_calls(progress)
+    jobs = {
+        "ingest": lambda: pipeline.ingest(
+            config, store, [str(world.capture_path(work, day))], now=world.at(day, world.INGEST_AT)
+        ),
+        "send": lambda: pipeline.send_due(
+            config,
+            store,
+            backend,
+            world.at(day, world.SEND_AT),
+            progress=lambda done, _total, _label: progress.update(sent=done),
+        ),
+        "publish": lambda: pipeline.publish(
+            config, store, world.at(day, world.PUBLISH_AT), out_dir=work / "site"
+        ),
+        "naive": lambda: naive(config, store, args.sample, progress),
+    }
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise Budget
+
+    signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, args.budget)
+    profile = cProfile.Profile() if args.profile else None
+    cpu, wall = _cpu(), time.perf_counter()
+    try:
+        if profile:
+            profile.enable()
+        result, stopped = jobs[phase.split("-")[0]](), False
+    except Budget:
+        result, stopped = None, True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if profile:
+            profile.disable()
+    out: dict[str, Any] = {"cpu": _cpu() - cpu, "wall": time.perf_counter() - wall}
+    out.update(stopped=stopped, rss=_peak(resource.RUSAGE_SELF))
+    out.update(workers_rss=_peak(resource.RUSAGE_CHILDREN), **progress)
+    if result is not None and phase.startswith("send"):
+        out.update(due=result.due, claimed=result.claimed, sent=result.sent)
+    if phase == "send-outbox":
+        out.update(_digest_sizes(store, work / config.delivery.outbox_dir))
+    if backend is not None:
+        backend.close()
+    if phase == "ingest":  # then today's new readers subscribe, each at their time
+        n = json.loads((work / "world.json").read_text())["readers"]
+        start = world.at(day, world.INGEST_AT)
+        add_readers(store, [r for r in world.readers(n) if r.joined >= start])
+    store.close()
+    if profile:
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
+        out["profile"] = text.getvalue()
+    return out
+
+
+def count_rank_calls(progress: dict[str, Any]) -> None:
+    """Count the send's `rank.rank` calls and their profiles: the only sign of progress
+    while it plans (its progress callback starts with the deliveries)."""
+    ranker = digest.rank.rank
+    progress.update(rank_calls=0, profiles_ranked=0)
+
+    def counted(papers: Any, profiles: Any, *args: Any, **kwargs: Any) -> Any:
+        ranked = ranker(papers, profiles, *args, **kwargs)
+        progress["rank_calls"] += 1
+        progress["profiles_ranked"] += len(profiles)
+        return ranked
+
+    digest.rank.rank = counted
+
+
+def naive(config: Config, store: Store, sample: int, progress: dict[str, Any]) -> None:
+    """Each sampled reader alone: rank the day's papers for their profiles, then render
+    the whole templates (one renderer for all: a loop would keep its environment)."""
+    now = world.at(world.DAY, world.SEND_AT)
+    papers = store.papers(since=world.DAY)
+    readers = store.subscribers(status="confirmed")
+    readers = random.Random(3).sample(readers, min(sample, len(readers)))
+    renderer = EmailRenderer(make_environment(config.templates_dir))
+    start = _cpu()
+    for done, sub in enumerate(readers, 1):
+        ranked = rank(papers, list(sub.profiles), now, config.ranking)
+        sections = tuple(DigestSection(p, i) for p, i in zip(sub.profiles, ranked, strict=True))
+        renderer.render_whole(Digest(world.DAY, config.digest_title, sections, len(papers)))
+        progress.update(readers=done, per_reader=(_cpu() - start) / done)
+
+
+def _digest_sizes(store: Store, outbox: Path) -> dict[str, float]:
+    """Mean items of the day's digests sent, and mean bytes of their HTML part."""
+    sent = [d for d in store.deliveries(state="sent") if d.digest_date == world.DAY]
+    html = []
+    for path in outbox.glob("*.eml") if outbox.is_dir() else ():
+        for part in email.message_from_bytes(path.read_bytes()).walk():
+            if part.get_content_type() == "text/html":
+                html.append(len(part.get_payload(decode=True)))
+    return {
+        "items": statistics.fmean(thaw_digest(d.content).item_count for d in sent) if sent else 0,
+        "html": statistics.fmean(html) if html else 0.0,
+    }
+
+
+def _cpu() -> float:
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+# -- the parent: runs, medians, the table ----------------------------------------------
+
+
+def child(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -> dict[str, Any]:
+    """The measured day once, from a copy of the prepared world."""
+    smtp_work = work.with_name(work.name + "-smtp")
+    shutil.copytree(prepared, work)
+    db = work / "var" / "digest.sqlite3"
+    common = ["--budget", str(args.budget), "--sample", str(args.sample)]
+    got: dict[str, Any] = {"sizes": [db.stat().st_size]}
+    got["ingest"] = child("--phase", "ingest", str(work), *common)
+    got["sizes"].append(db.stat().st_size)
+    shutil.copytree(work, smtp_work)
+    profile = ["--profile"] if args.profile else []
+    got["send-outbox"] = child("--phase", "send-outbox", str(work), *common, *profile)
+    got["sizes"].append(db.stat().st_size)
+    sink, port = start_sink()
+    assert sink.stdin is not None and sink.stdout is not None
+    got["send-smtp"] = child("--phase", "send-smtp", str(smtp_work), *common, "--port", str(port))
+    sink.stdin.close()
+    got["send-smtp"]["received"] = int(sink.stdout.readline())
+    sink.wait(timeout=30)
+    got["publish"] = child("--phase", "publish", str(work), *common)
+    if naive:
+        got["naive"] = child("--phase", "naive", str(work), *common)
+    shutil.rmtree(work)
+    shutil.rmtree(smtp_work)
+    return got
+
+
+COLUMNS = [  # (header line 1, header line 2, width)
+    ("readers", "", 7), ("ingest", "cpu/wall s", 11), ("send-outbox", "cpu/wall s", 13),
+    ("send-smtp", "cpu/wall s", 13), ("publish", "cpu/wall s", 11), ("peak RSS", "MiB", 8),
+    ("store +MB", "day", 9), ("KB per", "delivery", 8), ("digests/CPU-s", "outbox", 13),
+    ("", "smtp", 6), ("mean digest", "items", 11), ("", "HTML KB", 7),
+    ("naive x N", "CPU s", 9), ("naive/send", "CPU", 10),
+]  # fmt: skip
+
+
+def table_line(cells: list[str]) -> str:
+    return "  ".join(c.rjust(w) for c, (_, _, w) in zip(cells, COLUMNS, strict=True))
+
+
+def row(n: int, runs: list[dict[str, Any]], naive: dict[str, Any]) -> tuple[str, list[str]]:
+    """The table row for N (medians over the runs) and the notes printed under it."""
+
+    def med(phase: str, key: str) -> float:
+        return statistics.median(r[phase].get(key, 0) for r in runs)
+
+    def star(phase: str) -> str:
+        return "*" if any(r[phase]["stopped"] for r in runs) else ""
+
+    notes, cells = [], [f"{n:,}"]
+    for phase in PHASES:
+        cells.append(f"{med(phase, 'cpu'):.1f}/{med(phase, 'wall'):.1f}{star(phase)}")
+        if star(phase):
+            done = ""
+            if "send" in phase:
+                done = (
+                    f": {med(phase, 'rank_calls'):.0f} rank() calls had ranked "
+                    f"{med(phase, 'profiles_ranked'):.0f} profiles"
+                    f" ({med(phase, 'profiles_ranked') / med(phase, 'cpu'):.1f} per CPU-s),"
+                    f" {med(phase, 'sent'):.0f} digests out"
+                )
+            notes.append(f"* {phase} stopped after {med(phase, 'wall'):.0f} s (--budget){done}")
+    cells.append(f"{max(max(r[p]['rss'], r[p]['workers_rss']) for r in runs for p in PHASES):.0f}")
+    grown = [(s[2] - s[0], (s[2] - s[1]) / max(1, r["send-outbox"].get("claimed", 0)))
+             for r in runs for s in [r["sizes"]]]  # fmt: skip
+    cells += [f"{statistics.median(g[0] for g in grown) / 1e6:.1f}"]
+    cells += [f"{statistics.median(g[1] for g in grown) / 1e3:.1f}"]
+    for phase in ("send-outbox", "send-smtp"):
+        rate = statistics.median(r[phase]["sent"] / r[phase]["cpu"] for r in runs)
+        cells.append(f"{rate:.1f}{star(phase)}")
+    cells += [f"{med('send-outbox', 'items'):.1f}", f"{med('send-outbox', 'html') / 1e3:.1f}"]
+    naive_cpu = naive.get("per_reader", 0.0) * n
+    cells += [f"{naive_cpu:.0f}", f"{naive_cpu / med('send-outbox', 'cpu'):.1f}"]
+    out, smtp = runs[-1]["send-outbox"], runs[-1]["send-smtp"]
+    notes.append(
+        f"send: {out.get('due', '?')} due, {out.get('claimed', '?')} claimed, {out['sent']} "
+        f"sent to the outbox; {smtp['sent']} sent by SMTP, {smtp['received']} received; "
+        f"{out['rank_calls']} rank() calls (one a group of readers sharing a window) for "
+        f"{out['profiles_ranked']} profiles"
+    )
+    notes.append(
+        f"naive: {naive.get('readers', 0)} readers, {naive.get('per_reader', 0):.2f} CPU s each"
+        + (" (stopped by --budget)" if naive.get("stopped") else "")
+        + "; peak RSS MiB: "
+        + ", ".join(f"{p} {max(r[p]['rss'] for r in runs):.0f}" for p in PHASES)
+        + f" (publish workers {max(r['publish']['workers_rss'] for r in runs):.0f})"
+    )
+    if len(runs) > 1:
+        notes.append("send-outbox CPU s by run: " + ", ".join(
+            f"{r['send-outbox']['cpu']:.1f}" for r in runs))  # fmt: skip
+    return table_line(cells), notes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--readers", default="1000,10000", help="comma-separated Ns")
+    ap.add_argument("--runs", type=int, default=3, help="runs per N (1 from 100,000 on)")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds a phase may take")
+    ap.add_argument("--sample", type=int, default=30, help="readers in the naive loop")
+    ap.add_argument("--papers", type=int, default=2_000, help="papers a day")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 200 readers, 40 papers a day")
+    ap.add_argument("--profile", action="store_true", help="cProfile send-outbox (1st run)")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("work", nargs="?", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    os.environ.setdefault("DIGEST_SECRET", "bench")
+    if args.quick:
+        args.readers, args.papers, args.sample = "200", 40, min(args.sample, 5)
+    if args.prepare:
+        print(json.dumps(prepare(args.work, args.prepare, args.papers)))
+        return 0
+    if args.phase:
+        print(json.dumps(run_phase(args.phase, args.work, args)))
+        return 0
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start, "
+        f"Python {platform.python_version()}; a day of {args.papers:,} papers after "
+        f"{world.HISTORY} such days; median of {args.runs} runs (1 from 100,000 readers); "
+        f"--budget {args.budget:.0f} s a phase; CPU includes worker processes; "
+        "the machine is shared: figures are noisy"
+    )
+    print(table_line([c[0] for c in COLUMNS]))
+    print(table_line([c[1] for c in COLUMNS]))
+    with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
+        for n in (int(x) for x in args.readers.split(",")):
+            prepared, start = Path(tmp) / f"world-{n}", time.perf_counter()
+            built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
+            built_in = time.perf_counter() - start
+            runs: list[dict[str, Any]] = []
+            while len(runs) < (1 if n >= 100_000 else args.runs):
+                runs.append(one_run(prepared, Path(tmp) / f"run-{len(runs)}", args, not runs))
+                args.profile = False
+                if any(runs[0][p]["stopped"] for p in PHASES):
+                    break  # a stopped phase would only be stopped again
+            line, notes = row(n, runs, runs[0]["naive"])
+            print(line)
+            notes.append(
+                f"world: {built['papers']:,} papers, {built['history_sent']:,} digests sent on "
+                f"the earlier days, built in {built_in:.0f} s; {len(runs)} run(s)"
+            )
+            for note in notes:
+                print(f"{'':9}{note}")
+            if "profile" in runs[0]["send-outbox"]:
+                print(runs[0]["send-outbox"]["profile"])
+            shutil.rmtree(prepared)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
