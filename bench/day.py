@@ -54,9 +54,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import _day_data as world  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
-import digest.rank  # noqa: E402
 from digest import pipeline  # noqa: E402
-from digest.codec import thaw_digest  # noqa: E402
+from digest.codec import item_keys, thaw_compact  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.deliver import make_backend  # noqa: E402
 from digest.model import Digest, DigestSection  # noqa: E402
@@ -200,18 +199,21 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
 
 
 def count_rank_calls(progress: dict[str, Any]) -> None:
-    """Count the send's `rank.rank` calls and their profiles: the only sign of progress
-    while it plans (its progress callback starts with the deliveries)."""
-    ranker = digest.rank.rank
+    """Count the send's ranking calls (`rank.rank_prepared`, one per page of readers) and
+    their profiles: the only sign of progress while it plans (its progress callback
+    starts with the deliveries)."""
+    import digest.rank.ranker as ranker_module
+
+    ranker = ranker_module.rank_prepared
     progress.update(rank_calls=0, profiles_ranked=0)
 
-    def counted(papers: Any, profiles: Any, *args: Any, **kwargs: Any) -> Any:
-        ranked = ranker(papers, profiles, *args, **kwargs)
+    def counted(prepared: Any, profiles: Any, *args: Any, **kwargs: Any) -> Any:
+        ranked = ranker(prepared, profiles, *args, **kwargs)
         progress["rank_calls"] += 1
         progress["profiles_ranked"] += len(profiles)
         return ranked
 
-    digest.rank.rank = counted
+    ranker_module.rank_prepared = counted
 
 
 def naive(config: Config, store: Store, sample: int, progress: dict[str, Any]) -> None:
@@ -239,7 +241,12 @@ def _digest_sizes(store: Store, outbox: Path) -> dict[str, float]:
             if part.get_content_type() == "text/html":
                 html.append(len(part.get_payload(decode=True)))
     return {
-        "items": statistics.fmean(thaw_digest(d.content).item_count for d in sent) if sent else 0,
+        "items": statistics.fmean(
+            thaw_compact(d.content, store.frozen_items(item_keys(d.content))).item_count
+            for d in sent
+        )
+        if sent
+        else 0,
         "html": statistics.fmean(html) if html else 0.0,
     }
 
