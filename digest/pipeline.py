@@ -19,27 +19,36 @@ can draw a bar on a terminal and stay quiet when piped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest import bulk, rank, send, subscriptions
 from digest import publish as site
-from digest import rank, send, subscriptions
 from digest.config import Config
-from digest.deliver import Backend
-from digest.errors import RenderError
+from digest.deliver import Backend, OutgoingEmail, SendResult
+from digest.errors import DeliveryError, RenderError
+from digest.ingest import IngestReport, ingest
+from digest.links import link
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
 from digest.render import make_environment, render_digest
 from digest.render.email import confirmation_email
+from digest.store import Store, UpsertCounts
+from digest.tokens import load_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "FetchReport",
+    "ImportReport",
     "IngestReport",
     "RunReport",
     "SubscribeReport",
     "build_digest",
     "fetch",
+    "import_subscribers",
     "ingest",
     "preview",
     "publish",
@@ -48,11 +57,6 @@ __all__ = [
     "send_due",
     "subscribe",
 ]
-from digest.ingest import IngestReport, ingest
-from digest.store import Store
-
-if TYPE_CHECKING:
-    import httpx
 
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]
@@ -295,17 +299,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # -- bulk subscriber import ------------------------------------------------------------------
-
-from dataclasses import replace  # noqa: E402
-
-from digest import bulk  # noqa: E402
-from digest.deliver import OutgoingEmail, SendResult  # noqa: E402
-from digest.errors import DeliveryError  # noqa: E402
-from digest.links import link  # noqa: E402
-from digest.store import UpsertCounts  # noqa: E402
-from digest.tokens import load_secret  # noqa: E402
-
-__all__ += ["ImportReport", "import_subscribers"]
 
 #: Confirmation emails handed to the backend at a time.
 CONFIRMATION_BATCH = 500
