@@ -21,11 +21,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FunctionType
 from typing import Any, Self
 
+from digest.codec import time_text
 from digest.errors import StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -225,6 +225,6 @@ class StoreBase:
 _wrap_public_members(StoreBase)  # __init_subclass__ covers the subclasses, not the base
 
 
-def iso(moment: datetime) -> str:
-    """A stored time: UTC, ISO 8601, so that text comparison in SQL is time comparison."""
-    return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()
+#: A stored time: UTC, ISO 8601, so that text comparison in SQL is time comparison (the
+#: codec's one form of a time).
+iso = time_text
