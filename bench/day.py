@@ -193,7 +193,9 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
     store.close()
     if profile:
         text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
+        stats = pstats.Stats(profile, stream=text)
+        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("tottime").print_stats(25)
         out["profile"] = text.getvalue()
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as with_
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +122,8 @@ def ingest(
         malformed += url_report.malformed
         warnings.extend(url_report.warnings)
         errors.extend(url_report.errors)
+    if counts.new or counts.updated:  # ranking will read them from now on: analyse them once
+        analyse_recent(config, store, now)
     return IngestReport(
         files=len(jobs) + (url_report.files if url_report else 0),
         entries=entries,
@@ -130,6 +132,22 @@ def ingest(
         warnings=tuple(warnings),
         errors=tuple(errors),
     )
+
+
+#: How far back ingest makes sure every paper's analysed text is kept: the longest window
+#: a digest ranks (a week for weekly readers) and a day to spare. Older papers, after the
+#: analysis changed, are analysed when something ranks them.
+ANALYSE_BACK = timedelta(days=8)
+
+
+def analyse_recent(config: Config, store: Store, now: datetime) -> int:
+    """Analyse the papers that arrived in the last `ANALYSE_BACK` and have no terms kept
+    under today's analysis (new ones, enriched ones), and keep them; how many."""
+    from digest import rank  # numpy and the stemmer: only when there is something to do
+
+    key = rank.terms_key(config.synonyms or None)
+    lacking = store.papers_lacking_terms(key, store.row_arrived_by(now - ANALYSE_BACK))
+    return store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
 
 
 def _ingest_urls(

@@ -169,7 +169,9 @@ def _plan(
     low = min(d.after_row for d in due)
     arrivals = store.arrivals(low, high)
     settings, synonyms = config.ranking, config.synonyms or None
-    prepared = rank.prepare([p for _, p in arrivals], now, settings, synonyms)
+    window = [p for _, p in arrivals]
+    blobs = store.paper_terms([p.id for p in window], rank.terms_key(synonyms))
+    prepared = rank.prepare(window, now, settings, synonyms, blobs)
     ledgers = store.sent_among([p.id for _, p in arrivals])
     for start in range(0, len(due), PLAN_PAGE):
         page = due[start : start + PLAN_PAGE]

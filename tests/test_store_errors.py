@@ -63,6 +63,9 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "row_arrived_by": call(T0),
     "arrivals": call(0, 1),
     "count_papers": call(),
+    "paper_terms": call([PAPER.id], "k"),
+    "keep_paper_terms": call([(PAPER.id, b"blob")], "k"),
+    "papers_lacking_terms": call("k", 0),
     "fetch_state": call("hf"),
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),
     # subscribers

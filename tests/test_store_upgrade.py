@@ -123,6 +123,9 @@ def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -
         assert store.schema_version == SCHEMA_VERSION
         assert store.papers() == PAPERS
         assert store.count_papers() == 2
+        # arrival: first_seen for rows older than version 6; the bare paper came a day late
+        assert store.row_arrived_by(AT_8) == (1 if version >= 6 else 2)
+        assert bool(store.frozen_items(["2510.12345:0"])) == (version >= 6)
         if version < 2:
             assert store.subscribers() == [] and store.deliveries() == []
             return

@@ -5,6 +5,7 @@
     index      papers -> sparse BM25F feature x paper matrices
     score      all profiles x all papers in sparse products, gate and top-k (`select`)
     explain    matched keywords, fields and snippets per item; `match_spans` for templates
+    terms      a paper's analysed text, kept by the store so it is analysed once
     ranker     `rank`, on top of score and explain
     settings   `RankSettings`, every tunable number with its default
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
     from digest.rank.query import make_profile, profile_text
     from digest.rank.ranker import Prepared, Ranked, prepare, rank, rank_prepared
     from digest.rank.settings import RankSettings
+    from digest.rank.terms import encode_terms, terms_key
 
 #: name -> the module that defines it. Loaded when first asked for (PEP 562), so that
 #: `import digest.rank.query` (config, the CLI) does not pay for numpy and scipy.
@@ -38,6 +40,8 @@ _WHERE = {
     "rank": "digest.rank.ranker",
     "rank_prepared": "digest.rank.ranker",
     "RankSettings": "digest.rank.settings",
+    "encode_terms": "digest.rank.terms",
+    "terms_key": "digest.rank.terms",
 }
 
 
@@ -51,6 +55,7 @@ __all__ = [
     "Prepared",
     "RankSettings",
     "Ranked",
+    "encode_terms",
     "format_keyword",
     "make_profile",
     "match_spans",
@@ -59,4 +64,5 @@ __all__ = [
     "profile_text",
     "rank",
     "rank_prepared",
+    "terms_key",
 ]

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from digest.model import Paper
 from digest.rank.analyzer import Analyzer
 from digest.rank.settings import RankSettings
+from digest.rank.terms import PaperTerms, terms_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,10 @@ class PaperIndex:
 
 
 def _field_matrix(
-    rows: list[int], lengths: list[int], n_features: int, n_papers: int
+    rows: list[int], counts: list[int], lengths: list[int], n_features: int, n_papers: int
 ) -> sp.csr_matrix:
     cols = np.repeat(np.arange(n_papers, dtype=np.int32), np.asarray(lengths, dtype=np.int64))
-    data = np.ones(len(rows), dtype=np.float32)
+    data = np.asarray(counts, dtype=np.float32)
     m = sp.coo_matrix(
         (data, (np.asarray(rows, dtype=np.int32), cols)), shape=(n_features, n_papers)
     ).tocsr()
@@ -48,26 +49,38 @@ def _field_matrix(
     return m
 
 
-def build_index(papers: Sequence[Paper], analyzer: Analyzer, settings: RankSettings) -> PaperIndex:
-    """Analyze every paper's title and abstract once and build the matrices."""
+def build_index(
+    papers: Sequence[Paper],
+    analyzer: Analyzer,
+    settings: RankSettings,
+    terms: Sequence[PaperTerms] | None = None,
+) -> PaperIndex:
+    """Build the matrices from each paper's terms (`terms[j]` for `papers[j]`, as ingest
+    kept them), analysing the papers whose terms are not given."""
+    if terms is None:
+        terms = terms_for(papers, analyzer)
     vocab: dict[str, int] = {}
     rows_t: list[int] = []
     rows_a: list[int] = []
+    tf_t_data: list[int] = []
+    tf_a_data: list[int] = []
     count_t: list[int] = []  # features per paper (for column indices)
     count_a: list[int] = []
     words_t = np.zeros(len(papers), dtype=np.float64)
     words_a = np.zeros(len(papers), dtype=np.float64)
     setdefault = vocab.setdefault
-    for j, paper in enumerate(papers):
-        feats, words_t[j] = analyzer.features(paper.title)
-        rows_t.extend([setdefault(f, len(vocab)) for f in feats])
-        count_t.append(len(feats))
-        feats, words_a[j] = analyzer.features(paper.abstract or "")
-        rows_a.extend([setdefault(f, len(vocab)) for f in feats])
-        count_a.append(len(feats))
+    for j, got in enumerate(terms):
+        rows_t.extend([setdefault(f, len(vocab)) for f in got.title])
+        tf_t_data.extend(got.title_counts)
+        count_t.append(len(got.title))
+        words_t[j] = got.title_words
+        rows_a.extend([setdefault(f, len(vocab)) for f in got.abstract])
+        tf_a_data.extend(got.abstract_counts)
+        count_a.append(len(got.abstract))
+        words_a[j] = got.abstract_words
     n_f, n_p = len(vocab), len(papers)
-    tf_t = _field_matrix(rows_t, count_t, n_f, n_p)
-    tf_a = _field_matrix(rows_a, count_a, n_f, n_p)
+    tf_t = _field_matrix(rows_t, tf_t_data, count_t, n_f, n_p)
+    tf_a = _field_matrix(rows_a, tf_a_data, count_a, n_f, n_p)
 
     def norm(lengths: np.ndarray, weight: float) -> np.ndarray:
         avg = lengths.mean() if n_p and lengths.mean() > 0 else 1.0

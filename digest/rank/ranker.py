@@ -22,6 +22,7 @@ from digest.rank.explain import explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
+from digest.rank.terms import terms_for
 
 DEFAULT_SETTINGS = RankSettings()
 
@@ -44,10 +45,15 @@ def prepare(
     now: datetime,
     settings: RankSettings = DEFAULT_SETTINGS,
     synonyms: Mapping[str, Sequence[str]] | None = None,
+    blobs: Mapping[str, bytes] | None = None,
 ) -> Prepared:
-    """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it."""
+    """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
+
+    `blobs[paper id]`: the paper's terms as ingest kept them (`terms.encode`, under
+    `terms.terms_key(synonyms)`); a paper without a valid one is analysed here.
+    """
     analyzer = analyzer_for(synonyms)
-    index = build_index(papers, analyzer, settings)
+    index = build_index(papers, analyzer, settings, terms_for(papers, analyzer, blobs))
     pop, rec = paper_priors(papers, now, settings)
     pw, rw = settings.popularity_weight, settings.recency_weight
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)

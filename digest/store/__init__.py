@@ -11,9 +11,10 @@ from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import FetchStateMixin, IngestCounts, PapersMixin, merge
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.subscribers import SubscribersMixin, UpsertCounts
+from digest.store.terms import TermsMixin
 
 
-class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, FetchStateMixin):
+class Store(PapersMixin, TermsMixin, SubscribersMixin, DeliveriesMixin, FetchStateMixin):
     """A papers-digest SQLite database (WAL mode). Use as a context manager."""
 
 

@@ -85,6 +85,8 @@ class PapersMixin(StoreBase):
         if merged == old:
             return IngestCounts(updated=1) if added_sources else IngestCounts(unchanged=1)
         db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
+        if (merged.title, merged.abstract) != (old.title, old.abstract):  # analyse it anew
+            db.execute("DELETE FROM paper_terms WHERE paper_id = ?", (old.id,))
         return IngestCounts(updated=1)
 
     @staticmethod

@@ -180,6 +180,16 @@ def update_from_5_to_6(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE frozen_items (key TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID")
 
 
+def update_from_6_to_7(db: sqlite3.Connection) -> None:
+    """`paper_terms`: each paper's analysed text (an opaque blob of `digest.rank.terms`),
+    made once at ingest so that ranking does not analyse the same papers every day.
+    `key` names the analysis that made it; a blob of another analysis is ignored."""
+    db.execute(
+        "CREATE TABLE paper_terms (paper_id TEXT PRIMARY KEY"
+        " REFERENCES papers(id) ON DELETE CASCADE, key TEXT NOT NULL, data BLOB NOT NULL)"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])
