@@ -22,7 +22,7 @@ run starts from a copy of it. Medians of --runs runs (1 from 100,000 readers on)
 machine is shared, so the figures are noisy.
 
 usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
-                           [--papers 2000] [--quick] [--profile]
+                           [--papers 2000] [--quick] [--profile] [--world DIR]
 """
 
 from __future__ import annotations
@@ -374,6 +374,12 @@ def main() -> int:
     ap.add_argument("--papers", type=int, default=2_000, help="papers a day")
     ap.add_argument("--quick", action="store_true", help="smoke run: 200 readers, 40 papers a day")
     ap.add_argument("--profile", action="store_true", help="cProfile send-outbox (1st run)")
+    ap.add_argument(
+        "--world",
+        type=Path,
+        help="keep each N's world under this directory and reuse it next time (it is "
+        "rebuilt when missing; delete it after changing the store's schema or ingest)",
+    )
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -399,8 +405,15 @@ def main() -> int:
     print(table_line([c[1] for c in COLUMNS]))
     with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
         for n in (int(x) for x in args.readers.split(",")):
-            prepared, start = Path(tmp) / f"world-{n}", time.perf_counter()
-            built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
+            home = args.world or Path(tmp)
+            prepared, start = home / f"world-{n}-{args.papers}", time.perf_counter()
+            reused = bool(args.world and (prepared / "built.json").exists())
+            if reused:
+                built = json.loads((prepared / "built.json").read_text())
+            else:
+                shutil.rmtree(prepared, ignore_errors=True)
+                built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
+                (prepared / "built.json").write_text(json.dumps(built))
             built_in = time.perf_counter() - start
             runs: list[dict[str, Any]] = []
             while len(runs) < (1 if n >= 100_000 else args.runs):
@@ -412,13 +425,16 @@ def main() -> int:
             print(line)
             notes.append(
                 f"world: {built['papers']:,} papers, {built['history_sent']:,} digests sent on "
-                f"the earlier days, built in {built_in:.0f} s; {len(runs)} run(s)"
+                f"the earlier days, "
+                + (f"reused from {prepared}" if reused else f"built in {built_in:.0f} s")
+                + f"; {len(runs)} run(s)"
             )
             for note in notes:
                 print(f"{'':9}{note}")
             if "profile" in runs[0]["send-outbox"]:
                 print(runs[0]["send-outbox"]["profile"])
-            shutil.rmtree(prepared)
+            if not args.world:
+                shutil.rmtree(prepared)
     return 0
 
 

@@ -231,23 +231,40 @@ def _item_from_json(raw: Mapping[str, Any]) -> DigestItem:
 COMPACT = 2
 
 
-def freeze_compact(digest: Digest) -> tuple[str, dict[str, str]]:
+#: An item without its score, for the caches of a run: (paper, matches, snippets).
+ItemBody = tuple[Paper, tuple[Match, ...], tuple[str, ...]]
+#: Entries a cache may hold before it starts over (a run's distinct items are far fewer).
+CACHE_LIMIT = 100_000
+
+
+def freeze_compact(
+    digest: Digest, cache: dict[ItemBody, tuple[str, str]] | None = None
+) -> tuple[str, dict[str, str]]:
     """A claim's content and the item records it refers to ({key: JSON}).
 
     An item record (the paper as it was, the matches and the snippets) is keyed by a hash
     of its JSON, so the readers who got the same paper for the same keywords share one;
     the content keeps only keys, scores and the profile: about 1 KB for 10 items instead
     of about 15, and a resend after a crash reads back exactly what was claimed.
+    `cache` (one per run) keeps each item's (key, JSON): thousands of readers share items.
     """
     records: dict[str, str] = {}
     sections = []
+    cache = {} if cache is None else cache
     for s in digest.sections:
         refs = []
         for item in s.items:
-            body = _item_json(item)
-            del body["score"]
-            text = json.dumps(body, ensure_ascii=False, sort_keys=True)
-            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            body_key = (item.paper, item.matches, item.snippets)
+            got = cache.get(body_key)
+            if got is None:
+                body = _item_json(item)
+                del body["score"]
+                text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+                hashed = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                got = cache[body_key] = (hashed.hexdigest(), text)
+            key, text = got
             records[key] = text
             refs.append([key, item.score])
         sections.append({"profile": profile_to_json(s.profile), "items": refs, "more": s.more})
@@ -270,12 +287,26 @@ def item_keys(content: str) -> list[str]:
     return [key for s in raw["sections"] for key, _ in s["items"]]
 
 
-def thaw_compact(content: str, records: Mapping[str, str]) -> Digest:
+def thaw_compact(
+    content: str, records: Mapping[str, str], cache: dict[str, ItemBody] | None = None
+) -> Digest:
     """The digest `freeze_compact` froze, with its item records; a whole frozen digest
-    (from before compact claims) reads as `thaw_digest` does."""
+    (from before compact claims) reads as `thaw_digest` does. `cache` (one per run) keeps
+    each record read: {key: item without its score}."""
     raw = json.loads(content)
     if raw.get("v") != COMPACT:
         return thaw_digest(content)
+    cache = {} if cache is None else cache
+
+    def item(key: str, score: float) -> DigestItem:
+        body = cache.get(key)
+        if body is None:
+            got = _item_from_json({**json.loads(records[key]), "score": score})
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            body = cache[key] = (got.paper, got.matches, got.snippets)
+        return DigestItem(body[0], score, body[1], body[2])
+
     return Digest(
         day=date.fromisoformat(raw["day"]),
         title=raw["title"],
@@ -284,10 +315,7 @@ def thaw_compact(content: str, records: Mapping[str, str]) -> Digest:
         sections=tuple(
             DigestSection(
                 profile_from_json(s["profile"]),
-                tuple(
-                    _item_from_json({**json.loads(records[key]), "score": score})
-                    for key, score in s["items"]
-                ),
+                tuple(item(key, score) for key, score in s["items"]),
                 int(s.get("more", 0)),
             )
             for s in raw["sections"]

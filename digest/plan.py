@@ -20,10 +20,12 @@ with the number of distinct windows.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from digest import rank
 from digest.model import Digest, DigestSection, LastDigest, Paper, Profile, Subscriber
@@ -52,6 +54,36 @@ class Planned:
     @property
     def paper_ids(self) -> tuple[str, ...]:
         return tuple(i.paper.id for s in self.digest.sections for i in s.items)
+
+
+class Ledgers(Mapping[int, frozenset[str]]):
+    """Each reader's sent papers among a window's papers: {subscriber id: paper ids}.
+
+    Kept as two integer arrays sorted by reader (what `Store.sent_pairs` gives), so a week
+    of 100,000 readers' ledgers is tens of MB, not a set of strings per reader; a reader's
+    set is made when the planner asks for it.
+    """
+
+    def __init__(self, readers: Sequence[int], positions: Sequence[int], ids: Sequence[str]):
+        r = np.asarray(readers, dtype=np.int64)
+        order = np.argsort(r, kind="stable")
+        self._columns = np.asarray(positions, dtype=np.int64)[order]
+        ranked = r[order]
+        uniq, starts = np.unique(ranked, return_index=True)
+        ends = np.append(starts[1:], len(ranked)) if len(starts) else starts
+        spans = zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True)
+        self._spans = {reader: (a, b) for reader, a, b in spans}
+        self._ids = ids
+
+    def __getitem__(self, reader: int) -> frozenset[str]:
+        start, end = self._spans[reader]
+        return frozenset(self._ids[c] for c in self._columns[start:end].tolist())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
 
 
 def local_day(sub: Subscriber, now: datetime) -> tuple[date, bool]:

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import rank
-from digest.codec import freeze_compact, item_keys, thaw_compact
+from digest.codec import ItemBody, freeze_compact, item_keys, thaw_compact
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
 from digest.links import link
-from digest.model import Claim, Delivery, Outcome, Subscriber
-from digest.plan import PERIODS, Planned, due_readers, plan_digests
+from digest.model import Claim, Delivery, Keyword, Outcome, Subscriber
+from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.render import EmailRenderer, Links, make_environment
 from digest.render.email import digest_email
 from digest.store import Store
@@ -42,6 +42,7 @@ LEASE_TTL = timedelta(minutes=10)
 #: Messages handed to the backend at a time, per connection. Each batch's outcomes are
 #: recorded before the next batch goes out, so a kill can resend at most one message per
 #: connection (recognisably: same Message-ID); connections stay open across batches.
+#: A backend whose resends are harmless says how many it takes (`batch`: the outbox).
 BATCH_PER_CONNECTION = 1
 #: Claims written per transaction (each claim is all-or-nothing either way).
 CLAIM_BATCH = 200
@@ -108,13 +109,14 @@ def send(
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
         due, empty, claimed, planned = 0, 0, 0, []
+        frozen: dict[ItemBody, tuple[str, str]] = {}  # items many readers share, frozen once
         for page in _plan(config, store, now, digest_date, tuple(notes)):
             due += page.due
             empty += page.empty
             if dry_run:
                 planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
                 continue
-            claims = [_claim(p, now, page.high) for p in page.planned]
+            claims = [_claim(p, now, page.high, frozen) for p in page.planned]
             for start in range(0, len(claims), CLAIM_BATCH):
                 claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
         if dry_run:
@@ -150,33 +152,41 @@ def _plan(
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 
-    The papers since the oldest window are indexed once (`rank.prepare`) and every page of
-    readers is ranked against that one index, each reader cut to their own window.
+    Readers are read a page at a time, twice: once to find where the oldest window
+    starts, then to plan. The papers since the oldest window are indexed once
+    (`rank.prepare`, from the terms ingest kept) and every page is ranked against that
+    one index, each reader cut to their own window: memory follows the page, not the list.
     """
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
     first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
-    subscribers = store.subscribers(status="confirmed")
-    due = due_readers(
-        subscribers,
-        store.last_digests(),
-        store.claimed_since((now - timedelta(days=2)).date()),
-        now,
-        first_rows,
-        digest_date,
-    )
-    if not due:
+    last = store.last_digests()
+    claimed = store.claimed_since((now - timedelta(days=2)).date())
+
+    def due_pages() -> Iterator[list[Due]]:
+        for readers in _reader_pages(store):
+            yield due_readers(readers, last, claimed, now, first_rows, digest_date)
+
+    low: int | None = None
+    keywords: set[Keyword] = set()
+    for page in due_pages():  # where the oldest window starts, and every keyword in use
+        for d in page:
+            low = d.after_row if low is None else min(low, d.after_row)
+            keywords.update(k for p in d.subscriber.profiles for k in (*p.keywords, *p.exclude))
+    if low is None:
         return
-    low = min(d.after_row for d in due)
     arrivals = store.arrivals(low, high)
-    settings, synonyms = config.ranking, config.synonyms or None
     window = [p for _, p in arrivals]
-    blobs = store.paper_terms([p.id for p in window], rank.terms_key(synonyms))
-    prepared = rank.prepare(window, now, settings, synonyms, blobs)
-    ledgers = store.sent_among([p.id for _, p in arrivals])
-    for start in range(0, len(due), PLAN_PAGE):
-        page = due[start : start + PLAN_PAGE]
+    ids = [p.id for p in window]
+    settings, synonyms = config.ranking, config.synonyms or None
+    blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
+    wanted = rank.keyword_features(keywords, settings, synonyms)
+    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)
+    ledgers = Ledgers(*store.sent_pairs(ids), ids)
+    for due in due_pages():
+        if not due:
+            continue
         planned, empty = plan_digests(
-            page,
+            due,
             arrivals,
             ledgers,
             now,
@@ -186,12 +196,22 @@ def _plan(
             notes=notes,
             prepared=prepared,
         )
-        yield _Page(len(page), empty, planned, high)
+        yield _Page(len(due), empty, planned, high)
 
 
-def _claim(planned: Planned, now: datetime, high: int) -> Claim:
+def _reader_pages(store: Store) -> Iterator[list[Subscriber]]:
+    """The confirmed readers, `PLAN_PAGE` at a time, by id."""
+    after = 0
+    while page := store.subscriber_page(after_id=after, limit=PLAN_PAGE, status="confirmed"):
+        yield page
+        after = page[-1].id
+
+
+def _claim(
+    planned: Planned, now: datetime, high: int, cache: dict[ItemBody, tuple[str, str]]
+) -> Claim:
     d = planned.due
-    content, records = freeze_compact(planned.digest)
+    content, records = freeze_compact(planned.digest, cache)
     return Claim(
         delivery_id=delivery_id(d.subscriber.id, d.day),
         subscriber_id=d.subscriber.id,
@@ -221,10 +241,13 @@ def _deliver(
         brand=config.digest_title,
     )
     secret = load_secret(config) if pending else b""
-    subscribers = {sub.id: sub for sub in store.subscribers()} if pending else {}
+    subscribers: dict[int, Subscriber] = {}
     counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+    thawed: dict[str, ItemBody] = {}  # item records many deliveries share, read once
     started = renewed = time_module.monotonic()
-    size = BATCH_PER_CONNECTION * max(1, config.delivery.smtp.connections)
+    size = getattr(backend, "batch", 0) or BATCH_PER_CONNECTION * max(
+        1, config.delivery.smtp.connections
+    )
     page: list[Delivery] = []
     records: dict[str, str] = {}
     cursor = done = 0
@@ -232,9 +255,12 @@ def _deliver(
         if not page:  # load the frozen digests a page at a time: a big run stays small
             page = store.deliveries_by_id(pending[cursor : cursor + PAGE])
             records = store.frozen_items([k for d in page for k in _keys(d)])
+            subscribers = store.subscribers_by_id([d.subscriber_id for d in page])
             cursor += PAGE
             continue
-        ready, dropped = _sendable(page[:size], subscribers, records, config, renderer, secret, now)
+        ready, dropped = _sendable(
+            page[:size], subscribers, (records, thawed), config, renderer, secret, now
+        )
         page = page[size:]
         if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
             store.record_attempts(dropped, now)
@@ -281,7 +307,7 @@ def _keys(d: Delivery) -> list[str]:
 def _sendable(
     batch: list[Delivery],
     subscribers: dict[int, Subscriber],
-    records: dict[str, str],
+    items: tuple[dict[str, str], dict[str, ItemBody]],
     config: Config,
     renderer: EmailRenderer,
     secret: bytes,
@@ -304,7 +330,7 @@ def _sendable(
             email = digest_email(
                 renderer,
                 config.delivery,
-                thaw_compact(d.content, records),
+                thaw_compact(d.content, *items),
                 delivery_id=d.id,
                 to=d.email,
                 links=links,

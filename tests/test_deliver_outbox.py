@@ -41,6 +41,36 @@ def test_sending_twice_leaves_one_file_the_first(tmp_path: Path) -> None:
     assert outbox.path_for("d-0001").read_bytes() == message_bytes(first)
 
 
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_a_batch_is_written_whole_in_order_with_its_bad_ones_apart(
+    tmp_path: Path, syncfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One call takes a batch (`digest send` hands the outbox a page): each email gets its
+    own result in order, a bad one fails alone, one listed twice is written once, and
+    nothing temporary is left, with one sync of the file system or an fsync per file."""
+    import digest.deliver.outbox as outbox_module
+
+    if not syncfs:
+        monkeypatch.setattr(outbox_module, "_SYNCFS", None)
+    elif outbox_module._SYNCFS is None:
+        pytest.skip("no syncfs(2) here")
+    outbox = OutboxBackend(tmp_path)
+    emails = [make_email(n) for n in range(1, 6)]
+    batch = [*emails[:2], make_email(delivery_id="bad id"), emails[1], *emails[2:]]
+    got = outbox.send(batch)
+    assert [(r.delivery_id, r.status) for r in got] == [
+        ("d-0001", "sent"),
+        ("d-0002", "sent"),
+        ("bad id", "failed"),
+        ("d-0002", "sent"),
+        ("d-0003", "sent"),
+        ("d-0004", "sent"),
+        ("d-0005", "sent"),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"d-000{n}.eml" for n in range(1, 6)]
+    assert all(outbox.path_for(e.delivery_id).read_bytes() == message_bytes(e) for e in emails)
+
+
 def test_unusable_delivery_id_fails_without_writing(tmp_path: Path) -> None:
     outbox = OutboxBackend(tmp_path / "out")
     [result] = outbox.send([make_email(delivery_id="../escape")])

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from digest.model import LastDigest, Subscriber
-from digest.plan import Due, due_readers, plan_digests
+from digest.plan import Due, Ledgers, due_readers, plan_digests
 from digest.rank import RankSettings, make_profile
 
 from .factories import make_paper
@@ -110,3 +110,12 @@ def test_a_paper_shows_in_one_section_and_an_empty_digest_only_when_asked() -> N
     assert len(first.items) == 3 and second.items == ()  # the same papers match both
     assert nothing.digest.item_count == 0 and nothing.digest.notes == ("A source failed: x",)
     assert empty == 0
+
+
+def test_ledgers_read_like_a_set_of_papers_per_reader() -> None:
+    """`Ledgers` keeps (reader, position) pairs as arrays and answers as {reader: ids}."""
+    ids = ["p0", "p1", "p2", "p3"]
+    ledgers = Ledgers([7, 3, 7, 9, 3], [0, 1, 2, 3, 1], ids)
+    assert dict(ledgers) == {3: {"p1"}, 7: {"p0", "p2"}, 9: {"p3"}}
+    assert ledgers.get(5, ()) == () and len(ledgers) == 3
+    assert dict(Ledgers([], [], ids)) == {}

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from digest import pipeline
 from digest.cli import cli
+from digest.codec import freeze_compact, item_keys, thaw_compact
 from digest.codec import freeze_digest as freeze
-from digest.codec import item_keys, thaw_compact
 from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
 from digest.deliver import OutgoingEmail, SendResult, make_backend
@@ -277,6 +277,30 @@ def test_a_frozen_digest_renders_the_same_after_a_restart(seeded_config: Config)
     digest = pipeline.build_digest(config, store.papers(), [config.profiles[0]], DAY1)
     assert thaw(freeze(digest)) == digest
     store.close()
+
+
+def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
+    seeded_config: Config,
+) -> None:
+    """A send run freezes and thaws shared items once (its caches): the claims and the
+    digests read back are the same as without them, item by item."""
+    config = seeded_config
+    with Store(config.store_path) as store:
+        papers = store.papers()
+    broad = make_profile("broad", ("LoRA", "quantization", "distillation"))
+    digests = [
+        pipeline.build_digest(config, papers, profiles, DAY1)
+        for profiles in ([PEFT], [broad, SPEECH], [PEFT, SPEECH], [broad])
+    ]
+    frozen: dict = {}  # type: ignore[type-arg]
+    thawed_items: dict = {}  # type: ignore[type-arg]
+    for digest in digests:
+        content, records = freeze_compact(digest, frozen)
+        assert (content, records) == freeze_compact(digest)
+        assert thaw_compact(content, records, thawed_items) == digest
+        assert thaw_compact(content, records) == digest
+    assert len(frozen) < sum(d.item_count for d in digests)  # items were shared
+    assert len(thawed_items) == len(frozen)
 
 
 def test_cli_subscribe_confirm_send(project: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from digest.errors import StoreError
-from digest.model import Paper
+from digest.model import Claim, Paper
+from digest.rank import make_profile
 from digest.sources.listing import parse
 from digest.store import SCHEMA_VERSION, Store, merge
 
@@ -173,3 +174,59 @@ def test_hostile_values_are_stored_not_fatal(store: Store) -> None:
     assert store.add_papers([odd]).new == 1
     (got,) = store.papers()
     assert got.title == "Lone ? surrogate" and got.upvotes == 0 and got.authors_count is None
+
+
+def test_subscribers_are_read_a_page_at_a_time_with_their_profiles(tmp_path: Path) -> None:
+    """`subscriber_page` walks the list by id (each with all its profiles, in name order);
+    `subscribers_by_id` finds a page's readers, more than one IN (...) can hold."""
+    now = datetime(2025, 10, 16, tzinfo=UTC)
+    with Store(tmp_path / "s.sqlite3") as store:
+        for n in range(1, 2_002):
+            email = f"r{n}@example.org"
+            store.upsert_subscriber(
+                email, make_profile("b", ("LoRA",)), now=now, confirmed=n % 3 > 0
+            )
+            if n % 500 == 0:
+                store.upsert_subscriber(email, make_profile("a", ("TTS",)), now=now)
+        seen, after = [], 0
+        while page := store.subscriber_page(after_id=after, limit=700, status="confirmed"):
+            assert len(page) <= 700
+            seen += page
+            after = page[-1].id
+        assert [s.email for s in seen] == [f"r{n}@example.org" for n in range(1, 2_002) if n % 3]
+        (r500,) = [s for s in seen if s.email == "r500@example.org"]
+        assert [p.name for p in r500.profiles] == ["a", "b"]
+        everyone = store.subscribers_by_id([*range(2_001, 0, -1), 99_999])
+        assert len(everyone) == 2_001 and everyone[500].email == "r500@example.org"
+        assert [p.name for p in everyone[500].profiles] == ["a", "b"]
+        assert store.subscribers_by_id([]) == {}
+
+
+def test_a_claim_that_exists_is_skipped_with_its_ledger_and_records(tmp_path: Path) -> None:
+    """Only new claims land (a delivery id or a (reader, day) taken already, or listed
+    twice in one batch, is skipped), and with them their ledger rows and item records."""
+    now = datetime(2025, 10, 16, 7, tzinfo=UTC)
+    day = now.date()
+    with Store(tmp_path / "s.sqlite3") as store:
+        paper = make_paper("One", seen=now)
+        other = make_paper("Two", seen=now)
+        store.add_papers([paper, other], arrived_at=now)
+        ids = [store.upsert_subscriber(f"r{n}@example.org", None, now=now)[0].id for n in (1, 2)]
+
+        def claim(did: str, sid: int, pid: str, key: str) -> Claim:
+            return Claim(did, sid, day, None, now, "{}", (pid,), 2, {key: f'"{key}"'})
+
+        assert store.claim_deliveries([claim("d1", ids[0], paper.id, "k1")], now) == 1
+        again = [
+            claim("d1", ids[1], other.id, "k2"),  # the id is taken
+            claim("dx", ids[0], other.id, "k3"),  # reader 1 has today's digest
+            claim("d2", ids[1], paper.id, "k4"),  # new
+            claim("d2", ids[1], other.id, "k5"),  # listed twice: the first stands
+        ]
+        assert store.claim_deliveries(again, now) == 1
+        assert sorted(d.id for d in store.deliveries()) == ["d1", "d2"]
+        assert store.sent_paper_ids(ids[0]) == {paper.id}
+        assert store.sent_paper_ids(ids[1]) == {paper.id}
+        keys = ["k1", "k2", "k3", "k4", "k5"]
+        assert sorted(store.frozen_items(keys)) == ["k1", "k4"]
+        assert store.claim_deliveries([], now) == 0

@@ -76,6 +76,8 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "subscriber": call(SUBSCRIBER_ID),
     "subscriber_by_email": call("ada@example.org"),
     "subscribers": call(status="confirmed"),
+    "subscriber_page": call(after_id=0, limit=10),
+    "subscribers_by_id": call([SUBSCRIBER_ID]),
     # deliveries
     "claim_deliveries": call(
         [claim("delivery-2", SUBSCRIBER_ID, DAY + timedelta(1), (PAPER.id,))], T0
@@ -84,7 +86,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "due_delivery_ids": call(T0),
     "last_digests": call(),
     "claimed_since": call(DAY),
-    "sent_among": call([PAPER.id]),
+    "sent_pairs": call([PAPER.id]),
     "frozen_items": call(["k"]),
     "deliveries_by_id": call([DELIVERY_ID]),
     "deliveries": call(state="pending"),

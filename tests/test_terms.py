@@ -17,7 +17,7 @@ import pytest
 
 from digest.config import Config
 from digest.ingest import analyse_recent
-from digest.rank import make_profile, prepare, rank_prepared, terms_key
+from digest.rank import keyword_features, make_profile, prepare, rank_prepared, terms_key
 from digest.rank.analyzer import analyzer_for
 from digest.rank.terms import analyze, decode, encode, terms_for
 from digest.store import Store
@@ -109,3 +109,19 @@ def test_only_the_recent_window_is_analysed_at_ingest(seeded_config: Config, emp
     assert analyse_recent(seeded_config, store, SEED_ARRIVAL) == 1
     key = terms_key(seeded_config.synonyms or None)
     assert set(store.paper_terms([old.id, new.id], key)) == {new.id}
+
+
+def test_an_index_of_the_wanted_features_ranks_the_same(
+    seeded_config: Config, seeded_store: Store
+) -> None:
+    """`prepare(wanted=keyword_features(...))` holds only the profiles' features and gives
+    the same digests as the whole index."""
+    papers = seeded_store.papers()
+    synonyms = seeded_config.synonyms or None
+    now = SEED_ARRIVAL + timedelta(hours=10)
+    keywords = [k for p in PROFILES for k in (*p.keywords, *p.exclude)]
+    wanted = keyword_features(keywords, seeded_config.ranking, synonyms)
+    whole = prepare(papers, now, seeded_config.ranking, synonyms)
+    small = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
+    assert set(small.index.vocab) <= wanted and len(small.index.vocab) < len(whole.index.vocab) / 10
+    assert rank_prepared(small, PROFILES) == rank_prepared(whole, PROFILES)

@@ -22,7 +22,14 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
     from digest.keywords import format_keyword, parse_keywords
     from digest.rank.explain import match_spans
     from digest.rank.query import make_profile, profile_text
-    from digest.rank.ranker import Prepared, Ranked, prepare, rank, rank_prepared
+    from digest.rank.ranker import (
+        Prepared,
+        Ranked,
+        keyword_features,
+        prepare,
+        rank,
+        rank_prepared,
+    )
     from digest.rank.settings import RankSettings
     from digest.rank.terms import encode_terms, terms_key
 
@@ -37,6 +44,7 @@ _WHERE = {
     "Prepared": "digest.rank.ranker",
     "Ranked": "digest.rank.ranker",
     "prepare": "digest.rank.ranker",
+    "keyword_features": "digest.rank.ranker",
     "rank": "digest.rank.ranker",
     "rank_prepared": "digest.rank.ranker",
     "RankSettings": "digest.rank.settings",
@@ -57,6 +65,7 @@ __all__ = [
     "Ranked",
     "encode_terms",
     "format_keyword",
+    "keyword_features",
     "make_profile",
     "match_spans",
     "parse_keywords",

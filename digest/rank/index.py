@@ -13,7 +13,7 @@ Dividing each keyword by its own maximum is what makes scores comparable across 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,16 +49,39 @@ def _field_matrix(
     return m
 
 
+def _only(terms: PaperTerms, wanted: Collection[str]) -> PaperTerms:
+    """`terms` with only the wanted features (word counts unchanged)."""
+    keep = wanted.__contains__
+    t = [(f, c) for f, c in zip(terms.title, terms.title_counts, strict=True) if keep(f)]
+    a = [(f, c) for f, c in zip(terms.abstract, terms.abstract_counts, strict=True) if keep(f)]
+    return PaperTerms(
+        tuple(f for f, _ in t),
+        tuple(c for _, c in t),
+        terms.title_words,
+        tuple(f for f, _ in a),
+        tuple(c for _, c in a),
+        terms.abstract_words,
+    )
+
+
 def build_index(
     papers: Sequence[Paper],
     analyzer: Analyzer,
     settings: RankSettings,
     terms: Sequence[PaperTerms] | None = None,
+    wanted: Collection[str] | None = None,
 ) -> PaperIndex:
     """Build the matrices from each paper's terms (`terms[j]` for `papers[j]`, as ingest
-    kept them), analysing the papers whose terms are not given."""
+    kept them), analysing the papers whose terms are not given.
+
+    `wanted`: the only features the index needs to hold (those of the profiles that will
+    be ranked on it); the others are left out, which changes no score (a feature's idf
+    and saturation depend on the papers alone) and saves most of the work.
+    """
     if terms is None:
         terms = terms_for(papers, analyzer)
+    if wanted is not None:
+        terms = [_only(t, wanted) for t in terms]
     vocab: dict[str, int] = {}
     rows_t: list[int] = []
     rows_a: list[int] = []

@@ -184,6 +184,11 @@ class KeywordPlan:
             out.update(f for f, _ in unit.features)
         return out
 
+    def index_features(self) -> set[str]:
+        """Every feature scoring this keyword looks up in the index (`all_features` and
+        the pairs a phrase needs)."""
+        return self.all_features() | set(self.need_all)
+
 
 def _word_unit(word: str, synonyms: SynonymTable, exact_share: float) -> Unit:
     group = synonyms.word_group(word, stem(word))

@@ -9,17 +9,18 @@ twice and still gets a full digest, without over-fetching and trimming.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
 
-from digest.model import DigestItem, Paper, Profile
+from digest.model import DigestItem, Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer, analyzer_for
 from digest.rank.explain import explain
 from digest.rank.index import PaperIndex, build_index
+from digest.rank.query import compile_keyword
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
 from digest.rank.terms import terms_for
@@ -46,19 +47,39 @@ def prepare(
     settings: RankSettings = DEFAULT_SETTINGS,
     synonyms: Mapping[str, Sequence[str]] | None = None,
     blobs: Mapping[str, bytes] | None = None,
+    wanted: Collection[str] | None = None,
 ) -> Prepared:
     """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
 
     `blobs[paper id]`: the paper's terms as ingest kept them (`terms.encode`, under
     `terms.terms_key(synonyms)`); a paper without a valid one is analysed here.
+    `wanted`: `keyword_features` of every profile that will be ranked on this index (None:
+    any profile may be); the index then holds those features only.
     """
     analyzer = analyzer_for(synonyms)
-    index = build_index(papers, analyzer, settings, terms_for(papers, analyzer, blobs))
+    terms = terms_for(papers, analyzer, blobs)
+    index = build_index(papers, analyzer, settings, terms, wanted)
     pop, rec = paper_priors(papers, now, settings)
     pw, rw = settings.popularity_weight, settings.recency_weight
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
     column = {p.id: j for j, p in enumerate(papers)}
     return Prepared(papers, index, prior, analyzer, settings, column)
+
+
+def keyword_features(
+    keywords: Iterable[Keyword],
+    settings: RankSettings = DEFAULT_SETTINGS,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+) -> set[str]:
+    """Every index feature that ranking profiles with these keywords (wanted or excluded)
+    looks up: what `prepare(wanted=...)` must keep."""
+    analyzer = analyzer_for(synonyms)
+    out: set[str] = set()
+    for text, phrase in {(kw.text, kw.phrase) for kw in keywords}:
+        plan = compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share)
+        if plan is not None:
+            out |= plan.index_features()
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ claim whose content the next run sends as it is: never two different digests.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
@@ -30,16 +31,27 @@ class DeliveriesMixin(StoreBase):
     def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> int:
         """Record pending deliveries and mark their papers sent; returns how many were new.
 
-        A claim that exists already (the same subscriber and day) is skipped; the others
-        are written with their sent-ledger rows in one transaction: all or none land.
+        A claim that exists already (the same delivery id, or the same subscriber and day)
+        is skipped; the others are written with their sent-ledger rows and item records in
+        one transaction: all or none land. An item record many claims share is written
+        once (records are named by a hash of their content: the same key, the same text).
         """
-        claimed = 0
+        if not claims:
+            return 0
         with self._transaction() as db:
-            for c in claims:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO deliveries (id, subscriber_id, digest_date, state,"
-                    " window_start, window_end, content, created_at, updated_at, papers_upto)"
-                    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            taken = self._claimed(db, claims)
+            new = []
+            for c in claims:  # a claim listed twice: its first entry stands
+                pair = (c.subscriber_id, c.digest_date)
+                if pair not in taken and c.delivery_id not in taken:
+                    taken.update((pair, c.delivery_id))
+                    new.append(c)
+            at = iso(now)
+            db.executemany(
+                "INSERT INTO deliveries (id, subscriber_id, digest_date, state,"
+                " window_start, window_end, content, created_at, updated_at, papers_upto)"
+                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         c.delivery_id,
                         c.subscriber_id,
@@ -47,24 +59,50 @@ class DeliveriesMixin(StoreBase):
                         iso(c.window_start) if c.window_start else None,
                         iso(c.window_end),
                         c.content,
-                        iso(now),
-                        iso(now),
+                        at,
+                        at,
                         c.papers_upto,
-                    ),
+                    )
+                    for c in new
+                ],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
+                " VALUES (?, ?, ?)",
+                [(c.subscriber_id, pid, c.delivery_id) for c in new for pid in c.paper_ids],
+            )
+            records = {k: v for c in new for k, v in c.records.items()}
+            db.executemany(
+                "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)", records.items()
+            )
+        return len(new)
+
+    @staticmethod
+    def _claimed(db: sqlite3.Connection, claims: Sequence[Claim]) -> set[object]:
+        """Which of these claims exist already: their delivery ids and (subscriber id,
+        day) pairs found in the table."""
+        taken: set[object] = set()
+        ids = [c.delivery_id for c in claims]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found = db.execute(f"SELECT id FROM deliveries WHERE id IN ({marks})", chunk)
+            taken.update(r[0] for r in found)
+        by_day: dict[date, list[int]] = {}
+        for c in claims:
+            by_day.setdefault(c.digest_date, []).append(c.subscriber_id)
+        for day, subscribers in by_day.items():
+            for start in range(0, len(subscribers), 900):
+                some = subscribers[start : start + 900]
+                taken.update(
+                    (r[0], day)
+                    for r in db.execute(
+                        "SELECT subscriber_id FROM deliveries WHERE digest_date = ?"
+                        f" AND subscriber_id IN ({','.join('?' * len(some))})",
+                        (day.isoformat(), *some),
+                    )
                 )
-                if cur.rowcount == 0:
-                    continue
-                claimed += 1
-                db.executemany(
-                    "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
-                    " VALUES (?, ?, ?)",
-                    [(c.subscriber_id, pid, c.delivery_id) for pid in c.paper_ids],
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)",
-                    c.records.items(),
-                )
-        return claimed
+        return taken
 
     def record_attempts(self, outcomes: Iterable[Outcome], now: datetime) -> None:
         """Store backend outcomes in one transaction (each counts as one attempt)."""
@@ -166,11 +204,13 @@ class DeliveriesMixin(StoreBase):
             )
         }
 
-    def sent_among(self, paper_ids: Sequence[str]) -> dict[int, set[str]]:
-        """Which readers were sent which of these papers before: the ledgers a day's
-        papers need, not every reader's whole history."""
+    def sent_pairs(self, paper_ids: Sequence[str]) -> tuple[array[int], array[int]]:
+        """Who was sent which of these papers, compactly: parallel arrays of subscriber
+        ids and positions in `paper_ids` (a week of a big list's ledgers is millions of
+        pairs: as arrays, 16 bytes each, not a set of strings per reader)."""
         ids = list(dict.fromkeys(paper_ids))
-        out: dict[int, set[str]] = {}
+        position = {pid: i for i, pid in enumerate(paper_ids)}
+        readers, papers = array("q"), array("q")
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
             for sid, pid in self._db.execute(
@@ -178,8 +218,9 @@ class DeliveriesMixin(StoreBase):
                 f" ({','.join('?' * len(chunk))})",
                 chunk,
             ):
-                out.setdefault(sid, set()).add(pid)
-        return out
+                readers.append(sid)
+                papers.append(position[pid])
+        return readers, papers
 
     def sent_paper_ids(self, subscriber_id: int) -> set[str]:
         """Every paper ever claimed for this subscriber (never sent twice)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -295,22 +295,52 @@ class SubscribersMixin(StoreBase):
             return self._subscribers("WHERE status = ? ORDER BY email", (status,))
         return self._subscribers("ORDER BY email", ())
 
+    def subscriber_page(
+        self, *, after_id: int = 0, limit: int = 1000, status: str | None = None
+    ) -> list[Subscriber]:
+        """At most `limit` subscribers (with `status`) whose id is above `after_id`, by id:
+        a long list read a page at a time (`after_id` = the last id of the page before)."""
+        where = "WHERE id > ?" + (" AND status = ?" if status else "")
+        args = (after_id, status) if status else (after_id,)
+        return self._subscribers(f"{where} ORDER BY id LIMIT ?", (*args, limit))
+
+    def subscribers_by_id(self, ids: Sequence[int]) -> dict[int, Subscriber]:
+        """The subscribers with these ids (those that exist), by id."""
+        out: dict[int, Subscriber] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            where = f"WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update((s.id, s) for s in self._subscribers(where, tuple(chunk)))
+        return out
+
     def _subscribers(self, where: str, args: tuple[object, ...]) -> list[Subscriber]:
         rows = self._db.execute(f"SELECT {_SUB_COLUMNS} FROM subscribers {where}", args).fetchall()
         if not rows:
             return []
         ids = [r["id"] for r in rows]
-        marks = ",".join("?" * len(ids)) if len(ids) < 900 else None
         profiles: dict[int, list[Profile]] = {}
         sql = "SELECT * FROM subscriber_profiles"
-        query = (
-            (f"{sql} WHERE subscriber_id IN ({marks}) ORDER BY name", ids)
-            if marks
-            else (f"{sql} ORDER BY name", [])
-        )
-        for p in self._db.execute(*query):
-            profiles.setdefault(p["subscriber_id"], []).append(_profile(p))
+        if len(ids) > _WHOLE:  # most of the list: one pass over every profile
+            queries: list[tuple[str, list[int]]] = [(f"{sql} ORDER BY name", [])]
+        else:  # a page: only its profiles
+            queries = [
+                (
+                    f"{sql} WHERE subscriber_id IN ({','.join('?' * len(chunk))}) ORDER BY name",
+                    chunk,
+                )
+                for chunk in (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
+            ]
+        for query in queries:
+            for p in self._db.execute(*query):
+                profiles.setdefault(p["subscriber_id"], []).append(_profile(p))
         return [_subscriber(r, tuple(profiles.get(r["id"], ()))) for r in rows]
+
+
+#: Ids per `IN (...)`: below SQLite's default limit of bound parameters.
+_CHUNK = 900
+#: Subscribers past which reading every profile beats asking for theirs.
+_WHOLE = 20_000
 
 
 _INSERT_COLUMNS = (
