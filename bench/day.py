@@ -152,7 +152,9 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
             store,
             backend,
             world.at(day, world.SEND_AT),
-            progress=lambda done, _total, _label: progress.update(sent=done),
+            progress=lambda done, _total, label: (
+                label == "delivering" and progress.update(sent=done)
+            ),
         ),
         "publish": lambda: pipeline.publish(
             config, store, world.at(day, world.PUBLISH_AT), out_dir=work / "site"

@@ -113,6 +113,8 @@ def send(
         for page in _plan(config, store, now, digest_date, tuple(notes)):
             due += page.due
             empty += page.empty
+            if progress:
+                progress(due, page.total, "planning")
             if dry_run:
                 planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
                 continue
@@ -145,6 +147,7 @@ class _Page:
     empty: int
     planned: list[Planned]
     high: int  #: the newest paper row these digests considered
+    total: int  #: readers due in all pages
 
 
 def _plan(
@@ -168,7 +171,9 @@ def _plan(
 
     low: int | None = None
     keywords: set[Keyword] = set()
+    total = 0
     for page in due_pages():  # where the oldest window starts, and every keyword in use
+        total += len(page)
         for d in page:
             low = d.after_row if low is None else min(low, d.after_row)
             keywords.update(k for p in d.subscriber.profiles for k in (*p.keywords, *p.exclude))
@@ -196,7 +201,7 @@ def _plan(
             notes=notes,
             prepared=prepared,
         )
-        yield _Page(len(due), empty, planned, high)
+        yield _Page(len(due), empty, planned, high, total)
 
 
 def _reader_pages(store: Store) -> Iterator[list[Subscriber]]:
@@ -291,7 +296,7 @@ def _deliver(
             renewed = time_module.monotonic()
         done += len(batch)
         if progress:
-            progress(done, len(pending), "send")
+            progress(done, len(pending), "delivering")
     return counts
 
 

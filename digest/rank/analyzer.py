@@ -317,6 +317,7 @@ class Analyzer:
     def __init__(self, synonyms: Mapping[str, Sequence[str]] | None = None) -> None:
         self.synonyms = SynonymTable(synonyms)
         self._memo: dict[str, tuple[str, ...]] = {}
+        self._solid_memo: dict[str, tuple[str, str]] = {}
 
     def _word_features(self, cased: str, word: str) -> tuple[str, ...]:
         """Stem, exact form and group features of one word (memoised per spelling)."""
@@ -331,18 +332,26 @@ class Analyzer:
             got = self._memo[cased] = (s, EXACT_PREFIX + exact_form(word), *extra)
         return got
 
+    def _solid(self, solid: str) -> tuple[str, str]:
+        """Stem and exact form of two joined words written solid (memoised per pair)."""
+        got = self._solid_memo.get(solid)
+        if got is None:
+            if len(self._solid_memo) >= MEMO_LIMIT:
+                self._solid_memo.clear()
+            got = self._solid_memo[solid] = (stem(solid), EXACT_PREFIX + exact_form(solid))
+        return got
+
     def features(self, text: str) -> tuple[list[str], int]:
         """All features of a text (with repeats, for term frequency) and its word count."""
         words, cased, joined, _, _ = _lex(text)
         out: list[str] = []
-        extend, append = out.extend, out.append
-        word_features = self._word_features
+        extend = out.extend
+        word_features, pair = self._word_features, self._solid
         prev = ""
         for word, as_cased, join in zip(words, cased, joined, strict=True):
             extend(word_features(as_cased, word))
             if join and prev:
-                append(stem(prev + word))
-                append(EXACT_PREFIX + exact_form(prev + word))
+                extend(pair(prev + word))
             prev = word
         out.extend(f for f, _, _ in self.synonyms.scan(words, joined))
         return out, len(words)
@@ -354,16 +363,19 @@ class Analyzer:
         `wanted` ones when given: explanations need a handful, not all)."""
         words, cased, joined, starts, ends = _lex(text)
         out: list[tuple[str, int, int]] = []
+        append = out.append
         keep = (lambda f: True) if wanted is None else wanted.__contains__
-        for i, (word, as_cased, join) in enumerate(zip(words, cased, joined, strict=True)):
-            out.extend(
-                (f, starts[i], ends[i]) for f in self._word_features(as_cased, word) if keep(f)
-            )
-            if join and i:
-                solid = words[i - 1] + word
-                for f in (stem(solid), EXACT_PREFIX + exact_form(solid)):
+        word_features, pair = self._word_features, self._solid
+        prev = ""
+        for i, word in enumerate(words):
+            for f in word_features(cased[i], word):
+                if keep(f):
+                    append((f, starts[i], ends[i]))
+            if joined[i] and i:
+                for f in pair(prev + word):
                     if keep(f):
-                        out.append((f, starts[i - 1], ends[i]))
+                        append((f, starts[i - 1], ends[i]))
+            prev = word
         out.extend(
             (f, starts[i], ends[j]) for f, i, j in self.synonyms.scan(words, joined) if keep(f)
         )

@@ -145,6 +145,7 @@ def explain(
     in_t = lookup((any_feature @ index.in_title).tocsr(), all_rows, all_cols)
     in_a = lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols)
     maps: dict[int, AbstractMap] = {}
+    shown: dict[tuple[int, ...], tuple[str, ...]] = {}  # (paper, matched plans) -> snippets
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
     wanted: set[str] = set().union(*plan_features)
     out: list[tuple[DigestItem, ...]] = []
@@ -156,18 +157,22 @@ def explain(
         sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
         n = len(sel_papers)
         for j, col in enumerate(sel_papers):
-            matches, matched_feats = [], []
+            matches, matched = [], []
             for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
                 x = at + k * n + j
                 if pid < 0 or got[x] <= 0:
                     continue
                 fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
                 matches.append(Match(kw.text, fields or ("abstract",)))
-                matched_feats.append(plan_features[pid])
+                matched.append(pid)
             paper = papers[col]
-            if col not in maps:
-                maps[col] = AbstractMap.build(paper.abstract or "", analyzer, wanted)
-            snippets = snippets_for(maps[col], matched_feats, settings)
+            key = (col, *matched)  # readers who share keywords share the paper's snippets
+            snippets = shown.get(key)
+            if snippets is None:
+                if col not in maps:
+                    maps[col] = AbstractMap.build(paper.abstract or "", analyzer, wanted)
+                found = [plan_features[pid] for pid in matched]
+                snippets = shown[key] = snippets_for(maps[col], found, settings)
             items.append(DigestItem(paper, round(sel_scores[j], 6), tuple(matches), snippets))
         at += n * len(pids)
         out.append(tuple(items))

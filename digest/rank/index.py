@@ -13,7 +13,7 @@ Dividing each keyword by its own maximum is what makes scores comparable across 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +68,11 @@ def build_index(
     papers: Sequence[Paper],
     analyzer: Analyzer,
     settings: RankSettings,
-    terms: Sequence[PaperTerms] | None = None,
+    terms: Iterable[PaperTerms] | None = None,
     wanted: Collection[str] | None = None,
 ) -> PaperIndex:
-    """Build the matrices from each paper's terms (`terms[j]` for `papers[j]`, as ingest
-    kept them), analysing the papers whose terms are not given.
+    """Build the matrices from each paper's terms (the j-th for `papers[j]`, as ingest
+    kept them), analysing the papers when no terms are given.
 
     `wanted`: the only features the index needs to hold (those of the profiles that will
     be ranked on it); the others are left out, which changes no score (a feature's idf
@@ -81,7 +81,7 @@ def build_index(
     if terms is None:
         terms = terms_for(papers, analyzer)
     if wanted is not None:
-        terms = [_only(t, wanted) for t in terms]
+        terms = (_only(t, wanted) for t in terms)
     vocab: dict[str, int] = {}
     rows_t: list[int] = []
     rows_a: list[int] = []

@@ -26,7 +26,7 @@ import hashlib
 import json
 import zlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,12 +120,10 @@ def encode_terms(
 
 def terms_for(
     papers: Sequence[Paper], analyzer: Analyzer, blobs: Mapping[str, bytes] | None = None
-) -> list[PaperTerms]:
-    """Every paper's terms: decoded from `blobs[paper.id]` where that is still true,
-    analysed otherwise."""
-    out = []
+) -> Iterator[PaperTerms]:
+    """Every paper's terms, one at a time (a window's terms are hundreds of MB at once):
+    decoded from `blobs[paper.id]` where that is still true, analysed otherwise."""
     for paper in papers:
         blob = blobs.get(paper.id) if blobs else None
         got = decode(paper, blob) if blob is not None else None
-        out.append(got if got is not None else analyze(paper, analyzer))
-    return out
+        yield got if got is not None else analyze(paper, analyzer)

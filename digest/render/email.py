@@ -84,6 +84,7 @@ class EmailRenderer:
     _papers_html: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
     _papers_text: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
     _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
+    _whys: dict[tuple[Any, ...], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.env.loader is not None
@@ -150,8 +151,12 @@ class EmailRenderer:
             plain = {"name": sec.name, "empty": sec.empty}
             body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
-                body_html.append(self._paper_html(item.paper).fill({"why": why(item, "html")}))
-                body_text.append(self._paper_text(item.paper).fill({"why": why(item, "text")}))
+                body_html.append(
+                    self._paper_html(item.paper).fill({"why": self._why(item, "html")})
+                )
+                body_text.append(
+                    self._paper_text(item.paper).fill({"why": self._why(item, "text")})
+                )
             if sec.more:
                 more = {"more": str(escape(sec.more)), "link": str(escape(sec.more_link))}
                 body_html.append(self._stamp("more.html", bool(sec.more_link)).fill(more))
@@ -188,6 +193,16 @@ class EmailRenderer:
         html = self._stamp("digest.html", shape).fill(html_values)
         text = tidy_text(self._stamp("digest.txt", shape).fill(text_values))
         return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
+
+    def _why(self, item: DigestItem, fmt: str) -> str:
+        """`filters.why`, once per set of matches (readers share keywords)."""
+        key = (item.matches, fmt)
+        got = self._whys.get(key)
+        if got is None:
+            if len(self._whys) > 100_000:
+                self._whys.clear()
+            got = self._whys[key] = why(item, fmt)
+        return got
 
     def _stamp(self, kind: str, shape: Any) -> _Stamp:
         key = (kind, shape)
