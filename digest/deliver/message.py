@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 _HEADERS = HeaderRegistry()
+#: Unicode categories that break a header line: controls, line and paragraph separators.
+_BREAKING = frozenset(("Cc", "Zl", "Zp"))
 _MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
@@ -125,8 +127,9 @@ def clean_header_text(text: str) -> str:
     title (`=?utf-8?b?...?=`) is broken with a zero-width space, so a mail client shows
     it as typed instead of decoding it into characters we removed.
     """
-    spaced = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
-    return " ".join(spaced.split()).replace("=?", "=\u200b?")
+    if not text.isprintable():  # printable text holds no Cc, Zl or Zp: no need to look
+        text = "".join(" " if unicodedata.category(ch) in _BREAKING else ch for ch in text)
+    return " ".join(text.split()).replace("=?", "=\u200b?")
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -157,7 +160,7 @@ def wire_address(address: str) -> str:
 
 
 def _check_header(name: str, value: str) -> str:
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    if not value.isprintable() and any(unicodedata.category(ch) in _BREAKING for ch in value):
         raise ValueError(f"{name}: control characters in {value!r}")
     return value
 

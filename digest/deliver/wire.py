@@ -75,7 +75,7 @@ def _lines(text: str) -> bytes:
 
 def _base64(data: bytes) -> bytes:
     encoded = binascii.b2a_base64(data, newline=False)
-    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)])
 
 
 def _quoted_printable(text: str) -> bytes:
