@@ -3,7 +3,7 @@
     ingest (sources -> store) -> rank -> render -> send (deliver) -> publish (site)
 
     ingest      read the configured sources (or files) into the store
-    preview     rank the stored papers for one profile and render the digest
+    preview     rank the papers that arrived in a window for one profile; render the digest
     send_due    each reader who is due gets the day's digest, exactly once
     publish     the static archive of the stored papers
     fetch       ingest, then publish (the scheduler's fetch job)
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from digest.errors import DeliveryError, RenderError
 from digest.ingest import IngestReport, ingest
 from digest.links import link
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
+from digest.plan import PERIODS
 from digest.render import make_environment, render_digest
 from digest.render.email import confirmation_email
 from digest.store import Store, UpsertCounts
@@ -46,6 +47,7 @@ __all__ = [
     "IngestReport",
     "RunReport",
     "SubscribeReport",
+    "Window",
     "build_digest",
     "fetch",
     "import_subscribers",
@@ -53,9 +55,12 @@ __all__ = [
     "preview",
     "publish",
     "rank_stored",
+    "recent_window",
     "run",
     "send_due",
+    "stored_papers",
     "subscribe",
+    "window_since",
 ]
 
 #: progress(done, total, label): called after each unit of work.
@@ -90,11 +95,47 @@ def build_digest(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which stored papers `rank_stored` and `preview` rank: those that ARRIVED in the store
+    after `after` (the row's arrival, not the source's date: plan.py's one notion of
+    "new"), or every stored paper when `after` is None."""
+
+    after: datetime | None = None
+    #: How a message names the window: "in the last day", "on or after 2025-10-16".
+    label: str = "in the store"
+
+
+def recent_window(now: datetime, frequency: str = "daily") -> Window:
+    """What a reader's first digest at `now` would hold: the papers that arrived in the
+    one period (a day, a week for weekly readers) before `now`, as `plan.due_readers`."""
+    return Window(
+        now - PERIODS[frequency], "in the last week" if frequency == "weekly" else "in the last day"
+    )
+
+
+def window_since(day: date) -> Window:
+    """The papers that arrived on or after `day` (from 00:00 UTC)."""
+    start = datetime.combine(day, time.min, UTC)
+    # Stored times have microseconds: "after one tick before midnight" is "from midnight".
+    return Window(start - timedelta(microseconds=1), f"on or after {day.isoformat()}")
+
+
+def stored_papers(store: Store, window: Window | None = None) -> list[Paper]:
+    """The stored papers in `window` (every one when None). A window reads only its own
+    rows, in arrival order, as the send does: its cost is the window's, not the store's."""
+    if window is None or window.after is None:
+        return store.papers()
+    low = store.row_arrived_by(window.after)
+    return [paper for _, paper in store.arrivals(low, store.newest_paper_row())]
+
+
 def rank_stored(
-    config: Config, store: Store, profile: Profile, now: datetime, since: date | None = None
+    config: Config, store: Store, profile: Profile, now: datetime, window: Window | None = None
 ) -> list[DigestItem]:
-    """What a digest for `profile` would hold today, best first."""
-    papers = store.papers(since=since)
+    """What a digest for `profile` would hold of the papers in `window` (default: every
+    stored paper), best first."""
+    papers = stored_papers(store, window)
     (items,) = rank.rank(papers, [profile], now, config.ranking, synonyms=config.synonyms or None)
     return list(items)
 
@@ -105,11 +146,14 @@ def preview(
     profile: Profile,
     now: datetime,
     fmt: str = "markdown",
-    since: date | None = None,
+    window: Window | None = None,
 ) -> tuple[Digest, str]:
-    """Rank the stored papers for one profile and render the digest."""
-    papers = store.papers(since=since)
+    """Rank the papers in `window` (default: every stored paper) for one profile and render
+    the digest; `Digest.papers_considered` tells an empty window from no match."""
+    papers = stored_papers(store, window)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
+    if not papers and window is not None and window.after is not None and store.count_papers():
+        notes = [f"No papers arrived {window.label}."]
     digest = build_digest(config, papers, [profile], now, notes=notes)
     env = make_environment(config.templates_dir)
     text = render_digest(
