@@ -22,24 +22,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from digest import bulk, rank, send, subscriptions
-from digest import publish as site
-from digest.config import Config
-from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError, RenderError
-from digest.ingest import IngestReport, ingest
-from digest.links import link
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
-from digest.plan import PERIODS
-from digest.render import make_environment, render_digest
-from digest.render.email import confirmation_email
-from digest.store import Store, UpsertCounts
-from digest.tokens import load_secret
 
 if TYPE_CHECKING:
+    # The stages are imported where they are used, so a command that needs one of them
+    # (subscribe, ingest) does not pay for the others (numpy, scipy, Jinja, feedparser).
     import httpx
+
+    from digest import bulk, send, subscriptions
+    from digest import publish as site
+    from digest.config import Config
+    from digest.deliver import Backend, OutgoingEmail, SendResult
+    from digest.ingest import IngestReport, ingest
+    from digest.store import Store
 
 __all__ = [
     "FetchReport",
@@ -77,6 +75,8 @@ def build_digest(
     notes: Sequence[str] = (),
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
+    from digest import rank
+
     if not profiles:
         ranked = []
     else:
@@ -109,6 +109,8 @@ class Window:
 def recent_window(now: datetime, frequency: str = "daily") -> Window:
     """What a reader's first digest at `now` would hold: the papers that arrived in the
     one period (a day, a week for weekly readers) before `now`, as `plan.due_readers`."""
+    from digest.plan import PERIODS
+
     return Window(
         now - PERIODS[frequency], "in the last week" if frequency == "weekly" else "in the last day"
     )
@@ -135,6 +137,8 @@ def rank_stored(
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
     stored paper), best first."""
+    from digest import rank
+
     papers = stored_papers(store, window)
     (items,) = rank.rank(papers, [profile], now, config.ranking, synonyms=config.synonyms or None)
     return list(items)
@@ -150,6 +154,8 @@ def preview(
 ) -> tuple[Digest, str]:
     """Rank the papers in `window` (default: every stored paper) for one profile and render
     the digest; `Digest.papers_considered` tells an empty window from no match."""
+    from digest.render import make_environment, render_digest
+
     papers = stored_papers(store, window)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     if not papers and window is not None and window.after is not None and store.count_papers():
@@ -174,6 +180,8 @@ def send_due(
     notes: Sequence[str] = (),
 ) -> send.SendReport:
     """Each confirmed reader who is due gets the day's digest, exactly once (`send.send`)."""
+    from digest import send
+
     return send.send(
         config,
         store,
@@ -196,6 +204,9 @@ def publish(
     workers: int | None = None,
 ) -> site.PublishReport:
     """The static archive of every stored paper up to `now`, ranked by `rank.rank`."""
+    from digest import publish as site
+    from digest import rank
+
     return site.publish(
         config,
         store.papers(),
@@ -222,6 +233,8 @@ def fetch(
     config: Config, store: Store, now: datetime, *, client: httpx.Client | None = None
 ) -> FetchReport:
     """Ingest every source, then publish the archive."""
+    from digest.ingest import ingest
+
     report = ingest(config, store, now=now, client=client)
     return FetchReport(report, publish(config, store, now))
 
@@ -252,6 +265,9 @@ def subscribe(
     """Add or edit a reader (`subscriptions.subscribe`), then mail the confirmation link
     when the address is not confirmed yet, through a backend from `open_backend` (opened
     only then, so a confirmed import needs no mail credentials)."""
+    from digest import subscriptions
+    from digest.render.email import confirmation_email
+
     result = subscriptions.subscribe(
         config,
         store,
@@ -300,6 +316,9 @@ def run(
     directory, named by day; subscribers due now get theirs through `backend` (skipped
     when None); the static archive is published last.
     """
+    from digest.ingest import ingest
+    from digest.render import make_environment, render_digest
+
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
     papers = store.papers()
@@ -398,6 +417,12 @@ def import_subscribers(
     The backend from `open_backend` is opened before anything is written (so a mail
     setup error stops an import that would mail), and only then.
     """
+    from digest import bulk
+    from digest.links import link
+    from digest.render.email import confirmation_email
+    from digest.store import UpsertCounts
+    from digest.tokens import load_secret
+
     checked = bulk.read_rows(data, origin, progress=progress)
     report = ImportReport(
         origin, checked.format, len(checked.rows) + len(checked.bad), checked.bad, imported=False
@@ -449,7 +474,18 @@ def import_subscribers(
 
 def _send_batch(backend: Backend, emails: Sequence[OutgoingEmail]) -> list[SendResult]:
     """The backend's results; a backend that raises fails the batch, not the import."""
+    from digest.deliver import SendResult
+
     try:
         return backend.send(emails)
     except DeliveryError as exc:
         return [SendResult(e.delivery_id, "retry", str(exc)) for e in emails]
+
+
+def __getattr__(name: str) -> Any:
+    """`pipeline.ingest` and `pipeline.IngestReport` (re-exported), loaded when first used."""
+    if name in ("ingest", "IngestReport"):
+        import digest.ingest
+
+        return getattr(digest.ingest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
