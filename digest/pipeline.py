@@ -18,7 +18,7 @@ can draw a bar on a terminal and stay quiet when piped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -50,6 +50,7 @@ __all__ = [
     "fetch",
     "import_subscribers",
     "ingest",
+    "kept_terms",
     "preview",
     "publish",
     "rank_stored",
@@ -73,14 +74,16 @@ def build_digest(
     *,
     title: str | None = None,
     notes: Sequence[str] = (),
+    blobs: Mapping[str, bytes] | None = None,
 ) -> Digest:
-    """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
+    """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
+    papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again."""
     from digest import rank
 
     if not profiles:
         ranked = []
     else:
-        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None)
+        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None, blobs)
         ranked = rank.rank_prepared(prepared, profiles)
     sections = tuple(
         DigestSection(p, r.items, r.matched - len(r.items))
@@ -137,11 +140,17 @@ def rank_stored(
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
     stored paper), best first."""
+    papers = stored_papers(store, window)
+    digest = build_digest(config, papers, [profile], now, blobs=kept_terms(config, store, papers))
+    return list(digest.sections[0].items)
+
+
+def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[str, bytes]:
+    """The analysed text ingest kept for `papers` (`Store.paper_terms`, under this config's
+    analysis), for `build_digest`: ranking reads it instead of analysing every paper."""
     from digest import rank
 
-    papers = stored_papers(store, window)
-    (items,) = rank.rank(papers, [profile], now, config.ranking, synonyms=config.synonyms or None)
-    return list(items)
+    return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
 def preview(
@@ -160,7 +169,8 @@ def preview(
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
-    digest = build_digest(config, papers, [profile], now, notes=notes)
+    blobs = kept_terms(config, store, papers)
+    digest = build_digest(config, papers, [profile], now, notes=notes, blobs=blobs)
     env = make_environment(config.templates_dir)
     text = render_digest(
         digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro

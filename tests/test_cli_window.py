@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest import pipeline
+from digest import pipeline, rank
 from digest.cli import cli
 from digest.config import Config
 from digest.deliver.memory import MemoryBackend
@@ -205,3 +205,15 @@ def test_a_paper_arriving_at_midnight_is_on_that_day(store: Store) -> None:
     assert store.newest_arrival() == midnight
     window = pipeline.window_since(date(2025, 10, 18))
     assert [p.id for p in pipeline.stored_papers(store, window)] == [LATE[0].id]
+
+
+def test_rank_reads_the_terms_ingest_kept(seeded_config: Config, seeded_store: Store) -> None:
+    window = pipeline.window_since(date(2025, 10, 16))
+    papers = pipeline.stored_papers(seeded_store, window)
+    kept = pipeline.kept_terms(seeded_config, seeded_store, papers)
+    assert set(kept) == {p.id for p in papers}  # ingest analysed every seed once
+    now = SEED_ARRIVAL + timedelta(hours=1)
+    items = pipeline.rank_stored(seeded_config, seeded_store, PEFT, now, window)
+    synonyms = seeded_config.synonyms or None
+    (analysed_afresh,) = rank.rank(papers, [PEFT], now, seeded_config.ranking, synonyms)
+    assert items and items == list(analysed_afresh)
