@@ -3,7 +3,7 @@
     ingest (sources -> store) -> rank -> render -> send (deliver) -> publish (site)
 
     ingest      read the configured sources (or files) into the store
-    preview     rank the stored papers for one profile and render the digest
+    preview     rank the papers that arrived in a window for one profile; render the digest
     send_due    each reader who is due gets the day's digest, exactly once
     publish     the static archive of the stored papers
     fetch       ingest, then publish (the scheduler's fetch job)
@@ -18,27 +18,26 @@ can draw a bar on a terminal and stay quiet when piped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from digest import bulk, rank, send, subscriptions
-from digest import publish as site
-from digest.config import Config
-from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError, RenderError
-from digest.ingest import IngestReport, ingest
-from digest.links import link
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
-from digest.render import make_environment, render_digest
-from digest.render.email import confirmation_email
-from digest.store import Store, UpsertCounts
-from digest.tokens import load_secret
 
 if TYPE_CHECKING:
+    # The stages are imported where they are used, so a command that needs one of them
+    # (subscribe, ingest) does not pay for the others (numpy, scipy, Jinja, feedparser).
     import httpx
+
+    from digest import bulk, send, subscriptions
+    from digest import publish as site
+    from digest.config import Config
+    from digest.deliver import Backend, OutgoingEmail, SendResult
+    from digest.ingest import IngestReport, ingest
+    from digest.store import Store
 
 __all__ = [
     "FetchReport",
@@ -46,16 +45,21 @@ __all__ = [
     "IngestReport",
     "RunReport",
     "SubscribeReport",
+    "Window",
     "build_digest",
     "fetch",
     "import_subscribers",
     "ingest",
+    "kept_terms",
     "preview",
     "publish",
     "rank_stored",
+    "recent_window",
     "run",
     "send_due",
+    "stored_papers",
     "subscribe",
+    "window_since",
 ]
 
 #: progress(done, total, label): called after each unit of work.
@@ -70,12 +74,16 @@ def build_digest(
     *,
     title: str | None = None,
     notes: Sequence[str] = (),
+    blobs: Mapping[str, bytes] | None = None,
 ) -> Digest:
-    """Rank `papers` for each profile and assemble the digest (pure: no I/O)."""
+    """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
+    papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again."""
+    from digest import rank
+
     if not profiles:
         ranked = []
     else:
-        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None)
+        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None, blobs)
         ranked = rank.rank_prepared(prepared, profiles)
     sections = tuple(
         DigestSection(p, r.items, r.matched - len(r.items))
@@ -90,13 +98,59 @@ def build_digest(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which stored papers `rank_stored` and `preview` rank: those that ARRIVED in the store
+    after `after` (the row's arrival, not the source's date: plan.py's one notion of
+    "new"), or every stored paper when `after` is None."""
+
+    after: datetime | None = None
+    #: How a message names the window: "in the last day", "on or after 2025-10-16".
+    label: str = "in the store"
+
+
+def recent_window(now: datetime, frequency: str = "daily") -> Window:
+    """What a reader's first digest at `now` would hold: the papers that arrived in the
+    one period (a day, a week for weekly readers) before `now`, as `plan.due_readers`."""
+    from digest.plan import PERIODS
+
+    return Window(
+        now - PERIODS[frequency], "in the last week" if frequency == "weekly" else "in the last day"
+    )
+
+
+def window_since(day: date) -> Window:
+    """The papers that arrived on or after `day` (from 00:00 UTC)."""
+    start = datetime.combine(day, time.min, UTC)
+    # Stored times have microseconds: "after one tick before midnight" is "from midnight".
+    return Window(start - timedelta(microseconds=1), f"on or after {day.isoformat()}")
+
+
+def stored_papers(store: Store, window: Window | None = None) -> list[Paper]:
+    """The stored papers in `window` (every one when None). A window reads only its own
+    rows, in arrival order, as the send does: its cost is the window's, not the store's."""
+    if window is None or window.after is None:
+        return store.papers()
+    low = store.row_arrived_by(window.after)
+    return [paper for _, paper in store.arrivals(low, store.newest_paper_row())]
+
+
 def rank_stored(
-    config: Config, store: Store, profile: Profile, now: datetime, since: date | None = None
+    config: Config, store: Store, profile: Profile, now: datetime, window: Window | None = None
 ) -> list[DigestItem]:
-    """What a digest for `profile` would hold today, best first."""
-    papers = store.papers(since=since)
-    (items,) = rank.rank(papers, [profile], now, config.ranking, synonyms=config.synonyms or None)
-    return list(items)
+    """What a digest for `profile` would hold of the papers in `window` (default: every
+    stored paper), best first."""
+    papers = stored_papers(store, window)
+    digest = build_digest(config, papers, [profile], now, blobs=kept_terms(config, store, papers))
+    return list(digest.sections[0].items)
+
+
+def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[str, bytes]:
+    """The analysed text ingest kept for `papers` (`Store.paper_terms`, under this config's
+    analysis), for `build_digest`: ranking reads it instead of analysing every paper."""
+    from digest import rank
+
+    return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
 def preview(
@@ -105,12 +159,18 @@ def preview(
     profile: Profile,
     now: datetime,
     fmt: str = "markdown",
-    since: date | None = None,
+    window: Window | None = None,
 ) -> tuple[Digest, str]:
-    """Rank the stored papers for one profile and render the digest."""
-    papers = store.papers(since=since)
+    """Rank the papers in `window` (default: every stored paper) for one profile and render
+    the digest; `Digest.papers_considered` tells an empty window from no match."""
+    from digest.render import make_environment, render_digest
+
+    papers = stored_papers(store, window)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
-    digest = build_digest(config, papers, [profile], now, notes=notes)
+    if not papers and window is not None and window.after is not None and store.count_papers():
+        notes = [f"No papers arrived {window.label}."]
+    blobs = kept_terms(config, store, papers)
+    digest = build_digest(config, papers, [profile], now, notes=notes, blobs=blobs)
     env = make_environment(config.templates_dir)
     text = render_digest(
         digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
@@ -130,6 +190,8 @@ def send_due(
     notes: Sequence[str] = (),
 ) -> send.SendReport:
     """Each confirmed reader who is due gets the day's digest, exactly once (`send.send`)."""
+    from digest import send
+
     return send.send(
         config,
         store,
@@ -152,6 +214,9 @@ def publish(
     workers: int | None = None,
 ) -> site.PublishReport:
     """The static archive of every stored paper up to `now`, ranked by `rank.rank`."""
+    from digest import publish as site
+    from digest import rank
+
     return site.publish(
         config,
         store.papers(),
@@ -178,6 +243,8 @@ def fetch(
     config: Config, store: Store, now: datetime, *, client: httpx.Client | None = None
 ) -> FetchReport:
     """Ingest every source, then publish the archive."""
+    from digest.ingest import ingest
+
     report = ingest(config, store, now=now, client=client)
     return FetchReport(report, publish(config, store, now))
 
@@ -208,6 +275,9 @@ def subscribe(
     """Add or edit a reader (`subscriptions.subscribe`), then mail the confirmation link
     when the address is not confirmed yet, through a backend from `open_backend` (opened
     only then, so a confirmed import needs no mail credentials)."""
+    from digest import subscriptions
+    from digest.render.email import confirmation_email
+
     result = subscriptions.subscribe(
         config,
         store,
@@ -256,6 +326,9 @@ def run(
     directory, named by day; subscribers due now get theirs through `backend` (skipped
     when None); the static archive is published last.
     """
+    from digest.ingest import ingest
+    from digest.render import make_environment, render_digest
+
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
     papers = store.papers()
@@ -354,6 +427,12 @@ def import_subscribers(
     The backend from `open_backend` is opened before anything is written (so a mail
     setup error stops an import that would mail), and only then.
     """
+    from digest import bulk
+    from digest.links import link
+    from digest.render.email import confirmation_email
+    from digest.store import UpsertCounts
+    from digest.tokens import load_secret
+
     checked = bulk.read_rows(data, origin, progress=progress)
     report = ImportReport(
         origin, checked.format, len(checked.rows) + len(checked.bad), checked.bad, imported=False
@@ -405,7 +484,18 @@ def import_subscribers(
 
 def _send_batch(backend: Backend, emails: Sequence[OutgoingEmail]) -> list[SendResult]:
     """The backend's results; a backend that raises fails the batch, not the import."""
+    from digest.deliver import SendResult
+
     try:
         return backend.send(emails)
     except DeliveryError as exc:
         return [SendResult(e.delivery_id, "retry", str(exc)) for e in emails]
+
+
+def __getattr__(name: str) -> Any:
+    """`pipeline.ingest` and `pipeline.IngestReport` (re-exported), loaded when first used."""
+    if name in ("ingest", "IngestReport"):
+        import digest.ingest
+
+        return getattr(digest.ingest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

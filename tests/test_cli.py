@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,16 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, SEED_ARRIVAL
 
 NOW = "2025-12-31T08:00:00+00:00"
+#: Two hours after the seeded store's papers arrived: they are the last day's arrivals.
+AFTER_SEEDS = (SEED_ARRIVAL + timedelta(hours=2)).isoformat()
 
 
-def invoke(project: Path, *args: str) -> tuple[int, str, str]:
+def invoke(project: Path, *args: str, now: str = NOW) -> tuple[int, str, str]:
     runner = CliRunner()
-    result = runner.invoke(cli, ["--config", str(project / "config.toml"), "--now", NOW, *args])
+    result = runner.invoke(cli, ["--config", str(project / "config.toml"), "--now", now, *args])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -84,9 +87,11 @@ def test_db_option_overrides_the_store(project: Path, tmp_path: Path) -> None:
 
 def test_preview_markdown_lists_matching_papers(seeded_project: Path) -> None:
     project = seeded_project  # the seeds, ingested once per session
-    code, out, _ = invoke(project, "preview", "--keywords", "speech, TTS", "--limit", "3")
+    code, out, _ = invoke(
+        project, "preview", "--keywords", "speech, TTS", "--limit", "3", now=AFTER_SEEDS
+    )
     assert code == 0
-    assert out.startswith("# papers-digest — 2025-12-31\n")
+    assert out.startswith("# papers-digest — 2025-10-16\n")
     assert "\\." not in out and "papers-digest" in out
     assert out.count("\n1. ") == 1 and "\n3. " in out and "\n4. " not in out
     assert "Why: matches" in out
@@ -95,14 +100,14 @@ def test_preview_markdown_lists_matching_papers(seeded_project: Path) -> None:
 @pytest.mark.parametrize("fmt", ["html", "text"])
 def test_preview_other_formats(seeded_project: Path, fmt: str) -> None:
     project = seeded_project  # the seeds, ingested once per session
-    code, out, _ = invoke(project, "preview", "-k", "video generation", "--format", fmt)
+    code, out, _ = invoke(project, "preview", "-k", "video generation", "--format", fmt, "--all")
     assert code == 0 and "video" in out.lower()
     assert ("<!doctype html>" in out.lower()) == (fmt == "html")
 
 
 def test_preview_with_a_config_profile(seeded_project: Path) -> None:
     project = seeded_project  # the seeds, ingested once per session
-    code, out, _ = invoke(project, "preview", "--profile", "speech")
+    code, out, _ = invoke(project, "preview", "--profile", "speech", "--since", "2025-10-16")
     assert code == 0 and "## speech" in out
     code, _, err = invoke(project, "preview", "--profile", "nope")
     assert code == 2 and err.startswith("error: no profile 'nope'")

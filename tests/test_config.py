@@ -65,6 +65,8 @@ def test_missing_required_config(tmp_path: Path) -> None:
         ("[ingest]\nmax_file_mb='big'\n", r"ingest\.max_file_mb = 'big'"),
         ("sources = 'x'\n", r"sources = 'x': must be a list"),
         ("[store\npath='x'\n", r"config\.toml: not valid TOML"),
+        ("[schedule]\ncron='61 6 * * *'\n", r"schedule\.cron = '61 6 \* \* \*': not a crontab"),
+        ("[schedule]\ntimezone='Mars/Olympus'\n", r"schedule\.timezone = 'Mars/Olympus'"),
     ],
 )
 def test_errors_name_file_key_and_value(tmp_path: Path, text: str, message: str) -> None:
@@ -77,3 +79,13 @@ def test_captured_year_only(tmp_path: Path) -> None:
         write(tmp_path, "[[sources]]\nname='s'\nkind='listing'\npath='x'\ncaptured='2025'\n")
     )
     assert config.sources[0].captured == date(2025, 12, 31)
+
+
+def test_the_default_cron_is_one_apscheduler_takes() -> None:
+    # load_config trusts the default expression without importing apscheduler (start-up).
+    from apscheduler.triggers.cron import CronTrigger
+
+    from digest.config import ScheduleConfig
+
+    trigger = CronTrigger.from_crontab(ScheduleConfig().cron, timezone="UTC")
+    assert str(trigger) == "cron[month='*', day='*', day_of_week='*', hour='6', minute='0']"

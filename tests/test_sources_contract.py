@@ -18,7 +18,7 @@ import pytest
 
 from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
-from digest.sources import known_kinds, parser_for
+from digest.sources import _registry, known_kinds, parser_for
 
 from .conftest import FIXTURES
 
@@ -119,6 +119,12 @@ def assert_contract(kind: str, data: bytes) -> Outcome:
 
 def test_every_kind_has_a_valid_fixture() -> None:
     assert sorted(VALID) == known_kinds(), "a new kind needs a valid fixture in VALID"
+
+
+def test_the_named_kinds_are_the_registered_parsers() -> None:
+    # known_kinds() names the kinds without importing the parsers; the two must agree.
+    assert known_kinds() == sorted(_registry()), "a new parser needs its name in KINDS"
+    assert all(parser_for(kind) is not None for kind in known_kinds())
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))

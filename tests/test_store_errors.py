@@ -66,6 +66,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "paper_terms": call([PAPER.id], "k"),
     "keep_paper_terms": call([(PAPER.id, b"blob")], "k"),
     "papers_lacking_terms": call("k", 0),
+    "newest_arrival": call(),
     "fetch_state": call("hf"),
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),
     # subscribers

@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.config import Config, load_config
 from digest.errors import DigestError, QueryError
-from digest.keywords import parse_keywords
-from digest.model import Profile
-from digest.rank.query import make_profile
-from digest.store import Store
 
 if TYPE_CHECKING:
+    # Imported where used: `--help` and commands that need no config or store start fast.
+    from digest.config import Config
     from digest.ingest import IngestReport
+    from digest.model import Profile
+    from digest.store import Store
 
 
 class CliError(click.ClickException):
@@ -57,11 +56,15 @@ class _Ctx:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from digest.config import load_config
+
             explicit = self.config_path != "config.toml"
             self._config = load_config(self.config_path, required=explicit)
         return self._config
 
     def store(self) -> Store:
+        from digest.store import Store
+
         return Store(Path(self.db) if self.db else self.config.store_path)
 
     @property
@@ -174,6 +177,9 @@ def _profile(
     limit: int | None,
 ) -> Profile:
     """The profile a command ranks for: --keywords, or a named profile of config.toml."""
+    from digest.keywords import parse_keywords
+    from digest.rank.query import make_profile
+
     if bool(keywords) == bool(profile_name):
         raise CliError('give either --keywords "a, b" or --profile NAME')
     excluded = tuple(k for text in exclude for k in parse_keywords(text))

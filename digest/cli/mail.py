@@ -22,11 +22,9 @@ from digest.cli.base import (
     pass_ctx,
 )
 from digest.errors import QueryError, SubscriptionError
-from digest.keywords import parse_keywords
-from digest.model import Delivery, Profile, Subscriber
-from digest.rank.query import make_profile, profile_text
 
 if TYPE_CHECKING:
+    from digest.model import Delivery, Profile, Subscriber
     from digest.pipeline import ImportReport
     from digest.send import SendReport
 
@@ -90,6 +88,8 @@ def subscribe(
     """
     from digest import pipeline
     from digest.deliver import make_backend
+    from digest.keywords import parse_keywords
+    from digest.rank.query import make_profile
 
     profile = None
     if keywords:
@@ -186,6 +186,8 @@ def subscriber_json(sub: Subscriber) -> dict[str, Any]:
 
 
 def _profile_json(profile: Profile) -> dict[str, Any]:
+    from digest.rank.query import profile_text
+
     keywords, exclude = profile_text(profile)
     return {
         "name": profile.name,
@@ -217,6 +219,8 @@ def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
         if status or as_json:
             raise CliError("--status and --json of the listing go without a subcommand")
         return
+    from digest.rank.query import profile_text
+
     with obj.store() as store:
         found = store.subscribers(status=status)
     for sub in found:

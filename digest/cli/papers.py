@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from digest.cli.base import (
+    CliError,
     _Ctx,
     _json_option,
     _parse_date,
@@ -20,6 +22,59 @@ from digest.cli.base import (
     pass_ctx,
 )
 from digest.model import Paper
+
+if TYPE_CHECKING:
+    from digest.pipeline import Window
+    from digest.store import Store
+
+
+def _window_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--since DATE, --all and --frequency: which stored papers rank/preview consider."""
+    f = click.option(
+        "--frequency",
+        type=click.Choice(["daily", "weekly"]),
+        help="The default window: papers that arrived in the last day (daily, the default)"
+        " or week (weekly) before now, as a reader's first digest would hold.",
+    )(f)
+    f = click.option("--all", "all_papers", is_flag=True, help="Rank every stored paper.")(f)
+    f = click.option(
+        "--since",
+        metavar="DATE",
+        help="Rank the papers that arrived in the store on or after DATE (YYYY-MM-DD, UTC)"
+        " instead of the last day's.",
+    )(f)
+    return f
+
+
+def _window(obj: _Ctx, since: str | None, all_papers: bool, frequency: str | None) -> Window:
+    """The window of --since/--all/--frequency; by default the last day's arrivals."""
+    from digest import pipeline
+
+    given = [
+        name
+        for name, v in (("--since", since), ("--all", all_papers), ("--frequency", frequency))
+        if v
+    ]
+    if len(given) > 1:
+        raise CliError(f"give one of --since DATE, --all, --frequency; not {' and '.join(given)}")
+    day = _parse_date(since, "--since")
+    if day is not None:
+        return pipeline.window_since(day)
+    if all_papers:
+        return pipeline.Window()
+    return pipeline.recent_window(obj.now, frequency or "daily")
+
+
+def _empty_window(store: Store, window: Window) -> str | None:
+    """One line when `window` holds no papers though the store does: when the newest
+    arrived and how to widen the window. None when the window is not empty."""
+    newest = store.newest_arrival()
+    if newest is None or window.after is None or newest > window.after:
+        return None
+    return (
+        f"no papers arrived {window.label}; the newest arrived"
+        f" {newest:%Y-%m-%d %H:%M} UTC; use --since {newest.date().isoformat()} or --all"
+    )
 
 
 @cli.command()
@@ -70,7 +125,10 @@ def paper_json(paper: Paper) -> dict[str, Any]:
 
 @cli.command()
 @click.option(
-    "--since", metavar="DATE", help="Only papers first seen on or after DATE (YYYY-MM-DD)."
+    "--since",
+    metavar="DATE",
+    help="Only papers first seen on or after DATE (YYYY-MM-DD): the source's date, where"
+    " rank/preview --since go by arrival in the store.",
 )
 @_json_option()
 @pass_ctx
@@ -100,7 +158,7 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
     metavar="N",
     help="At most N papers (default: the profile's max_items).",
 )
-@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@_window_options
 @_json_option("Print JSON Lines: id, title, score, matched (best first).")
 @pass_ctx
 def rank_command(
@@ -110,9 +168,16 @@ def rank_command(
     exclude: tuple[str, ...],
     limit: int | None,
     since: str | None,
+    all_papers: bool,
+    frequency: str | None,
     as_json: bool,
 ) -> None:
-    """Rank the stored papers for keywords or a profile and list what a digest would hold.
+    """Rank the papers new to the store for keywords or a profile: what a digest would hold.
+
+    By default it ranks what a new reader's first digest would: the papers that
+    arrived in the store (by ingest, whatever date the source printed) in the last day
+    before now, or week with --frequency weekly. --since DATE widens that to the papers
+    that arrived on or after DATE; --all ranks every stored paper.
 
     Without --limit the list is exactly the digest: papers whose score passes the
     profile's min_score, at most max_items of them. Scores lie in 0..1 and mean the
@@ -122,15 +187,19 @@ def rank_command(
     Examples:
       digest rank --keywords 'LoRA^2, "parameter-efficient fine-tuning", adapters'
       digest rank --profile speech --exclude survey --json
+      digest rank -k 'LoRA' --since 2025-10-01
     """
     from digest import pipeline
     from digest.text import clean
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
+    window = _window(obj, since, all_papers, frequency)
     with obj.store() as store:
-        items = pipeline.rank_stored(
-            obj.config, store, profile, obj.now, _parse_date(since, "--since")
-        )
+        items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
+        empty = _empty_window(store, window) if not items else None
+    if empty:
+        click.echo(empty, err=True)
+        return
     for item in items:
         if as_json:
             row = {
@@ -160,7 +229,7 @@ def rank_command(
     help="Output format.",
 )
 @click.option("--limit", "-n", type=int, metavar="N", help="At most N papers.")
-@click.option("--since", metavar="DATE", help="Only papers first seen on or after DATE.")
+@_window_options
 @click.option(
     "--open",
     "open_browser",
@@ -176,22 +245,33 @@ def preview(
     fmt: str,
     limit: int | None,
     since: str | None,
+    all_papers: bool,
+    frequency: str | None,
     open_browser: bool,
 ) -> None:
-    """Render a digest of the best-matching stored papers and print it.
+    """Render the digest a reader would get of the papers new to the store, and print it.
+
+    By default it holds what a new reader's first digest would: the best matches among
+    the papers that arrived in the store (by ingest, whatever date the source printed)
+    in the last day before now, or week with --frequency weekly. --since DATE widens
+    that to the papers that arrived on or after DATE; --all takes every stored paper.
 
     \b
     Examples:
       digest preview --keywords 'LoRA, "parameter-efficient fine-tuning"'
       digest preview --profile speech --format html > speech.html
+      digest preview -k 'TTS, ASR' --all
     """
     from digest import pipeline
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
+    window = _window(obj, since, all_papers, frequency)
     with obj.store() as store:
-        _, text = pipeline.preview(
-            obj.config, store, profile, obj.now, fmt, _parse_date(since, "--since")
-        )
+        digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
+        empty = _empty_window(store, window) if not digest.papers_considered else None
+    if empty:
+        click.echo(empty, err=True)
+        return
     if not open_browser:
         click.echo(text, nl=False)
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -25,6 +24,8 @@ def schedule(obj: _Ctx, standby: bool) -> None:
     misfire_grace_seconds). Only one scheduler may run per store. SIGTERM or Ctrl-C
     stops it cleanly. `digest run` stays the one-shot daily job.
     """
+    import logging
+
     from digest.schedule import run_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

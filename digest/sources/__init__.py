@@ -16,6 +16,11 @@ from digest.sources.base import Parser, WarnFn
 __all__ = ["Parser", "WarnFn", "known_kinds", "parse_listing", "parser_for"]
 
 
+#: The kinds `_registry` maps, named here so that checking a config's `kind` (every
+#: command loads the config) imports no parser.
+KINDS = ("feed", "hf_daily", "listing")
+
+
 def _registry() -> dict[str, Parser]:
     # Parsers load when first asked for: feedparser and selectolax cost start-up time.
     from digest.sources import feed, hf_api
@@ -40,4 +45,5 @@ def parser_for(kind: str) -> Parser | None:
 
 
 def known_kinds() -> list[str]:
-    return sorted(_registry())
+    """The `kind` strings a `[[sources]]` table may name (no parser is imported)."""
+    return sorted(KINDS)

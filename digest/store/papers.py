@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
 from digest.errors import StoreError
@@ -158,6 +158,15 @@ class PapersMixin(StoreBase):
 
     def count_papers(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def newest_arrival(self) -> datetime | None:
+        """When the most recent paper arrived in this store (None when it holds none): what
+        `digest rank` names when its window is empty."""
+        found = self._db.execute("SELECT max(arrived_at) FROM papers").fetchone()[0]
+        if not found:
+            return None
+        moment = datetime.fromisoformat(found)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # stored as UTC
 
 
 def merge(old: Paper, new: Paper) -> Paper:
