@@ -322,23 +322,25 @@ def run(
 ) -> RunReport:
     """The daily job: ingest -> the config profiles' digest -> send -> publish.
 
-    The config profiles' digest is written as Markdown and HTML under the preview
-    directory, named by day; subscribers due now get theirs through `backend` (skipped
-    when None); the static archive is published last.
+    The config profiles' digest (of what arrived in the last day, as a reader's first
+    digest) is written as Markdown and HTML under the preview directory, named by day;
+    subscribers due now get theirs through `backend` (skipped when None); the static
+    archive is published last.
     """
     from digest.ingest import ingest
     from digest.render import make_environment, render_digest
 
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
-    papers = store.papers()
+    papers = stored_papers(store, recent_window(now))  # what a first digest would hold
     source_notes = [f"A source failed: {e}" for e in report.errors]
     notes = list(source_notes)
     if not papers:
-        notes.append("No papers: the sources gave nothing.")
+        notes.append("No new papers arrived in the last day: the sources gave nothing new.")
     if not profiles:
         notes.append(f"No [[profiles]] in {config.path}: add one to get a digest.")
-    digest = build_digest(config, papers, profiles, now, notes=notes)
+    blobs = kept_terms(config, store, papers)
+    digest = build_digest(config, papers, profiles, now, notes=notes, blobs=blobs)
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir
     written = []

@@ -104,8 +104,10 @@ class _Handler(SimpleHTTPRequestHandler):
                 query.get("exclude", []),
                 max_items=limit or None,
             )
+            now = self.clock()
+            window = pipeline.recent_window(now)  # what a new reader's first digest holds
             with Store(self.store_path) as store:
-                _, body = pipeline.preview(self.config, store, profile, self.clock(), fmt)
+                _, body = pipeline.preview(self.config, store, profile, now, fmt, window)
         except (DigestError, ValueError) as exc:
             message = str(exc) if isinstance(exc, DigestError) else "limit must be a number"
             self._send(HTTPStatus.BAD_REQUEST, "text/html", _error_page(message))
