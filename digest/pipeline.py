@@ -150,16 +150,20 @@ def publish(
     out_dir: Path | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    full: bool = False,
 ) -> site.PublishReport:
-    """The static archive of every stored paper up to `now`, ranked by `rank.rank`."""
+    """The static archive of every stored paper up to `now`, ranked by `rank.rank`. The
+    store itself is handed in, so a publish reads only the days that may have changed
+    (`full=True`: every day)."""
     return site.publish(
         config,
-        store.papers(),
+        store,
         now,
         ranker=rank.rank,
         out_dir=out_dir,
         progress=progress,
         workers=workers,
+        full=full,
     )
 
 
