@@ -40,7 +40,7 @@ if __name__ == "__main__" and "--child" not in sys.argv:
 
 from digest import rank  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.model import Paper  # noqa: E402
+from digest.model import DigestItem, Paper  # noqa: E402
 from digest.pipeline import ingest, publish  # noqa: E402
 from digest.store import Store  # noqa: E402
 from digest.text import title_id  # noqa: E402
@@ -49,17 +49,33 @@ FIRST_DAY = date(2025, 1, 1)
 #: Where the timed ranker appends the CPU seconds of each call (one line a call).
 RANK_LOG_ENV = "BENCH_PUBLISH_RANK_LOG"
 _original_rank = rank.rank
+#: "stub" replaces the ranker with `stub_rank` in the measured processes.
+RANKER_ENV = "BENCH_PUBLISH_RANKER"
 
 
 def timed_rank(*args: object, **kwargs: object) -> object:
     """`rank.rank`, with the CPU time of each call appended to the rank log. Module-level
     and not `functools.wraps`-ed, so worker processes unpickle this very function."""
     start = time.process_time()
+    ranker = stub_rank if os.environ.get(RANKER_ENV) == "stub" else _original_rank
     try:
-        return _original_rank(*args, **kwargs)  # type: ignore[arg-type]
+        return ranker(*args, **kwargs)  # type: ignore[arg-type]
     finally:
         with open(os.environ[RANK_LOG_ENV], "a", encoding="ascii") as log:
             log.write(f"{time.process_time() - start:.6f}\n")
+
+
+def stub_rank(
+    papers: list[Paper], profiles: list[object], now: datetime, *args: object, **kwargs: object
+) -> list[tuple[DigestItem, ...]]:
+    """A stand-in for `rank.rank` that costs nothing (`--ranker stub`): ten fixed papers a
+    profile, no matches. It measures everything a publish does besides ranking, at sizes
+    where the real ranking would take an hour here."""
+    out = []
+    for j in range(len(profiles)):
+        chosen = sorted({(j * 37 + k * 101) % len(papers) for k in range(10)}) if papers else []
+        out.append(tuple(DigestItem(papers[i], 0.5 - k / 100) for k, i in enumerate(chosen)))
+    return out
 
 
 def day_papers(templates: list[Paper], day: date, per_day: int, salt: int) -> list[Paper]:
@@ -78,7 +94,9 @@ def day_papers(templates: list[Paper], day: date, per_day: int, salt: int) -> li
                 upvotes=(i * 13 + salt) % 40,
                 authors_count=t.authors_count,
                 organization=t.organization,
-                arxiv_id=f"{2501 + salt // 30:04d}.{salt % 30:02d}{i:03d}",
+                # A well-formed, unique arXiv id (per_day <= 3,225): a source link, so the
+                # paper is listed on its day page and gets no permalink unless picked.
+                arxiv_id=f"{day:%y%m}.{(day.day - 1) * per_day + i:05d}",
                 sources=("bench",),
                 first_seen=seen,
                 last_seen=seen,
@@ -138,13 +156,13 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
 
 
 def run_child(
-    code: Path, work: Path, out: Path, add_day: int | None, per_day: int
+    code: Path, work: Path, out: Path, add_day: int | None, per_day: int, ranker: str
 ) -> dict[str, float]:
     args = [sys.executable, __file__, "--child", str(work), "--out", str(out)]
     args += ["--per-day", str(per_day)]
     if add_day is not None:
         args += ["--add-day", str(add_day)]
-    env = dict(os.environ, PYTHONPATH=str(code))
+    env = dict(os.environ, PYTHONPATH=str(code), **{RANKER_ENV: ranker})
     done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -181,6 +199,12 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
+    parser.add_argument(
+        "--ranker",
+        choices=("real", "stub"),
+        default="real",
+        help="stub: ten fixed picks a profile, to measure publishing without ranking",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
@@ -195,20 +219,26 @@ def main() -> None:
         build(work, args.days, args.per_day)
         print(
             f"store: {args.days} days x {args.per_day} papers = {args.days * args.per_day}"
-            f" papers, built in {time.perf_counter() - start:.1f} s; code: {args.code}"
+            f" papers, built in {time.perf_counter() - start:.1f} s; code: {args.code};"
+            f" ranker: {args.ranker}"
         )
         code = args.code.resolve()
         scratch = [
-            run_child(code, work, work / f"site-{n}", None, args.per_day) for n in range(args.runs)
+            run_child(code, work, work / f"site-{n}", None, args.per_day, args.ranker)
+            for n in range(args.runs)
         ]
         show("from scratch", scratch)
         site = work / f"site-{args.runs - 1}"
         show(
             "nothing changed",
-            [run_child(code, work, site, None, args.per_day) for _ in range(args.runs)],
+            [
+                run_child(code, work, site, None, args.per_day, args.ranker)
+                for _ in range(args.runs)
+            ],
         )
         new_day = [
-            run_child(code, work, site, args.days + n, args.per_day) for n in range(args.runs)
+            run_child(code, work, site, args.days + n, args.per_day, args.ranker)
+            for n in range(args.runs)
         ]
         show("one new day", new_day)
         print(site_sizes(site))

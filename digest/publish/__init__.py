@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
-from digest.codec import paper_fingerprint, paper_from_json, paper_to_json
+from digest.codec import paper_from_json, paper_to_json
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Paper
@@ -61,6 +61,7 @@ from digest.publish.manifest import (
     Manifest,
     day_path,
     inputs_hash,
+    paper_key,
     same_content,
     write_atomic,
 )
@@ -256,7 +257,7 @@ def _build_archive(
             by_day.setdefault(day, []).append(paper)
     since = reading.since
     kept = {d: s for d, s in manifest.days.items() if since is not None and d < since}
-    fingerprints = {p.id: paper_fingerprint(p) for day in by_day.values() for p in day}
+    fingerprints = {p.id: paper_key(p) for day in by_day.values() for p in day}
     keys = {d: day_key(basis, d, [fingerprints[p.id] for p in ps]) for d, ps in by_day.items()}
     picks: dict[date, list[Pick]] = {}
     stale = []

@@ -42,8 +42,10 @@ def script_json(value: object) -> str:
 
 def lede(text: str, limit: int = LEDE_CHARS) -> str:
     """The start of `text` (cleaned), at most `limit` characters, cut at a word with `…`."""
-    out = plain(text).strip()
-    if len(out) <= limit:
+    # Clean only the start: an abstract is ten times longer than what is kept of it.
+    head = text[: limit * 2]
+    out = plain(head).strip()
+    if len(out) <= limit and len(head) == len(text):
         return out
     cut = out[:limit]
     space = cut.rfind(" ")

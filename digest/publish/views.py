@@ -3,9 +3,9 @@
 `Archive` is everything the pages are made from: every published day's count and picks,
 and the papers of the days this publish read (`day_papers`; the other days' pages are
 not made again, so their papers are not needed, except display copies of their picked
-papers, which index, profile pages and feeds show). The view records (`ItemView`,
-`PaperLink`) carry links already made relative to the page that shows them, and titles
-split into highlight segments. Templates only format.
+papers, which index, profile pages and feeds show). The view record `ItemView`
+carries links already made relative to the page that shows them, and titles split into
+highlight segments. Templates only format.
 
 Which papers get a permalink (`papers/<id>.html`): those a profile picked, and those
 with no page elsewhere (no source URL, no arXiv id), so every paper can be read in full
@@ -70,6 +70,8 @@ class Archive:
     feed_entries: int = 50
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
+    #: day -> ids of its papers with a permalink (filled by `permalinked`)
+    permalinks: dict[date, set[str]] = field(default_factory=dict)
 
     def index_picks(self) -> None:
         self.picks_of_paper = {}
@@ -90,25 +92,18 @@ class Archive:
 
     def permalinked(self, day: date) -> set[str]:
         """Ids of the papers of a day read this time that get a permalink page."""
-        picked = {p.paper_id for p in self.picks.get(day, [])}
-        return {p.id for p in self.day_papers[day] if p.id in picked or not readable_links(p)}
+        if day not in self.permalinks:
+            picked = {p.paper_id for p in self.picks.get(day, [])}
+            self.permalinks[day] = {
+                p.id for p in self.day_papers[day] if p.id in picked or not readable_links(p)
+            }
+        return self.permalinks[day]
 
 
 def display_copy(paper: Paper) -> Paper:
     """What the pages of other days show of a picked paper: all but the abstract, which
     is cut to the sentences a feed entry shows (`sentences` gives the same on it again)."""
     return replace(paper, abstract=sentences(paper.abstract))
-
-
-@dataclass(frozen=True, slots=True)
-class PaperLink:
-    """A paper in a day's list of other papers: its anchor, where its title links (its
-    permalink, or its source when it has none) and its other links."""
-
-    anchor: str
-    href: str
-    paper: Paper
-    links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,5 +188,12 @@ def external_links(paper: Paper) -> list[tuple[str, str]]:
 
 
 def readable_links(paper: Paper) -> list[tuple[str, str]]:
-    """`external_links` that pass `safe_url` (a `javascript:` url is no page to read)."""
-    return [(label, safe_url(url)) for label, url in external_links(paper) if safe_url(url)]
+    """`external_links` that pass `safe_url` (a `javascript:` url is no page to read).
+    Called for every paper of a day: only the paper's own url needs the check, the
+    others are made from an id of a checked shape."""
+    url = safe_url(paper.url) if paper.url else ""
+    links = [("Paper page", url)] if url else []
+    if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
+        links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
+        links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))
+    return links
