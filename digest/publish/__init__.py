@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
-from digest.codec import paper_from_json, paper_to_json
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Paper
@@ -79,7 +78,7 @@ from digest.publish.profiles import profile_pages
 from digest.publish.search import index_list_page, shard_page
 from digest.publish.site import SITE_VERSION, TEMPLATES, Page, day_pages, index_page, template_hash
 from digest.publish.source import PaperSource, Reading, read_papers
-from digest.publish.views import Archive, ProfileInfo, display_copy
+from digest.publish.views import Archive, ProfileInfo, display_copy, from_display_copy
 from digest.rank.query import profile_text
 from digest.render import make_environment
 
@@ -280,7 +279,7 @@ def _build_archive(
     for d, state in kept.items():
         picks[d] = [pick_from_json(d, raw) for raw in state.picks]
         for pid, raw in state.papers.items():
-            papers.setdefault(pid, paper_from_json(raw))
+            papers.setdefault(pid, from_display_copy(raw))
         keys[d] = state.key
     infos = [
         ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
@@ -311,7 +310,7 @@ def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
         key=archive.day_keys[day],
         count=archive.counts[day],
         picks=[pick_to_json(p) for p in picks],
-        papers={p.paper_id: paper_to_json(display_copy(archive.papers[p.paper_id])) for p in picks},
+        papers={p.paper_id: display_copy(archive.papers[p.paper_id]) for p in picks},
         pages={p.path: p.key for p in pages},
     )
 

@@ -35,7 +35,7 @@ from digest.model import Paper
 MANIFEST_NAME = ".publish-manifest.json"
 DAYS_DIR = ".publish-days"
 #: Bump when the state layout changes: an unknown version is read as empty.
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 
 
 def inputs_hash(*parts: object) -> str:
@@ -71,7 +71,7 @@ class DayState:
     key: str  #: the day's cache key (ranking basis + its papers' fingerprints)
     count: int  #: papers of the day
     picks: list[list]  #: picks in `pick_to_json` form, in rank order
-    papers: dict[str, dict[str, Any]]  #: paper id -> display copy (picked papers only)
+    papers: dict[str, list[Any]]  #: paper id -> `views.display_copy` (picked papers only)
     pages: dict[str, str]  #: path -> inputs hash of the files that belong to this day
 
     def dumps(self) -> str:
