@@ -1,17 +1,29 @@
-"""Publishing speed: a synthetic year (365 days x 50 papers) in a temporary store.
+"""Publishing speed: a synthetic archive (--days x --per-day papers) in a temporary store.
 
-    python bench/publish.py [--days 365] [--per-day 50] [--runs 3]
+    python bench/publish.py [--days 365] [--per-day 50] [--runs 3] [--code DIR]
 
-Prints the wall time (median of --runs) and peak RSS of publishing the archive from
-scratch, again with nothing changed, and after one new day. Each measurement runs in a
-fresh process so its peak RSS is its own (worker processes that rank days are reported
-separately). Targets on 2 cores: <= 20 s from scratch, <= 1 s when nothing changed.
+Measures `pipeline.publish` three ways: from scratch, again with nothing changed, and
+after one new day was ingested. Each measurement runs in a fresh process so its figures
+are its own; per phase it prints (median of --runs, min beside it):
+
+- CPU seconds of the publish, its rank worker processes included (RUSAGE_CHILDREN), and
+  of that the ranker's own CPU (`rank.rank` calls, timed wherever they ran: ranking gets
+  cheaper once analysed terms are stored at ingest, so it is reported apart);
+- wall seconds and peak RSS (MiB) of the publishing process and of its rank workers;
+- files written / files in the site, days ranked.
+
+Then the site: files, bytes, and the bytes of the search index (search-index.js plus its
+per-day shards under search/). `--code DIR` measures another checkout (say the main
+branch) on the very same store, for a before/after in one run. A year at 2,000 papers a
+day is slow to build here; measure `--days 30 --per-day 2000` and `--days 365
+--per-day 200` and say which figures are extrapolated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -23,15 +35,47 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and "--child" not in sys.argv:
+    sys.path.insert(0, str(ROOT))
 
+from digest import rank  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.model import Paper  # noqa: E402
+from digest.model import DigestItem, Paper  # noqa: E402
 from digest.pipeline import ingest, publish  # noqa: E402
 from digest.store import Store  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
 FIRST_DAY = date(2025, 1, 1)
+#: Where the timed ranker appends the CPU seconds of each call (one line a call).
+RANK_LOG_ENV = "BENCH_PUBLISH_RANK_LOG"
+_original_rank = rank.rank
+#: "stub" replaces the ranker with `stub_rank` in the measured processes.
+RANKER_ENV = "BENCH_PUBLISH_RANKER"
+
+
+def timed_rank(*args: object, **kwargs: object) -> object:
+    """`rank.rank`, with the CPU time of each call appended to the rank log. Module-level
+    and not `functools.wraps`-ed, so worker processes unpickle this very function."""
+    start = time.process_time()
+    ranker = stub_rank if os.environ.get(RANKER_ENV) == "stub" else _original_rank
+    try:
+        return ranker(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        with open(os.environ[RANK_LOG_ENV], "a", encoding="ascii") as log:
+            log.write(f"{time.process_time() - start:.6f}\n")
+
+
+def stub_rank(
+    papers: list[Paper], profiles: list[object], now: datetime, *args: object, **kwargs: object
+) -> list[tuple[DigestItem, ...]]:
+    """A stand-in for `rank.rank` that costs nothing (`--ranker stub`): ten fixed papers a
+    profile, no matches. It measures everything a publish does besides ranking, at sizes
+    where the real ranking would take an hour here."""
+    out = []
+    for j in range(len(profiles)):
+        chosen = sorted({(j * 37 + k * 101) % len(papers) for k in range(10)}) if papers else []
+        out.append(tuple(DigestItem(papers[i], 0.5 - k / 100) for k, i in enumerate(chosen)))
+    return out
 
 
 def day_papers(templates: list[Paper], day: date, per_day: int, salt: int) -> list[Paper]:
@@ -50,6 +94,9 @@ def day_papers(templates: list[Paper], day: date, per_day: int, salt: int) -> li
                 upvotes=(i * 13 + salt) % 40,
                 authors_count=t.authors_count,
                 organization=t.organization,
+                # A well-formed, unique arXiv id (per_day <= 3,225): a source link, so the
+                # paper is listed on its day page and gets no permalink unless picked.
+                arxiv_id=f"{day:%y%m}.{(day.day - 1) * per_day + i:05d}",
                 sources=("bench",),
                 first_seen=seen,
                 last_seen=seen,
@@ -59,23 +106,29 @@ def day_papers(templates: list[Paper], day: date, per_day: int, salt: int) -> li
 
 
 def build(work: Path, days: int, per_day: int) -> None:
-    """A config (the embedded default, seeds included) and a store holding the year."""
+    """A config (the embedded default, seeds included) and a store holding the archive."""
     shutil.copy(ROOT / "config.toml", work / "config.toml")
     shutil.copytree(ROOT / "seeds", work / "seeds")
     config = load_config(work / "config.toml", required=True)
     with Store(work / "seeds.sqlite3") as seeds:
-        ingest(config, seeds)
+        ingest(config, seeds, now=datetime(2026, 1, 1, tzinfo=UTC))
         templates = seeds.papers()
     with Store(work / "bench.sqlite3") as store:
-        batch: list[Paper] = []
         for n in range(days):
-            batch += day_papers(templates, FIRST_DAY + timedelta(days=n), per_day, n)
-        store.add_papers(batch)
+            store.add_papers(day_papers(templates, FIRST_DAY + timedelta(days=n), per_day, n))
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
-    """One publish in this process: seconds and peak RSS (MB) of it and of its workers."""
+    """One publish in this process: CPU, wall, ranking CPU and peak RSS of it and its workers."""
     config = load_config(work / "config.toml", required=True)
+    log = work / f"rank-{os.getpid()}.log"
+    os.environ[RANK_LOG_ENV] = str(log)
+    rank.rank = timed_rank  # type: ignore[assignment]  # pipeline.publish looks it up per call
     with Store(work / "bench.sqlite3") as store:
         if add_day is not None:
             with Store(work / "seeds.sqlite3") as seeds:
@@ -84,11 +137,16 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
                 day_papers(templates, FIRST_DAY + timedelta(days=add_day), per_day, add_day)
             )
         now = datetime(2030, 1, 1, tzinfo=UTC)
+        cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         report = publish(config, store, now, out_dir=out)
         seconds = time.perf_counter() - start
+        cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu0
+    ranking = sum(float(x) for x in log.read_text().split()) if log.exists() else 0.0
     return {
         "seconds": seconds,
+        "cpu": cpu,
+        "rank_cpu": ranking,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "workers_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "written": report.written,
@@ -97,24 +155,41 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
     }
 
 
-def run_child(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
+def run_child(
+    code: Path, work: Path, out: Path, add_day: int | None, per_day: int, ranker: str
+) -> dict[str, float]:
     args = [sys.executable, __file__, "--child", str(work), "--out", str(out)]
     args += ["--per-day", str(per_day)]
     if add_day is not None:
         args += ["--add-day", str(add_day)]
-    done = subprocess.run(args, check=True, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(code), **{RANKER_ENV: ranker})
+    done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def show(label: str, results: list[dict[str, float]]) -> None:
-    times = [r["seconds"] for r in results]
+    def med(key: str) -> str:
+        values = [r[key] for r in results]
+        return f"{statistics.median(values):7.2f} (min {min(values):.2f})"
+
     last = results[-1]
     print(
-        f"{label:<16} {statistics.median(times):7.2f} s median of {len(times)}"
-        f" (min {min(times):.2f})  peak RSS {max(r['rss_mb'] for r in results):6.0f} MB"
-        f" (rank workers {max(r['workers_rss_mb'] for r in results):4.0f} MB)"
-        f"  {int(last['written'])}/{int(last['total'])} files written,"
-        f" {int(last['ranked_days'])} days ranked"
+        f"{label:<16} CPU {med('cpu')} s, of it ranking {med('rank_cpu')} s;"
+        f" wall {med('seconds')} s; peak RSS {max(r['rss_mb'] for r in results):5.0f} MiB"
+        f" (rank workers {max(r['workers_rss_mb'] for r in results):4.0f});"
+        f" {int(last['written'])}/{int(last['total'])} files written,"
+        f" {int(last['ranked_days'])} days ranked; median of {len(results)}"
+    )
+
+
+def site_sizes(site: Path) -> str:
+    files = [p for p in site.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    search = [p for p in files if p.name == "search-index.js" or "search" in p.parent.parts]
+    search_size = sum(p.stat().st_size for p in search)
+    return (
+        f"site: {len(files)} files, {size / 1e6:.1f} MB;"
+        f" search index {search_size / 1e6:.2f} MB in {len(search)} files"
     )
 
 
@@ -123,6 +198,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
+    parser.add_argument(
+        "--ranker",
+        choices=("real", "stub"),
+        default="real",
+        help="stub: ten fixed picks a profile, to measure publishing without ranking",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
@@ -137,22 +219,29 @@ def main() -> None:
         build(work, args.days, args.per_day)
         print(
             f"store: {args.days} days x {args.per_day} papers = {args.days * args.per_day}"
-            f" papers, built in {time.perf_counter() - start:.1f} s"
+            f" papers, built in {time.perf_counter() - start:.1f} s; code: {args.code};"
+            f" ranker: {args.ranker}"
         )
-        scratch = []
-        for n in range(args.runs):
-            out = work / f"site-{n}"
-            scratch.append(run_child(work, out, None, args.per_day))
+        code = args.code.resolve()
+        scratch = [
+            run_child(code, work, work / f"site-{n}", None, args.per_day, args.ranker)
+            for n in range(args.runs)
+        ]
         show("from scratch", scratch)
         site = work / f"site-{args.runs - 1}"
         show(
-            "nothing changed", [run_child(work, site, None, args.per_day) for _ in range(args.runs)]
+            "nothing changed",
+            [
+                run_child(code, work, site, None, args.per_day, args.ranker)
+                for _ in range(args.runs)
+            ],
         )
-        new_day = [run_child(work, site, args.days + n, args.per_day) for n in range(args.runs)]
+        new_day = [
+            run_child(code, work, site, args.days + n, args.per_day, args.ranker)
+            for n in range(args.runs)
+        ]
         show("one new day", new_day)
-        size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
-        files = sum(1 for p in site.rglob("*") if p.is_file())
-        print(f"site: {files} files, {size / 1e6:.1f} MB")
+        print(site_sizes(site))
 
 
 if __name__ == "__main__":

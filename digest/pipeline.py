@@ -212,19 +212,23 @@ def publish(
     out_dir: Path | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    full: bool = False,
 ) -> site.PublishReport:
-    """The static archive of every stored paper up to `now`, ranked by `rank.rank`."""
+    """The static archive of every stored paper up to `now`, ranked by `rank.rank`. The
+    store itself is handed in, so a publish reads only the days that may have changed
+    (`full=True`: every day)."""
     from digest import publish as site
     from digest import rank
 
     return site.publish(
         config,
-        store.papers(),
+        store,
         now,
         ranker=rank.rank,
         out_dir=out_dir,
         progress=progress,
         workers=workers,
+        full=full,
     )
 
 

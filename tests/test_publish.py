@@ -22,7 +22,7 @@ from digest.config import Config, load_config
 from digest.model import Paper
 from digest.pipeline import publish
 from digest.publish import PublishReport
-from digest.publish.manifest import MANIFEST_NAME
+from digest.publish.manifest import DAYS_DIR, MANIFEST_NAME
 from digest.publish.names import paper_file, profile_slug, unique_slugs
 from digest.rank import make_profile
 from digest.store import Store
@@ -124,6 +124,22 @@ def test_site_has_every_page_and_every_relative_link_resolves(
     )
 
 
+def search_shard(site: Path, day: str) -> dict:
+    """The JSON of a day's search shard (`search/<day>.js`)."""
+    raw = (site / "search" / f"{day}.js").read_text(encoding="ascii")
+    prefix = f'(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {{}})["{day}"] = '
+    assert raw.startswith(prefix) and raw.endswith(";\n")
+    return json.loads(raw.removeprefix(prefix).removesuffix(";\n"))
+
+
+def search_days(site: Path) -> list[list]:
+    """The day list of `search-index.js`: [day, shard src, papers] newest first."""
+    raw = (site / "search-index.js").read_text(encoding="ascii")
+    data = json.loads(raw.removeprefix("window.PAPERS_DIGEST_INDEX = ").rstrip().rstrip(";"))
+    assert data["version"] == 2
+    return data["days"]
+
+
 def feed_of(path: Path) -> feedparser.FeedParserDict:
     parsed = feedparser.parse(path.read_bytes())
     assert parsed.bozo == 0, f"{path}: {parsed.get('bozo_exception')}"
@@ -180,7 +196,10 @@ def test_ids_survive_a_move_and_base_url_gives_absolute_links_and_sitemap(
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
     locs = [loc.text for loc in root.findall("s:url/s:loc", ns)]
     html = sorted((tmp_path / "b").rglob("*.html"))
-    assert len(locs) == len(html) == 1 + 4 + 3 + 331
+    months = list((tmp_path / "b" / "profiles").glob("*/*.html"))
+    assert len(months) == 10  # each profile's months with picks (of the four seed months)
+    # The seeds have no source URL: every paper gets a permalink to be read in full.
+    assert len(locs) == len(html) == 1 + 4 + 3 + len(months) + 331
     for loc in locs:
         assert loc and loc.startswith("https://example.org/digest/")
         rel = loc.removeprefix("https://example.org/digest/") or "index.html"
@@ -231,13 +250,16 @@ def test_one_new_day_rewrites_only_the_pages_it_touches(
         f"papers/{paper_file(other.id)}",
         "profiles/speech.html",
         "feeds/speech.atom",
+        "profiles/speech/2025-12.html",  # its month page; the front page lists the month
         "feeds/all.atom",
-        "search-index.js",
+        "search-index.js",  # the day list, and the new day's shard
+        "search/2025-12-30.js",
         "sitemap.xml",
     }
     after = snapshot(site)
     changed = {p for p in after if before.get(p) != after[p]}
-    assert changed == set(report.written_paths) | {MANIFEST_NAME}
+    # ... and the build state: the manifest and the new day's saved state, nothing more.
+    assert changed == set(report.written_paths) | {MANIFEST_NAME, f"{DAYS_DIR}/2025-12-30.json"}
     day = (site / "days" / "2025-12-30.html").read_text(encoding="utf-8")
     assert "Streaming <mark>speech" in day  # highlighted (ASR = speech recognition)
     assert "A study of sea shells" in day  # listed among the day's other papers
@@ -252,11 +274,16 @@ def test_vanished_days_and_papers_lose_their_pages_and_foreign_files_stay(
     publish(config, seeded, NOW, out_dir=site)
     (site / "CNAME").write_text("papers.example.org\n")
     late = [p for p in seeded.papers() if p.first_seen and p.first_seen.date().month == 12]
+    december = list((site / "profiles").glob("*/2025-12.html"))
+    assert december
     # As of 2025-12-01 the last day had not happened yet: its pages must go.
     report = publish(config, seeded, datetime(2025, 12, 1, tzinfo=UTC), out_dir=site)
     assert report.days == 3
-    assert report.removed == 1 + len(late)
+    # The day page, its search shard, its papers' permalinks and the profiles' month pages.
+    assert report.removed == 2 + len(late) + len(december)
     assert not (site / "days" / "2025-12-26.html").exists()
+    assert not (site / "search" / "2025-12-26.js").exists()
+    assert not any((site / "profiles").glob("*/2025-12.html"))
     assert all(not (site / "papers" / paper_file(p.id)).exists() for p in late)
     assert (site / "CNAME").is_file()
     assert "2025-12-26" not in (site / "index.html").read_text(encoding="utf-8")
@@ -286,7 +313,8 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     slug = profile_slug(HOSTILE_PROFILE)
     assert re.fullmatch(r"[a-z0-9-]+", slug)
     assert (site / "profiles" / f"{slug}.html").is_file()
-    for page in [*site.rglob("*.html"), *site.rglob("*.atom"), site / "search-index.js"]:
+    scripts = [site / "search-index.js", *site.glob("search/*.js")]
+    for page in [*site.rglob("*.html"), *site.rglob("*.atom"), *scripts]:
         text = page.read_text(encoding="utf-8")
         assert "<script>alert" not in text, page
         assert "<img src=x" not in text and "<b onmouseover" not in text, page
@@ -312,13 +340,14 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     assert evil_feed.feed.title.endswith(HOSTILE_PROFILE)
     assert any(e.id.endswith(hostile.id) for e in evil_feed.entries)
 
-    raw = (site / "search-index.js").read_text(encoding="ascii")
-    assert "<" not in raw and ">" not in raw and "&" not in raw
-    data = json.loads(raw.removeprefix("window.PAPERS_DIGEST_INDEX = ").rstrip().rstrip(";"))
-    rows = {row[0]: row for row in data["papers"]}
-    row = rows[f"papers/{paper_file(hostile.id)}"]
+    for script in scripts:
+        raw = script.read_text(encoding="ascii")
+        assert "<" not in raw and ">" not in raw and "&" not in raw, script
+    shard = search_shard(site, "2025-12-30")
+    rows = {row[0]: row for row in shard["papers"]}
+    row = rows[f"papers/{paper_file(hostile.id)}"]  # picked (speech): it has a permalink
     assert row[1] == HOSTILE_TITLE.replace("\u202e", "")
-    assert row[3] == "2025-12-30"
+    assert len(rows[f"papers/{paper_file(big.id)}"][1]) > 100_000  # titles stay whole
 
 
 def test_ranking_in_worker_processes_gives_the_same_site(
@@ -395,9 +424,10 @@ def test_every_published_file_is_byte_for_byte_the_golden_one(golden_site: Path)
     """The whole site (every page, feed, the search index) hashes as the golden list says:
     a refactor that changes one published byte fails here (UPDATE_GOLDEN=1 to accept)."""
     got = {
-        str(p.relative_to(golden_site)): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(golden_site).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(golden_site.rglob("*"))
-        if p.is_file() and not p.name.startswith(".")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(golden_site).parts)
     }
     assert_golden(GOLDEN_SITE / "sha256.json", got)
 

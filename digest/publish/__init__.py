@@ -2,27 +2,43 @@
 
     publish(config, papers, now, ranker=rank.rank) -> PublishReport
 
-The pipeline hands in the stored papers and the ranker (`pipeline.publish` does it for the
-CLI and the scheduler); this package writes files and knows nothing of the store or of
-the order of the day's stages.
+The pipeline hands in the store (anything with `papers(since)`, `newest_paper_row()` and
+`arrivals(low, high)`: a `source.PaperSource`) or a plain sequence of papers, and the
+ranker (`pipeline.publish` does it for the CLI and the scheduler); this package writes
+files and knows nothing of SQL or of the order of the day's stages.
 
 A day is a UTC `first_seen` date of the stored papers (days after `now` are left out:
 they are not published yet). Every configured profile ranks each day's papers as the
 digest of that day would have (`now` = the end of the day). The output is a directory
 of static files with relative links only, so it works from file:// and under any path:
 
-    index.html                recent days, top picks, every day and profile, search box
-    days/YYYY-MM-DD.html      one day's digest: a section per profile, the other papers
-    profiles/<slug>.html      one profile's picks across days, newest first
-    papers/<paper-id>.html    a permalink per paper (its name depends on the id only)
-    feeds/<slug>.atom         Atom per profile; feeds/all.atom for every profile's picks
-    sitemap.xml               only when [publish] base_url is set (sitemaps need absolute URLs)
-    search-index.js           titles and abstracts for static/search.js
-    .publish-manifest.json    inputs hash per file and each day's cached picks
+    index.html                  recent days, top picks, every day and profile, search box
+    days/YYYY-MM-DD.html        one day's digest: a section per profile, then every other
+                                paper of the day (title linking to its permalink or its
+                                source, meta, links; an anchor `#p-<id>` for search)
+    profiles/<slug>.html        one profile's picks of the recent days, and its months
+    profiles/<slug>/YYYY-MM.html  its picks of one month
+    papers/<paper-id>.html      a permalink for each paper a profile picked, and for each
+                                paper with no page elsewhere (no source URL or arXiv id)
+    feeds/<slug>.atom           Atom per profile; feeds/all.atom for every profile's picks
+    sitemap.xml                 only when [publish] base_url is set (absolute URLs needed)
+    search-index.js, search/    the day list and one shard a day: title, link and the
+                                first 120 characters of each abstract (`search`)
+    .publish-manifest.json, .publish-days/   the build state (`manifest`)
 
-Publishing is incremental: a file whose inputs are unchanged is not rendered, and a file
-whose rendering is byte-identical is not rewritten, so mtimes say what really changed.
-Files the previous publish wrote that are no longer part of the site are removed.
+Why not a permalink per paper: a year at 2,000 papers a day would be 730,000 files, most
+of them a copy of an abstract one click from its source. Day pages list every paper of
+the day, so every paper is still found from its day page and from search.
+
+Publishing is incremental and costs what changed: only the days that may have changed
+are read from the store (`source`: days with new rows, the last few days, days after the
+last publish), ranked when their papers changed, and planned; the other days' pages and
+search shards are neither planned nor rendered, their picks come from the saved state.
+Site-wide pages (index, profile pages, feeds, sitemap, the search day list) are planned
+every time from the saved picks. A file whose inputs are unchanged is not rendered, and
+a file whose rendering is byte-identical is not rewritten, so mtimes say what really
+changed. Files the previous publish wrote that are no longer part of the site are
+removed. `full=True` reads and plans every day (a change to an old paper then shows).
 """
 
 from __future__ import annotations
@@ -33,14 +49,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
-from digest.codec import paper_fingerprint
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Paper
-from digest.publish.feeds import feed_pages, search_index_page, sitemap_pages, static_pages
-from digest.publish.manifest import MANIFEST_NAME, Manifest, inputs_hash, same_content, write_atomic
-from digest.publish.names import day_of, paper_file, plain, shorten, unique_slugs
+from digest.publish.feeds import feed_pages, sitemap_pages, static_pages
+from digest.publish.manifest import (
+    DAYS_DIR,
+    MANIFEST_NAME,
+    DayState,
+    Manifest,
+    day_path,
+    inputs_hash,
+    paper_key,
+    same_content,
+    write_atomic,
+)
+from digest.publish.names import day_of, plain, shorten, unique_slugs
 from digest.publish.picks import (
+    Pick,
     RankFn,
     day_key,
     pick_from_json,
@@ -48,14 +74,17 @@ from digest.publish.picks import (
     rank_days_parallel,
     ranking_basis,
 )
-from digest.publish.site import SITE_VERSION, TEMPLATES, Page, html_pages, template_hash
-from digest.publish.views import Archive, ProfileInfo
+from digest.publish.profiles import profile_pages
+from digest.publish.search import index_list_page, shard_page
+from digest.publish.site import SITE_VERSION, TEMPLATES, Page, day_pages, index_page, template_hash
+from digest.publish.source import PaperSource, Reading, read_papers
+from digest.publish.views import Archive, ProfileInfo, display_copy, from_display_copy
 from digest.rank.query import profile_text
 from digest.render import make_environment
 
-__all__ = ["PublishError", "PublishReport", "publish"]
+__all__ = ["PaperSource", "PublishError", "PublishReport", "publish"]
 
-#: progress(done, total, label): called after each file is checked or written.
+#: progress(done, total, label): called after each planned file is checked or written.
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -69,9 +98,10 @@ class PublishReport:
     removed: int  #: files of an earlier publish that are no longer part of the site
     total: int  #: files the site consists of now
     days: int  #: days published
-    papers: int  #: papers published (one permalink each)
+    papers: int  #: papers published (each listed on its day page)
     ranked_days: int  #: days ranked this time (the others came from the cache)
     written_paths: tuple[str, ...] = ()  #: relative paths of the written files
+    read_days: int = 0  #: days whose papers were read and whose pages were planned
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -84,20 +114,22 @@ class PublishReport:
 
 def publish(
     config: Config,
-    papers: Sequence[Paper],
+    papers: Sequence[Paper] | PaperSource,
     now: datetime,
     *,
     ranker: RankFn,
     out_dir: Path | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    full: bool = False,
 ) -> PublishReport:
-    """Write (or bring up to date) the static archive of `papers` (the stored ones) up to `now`.
+    """Write (or bring up to date) the static archive of `papers` (the store, or the
+    stored papers) up to `now`.
 
     `ranker` ranks the days whose cached picks are stale (`rank.rank`). `out_dir` defaults
     to `[publish] dir`. `workers` is the number of processes that rank days (None: one
-    per CPU when many days need ranking). Raises `PublishError` when the directory
-    cannot be written.
+    per CPU when many days need ranking). `full` reads and plans every day, not only the
+    ones that may have changed. Raises `PublishError` when the directory cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:
@@ -106,138 +138,211 @@ def publish(
     except OSError as exc:
         raise PublishError(f"{out}: cannot create the output directory ({exc.strerror})") from None
     # Two publishes into one directory (the scheduler and a manual run) take turns: the
-    # manifest must describe exactly the pages on disk.
+    # build state must describe exactly the pages on disk.
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _publish_locked(config, papers, now, ranker, out, progress, workers)
+        return _publish_locked(config, papers, now, ranker, out, progress, workers, full)
 
 
 def _publish_locked(
     config: Config,
-    papers: Sequence[Paper],
+    source: Sequence[Paper] | PaperSource,
     now: datetime,
     ranker: RankFn,
     out: Path,
     progress: ProgressFn | None,
     workers: int | None,
+    full: bool,
 ) -> PublishReport:
     manifest = Manifest.load(out)
-    archive, ranked = _build_archive(config, papers, now, ranker, manifest, workers)
     env = make_environment(config.templates_dir)
     env.filters.update(plain=plain, shorten=shorten)
-    globals_key = inputs_hash(SITE_VERSION, archive.title, template_hash(env, TEMPLATES))
+    globals_key = inputs_hash(SITE_VERSION, config.digest_title, template_hash(env, TEMPLATES))
+    basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None)
+    today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
+    # Only a saved state made with the same ranking and templates may stand for days
+    # that are not read again.
+    incremental = (
+        not full
+        and manifest.complete
+        and (manifest.basis, manifest.globals_key) == (basis, globals_key)
+    )
+    reading = read_papers(source, manifest, today, incremental=incremental)
+    archive, kept, ranked = _build_archive(config, reading, today, ranker, manifest, basis, workers)
 
-    pages: list[Page] = static_pages(env)
-    pages += html_pages(archive, env, globals_key)
-    pages += feed_pages(archive, env, globals_key)
-    pages.append(search_index_page(archive))
-    sitemap_paths: list[tuple[str, date | None]] = [("", archive.days[0] if archive.days else None)]
-    sitemap_paths += [(f"days/{d.isoformat()}.html", d) for d in archive.days]
-    sitemap_paths += [(p.page, archive.days[0] if archive.days else None) for p in archive.profiles]
-    sitemap_paths += [
-        (f"papers/{paper_file(p.id)}", archive.day_of_paper(p)) for p in archive.papers.values()
-    ]
-    pages += sitemap_pages(archive, env, sitemap_paths)
+    # Pages of the days read; the kept days' pages stay as they are, unplanned.
+    owned = {
+        d: [*day_pages(archive, env, globals_key, d), shard_page(archive, d)]
+        for d in archive.day_papers
+    }
+    site_wide: list[Page] = static_pages(env)
+    site_wide.append(index_page(archive, env, globals_key))
+    site_wide += profile_pages(archive, env, globals_key)
+    site_wide += feed_pages(archive, env, globals_key)
+    site_wide.append(index_list_page(archive))
+    site_wide += sitemap_pages(archive, env, _sitemap_paths(archive, site_wide, owned, kept))
+    planned = [*site_wide, *(page for pages in owned.values() for page in pages)]
 
+    old_keys = dict(manifest.pages)
+    for state in manifest.days.values():
+        old_keys.update(state.pages)
+    kept_pages = {path for state in kept.values() for path in state.pages}
     written: list[str] = []
-    new_pages: dict[str, str] = {}
     try:
-        for done, page in enumerate(pages, 1):
+        for done, page in enumerate(planned, 1):
             target = out / page.path
-            new_pages[page.path] = page.key
-            if manifest.pages.get(page.path) != page.key or not target.exists():
+            if old_keys.get(page.path) != page.key or not target.exists():
                 data = page.render()
                 if not same_content(target, data):
                     write_atomic(target, data)
                     written.append(page.path)
             if progress:
-                progress(done, len(pages), page.path)
-        removed = _remove_stale(out, set(manifest.pages) - set(new_pages))
-        manifest.pages = new_pages
+                progress(done, len(planned), page.path)
+        current = {p.path for p in planned} | kept_pages
+        removed = _remove_stale(out, set(old_keys) - current)
+        states = dict(kept)
+        for d, pages in owned.items():
+            states[d] = _day_state(archive, d, pages)
+            text = states[d].dumps().encode("utf-8")
+            if not same_content(day_path(out, d), text):
+                write_atomic(day_path(out, d), text)
+        _remove_day_states(out, set(manifest.days) - set(states), set(states), reading)
+        manifest = Manifest(
+            pages={p.path: p.key for p in site_wide},
+            row=reading.row,
+            through=today,
+            basis=basis,
+            globals_key=globals_key,
+            days=states,
+        )
         text = manifest.dumps().encode("utf-8")
         if not same_content(out / MANIFEST_NAME, text):
             write_atomic(out / MANIFEST_NAME, text)
     except OSError as exc:
         raise PublishError(f"{out}: cannot write the site ({exc})") from None
+    total = len(current)
     return PublishReport(
         out_dir=out,
         written=len(written),
-        unchanged=len(pages) - len(written),
+        unchanged=total - len(written),
         removed=removed,
-        total=len(pages),
+        total=total,
         days=len(archive.days),
-        papers=len(archive.papers),
+        papers=sum(archive.counts.values()),
         ranked_days=ranked,
         written_paths=tuple(written),
+        read_days=len(archive.day_papers),
     )
 
 
 def _build_archive(
     config: Config,
-    stored: Sequence[Paper],
-    now: datetime,
+    reading: Reading,
+    today: date,
     ranker: RankFn,
     manifest: Manifest,
+    basis: str,
     workers: int | None,
-) -> tuple[Archive, int]:
-    """Group the stored papers by day, rank the days whose cache is stale; updates
-    `manifest.days` in place. Returns the archive and how many days were ranked."""
-    today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
+) -> tuple[Archive, dict[date, DayState], int]:
+    """The archive: the days read (grouped, keyed, ranked when their key is new) and the
+    saved days older than the reading. Returns it, the saved states kept, and how many
+    days were ranked."""
     by_day: dict[date, list[Paper]] = {}
-    for paper in stored:
+    for paper in reading.papers:
         if paper.first_seen is None:
             continue
         day = day_of(paper.first_seen)
         if day <= today:
             by_day.setdefault(day, []).append(paper)
-    days = sorted(by_day, reverse=True)
-    papers = {p.id: p for day in days for p in by_day[day]}
-    fingerprints = {pid: paper_fingerprint(p) for pid, p in papers.items()}
-
-    profiles = list(config.profiles)
-    settings = config.ranking
-    synonyms = config.synonyms or None
-    basis = ranking_basis(profiles, settings, synonyms)
-    keys = {d: day_key(basis, d, [fingerprints[p.id] for p in by_day[d]]) for d in days}
-    picks = {}
+    since = reading.since
+    kept = {d: s for d, s in manifest.days.items() if since is not None and d < since}
+    fingerprints = {p.id: paper_key(p) for day in by_day.values() for p in day}
+    keys = {d: day_key(basis, d, [fingerprints[p.id] for p in ps]) for d, ps in by_day.items()}
+    picks: dict[date, list[Pick]] = {}
     stale = []
-    for d in days:
-        cached = manifest.days.get(d.isoformat())
-        if cached and cached.get("key") == keys[d]:
+    for d in by_day:
+        cached = manifest.days.get(d)
+        if cached and cached.key == keys[d]:
             try:
-                picks[d] = [pick_from_json(d, raw) for raw in cached["picks"]]
+                picks[d] = [pick_from_json(d, raw) for raw in cached.picks]
                 continue
             except (KeyError, TypeError, ValueError):
                 pass  # a damaged cache entry: rank the day again
         stale.append(d)
+    profiles = list(config.profiles)
+    synonyms = config.synonyms or None
     if stale:
-        fresh = rank_days_parallel(
-            [(d, by_day[d]) for d in stale], profiles, settings, synonyms, ranker, workers
-        )
-        picks.update(fresh)
-    manifest.days = {
-        d.isoformat(): {"key": keys[d], "picks": [pick_to_json(p) for p in picks[d]]} for d in days
-    }
-    names = [p.name for p in config.profiles]
+        stale.sort(reverse=True)
+        days = [(d, by_day[d]) for d in stale]
+        picks.update(rank_days_parallel(days, profiles, config.ranking, synonyms, ranker, workers))
+    papers = {p.id: p for day in by_day.values() for p in day}
+    for d, state in kept.items():
+        picks[d] = [pick_from_json(d, raw) for raw in state.picks]
+        for pid, raw in state.papers.items():
+            papers.setdefault(pid, from_display_copy(raw))
+        keys[d] = state.key
     infos = [
         ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
-        for p, slug in zip(config.profiles, unique_slugs(names), strict=True)
+        for p, slug in zip(profiles, unique_slugs([p.name for p in profiles]), strict=True)
     ]
     archive = Archive(
         title=config.digest_title,
         base_url=config.publish.base_url,
         profiles=infos,
-        papers=papers,
-        fingerprints=fingerprints,
-        days=days,
-        day_papers=by_day,
+        days=sorted(set(by_day) | set(kept), reverse=True),
+        counts={**{d: s.count for d, s in kept.items()}, **{d: len(p) for d, p in by_day.items()}},
         day_keys=keys,
         picks=picks,
+        papers=papers,
+        day_papers=by_day,
+        fingerprints=fingerprints,
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
     )
     archive.index_picks()
-    return archive, len(stale)
+    return archive, kept, len(stale)
+
+
+def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
+    """What the next publish needs of a day it does not read again."""
+    picks = archive.picks.get(day, [])
+    return DayState(
+        key=archive.day_keys[day],
+        count=archive.counts[day],
+        picks=[pick_to_json(p) for p in picks],
+        papers={p.paper_id: display_copy(archive.papers[p.paper_id]) for p in picks},
+        pages={p.path: p.key for p in pages},
+    )
+
+
+def _sitemap_paths(
+    archive: Archive,
+    site_wide: list[Page],
+    owned: dict[date, list[Page]],
+    kept: dict[date, DayState],
+) -> list[tuple[str, date | None]]:
+    """Every HTML page (index first) with the day it last changed for."""
+    newest = archive.days[0] if archive.days else None
+    day_of_page = {p.path: d for d, pages in owned.items() for p in pages}
+    day_of_page.update({path: d for d, s in kept.items() for path in s.pages})
+    paths: list[tuple[str, date | None]] = [("", newest)]
+    paths += [(p.path, newest) for p in site_wide if p.path.startswith("profiles/")]
+    owned_html = [(path, d) for path, d in day_of_page.items() if path.endswith(".html")]
+    owned_html.sort(key=lambda pd: (not pd[0].startswith("days/"), -pd[1].toordinal(), pd[0]))
+    paths += owned_html
+    return paths
+
+
+def _remove_day_states(out: Path, gone: set[date], current: set[date], reading: Reading) -> None:
+    """Delete the saved state of days no longer published; after a full reading, also
+    any state file in the directory that no published day owns (a lost manifest's)."""
+    for day in gone:
+        day_path(out, day).unlink(missing_ok=True)
+    if reading.since is None and (out / DAYS_DIR).is_dir():
+        names = {day_path(out, d).name for d in current}
+        for path in (out / DAYS_DIR).glob("*.json"):
+            if path.name not in names:
+                path.unlink(missing_ok=True)
 
 
 def _remove_stale(out: Path, paths: set[str]) -> int:

@@ -1,4 +1,4 @@
-"""The machine-read files: Atom feeds, sitemap.xml, the search index, static assets.
+"""The machine-read files: Atom feeds, sitemap.xml, static assets (search: `search`).
 
 Atom (RFC 4287): entry ids are `tag:` URIs made of the day and the paper id only, feed
 ids of the profile slug only, so neither changes when the site moves; `updated` comes
@@ -8,23 +8,18 @@ else relative to the feed's own location (feed readers resolve them against the 
 
 sitemap.xml needs absolute URLs (sitemaps.org), so it is written only when `base_url` is
 set; more than 50,000 URLs are split into sitemap-N.xml files under a sitemap index.
-
-The search index is a script that sets a global (`search-index.js`), not JSON fetched at
-run time, because Chromium blocks fetch() of file:// URLs; its JSON has `<`, `>` and `&`
-escaped so no string in it can end a script element or be read as markup.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from urllib.parse import quote
 
 import jinja2
 
 from digest.publish.manifest import inputs_hash
-from digest.publish.names import atom_time, entry_id, feed_id, paper_file, plain, shorten
+from digest.publish.names import atom_time, entry_id, feed_id, paper_file, shorten
 from digest.publish.picks import Pick
 from digest.publish.site import Page
 from digest.publish.views import Archive
@@ -32,7 +27,6 @@ from digest.render import sentences
 
 #: Most URLs one sitemap file may hold (sitemaps.org).
 SITEMAP_LIMIT = 50_000
-SEARCH_INDEX = "search-index.js"
 STATIC = ("static/style.css", "static/search.js")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,7 +61,8 @@ def _feed_entries(archive: Archive, picks: list[Pick], href_prefix: str) -> list
 def feed_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> list[Page]:
     """`feeds/<slug>.atom` per profile and `feeds/all.atom` (every profile's picks)."""
     base = archive.base_url
-    latest = max((p.first_seen for p in archive.papers.values() if p.first_seen), default=_EPOCH)
+    # A feed without entries is as new as the newest day (known without its papers).
+    latest = datetime.combine(archive.days[0], time.min, UTC) if archive.days else _EPOCH
     feeds: list[tuple[str, str, str, list[Pick]]] = []
     all_picks = [p for day in archive.days for p in archive.picks.get(day, [])]
     # all.atom: newest day first, then the best score of the day first.
@@ -127,33 +122,6 @@ def sitemap_pages(
         index.append((f"{base}sitemap-{n}.xml", max((m for _, m in chunk if m), default=None)))
     pages.append(page("sitemap.xml", None, index))
     return pages
-
-
-def script_json(value: object) -> str:
-    """JSON that is safe inside a script: only ASCII, and no `<`, `>` or `&` characters."""
-    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def search_index_page(archive: Archive) -> Page:
-    """`search-index.js`: [href, title, abstract, day] of every paper, newest day first."""
-    papers = [p for day in archive.days for p in archive.day_papers[day]]
-
-    def render() -> bytes:
-        rows = [
-            [
-                "papers/" + paper_file(p.id),
-                plain(p.title).strip(),
-                plain(p.abstract).strip(),
-                archive.day_of_paper(p).isoformat(),
-            ]
-            for p in papers
-        ]
-        data = script_json({"version": 1, "papers": rows})
-        return f"window.PAPERS_DIGEST_INDEX = {data};\n".encode("ascii")
-
-    key = inputs_hash("search", 1, [archive.fingerprints[p.id] for p in papers])
-    return Page(SEARCH_INDEX, key, render)
 
 
 def static_pages(env: jinja2.Environment) -> list[Page]:

@@ -1,25 +1,41 @@
-"""The publish manifest and atomic file writes.
+"""The publish manifest, each day's saved state, and atomic file writes.
 
-`.publish-manifest.json` in the output directory records, for every file the publisher
-wrote, a hash of the inputs it was made from, and the cached picks of every day. A page
-whose inputs hash is unchanged is neither rendered nor written, so publishing twice
-touches nothing; a file listed in the manifest but no longer planned is removed (and
-only such files: the publisher never deletes what it did not write).
+Two kinds of build state live in the output directory, beside the pages:
+
+- `.publish-manifest.json`: the site-wide part. The inputs hash of every page that does
+  not belong to one day (index, profile pages, feeds, sitemap, search list, static files),
+  the store's row high-water mark and the day published through (so the next publish
+  knows which papers are new), the ranking basis and the templates' hash (when either
+  changes every day is planned again), and the list of published days.
+- `.publish-days/YYYY-MM-DD.json`, one a day: its cache key, paper count, picks, display
+  copies of the papers picked (what index, profile pages and feeds show of them) and the
+  inputs hash of every file that belongs to the day (day page, permalinks, search shard).
+
+A day's state is rewritten only when the day changes, so a new day costs one small file,
+not a rewrite of a year's state. A page whose inputs hash is unchanged is neither rendered
+nor written; a file listed in the state but no longer planned is removed (and only such
+files: the publisher never deletes what it did not write). Day states are only trusted
+together with the manifest that lists them: without it, every day is built again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from digest.model import Paper
+
 MANIFEST_NAME = ".publish-manifest.json"
-#: Bump when the manifest layout changes: an unknown version is read as empty.
-MANIFEST_VERSION = 1
+DAYS_DIR = ".publish-days"
+#: Bump when the state layout changes: an unknown version is read as empty.
+MANIFEST_VERSION = 3
 
 
 def inputs_hash(*parts: object) -> str:
@@ -28,32 +44,120 @@ def inputs_hash(*parts: object) -> str:
     return hashlib.blake2b(text, digest_size=12).hexdigest()
 
 
+#: What a page may show of a paper besides its title and abstract: every other field but
+#: `last_seen` (each sighting moves it, and no page shows it).
+_OTHER_FIELDS = operator.attrgetter(
+    *(f.name for f in fields(Paper) if f.name not in ("title", "abstract", "last_seen"))
+)
+
+
+def paper_key(paper: Paper) -> str:
+    """A hash of everything a page may show of a paper. Cheaper than the JSON of
+    `codec.paper_fingerprint` (it is taken of every paper of every day read: a whole
+    year's from scratch), and only compared with keys made by this same function."""
+    title = paper.title.encode("utf-8", "surrogatepass")
+    abstract = paper.abstract.encode("utf-8", "surrogatepass")
+    h = hashlib.blake2b(b"%d:%d:" % (len(title), len(abstract)), digest_size=12)
+    h.update(title)
+    h.update(abstract)
+    h.update(repr(_OTHER_FIELDS(paper)).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+@dataclass(slots=True)
+class DayState:
+    """What the last publish knew of one day (the JSON of `.publish-days/<day>.json`)."""
+
+    key: str  #: the day's cache key (ranking basis + its papers' fingerprints)
+    count: int  #: papers of the day
+    picks: list[list]  #: picks in `pick_to_json` form, in rank order
+    papers: dict[str, list[Any]]  #: paper id -> `views.display_copy` (picked papers only)
+    pages: dict[str, str]  #: path -> inputs hash of the files that belong to this day
+
+    def dumps(self) -> str:
+        data = {
+            "version": MANIFEST_VERSION,
+            "key": self.key,
+            "count": self.count,
+            "picks": self.picks,
+            "papers": self.papers,
+            "pages": self.pages,
+        }
+        return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> DayState | None:
+        """The state in `text`, or None when it is damaged or of another version."""
+        try:
+            raw = json.loads(text)
+            if raw.get("version") != MANIFEST_VERSION:
+                return None
+            return cls(
+                key=str(raw["key"]),
+                count=int(raw["count"]),
+                picks=list(raw["picks"]),
+                papers=dict(raw["papers"]),
+                pages={str(k): str(v) for k, v in raw["pages"].items()},
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+
 @dataclass(slots=True)
 class Manifest:
-    """What the last publish wrote (path -> inputs hash) and each day's cached picks."""
+    """The site-wide build state and, loaded beside it, every listed day's state."""
 
-    pages: dict[str, str] = field(default_factory=dict)
-    #: day (YYYY-MM-DD) -> {"key": cache key, "picks": [pick in JSON form, ...]}
-    days: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pages: dict[str, str] = field(default_factory=dict)  #: site-wide pages only
+    row: int | None = None  #: the store's newest row when the last publish read it
+    through: date | None = None  #: the last publish's "today"
+    basis: str = ""  #: ranking basis (profiles, settings, synonyms)
+    globals_key: str = ""  #: site version, title and templates
+    days: dict[date, DayState] = field(default_factory=dict)
+    #: True when loaded from disk intact (every listed day's state included)
+    complete: bool = False
 
     @classmethod
     def load(cls, out_dir: Path) -> Manifest:
-        """The manifest in `out_dir`; empty when missing, unreadable or of another version
-        (then every page is rendered and compared with the file on disk)."""
+        """The state in `out_dir`; empty (not `complete`) when missing, damaged or of
+        another version, and then every day is read, ranked and planned again."""
         try:
             raw = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            if not isinstance(raw, dict) or raw.get("version") != MANIFEST_VERSION:
+                return cls()
+            manifest = cls(
+                pages={str(k): str(v) for k, v in raw["pages"].items()},
+                row=None if raw["row"] is None else int(raw["row"]),
+                through=None if raw["through"] is None else date.fromisoformat(raw["through"]),
+                basis=str(raw["basis"]),
+                globals_key=str(raw["globals"]),
+            )
+            for day_text in raw["days"]:
+                day = date.fromisoformat(day_text)
+                state = DayState.loads(day_path(out_dir, day).read_text(encoding="utf-8"))
+                if state is None:
+                    return cls()
+                manifest.days[day] = state
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return cls()
-        if not isinstance(raw, dict) or raw.get("version") != MANIFEST_VERSION:
-            return cls()
-        pages, days = raw.get("pages"), raw.get("days")
-        if not isinstance(pages, dict) or not isinstance(days, dict):
-            return cls()
-        return cls(pages={str(k): str(v) for k, v in pages.items()}, days=days)
+        manifest.complete = True
+        return manifest
 
     def dumps(self) -> str:
-        data = {"version": MANIFEST_VERSION, "pages": self.pages, "days": self.days}
+        data = {
+            "version": MANIFEST_VERSION,
+            "pages": self.pages,
+            "row": self.row,
+            "through": self.through.isoformat() if self.through else None,
+            "basis": self.basis,
+            "globals": self.globals_key,
+            "days": sorted(d.isoformat() for d in self.days),
+        }
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def day_path(out_dir: Path, day: date) -> Path:
+    """Where a day's state is kept."""
+    return out_dir / DAYS_DIR / f"{day.isoformat()}.json"
 
 
 def write_atomic(path: Path, data: bytes) -> None:

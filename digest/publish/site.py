@@ -2,30 +2,37 @@
 
 Every page is planned as a `Page`: its path, a hash of exactly the inputs it shows, and
 a function that renders it. Planning is cheap (hashes of fingerprints); rendering only
-happens for pages whose inputs changed. All links are relative (every page lives at the
-root or one directory below it), so the site works from file:// and under any base path.
+happens for pages whose inputs changed. Pages that belong to one day (its day page and
+its permalinks) are planned only for the days this publish read (`day_pages`); the
+site-wide ones (`index_page`, and the profile pages in `profiles`) every time, from the
+saved picks. All links are relative, so the site works from file:// and under any path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import jinja2
+from markupsafe import Markup, escape
 
+from digest.model import Paper
 from digest.publish.manifest import inputs_hash
-from digest.publish.names import paper_file
+from digest.publish.names import paper_file, plain
 from digest.publish.views import (
     Archive,
-    PaperLink,
     day_href,
     external_links,
     item_view,
+    paper_anchor,
     paper_href,
+    readable_links,
 )
+from digest.render import paper_meta
 
 #: Bump when the pages change in a way the templates' text does not show.
-SITE_VERSION = 1
+SITE_VERSION = 2
 #: Top picks per profile and day on the index page.
 INDEX_TOP = 3
 #: Templates whose text is part of every page's inputs hash.
@@ -57,17 +64,20 @@ def template_hash(env: jinja2.Environment, names: tuple[str, ...]) -> str:
     return inputs_hash(*sources)
 
 
-def _render(env: jinja2.Environment, name: str, **context: object) -> bytes:
+def render(env: jinja2.Environment, name: str, **context: object) -> bytes:
+    """A template rendered to UTF-8 bytes."""
     return env.get_template(name).render(**context).encode("utf-8", "replace")
 
 
-def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> list[Page]:
-    """Index, day, profile and paper pages."""
-    profiles_sig = tuple((p.name, p.slug, p.keywords, p.exclude) for p in archive.profiles)
-    common = {"site_title": archive.title, "profiles": archive.profiles}
-    pages: list[Page] = []
+def profiles_signature(archive: Archive) -> tuple:
+    """What every page shows of the profiles (the header lists them all)."""
+    return tuple((p.name, p.slug, p.keywords, p.exclude) for p in archive.profiles)
 
-    # index.html: recent days with top picks, every day, every profile.
+
+def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> Page:
+    """index.html: recent days with top picks, every day, every profile."""
+    common = {"site_title": archive.title, "profiles": archive.profiles}
+
     def render_index() -> bytes:
         recent = []
         for day in archive.days[: archive.recent_days]:
@@ -77,13 +87,13 @@ def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
                 mine = [p for p in picks if p.profile == i]
                 top = [item_view(archive, p, "") for p in mine[:INDEX_TOP]]
                 per_profile.append((info, len(mine), top))
-            recent.append((day, day_href("", day), len(archive.day_papers[day]), per_profile))
-        all_days = [(d, day_href("", d), len(archive.day_papers[d])) for d in archive.days]
-        totals = [
-            sum(1 for picks in archive.picks.values() for p in picks if p.profile == i)
-            for i in range(len(archive.profiles))
-        ]
-        return _render(
+            recent.append((day, day_href("", day), archive.counts[day], per_profile))
+        all_days = [(d, day_href("", d), archive.counts[d]) for d in archive.days]
+        totals = [0] * len(archive.profiles)
+        for picks in archive.picks.values():
+            for p in picks:
+                totals[p.profile] += 1
+        return render(
             env,
             "site/index.html.j2",
             root="",
@@ -91,86 +101,89 @@ def html_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
             recent=recent,
             all_days=all_days,
             totals=totals,
-            paper_count=len(archive.papers),
+            paper_count=sum(archive.counts.values()),
             **common,
         )
 
-    index_key = inputs_hash(
+    key = inputs_hash(
         globals_key,
-        profiles_sig,
+        profiles_signature(archive),
         archive.recent_days,
         [(d.isoformat(), archive.day_keys[d]) for d in archive.days],
     )
-    pages.append(Page("index.html", index_key, render_index))
+    return Page("index.html", key, render_index)
 
-    # days/YYYY-MM-DD.html: a section per profile, then the day's other papers.
-    for n, day in enumerate(archive.days):
-        previous = archive.days[n + 1] if n + 1 < len(archive.days) else None
 
-        def render_day(day=day, previous=previous) -> bytes:
-            picks = archive.picks.get(day, [])
-            sections = [
-                (info, [item_view(archive, p, "../") for p in picks if p.profile == i])
-                for i, info in enumerate(archive.profiles)
-            ]
-            picked = {p.paper_id for p in picks}
-            others = [
-                PaperLink(paper_href("../", p.id), p)
-                for p in archive.day_papers[day]
-                if p.id not in picked
-            ]
-            return _render(
-                env,
-                "site/day.html.j2",
-                root="../",
-                page_title=f"{day.isoformat()} — {archive.title}",
-                day=day,
-                count=len(archive.day_papers[day]),
-                sections=sections,
-                others=others,
-                previous=(previous, day_href("../", previous)) if previous else None,
-                **common,
-            )
+def other_papers_html(papers: list[Paper], permalinked: set[str]) -> Markup:
+    """The `<li>` of each paper of a day no profile picked: its title, linking to its
+    permalink or else to its source, its meta line and its other links, under an anchor
+    that search results point at.
 
-        key = inputs_hash(
-            globals_key, profiles_sig, day.isoformat(), archive.day_keys[day], previous
+    Made here rather than in day.html.j2: a year at 2,000 papers a day is 730,000 of these
+    rows, and a Jinja loop with filters costs several times what this does. Every piece of
+    paper text goes through `escape`; urls are `readable_links`, which passed `safe_url`.
+    """
+    rows = []
+    for p in papers:
+        if p.id in permalinked:
+            href, links = paper_href("../", p.id), []
+        else:
+            links = readable_links(p)
+            href = links.pop(0)[1]
+        external = ' rel="noopener noreferrer"' if href.startswith("http") else ""
+        more = "".join(
+            f' · <a href="{escape(url)}" rel="noopener noreferrer">{escape(label)}</a>'
+            for label, url in links
         )
-        pages.append(Page(f"days/{day.isoformat()}.html", key, render_day))
-
-    # profiles/<slug>.html: the profile's picks across days, newest first.
-    for i, info in enumerate(archive.profiles):
-        picks = archive.profile_picks(i)
-
-        def render_profile(info=info, picks=picks) -> bytes:
-            by_day: dict = {}
-            for p in picks:
-                by_day.setdefault(p.day, []).append(item_view(archive, p, "../"))
-            return _render(
-                env,
-                "site/profile.html.j2",
-                root="../",
-                page_title=f"{info.name} — {archive.title}",
-                profile=info,
-                by_day=[(d, day_href("../", d), items) for d, items in by_day.items()],
-                count=len(picks),
-                **common,
-            )
-
-        key = inputs_hash(
-            globals_key,
-            profiles_sig,
-            i,
-            [(p, archive.fingerprints[p.paper_id]) for p in picks],
+        rows.append(
+            f'<li class="item" id="{paper_anchor(p.id)}"><a class="title" href="{escape(href)}"'
+            f'{external}>{escape(plain(p.title))}</a><div class="meta">'
+            f"{escape(paper_meta(p))}{more}</div></li>\n"
         )
-        pages.append(Page(info.page, key, render_profile))
+    return Markup("".join(rows))
 
-    # papers/<id>.html: one permalink per paper.
-    for paper in archive.papers.values():
+
+def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: date) -> list[Page]:
+    """days/<day>.html (a section per profile, then every other paper of the day) and the
+    permalinks of the day's papers that get one; the day must be among those read."""
+    common = {"site_title": archive.title, "profiles": archive.profiles}
+    profiles_sig = profiles_signature(archive)
+    n = archive.days.index(day)
+    previous = archive.days[n + 1] if n + 1 < len(archive.days) else None
+    permalinked = archive.permalinked(day)
+
+    def render_day() -> bytes:
+        picks = archive.picks.get(day, [])
+        sections = [
+            (info, [item_view(archive, p, "../") for p in picks if p.profile == i])
+            for i, info in enumerate(archive.profiles)
+        ]
+        picked = {p.paper_id for p in picks}
+        others = [p for p in archive.day_papers[day] if p.id not in picked]
+        return render(
+            env,
+            "site/day.html.j2",
+            root="../",
+            page_title=f"{day.isoformat()} — {archive.title}",
+            day=day,
+            count=archive.counts[day],
+            sections=sections,
+            others=len(others),
+            others_html=other_papers_html(others, permalinked),
+            previous=(previous, day_href("../", previous)) if previous else None,
+            **common,
+        )
+
+    key = inputs_hash(globals_key, profiles_sig, day.isoformat(), archive.day_keys[day], previous)
+    pages = [Page(f"days/{day.isoformat()}.html", key, render_day)]
+
+    for paper in archive.day_papers[day]:
+        if paper.id not in permalinked:
+            continue
         picks = archive.picks_of_paper.get(paper.id, [])
 
         def render_paper(paper=paper, picks=picks) -> bytes:
-            day = archive.day_of_paper(paper)
-            return _render(
+            return render(
                 env,
                 "site/paper.html.j2",
                 root="../",

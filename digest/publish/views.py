@@ -1,19 +1,29 @@
 """What the site's templates see: the archive as plain data, and per-page view records.
 
-`Archive` is everything the pages are made from (papers by day, the picks, the profiles);
-the view records (`ItemView`, `PaperLink`) carry links already made relative to the page
-that shows them, and titles split into highlight segments. Templates only format.
+`Archive` is everything the pages are made from: every published day's count and picks,
+and the papers of the days this publish read (`day_papers`; the other days' pages are
+not made again, so their papers are not needed, except display copies of their picked
+papers, which index, profile pages and feeds show). The view record `ItemView`
+carries links already made relative to the page that shows them, and titles split into
+highlight segments. Templates only format.
+
+Which papers get a permalink (`papers/<id>.html`): those a profile picked, and those
+with no page elsewhere (no source URL, no arXiv id), so every paper can be read in full
+somewhere. The rest are listed on their day page, with the link to their source and an
+anchor (`#p-<id>`) that search results point at: a year at 2,000 papers a day is then
+some ten thousand permalinks, not 730,000 files.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from digest.model import Match, Paper
 from digest.publish.names import day_of, paper_file, plain
 from digest.publish.picks import Pick, Span
+from digest.render import safe_url, sentences
 
 Segment = tuple[str, bool]  #: (text, highlighted)
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}(v\d+)?")
@@ -39,22 +49,29 @@ class ProfileInfo:
 
 @dataclass(slots=True)
 class Archive:
-    """The site's data: papers grouped by day (newest day first) and each day's picks."""
+    """The site's data: every published day (newest first), its count and picks, and the
+    papers of the days read this time."""
 
     title: str
     base_url: str
     profiles: list[ProfileInfo]
-    papers: dict[str, Paper]
-    fingerprints: dict[str, str]
-    #: newest first
+    #: every published day, newest first
     days: list[date]
-    day_papers: dict[date, list[Paper]]
+    counts: dict[date, int]
     day_keys: dict[date, str]
     picks: dict[date, list[Pick]]
+    #: the papers of the days read, and display copies of every day's picked papers
+    papers: dict[str, Paper]
+    #: the days read this time -> their papers (other days are not rendered again)
+    day_papers: dict[date, list[Paper]]
+    #: fingerprints of the papers of the days read
+    fingerprints: dict[str, str]
     recent_days: int = 14
     feed_entries: int = 50
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
+    #: day -> ids of its papers with a permalink (filled by `permalinked`)
+    permalinks: dict[date, set[str]] = field(default_factory=dict)
 
     def index_picks(self) -> None:
         self.picks_of_paper = {}
@@ -67,17 +84,52 @@ class Archive:
         assert paper.first_seen is not None  # stored papers always have it
         return day_of(paper.first_seen)
 
-    def profile_picks(self, index: int) -> list[Pick]:
-        """A profile's picks across days: newest day first, best first within a day."""
-        return [p for day in self.days for p in self.picks.get(day, []) if p.profile == index]
+    def profile_picks(self, index: int, days: list[date] | None = None) -> list[Pick]:
+        """A profile's picks across `days` (all days when None): newest day first, best
+        first within a day."""
+        chosen = self.days if days is None else days
+        return [p for day in chosen for p in self.picks.get(day, []) if p.profile == index]
+
+    def permalinked(self, day: date) -> set[str]:
+        """Ids of the papers of a day read this time that get a permalink page."""
+        if day not in self.permalinks:
+            picked = {p.paper_id for p in self.picks.get(day, [])}
+            self.permalinks[day] = {
+                p.id for p in self.day_papers[day] if p.id in picked or not readable_links(p)
+            }
+        return self.permalinks[day]
 
 
-@dataclass(frozen=True, slots=True)
-class PaperLink:
-    """A paper in a list: link, title and meta (for 'other papers' and search-less lists)."""
+def display_copy(paper: Paper) -> list:
+    """What the pages of other days show of a picked paper, as compact JSON: title, meta,
+    first seen, and the abstract cut to the sentences a feed entry shows (`sentences`
+    gives the same on it again). A year holds some ten thousand of these, read on every
+    publish: a short list decodes several times faster than a whole paper's JSON."""
+    return [
+        paper.id,
+        paper.title,
+        sentences(paper.abstract),
+        paper.organization,
+        paper.authors_count,
+        paper.published.isoformat() if paper.published else None,
+        paper.upvotes,
+        paper.first_seen.isoformat() if paper.first_seen else None,
+    ]
 
-    href: str
-    paper: Paper
+
+def from_display_copy(raw: list) -> Paper:
+    """The inverse of `display_copy` (fields it does not keep are left empty)."""
+    pid, title, abstract, organization, authors, published, upvotes, seen = raw
+    return Paper(
+        id=str(pid),
+        title=str(title),
+        abstract=str(abstract),
+        organization=organization,
+        authors_count=authors,
+        published=date.fromisoformat(published) if published else None,
+        upvotes=int(upvotes),
+        first_seen=datetime.fromisoformat(seen) if seen else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +171,11 @@ def paper_href(root: str, paper_id: str) -> str:
     return f"{root}papers/{paper_file(paper_id)}"
 
 
+def paper_anchor(paper_id: str) -> str:
+    """The id of a paper's entry on its day page (`p-` and its file name's stem)."""
+    return "p-" + paper_file(paper_id).removesuffix(".html")
+
+
 def day_href(root: str, day: date) -> str:
     return f"{root}days/{day.isoformat()}.html"
 
@@ -150,6 +207,18 @@ def external_links(paper: Paper) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
     if paper.url:
         links.append(("Paper page", paper.url))
+    if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
+        links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
+        links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))
+    return links
+
+
+def readable_links(paper: Paper) -> list[tuple[str, str]]:
+    """`external_links` that pass `safe_url` (a `javascript:` url is no page to read).
+    Called for every paper of a day: only the paper's own url needs the check, the
+    others are made from an id of a checked shape."""
+    url = safe_url(paper.url) if paper.url else ""
+    links = [("Paper page", url)] if url else []
     if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
         links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
         links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))

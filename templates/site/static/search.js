@@ -1,9 +1,11 @@
-/* papers-digest archive search: titles and abstracts, entirely in the browser.
+/* papers-digest archive search: titles and the start of abstracts, in the browser.
  *
- * The index is a script (search-index.js) that sets window.PAPERS_DIGEST_INDEX, loaded on
- * first use: a <script> works from file:// where fetch() of local files is blocked.
- * Results are built with textContent only; links are accepted only when they have the
- * shape of our own paper pages, so nothing in the data can become markup or a URL.
+ * search-index.js sets window.PAPERS_DIGEST_INDEX: the list of days, each with its shard
+ * (search/<day>.js, which adds that day's rows to window.PAPERS_DIGEST_SHARDS). Both are
+ * loaded on first use as <script>s, which work from file:// where fetch() of local files
+ * is blocked; shards load a few at a time, newest day first. Results are built with
+ * textContent only; links are accepted only when they have the shape of our own paper
+ * pages or day-page entries, so nothing in the data can become markup or a URL.
  */
 (function () {
   "use strict";
@@ -17,7 +19,9 @@
   if (!input || !box || !list || !status) return;
 
   var MAX_RESULTS = 50;
-  var SAFE_HREF = /^papers\/[A-Za-z0-9._-]+\.html$/;
+  var PARALLEL = 4;     // shards loading at once
+  var SAFE_HREF = /^(papers\/[A-Za-z0-9._-]+\.html|days\/\d{4}-\d\d-\d\d\.html#p-[A-Za-z0-9._-]+)$/;
+  var SAFE_SHARD = /^search\/\d{4}-\d\d-\d\d\.js(\?v=[0-9a-f]+)?$/;
   var rows = null;      // [{href, title, abstract, day, t, a}] once loaded
   var loading = false;
   var pending = null;   // the query to run once the index is in
@@ -26,32 +30,65 @@
     return String(text).toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
   }
 
+  function script(src, done) {
+    var s = document.createElement("script");
+    s.src = root + src;
+    s.onload = function () { done(true); };
+    s.onerror = function () { done(false); };
+    document.head.appendChild(s);
+  }
+
+  function fail() {
+    loading = false;
+    status.textContent = "The search index could not be loaded.";
+  }
+
   function load() {
     if (rows || loading) return;
     loading = true;
     status.textContent = "Loading the search index…";
-    var s = document.createElement("script");
-    s.src = root + indexSrc;
-    s.onload = function () {
+    script(indexSrc, function (ok) {
       var data = window.PAPERS_DIGEST_INDEX;
-      var papers = (data && Array.isArray(data.papers)) ? data.papers : [];
-      rows = [];
-      for (var i = 0; i < papers.length; i++) {
-        var p = papers[i];
-        if (!Array.isArray(p) || typeof p[0] !== "string" || !SAFE_HREF.test(p[0])) continue;
-        var title = String(p[1] || ""), abstract = String(p[2] || "");
-        rows.push({ href: p[0], title: title, abstract: abstract, day: String(p[3] || ""),
-                    t: fold(title), a: fold(abstract) });
+      if (!ok || !data || !Array.isArray(data.days)) { fail(); return; }
+      var days = data.days.filter(function (d) {
+        return Array.isArray(d) && typeof d[0] === "string" && typeof d[1] === "string" &&
+          SAFE_SHARD.test(d[1]);
+      });
+      var next = 0, done = 0, failed = false;
+      function finish() {
+        var shards = window.PAPERS_DIGEST_SHARDS || {};
+        rows = [];
+        for (var i = 0; i < days.length; i++) {  // newest day first, as listed
+          var shard = shards[days[i][0]];
+          var papers = (shard && Array.isArray(shard.papers)) ? shard.papers : [];
+          for (var j = 0; j < papers.length; j++) {
+            var p = papers[j];
+            if (!Array.isArray(p) || typeof p[0] !== "string" || !SAFE_HREF.test(p[0])) continue;
+            var title = String(p[1] || ""), abstract = String(p[2] || "");
+            rows.push({ href: p[0], title: title, abstract: abstract, day: days[i][0],
+                        t: fold(title), a: fold(abstract) });
+          }
+        }
+        loading = false;
+        if (failed) status.textContent = "Some days of the search index could not be loaded.";
+        if (pending !== null) run(pending);
+        else if (!failed) status.textContent = "";
       }
-      loading = false;
-      if (pending !== null) run(pending);
-      else status.textContent = "";
-    };
-    s.onerror = function () {
-      loading = false;
-      status.textContent = "The search index could not be loaded.";
-    };
-    document.head.appendChild(s);
+      function more() {
+        if (next >= days.length) { if (done === days.length) finish(); return; }
+        var day = days[next++];
+        script(day[1], function (ok) {
+          if (!ok) failed = true;
+          done++;
+          if (days.length > PARALLEL) {
+            status.textContent = "Loading the search index… " + done + "/" + days.length + " days";
+          }
+          more();
+        });
+      }
+      if (days.length === 0) { finish(); return; }
+      for (var k = 0; k < PARALLEL; k++) more();
+    });
   }
 
   function excerpt(text, folded, term) {
