@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from digest.deliver import Backend, OutgoingEmail, SendResult
     from digest.ingest import IngestReport, ingest
     from digest.store import Store
+    from digest.window import Window, kept_terms, recent_window, stored_papers, window_since
 
 __all__ = [
     "FetchReport",
@@ -98,59 +99,16 @@ def build_digest(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Which stored papers `rank_stored` and `preview` rank: those that ARRIVED in the store
-    after `after` (the row's arrival, not the source's date: plan.py's one notion of
-    "new"), or every stored paper when `after` is None."""
-
-    after: datetime | None = None
-    #: How a message names the window: "in the last day", "on or after 2025-10-16".
-    label: str = "in the store"
-
-
-def recent_window(now: datetime, frequency: str = "daily") -> Window:
-    """What a reader's first digest at `now` would hold: the papers that arrived in the
-    one period (a day, a week for weekly readers) before `now`, as `plan.due_readers`."""
-    from digest.plan import PERIODS
-
-    return Window(
-        now - PERIODS[frequency], "in the last week" if frequency == "weekly" else "in the last day"
-    )
-
-
-def window_since(day: date) -> Window:
-    """The papers that arrived on or after `day` (from 00:00 UTC)."""
-    start = datetime.combine(day, time.min, UTC)
-    # Stored times have microseconds: "after one tick before midnight" is "from midnight".
-    return Window(start - timedelta(microseconds=1), f"on or after {day.isoformat()}")
-
-
-def stored_papers(store: Store, window: Window | None = None) -> list[Paper]:
-    """The stored papers in `window` (every one when None). A window reads only its own
-    rows, in arrival order, as the send does: its cost is the window's, not the store's."""
-    if window is None or window.after is None:
-        return store.papers()
-    low = store.row_arrived_by(window.after)
-    return [paper for _, paper in store.arrivals(low, store.newest_paper_row())]
-
-
 def rank_stored(
     config: Config, store: Store, profile: Profile, now: datetime, window: Window | None = None
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
     stored paper), best first."""
+    from digest.window import kept_terms, stored_papers
+
     papers = stored_papers(store, window)
     digest = build_digest(config, papers, [profile], now, blobs=kept_terms(config, store, papers))
     return list(digest.sections[0].items)
-
-
-def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[str, bytes]:
-    """The analysed text ingest kept for `papers` (`Store.paper_terms`, under this config's
-    analysis), for `build_digest`: ranking reads it instead of analysing every paper."""
-    from digest import rank
-
-    return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
 def preview(
@@ -164,6 +122,7 @@ def preview(
     """Rank the papers in `window` (default: every stored paper) for one profile and render
     the digest; `Digest.papers_considered` tells an empty window from no match."""
     from digest.render import make_environment, render_digest
+    from digest.window import kept_terms, stored_papers
 
     papers = stored_papers(store, window)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
@@ -214,17 +173,18 @@ def publish(
     workers: int | None = None,
     full: bool = False,
 ) -> site.PublishReport:
-    """The static archive of every stored paper up to `now`, ranked by `rank.rank`. The
+    """The static archive of every stored paper up to `now`, ranked by `rank.rank` on the
+    terms ingest kept (`window.KeptTermsRanker`). The
     store itself is handed in, so a publish reads only the days that may have changed
     (`full=True`: every day)."""
     from digest import publish as site
-    from digest import rank
+    from digest.window import KeptTermsRanker
 
     return site.publish(
         config,
         store,
         now,
-        ranker=rank.rank,
+        ranker=KeptTermsRanker(store.path),
         out_dir=out_dir,
         progress=progress,
         workers=workers,
@@ -333,6 +293,7 @@ def run(
     """
     from digest.ingest import ingest
     from digest.render import make_environment, render_digest
+    from digest.window import kept_terms, recent_window, stored_papers
 
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
@@ -498,10 +459,18 @@ def _send_batch(backend: Backend, emails: Sequence[OutgoingEmail]) -> list[SendR
         return [SendResult(e.delivery_id, "retry", str(exc)) for e in emails]
 
 
+_WINDOW = ("Window", "recent_window", "window_since", "stored_papers", "kept_terms")
+
+
 def __getattr__(name: str) -> Any:
-    """`pipeline.ingest` and `pipeline.IngestReport` (re-exported), loaded when first used."""
+    """`pipeline.ingest`, `pipeline.IngestReport` and the window helpers of `digest.window`
+    (re-exported), loaded when first used."""
     if name in ("ingest", "IngestReport"):
         import digest.ingest
 
         return getattr(digest.ingest, name)
+    if name in _WINDOW:
+        import digest.window
+
+        return getattr(digest.window, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

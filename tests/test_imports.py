@@ -34,6 +34,7 @@ LAYERS = [
     "digest.deliver",
     "digest.render",
     "digest.plan",
+    "digest.window",
     "digest.ingest",
     "digest.subscriptions",
     "digest.bulk",

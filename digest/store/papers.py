@@ -108,11 +108,10 @@ class PapersMixin(StoreBase):
             sql += " WHERE first_seen >= ?"
             args = (iso(since) if isinstance(since, datetime) else since.isoformat(),)
         sql += " ORDER BY first_seen DESC, id"
-        sources = self._sources()
-        return [
-            paper_from_row(row, tuple(sources.get(row["id"], ())))
-            for row in self._db.execute(sql, args)
-        ]
+        rows = self._db.execute(sql, args).fetchall()
+        # Some days of a big store: only their sources; the whole store: one pass over all.
+        sources = self._sources() if since is None else self._sources_of([r["id"] for r in rows])
+        return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
 
     def newest_paper_row(self) -> int:
         """The row number of the newest paper (rows only grow): a digest's high-water mark."""
