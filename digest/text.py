@@ -7,6 +7,7 @@ paper must fold to the same string even when one spells `Met$^2$Net` and another
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -49,4 +50,13 @@ def title_id(title: str) -> str:
 
 def clean(text: object) -> str:
     """Text safe to show anywhere: controls and bidi overrides removed, spaces collapsed."""
-    return _SPACES.sub(" ", _UNSAFE.sub("", str(text))).strip()
+    text = str(text)
+    return _clean_short(text) if len(text) <= 300 else _clean(text)
+
+
+def _clean(text: str) -> str:
+    return _SPACES.sub(" ", _UNSAFE.sub("", text)).strip()
+
+
+#: Titles and names, memoised: a send cleans the same ones for every reader who gets them.
+_clean_short = functools.lru_cache(maxsize=65_536)(_clean)

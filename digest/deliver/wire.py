@@ -46,8 +46,8 @@ def _encode(name: str, value: str) -> str:
     words: list[str] = []
     chunk: list[str] = []
     size = 0
-    for ch in value:
-        n = len(ch.encode("utf-8"))
+    for ch in value:  # UTF-8 length by code point (no encoding per character)
+        n = 1 if ch < "\x80" else 2 if ch < "\u0800" else 3 if ch < "\U00010000" else 4
         if size + n > 42:
             words.append("".join(chunk))
             chunk, size = [], 0
