@@ -33,6 +33,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__" and "--child" not in sys.argv:
@@ -60,6 +61,21 @@ def timed_rank(*args: object, **kwargs: object) -> object:
     ranker = stub_rank if os.environ.get(RANKER_ENV) == "stub" else _original_rank
     try:
         return ranker(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        with open(os.environ[RANK_LOG_ENV], "a", encoding="ascii") as log:
+            log.write(f"{time.process_time() - start:.6f}\n")
+
+
+_original_call: Any = None
+
+
+def timed_call(self: object, *args: object, **kwargs: object) -> object:
+    """`KeptTermsRanker.__call__`, timed (and stubbed) as `timed_rank` is."""
+    start = time.process_time()
+    try:
+        if os.environ.get(RANKER_ENV) == "stub":
+            return stub_rank(*args, **kwargs)  # type: ignore[arg-type]
+        return _original_call(self, *args, **kwargs)
     finally:
         with open(os.environ[RANK_LOG_ENV], "a", encoding="ascii") as log:
             log.write(f"{time.process_time() - start:.6f}\n")
@@ -115,7 +131,18 @@ def build(work: Path, days: int, per_day: int) -> None:
         templates = seeds.papers()
     with Store(work / "bench.sqlite3") as store:
         for n in range(days):
-            store.add_papers(day_papers(templates, FIRST_DAY + timedelta(days=n), per_day, n))
+            papers = day_papers(templates, FIRST_DAY + timedelta(days=n), per_day, n)
+            store.add_papers(papers)
+            keep_terms(store, papers)
+
+
+def keep_terms(store: Store, papers: list[Paper]) -> None:
+    """What ingest does for every new paper: keep its analysed text (stores of code from
+    before kept terms have no such table: then nothing)."""
+    if hasattr(store, "keep_paper_terms"):
+        from digest.rank import encode_terms, terms_key
+
+        store.keep_paper_terms(encode_terms(papers, None), terms_key(None))
 
 
 def _cpu(who: int) -> float:
@@ -129,13 +156,21 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
     log = work / f"rank-{os.getpid()}.log"
     os.environ[RANK_LOG_ENV] = str(log)
     rank.rank = timed_rank  # type: ignore[assignment]  # pipeline.publish looks it up per call
+    try:  # the archive ranks with `window.KeptTermsRanker` (code from before: `rank.rank`)
+        from digest.window import KeptTermsRanker
+
+        global _original_call
+        _original_call = KeptTermsRanker.__call__
+        KeptTermsRanker.__call__ = timed_call  # type: ignore[method-assign]
+    except ImportError:
+        pass
     with Store(work / "bench.sqlite3") as store:
         if add_day is not None:
             with Store(work / "seeds.sqlite3") as seeds:
                 templates = seeds.papers()
-            store.add_papers(
-                day_papers(templates, FIRST_DAY + timedelta(days=add_day), per_day, add_day)
-            )
+            papers = day_papers(templates, FIRST_DAY + timedelta(days=add_day), per_day, add_day)
+            store.add_papers(papers)
+            keep_terms(store, papers)
         now = datetime(2030, 1, 1, tzinfo=UTC)
         cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()

@@ -63,7 +63,8 @@ class AbstractMap:
             pos = start + len(part)
         starts = [a for a, _ in bounds]
         where: dict[str, list[tuple[int, int, int]]] = {}
-        for feature, start, end in analyzer.feature_spans(text, wanted):
+        spans = analyzer.feature_spans(text, wanted) if wanted else ()  # none wanted: bounds
+        for feature, start, end in spans:
             sentence = max(bisect.bisect_right(starts, start) - 1, 0)
             where.setdefault(feature, []).append((sentence, start, end))
         return cls(text, bounds, where)
@@ -141,9 +142,10 @@ def explain(
         ),
         shape=(len(feats), len(vocab)),
     )
-    got = lookup(scores, all_rows, all_cols)
-    in_t = lookup((any_feature @ index.in_title).tocsr(), all_rows, all_cols)
-    in_a = lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols)
+    # As lists: the loop below reads them one by one (a numpy scalar costs ~10x more).
+    got = (lookup(scores, all_rows, all_cols) > 0).tolist()
+    in_t = (lookup((any_feature @ index.in_title).tocsr(), all_rows, all_cols) > 0).tolist()
+    in_a = (lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols) > 0).tolist()
     maps: dict[int, AbstractMap] = {}
     shown: dict[tuple[int, ...], tuple[str, ...]] = {}  # (paper, matched plans) -> snippets
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
@@ -157,22 +159,30 @@ def explain(
         sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
         n = len(sel_papers)
         for j, col in enumerate(sel_papers):
-            matches, matched = [], []
+            matches, matched, in_abstract = [], [], False
             for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
                 x = at + k * n + j
-                if pid < 0 or got[x] <= 0:
+                if pid < 0 or not got[x]:
                     continue
                 fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
                 matches.append(Match(kw.text, fields or ("abstract",)))
                 matched.append(pid)
+                in_abstract = in_abstract or in_a[x]
             paper = papers[col]
-            key = (col, *matched)  # readers who share keywords share the paper's snippets
+            # Readers who share keywords share the paper's snippets; a paper none of whose
+            # matched keywords is in its abstract shows its opening (no need to find spans).
+            key = (col, *matched) if in_abstract else (col,)
             snippets = shown.get(key)
             if snippets is None:
-                if col not in maps:
-                    maps[col] = AbstractMap.build(paper.abstract or "", analyzer, wanted)
-                found = [plan_features[pid] for pid in matched]
-                snippets = shown[key] = snippets_for(maps[col], found, settings)
+                text = paper.abstract or ""
+                if not in_abstract:
+                    snippets = snippets_for(AbstractMap.build(text, analyzer, set()), [], settings)
+                else:
+                    if col not in maps:
+                        maps[col] = AbstractMap.build(text, analyzer, wanted)
+                    found = [plan_features[pid] for pid in matched]
+                    snippets = snippets_for(maps[col], found, settings)
+                shown[key] = snippets
             items.append(DigestItem(paper, round(sel_scores[j], 6), tuple(matches), snippets))
         at += n * len(pids)
         out.append(tuple(items))
