@@ -160,6 +160,7 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
             config, store, world.at(day, world.PUBLISH_AT), out_dir=work / "site"
         ),
         "naive": lambda: naive(config, store, args.sample, progress),
+        "rank": lambda: rank_stored(config, store, progress),
     }
 
     def stop(_signum: int, _frame: object) -> None:
@@ -199,6 +200,39 @@ def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(25)
         out["profile"] = text.getvalue()
+    return out
+
+
+def rank_stored(config: Config, store: Store, progress: dict[str, Any]) -> None:
+    """`digest rank` in process for one reader's keywords: the default window (what a
+    first digest holds: the day's papers) and `--all` (the whole store); CPU of each."""
+    from digest.window import Window, recent_window
+
+    now = world.at(world.DAY, world.SEND_AT)
+    profile = make_profile("bench", ("LoRA", '"video diffusion"', "RLHF"))
+    for name, window in (("rank_day", recent_window(now)), ("rank_all", Window())):
+        start = _cpu()
+        items = pipeline.rank_stored(config, store, profile, now, window)
+        progress[name] = _cpu() - start
+        progress[f"{name}_items"] = len(items)
+
+
+def startup(work: Path, repeat: int = 5) -> dict[str, float]:
+    """Median wall seconds of CLI commands that do not rank, each in a fresh process."""
+    out = {}
+    for command in (["--help"], ["subscribers"], ["deliveries"]):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "digest", *command],
+                cwd=work,
+                check=True,
+                capture_output=True,
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            )
+            times.append(time.perf_counter() - start)
+        out[" ".join(command)] = statistics.median(times)
     return out
 
 
@@ -296,6 +330,8 @@ def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -
     got["publish"] = child("--phase", "publish", str(work), *common)
     if naive:
         got["naive"] = child("--phase", "naive", str(work), *common)
+        got["rank"] = child("--phase", "rank", str(work), *common)
+        got["startup"] = startup(work)
     shutil.rmtree(work)
     shutil.rmtree(smtp_work)
     return got
@@ -424,6 +460,14 @@ def main() -> int:
                 if any(runs[0][p]["stopped"] for p in PHASES):
                     break  # a stopped phase would only be stopped again
             line, notes = row(n, runs, runs[0]["naive"])
+            ranked, started = runs[0]["rank"], runs[0]["startup"]
+            stored = built["papers"] + args.papers
+            notes.append(
+                f"digest rank (one reader's keywords): the day's papers {ranked['rank_day']:.2f}"
+                f" CPU s ({ranked['rank_day_items']} items), --all {stored:,} papers"
+                f" {ranked['rank_all']:.2f} CPU s; CLI start-up (wall, median of 5): "
+                + ", ".join(f"digest {c} {t:.2f} s" for c, t in started.items())
+            )
             print(line)
             notes.append(
                 f"world: {built['papers']:,} papers, {built['history_sent']:,} digests sent on "
