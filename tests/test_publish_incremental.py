@@ -203,3 +203,29 @@ def test_every_paper_of_a_day_is_reachable_from_its_day_page(
         if f"../{href}" in permalinks and (site / href).is_file():
             continue
         assert href == f"days/{day}.html#{paper_anchor(paper.id)}", paper.title
+
+
+def test_cli_publish_full_reads_every_day(
+    seeded_project: Path, seeded_config: Config, tmp_path: Path
+) -> None:
+    """`digest publish --full` is `full=True`: after an old paper changed in the store, a
+    plain publish keeps its day as it was and `--full` brings it up to date."""
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    site = tmp_path / "cli-site"
+    base = ["--config", str(seeded_project / "config.toml"), "--now", NOW.isoformat()]
+
+    def run(*args: str) -> dict[str, object]:
+        result = CliRunner().invoke(cli, [*base, "publish", "--out", str(site), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.stdout))
+
+    run()
+    with Store(seeded_config.store_path) as store:
+        old = next(p for p in store.papers() if p.first_seen and p.first_seen.month == 3)
+        store.add_papers([replace(old, upvotes=old.upvotes + 1000, sources=("late",))])
+    assert run()["written"] == 0
+    assert run("--full")["written"] != 0
+    assert f"▲ {old.upvotes + 1000}" in (site / "days" / "2025-03-13.html").read_text("utf-8")

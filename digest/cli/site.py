@@ -71,12 +71,19 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
 
 @cli.command()
 @click.option("--out", "out_dir", metavar="DIR", help="Where to write the site ([publish] dir).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read and check every day, not only those that may have changed (new papers, "
+    "the last 3 days): after editing old papers in the store.",
+)
 @_json_option("Print the counts as one JSON object.")
 @pass_ctx
-def publish(obj: _Ctx, out_dir: str | None, as_json: bool) -> None:
+def publish(obj: _Ctx, out_dir: str | None, full: bool, as_json: bool) -> None:
     """Write the static archive: days, profiles, papers, Atom feeds, sitemap, search.
 
-    Incremental: pages whose inputs did not change are not rewritten. Links are
+    Incremental: only the days that may have changed are read again, and pages whose
+    inputs did not change are not rewritten (--full checks every day). Links are
     relative, so the site works from file:// and under any base path.
     """
     from digest import pipeline
@@ -88,6 +95,7 @@ def publish(obj: _Ctx, out_dir: str | None, as_json: bool) -> None:
             obj.now,
             out_dir=Path(out_dir) if out_dir else None,
             progress=progress,
+            full=full,
         )
     if as_json:
         click.echo(
