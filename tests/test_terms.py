@@ -125,3 +125,23 @@ def test_an_index_of_the_wanted_features_ranks_the_same(
     small = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
     assert set(small.index.vocab) <= wanted and len(small.index.vocab) < len(whole.index.vocab) / 10
     assert rank_prepared(small, PROFILES) == rank_prepared(whole, PROFILES)
+
+
+def test_pages_ranked_on_one_index_share_its_snippets_and_get_the_same_items(
+    seeded_config: Config, seeded_store: Store
+) -> None:
+    """An index built for known features remembers snippets from page to page of readers
+    (`Prepared.memo`); each page's items are what ranking it alone gives."""
+    papers = seeded_store.papers()
+    synonyms = seeded_config.synonyms or None
+    now = SEED_ARRIVAL + timedelta(hours=10)
+    keywords = [k for p in PROFILES for k in (*p.keywords, *p.exclude)]
+    wanted = keyword_features(keywords, seeded_config.ranking, synonyms)
+    shared = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
+    alone = [
+        rank_prepared(prepare(papers, now, seeded_config.ranking, synonyms), [p]) for p in PROFILES
+    ]
+    assert shared.memo is not None
+    pages = [rank_prepared(shared, [p]) for p in (*PROFILES, *PROFILES)]
+    assert pages == alone + alone
+    assert shared.memo.shown and shared.memo.maps  # the second round read them back

@@ -10,7 +10,8 @@ import bisect
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,7 +56,7 @@ class AbstractMap:
     where: dict[str, list[tuple[int, int, int]]]
 
     @classmethod
-    def build(cls, text: str, analyzer: Analyzer, wanted: set[str]) -> AbstractMap:
+    def build(cls, text: str, analyzer: Analyzer, wanted: AbstractSet[str]) -> AbstractMap:
         bounds, pos = [], 0
         for part in _SENTENCE.split(text):
             start = text.find(part, pos)
@@ -68,6 +69,16 @@ class AbstractMap:
             sentence = max(bisect.bisect_right(starts, start) - 1, 0)
             where.setdefault(feature, []).append((sentence, start, end))
         return cls(text, bounds, where)
+
+
+@dataclass
+class ExplainMemo:
+    """What `explain` learns about papers, kept across calls on one index: each abstract's
+    spans of the `wanted` features, and the snippets of (paper, matched keywords)."""
+
+    wanted: frozenset[str]
+    maps: dict[int, AbstractMap] = field(default_factory=dict)
+    shown: dict[tuple[object, ...], tuple[str, ...]] = field(default_factory=dict)
 
 
 def snippets_for(
@@ -118,8 +129,13 @@ def explain(
     index: PaperIndex,
     analyzer: Analyzer,
     settings: RankSettings,
+    memo: ExplainMemo | None = None,
 ) -> list[tuple[DigestItem, ...]]:
-    """Turn selections into DigestItems: matched keywords, where, and snippets."""
+    """Turn selections into DigestItems: matched keywords, where, and snippets.
+
+    `memo` carries the abstracts' spans and the snippets from one call to the next (pages
+    of readers ranked on one index); without it they last one call.
+    """
     rows, cols = [], []
     for i in range(len(chosen)):
         papers_i = chosen.papers[chosen.of(i)]
@@ -146,10 +162,10 @@ def explain(
     got = (lookup(scores, all_rows, all_cols) > 0).tolist()
     in_t = (lookup((any_feature @ index.in_title).tocsr(), all_rows, all_cols) > 0).tolist()
     in_a = (lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols) > 0).tolist()
-    maps: dict[int, AbstractMap] = {}
-    shown: dict[tuple[int, ...], tuple[str, ...]] = {}  # (paper, matched plans) -> snippets
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
-    wanted: set[str] = set().union(*plan_features)
+    if memo is None:
+        memo = ExplainMemo(frozenset().union(*plan_features))
+    maps, shown, wanted = memo.maps, memo.shown, memo.wanted
     out: list[tuple[DigestItem, ...]] = []
     at = 0
     for i, profile in enumerate(profiles):
@@ -159,7 +175,7 @@ def explain(
         sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
         n = len(sel_papers)
         for j, col in enumerate(sel_papers):
-            matches, matched, in_abstract = [], [], False
+            matches, matched, names, in_abstract = [], [], [], False
             for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
                 x = at + k * n + j
                 if pid < 0 or not got[x]:
@@ -167,11 +183,12 @@ def explain(
                 fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
                 matches.append(Match(kw.text, fields or ("abstract",)))
                 matched.append(pid)
+                names.append((kw.text, kw.phrase))
                 in_abstract = in_abstract or in_a[x]
             paper = papers[col]
             # Readers who share keywords share the paper's snippets; a paper none of whose
             # matched keywords is in its abstract shows its opening (no need to find spans).
-            key = (col, *matched) if in_abstract else (col,)
+            key = (col, *names) if in_abstract else (col,)
             snippets = shown.get(key)
             if snippets is None:
                 text = paper.abstract or ""

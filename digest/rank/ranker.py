@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from digest.model import DigestItem, Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer, analyzer_for
-from digest.rank.explain import explain
+from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.query import compile_keyword
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
@@ -39,6 +39,9 @@ class Prepared:
     analyzer: Analyzer
     settings: RankSettings
     column: dict[str, int]  #: paper id -> its position in `papers`
+    #: Snippet spans and snippets found so far, shared by the pages ranked on this index
+    #: (only when it was built for known features: `prepare(wanted=...)`).
+    memo: ExplainMemo | None = None
 
 
 def prepare(
@@ -63,7 +66,8 @@ def prepare(
     pw, rw = settings.popularity_weight, settings.recency_weight
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
     column = {p.id: j for j, p in enumerate(papers)}
-    return Prepared(papers, index, prior, analyzer, settings, column)
+    memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
+    return Prepared(papers, index, prior, analyzer, settings, column, memo)
 
 
 def keyword_features(
@@ -117,7 +121,17 @@ def rank_prepared(
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
     chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
-    items = explain(papers, profiles, compiled, chosen, scores, prepared.index, analyzer, settings)
+    items = explain(
+        papers,
+        profiles,
+        compiled,
+        chosen,
+        scores,
+        prepared.index,
+        analyzer,
+        settings,
+        prepared.memo,
+    )
     return [Ranked(i, int(n)) for i, n in zip(items, chosen.matched.tolist(), strict=True)]
 
 
