@@ -21,6 +21,7 @@ Header choices, and why:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -138,6 +139,7 @@ def one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+@functools.lru_cache(maxsize=64)  # the same sender for every message of a run
 def envelope_address(from_addr: str) -> str:
     """The bare address in "Name <addr>" (the SMTP envelope sender); "" if there is none."""
     _, address = parseaddr(from_addr)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
@@ -77,16 +76,26 @@ class OutboxBackend:
         except ValueError as exc:
             return SendResult(email.delivery_id, "failed", one_line(f"bad message: {exc}"))
         target = self.path_for(email.delivery_id)
-        if target.exists() or target in staged:
+        if target in staged or target.exists():
             return SendResult(email.delivery_id, "sent", "already in the outbox")
+        # The temporary name is the target's and this process's: no other live process
+        # writes it, and one a killed process left (a reused pid) is truncated here.
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                fd = os.open(temp, _CREATE, 0o644)
+            except FileNotFoundError:  # the first message: make the directory
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(temp, _CREATE, 0o644)
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
         except OSError as exc:
             return SendResult(email.delivery_id, "retry", one_line(f"{target}: {exc}"))
-        return Path(temp), target
+        return temp, target
+
+
+#: A temporary file, truncated if a killed run left one, never followed through a link.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _syncfs() -> Callable[[int], int] | None:
