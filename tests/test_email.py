@@ -244,3 +244,32 @@ def test_the_intro_note_is_markdown_sanitised() -> None:
         _assert_inert_html(email.html)
         assert "<strong" in email.html and "Good morning." in _visible(email.html)
         assert 'href="https://d.example"' in email.html
+
+
+def test_the_email_does_not_show_snippets_so_the_send_need_not_find_them(
+    seeded_config: Any,
+) -> None:
+    """The email shows each paper's opening sentences, not the matched ones: the same
+    digest renders to the same bytes with or without snippets. (`digest send` ranks with
+    snippets=0; a template that starts to show them must change that, and this fails.)"""
+    from dataclasses import replace
+
+    from digest.pipeline import build_digest
+    from digest.store import Store
+
+    with Store(seeded_config.store_path) as store:
+        papers = store.papers()
+    profiles = [make_profile("peft", ("LoRA", "adapters")), make_profile("tts", ("TTS",))]
+    digest = build_digest(seeded_config, papers, profiles, datetime(2025, 10, 16, 9, tzinfo=UTC))
+    assert any(i.snippets for s in digest.sections for i in s.items)
+    bare = replace(
+        digest,
+        sections=tuple(
+            replace(s, items=tuple(replace(i, snippets=()) for i in s.items))
+            for s in digest.sections
+        ),
+    )
+    links = Links("https://d.example/", "https://d.example/m?t=1", "https://d.example/u?t=1")
+    for make in (lambda r, d: r.render(d, links), lambda r, d: r.render_whole(d, links)):
+        renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
+        assert make(renderer, digest) == make(renderer, bare)

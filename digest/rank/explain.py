@@ -189,7 +189,7 @@ def explain(
             # Readers who share keywords share the paper's snippets; a paper none of whose
             # matched keywords is in its abstract shows its opening (no need to find spans).
             key = (col, *names) if in_abstract else (col,)
-            snippets = shown.get(key)
+            snippets = shown.get(key) if settings.snippets > 0 else ()
             if snippets is None:
                 text = paper.abstract or ""
                 if not in_abstract:
