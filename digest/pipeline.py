@@ -84,7 +84,10 @@ def build_digest(
     if not profiles:
         ranked = []
     else:
-        prepared = rank.prepare(papers, now, config.ranking, config.synonyms or None, blobs)
+        settings, synonyms = config.ranking, config.synonyms or None
+        keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
+        wanted = rank.keyword_features(keywords, settings, synonyms)  # index only those
+        prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted)
         ranked = rank.rank_prepared(prepared, profiles)
     sections = tuple(
         DigestSection(p, r.items, r.matched - len(r.items))
