@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any
@@ -199,7 +199,11 @@ def _item_json(item: DigestItem) -> dict[str, Any]:
 
 def thaw_digest(content: str) -> Digest:
     """The digest a claim stored (`freeze_digest`)."""
-    raw = json.loads(content)
+    return _digest_from_json(json.loads(content), _item_from_json)
+
+
+def _digest_from_json(raw: Mapping[str, Any], item: Callable[[Any], DigestItem]) -> Digest:
+    """A frozen digest's JSON as a Digest, its items made by `item` (whole or compact)."""
     return Digest(
         day=date.fromisoformat(raw["day"]),
         title=raw["title"],
@@ -208,7 +212,7 @@ def thaw_digest(content: str) -> Digest:
         sections=tuple(
             DigestSection(
                 profile_from_json(s["profile"]),
-                tuple(_item_from_json(i) for i in s["items"]),
+                tuple(item(i) for i in s["items"]),
                 int(s.get("more", 0)),
             )
             for s in raw["sections"]
@@ -295,10 +299,11 @@ def thaw_compact(
     each record read: {key: item without its score}."""
     raw = json.loads(content)
     if raw.get("v") != COMPACT:
-        return thaw_digest(content)
+        return _digest_from_json(raw, _item_from_json)
     cache = {} if cache is None else cache
 
-    def item(key: str, score: float) -> DigestItem:
+    def item(ref: list[Any]) -> DigestItem:
+        key, score = ref
         body = cache.get(key)
         if body is None:
             got = _item_from_json({**json.loads(records[key]), "score": score})
@@ -307,17 +312,4 @@ def thaw_compact(
             body = cache[key] = (got.paper, got.matches, got.snippets)
         return DigestItem(body[0], score, body[1], body[2])
 
-    return Digest(
-        day=date.fromisoformat(raw["day"]),
-        title=raw["title"],
-        papers_considered=raw["papers_considered"],
-        notes=tuple(raw["notes"]),
-        sections=tuple(
-            DigestSection(
-                profile_from_json(s["profile"]),
-                tuple(item(key, score) for key, score in s["items"]),
-                int(s.get("more", 0)),
-            )
-            for s in raw["sections"]
-        ),
-    )
+    return _digest_from_json(raw, item)

@@ -44,12 +44,14 @@ class OutboxBackend:
         """
         results: dict[int, SendResult] = {}
         staged: list[tuple[int, Path, Path]] = []  # (position, temporary, target)
+        targets: set[Path] = set()  # of this batch: one listed twice is written once
         for i, email in enumerate(emails):
-            got = self._stage(email, {target for _, _, target in staged})
+            got = self._stage(email, targets)
             if isinstance(got, SendResult):
                 results[i] = got
             else:
                 staged.append((i, *got))
+                targets.add(got[1])
         try:
             if staged:
                 _sync(self.directory, [temp for _, temp, _ in staged])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
@@ -31,6 +31,21 @@ from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Seconds to wait for another process's lock (SQLite's busy timeout), by default.
 DEFAULT_TIMEOUT = 30.0
+
+
+#: Values bound in one `IN (...)`: below SQLite's default limit of 999 parameters.
+IN_CHUNK = 900
+
+
+def rows_in(
+    db: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+) -> Iterator[sqlite3.Row]:
+    """The rows of `sql` for all `values`, asked `IN_CHUNK` at a time: `{marks}` in `sql`
+    stands for the `?, ?, ...` of one chunk; `before` is bound ahead of them."""
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from db.execute(sql.replace("{marks}", marks), (*before, *chunk))
 
 
 def explain(exc: sqlite3.Error) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 from digest.model import Claim, Delivery, LastDigest, Outcome
-from digest.store.base import StoreBase, iso
+from digest.store.base import StoreBase, iso, rows_in
 from digest.store.lease import owner_is_dead
 
 _COLUMNS = (
@@ -81,27 +81,18 @@ class DeliveriesMixin(StoreBase):
     def _claimed(db: sqlite3.Connection, claims: Sequence[Claim]) -> set[object]:
         """Which of these claims exist already: their delivery ids and (subscriber id,
         day) pairs found in the table."""
-        taken: set[object] = set()
         ids = [c.delivery_id for c in claims]
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found = db.execute(f"SELECT id FROM deliveries WHERE id IN ({marks})", chunk)
-            taken.update(r[0] for r in found)
+        sql = "SELECT id FROM deliveries WHERE id IN ({marks})"
+        taken: set[object] = {r[0] for r in rows_in(db, sql, ids)}
         by_day: dict[date, list[int]] = {}
         for c in claims:
             by_day.setdefault(c.digest_date, []).append(c.subscriber_id)
+        sql = (
+            "SELECT subscriber_id FROM deliveries"
+            " WHERE digest_date = ? AND subscriber_id IN ({marks})"
+        )
         for day, subscribers in by_day.items():
-            for start in range(0, len(subscribers), 900):
-                some = subscribers[start : start + 900]
-                taken.update(
-                    (r[0], day)
-                    for r in db.execute(
-                        "SELECT subscriber_id FROM deliveries WHERE digest_date = ?"
-                        f" AND subscriber_id IN ({','.join('?' * len(some))})",
-                        (day.isoformat(), *some),
-                    )
-                )
+            taken.update((r[0], day) for r in rows_in(db, sql, subscribers, (day.isoformat(),)))
         return taken
 
     def record_attempts(self, outcomes: Iterable[Outcome], now: datetime) -> None:
@@ -146,15 +137,8 @@ class DeliveriesMixin(StoreBase):
     def frozen_items(self, keys: Sequence[str]) -> dict[str, str]:
         """The shared item records these keys name (what compact claims refer to)."""
         wanted = list(dict.fromkeys(keys))
-        out: dict[str, str] = {}
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key, item FROM frozen_items WHERE key IN ({marks})", chunk
-            )
-            out.update((str(key), str(item)) for key, item in rows)
-        return out
+        sql = "SELECT key, item FROM frozen_items WHERE key IN ({marks})"
+        return {str(key): str(item) for key, item in rows_in(self._db, sql, wanted)}
 
     def deliveries(self, state: str | None = None) -> list[Delivery]:
         """All deliveries (or those in `state`), newest first."""
@@ -211,15 +195,10 @@ class DeliveriesMixin(StoreBase):
         ids = list(dict.fromkeys(paper_ids))
         position = {pid: i for i, pid in enumerate(paper_ids)}
         readers, papers = array("q"), array("q")
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            for sid, pid in self._db.execute(
-                "SELECT subscriber_id, paper_id FROM sent_papers WHERE paper_id IN"
-                f" ({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                readers.append(sid)
-                papers.append(position[pid])
+        sql = "SELECT subscriber_id, paper_id FROM sent_papers WHERE paper_id IN ({marks})"
+        for sid, pid in rows_in(self._db, sql, ids):
+            readers.append(sid)
+            papers.append(position[pid])
         return readers, papers
 
     def sent_paper_ids(self, subscriber_id: int) -> set[str]:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
-from digest.store.base import StoreBase, iso
+from digest.store.base import StoreBase, iso, rows_in
 from digest.text import fold_title
 
 _COLUMNS = ", ".join(PAPER_COLUMNS)
@@ -137,14 +137,12 @@ class PapersMixin(StoreBase):
     def _sources_of(self, ids: list[str]) -> dict[str, list[str]]:
         """The sources of these papers only (a day's papers, not the whole store)."""
         sources: dict[str, list[str]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            for pid, source in self._db.execute(
-                "SELECT paper_id, source FROM paper_sources WHERE paper_id IN"
-                f" ({','.join('?' * len(chunk))}) ORDER BY paper_id, source",
-                chunk,
-            ):
-                sources.setdefault(pid, []).append(source)
+        sql = (
+            "SELECT paper_id, source FROM paper_sources WHERE paper_id IN ({marks})"
+            " ORDER BY paper_id, source"
+        )
+        for pid, source in rows_in(self._db, sql, ids):
+            sources.setdefault(pid, []).append(source)
         return sources
 
     def _sources(self) -> dict[str, list[str]]:

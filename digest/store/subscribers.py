@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from digest.codec import keywords_from_json, keywords_to_json
 from digest.model import Profile, Subscriber
-from digest.store.base import StoreBase, iso
+from digest.store.base import IN_CHUNK, StoreBase, iso, rows_in
 
 _SUB_COLUMNS = (
     "id, email, status, timezone, send_at, frequency, notify_empty, created_at, confirmed_at,"
@@ -308,10 +308,10 @@ class SubscribersMixin(StoreBase):
         """The subscribers with these ids (those that exist), by id."""
         out: dict[int, Subscriber] = {}
         wanted = list(dict.fromkeys(ids))
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for start in range(0, len(wanted), IN_CHUNK):  # a page of readers, with profiles
+            chunk = tuple(wanted[start : start + IN_CHUNK])
             where = f"WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update((s.id, s) for s in self._subscribers(where, tuple(chunk)))
+            out.update((s.id, s) for s in self._subscribers(where, chunk))
         return out
 
     def _subscribers(self, where: str, args: tuple[object, ...]) -> list[Subscriber]:
@@ -322,23 +322,16 @@ class SubscribersMixin(StoreBase):
         profiles: dict[int, list[Profile]] = {}
         sql = "SELECT * FROM subscriber_profiles"
         if len(ids) > _WHOLE:  # most of the list: one pass over every profile
-            queries: list[tuple[str, list[int]]] = [(f"{sql} ORDER BY name", [])]
+            found: Iterable[sqlite3.Row] = self._db.execute(f"{sql} ORDER BY name")
         else:  # a page: only its profiles
-            queries = [
-                (
-                    f"{sql} WHERE subscriber_id IN ({','.join('?' * len(chunk))}) ORDER BY name",
-                    chunk,
-                )
-                for chunk in (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
-            ]
-        for query in queries:
-            for p in self._db.execute(*query):
-                profiles.setdefault(p["subscriber_id"], []).append(_profile(p))
+            found = rows_in(
+                self._db, f"{sql} WHERE subscriber_id IN ({{marks}}) ORDER BY name", ids
+            )
+        for p in found:
+            profiles.setdefault(p["subscriber_id"], []).append(_profile(p))
         return [_subscriber(r, tuple(profiles.get(r["id"], ()))) for r in rows]
 
 
-#: Ids per `IN (...)`: below SQLite's default limit of bound parameters.
-_CHUNK = 900
 #: Subscribers past which reading every profile beats asking for theirs.
 _WHOLE = 20_000
 

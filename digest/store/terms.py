@@ -10,9 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from digest.codec import PAPER_COLUMNS, paper_from_row
 from digest.model import Paper
-from digest.store.base import StoreBase
-
-_CHUNK = 900  #: ids per `IN (...)`: below SQLite's default limit of bound parameters
+from digest.store.base import StoreBase, rows_in
 
 
 class TermsMixin(StoreBase):
@@ -20,16 +18,8 @@ class TermsMixin(StoreBase):
 
     def paper_terms(self, ids: Sequence[str], key: str) -> dict[str, bytes]:
         """The blobs of these papers made under `key` (papers without one are left out)."""
-        out: dict[str, bytes] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = list(ids[start : start + _CHUNK])
-            for pid, data in self._db.execute(
-                f"SELECT paper_id, data FROM paper_terms WHERE key = ? AND paper_id IN"
-                f" ({','.join('?' * len(chunk))})",
-                (key, *chunk),
-            ):
-                out[pid] = bytes(data)
-        return out
+        sql = "SELECT paper_id, data FROM paper_terms WHERE key = ? AND paper_id IN ({marks})"
+        return {pid: bytes(data) for pid, data in rows_in(self._db, sql, ids, (key,))}
 
     def keep_paper_terms(self, blobs: Iterable[tuple[str, bytes]], key: str) -> int:
         """Keep (paper id, blob) pairs made under `key`, replacing older ones; how many."""
