@@ -1,13 +1,14 @@
 """`digest send`: each due subscriber gets the day's digest exactly once.
 
-Two phases, both restartable:
+Page by page of due readers, both steps restartable:
 
 1. claim: for every confirmed subscriber who is due (their local send time has passed
    and no digest exists for their local day), rank the papers that arrived since their
    last digest, drop every paper already sent to them, freeze the digest as JSON and
    claim (subscriber, day) in one transaction together with the sent-ledger rows;
-2. deliver: render every pending (or due retry) delivery from its frozen content and
-   hand it to the backend; record sent / retry(at) / failed(reason).
+2. deliver (`dispatch.py`): render the digests just claimed, from memory, and hand them
+   to the backend; record sent / retry(at) / failed(reason). Then whatever else is
+   pending (an earlier run's claims, retries whose time has come), from the store.
 
 A run killed anywhere leaves claims that the next run delivers as they are, with the
 same Message-ID (derived from the delivery id), so at worst a message the server had
@@ -18,43 +19,27 @@ send runs from working at once.
 from __future__ import annotations
 
 import hashlib
-import time as time_module
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from digest import rank
-from digest.codec import ItemBody, freeze_compact, item_keys, thaw_compact
+from digest.codec import ItemBody, freeze_compact
 from digest.config import Config
-from digest.deliver import Backend, OutgoingEmail, SendResult
+from digest.deliver import Backend
+from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
 from digest.errors import DeliveryError
-from digest.links import link
-from digest.model import Claim, Delivery, Keyword, Outcome, Subscriber
+from digest.model import Claim, Keyword, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
-from digest.render import EmailRenderer, Links, make_environment
-from digest.render.email import digest_email
 from digest.store import Store
 from digest.store.lease import this_owner
-from digest.tokens import load_secret
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
-#: Messages handed to the backend at a time, per connection. Each batch's outcomes are
-#: recorded before the next batch goes out, so a kill can resend at most one message per
-#: connection (recognisably: same Message-ID); connections stay open across batches.
-#: A backend whose resends are harmless says how many it takes (`batch`: the outbox).
-BATCH_PER_CONNECTION = 1
 #: Claims written per transaction (each claim is all-or-nothing either way).
 CLAIM_BATCH = 200
 #: Readers planned (ranked, rendered into claims) at a time: bounds the memory of a run.
 PLAN_PAGE = 2000
-#: Deliveries loaded from the store at a time while sending.
-PAGE = 256
-#: Retry backoff: 1 min, 2, 4, ... capped at 6 hours.
-BACKOFF_BASE = timedelta(minutes=1)
-BACKOFF_CAP = timedelta(hours=6)
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +95,33 @@ def send(
     try:
         due, empty, claimed, planned = 0, 0, 0, []
         frozen: dict[ItemBody, tuple[str, str]] = {}  # items many readers share, frozen once
+        dispatcher = None
+        if not dry_run:
+            assert backend is not None
+            renew = lease_renewer(store, LEASE, owner, now, LEASE_TTL)
+            dispatcher = Dispatcher(config, store, backend, now, renew, progress)
         for page in _plan(config, store, now, digest_date, tuple(notes)):
             due += page.due
             empty += page.empty
             if progress:
                 progress(due, page.total, "planning")
-            if dry_run:
+            if dispatcher is None:
                 planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
                 continue
-            claims = [_claim(p, now, page.high, frozen) for p in page.planned]
-            for start in range(0, len(claims), CLAIM_BATCH):
-                claimed += store.claim_deliveries(claims[start : start + CLAIM_BATCH], now)
-        if dry_run:
+            dispatcher.expected += len(page.planned)
+            for start in range(0, len(page.planned), CLAIM_BATCH):
+                chunk = page.planned[start : start + CLAIM_BATCH]
+                claims = [_claim(p, now, page.high, frozen) for p in chunk]
+                new = set(store.claim_deliveries(claims, now))
+                claimed += len(new)
+                # Claimed (committed): send them now, from the digests in memory.
+                dispatcher.fresh(
+                    [_job(p, c) for p, c in zip(chunk, claims, strict=True) if c.delivery_id in new]
+                )
+        if dispatcher is None:
             return SendReport(due=due, empty=empty, dry_run=True, planned=tuple(planned))
-        assert backend is not None
-        counts = _deliver(config, store, backend, now, owner, progress)
+        dispatcher.pending()  # what earlier runs left, and retries whose time has come
+        counts = dispatcher.counts
         return SendReport(
             due=due,
             claimed=claimed,
@@ -214,6 +211,11 @@ def _reader_pages(store: Store) -> Iterator[list[Subscriber]]:
         after = page[-1].id
 
 
+def _job(planned: Planned, claim: Claim) -> Job:
+    sub = planned.due.subscriber
+    return Job(claim.delivery_id, sub.email, 0, sub, digest=planned.digest)
+
+
 def _claim(
     planned: Planned, now: datetime, high: int, cache: dict[ItemBody, tuple[str, str]]
 ) -> Claim:
@@ -230,136 +232,6 @@ def _claim(
         papers_upto=high,
         records=records,
     )
-
-
-def _deliver(
-    config: Config,
-    store: Store,
-    backend: Backend,
-    now: datetime,
-    owner: str,
-    progress: ProgressFn | None,
-) -> dict[str, int]:
-    pending = store.due_delivery_ids(now)
-    renderer = EmailRenderer(
-        make_environment(config.templates_dir),
-        base_url=config.publish.base_url,
-        intro=config.intro,
-        brand=config.digest_title,
-    )
-    secret = load_secret(config) if pending else b""
-    subscribers: dict[int, Subscriber] = {}
-    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
-    thawed: dict[str, ItemBody] = {}  # item records many deliveries share, read once
-    started = renewed = time_module.monotonic()
-    size = getattr(backend, "batch", 0) or BATCH_PER_CONNECTION * max(
-        1, config.delivery.smtp.connections
-    )
-    page: list[Delivery] = []
-    records: dict[str, str] = {}
-    cursor = done = 0
-    while cursor < len(pending) or page:
-        if not page:  # load the frozen digests a page at a time: a big run stays small
-            page = store.deliveries_by_id(pending[cursor : cursor + PAGE])
-            records = store.frozen_items([k for d in page for k in _keys(d)])
-            subscribers = store.subscribers_by_id([d.subscriber_id for d in page])
-            cursor += PAGE
-            continue
-        ready, dropped = _sendable(
-            page[:size], subscribers, (records, thawed), config, renderer, secret, now
-        )
-        page = page[size:]
-        if dropped:  # unsubscribed meanwhile, or cannot render: never block the others
-            store.record_attempts(dropped, now)
-            cancelled = sum(1 for o in dropped if o.reason.startswith("cancelled"))
-            counts["cancelled"] += cancelled
-            counts["failed"] += len(dropped) - cancelled
-        if not ready:
-            continue
-        results = backend.send([email for _, email in ready])
-        batch = [d for d, _ in ready]
-        store.record_attempts(
-            [_outcome(config, d, r, now) for d, r in zip(batch, results, strict=True)], now
-        )
-        for d, r in zip(batch, results, strict=True):
-            state = (
-                "failed"
-                if r.status == "retry" and d.attempts + 1 >= config.delivery.max_attempts
-                else r.status
-            )
-            counts[state] += 1
-        if time_module.monotonic() - renewed > 60:  # keep the lease while a long run works
-            elapsed = timedelta(seconds=time_module.monotonic() - started)
-            holder = store.acquire_lease(LEASE, owner, now + elapsed, LEASE_TTL)
-            if holder is not None:
-                raise DeliveryError(
-                    f"lost the send lease to {holder}; stopped (what was sent is recorded)"
-                )
-            renewed = time_module.monotonic()
-        done += len(batch)
-        if progress:
-            progress(done, len(pending), "delivering")
-    return counts
-
-
-def _keys(d: Delivery) -> list[str]:
-    """The item records a delivery's content refers to; none if it cannot be read (then
-    rendering it fails alone, with the reason)."""
-    try:
-        return item_keys(d.content)
-    except (ValueError, KeyError, TypeError):
-        return []
-
-
-def _sendable(
-    batch: list[Delivery],
-    subscribers: dict[int, Subscriber],
-    items: tuple[dict[str, str], dict[str, ItemBody]],
-    config: Config,
-    renderer: EmailRenderer,
-    secret: bytes,
-    now: datetime,
-) -> tuple[list[tuple[Delivery, OutgoingEmail]], list[Outcome]]:
-    """The batch's emails, and the outcomes of deliveries that must not go out."""
-    ready: list[tuple[Delivery, OutgoingEmail]] = []
-    dropped: list[Outcome] = []
-    for d in batch:
-        sub = subscribers.get(d.subscriber_id)
-        if sub is None or sub.status != "confirmed":
-            dropped.append(Outcome(d.id, "failed", "cancelled: unsubscribed before it was sent"))
-            continue
-        try:
-            links = Links(
-                archive=config.publish.base_url,
-                manage=link(config, secret, "manage", sub, now),
-                unsubscribe=link(config, secret, "unsubscribe", sub, now),
-            )
-            email = digest_email(
-                renderer,
-                config.delivery,
-                thaw_compact(d.content, *items),
-                delivery_id=d.id,
-                to=d.email,
-                links=links,
-                now=now,
-            )
-            ready.append((d, email))
-        except Exception as exc:  # one digest that cannot render must not stop the rest
-            dropped.append(Outcome(d.id, "failed", f"cannot render: {type(exc).__name__}: {exc}"))
-    return ready, dropped
-
-
-def _outcome(config: Config, d: Delivery, r: SendResult, now: datetime) -> Outcome:
-    if r.status == "sent":
-        return Outcome(d.id, "sent")
-    if r.status == "failed":
-        return Outcome(d.id, "failed", r.reason)
-    if d.attempts + 1 >= config.delivery.max_attempts:
-        return Outcome(d.id, "failed", f"gave up after {d.attempts + 1} attempts: {r.reason}")
-    wait = min(BACKOFF_CAP, BACKOFF_BASE * 2**d.attempts)
-    if r.retry_after is not None:
-        wait = max(wait, timedelta(seconds=r.retry_after))
-    return Outcome(d.id, "retry", r.reason, now + wait)
 
 
 __all__: Sequence[str] = ["SendReport", "delivery_id", "send"]

@@ -38,6 +38,7 @@ LAYERS = [
     "digest.ingest",
     "digest.subscriptions",
     "digest.bulk",
+    "digest.dispatch",
     "digest.send",
     "digest.publish",
     "digest.pipeline",

@@ -7,6 +7,7 @@ import asyncio
 import email
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -510,4 +511,43 @@ def test_a_claim_is_small_and_its_items_are_shared(seeded_config: Config) -> Non
     print(f"\nclaim content bytes: {sorted(sizes)}")
     keys = [k for d in deliveries for k in item_keys(d.content)]
     assert len(set(keys)) < len(keys) == len(items)  # shared, not copied per reader
+    store.close()
+
+
+def test_a_retry_from_the_store_is_the_message_first_sent_from_memory(
+    seeded_config: Config,
+) -> None:
+    """A run sends what it just claimed from the planner's digests in memory; a retry (or
+    a resend after a crash) thaws the claim from the store. Both must be the same message:
+    same subject and Message-ID, the same bodies but for the links' signed tokens (made at
+    each attempt's time)."""
+    config = seeded_config
+    broad = make_profile("broad", ("LoRA", "quantization", "distillation"))
+    store = seeded(
+        config,
+        ("ada@example.org", PEFT),
+        ("bo@example.org", SPEECH),
+        ("cy@example.org", broad),
+    )
+    two = (make_profile("tts", ("TTS",)), make_profile("diffusion", ("diffusion",)))
+    for profile in two:  # a reader with two sections
+        subscribe(config, store, "dee@example.org", profile, DAY1 - timedelta(days=1),
+                  confirmed=True)  # fmt: skip
+    backend = _scripted(*["retry"] * 4)
+    assert send(config, store, backend, DAY1).retry == 4
+    first = {e.to: e for e in backend.attempts}
+    later = DAY1 + timedelta(hours=1)
+    assert send(config, store, backend, later).sent == 4
+    again = {e.to: e for e in backend.attempts[4:]}
+    assert sorted(first) == sorted(again) and len(first) == 4
+
+    def untokened(text: str) -> str:
+        return re.sub(r"token=[^\s\"&<>]+", "token=T", text)
+
+    for to, e in first.items():
+        r = again[to]
+        assert (r.subject, r.message_id) == (e.subject, e.message_id)
+        assert untokened(r.text) == untokened(e.text)
+        assert untokened(r.html) == untokened(e.html)
+        assert "token=" in e.html and "No new matches" not in e.subject  # a real digest
     store.close()

@@ -216,17 +216,17 @@ def test_a_claim_that_exists_is_skipped_with_its_ledger_and_records(tmp_path: Pa
         def claim(did: str, sid: int, pid: str, key: str) -> Claim:
             return Claim(did, sid, day, None, now, "{}", (pid,), 2, {key: f'"{key}"'})
 
-        assert store.claim_deliveries([claim("d1", ids[0], paper.id, "k1")], now) == 1
+        assert store.claim_deliveries([claim("d1", ids[0], paper.id, "k1")], now) == ["d1"]
         again = [
             claim("d1", ids[1], other.id, "k2"),  # the id is taken
             claim("dx", ids[0], other.id, "k3"),  # reader 1 has today's digest
             claim("d2", ids[1], paper.id, "k4"),  # new
             claim("d2", ids[1], other.id, "k5"),  # listed twice: the first stands
         ]
-        assert store.claim_deliveries(again, now) == 1
+        assert store.claim_deliveries(again, now) == ["d2"]
         assert sorted(d.id for d in store.deliveries()) == ["d1", "d2"]
         assert store.sent_paper_ids(ids[0]) == {paper.id}
         assert store.sent_paper_ids(ids[1]) == {paper.id}
         keys = ["k1", "k2", "k3", "k4", "k5"]
         assert sorted(store.frozen_items(keys)) == ["k1", "k4"]
-        assert store.claim_deliveries([], now) == 0
+        assert store.claim_deliveries([], now) == []

@@ -39,6 +39,7 @@ __all__ = [
     "MESSAGE_POLICY",
     "OutgoingEmail",
     "SendResult",
+    "boundary",
     "build_message",
     "clean_header_text",
     "envelope_address",
@@ -230,12 +231,15 @@ def build_message(email: OutgoingEmail) -> EmailMessage:
     msg.add_alternative(email.html, subtype="html", charset="utf-8", cte="base64")
     for part in msg.iter_parts():
         del part["MIME-Version"]  # add_alternative copies it into the part; it belongs on top
-    # A boundary derived from the content keeps the bytes reproducible (same email, same
-    # .eml); "=_" never occurs in quoted-printable or base64, and a hash of the parts
-    # cannot occur inside them.
-    digest = hashlib.sha256(f"{email.delivery_id}\0{email.text}\0{email.html}".encode())
-    msg.set_boundary(f"=_papers-digest_{digest.hexdigest()[:32]}")
+    msg.set_boundary(boundary(email.delivery_id))
     return msg
+
+
+def boundary(delivery_id: str) -> str:
+    """The MIME boundary of a delivery's message: derived from its id, so the same email
+    gives the same bytes, and never inside a part: "=_" occurs in neither quoted-printable
+    nor base64 (the only encodings the parts use)."""
+    return "=_papers-digest_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32]
 
 
 def unique_by_delivery(emails: Sequence[OutgoingEmail]) -> tuple[list[int], list[int]]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import hashlib
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from digest.deliver.message import (
@@ -24,6 +22,9 @@ from digest.deliver.message import (
     envelope_address,
     extra_headers,
     wire_address,
+)
+from digest.deliver.message import (
+    boundary as mime_boundary,
 )
 
 
@@ -41,8 +42,7 @@ def _encode(name: str, value: str) -> str:
     whole UTF-8 characters each, so a folded line stays within 78 characters.
     """
     if value.isascii():
-        header = Header(value, charset="us-ascii", header_name=name)
-        return f"{name}: {header.encode(linesep=chr(13) + chr(10), maxlinelen=78)}"
+        return _fold(f"{name}: {value}")
     words: list[str] = []
     chunk: list[str] = []
     size = 0
@@ -62,6 +62,23 @@ def _encode(name: str, value: str) -> str:
     return f"{name}: " + "\r\n ".join(encoded)
 
 
+def _fold(line: str, width: int = 78) -> str:
+    """An ASCII header line folded before spaces so each line fits in `width` columns
+    where it can (a word longer than that stays whole: RFC 5322 allows 998)."""
+    if len(line) <= width:
+        return line
+    out: list[str] = []
+    current = ""
+    for word in line.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            out.append(current)
+            current = " " + word
+        else:
+            current = f"{current} {word}" if current else word
+    out.append(current)
+    return "\r\n".join(out)
+
+
 def _list_unsubscribe(value: str) -> str:
     """Fold only between the <...> items: encoded-words would break the URLs."""
     return "List-Unsubscribe: " + ",\r\n ".join(v.strip() for v in value.split(","))
@@ -70,7 +87,10 @@ def _list_unsubscribe(value: str) -> str:
 def _lines(text: str) -> bytes:
     """UTF-8, newline-normalised, ending with a newline, as the stdlib's set_content does
     (bytes.splitlines: only CR and LF end a line, not U+2028 and friends)."""
-    return b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    data = text.encode("utf-8")
+    if b"\r" in data:
+        return b"\n".join(data.splitlines()) + b"\n"
+    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def _base64(data: bytes) -> bytes:
@@ -94,12 +114,7 @@ def message_bytes(email: OutgoingEmail) -> bytes | None:
     sender = _check_header("From", email.from_addr)
     if not (to.isascii() and envelope_address(sender).isascii()):
         return None
-    boundary = (
-        "=_papers-digest_"
-        + hashlib.sha256(f"{email.delivery_id}\0{email.text}\0{email.html}".encode()).hexdigest()[
-            :32
-        ]
-    )
+    boundary = mime_boundary(email.delivery_id)
     lines = [
         f"From: {_address_header(sender)}",
         f"To: {to}",

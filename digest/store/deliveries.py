@@ -28,8 +28,9 @@ _FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 class DeliveriesMixin(StoreBase):
     """Delivery rows, the per-subscriber sent-ledger, and named leases."""
 
-    def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> int:
-        """Record pending deliveries and mark their papers sent; returns how many were new.
+    def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> list[str]:
+        """Record pending deliveries and mark their papers sent; returns the delivery ids
+        of those that were new (the ones this call claimed), in the order given.
 
         A claim that exists already (the same delivery id, or the same subscriber and day)
         is skipped; the others are written with their sent-ledger rows and item records in
@@ -37,7 +38,7 @@ class DeliveriesMixin(StoreBase):
         once (records are named by a hash of their content: the same key, the same text).
         """
         if not claims:
-            return 0
+            return []
         with self._transaction() as db:
             taken = self._claimed(db, claims)
             new = []
@@ -75,7 +76,7 @@ class DeliveriesMixin(StoreBase):
             db.executemany(
                 "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)", records.items()
             )
-        return len(new)
+        return [c.delivery_id for c in new]
 
     @staticmethod
     def _claimed(db: sqlite3.Connection, claims: Sequence[Claim]) -> set[object]:
