@@ -137,6 +137,7 @@ def keywords_to_json(keywords: tuple[Keyword, ...]) -> str:
     return json.dumps([keyword_to_json(k) for k in keywords], ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=16_384)  # readers share keyword lists: parse each once
 def keywords_from_json(text: str) -> tuple[Keyword, ...]:
     """The inverse of `keywords_to_json`."""
     return tuple(_keyword(k) for k in json.loads(text))
@@ -237,12 +238,15 @@ COMPACT = 2
 
 #: An item without its score, for the caches of a run: (paper, matches, snippets).
 ItemBody = tuple[Paper, tuple[Match, ...], tuple[str, ...]]
+#: What `freeze_compact` keeps of an item it froze: the body (kept alive, so the ids in
+#: its key are never reused), the record's key and its JSON.
+FrozenItem = tuple[ItemBody, str, str]
 #: Entries a cache may hold before it starts over (a run's distinct items are far fewer).
 CACHE_LIMIT = 100_000
 
 
 def freeze_compact(
-    digest: Digest, cache: dict[ItemBody, tuple[str, str]] | None = None
+    digest: Digest, cache: dict[tuple[int, int, int], FrozenItem] | None = None
 ) -> tuple[str, dict[str, str]]:
     """A claim's content and the item records it refers to ({key: JSON}).
 
@@ -250,7 +254,8 @@ def freeze_compact(
     of its JSON, so the readers who got the same paper for the same keywords share one;
     the content keeps only keys, scores and the profile: about 1 KB for 10 items instead
     of about 15, and a resend after a crash reads back exactly what was claimed.
-    `cache` (one per run) keeps each item's (key, JSON): thousands of readers share items.
+    `cache` (one per run) keeps each item's (key, JSON) by the identity of its parts:
+    thousands of readers share items, and the planner shares their objects.
     """
     records: dict[str, str] = {}
     sections = []
@@ -258,21 +263,22 @@ def freeze_compact(
     for s in digest.sections:
         refs = []
         for item in s.items:
-            body_key = (item.paper, item.matches, item.snippets)
-            got = cache.get(body_key)
-            if got is None:
-                body = _item_json(item)
-                del body["score"]
-                text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+            ident = (id(item.paper), id(item.matches), id(item.snippets))
+            got = cache.get(ident)
+            if got is None or not _same_body(got[0], item):
+                raw = _item_json(item)
+                del raw["score"]
+                text = json.dumps(raw, ensure_ascii=False, sort_keys=True)
                 hashed = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
                 if len(cache) >= CACHE_LIMIT:
                     cache.clear()
-                got = cache[body_key] = (hashed.hexdigest(), text)
-            key, text = got
+                item_body = (item.paper, item.matches, item.snippets)
+                got = cache[ident] = (item_body, hashed.hexdigest(), text)
+            _, key, text = got
             records[key] = text
             refs.append([key, item.score])
         sections.append({"profile": profile_to_json(s.profile), "items": refs, "more": s.more})
-    raw = {
+    raw_digest = {
         "v": COMPACT,
         "day": digest.day.isoformat(),
         "title": digest.title,
@@ -280,7 +286,11 @@ def freeze_compact(
         "notes": list(digest.notes),
         "sections": sections,
     }
-    return json.dumps(raw, ensure_ascii=False, sort_keys=True), records
+    return json.dumps(raw_digest, ensure_ascii=False, sort_keys=True), records
+
+
+def _same_body(body: ItemBody, item: DigestItem) -> bool:
+    return body[0] is item.paper and body[1] is item.matches and body[2] is item.snippets
 
 
 def item_keys(content: str) -> list[str]:

@@ -20,6 +20,7 @@ with the number of distinct windows.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -88,9 +89,19 @@ class Ledgers(Mapping[int, frozenset[str]]):
 
 def local_day(sub: Subscriber, now: datetime) -> tuple[date, bool]:
     """The subscriber's local date now, and whether their send time has passed."""
-    local = now.astimezone(ZoneInfo(sub.timezone))
-    hour, minute = (int(x) for x in sub.send_at.split(":"))
-    return local.date(), local.time() >= time(hour, minute)
+    local = _local_now(sub.timezone, now)
+    return local.date(), local.time() >= _send_time(sub.send_at)
+
+
+@functools.lru_cache(maxsize=1024)  # a run asks for the same few zones and times
+def _local_now(timezone: str, now: datetime) -> datetime:
+    return now.astimezone(ZoneInfo(timezone))
+
+
+@functools.lru_cache(maxsize=2048)
+def _send_time(send_at: str) -> time:
+    hour, minute = (int(x) for x in send_at.split(":"))
+    return time(hour, minute)
 
 
 def due_readers(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from digest import rank
-from digest.codec import ItemBody, freeze_compact
+from digest.codec import FrozenItem, freeze_compact
 from digest.config import Config
 from digest.deliver import Backend
 from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
@@ -94,7 +94,7 @@ def send(
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
         due, empty, claimed, planned = 0, 0, 0, []
-        frozen: dict[ItemBody, tuple[str, str]] = {}  # items many readers share, frozen once
+        frozen: dict[tuple[int, int, int], FrozenItem] = {}  # items readers share, frozen once
         dispatcher = None
         if not dry_run:
             assert backend is not None
@@ -217,7 +217,7 @@ def _job(planned: Planned, claim: Claim) -> Job:
 
 
 def _claim(
-    planned: Planned, now: datetime, high: int, cache: dict[ItemBody, tuple[str, str]]
+    planned: Planned, now: datetime, high: int, cache: dict[tuple[int, int, int], FrozenItem]
 ) -> Claim:
     d = planned.due
     content, records = freeze_compact(planned.digest, cache)

@@ -295,13 +295,24 @@ def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
     ]
     frozen: dict = {}  # type: ignore[type-arg]
     thawed_items: dict = {}  # type: ignore[type-arg]
+    claims, thawed_digests = [], []
     for digest in digests:
         content, records = freeze_compact(digest, frozen)
         assert (content, records) == freeze_compact(digest)
-        assert thaw_compact(content, records, thawed_items) == digest
+        thawed_digests.append(thaw_compact(content, records, thawed_items))
+        assert thawed_digests[-1] == digest
         assert thaw_compact(content, records) == digest
-    assert len(frozen) < sum(d.item_count for d in digests)  # items were shared
-    assert len(thawed_items) == len(frozen)
+        claims.append((content, records))
+    items = sum(d.item_count for d in digests)
+    keys = {k for _, records in claims for k in records}
+    assert len(keys) < items  # readers share item records
+    assert len(thawed_items) == len(keys)  # each read once
+    # Digests that share item objects (as the planner's and thawed ones do) freeze each
+    # shared item once, to the same claims.
+    refrozen: dict = {}  # type: ignore[type-arg]
+    for digest, claim in zip(thawed_digests, claims, strict=True):
+        assert freeze_compact(digest, refrozen) == claim
+    assert len(refrozen) == len(keys)
 
 
 def test_cli_subscribe_confirm_send(project: Path) -> None:

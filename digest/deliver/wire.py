@@ -39,26 +39,20 @@ def _encode(name: str, value: str) -> str:
 
     The stdlib's Header picks between Q and B encoding by encoding both in pure Python
     (a millisecond for a subject); B words are made here directly: at most 42 bytes of
-    whole UTF-8 characters each, so a folded line stays within 78 characters.
+    whole UTF-8 characters each (cut before a continuation byte), so a folded line stays
+    within 78 characters.
     """
     if value.isascii():
         return _fold(f"{name}: {value}")
-    words: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for ch in value:  # UTF-8 length by code point (no encoding per character)
-        n = 1 if ch < "\x80" else 2 if ch < "\u0800" else 3 if ch < "\U00010000" else 4
-        if size + n > 42:
-            words.append("".join(chunk))
-            chunk, size = [], 0
-        chunk.append(ch)
-        size += n
-    if chunk:
-        words.append("".join(chunk))
-    encoded = [
-        "=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode() + "?="
-        for w in words
-    ]
+    data = value.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):  # cut at most 42 bytes, never inside a character
+        end = min(start + 42, len(data))
+        while end < len(data) and 0x80 <= data[end] < 0xC0:  # a continuation byte
+            end -= 1
+        words.append(data[start:end])
+        start = end
+    encoded = ["=?utf-8?b?" + binascii.b2a_base64(w, newline=False).decode() + "?=" for w in words]
     return f"{name}: " + "\r\n ".join(encoded)
 
 

@@ -79,6 +79,17 @@ class ExplainMemo:
     wanted: frozenset[str]
     maps: dict[int, AbstractMap] = field(default_factory=dict)
     shown: dict[tuple[object, ...], tuple[str, ...]] = field(default_factory=dict)
+    #: A number for each distinct keyword list (its plans and texts) ...
+    signatures: dict[tuple[object, ...], int] = field(default_factory=dict)
+    #: ... and for (paper column, keyword list): the item's matches and snippets. Readers
+    #: who share keywords share these (the same objects, so renderers cache by them).
+    bodies: dict[tuple[int, int], tuple[tuple[Match, ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+
+
+#: Item bodies a memo keeps before it starts over (a day's distinct ones are far fewer).
+BODY_LIMIT = 200_000
 
 
 def snippets_for(
@@ -165,7 +176,9 @@ def explain(
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
     if memo is None:
         memo = ExplainMemo(frozenset().union(*plan_features))
-    maps, shown, wanted = memo.maps, memo.shown, memo.wanted
+    signatures, bodies = memo.signatures, memo.bodies
+    if len(bodies) > BODY_LIMIT:
+        bodies.clear()
     out: list[tuple[DigestItem, ...]] = []
     at = 0
     for i, profile in enumerate(profiles):
@@ -174,36 +187,62 @@ def explain(
         where = chosen.of(i)
         sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
         n = len(sel_papers)
+        signature = (tuple(pids), tuple((kw.text, kw.phrase) for kw in profile.keywords))
+        sig = signatures.setdefault(signature, len(signatures))
         for j, col in enumerate(sel_papers):
-            matches, matched, names, in_abstract = [], [], [], False
-            for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
-                x = at + k * n + j
-                if pid < 0 or not got[x]:
-                    continue
-                fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
-                matches.append(Match(kw.text, fields or ("abstract",)))
-                matched.append(pid)
-                names.append((kw.text, kw.phrase))
-                in_abstract = in_abstract or in_a[x]
-            paper = papers[col]
-            # Readers who share keywords share the paper's snippets; a paper none of whose
-            # matched keywords is in its abstract shows its opening (no need to find spans).
-            key = (col, *names) if in_abstract else (col,)
-            snippets = shown.get(key) if settings.snippets > 0 else ()
-            if snippets is None:
-                text = paper.abstract or ""
-                if not in_abstract:
-                    snippets = snippets_for(AbstractMap.build(text, analyzer, set()), [], settings)
-                else:
-                    if col not in maps:
-                        maps[col] = AbstractMap.build(text, analyzer, wanted)
-                    found = [plan_features[pid] for pid in matched]
-                    snippets = snippets_for(maps[col], found, settings)
-                shown[key] = snippets
-            items.append(DigestItem(paper, round(sel_scores[j], 6), tuple(matches), snippets))
+            body = bodies.get((col, sig))
+            if body is None:  # the first reader with these keywords to get this paper
+                body = bodies[(col, sig)] = _body(
+                    papers[col], col, profile, pids, n, at + j, (got, in_t, in_a),
+                    plan_features, memo, analyzer, settings,
+                )  # fmt: skip
+            items.append(DigestItem(papers[col], round(sel_scores[j], 6), *body))
         at += n * len(pids)
         out.append(tuple(items))
     return out
+
+
+def _body(
+    paper: Paper,
+    col: int,
+    profile: Profile,
+    pids: Sequence[int],
+    n: int,
+    first: int,
+    flags: tuple[list[bool], list[bool], list[bool]],
+    plan_features: list[set[str]],
+    memo: ExplainMemo,
+    analyzer: Analyzer,
+    settings: RankSettings,
+) -> tuple[tuple[Match, ...], tuple[str, ...]]:
+    """One item's matches (which keywords, where) and snippets; `first` is its place in
+    the `flags` (matched, in title, in abstract) of its profile's first keyword."""
+    got, in_t, in_a = flags
+    matches, matched, names, in_abstract = [], [], [], False
+    for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
+        x = first + k * n
+        if pid < 0 or not got[x]:
+            continue
+        fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
+        matches.append(Match(kw.text, fields or ("abstract",)))
+        matched.append(pid)
+        names.append((kw.text, kw.phrase))
+        in_abstract = in_abstract or in_a[x]
+    # Readers who share keywords share the paper's snippets; a paper none of whose matched
+    # keywords is in its abstract shows its opening (no need to find spans).
+    key = (col, *names) if in_abstract else (col,)
+    snippets = memo.shown.get(key) if settings.snippets > 0 else ()
+    if snippets is None:
+        text = paper.abstract or ""
+        if not in_abstract:
+            snippets = snippets_for(AbstractMap.build(text, analyzer, set()), [], settings)
+        else:
+            if col not in memo.maps:
+                memo.maps[col] = AbstractMap.build(text, analyzer, memo.wanted)
+            found = [plan_features[pid] for pid in matched]
+            snippets = snippets_for(memo.maps[col], found, settings)
+        memo.shown[key] = snippets
+    return tuple(matches), snippets
 
 
 def match_spans(

@@ -85,6 +85,11 @@ class EmailRenderer:
     _papers_text: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
     _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
     _whys: dict[tuple[Any, ...], str] = field(init=False, default_factory=dict)
+    #: (id(paper), id(matches)) -> (paper, matches, html, text): an item as it shows, for
+    #: the run's readers who share it (the same objects: the planner shares them).
+    _items: dict[tuple[int, int], tuple[Paper, Any, str, str]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         assert self.env.loader is not None
@@ -151,12 +156,9 @@ class EmailRenderer:
             plain = {"name": sec.name, "empty": sec.empty}
             body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
-                body_html.append(
-                    self._paper_html(item.paper).fill({"why": self._why(item, "html")})
-                )
-                body_text.append(
-                    self._paper_text(item.paper).fill({"why": self._why(item, "text")})
-                )
+                html, text = self._item(item)
+                body_html.append(html)
+                body_text.append(text)
             if sec.more:
                 more = {"more": str(escape(sec.more)), "link": str(escape(sec.more_link))}
                 body_html.append(self._stamp("more.html", bool(sec.more_link)).fill(more))
@@ -193,6 +195,19 @@ class EmailRenderer:
         html = self._stamp("digest.html", shape).fill(html_values)
         text = tidy_text(self._stamp("digest.txt", shape).fill(text_values))
         return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
+
+    def _item(self, item: DigestItem) -> tuple[str, str]:
+        """An item's HTML and text, cached by the identity of its paper and matches (an
+        object kept in the cache is never freed, so its id is never reused)."""
+        key = (id(item.paper), id(item.matches))
+        got = self._items.get(key)
+        if got is None or got[0] is not item.paper or got[1] is not item.matches:
+            if len(self._items) > 100_000:
+                self._items.clear()
+            html = self._paper_html(item.paper).fill({"why": self._why(item, "html")})
+            text = self._paper_text(item.paper).fill({"why": self._why(item, "text")})
+            got = self._items[key] = (item.paper, item.matches, html, text)
+        return got[2], got[3]
 
     def _why(self, item: DigestItem, fmt: str) -> str:
         """`filters.why`, once per set of matches (readers share keywords)."""

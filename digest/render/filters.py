@@ -147,7 +147,12 @@ def markdown_html(text: object) -> Markup:
 
 def tidy_text(text: str) -> str:
     """Plain text with at most one blank line in a row and one final newline."""
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip() + "\n"
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def empty_reasons(digest: Digest) -> list[str]:
