@@ -23,7 +23,8 @@ MAX_KEYWORDS = 24
 class Paper:
     """One research paper as a source saw it, or as the store keeps it."""
 
-    #: Stable id: the arXiv id when a source gives one, else `text.title_id(title)`.
+    #: Stable id: the arXiv id when a source gives one, else `text.title_id(title)` (of the
+    #: title and, for a feed entry, its DOI, link or id: two papers may share a title).
     id: str
     #: Title as printed by the source (may contain LaTeX such as `Met$^2$Net`).
     title: str

@@ -8,6 +8,9 @@ arXiv serves papers three ways that this program reads (`feed` parses all of the
 - API answers, `http://export.arxiv.org/api/query?...` (Atom): entry ids
   `http://arxiv.org/abs/2510.13151v2`, `<arxiv:comment>`, `<arxiv:doi>`,
   `<arxiv:primary_category>`, a `pdf` link;
+- before 2024, RSS 1.0 (RDF) feeds, `http://export.arxiv.org/rss/<cat>`: titles end
+  `(arXiv:2310.08582v1 [cs.CL])`, or `... [cs.CL] UPDATED)` for a new version, and the
+  authors are HTML links;
 - the API's error answer: an Atom feed whose one entry is titled `Error`, its id
   `http://arxiv.org/api/errors#incorrect_id_format_for_1234.5678` and its summary the
   reason. It is no paper.
@@ -35,6 +38,7 @@ _REF = re.compile(
     r"(?:oai:arXiv\.org:|arxiv\.org/(?:abs|pdf)/|^arXiv:|^)" + ARXIV_ID.pattern + r"(?:\.pdf)?$",
     re.IGNORECASE,
 )
+_OLD_TITLE = re.compile(r"\s*\(arXiv:(?P<ref>\S+)\s+\[[^\]]*\](?:\s+(?P<updated>UPDATED))?\)\s*$")
 _ERROR_ID = re.compile(r"arxiv\.org/api/errors", re.IGNORECASE)
 _LISTING_HOST = re.compile(r"^https?://(?:rss|export)\.arxiv\.org/(?:rss|atom)/", re.IGNORECASE)
 
@@ -57,6 +61,19 @@ def arxiv_ref(text: str) -> tuple[str, int | None] | None:
     if not match:
         return None
     return match["id"], int(match["version"]) if match["version"] else None
+
+
+def split_title(title: str) -> tuple[str, str | None, bool]:
+    """An RSS 1.0 title `Title. (arXiv:2310.08582v2 [cs.CL] UPDATED)` -> (`Title.`,
+    `arXiv:2310.08582v2`, True: a new version); other titles are left as they are."""
+    match = _OLD_TITLE.search(title)
+    if match is None or match.start() == 0:
+        return title, None, False
+    return (
+        title[: match.start()],
+        "arXiv:" + match["ref"].removeprefix("arXiv:"),
+        bool(match["updated"]),
+    )
 
 
 def pdf_url(paper_id: str) -> str:

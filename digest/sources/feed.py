@@ -207,21 +207,28 @@ def _entry(
         message = f": the arXiv API answered with an error ({reason[:120]}); skipped"
         warn(where.warning(message, skipped=True))
         return None
+    title, old_ref, updated = arxiv.split_title(title)
     summary = _text(raw.get("summary"))
     prefix = ANNOUNCEMENT.match(summary)
     announce = _text(raw.get("arxiv_announce_type")).strip().lower()
+    if updated:
+        announce = announce or "replace"
     if prefix:
         announce = announce or prefix["type"].lower()
         abstract = summary[prefix.end() :]
     else:
         abstract = summary.split("Abstract:", 1)[1] if "Abstract:" in summary else summary
-        if not _is_plain_text(raw) and not announce:
+        if not _is_plain_text(raw):  # (the listing feeds' text is plain: `$T<N$` stays)
             abstract = html_text(abstract)
     abstract = normalize_space(abstract)
-    ref = None
-    for candidate in (entry_id, link, prefix["id"] if prefix else None):
-        if candidate and (ref := arxiv_ref(candidate)):
-            break
+    refs = [
+        found
+        for candidate in (entry_id, link, prefix["id"] if prefix else old_ref)
+        if candidate and (found := arxiv_ref(candidate))
+    ]
+    ref = refs[0] if refs else None
+    if ref is not None:  # the version may be in another of them (`[cs.CL]` titles)
+        ref = (ref[0], next((v for i, v in refs if i == ref[0] and v), None))
     doi = _doi(raw)
     if ref is None and not (entry_id or link or doi):
         warn(where.warning(f"{label}: no id, link or DOI to know it by; skipped", skipped=True))
@@ -282,10 +289,11 @@ def _authors(raw: Mapping[str, object]) -> list[str]:
         if isinstance(authors, list)
         else []
     )
-    names = [normalize_space(n) for n in names if isinstance(n, str) and n.strip()]
+    # arXiv's RSS 1.0 feeds link each name: `<a href="...">Mengkang Hu</a>, <a ...`
+    names = [normalize_space(html_text(n)) for n in names if isinstance(n, str) and n.strip()]
     if len(names) == 1:
         names = [n for n in _AUTHOR_SPLIT.split(names[0]) if n.strip()]
-    return names
+    return [n for n in names if n]
 
 
 def _keywords(raw: Mapping[str, object]) -> tuple[str, ...]:
