@@ -330,3 +330,24 @@ def test_templates_can_show_the_new_fields_escaped(tmp_path: Path) -> None:
     )
     text = make_environment(tmp_path).get_template("probe.html.j2").render(paper=paper)
     assert text == "Ada &lt;script&gt; | a&amp;b | https://github.com/x/y (3)"
+
+
+def test_a_fetched_answer_of_a_past_day_keeps_its_day(tmp_path: Path, http_server: object) -> None:
+    """`?date=2024-05-27` fetched in 2025: first seen on its day, arrived at the fetch."""
+    from .http_fixture_server import FixtureServer, Static
+
+    assert isinstance(http_server, FixtureServer)
+    http_server.route(
+        "/api/daily_papers", Static.file(WILD / "hf_daily_2024-05-27.json", "application/json")
+    )
+    url = http_server.url("/api/daily_papers")
+    (tmp_path / "config.toml").write_text(
+        f'[[sources]]\nname = "old"\nkind = "auto"\nurl = "{url}?date=2024-05-27"\n'
+        f'[[sources]]\nname = "today"\nkind = "hf_daily"\nurl = "{url}?date={{date}}"\n'
+    )
+    config = load_config(tmp_path / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        report = pipeline.ingest(config, store, now=NOW)
+        assert (report.errors, report.counts.new) == ((), 2)
+        assert {p.first_seen for p in store.papers()} == {datetime(2024, 5, 27, tzinfo=UTC)}
+        assert store.row_arrived_by(NOW) == 2 and store.newest_arrival() == NOW
