@@ -34,6 +34,8 @@ _NOT_COLUMNS = ("sources", "revision")
 PAPER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Paper) if f.name not in _NOT_COLUMNS)
 _DATES = {"published"}
 _TIMES = {"first_seen", "last_seen"}
+#: Tuples of strings: a JSON list in a row and in JSON.
+_LISTS = {"authors", "keywords"}
 #: `digest papers --json`: exactly these keys (documented in the README).
 PUBLIC_PAPER_KEYS = (
     "id",
@@ -45,6 +47,20 @@ PUBLIC_PAPER_KEYS = (
     "organization",
     "sources",
     "first_seen",
+    "arxiv_id",
+    "url",
+    "authors",
+    "summary",
+    "keywords",
+    "pdf_url",
+    "code_url",
+    "code_stars",
+    "project_url",
+    "thumbnail_url",
+    "comments",
+    "comment",
+    "version",
+    "doi",
 )
 
 
@@ -60,6 +76,8 @@ def _out(name: str, value: Any) -> Any:
         return time_text(value)
     if name in _DATES:
         return value.isoformat()
+    if name in _LISTS:
+        return list(value)
     return value
 
 
@@ -70,7 +88,19 @@ def _in(name: str, value: Any) -> Any:
         return datetime.fromisoformat(value)
     if name in _DATES:
         return date.fromisoformat(value)
+    if name in _LISTS:
+        return tuple(str(v) for v in value)
     return value
+
+
+def _cell(name: str, value: Any) -> Any:
+    """A value as a `papers` column holds it: lists as JSON text."""
+    out = _out(name, value)
+    return json.dumps(out, ensure_ascii=False) if name in _LISTS else out
+
+
+def _from_cell(name: str, value: Any) -> Any:
+    return _in(name, json.loads(value) if name in _LISTS and value is not None else value)
 
 
 # -- papers ------------------------------------------------------------------------------
@@ -78,12 +108,12 @@ def _in(name: str, value: Any) -> Any:
 
 def paper_row(paper: Paper) -> tuple[Any, ...]:
     """The paper's values for PAPER_COLUMNS, in order."""
-    return tuple(_out(name, getattr(paper, name)) for name in PAPER_COLUMNS)
+    return tuple(_cell(name, getattr(paper, name)) for name in PAPER_COLUMNS)
 
 
 def paper_from_row(row: Mapping[str, Any], sources: tuple[str, ...] = ()) -> Paper:
     """A stored paper (a row with PAPER_COLUMNS, e.g. sqlite3.Row) back as a Paper."""
-    return Paper(**{name: _in(name, row[name]) for name in PAPER_COLUMNS}, sources=sources)
+    return Paper(**{name: _from_cell(name, row[name]) for name in PAPER_COLUMNS}, sources=sources)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from digest.config import Config, SourceConfig
 from digest.errors import DigestError
-from digest.model import SourceWarning
+from digest.model import Paper, SourceWarning
 from digest.sources import parser_for
+from digest.sources.days import day_in_origin, midnight
 from digest.sources.files import expand, modified_date, read_capture
 from digest.store import IngestCounts, Store
 
@@ -71,10 +72,16 @@ def ingest(
     paths: Sequence[str] = (),
     *,
     now: datetime,
+    kind: str | None = None,
     progress: ProgressFn | None = None,
     client: httpx.Client | None = None,
 ) -> IngestReport:
     """Read the configured sources (or `paths`), parse them and merge them into the store.
+
+    A file in `paths` is read as the kind of the configured source whose glob names it,
+    else by its content (kind `auto`); `kind` forces one for all of `paths`. A file's
+    papers are first seen on the day it names (`sources.days`), else the day its content
+    names, else its source's `captured` day or the file's modification day.
 
     New papers arrive at `now`: what a digest calls new is what arrived after the
     reader's last one, whatever date the source printed. One transaction per file or
@@ -83,7 +90,7 @@ def ingest(
     sources are fetched politely (`sources.fetch`; `client` is the httpx client to use,
     for tests) and stamped with the fetch time `now`.
     """
-    jobs, errors = _plan(config, paths)
+    jobs, errors = _plan(config, paths, kind)
     url_report = _ingest_urls(config, store, now, client) if not paths else None
     warnings: list[SourceWarning] = []
     counts, entries, malformed = IngestCounts(), 0, 0
@@ -96,7 +103,9 @@ def ingest(
         file_warnings: list[SourceWarning] = []
         try:
             data = read_capture(job.path, max_bytes)
-            captured = job.source.captured or modified_date(job.path)
+            captured = (
+                job.source.captured or day_in_origin(str(job.path)) or modified_date(job.path)
+            )
             papers = list(
                 parser(
                     data,
@@ -106,7 +115,9 @@ def ingest(
                     warn=file_warnings.append,
                 )
             )
-            counts += store.add_papers(papers, arrived_at=now)
+            added = store.add_papers(papers, arrived_at=now)
+            file_warnings += _title_merges(str(job.path), added)
+            counts += added
             entries += len(papers)
         except DigestError as exc:  # this input's fault or not, the others go on
             errors.append(str(exc))
@@ -179,7 +190,7 @@ def _ingest_urls(
                 continue
             found: list[SourceWarning] = []
             papers = [
-                with_(p, first_seen=now, last_seen=now)
+                _stamped(p, url, now)
                 for p in parser(
                     result.data,
                     origin=url,
@@ -188,7 +199,9 @@ def _ingest_urls(
                     warn=found.append,
                 )
             ]
-            counts += store.add_papers(papers, arrived_at=now)
+            added = store.add_papers(papers, arrived_at=now)
+            found += _title_merges(url, added)
+            counts += added
             entries += len(papers)
             warnings += found
             malformed += sum(1 for w in found if w.skipped)
@@ -211,7 +224,30 @@ def _ingest_urls(
     )
 
 
-def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
+def _stamped(paper: Paper, url: str, now: datetime) -> Paper:
+    """A fetched paper is first seen at the fetch time, or on the day its URL names when
+    that day is past (`?date=2024-05-27`: an archive fetched late keeps its days)."""
+    day = day_in_origin(url)
+    first = midnight(day) if day is not None and day < now.date() else now
+    return with_(paper, first_seen=first, last_seen=now)
+
+
+def _title_merges(origin: str, counts: IngestCounts) -> list[SourceWarning]:
+    """A warning for each record the store merged into a paper by its title alone."""
+    return [
+        SourceWarning(
+            origin,
+            0,
+            f"{title[:60]!r} merged into stored paper {paper_id} by its title alone"
+            " (no arXiv id, DOI, first author or link to tell them apart)",
+        )
+        for title, paper_id in counts.title_merges
+    ]
+
+
+def _plan(
+    config: Config, paths: Sequence[str], kind: str | None = None
+) -> tuple[list[_Job], list[str]]:
     """Which files to read, with the source each belongs to; missing ones become errors."""
     errors: list[str] = []
     jobs: list[_Job] = []
@@ -228,12 +264,13 @@ def _plan(config: Config, paths: Sequence[str]) -> tuple[list[_Job], list[str]]:
     if not paths:
         return [_Job(p, s) for p, s in configured.items()], errors
     errors.clear()  # explicit paths: the configured globs are not read, so not checked
-    manual = SourceConfig(name="files", kind="listing")
+    manual = SourceConfig(name="files", kind=kind or "auto")
     for pattern in paths:
         found = expand(pattern, Path.cwd())
         if not found or (len(found) == 1 and not found[0].exists()):
             errors.append(f"{pattern}: no such file or directory")
             continue
         for file in found:
-            jobs.append(_Job(file, configured.get(file.resolve(), manual)))
+            source = configured.get(file.resolve(), manual)
+            jobs.append(_Job(file, with_(source, kind=kind) if kind else source))
     return jobs, errors

@@ -13,12 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+#: Author names a `Paper` keeps (the count says how many there are in all).
+MAX_AUTHORS = 10
+#: Keywords a `Paper` keeps.
+MAX_KEYWORDS = 24
+
 
 @dataclass(frozen=True, slots=True)
 class Paper:
     """One research paper as a source saw it, or as the store keeps it."""
 
-    #: Stable id: the arXiv id when a source gives one, else `text.title_id(title)`.
+    #: Stable id: the arXiv id when a source gives one, else `text.title_id(title)` (of the
+    #: title and, for a feed entry, its DOI, link or id: two papers may share a title).
     id: str
     #: Title as printed by the source (may contain LaTeX such as `Met$^2$Net`).
     title: str
@@ -36,6 +42,27 @@ class Paper:
     arxiv_id: str | None = None
     #: Link to the paper page when known.
     url: str | None = None
+    #: The first authors' names as the source lists them (at most `MAX_AUTHORS`);
+    #: `authors_count` is how many there are in all.
+    authors: tuple[str, ...] = ()
+    #: A one-line summary a source made (Hugging Face's `ai_summary`); "" when none.
+    summary: str = ""
+    #: Keywords and categories (Hugging Face's `ai_keywords`, arXiv's `cs.CL` ...).
+    keywords: tuple[str, ...] = ()
+    #: Links: the PDF, the code (and its GitHub stars), the project page, a thumbnail.
+    pdf_url: str | None = None
+    code_url: str | None = None
+    code_stars: int | None = None
+    project_url: str | None = None
+    thumbnail_url: str | None = None
+    #: Comments on the paper's Hugging Face page (`numComments`).
+    comments: int | None = None
+    #: The authors' comment on arXiv (`23 pages, 8 figures`); "" when none.
+    comment: str = ""
+    #: The arXiv version the source saw (`v2` -> 2).
+    version: int | None = None
+    #: The paper's DOI (`10.1145/3576915`), lower-cased, without `https://doi.org/`.
+    doi: str | None = None
     #: Names of the sources that listed this paper.
     sources: tuple[str, ...] = ()
     #: When the store first / last saw this paper (None on parser output).

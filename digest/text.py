@@ -42,9 +42,11 @@ def fold_title(title: str) -> str:
     return _NON_WORD.sub(" ", text).strip()
 
 
-def title_id(title: str) -> str:
-    """A stable paper id for a paper without an arXiv id: a hash of its folded title."""
-    digest = hashlib.sha256(fold_title(title).encode("utf-8")).hexdigest()
+def title_id(title: str, link: str = "") -> str:
+    """A stable paper id for a paper without an arXiv id: a hash of its folded title, and
+    of its link (DOI, URL or feed id) when it has one: two papers may share a title."""
+    key = fold_title(title) + (f"\n{link.strip()}" if link.strip() else "")
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return "t" + digest[:15]
 
 

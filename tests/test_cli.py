@@ -56,6 +56,20 @@ def test_papers_json_has_exactly_the_documented_keys(project: Path) -> None:
             "organization",
             "sources",
             "first_seen",
+            "arxiv_id",
+            "url",
+            "authors",
+            "summary",
+            "keywords",
+            "pdf_url",
+            "code_url",
+            "code_stars",
+            "project_url",
+            "thumbnail_url",
+            "comments",
+            "comment",
+            "version",
+            "doi",
         ]
         for r in rows
     )
@@ -148,10 +162,13 @@ def test_not_utf8_file(project: Path, tmp_path: Path) -> None:
     assert _seeded(project) == before
 
 
-def test_empty_file_warns(project: Path, tmp_path: Path) -> None:
+def test_an_empty_file_is_an_error_unless_read_as_a_capture(project: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     code, out, err = invoke(project, "ingest", str(empty))
+    assert (code, out) == (2, "0 new, 0 updated, 0 skipped\n")
+    assert err == f"error: {empty}: empty file: nothing to read\n"
+    code, out, err = invoke(project, "ingest", "--kind", "listing", str(empty))
     assert (code, out) == (0, "0 new, 0 updated, 0 skipped\n")
     assert err == f"warning: {empty}: no paper entries found (empty or not a listing capture)\n"
 
@@ -202,7 +219,7 @@ def test_broken_config_names_file_key_and_value(project: Path) -> None:
     assert (code, out) == (2, "")
     assert err == (
         f"error: {project / 'config.toml'}: sources[0].kind = 'rss?': unknown kind; "
-        "expected one of: feed, hf_daily, listing\n"
+        "expected one of: auto, feed, hf_daily, listing\n"
     )
     (project / "config.toml").write_text("[store\n")
     code, _, err = invoke(project, "papers")

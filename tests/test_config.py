@@ -48,7 +48,7 @@ def test_missing_required_config(tmp_path: Path) -> None:
         (
             "[[sources]]\nname='s'\nkind='lsting'\npath='x'\n",
             r"config\.toml: sources\[0\]\.kind = 'lsting': unknown kind; "
-            r"expected one of: feed, hf_daily, listing",
+            r"expected one of: auto, feed, hf_daily, listing",
         ),
         ("[[sources]]\nname='s'\nkind='listing'\n", r"sources\[0\]: needs 'path'"),
         (

@@ -124,13 +124,13 @@ def test_a_bozo_feed_with_entries_warns_and_keeps_them() -> None:
     assert warning.line > 0
     assert "feed is not well-formed (no element found)" in warning.message
     assert "kept the 4 entries" in warning.message
-    assert str(skipped) == f"{ORIGIN}: entry 4: no title; skipped"  # the entry cut short
+    assert str(skipped) == f"{ORIGIN}:56: entry 4: no title; skipped"  # the entry cut short
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "empty document, expected an RSS/Atom feed"),
+        (b"", "empty file, expected an RSS/Atom feed"),
         (b"\x00\x01garbage\xff", "not a readable RSS/Atom feed"),
         (b'{"items": []}', "not a readable RSS/Atom feed"),
         (b"<html><body><p>Service unavailable</p></body></html>", "not an RSS/Atom feed"),
@@ -155,7 +155,14 @@ def test_weekend_feed_is_empty_but_valid() -> None:
 <pubDate>Sat, 18 Oct 2025 00:00:00 -0400</pubDate></channel></rss>"""
     papers, warnings = parse(weekend)
     assert papers == []
-    assert [w.message for w in warnings] == ["feed has no entries (arXiv lists none at weekends)"]
+    assert [w.message for w in warnings] == [
+        "the feed 'cs.CL' has no entries (arXiv announces none at weekends and on holidays)"
+    ]
+    # weekends are named for arXiv's listing feeds only; a saved file is talked of as one
+    papers, warnings = parse(weekend.replace(b"cs.CL", b"Lab blog"), origin="saved/blog.xml")
+    assert [str(w) for w in warnings] == ["saved/blog.xml: the feed 'Lab blog' has no entries"]
+    with pytest.raises(SourceError, match=r"^saved/blog\.xml: empty file, expected an RSS"):
+        parse(b" ", origin="saved/blog.xml")
 
 
 def test_generic_atom_feed() -> None:

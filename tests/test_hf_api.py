@@ -64,7 +64,7 @@ def test_fields_from_either_level() -> None:
     assert "item 3 (2510.90003v2): bad upvotes 'many'; ignored" in str(warnings)
 
 
-def test_extras_the_paper_model_has_no_field_for() -> None:
+def test_what_readers_want_is_kept() -> None:
     items = list(
         hf_api.items(
             (LIVE / "daily_papers.json").read_bytes(),
@@ -74,15 +74,17 @@ def test_extras_the_paper_model_has_no_field_for() -> None:
             warn=lambda w: None,
         )
     )
-    ranking = items[1]
+    ranking = items[1].paper
     assert ranking.comments == 3
-    assert ranking.github_repo == "https://github.com/example/icr"
-    assert ranking.github_stars == 42
-    assert ranking.ai_keywords == ("In-context Ranking", "attention", "LLM reranking")
-    assert ranking.ai_summary.startswith("Sparse attention")
-    assert ranking.submitted_at == datetime(2025, 10, 16, 3, 0, tzinfo=UTC)
-    assert items[2].project_page == "https://example.org/tiny-speech"
-    assert items[2].comments == 1  # numComments under `paper` in this one
+    assert (ranking.code_url, ranking.code_stars) == ("https://github.com/example/icr", 42)
+    assert ranking.keywords == ("In-context Ranking", "attention", "LLM reranking")
+    assert ranking.summary.startswith("Sparse attention")
+    assert ranking.pdf_url == "https://arxiv.org/pdf/2510.90002"
+    assert ranking.authors[:2] == ("Author 1", "Author 2") and ranking.authors_count == 9
+    assert items[1].submitted_at == datetime(2025, 10, 16, 3, 0, tzinfo=UTC)
+    assert items[2].paper.project_url == "https://example.org/tiny-speech"
+    assert items[2].paper.comments == 1  # numComments under `paper` in this one
+    assert items[2].paper.version == 2  # the id was 2510.90003v2
 
 
 def test_bad_items_are_skipped_with_their_position() -> None:
@@ -131,8 +133,17 @@ def test_the_same_paper_as_a_seed_capture_folds_to_one_title(store: Store) -> No
 def test_page_day_comes_from_the_url_or_the_capture() -> None:
     data = (LIVE / "daily_papers.json").read_bytes()
     assert parse(data)[0][0].first_seen == datetime(2025, 10, 16, tzinfo=UTC)
+    named = parse(data, origin="archive/2024-05-27.json")[0][0]
+    assert named.first_seen == datetime(2024, 5, 27, tzinfo=UTC)  # the file name's day
+    # no day in the name: the day the items were put on the daily page (submittedOnDailyAt)
     no_date = parse(data, origin="saved/daily.json")[0][0]
-    assert no_date.first_seen == datetime(2025, 10, 17, tzinfo=UTC)
+    assert no_date.first_seen == datetime(2025, 10, 16, tzinfo=UTC)
+    undated = data.replace(b"submittedOnDailyAt", b"x").replace(
+        b'"publishedAt": "2025-10-16', b'"x": "'
+    )
+    assert parse(undated, origin="saved/daily.json")[0][0].first_seen == datetime(
+        2025, 10, 17, tzinfo=UTC
+    )  # nothing names a day: the capture day
     assert hf_api.page_day("https://x/api?date=garbage", CAPTURED) == CAPTURED
 
 
@@ -152,7 +163,7 @@ def test_url_builder_and_arxiv_ids() -> None:
     [
         (b'[{"paper": {"id": "2401.1', r"daily:1: not JSON \(Unterminated string"),
         (b"<!DOCTYPE html><title>502</title>", r"daily:1: not JSON .*'<!DOCTYPE html>"),
-        (b"", "empty response, expected JSON"),
+        (b"", "empty file, expected JSON"),
         (b"\xff\xfe[]", "not UTF-8"),
         (b'{"error": "Invalid date"}', "the API answered with an error: 'Invalid date'"),
         (b'{"papers": []}', "a JSON object without a list of papers"),
@@ -168,7 +179,7 @@ def test_unusable_documents_raise_one_clear_source_error(data: bytes, message: s
 def test_an_empty_day_warns_and_yields_nothing() -> None:
     papers, warnings = parse(b"[]")
     assert papers == []
-    assert [w.message for w in warnings] == ["no papers on this page (no list for that day yet?)"]
+    assert [w.message for w in warnings] == ["no papers in this answer (no list for that day yet?)"]
 
 
 def test_fetched_from_a_local_server_and_parsed(http_server: FixtureServer) -> None:

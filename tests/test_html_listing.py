@@ -118,10 +118,19 @@ def test_url_date_beats_the_header() -> None:
         b"<!DOCTYPE html><html><body><div>502 Bad Gateway</div></body></html>",
     ],
 )
-def test_pages_without_entries_warn(page: bytes) -> None:
-    papers, warnings = parse(page)
+def test_a_page_that_is_no_listing_page_is_one_clear_error(page: bytes) -> None:
+    with pytest.raises(SourceError) as info:
+        parse(page)
+    assert str(info.value) == (
+        "page.html: not a Hugging Face papers listing page (no DailyPapers data and no"
+        " paper cards); is it the page of https://huggingface.co/papers?"
+    )
+
+
+def test_a_listing_page_with_no_readable_card_warns() -> None:
+    papers, warnings = parse(b"<html><body><article><p>An ad.</p></article></body></html>")
     assert papers == []
-    assert len(warnings) == 1 and "no paper entries found" in warnings[0].message
+    assert [w.message for w in warnings][-1].startswith("no paper entries found")
 
 
 def test_card_problems_are_reported_with_their_line() -> None:

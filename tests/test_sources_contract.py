@@ -32,6 +32,12 @@ VALID: dict[str, list[Path]] = {
     ],
     "hf_daily": [FIXTURES / "live" / "daily_papers.json"],
     "feed": [FIXTURES / "live" / "arxiv_rss.xml"],
+    "auto": [
+        FIXTURES / "listing" / "authors_and_dates.txt",
+        FIXTURES / "live" / "hf_listing_island.html",
+        FIXTURES / "live" / "daily_papers.json",
+        FIXTURES / "live" / "arxiv_rss.xml",
+    ],
 }
 HOSTILE: dict[str, Callable[[], bytes]] = {
     "empty": lambda: b"",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from digest.codec import thaw_digest
 from digest.errors import StoreError
 from digest.model import Delivery, FetchRecord, Keyword, Paper
-from digest.store import SCHEMA_VERSION, Store, schema
+from digest.store import SCHEMA_VERSION, IngestCounts, Store, schema
 from digest.store.schema import MIGRATIONS, collect_steps
 
 from .conftest import FIXTURES
@@ -126,6 +127,9 @@ def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -
         # arrival: first_seen for rows older than version 6; the bare paper came a day late
         assert store.row_arrived_by(AT_8) == (1 if version >= 6 else 2)
         assert bool(store.frozen_items(["2510.12345:0"])) == (version >= 6)
+        # the rebuild of `papers` (version 8) keeps the analysed text and the sources
+        kept = store.paper_terms(["2510.12345"], "terms-v1")
+        assert kept == ({"2510.12345": b"\x00opaque\xff"} if version >= 7 else {})
         if version < 2:
             assert store.subscribers() == [] and store.deliveries() == []
             return
@@ -199,6 +203,16 @@ def test_an_upgraded_store_takes_writes(version: int, tmp_path: Path) -> None:
     with opened(version, tmp_path) as store:
         assert store.add_papers([new]).new == 1
         assert store.newest_paper_row() == 3
+        # version 8: a paper may share its title with another (a different link)
+        twin = replace(new, id="t-twin", arxiv_id=None, url="https://example.org/other")
+        rich = replace(new, authors=("Ada Lovelace",), keywords=("cs.CL",), code_stars=3)
+        assert store.add_papers([replace(twin, title=PAPERS[1].title), rich]) == IngestCounts(
+            new=1, updated=1
+        )
+        stored = {p.id: p for p in store.papers()}
+        assert stored["2510.99999"].authors == ("Ada Lovelace",)
+        assert stored["2510.99999"].keywords == ("cs.CL",)
+        assert stored["t-twin"].title == stored["2510.12345"].title
         store.save_fetch_state("new-feed", "https://example.org/feed", "{}", NEXT_DAY, "ok")
         assert store.fetch_state("new-feed") == FetchRecord("https://example.org/feed", "{}")
         (sub, created) = store.upsert_subscriber("cy@example.org", None, now=NEXT_DAY)

@@ -22,6 +22,7 @@ from digest.cli.base import (
     pass_ctx,
 )
 from digest.model import Paper
+from digest.sources import known_kinds
 
 if TYPE_CHECKING:
     from digest.pipeline import Window
@@ -79,20 +80,31 @@ def _empty_window(store: Store, window: Window) -> str | None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--kind",
+    type=click.Choice(known_kinds()),
+    help="Read every PATH as this kind (default: auto, told by each file's content).",
+)
 @_json_option("Print the counts as one JSON object.")
 @pass_ctx
-def ingest(obj: _Ctx, paths: tuple[str, ...], as_json: bool) -> None:
-    """Read listing captures into the store.
+def ingest(obj: _Ctx, paths: tuple[str, ...], kind: str | None, as_json: bool) -> None:
+    """Read listing pages, feeds and daily papers answers into the store.
 
     With no PATH, reads the [[sources]] of config.toml; a PATH may be a file, a
-    directory or a glob. Prints "N new, M updated, K skipped"; entries that are
-    malformed are named (file:line) on stderr and the good ones kept. Exits 2 when a
-    file could not be read at all.
+    directory or a glob, each file read by its content: JSON as a Hugging Face daily
+    papers answer, RSS/Atom/RDF as a feed, HTML as a papers listing page, text as a
+    listing capture (--kind forces one). Prints "N new, M updated, K skipped"; entries
+    that are malformed are named (file:line) on stderr and the good ones kept. Exits 2
+    when a file could not be read at all (nothing of it is stored).
     """
     from digest import pipeline
 
+    if kind and not paths:
+        raise CliError("--kind applies to the PATHs named; without them, each source's kind")
     with obj.store() as store, _progress("ingest") as progress:
-        report = pipeline.ingest(obj.config, store, paths, now=obj.now, progress=progress)
+        report = pipeline.ingest(
+            obj.config, store, paths, now=obj.now, kind=kind, progress=progress
+        )
     _report_warnings(report)
     if as_json:
         click.echo(

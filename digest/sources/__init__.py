@@ -2,7 +2,8 @@
 
 A parser never raises for one bad entry: it reports a `SourceWarning` (file and line)
 through the `warn` callback and goes on, so the good entries of a file are kept.
-The registry maps the `kind` string of a `[[sources]]` table to its parser.
+The registry maps the `kind` string of a `[[sources]]` table to its parser; kind `auto`
+(and every file named on the command line) is told by content (`sources.detect`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,29 @@ __all__ = ["Parser", "WarnFn", "known_kinds", "parse_listing", "parser_for"]
 
 #: The kinds `_registry` maps, named here so that checking a config's `kind` (every
 #: command loads the config) imports no parser.
-KINDS = ("feed", "hf_daily", "listing")
+KINDS = ("auto", "feed", "hf_daily", "listing")
 
 
 def _registry() -> dict[str, Parser]:
     # Parsers load when first asked for: feedparser and selectolax cost start-up time.
     from digest.sources import feed, hf_api
 
-    return {"listing": parse_listing, "hf_daily": hf_api.parse, "feed": feed.parse}
+    return {
+        "auto": parse_any,
+        "listing": parse_listing,
+        "hf_daily": hf_api.parse,
+        "feed": feed.parse,
+    }
+
+
+def parse_any(
+    data: bytes, *, origin: str, source: str, captured: date, warn: WarnFn
+) -> Iterator[Paper]:
+    """Any document a source may be: its kind told by its content (`detect.sniff`)."""
+    from digest.sources.detect import sniff
+
+    parser = _registry()[sniff(data, origin)]
+    return parser(data, origin=origin, source=source, captured=captured, warn=warn)
 
 
 def parse_listing(
@@ -34,9 +50,17 @@ def parse_listing(
     """A Hugging Face listing page: an HTML page or a text capture, told apart by content."""
     from digest.sources import html_listing, listing
 
-    is_html = data[:2048].lstrip().startswith(b"<")  # a text capture starts with words
-    parser = html_listing.parse if is_html else listing.parse
-    return parser(data, origin=origin, source=source, captured=captured, warn=warn)
+    head = data[:2048].lstrip()
+    if head.startswith(b"<"):  # a text capture starts with words
+        return html_listing.parse(data, origin=origin, source=source, captured=captured, warn=warn)
+    if head[:1] in (b"{", b"[") and listing.is_json(data):
+        from digest.errors import SourceError
+
+        raise SourceError(
+            f"{origin}: JSON, not a listing page or capture; read it as kind hf_daily"
+            " (or auto, which tells kinds by content)"
+        )
+    return listing.parse(data, origin=origin, source=source, captured=captured, warn=warn)
 
 
 def parser_for(kind: str) -> Parser | None:

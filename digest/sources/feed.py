@@ -1,7 +1,7 @@
-"""RSS/Atom feeds through feedparser, with arXiv's listing feeds in mind.
+"""RSS 2.0, Atom and RSS 1.0 (RDF) feeds through feedparser, with arXiv's in mind.
 
-arXiv's feeds (`https://rss.arxiv.org/rss/<cat>`, also `/atom/<cat>`) carry one item per
-announced paper:
+arXiv's listing feeds (`https://rss.arxiv.org/rss/<cat>`, also `/atom/<cat>`) carry one
+item per announced paper (`sources.arxiv` has the other shapes arXiv serves):
 
     <item>
       <title>Token Merging for Multilingual Speech Recognition</title>
@@ -9,18 +9,26 @@ announced paper:
       <description>arXiv:2510.13151v1 Announce Type: new
     Abstract: Leading multilingual ...</description>
       <guid isPermaLink="false">oai:arXiv.org:2510.13151v1</guid>
+      <category>cs.CL</category>
       <pubDate>Thu, 16 Oct 2025 00:00:00 -0400</pubDate>
       <arxiv:announce_type>new</arxiv:announce_type>     new | cross | replace | replace-cross
       <dc:creator>Dylan Holyoak, Mei Chen</dc:creator>
     </item>
 
-The arXiv id comes from the guid (version dropped), the abstract from after `Abstract:`,
-the author count from `dc:creator`. The feed is empty at weekends and on holidays.
+The arXiv id and version come from the guid or the link, the abstract from after
+`Abstract:`, the authors from `dc:creator` (or Atom's `<author>`s), the keywords from the
+categories, the PDF from a `pdf` link or the arXiv id; an API answer adds the DOI and the
+authors' comment. A title the feed types as HTML is read as text.
 
 A *replaced* paper (a new version of an old one) is still yielded, so the store can
 update its record, but it is marked `revision=True`, so the store never adds it as a
 new paper, and `published` is None (the feed's date is the day of the new version, not of
 the paper). `entries()` gives the announce type itself for callers that want it.
+
+Entries that are no paper are skipped with a warning naming the entry's line and number:
+the API's error entries, entries without a title, entries with nothing to know them by
+(no id, no link). A generic entry's id is a hash of its title and its DOI, link or id,
+so two entries that share a title but not a link are two papers.
 
 feedparser never fetches here: bytes go in through a file object, because a `bytes`
 argument that happens to name a file would be opened and read by feedparser.
@@ -37,28 +45,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import feedparser
-from selectolax.lexbor import LexborHTMLParser
 
 from digest.errors import SourceError
-from digest.model import Paper, SourceWarning
+from digest.model import MAX_AUTHORS, MAX_KEYWORDS, Paper, SourceWarning
+from digest.sources import arxiv
+from digest.sources.arxiv import ABS_URL, ANNOUNCEMENT, REVISIONS, arxiv_ref
 from digest.sources.base import WarnFn
-from digest.sources.hf_api import ARXIV_ID
+from digest.sources.days import is_url, midnight
+from digest.sources.markup import html_text
 from digest.text import normalize_space, title_id
 
-ABS_URL = "https://arxiv.org/abs/"
-#: Announce types of a new version of an older paper.
-REVISIONS = frozenset({"replace", "replace-cross"})
+__all__ = ["ABS_URL", "REVISIONS", "FeedEntry", "arxiv_ref", "entries", "parse"]
 
-_ARXIV_PREFIX = re.compile(
-    r"^\s*arXiv:(?P<id>\S+?)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?",
-    re.IGNORECASE,
-)
-_ARXIV_REF = re.compile(
-    r"(?:oai:arXiv\.org:|arxiv\.org/(?:abs|pdf)/|^arXiv:|^)" + ARXIV_ID.pattern + r"(?:\.pdf)?$",
-    re.IGNORECASE,
-)
 _SAX_WHERE = re.compile(r"^<unknown>:\d+:\d+:\s*")
 _AUTHOR_SPLIT = re.compile(r"\s*,\s*(?:and\s+)?|\s+and\s+")
+_ENTRY_TAG = re.compile(rb"<(?:[\w.\-]+:)?(?:entry|item)[\s>/]")
+_DOI = re.compile(r"\b(10\.\d{4,9}/\S+)", re.IGNORECASE)
+_HAS_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,9 @@ def entries(
     the HTTP charset and base URL. A feed that is not well-formed but still gave entries
     ("bozo") is kept with one warning; one that gave none is a SourceError.
     """
+    what = "response" if is_url(origin) else "file"
     if not data.strip():
-        raise SourceError(f"{origin}: empty document, expected an RSS/Atom feed")
+        raise SourceError(f"{origin}: empty {what}, expected an RSS/Atom feed")
     try:
         result = feedparser.parse(
             io.BytesIO(data),
@@ -117,7 +121,8 @@ def entries(
     if result.get("bozo"):
         problem = _bozo_problem(result.get("bozo_exception"))
         if not raw_entries:
-            raise SourceError(f"{origin}: not a readable RSS/Atom feed ({problem}); check the URL")
+            check = "check the URL" if is_url(origin) else "is the file an RSS/Atom feed?"
+            raise SourceError(f"{origin}: not a readable RSS/Atom feed ({problem}); {check}")
         warn(
             SourceWarning(
                 origin,
@@ -128,83 +133,147 @@ def entries(
         )
     elif not result.get("version") and not raw_entries:
         raise SourceError(f"{origin}: not an RSS/Atom feed (no channel or feed element)")
-    seen_at = datetime.combine(_feed_day(result.get("feed", {}), captured), datetime.min.time())
-    seen_at = seen_at.replace(tzinfo=UTC)
+    feed = result.get("feed", {})
+    seen_at = midnight(_feed_day(feed, captured))
+    lines = _entry_lines(data, len(raw_entries))
     count = 0
     for position, raw in enumerate(raw_entries, 1):
-        entry = _entry(raw, position, origin=origin, source=source, seen_at=seen_at, warn=warn)
+        where = _Where(origin, lines[position - 1], position)
+        entry = _entry(raw, where, source=source, seen_at=seen_at, warn=warn)
         if entry is not None:
             count += 1
             yield entry
     if not raw_entries:
-        warn(SourceWarning(origin, 0, "feed has no entries (arXiv lists none at weekends)"))
+        warn(SourceWarning(origin, 0, _no_entries(feed, origin)))
     elif count == 0:
-        warn(SourceWarning(origin, 0, "no usable entries in the feed"))
+        warn(SourceWarning(origin, 0, f"no usable entries in {_feed_name(feed)}"))
 
 
-def arxiv_ref(text: str) -> tuple[str, int | None] | None:
-    """`oai:arXiv.org:2401.01234v2` or `https://arxiv.org/abs/2401.01234v2` -> (id, 2)."""
-    match = _ARXIV_REF.search(text.strip())
-    if not match:
-        return None
-    return match["id"], int(match["version"]) if match["version"] else None
+def _feed_name(feed: Mapping[str, object]) -> str:
+    title = normalize_space(html_text(_text(feed.get("title"))))
+    return f"the feed {title[:80]!r}" if title else "the feed"
+
+
+def _no_entries(feed: Mapping[str, object], origin: str) -> str:
+    """Why a feed may be empty: arXiv's listing feeds are, at weekends and on holidays."""
+    name = _feed_name(feed)
+    if arxiv.is_listing_feed(feed, origin):
+        return f"{name} has no entries (arXiv announces none at weekends and on holidays)"
+    return f"{name} has no entries"
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where an entry is, for warnings: the file or URL, the line of its tag, its number."""
+
+    origin: str
+    line: int
+    position: int
+
+    def warning(self, text: str, *, skipped: bool = False) -> SourceWarning:
+        return SourceWarning(self.origin, self.line, f"entry {self.position}{text}", skipped)
+
+
+def _entry_lines(data: bytes, count: int) -> list[int]:
+    """The line of each entry's tag; 0s when the tags do not match the entries one to one."""
+    starts = [m.start() for m in _ENTRY_TAG.finditer(data)]
+    if len(starts) != count:
+        return [0] * count
+    lines, line, at = [], 1, 0
+    for start in starts:
+        line += data.count(b"\n", at, start)
+        at = start
+        lines.append(line)
+    return lines
 
 
 def _entry(
     raw: Mapping[str, object],
-    position: int,
+    where: _Where,
     *,
-    origin: str,
     source: str,
     seen_at: datetime,
     warn: WarnFn,
 ) -> FeedEntry | None:
-    title = normalize_space(_text(raw.get("title")))
+    title = _title(raw)
+    entry_id = _text(raw.get("id")).strip()
+    link = _text(raw.get("link")).strip()
     if not title:
-        warn(SourceWarning(origin, 0, f"entry {position}: no title; skipped", skipped=True))
+        warn(where.warning(": no title; skipped", skipped=True))
         return None
-    label = f"entry {position} ({title[:50]!r})"
+    label = f" ({title[:50]!r})"
+    if arxiv.is_error_entry(entry_id or link, title):
+        reason = normalize_space(_text(raw.get("summary"))) or "no reason given"
+        message = f": the arXiv API answered with an error ({reason[:120]}); skipped"
+        warn(where.warning(message, skipped=True))
+        return None
+    title, old_ref, updated = arxiv.split_title(title)
     summary = _text(raw.get("summary"))
-    prefix = _ARXIV_PREFIX.match(summary)
+    prefix = ANNOUNCEMENT.match(summary)
     announce = _text(raw.get("arxiv_announce_type")).strip().lower()
+    if updated:
+        announce = announce or "replace"
     if prefix:
         announce = announce or prefix["type"].lower()
         abstract = summary[prefix.end() :]
     else:
         abstract = summary.split("Abstract:", 1)[1] if "Abstract:" in summary else summary
-        if not _is_plain_text(raw) and not announce:
-            abstract = _html_text(abstract)
+        if not _is_plain_text(raw):  # (the listing feeds' text is plain: `$T<N$` stays)
+            abstract = html_text(abstract)
     abstract = normalize_space(abstract)
-    ref = None
-    for candidate in (raw.get("id"), raw.get("link"), prefix["id"] if prefix else None):
-        if isinstance(candidate, str) and (ref := arxiv_ref(candidate)):
-            break
+    refs = [
+        found
+        for candidate in (entry_id, link, prefix["id"] if prefix else old_ref)
+        if candidate and (found := arxiv_ref(candidate))
+    ]
+    ref = refs[0] if refs else None
+    if ref is not None:  # the version may be in another of them (`[cs.CL]` titles)
+        ref = (ref[0], next((v for i, v in refs if i == ref[0] and v), None))
+    doi = _doi(raw)
+    if ref is None and not (entry_id or link or doi):
+        warn(where.warning(f"{label}: no id, link or DOI to know it by; skipped", skipped=True))
+        return None
     if ref is None and announce:
-        warn(SourceWarning(origin, 0, f"{label}: no arXiv id in guid or link; kept"))
+        warn(where.warning(f"{label}: no arXiv id in guid or link; kept"))
     if not abstract:
-        warn(SourceWarning(origin, 0, f"{label}: no abstract"))
+        warn(where.warning(f"{label}: no abstract"))
     revision = announce in REVISIONS
-    link = _text(raw.get("link")).strip()
+    web_link = link if link.startswith(("http://", "https://")) else None
+    names = _authors(raw)
     paper = Paper(
-        id=ref[0] if ref else title_id(title),
+        id=ref[0] if ref else title_id(title, doi or link or entry_id),
         title=title,
         abstract=abstract,
         published=None if revision else _entry_day(raw),
-        authors_count=_authors_count(raw),
+        authors_count=len(names) or None,
         arxiv_id=ref[0] if ref else None,
-        url=ABS_URL + ref[0]
-        if ref
-        else (link if link.startswith(("http://", "https://")) else None),
+        url=ABS_URL + ref[0] if ref else web_link,
         sources=(source,),
         first_seen=seen_at,
         last_seen=seen_at,
         revision=revision,
+        authors=tuple(names[:MAX_AUTHORS]),
+        keywords=_keywords(raw),
+        pdf_url=_pdf_link(raw) or (arxiv.pdf_url(ref[0]) if ref else None),
+        comment=normalize_space(_text(raw.get("arxiv_comment"))),
+        version=ref[1] if ref else None,
+        doi=doi,
     )
-    return FeedEntry(paper=paper, announce_type=announce, version=ref[1] if ref else None)
+    return FeedEntry(paper=paper, announce_type=announce, version=paper.version)
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _title(raw: Mapping[str, object]) -> str:
+    """The title as text (an HTML-typed one too); "" when nothing readable is left."""
+    title = _text(raw.get("title"))
+    detail = raw.get("title_detail")
+    if isinstance(detail, Mapping) and "html" in _text(detail.get("type")):
+        title = html_text(title)
+    title = normalize_space(title)
+    return title if _HAS_WORD.search(title) else ""
 
 
 def _is_plain_text(raw: Mapping[str, object]) -> bool:
@@ -212,15 +281,7 @@ def _is_plain_text(raw: Mapping[str, object]) -> bool:
     return isinstance(detail, Mapping) and detail.get("type") == "text/plain"
 
 
-def _html_text(markup: str) -> str:
-    """The text of an HTML fragment (a generic feed's description), tags dropped."""
-    if "<" not in markup and "&" not in markup:
-        return markup
-    tree = LexborHTMLParser(f"<body>{markup}</body>")
-    return tree.body.text(separator=" ") if tree.body is not None else markup
-
-
-def _authors_count(raw: Mapping[str, object]) -> int | None:
+def _authors(raw: Mapping[str, object]) -> list[str]:
     """Atom lists one author per element; RSS `dc:creator` joins them with commas."""
     authors = raw.get("authors")
     names = (
@@ -228,11 +289,48 @@ def _authors_count(raw: Mapping[str, object]) -> int | None:
         if isinstance(authors, list)
         else []
     )
-    names = [n for n in names if isinstance(n, str) and n.strip()]
-    if len(names) > 1:
-        return len(names)
-    if names:
-        return len([n for n in _AUTHOR_SPLIT.split(names[0]) if n.strip()])
+    # arXiv's RSS 1.0 feeds link each name: `<a href="...">Mengkang Hu</a>, <a ...`
+    names = [normalize_space(html_text(n)) for n in names if isinstance(n, str) and n.strip()]
+    if len(names) == 1:
+        names = [n for n in _AUTHOR_SPLIT.split(names[0]) if n.strip()]
+    return [n for n in names if n]
+
+
+def _keywords(raw: Mapping[str, object]) -> tuple[str, ...]:
+    """The categories: arXiv's primary one first, each once."""
+    terms: list[object] = []
+    primary = raw.get("arxiv_primary_category")
+    if isinstance(primary, Mapping):
+        terms.append(primary.get("term"))
+    tags = raw.get("tags")
+    for tag in tags if isinstance(tags, list) else []:
+        if isinstance(tag, Mapping):
+            terms.append(tag.get("term") or tag.get("label"))
+    found: dict[str, str] = {}
+    for term in terms:
+        if isinstance(term, str) and (text := normalize_space(term)):
+            found.setdefault(text.casefold(), text)
+    return tuple(found.values())[:MAX_KEYWORDS]
+
+
+def _pdf_link(raw: Mapping[str, object]) -> str | None:
+    links = raw.get("links")
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, Mapping):
+            continue
+        href = _text(link.get("href")).strip()
+        is_pdf = link.get("type") == "application/pdf" or link.get("title") == "pdf"
+        if is_pdf and href.startswith(("http://", "https://")):
+            return href
+    return None
+
+
+def _doi(raw: Mapping[str, object]) -> str | None:
+    """The DOI an entry names (`arxiv:doi`, `prism:doi`, `dc:identifier`), lower-cased."""
+    for key in ("arxiv_doi", "prism_doi", "dc_identifier"):
+        match = _DOI.search(_text(raw.get(key)))
+        if match:
+            return match[1].rstrip(".,;").lower()
     return None
 
 

@@ -2,47 +2,53 @@
 
 The answer is a list of items, one per paper on that day's page. The paper's own fields
 live under `paper`; the item repeats some of them and adds its own (when it was put on
-the daily page, comments, the submitter). Responses differ in where optional fields sit
-(`organization`, `upvotes`, `githubRepo` ... at the top level in some, under `paper` in
-others), so every field is looked up in `paper` first and then in the item:
+the daily page, comments, the submitter). Answers from 2024 to 2026 differ in where
+optional fields sit (`organization`, `upvotes`, `githubRepo` ... at the top level in
+some, under `paper` in others), so every field is looked up in `paper` first and then
+in the item. The oldest answers carry a `mediaUrl` (the thumbnail, later `thumbnail`
+and `mediaUrls`); newer ones `ai_summary`, `ai_keywords`, `githubRepo`, `githubStars`,
+`projectPage`, `organization` objects and `ai_summary_model` (ignored):
 
     [{"paper": {"id": "2510.01234", "title": ..., "summary": ...,
                 "authors": [{"name": ..., "hidden": false}, ...],
                 "publishedAt": "2025-10-14T17:59:01.000Z", "upvotes": 12,
+                "submittedOnDailyAt": "2025-10-16T01:23:45.000Z",
                 "ai_summary": ..., "ai_keywords": [...], "githubRepo": ..., "githubStars": 3,
                 "projectPage": ..., "organization": {"name": "deepmind", "fullname": "Deepmind"}},
       "publishedAt": "2025-10-16T01:23:45.000Z", "title": ..., "summary": ...,
-      "numComments": 2, "submittedBy": {...}}, ...]
+      "thumbnail": ..., "numComments": 2, "submittedBy": {...}}, ...]
 
 The listing page embeds the same items in its HTML (`data-props` of the DailyPapers
 component), so `html_listing` hands them to `read_items` as well.
 
-A paper's id is its arXiv id (version dropped); `published` is the arXiv date
-(`paper.publishedAt`), as the listing page prints it. The day the page belongs to (the
-`date=` of the URL, or `captured`) is the paper's first/last seen time at 00:00 UTC.
+A paper's id is its arXiv id (the version is kept apart); `published` is the arXiv date
+(`paper.publishedAt`), as the listing page prints it. The day the page lists (the `date=`
+of its URL or a YYYY-MM-DD in its file name, else the day most of its items were put on
+the daily page, `submittedOnDailyAt`, else `captured`) is the papers' first/last seen
+time, at 00:00 UTC.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from digest.errors import SourceError
-from digest.model import Paper, SourceWarning
+from digest.model import MAX_AUTHORS, MAX_KEYWORDS, Paper, SourceWarning
+from digest.sources import arxiv
+from digest.sources.arxiv import ARXIV_ID, arxiv_id
 from digest.sources.base import WarnFn
+from digest.sources.days import day_in_origin, is_url, iso_day, midnight
 from digest.text import normalize_space, title_id
+
+__all__ = ["ARXIV_ID", "DailyItem", "arxiv_id", "items", "parse", "read_items"]
 
 API_URL = "https://huggingface.co/api/daily_papers"
 PAPER_URL = "https://huggingface.co/papers/"
-
-#: New-style (`2401.01234`) and old-style (`hep-th/9901001`) arXiv ids, version optional.
-ARXIV_ID = re.compile(
-    r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?"
-)
 
 
 def daily_papers_url(day: date | None = None, *, limit: int | None = None, page: int = 0) -> str:
@@ -57,23 +63,11 @@ def daily_papers_url(day: date | None = None, *, limit: int | None = None, page:
     return f"{API_URL}?{urlencode(params)}" if params else API_URL
 
 
-def arxiv_id(text: str) -> str | None:
-    """`2401.01234v2` -> `2401.01234`; None when `text` is not an arXiv id."""
-    match = ARXIV_ID.fullmatch(text.strip())
-    return match["id"] if match else None
-
-
 @dataclass(frozen=True, slots=True)
 class DailyItem:
-    """One item of the daily papers page: the `Paper`, plus what `Paper` has no field for."""
+    """One item of the daily papers page: the `Paper`, and when it was put on the page."""
 
     paper: Paper
-    comments: int | None = None  #: `numComments`
-    ai_summary: str = ""  #: Hugging Face's generated one-line summary
-    ai_keywords: tuple[str, ...] = ()
-    github_repo: str | None = None
-    github_stars: int | None = None
-    project_page: str | None = None
     #: When the paper was put on the daily page (`submittedOnDailyAt` / item `publishedAt`).
     submitted_at: datetime | None = None
 
@@ -95,6 +89,7 @@ def items(
     position (`item 3`): JSON carries no line numbers worth reporting.
     """
     value = load_json(data, origin)
+    own_day = None
     if isinstance(value, dict):
         if "error" in value:
             raise SourceError(f"{origin}: the API answered with an error: {value['error']!r}")
@@ -102,18 +97,27 @@ def items(
         if not isinstance(listed, list):
             raise SourceError(
                 f"{origin}: a JSON object without a list of papers; "
-                "is this the daily_papers API (https://huggingface.co/api/daily_papers)?"
+                "is this a daily_papers answer (https://huggingface.co/api/daily_papers)?"
             )
+        own_day = listing_day(value)  # a listing page's data saved as JSON
         value = listed
     if not isinstance(value, list):
         raise SourceError(f"{origin}: JSON {type(value).__name__}, not a list of papers")
-    day = page_day(origin, captured)
-    count = 0
-    for item in read_items(value, origin=origin, source=source, day=day, warn=warn):
-        count += 1
-        yield item
-    if count == 0:
-        warn(SourceWarning(origin, 0, "no papers on this page (no list for that day yet?)"))
+    day = day_in_origin(origin) or own_day
+    found = read_items(value, origin=origin, source=source, day=day, captured=captured, warn=warn)
+    if not found:
+        warn(SourceWarning(origin, 0, "no papers in this answer (no list for that day yet?)"))
+    yield from found
+
+
+def listing_day(props: Mapping[str, object]) -> date | None:
+    """The day a listing page's data names: `dateString` (`2025-10-16`) or `date`
+    (`2024-08-01T00:00:00.000Z`, a UTC time)."""
+    named = props.get("dateString")
+    if isinstance(named, str) and (day := iso_day(named[:10])) is not None:
+        return day
+    moment = _time(props.get("date"))
+    return _utc_day(moment) if moment is not None else None
 
 
 def load_json(data: bytes, origin: str) -> object:
@@ -122,38 +126,44 @@ def load_json(data: bytes, origin: str) -> object:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{origin}: not UTF-8 (byte 0x{data[exc.start]:02x}); not JSON") from None
+    what = "response" if is_url(origin) else "file"
     if not text.strip():
-        raise SourceError(f"{origin}: empty response, expected JSON")
+        raise SourceError(f"{origin}: empty {what}, expected JSON")
     try:
         return json.loads(text)
     except RecursionError:
         raise SourceError(f"{origin}: JSON nested too deeply to be a daily papers answer") from None
     except json.JSONDecodeError as exc:  # (a ValueError: caught before the plain ones)
         head = normalize_space(text[:60])
+        instead = "an error page instead of the API answer?" if is_url(origin) else "is it JSON?"
         raise SourceError(
             f"{origin}:{exc.lineno}: not JSON ({exc.msg} at column {exc.colno}); "
-            f"the document starts {head!r} - an error page instead of the API answer?"
+            f"the {what} starts {head!r} - {instead}"
         ) from None
     except ValueError as exc:  # e.g. an integer longer than Python reads (4300 digits)
         raise SourceError(f"{origin}: not a daily papers answer ({exc})") from None
 
 
 def page_day(origin: str, captured: date) -> date:
-    """The day a page lists: the URL's `date=` when it has one, else the capture day."""
-    values = parse_qs(urlsplit(origin).query).get("date", [])
-    if values:
-        try:
-            return date.fromisoformat(values[0])
-        except ValueError:
-            pass
-    return captured
+    """The day a page lists: the one its URL or file name names, else the capture day."""
+    return day_in_origin(origin) or captured
 
 
 def read_items(
-    value: list[object], *, origin: str, source: str, day: date, warn: WarnFn
-) -> Iterator[DailyItem]:
-    """Turn decoded items into `DailyItem`s, warning about (and skipping) unusable ones."""
-    seen_at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    value: list[object],
+    *,
+    origin: str,
+    source: str,
+    day: date | None,
+    captured: date,
+    warn: WarnFn,
+) -> list[DailyItem]:
+    """Turn decoded items into `DailyItem`s, warning about (and skipping) unusable ones.
+
+    They are first seen on `day`; when it is None, on the day most of them were put on
+    the daily page, else on `captured`.
+    """
+    found: list[DailyItem] = []
     for position, raw in enumerate(value, 1):
         if not isinstance(raw, dict):
             warn(
@@ -165,9 +175,20 @@ def read_items(
                 )
             )
             continue
-        item = _item(raw, position, origin=origin, source=source, seen_at=seen_at, warn=warn)
+        item = _item(raw, position, origin=origin, source=source, warn=warn)
         if item is not None:
-            yield item
+            found.append(item)
+    seen_at = midnight(day or _submitted_day(found) or captured)
+    return [
+        replace(item, paper=replace(item.paper, first_seen=seen_at, last_seen=seen_at))
+        for item in found
+    ]
+
+
+def _submitted_day(found: list[DailyItem]) -> date | None:
+    """The day most items were put on the daily page (the later of two as common)."""
+    days = Counter(d for i in found if i.submitted_at and (d := _utc_day(i.submitted_at)))
+    return max(days.items(), key=lambda pair: (pair[1], pair[0]))[0] if days else None
 
 
 class _Fields:
@@ -209,18 +230,23 @@ class _Fields:
         value = self.text(key)
         return value if value.startswith(("http://", "https://")) else None
 
+    def names(self, key: str) -> list[str]:
+        """Strings of a list, or the `name` of its objects (`authors`); others ignored."""
+        value = self.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self._bad(key, value)
+            return []
+        names = [v.get("name") if isinstance(v, dict) else v for v in value]
+        return [normalize_space(n) for n in names if isinstance(n, str) and n.strip()]
+
     def _bad(self, key: str, value: object) -> None:
         self._warn(SourceWarning(self._origin, 0, f"{self._where}: bad {key} {value!r}; ignored"))
 
 
 def _item(
-    raw: Mapping[str, object],
-    position: int,
-    *,
-    origin: str,
-    source: str,
-    seen_at: datetime,
-    warn: WarnFn,
+    raw: Mapping[str, object], position: int, *, origin: str, source: str, warn: WarnFn
 ) -> DailyItem | None:
     inner = raw.get("paper")
     raw_id = inner.get("id") if isinstance(inner, dict) else None
@@ -239,36 +265,37 @@ def _item(
     if not abstract:
         warn(SourceWarning(origin, 0, f"{label}: {title[:60]!r} has no abstract"))
     authors = fields.get("authors")
-    if authors is not None and not isinstance(authors, list):
-        fields._bad("authors", authors)
-        authors = None
+    names = fields.names("authors")
     paper = Paper(
         id=found or title_id(title),
         title=title,
         abstract=abstract,
         published=_day(fields.get("publishedAt"), label, origin, warn),
         upvotes=fields.count("upvotes") or 0,
-        authors_count=len(authors) if authors else None,
+        authors_count=len(authors) if isinstance(authors, list) and authors else None,
         organization=_organization(fields.get("organization")),
         arxiv_id=found,
         url=PAPER_URL + found if found else None,
         sources=(source,),
-        first_seen=seen_at,
-        last_seen=seen_at,
-    )
-    keywords = fields.get("ai_keywords")
-    return DailyItem(
-        paper=paper,
+        authors=tuple(names[:MAX_AUTHORS]),
+        summary=fields.text("ai_summary"),
+        keywords=tuple(fields.names("ai_keywords")[:MAX_KEYWORDS]),
+        pdf_url=arxiv.pdf_url(found) if found else None,
+        code_url=fields.url("githubRepo"),
+        code_stars=fields.count("githubStars"),
+        project_url=fields.url("projectPage"),
+        thumbnail_url=fields.url("thumbnail") or fields.url("mediaUrl") or _first_url(fields),
         comments=fields.count("numComments"),
-        ai_summary=fields.text("ai_summary"),
-        ai_keywords=tuple(normalize_space(k) for k in keywords if isinstance(k, str))
-        if isinstance(keywords, list)
-        else (),
-        github_repo=fields.url("githubRepo"),
-        github_stars=fields.count("githubStars"),
-        project_page=fields.url("projectPage"),
-        submitted_at=_time(fields.get("submittedOnDailyAt") or raw.get("publishedAt")),
+        version=arxiv.id_version(raw_id) if isinstance(raw_id, str) else None,
     )
+    submitted = fields.get("submittedOnDailyAt") or raw.get("publishedAt")
+    return DailyItem(paper=paper, submitted_at=_time(submitted))
+
+
+def _first_url(fields: _Fields) -> str | None:
+    """The first image of `mediaUrls` (answers from before `thumbnail`)."""
+    urls = [u for u in fields.names("mediaUrls") if u.startswith(("http://", "https://"))]
+    return urls[0] if urls else None
 
 
 def _organization(value: object) -> str | None:
@@ -300,8 +327,14 @@ def _day(value: object, label: str, origin: str, warn: WarnFn) -> date | None:
     if moment is None:
         warn(SourceWarning(origin, 0, f"{label}: bad publishedAt {value!r}; ignored"))
         return None
+    day = _utc_day(moment)
+    if day is None:
+        warn(SourceWarning(origin, 0, f"{label}: publishedAt {value!r} out of range; ignored"))
+    return day
+
+
+def _utc_day(moment: datetime) -> date | None:
     try:
         return moment.astimezone(UTC).date()
     except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
-        warn(SourceWarning(origin, 0, f"{label}: publishedAt {value!r} out of range; ignored"))
         return None

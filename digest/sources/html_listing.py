@@ -28,9 +28,11 @@ from datetime import UTC, date, datetime
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from digest.errors import SourceError
 from digest.model import Paper, SourceWarning
 from digest.sources import hf_api
 from digest.sources.base import WarnFn
+from digest.sources.days import day_in_origin
 from digest.sources.listing import (  # the text captures' patterns: cards read alike
     AUTHORS_LINE,
     DATE_LINE,
@@ -52,11 +54,11 @@ def parse(
     """Papers of one listing page (the `Parser` protocol)."""
     text = decode_utf8(data, origin, "an HTML page")
     tree = LexborHTMLParser(text)
-    if tree.body is None or (
-        not tree.body.text(strip=True) and tree.css_first("[data-props]") is None
-    ):
-        warn(SourceWarning(origin, 0, "no paper entries found (empty page)"))
-        return
+    if tree.css_first('[data-target="DailyPapers"]') is None and tree.css_first("article") is None:
+        raise SourceError(
+            f"{origin}: not a Hugging Face papers listing page (no DailyPapers data and no"
+            " paper cards); is it the page of https://huggingface.co/papers?"
+        )
     from_island = list(_island(tree, origin, source, captured, warn))
     if from_island:
         yield from from_island
@@ -109,18 +111,11 @@ def _island(
     if not isinstance(items, list):
         warn(SourceWarning(origin, 0, "the page's DailyPapers data has no paper list"))
         return
-    day = _iso_day(props.get("dateString")) or hf_api.page_day(origin, captured)
-    for item in hf_api.read_items(items, origin=origin, source=source, day=day, warn=warn):
+    day = hf_api.listing_day(props) or day_in_origin(origin)
+    for item in hf_api.read_items(
+        items, origin=origin, source=source, day=day, captured=captured, warn=warn
+    ):
         yield item.paper
-
-
-def _iso_day(value: object) -> date | None:
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
 
 
 # -- 2. the rendered cards ---------------------------------------------------------------
@@ -157,10 +152,11 @@ def _page_day(
     captured: date,
     warn: WarnFn,
 ) -> date:
-    """The URL's `date=`, else the header day printed above the first card, else `captured`."""
-    from_url = hf_api.page_day(origin, captured)
-    if from_url != captured:
-        return from_url
+    """The day the URL or file name names, else the header day printed above the first
+    card, else `captured`."""
+    named = day_in_origin(origin)
+    if named is not None:
+        return named
     body = tree.body
     if body is None:
         return captured

@@ -18,6 +18,7 @@ ranked, and a richer capture of the same paper replaces it later).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,15 @@ def parse(
             yield paper
     if count == 0:
         warn(SourceWarning(origin, 0, "no paper entries found (empty or not a listing capture)"))
+
+
+def is_json(data: bytes) -> bool:
+    """Whether the whole document is JSON (a daily papers answer is no text capture)."""
+    try:
+        json.loads(data.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return False
+    return True
 
 
 def decode_utf8(data: bytes, origin: str, kind: str = "a text capture") -> str:

@@ -1,8 +1,9 @@
 """Papers: insert-or-merge, listing. Part of the store (the only SQL in the project).
 
-Papers are keyed by a stable id (arXiv id when known, else a hash of the folded title)
-and deduplicated on the folded title too, so `Met$^2$Net` and `Met^2Net` are one row.
-Merging two captures of a paper keeps the richer record field by field.
+Papers are keyed by a stable id (arXiv id when known, else a hash of the folded title
+and the link) and found again by arXiv id, DOI and folded title (`store.merge` decides
+which records are one paper), so `Met$^2$Net` and `Met^2Net` are one row while two papers
+that share a title are two. Merging two records of a paper keeps the richer, field by field.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
 from digest.store.base import StoreBase, iso, rows_in
+from digest.store.merge import Same, merge, sameness, storable
 from digest.text import fold_title
+
+__all__ = ["FetchStateMixin", "IngestCounts", "PapersMixin", "merge"]
 
 _COLUMNS = ", ".join(PAPER_COLUMNS)
 _MARKS = ",".join("?" * (len(PAPER_COLUMNS) + 2))
@@ -30,10 +34,16 @@ class IngestCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: (the record's title, the stored paper's id) of each merge made on the title alone:
+    #: nothing (arXiv id, DOI, first author, link) told the two apart, or confirmed them.
+    title_merges: tuple[tuple[str, str], ...] = ()
 
     def __add__(self, other: IngestCounts) -> IngestCounts:
         return IngestCounts(
-            self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged
+            self.new + other.new,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.title_merges + other.title_merges,
         )
 
 
@@ -55,19 +65,20 @@ class PapersMixin(StoreBase):
         counts = IngestCounts()
         with self._transaction() as db:
             for paper in papers:
-                counts += self._add_one(db, _storable(paper), arrived_at)
+                counts += self._add_one(db, storable(paper), arrived_at)
         return counts
 
     def _add_one(
         self, db: sqlite3.Connection, paper: Paper, arrived_at: datetime | None
     ) -> IngestCounts:
         folded = fold_title(paper.title)
-        row = db.execute(
+        rows = db.execute(
             f"SELECT {_COLUMNS} FROM papers WHERE id = ? OR folded_title = ?"
-            " OR (arxiv_id IS NOT NULL AND arxiv_id = ?) LIMIT 1",
-            (paper.id, folded, paper.arxiv_id),
-        ).fetchone()
-        if row is None:
+            " OR arxiv_id = ? OR doi = ? ORDER BY rowid",
+            (paper.id, folded, paper.arxiv_id, paper.doi),
+        ).fetchall()
+        found = [(why, row) for row in rows if (why := sameness(paper_from_row(row), paper))]
+        if not found:
             if paper.revision:
                 # A revision of a paper we never saw (arXiv "replace"): not new, skip it.
                 return IngestCounts(unchanged=1)
@@ -79,15 +90,18 @@ class PapersMixin(StoreBase):
             )
             self._add_sources(db, paper.id, paper.sources)
             return IngestCounts(new=1)
+        why, row = min(found, key=lambda pair: pair[0])  # the surest; the oldest of equals
         old = paper_from_row(row)
         merged = merge(old, paper)
         added_sources = self._add_sources(db, old.id, paper.sources)
+        noted = ((paper.title, old.id),) if why is Same.TITLE_ALONE else ()
         if merged == old:
-            return IngestCounts(updated=1) if added_sources else IngestCounts(unchanged=1)
+            counts = IngestCounts(updated=1) if added_sources else IngestCounts(unchanged=1)
+            return replace(counts, title_merges=noted)
         db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
         if (merged.title, merged.abstract) != (old.title, old.abstract):  # analyse it anew
             db.execute("DELETE FROM paper_terms WHERE paper_id = ?", (old.id,))
-        return IngestCounts(updated=1)
+        return IngestCounts(updated=1, title_merges=noted)
 
     @staticmethod
     def _add_sources(db: sqlite3.Connection, paper_id: str, sources: Iterable[str]) -> int:
@@ -164,61 +178,6 @@ class PapersMixin(StoreBase):
             return None
         moment = datetime.fromisoformat(found)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # stored as UTC
-
-
-def merge(old: Paper, new: Paper) -> Paper:
-    """The richer of two records of one paper, field by field; the id never changes."""
-
-    def pick(a: object, b: object) -> object:
-        return a if a is not None else b
-
-    richer_meta = new.has_metadata and not old.has_metadata
-    return replace(
-        old,
-        title=new.title if richer_meta and new.title else old.title,
-        abstract=new.abstract if len(new.abstract) > len(old.abstract) else old.abstract,
-        published=pick(old.published, new.published),  # type: ignore[arg-type]
-        upvotes=max(old.upvotes, new.upvotes),
-        authors_count=pick(old.authors_count, new.authors_count),  # type: ignore[arg-type]
-        organization=pick(old.organization, new.organization),  # type: ignore[arg-type]
-        arxiv_id=pick(old.arxiv_id, new.arxiv_id),  # type: ignore[arg-type]
-        url=pick(old.url, new.url),  # type: ignore[arg-type]
-        first_seen=_min_time(old.first_seen, new.first_seen),
-        last_seen=_max_time(old.last_seen, new.last_seen),
-    )
-
-
-def _min_time(a: datetime | None, b: datetime | None) -> datetime | None:
-    return min(t for t in (a, b) if t is not None) if (a or b) else None
-
-
-def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max(t for t in (a, b) if t is not None) if (a or b) else None
-
-
-def _text(value: str | None) -> str | None:
-    """Text SQLite can store: lone surrogates (from hostile JSON or XML) replaced."""
-    return value.encode("utf-8", "replace").decode("utf-8") if value else value
-
-
-def _count(value: int | None) -> int | None:
-    """A count SQLite can store; anything past 2**62 is not a real count."""
-    return value if value is None or 0 <= value < 2**62 else None
-
-
-def _storable(p: Paper) -> Paper:
-    """The paper with every value in a form SQLite takes (hostile input never aborts)."""
-    return replace(
-        p,
-        id=_text(p.id) or p.id,
-        title=_text(p.title) or "",
-        abstract=_text(p.abstract) or "",
-        organization=_text(p.organization),
-        arxiv_id=_text(p.arxiv_id),
-        url=_text(p.url),
-        upvotes=_count(p.upvotes) or 0,
-        authors_count=_count(p.authors_count),
-    )
 
 
 def _to_row(p: Paper) -> tuple[object, ...]:

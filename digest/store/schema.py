@@ -190,6 +190,70 @@ def update_from_6_to_7(db: sqlite3.Connection) -> None:
     )
 
 
+#: The papers table from version 8 on; `update_from_7_to_8` says why it was rebuilt.
+_PAPERS_V8 = """
+    CREATE TABLE papers_v8 (
+        id            TEXT PRIMARY KEY,
+        folded_title  TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        abstract      TEXT NOT NULL DEFAULT '',
+        published     TEXT,
+        upvotes       INTEGER NOT NULL DEFAULT 0,
+        authors_count INTEGER,
+        organization  TEXT,
+        arxiv_id      TEXT UNIQUE,
+        url           TEXT,
+        first_seen    TEXT NOT NULL,
+        last_seen     TEXT NOT NULL,
+        arrived_at    TEXT,
+        authors       TEXT NOT NULL DEFAULT '[]',
+        summary       TEXT NOT NULL DEFAULT '',
+        keywords      TEXT NOT NULL DEFAULT '[]',
+        pdf_url       TEXT,
+        code_url      TEXT,
+        code_stars    INTEGER,
+        project_url   TEXT,
+        thumbnail_url TEXT,
+        comments      INTEGER,
+        comment       TEXT NOT NULL DEFAULT '',
+        version       INTEGER,
+        doi           TEXT
+    )"""
+_PAPERS_V7_COLUMNS = (
+    "id, folded_title, title, abstract, published, upvotes, authors_count, organization,"
+    " arxiv_id, url, first_seen, last_seen, arrived_at"
+)
+
+
+def update_from_7_to_8(db: sqlite3.Connection) -> None:
+    """What sources say beyond title and abstract: author names (JSON list), a summary,
+    keywords (JSON list), links to the PDF, code (and its stars), project page and
+    thumbnail, a comments count, the arXiv comment and version, the DOI.
+
+    And two papers may share a title (`folded_title` is no longer UNIQUE): different
+    links or ids are different papers. SQLite drops a constraint only by rebuilding the
+    table, and dropping `papers` cascades into `paper_sources` and `paper_terms`, so
+    their rows are kept aside and put back. Row ids are copied: they are arrival order.
+    """
+    kept = {"paper_sources": "paper_id, source", "paper_terms": "paper_id, key, data"}
+    for table, columns in kept.items():
+        db.execute(f"CREATE TEMP TABLE kept_{table} AS SELECT {columns} FROM {table}")
+    db.execute(_PAPERS_V8)
+    db.execute(
+        f"INSERT INTO papers_v8 (rowid, {_PAPERS_V7_COLUMNS})"
+        f" SELECT rowid, {_PAPERS_V7_COLUMNS} FROM papers"
+    )
+    db.execute("DROP TABLE papers")
+    db.execute("ALTER TABLE papers_v8 RENAME TO papers")
+    for table, columns in kept.items():
+        db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM kept_{table}")
+        db.execute(f"DROP TABLE kept_{table}")
+    db.execute("CREATE INDEX papers_first_seen ON papers(first_seen)")
+    db.execute("CREATE INDEX papers_arrived_at ON papers(arrived_at)")
+    db.execute("CREATE INDEX papers_folded_title ON papers(folded_title)")
+    db.execute("CREATE INDEX papers_doi ON papers(doi)")
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])
