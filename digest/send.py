@@ -159,11 +159,11 @@ def _plan(
     """
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
     first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
-    last = store.last_digests()
     claimed = store.claimed_since((now - timedelta(days=2)).date())
 
     def due_pages() -> Iterator[list[Due]]:
         for readers in _reader_pages(store):
+            last = store.last_digests([r.id for r in readers])
             yield due_readers(readers, last, claimed, now, first_rows, digest_date)
 
     low: int | None = None
@@ -185,7 +185,7 @@ def _plan(
     blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
     prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)
-    ledgers = Ledgers(*store.sent_pairs(ids), ids)
+    ledgers = Ledgers(*store.sent_pairs(ids, low), ids)
     for due in due_pages():
         if not due:
             continue

@@ -149,7 +149,16 @@ def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -
         assert profile_fields(store, "ada@example.org") == ADA_PROFILES
         bob = [] if version < 5 else [BOB_VOICE]
         assert profile_fields(store, "bob@example.org") == bob
-        assert store.sent_paper_ids(1) == {"2510.12345"}
+        bare = {"tf5be50674f9038e"} if version >= 8 else set()
+        assert store.sent_paper_ids(1) == {"2510.12345", *bare}
+        # the planner's view of the ledger (kept in deliveries from version 9 on)
+        readers, positions = store.sent_pairs(["tf5be50674f9038e", "2510.12345"], 0)
+        assert sorted(zip(readers, positions, strict=True)) == [(1, 0)] * len(bare) + [(1, 1)]
+        assert store.sent_pairs(["tf5be50674f9038e"], 2) == store.sent_pairs([], 0)
+        last = store.last_digests([1, 2, 99])
+        assert sorted(last) == [1, 2]
+        assert last[1].digest_date == date(2025, 10, 17 if version >= 4 else 16)
+        assert last[2].digest_date == date(2025, 10, 16)
         assert store.acquire_lease("scheduler", "new-host:1:1", AT_7, timedelta(minutes=2)) == (
             "old-host:1234:5678"
         )

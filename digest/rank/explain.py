@@ -86,6 +86,9 @@ class ExplainMemo:
     bodies: dict[tuple[int, int], tuple[tuple[Match, ...], tuple[str, ...]]] = field(
         default_factory=dict
     )
+    #: One object for each distinct matches tuple (readers of different keyword lists
+    #: often match a paper the same way).
+    matches: dict[tuple[Match, ...], tuple[Match, ...]] = field(default_factory=dict)
 
 
 #: Item bodies a memo keeps before it starts over (a day's distinct ones are far fewer).
@@ -179,6 +182,7 @@ def explain(
     signatures, bodies = memo.signatures, memo.bodies
     if len(bodies) > BODY_LIMIT:
         bodies.clear()
+        memo.matches.clear()
     out: list[tuple[DigestItem, ...]] = []
     at = 0
     for i, profile in enumerate(profiles):
@@ -242,7 +246,8 @@ def _body(
             found = [plan_features[pid] for pid in matched]
             snippets = snippets_for(memo.maps[col], found, settings)
         memo.shown[key] = snippets
-    return tuple(matches), snippets
+    found_matches = tuple(matches)
+    return memo.matches.setdefault(found_matches, found_matches), snippets
 
 
 def match_spans(

@@ -68,6 +68,10 @@ class _Stamp:
         return "".join(out)
 
 
+#: Items (HTML and text, ~2 KB) a renderer keeps: a day's popular ones, in bounded memory.
+ITEM_CACHE = 20_000
+
+
 @dataclass
 class EmailRenderer:
     """Renders digest emails from `templates/email/`; keeps a fragment cache per instance.
@@ -202,7 +206,7 @@ class EmailRenderer:
         key = (id(item.paper), id(item.matches))
         got = self._items.get(key)
         if got is None or got[0] is not item.paper or got[1] is not item.matches:
-            if len(self._items) > 100_000:
+            if len(self._items) >= ITEM_CACHE:
                 self._items.clear()
             html = self._paper_html(item.paper).fill({"why": self._why(item, "html")})
             text = self._paper_text(item.paper).fill({"why": self._why(item, "text")})

@@ -8,6 +8,7 @@ claim whose content the next run sends as it is: never two different digests.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
@@ -49,9 +50,9 @@ class DeliveriesMixin(StoreBase):
                     new.append(c)
             at = iso(now)
             db.executemany(
-                "INSERT INTO deliveries (id, subscriber_id, digest_date, state,"
-                " window_start, window_end, content, created_at, updated_at, papers_upto)"
-                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
+                " window_end, content, created_at, updated_at, papers_upto, paper_ids)"
+                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         c.delivery_id,
@@ -63,14 +64,10 @@ class DeliveriesMixin(StoreBase):
                         at,
                         at,
                         c.papers_upto,
+                        json.dumps(c.paper_ids, ensure_ascii=False),
                     )
                     for c in new
                 ],
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO sent_papers (subscriber_id, paper_id, delivery_id)"
-                " VALUES (?, ?, ?)",
-                [(c.subscriber_id, pid, c.delivery_id) for c in new for pid in c.paper_ids],
             )
             records = {k: v for c in new for k, v in c.records.items()}
             db.executemany(
@@ -162,21 +159,17 @@ class DeliveriesMixin(StoreBase):
         )
         return rows[0] if rows else None
 
-    def last_digests(self) -> dict[int, LastDigest]:
-        """Each reader's latest digest (date, window end, rows), in one query."""
-        # SQLite takes the bare columns of an aggregate query from the row with the max.
-        rows = self._db.execute(
-            "SELECT subscriber_id, max(digest_date) AS day, window_end, papers_upto"
-            " FROM deliveries GROUP BY subscriber_id"
+    def last_digests(self, subscriber_ids: Sequence[int]) -> dict[int, LastDigest]:
+        """These readers' latest digests (date, window end, rows): one index seek each."""
+        sql = (
+            "SELECT d.subscriber_id, d.digest_date, d.window_end, d.papers_upto"
+            " FROM subscribers s JOIN deliveries d ON d.rowid = (SELECT rowid FROM deliveries"
+            " WHERE subscriber_id = s.id ORDER BY digest_date DESC LIMIT 1)"
+            " WHERE s.id IN ({marks})"
         )
         return {
-            r["subscriber_id"]: LastDigest(
-                r["subscriber_id"],
-                date.fromisoformat(r["day"]),
-                datetime.fromisoformat(r["window_end"]),
-                r["papers_upto"],
-            )
-            for r in rows
+            r[0]: LastDigest(r[0], date.fromisoformat(r[1]), datetime.fromisoformat(r[2]), r[3])
+            for r in rows_in(self._db, sql, list(dict.fromkeys(subscriber_ids)))
         }
 
     def claimed_since(self, day: date) -> set[tuple[int, date]]:
@@ -189,27 +182,36 @@ class DeliveriesMixin(StoreBase):
             )
         }
 
-    def sent_pairs(self, paper_ids: Sequence[str]) -> tuple[array[int], array[int]]:
+    def sent_pairs(self, paper_ids: Sequence[str], after_row: int) -> tuple[array[int], array[int]]:
         """Who was sent which of these papers, compactly: parallel arrays of subscriber
         ids and positions in `paper_ids` (a week of a big list's ledgers is millions of
-        pairs: as arrays, 16 bytes each, not a set of strings per reader)."""
-        ids = list(dict.fromkeys(paper_ids))
-        position = {pid: i for i, pid in enumerate(paper_ids)}
+        pairs: as arrays, 16 bytes each, not a set of strings per reader).
+
+        `paper_ids` are papers of rows after `after_row`: only digests that considered
+        such a row (papers_upto > after_row) can hold them, so only their ledgers are
+        read. (Rows never change: a paper keeps its row when it is updated.)
+        """
+        position: dict[str, int] = {}
+        for i, pid in enumerate(paper_ids):
+            position.setdefault(pid, i)
         readers, papers = array("q"), array("q")
-        sql = "SELECT subscriber_id, paper_id FROM sent_papers WHERE paper_id IN ({marks})"
-        for sid, pid in rows_in(self._db, sql, ids):
-            readers.append(sid)
-            papers.append(position[pid])
+        rows = self._db.execute(
+            "SELECT subscriber_id, paper_ids FROM deliveries"
+            " WHERE (papers_upto > ? OR papers_upto IS NULL) AND paper_ids != '[]'",
+            (after_row,),
+        )
+        for sid, ledger in rows:
+            found = [position[p] for p in json.loads(ledger) if p in position]
+            readers.extend([sid] * len(found))
+            papers.extend(found)
         return readers, papers
 
     def sent_paper_ids(self, subscriber_id: int) -> set[str]:
         """Every paper ever claimed for this subscriber (never sent twice)."""
-        return {
-            r[0]
-            for r in self._db.execute(
-                "SELECT paper_id FROM sent_papers WHERE subscriber_id = ?", (subscriber_id,)
-            )
-        }
+        rows = self._db.execute(
+            "SELECT paper_ids FROM deliveries WHERE subscriber_id = ?", (subscriber_id,)
+        )
+        return {pid for (ledger,) in rows for pid in json.loads(ledger)}
 
     def _deliveries(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
         return [_delivery(r) for r in self._db.execute(f"SELECT {_COLUMNS} {_FROM} {where}", args)]

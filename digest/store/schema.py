@@ -254,6 +254,28 @@ def update_from_7_to_8(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX papers_doi ON papers(doi)")
 
 
+def update_from_8_to_9(db: sqlite3.Connection) -> None:
+    """The sent-ledger moves into the delivery that sent it: `deliveries.paper_ids`, a
+    JSON list, one row a digest instead of one row a paper (a big list claims hundreds
+    of thousands of papers a day). The planner reads the ledgers that can hold a window's
+    papers by `papers_upto` (a paper of row r is only in digests whose papers_upto >= r),
+    indexed, instead of scanning every paper ever sent; `digest_date` is indexed for
+    "who has a digest for this day"."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN paper_ids TEXT NOT NULL DEFAULT '[]'")
+    ledgers: dict[str, list[str]] = {}
+    for delivery_id, paper_id in db.execute(
+        "SELECT delivery_id, paper_id FROM sent_papers ORDER BY delivery_id, paper_id"
+    ):
+        ledgers.setdefault(delivery_id, []).append(paper_id)
+    db.executemany(
+        "UPDATE deliveries SET paper_ids = ? WHERE id = ?",
+        [(json.dumps(ids, ensure_ascii=False), did) for did, ids in ledgers.items()],
+    )
+    db.execute("DROP TABLE sent_papers")
+    db.execute("CREATE INDEX deliveries_upto ON deliveries(papers_upto)")
+    db.execute("CREATE INDEX deliveries_day ON deliveries(digest_date)")
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])
