@@ -79,20 +79,16 @@ class ExplainMemo:
     wanted: frozenset[str]
     maps: dict[int, AbstractMap] = field(default_factory=dict)
     shown: dict[tuple[object, ...], tuple[str, ...]] = field(default_factory=dict)
-    #: A number for each distinct keyword list (its plans and texts) ...
-    signatures: dict[tuple[object, ...], int] = field(default_factory=dict)
-    #: ... and for (paper column, keyword list): the item's matches and snippets. Readers
-    #: who share keywords share these (the same objects, so renderers cache by them).
-    bodies: dict[tuple[int, int], tuple[tuple[Match, ...], tuple[str, ...]]] = field(
+    #: One matches tuple for each way to match, keyed by ((keyword, in title, in
+    #: abstract), ...): readers who match a paper the same way share the object (so
+    #: renderers and freezers cache by identity), and no Match is made twice.
+    matches: dict[tuple[tuple[str, bool, bool], ...], tuple[Match, ...]] = field(
         default_factory=dict
     )
-    #: One object for each distinct matches tuple (readers of different keyword lists
-    #: often match a paper the same way).
-    matches: dict[tuple[Match, ...], tuple[Match, ...]] = field(default_factory=dict)
 
 
-#: Item bodies a memo keeps before it starts over (a day's distinct ones are far fewer).
-BODY_LIMIT = 200_000
+#: Ways to match a memo keeps before it starts over (a day's distinct ones are fewer).
+MATCHES_LIMIT = 200_000
 
 
 def snippets_for(
@@ -179,10 +175,9 @@ def explain(
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
     if memo is None:
         memo = ExplainMemo(frozenset().union(*plan_features))
-    signatures, bodies = memo.signatures, memo.bodies
-    if len(bodies) > BODY_LIMIT:
-        bodies.clear()
+    if len(memo.matches) > MATCHES_LIMIT:
         memo.matches.clear()
+    flags = (got, in_t, in_a)
     out: list[tuple[DigestItem, ...]] = []
     at = 0
     for i, profile in enumerate(profiles):
@@ -191,15 +186,11 @@ def explain(
         where = chosen.of(i)
         sel_papers, sel_scores = chosen.papers[where].tolist(), chosen.score[where].tolist()
         n = len(sel_papers)
-        signature = (tuple(pids), tuple((kw.text, kw.phrase) for kw in profile.keywords))
-        sig = signatures.setdefault(signature, len(signatures))
         for j, col in enumerate(sel_papers):
-            body = bodies.get((col, sig))
-            if body is None:  # the first reader with these keywords to get this paper
-                body = bodies[(col, sig)] = _body(
-                    papers[col], col, profile, pids, n, at + j, (got, in_t, in_a),
-                    plan_features, memo, analyzer, settings,
-                )  # fmt: skip
+            body = _body(
+                papers[col], col, profile, pids, n, at + j, flags, plan_features, memo,
+                analyzer, settings,
+            )  # fmt: skip
             items.append(DigestItem(papers[col], round(sel_scores[j], 6), *body))
         at += n * len(pids)
         out.append(tuple(items))
@@ -222,16 +213,21 @@ def _body(
     """One item's matches (which keywords, where) and snippets; `first` is its place in
     the `flags` (matched, in title, in abstract) of its profile's first keyword."""
     got, in_t, in_a = flags
-    matches, matched, names, in_abstract = [], [], [], False
+    ways, matched, names, in_abstract = [], [], [], False
     for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
         x = first + k * n
         if pid < 0 or not got[x]:
             continue
-        fields = tuple(f for f, hit in (("title", in_t[x]), ("abstract", in_a[x])) if hit)
-        matches.append(Match(kw.text, fields or ("abstract",)))
+        ways.append((kw.text, in_t[x], in_a[x]))
         matched.append(pid)
         names.append((kw.text, kw.phrase))
         in_abstract = in_abstract or in_a[x]
+    key_of_ways = tuple(ways)
+    matches = memo.matches.get(key_of_ways)
+    if matches is None:
+        matches = memo.matches[key_of_ways] = tuple(
+            Match(text, _FIELDS[(title, abstract)]) for text, title, abstract in ways
+        )
     # Readers who share keywords share the paper's snippets; a paper none of whose matched
     # keywords is in its abstract shows its opening (no need to find spans).
     key = (col, *names) if in_abstract else (col,)
@@ -246,8 +242,17 @@ def _body(
             found = [plan_features[pid] for pid in matched]
             snippets = snippets_for(memo.maps[col], found, settings)
         memo.shown[key] = snippets
-    found_matches = tuple(matches)
-    return memo.matches.setdefault(found_matches, found_matches), snippets
+    return matches, snippets
+
+
+#: Where a keyword matched, by (in title, in abstract); a match that is in neither
+#: (a phrase made of words the fields hold apart) counts as the abstract's.
+_FIELDS = {
+    (True, True): ("title", "abstract"),
+    (True, False): ("title",),
+    (False, True): ("abstract",),
+    (False, False): ("abstract",),
+}
 
 
 def match_spans(
