@@ -95,6 +95,7 @@ def send(
     try:
         due, empty, claimed, planned = 0, 0, 0, []
         frozen: dict[tuple[int, int, int], FrozenItem] = {}  # items readers share, frozen once
+        stored: set[str] = set()  # item records this run has written (with a new claim)
         dispatcher = None
         if not dry_run:
             assert backend is not None
@@ -111,9 +112,10 @@ def send(
             dispatcher.expected += len(page.planned)
             for start in range(0, len(page.planned), CLAIM_BATCH):
                 chunk = page.planned[start : start + CLAIM_BATCH]
-                claims = [_claim(p, now, page.high, frozen) for p in chunk]
+                claims = [_claim(p, now, page.high, frozen, stored) for p in chunk]
                 new = set(store.claim_deliveries(claims, now))
                 claimed += len(new)
+                stored.update(k for c in claims if c.delivery_id in new for k in c.records)
                 # Claimed (committed): send them now, from the digests in memory.
                 dispatcher.fresh(
                     [_job(p, c) for p, c in zip(chunk, claims, strict=True) if c.delivery_id in new]
@@ -217,10 +219,18 @@ def _job(planned: Planned, claim: Claim) -> Job:
 
 
 def _claim(
-    planned: Planned, now: datetime, high: int, cache: dict[tuple[int, int, int], FrozenItem]
+    planned: Planned,
+    now: datetime,
+    high: int,
+    cache: dict[tuple[int, int, int], FrozenItem],
+    stored: set[str],
 ) -> Claim:
+    """The claim of a planned digest; item records in `stored` (written with a claim of
+    this run, committed) are left out: the store has them."""
     d = planned.due
     content, records = freeze_compact(planned.digest, cache)
+    if stored:
+        records = {k: v for k, v in records.items() if k not in stored}
     return Claim(
         delivery_id=delivery_id(d.subscriber.id, d.day),
         subscriber_id=d.subscriber.id,

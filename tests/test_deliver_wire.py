@@ -79,3 +79,22 @@ def test_an_encoded_word_in_a_title_is_shown_as_typed() -> None:
     for raw in (message_bytes(out), build_message(out).as_bytes()):
         subject = str(_parse(raw)["Subject"])  # type: ignore[arg-type]
         assert "Bcc: evil" not in subject and "QmNjOiBldmls" in subject
+
+
+def test_base64_lines_are_76_columns_and_end_with_the_data() -> None:
+    """Whole lines of 76, a shorter last one, no empty line and no CRLF after the last
+    (sizes around the 57-byte line: 0, one line exactly, one byte over, many lines)."""
+    import base64
+    import binascii
+
+    from digest.deliver.wire import _base64
+
+    for size in (0, 1, 56, 57, 58, 113, 114, 115, 57 * 40, 57 * 40 + 2):
+        data = bytes(range(256)) * (size // 256 + 1)
+        data = data[:size]
+        out = _base64(data)
+        lines = out.split(b"\r\n")
+        assert all(len(line) == 76 for line in lines[:-1]), size
+        assert 0 < len(lines[-1]) <= 76 or size == 0, size
+        assert base64.b64decode(b"".join(lines)) == data
+        assert b"".join(lines) == binascii.b2a_base64(data, newline=False)

@@ -526,12 +526,14 @@ def test_a_claim_is_small_and_its_items_are_shared(seeded_config: Config) -> Non
 
 
 def test_a_retry_from_the_store_is_the_message_first_sent_from_memory(
-    seeded_config: Config,
+    seeded_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run sends what it just claimed from the planner's digests in memory; a retry (or
     a resend after a crash) thaws the claim from the store. Both must be the same message:
     same subject and Message-ID, the same bodies but for the links' signed tokens (made at
-    each attempt's time)."""
+    each attempt's time). One claim a transaction: a later claim leaves out the item
+    records an earlier one wrote, and still thaws whole."""
+    monkeypatch.setattr("digest.send.CLAIM_BATCH", 1)
     config = seeded_config
     broad = make_profile("broad", ("LoRA", "quantization", "distillation"))
     store = seeded(
