@@ -167,7 +167,7 @@ def keywords_to_json(keywords: tuple[Keyword, ...]) -> str:
     return json.dumps([keyword_to_json(k) for k in keywords], ensure_ascii=False)
 
 
-@functools.lru_cache(maxsize=16_384)  # readers share keyword lists: parse each once
+@functools.lru_cache(maxsize=131_072)  # a send reads every list twice: parse it once
 def keywords_from_json(text: str) -> tuple[Keyword, ...]:
     """The inverse of `keywords_to_json`."""
     return tuple(_keyword(k) for k in json.loads(text))
