@@ -53,7 +53,7 @@ JSONL = """\
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
 
 
 def run(project: Path, *args: str, stdin: bytes | None = None) -> Result:

@@ -101,7 +101,7 @@ def test_a_day_is_the_one_period_before_now_exactly(late_project: Path) -> None:
 def test_rank_holds_what_a_new_readers_first_digest_holds(
     late_project: Path, seeded_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
     with Store(seeded_config.store_path) as store:
         reader = confirmed_subscriber(seeded_config, store, spec=PEFT, now=LATE_ARRIVAL)
         assert send(seeded_config, store, MemoryBackend(), ON_THE_18TH).sent == 1

@@ -110,7 +110,7 @@ def reader(config: Config, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     from digest.subscriptions import subscribe
     from digest.tokens import load_secret, make_token
 
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
     with Store(config.store_path) as store:
         result = subscribe(config, store, "ada@example.org", make_profile("p", ("LoRA",)), NOW)
     sub = result.subscriber

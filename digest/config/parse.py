@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from digest.config import checks
 from digest.config.schema import (
     DEFAULT_MAX_FILE_MB,
     DEFAULT_STORE,
@@ -66,8 +67,16 @@ class _Reader:
         self.table: dict[str, Any] = table
 
     def fail(self, key: str, value: Any, why: str) -> None:
+        """Raise the error naming file, key and value (a secret's value is never shown)."""
         name = f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
-        raise ConfigError(f"{self.file}: {name} = {value!r}: {why}")
+        shown = "(value not shown)" if key in checks.SECRET_KEYS else repr(value)
+        raise ConfigError(f"{self.file}: {name} = {shown}: {why}")
+
+    def check(self, key: str, value: Any, problem: str) -> Any:
+        """`value`, unless `problem` says what is wrong with it (then fail)."""
+        if problem:
+            self.fail(key, value, problem)
+        return value
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = self.table.get(key, default)
@@ -175,8 +184,8 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         ingest.fail("max_file_mb", max_mb, "must be a positive number")
     pub = _Reader(file, "publish", top.get("publish", dict, {}))
     base_url = pub.get("base_url", str, "")
-    if base_url and not base_url.startswith(("http://", "https://")):
-        pub.fail("base_url", base_url, "must start with http:// or https://")
+    if base_url:
+        pub.check("base_url", base_url, checks.url_problem(base_url))
     publish = PublishConfig(
         dir=root / pub.get("dir", str, "site"),
         base_url=base_url.rstrip("/") + "/" if base_url else "",
@@ -187,7 +196,7 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         path=path,
         publish=publish,
         delivery=_delivery(_Reader(file, "delivery", top.get("delivery", dict, {})), root),
-        secret=_Reader(file, "security", top.get("security", dict, {})).get("secret", str, ""),
+        secret=_secret(_Reader(file, "security", top.get("security", dict, {}))),
         schedule=_schedule(_Reader(file, "schedule", top.get("schedule", dict, {}))),
         store_path=root / store.get("path", str, DEFAULT_STORE),
         sources=tuple(sources),
@@ -210,42 +219,69 @@ def _delivery(r: _Reader, root: Path) -> DeliveryConfig:
     if backend not in BACKENDS:
         r.fail("backend", backend, f"unknown backend; expected one of: {', '.join(BACKENDS)}")
     smtp_r = _Reader(r.file, "delivery.smtp", r.get("smtp", dict, {}))
+    sg_r = _Reader(r.file, "delivery.sendgrid", r.get("sendgrid", dict, {}))
     security = smtp_r.get("security", str, "none")
     if security not in ("none", "starttls", "ssl"):
         smtp_r.fail("security", security, "must be none, starttls or ssl")
     port = smtp_r.get("port", int, 465 if security == "ssl" else 25)
     if not 0 < port < 65536:
         smtp_r.fail("port", port, "must be a port number")
-    smtp = SmtpConfig(
-        host=smtp_r.get("host", str, "127.0.0.1"),
-        port=port,
-        security=security,
-        username=smtp_r.get("username", str, ""),
-        password_env=smtp_r.get("password_env", str, ""),
-        timeout=float(smtp_r.get("timeout", (int, float), 30.0)),
-        connections=_positive(smtp_r, "connections", 1),
-    )
-    sg_r = _Reader(r.file, "delivery.sendgrid", r.get("sendgrid", dict, {}))
-    sendgrid = SendgridConfig(
-        api_key_env=sg_r.get("api_key_env", str, "SENDGRID_API_KEY"),
-        host=sg_r.get("host", str, "https://api.sendgrid.com"),
-        timeout=float(sg_r.get("timeout", (int, float), 30.0)),
-    )
     if "password" in smtp_r.table or "api_key" in sg_r.table:
         raise ConfigError(
             f"{r.file}: delivery: secrets do not belong in config.toml; name an environment "
             "variable with password_env / api_key_env instead"
         )
+    host = smtp_r.get("host", str, "127.0.0.1")
+    username = smtp_r.get("username", str, "")
+    if not username.isprintable() or username != username.strip():
+        smtp_r.fail("username", username, "holds spaces or control characters")
+    password_env = smtp_r.get("password_env", str, "")
+    smtp = SmtpConfig(
+        host=smtp_r.check("host", host, checks.host_problem(host)),
+        port=port,
+        security=security,
+        username=username,
+        password_env=password_env and _env_name(smtp_r, "password_env", password_env),
+        timeout=_timeout(smtp_r),
+        connections=_positive(smtp_r, "connections", 1),
+    )
+    sg_host = sg_r.get("host", str, "https://api.sendgrid.com")
+    sendgrid = SendgridConfig(
+        api_key_env=_env_name(
+            sg_r, "api_key_env", sg_r.get("api_key_env", str, "SENDGRID_API_KEY")
+        ),
+        host=sg_r.check("host", sg_host, checks.url_problem(sg_host)),
+        timeout=_timeout(sg_r),
+    )
+    from_addr = r.get("from", str, "papers-digest <digest@localhost>")
+    public_url = r.get("public_url", str, "")
+    mailto = r.get("unsubscribe_mailto", str, "")
     return DeliveryConfig(
         backend=backend,
-        from_addr=r.get("from", str, "papers-digest <digest@localhost>"),
+        from_addr=r.check("from", from_addr, checks.sender_problem(from_addr)),
         outbox_dir=root / r.get("outbox_dir", str, "var/outbox"),
-        public_url=r.get("public_url", str, ""),
-        unsubscribe_mailto=r.get("unsubscribe_mailto", str, ""),
+        public_url=public_url and r.check("public_url", public_url, checks.url_problem(public_url)),
+        unsubscribe_mailto=mailto
+        and r.check("unsubscribe_mailto", mailto, checks.address_problem(mailto)),
         max_attempts=_positive(r, "max_attempts", 5),
         smtp=smtp,
         sendgrid=sendgrid,
     )
+
+
+def _timeout(r: _Reader) -> float:
+    value = float(r.get("timeout", (int, float), 30.0))
+    return float(r.check("timeout", value, checks.timeout_problem(value)))
+
+
+def _env_name(r: _Reader, key: str, value: str) -> str:
+    return str(r.check(key, value, checks.env_name_problem(value)))
+
+
+def _secret(r: _Reader) -> str:
+    """`[security] secret`: at least 32 bytes (the value is never shown in an error)."""
+    secret = str(r.get("secret", str, ""))
+    return secret and str(r.check("secret", secret, checks.secret_problem(secret)))
 
 
 #: `[schedule] cron` when none is given (ScheduleConfig's default).
