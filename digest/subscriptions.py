@@ -19,7 +19,7 @@ from digest.errors import SubscriptionError
 from digest.links import link
 from digest.model import Profile, Subscriber
 from digest.store import Store
-from digest.tokens import load_secret, parse_token, verify
+from digest.tokens import INVALID, LIFETIME, load_secret, make_token, parse_token, verify
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 #: The profile name when none is given (`digest subscribe`, a bulk import row).
@@ -95,7 +95,8 @@ def subscribe(
     """
     email = normalize_email(address)
     check_settings(timezone, send_at, frequency)
-    if profile is None and store.subscriber_by_email(email) is None:
+    before = store.subscriber_by_email(email)
+    if profile is None and before is None:
         raise SubscriptionError(f"{email}: a new subscriber needs --keywords")
     sub, created = store.upsert_subscriber(
         email,
@@ -107,18 +108,39 @@ def subscribe(
         notify_empty=notify_empty,
         confirmed=confirmed,
     )
-    if sub.status == "confirmed":
+    if sub.status == "confirmed" or _link_already_sent(before, profile, now):
         return SubscribeResult(sub, created, "")
     return SubscribeResult(sub, created, link(config, load_secret(config), "confirm", sub, now))
+
+
+def _link_already_sent(before: Subscriber | None, profile: Profile | None, now: datetime) -> bool:
+    """A pending reader who adds or edits a profile while the first confirmation link
+    still works gets no second one (asking again with no profile change does)."""
+    if before is None or before.status != "pending" or profile is None:
+        return False
+    if profile in before.profiles:  # the same request again: "send me the link again"
+        return False
+    return now - before.created_at < LIFETIME["confirm"]
+
+
+def token_subscriber(
+    config: Config, store: Store, token: str, purpose: str, now: datetime
+) -> Subscriber:
+    """The subscriber a valid `purpose` token acts for; SubscriptionError (`tokens.INVALID`,
+    the same words for every bad token) otherwise. For pages that show before they act."""
+    return _subscriber_for(store, load_secret(config), token, purpose, now)
 
 
 def _subscriber_for(
     store: Store, secret: bytes, token: str, purpose: str, now: datetime
 ) -> Subscriber:
-    claim = parse_token(token, purpose)
+    claim = parse_token(token.strip(), purpose)
     sub = store.subscriber(claim.subscriber_id)
     if sub is None:
-        raise SubscriptionError(f"{purpose} token is not valid (no such subscriber)")
+        # The same work and the same answer as a forged token for a real reader: the
+        # reply (and its time) does not tell which subscriber ids exist.
+        make_token(secret, purpose, claim.subscriber_id, "", now)
+        raise SubscriptionError(INVALID)
     verify(secret, claim, sub.email, now)
     return sub
 

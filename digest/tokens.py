@@ -20,11 +20,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from digest.config import Config
+from digest.config.checks import secret_problem
 from digest.errors import ConfigError, SubscriptionError
 
 PURPOSES = ("confirm", "unsubscribe", "manage")
-_NUMBER = re.compile(r"[0-9]{1,15}")  # ASCII digits only, and a size SQLite can hold
+#: ASCII digits in their one canonical spelling (no leading zeros, no sign), of a size
+#: SQLite can hold: one token has one spelling.
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,14}")
 _SIGNATURE = re.compile(r"[0-9a-f]{40}")
+#: The one message for every bad token (malformed, forged, expired, for another or no
+#: subscriber): what a token page says must not tell real subscriber ids from made-up ones.
+INVALID = "this link's token is not valid or has expired; use the link in your latest email"
 #: How long each kind of link works. Unsubscribe links in old emails must keep working.
 LIFETIME = {
     "confirm": timedelta(days=7),
@@ -36,6 +42,9 @@ LIFETIME = {
 def load_secret(config: Config, env: Mapping[str, str] = os.environ) -> bytes:
     """The signing secret: DIGEST_SECRET, then [security] secret, then var/secret (created)."""
     if env.get("DIGEST_SECRET"):
+        problem = secret_problem(env["DIGEST_SECRET"])
+        if problem:  # the value itself is never shown
+            raise ConfigError(f"environment variable DIGEST_SECRET: {problem}")
         return env["DIGEST_SECRET"].encode()
     if config.secret:
         return config.secret.encode()
@@ -89,23 +98,19 @@ class TokenClaim:
 
 def parse_token(token: str, purpose: str) -> TokenClaim:
     """The parts of a token of `purpose`; SubscriptionError if it is malformed."""
-    parts = token.strip().split(".")
+    parts = token.split(".")
     if (
         len(parts) != 4
         or parts[0] != purpose
         or not all(_NUMBER.fullmatch(p) for p in parts[1:3])
         or not _SIGNATURE.fullmatch(parts[3])
     ):
-        raise SubscriptionError(f"not a valid {purpose} token; use the link from the email")
+        raise SubscriptionError(INVALID)
     return TokenClaim(parts[0], int(parts[1]), int(parts[2]), parts[3])
 
 
 def verify(secret: bytes, claim: TokenClaim, email: str, now: datetime) -> None:
     """Raise SubscriptionError unless the claim is signed for this subscriber and not expired."""
     expected = _mac(secret, claim.purpose, claim.subscriber_id, claim.expiry, email)
-    if not hmac.compare_digest(expected, claim.signature):
-        raise SubscriptionError(
-            f"{claim.purpose} token is not valid (forged or for another address)"
-        )
-    if now.timestamp() > claim.expiry:
-        raise SubscriptionError(f"{claim.purpose} token has expired; subscribe again for a new one")
+    if not hmac.compare_digest(expected, claim.signature) or now.timestamp() > claim.expiry:
+        raise SubscriptionError(INVALID)

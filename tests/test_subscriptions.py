@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ SPEC = make_profile("llm", ("LoRA", '"video diffusion"^2', "quantization"), ("su
 
 @pytest.fixture
 def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
     return load_config(tmp_path / "config.toml")
 
 
@@ -98,7 +99,7 @@ def test_tokens_cannot_act_on_another_subscriber(cfg: Config, store: Store) -> N
     forged = ada_token.replace(f".{ada.id}.", f".{bob.id}.", 1)
     with pytest.raises(SubscriptionError, match="not valid"):
         unsubscribe(cfg, store, forged, NOW)
-    with pytest.raises(SubscriptionError, match="not a valid confirm token"):
+    with pytest.raises(SubscriptionError, match="not valid or has expired"):
         confirm(cfg, store, ada_token, NOW)  # wrong purpose
     wrong_secret = make_token(b"other", "unsubscribe", ada.id, ada.email, NOW)
     with pytest.raises(SubscriptionError, match="not valid"):
@@ -112,7 +113,7 @@ def test_tokens_cannot_act_on_another_subscriber(cfg: Config, store: Store) -> N
 
 def test_confirm_tokens_expire(cfg: Config, store: Store) -> None:
     link = subscribe(cfg, store, "ada@example.com", SPEC, NOW).confirm_link
-    with pytest.raises(SubscriptionError, match="expired"):
+    with pytest.raises(SubscriptionError, match="not valid or has expired"):
         confirm(cfg, store, link.split("token=")[1], NOW + timedelta(days=8))
 
 
@@ -127,3 +128,69 @@ def test_secret_file_is_created_private(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_normalize_email() -> None:
     assert normalize_email("a.b@Example.org") == "a.b@example.org"
+
+
+def test_a_pending_reader_adding_a_profile_gets_no_second_confirmation(
+    cfg: Config, store: Store
+) -> None:
+    first = subscribe(cfg, store, "ada@example.com", SPEC, NOW)
+    assert first.confirm_link
+    other = make_profile("speech", ("TTS",))
+    added = subscribe(cfg, store, "ada@example.com", other, NOW + timedelta(hours=1))
+    assert added.confirm_link == "" and len(added.subscriber.profiles) == 2
+    again = subscribe(cfg, store, "ada@example.com", other, NOW + timedelta(hours=2))
+    assert again.confirm_link  # the same request again: the link is sent again
+    late = make_profile("late", ("ASR",))
+    expired = subscribe(cfg, store, "ada@example.com", late, NOW + timedelta(days=8))
+    assert expired.confirm_link  # the first link no longer works
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.replace(".", ".0", 1),  # a leading zero on the id
+        lambda t: t.replace(".", ".+", 1),
+        lambda t: t.replace(".", "..", 1),
+        lambda t: t.upper(),
+        lambda t: t[:-1] + ("0" if t[-1] != "0" else "1"),
+    ],
+)
+def test_only_the_canonical_spelling_of_a_token_works(
+    cfg: Config, store: Store, change: Callable[[str], str]
+) -> None:
+    from digest.tokens import INVALID, parse_token
+
+    ada = subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True).subscriber
+    token = make_token(load_secret(cfg), "unsubscribe", ada.id, ada.email, NOW)
+    assert parse_token(token, "unsubscribe").subscriber_id == ada.id
+    with pytest.raises(SubscriptionError) as caught:
+        unsubscribe(cfg, store, change(token), NOW)
+    assert str(caught.value) == INVALID
+
+
+def test_every_bad_token_gets_the_same_words(cfg: Config, store: Store) -> None:
+    """Fake subscriber ids, forged signatures and expired links look alike."""
+    from digest.tokens import INVALID
+
+    ada = subscribe(cfg, store, "ada@example.com", SPEC, NOW, confirmed=True).subscriber
+    secret = load_secret(cfg)
+    tokens = [
+        make_token(secret, "unsubscribe", 999, "nobody@example.com", NOW),  # no such reader
+        make_token(b"x" * 32, "unsubscribe", ada.id, ada.email, NOW),  # forged
+        make_token(secret, "confirm", ada.id, ada.email, NOW),  # another purpose
+        "garbage",
+    ]
+    messages = set()
+    for token in tokens:
+        with pytest.raises(SubscriptionError) as caught:
+            unsubscribe(cfg, store, token, NOW)
+        messages.add(str(caught.value))
+    with pytest.raises(SubscriptionError) as caught:
+        confirm(
+            cfg,
+            store,
+            make_token(secret, "confirm", ada.id, ada.email, NOW),
+            NOW + timedelta(days=8),
+        )
+    messages.add(str(caught.value))
+    assert messages == {INVALID}
