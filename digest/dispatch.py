@@ -41,6 +41,8 @@ PAGE = 256
 #: Retry backoff: 1 min, 2, 4, ... capped at 6 hours.
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
+#: The longest wait a server's Retry-After may set (a broken header must not mean never).
+MAX_WAIT = timedelta(days=1)
 #: How often a long run renews its lease, in seconds.
 RENEW_EVERY = 60.0
 
@@ -77,7 +79,9 @@ class Dispatcher:
         progress: ProgressFn | None = None,
     ) -> None:
         self.config, self.store, self.backend, self.now = config, store, backend, now
-        self.counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+        self.counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "paused": 0}
+        #: Why the backend refused the sender or key, once it has: nothing more is sent.
+        self.paused = ""
         self._renew, self._progress = renew, progress
         self._renderer: EmailRenderer | None = None
         self._secret: bytes | None = None
@@ -109,18 +113,27 @@ class Dispatcher:
     def fresh(self, jobs: Sequence[Job]) -> None:
         """Send what was just claimed (digests in memory), a batch at a time."""
         for start in range(0, len(jobs), self._size):
+            if self.paused:  # left pending, as claimed: the next run sends them
+                self.counts["paused"] += len(jobs) - start
+                return
             self._batch(jobs[start : start + self._size], {})
 
     def pending(self) -> None:
         """Send every pending delivery and due retry the store holds, a page at a time."""
+        if self.paused:
+            return
         ids = self.store.due_delivery_ids(self.now)
         self.expected += len(ids)
         for start in range(0, len(ids), PAGE):
+            if self.paused:
+                return
             page = self.store.deliveries_by_id(ids[start : start + PAGE])
             records = self.store.frozen_items([k for d in page for k in _keys(d)])
             readers = self.store.subscribers_by_id([d.subscriber_id for d in page])
             jobs = [_stored_job(d, readers.get(d.subscriber_id)) for d in page]
             for at in range(0, len(jobs), self._size):
+                if self.paused:
+                    return
                 self._batch(jobs[at : at + self._size], records)
 
     def _batch(self, jobs: Sequence[Job], records: dict[str, str]) -> None:
@@ -133,6 +146,11 @@ class Dispatcher:
         if ready:
             results = self.backend.send([email for _, email in ready])
             pairs = list(zip((j for j, _ in ready), results, strict=True))
+            held = [(j, r) for j, r in pairs if r.status == "paused"]
+            if held:  # the sender or key is refused: record nothing of these, stop
+                self.paused = self.paused or held[0][1].reason
+                self.counts["paused"] += len(held)
+                pairs = [(j, r) for j, r in pairs if r.status != "paused"]
             self.store.record_attempts([self._outcome(j, r) for j, r in pairs], self.now)
             max_attempts = self.config.delivery.max_attempts
             for j, r in pairs:
@@ -191,8 +209,8 @@ class Dispatcher:
         if tries >= self.config.delivery.max_attempts:
             return Outcome(job.delivery_id, "failed", f"gave up after {tries} attempts: {r.reason}")
         wait = min(BACKOFF_CAP, BACKOFF_BASE * 2**job.attempts)
-        if r.retry_after is not None:
-            wait = max(wait, timedelta(seconds=r.retry_after))
+        if r.retry_after is not None:  # a wait the server asked for, within reason
+            wait = max(wait, timedelta(seconds=min(r.retry_after, MAX_WAIT.total_seconds())))
         return Outcome(job.delivery_id, "retry", r.reason, self.now + wait)
 
 

@@ -231,7 +231,9 @@ class SendgridServer:
             data = None
         problems = contract_problems(method, path, headers, data, self.api_key)
         with self._lock:
-            if problems:
+            if any(p.startswith("bad Authorization") for p in problems):
+                reply = unauthorized()  # what SendGrid answers a wrong key
+            elif problems:
                 reply = Reply(400, _errors("; ".join(problems)))
             else:
                 reply = self._script.popleft() if self._script else ACCEPTED

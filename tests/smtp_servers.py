@@ -16,6 +16,7 @@ Handlers decide what the server says:
     Dropping(first=N)                drops the connection after DATA, before replying,
                                      for the first N messages, then accepts
     Rejecting(code=550, reject=...)  refuses the listed recipients (all if None) at RCPT
+    RejectingSender(code, stage)     refuses the sender at MAIL FROM (or 530 at RCPT)
 
 aiosmtpd 1.4 cannot listen on port 0 (it connects to `self.port` to trigger its lazy
 start), so `_Controller` binds first and reads the port the OS chose. `tls_pair()` makes a
@@ -184,6 +185,35 @@ class Rejecting(Handler):
         if self.reject is None or address in self.reject:
             return f"{self.code} 5.1.1 <{address}>: Recipient address rejected: User unknown"
         return None
+
+
+class RejectingSender(Handler):
+    """Refuses the sender with `code` at MAIL FROM (or, with stage "RCPT", every
+    recipient, as a server wanting AUTH says 530), for the first `first` transactions."""
+
+    def __init__(self, code: int = 550, stage: str = "MAIL", first: int = 10**9) -> None:
+        super().__init__()
+        assert stage in ("MAIL", "RCPT")
+        self.code, self.stage, self.first = code, stage, first
+        self.mail_attempts = 0  #: MAIL FROM commands seen
+
+    def _refusal(self) -> str:
+        return f"{self.code} 5.7.1 Sender address rejected: not allowed"
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+    ) -> str:
+        with self._lock:
+            self.mail_attempts += 1
+            n = self.mail_attempts
+        if self.stage == "MAIL" and n <= self.first:
+            return self._refusal()
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    def on_rcpt(self, server: SMTP, address: str, n: int) -> str | None:
+        return self._refusal() if self.stage == "RCPT" and n <= self.first else None
 
 
 def _close_transport(server: SMTP) -> None:

@@ -17,7 +17,6 @@ from tests.sendgrid_server import (
     bad_request,
     server_error,
     too_many_requests,
-    unauthorized,
 )
 
 NOW = 1_729_000_000.0  # the injected clock, epoch seconds
@@ -115,13 +114,35 @@ def test_400_fails_that_email_with_the_servers_message(api: SendgridServer) -> N
     assert results[1].status == "sent"
 
 
-def test_401_fails_and_spares_the_rest_of_the_batch(api: SendgridServer) -> None:
-    api.script(unauthorized())
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_pauses_and_spares_the_rest_of_the_batch(
+    api: SendgridServer, status: int
+) -> None:
+    api.script(Reply(status, {"errors": [{"message": "The provided authorization is bad"}]}))
     results = backend_for(api).send([make_email(1), make_email(2)])
-    assert results[0].status == "failed"
-    assert results[0].reason.startswith("401 The provided authorization grant is invalid")
-    assert results[1].status == "retry" and "not sent" in results[1].reason
+    assert results[0].status == "paused"
+    assert f"{status} The provided authorization is bad" in results[0].reason
+    assert results[1].status == "paused" and "not sent" in results[1].reason
     assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"Retry-After": "inf"}, 86400.0),
+        ({"Retry-After": "1e300"}, 86400.0),
+        ({"Retry-After": "nan"}, None),
+        ({"X-RateLimit-Reset": "99999999999999"}, 86400.0),
+        ({"X-RateLimit-Reset": "inf"}, 86400.0),
+        ({"X-RateLimit-Reset": str(int(NOW) + 60)}, 60.0),
+    ],
+)
+def test_a_huge_or_infinite_wait_is_capped(
+    api: SendgridServer, headers: dict[str, str], wait: float | None
+) -> None:
+    api.script(Reply(429, {"errors": [{"message": "slow down"}]}, headers))
+    [result] = backend_for(api).send([make_email()])
+    assert result.status == "retry" and result.retry_after == wait
 
 
 def test_413_is_failed(api: SendgridServer) -> None:
@@ -134,7 +155,8 @@ def test_the_wrong_key_is_seen_by_the_server(api: SendgridServer) -> None:
     assert api.api_key != "SG.wrong"
     backend = SendgridBackend(SendgridConfig(host=api.url), api_key="SG.wrong")
     [result] = backend.send([make_email()])
-    assert result.status == "failed" and "Authorization" in result.reason
+    assert result.status == "paused" and "401 The provided authorization" in result.reason
+    assert "SG.wrong" not in result.reason
 
 
 def test_a_slow_server_times_out_as_retry(api: SendgridServer) -> None:

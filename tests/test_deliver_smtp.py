@@ -9,7 +9,15 @@ from digest.deliver import SendResult, make_backend
 from digest.deliver.smtp import SmtpBackend
 from digest.errors import DeliveryError
 from tests.factories import make_email
-from tests.smtp_servers import Dropping, Rejecting, SilentServer, SmtpServer, TlsPair, Transient
+from tests.smtp_servers import (
+    Dropping,
+    Rejecting,
+    RejectingSender,
+    SilentServer,
+    SmtpServer,
+    TlsPair,
+    Transient,
+)
 
 SENDER = "digest@digest.example.org"
 
@@ -164,7 +172,7 @@ def test_starttls_and_login(smtp_starttls_server: SmtpServer, tls: TlsPair) -> N
     assert server.connections == 1
 
 
-def test_wrong_password_is_retry_naming_the_login_step(
+def test_wrong_password_pauses_naming_the_login_step(
     smtp_starttls_server: SmtpServer, tls: TlsPair
 ) -> None:
     server = smtp_starttls_server
@@ -172,7 +180,7 @@ def test_wrong_password_is_retry_naming_the_login_step(
         server, security="starttls", username="digest", password="nope", ssl_context=tls.client
     )
     results = backend.send([make_email(1), make_email(2)])
-    assert statuses(results) == ["retry", "retry"]
+    assert statuses(results) == ["paused", "paused"]
     assert "login: 535" in results[0].reason
     assert server.received == []
 
@@ -221,3 +229,23 @@ def test_make_backend_refuses_incomplete_settings(
     config = DeliveryConfig(backend="smtp", smtp=smtp, from_addr=from_addr)
     with pytest.raises(DeliveryError, match=complaint):
         make_backend(config, env={"PW": "x"})
+
+
+@pytest.mark.parametrize(
+    ("code", "stage"), [(550, "MAIL"), (530, "MAIL"), (553, "MAIL"), (530, "RCPT")]
+)
+def test_a_refused_sender_pauses_the_whole_batch_unsent(
+    smtp_server: SmtpServer, code: int, stage: str
+) -> None:
+    smtp_server.reset(RejectingSender(code, stage))
+    results = backend_for(smtp_server).send([make_email(1), make_email(2), make_email(3)])
+    assert statuses(results) == ["paused", "paused", "paused"]
+    assert f"{code}" in results[0].reason and "sender" in results[0].reason
+    assert smtp_server.handler.mail_attempts == 1  # the rest were not even tried
+    assert smtp_server.received == []
+
+
+def test_a_message_too_big_at_mail_from_fails_only_itself(smtp_server: SmtpServer) -> None:
+    smtp_server.reset(RejectingSender(552, "MAIL", first=1))
+    results = backend_for(smtp_server).send([make_email(1), make_email(2)])
+    assert statuses(results) == ["failed", "sent"]

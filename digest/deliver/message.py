@@ -88,8 +88,11 @@ class SendResult:
     """What became of one `OutgoingEmail`: a backend returns one per email, in order."""
 
     delivery_id: str
-    #: "sent"; "retry" = transient, try again later; "failed" = permanent, do not retry.
-    status: Literal["sent", "retry", "failed"]
+    #: "sent"; "retry" = transient, try again later; "failed" = permanent, do not retry;
+    #: "paused" = the sender, the login or the API key was refused: not this message's
+    #: fault and the same for every message, so the run stops and the delivery is left as
+    #: it was (no attempt counted) until the operator fixes [delivery].
+    status: Literal["sent", "retry", "failed", "paused"]
     #: One line: what the server (or the network) said.
     reason: str = ""
     #: Seconds to wait before retrying, when the server said so.

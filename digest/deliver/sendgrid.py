@@ -9,17 +9,21 @@ set it there. Errors arrive as `python_http_client.exceptions.HTTPError` subclas
     2xx (202 Accepted)                 sent
     429                                retry, retry_after from Retry-After or X-RateLimit-Reset
     5xx, 408, network, timeout         retry (Retry-After honoured when given)
-    400, 401, 403, 413, other 4xx      failed, reason = the body's first error message
+    401, 403                           paused: the key (or the sender) is refused for all
+    400, 413, other 4xx                failed, reason = the body's first error message
 
-A batch stops early, giving the emails not yet tried "retry", when more requests could
-only make things worse or slower: after a 429 (rate limited until the reset), a 401/403
-(the API key is wrong for all of them), a network error or timeout, or three 5xx in a row.
+A wait the server asks for is capped at `MAX_RETRY_AFTER` (an `inf` or a reset in the
+year 5000 is a broken header, not a plan). A batch stops early, giving the emails not
+yet tried "retry", when more requests could only make things worse or slower: after a
+429 (rate limited until the reset), a network error or timeout, or three 5xx in a row;
+after a 401/403 the rest are "paused" with it, unsent.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parseaddr, parsedate_to_datetime
@@ -40,6 +44,9 @@ from digest.errors import DeliveryError
 
 CATEGORY = "papers-digest"
 MAX_SERVER_ERRORS_IN_A_ROW = 3
+#: The longest wait a Retry-After or X-RateLimit-Reset can ask for, in seconds (a day).
+MAX_RETRY_AFTER = 86400.0
+Status = Literal["sent", "retry", "failed", "paused"]
 #: What a response means for the rest of the batch.
 _After = Literal["go", "stop", "server-error"]
 
@@ -82,8 +89,9 @@ class SendgridBackend:
             server_errors = server_errors + 1 if after == "server-error" else 0
             if after == "stop" or server_errors >= MAX_SERVER_ERRORS_IN_A_ROW:
                 why = one_line(f"not sent: stopped after {result.reason}")
+                rest: Status = "paused" if result.status == "paused" else "retry"
                 for j in todo[pos + 1 :]:
-                    results[j] = SendResult(emails[j].delivery_id, "retry", why, result.retry_after)
+                    results[j] = SendResult(emails[j].delivery_id, rest, why, result.retry_after)
                 break
         return [results[first] for first in firsts]
 
@@ -117,7 +125,10 @@ class SendgridBackend:
         if status >= 500 or status == 408:
             retry_after = _retry_after_header(headers, self._clock)
             return SendResult(delivery_id, "retry", reason, retry_after), "server-error"
-        return SendResult(delivery_id, "failed", reason), "stop" if status in (401, 403) else "go"
+        if status in (401, 403):  # the key is wrong (or the sender unverified): for all
+            why = one_line(f"SendGrid refused the API key or sender: {reason}; check [delivery]")
+            return SendResult(delivery_id, "paused", why), "stop"
+        return SendResult(delivery_id, "failed", reason), "go"
 
     def _retry_after(self, headers: Any) -> float | None:
         """Retry-After (seconds or an HTTP date), else X-RateLimit-Reset (epoch seconds)."""
@@ -126,7 +137,7 @@ class SendgridBackend:
             return wait
         reset = _header(headers, "X-RateLimit-Reset")
         try:
-            return max(0.0, float(reset) - self._clock()) if reset else None
+            return _capped(float(reset) - self._clock()) if reset else None
         except ValueError:
             return None
 
@@ -146,13 +157,20 @@ def _retry_after_header(headers: Any, clock: Callable[[], float]) -> float | Non
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _capped(float(value))
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - clock())
-    except (TypeError, ValueError):
+        return _capped(parsedate_to_datetime(value).timestamp() - clock())
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _capped(seconds: float) -> float | None:
+    """A wait in [0, MAX_RETRY_AFTER]; None for NaN (no usable wait at all)."""
+    if math.isnan(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _first_error(body: bytes | str | None) -> str:

@@ -5,7 +5,9 @@ server says decides the result:
 
     2xx                                         sent
     4xx (421, 450, 451, 452 ...), -1            retry   (421 also closes the connection)
-    5xx (550, 552, 554 ...)                     failed
+    5xx at RCPT or DATA (550, 552, 554 ...)     failed
+    5xx at MAIL FROM (not 552), 530 anywhere    paused  (the sender is refused: every
+    AUTH refused (535 ...), no AUTH offered             message would be; none is burnt)
     dropped connection, refused, timeout, TLS   retry
     SMTPUTF8 address, server without SMTPUTF8   failed
 
@@ -13,8 +15,9 @@ A refused recipient fails only its own message. After a dropped connection the m
 in flight is "retry" (the server may or may not have kept it: the stable Message-ID lets
 the receiving side see a duplicate) and the rest of the batch goes over a new connection,
 at most `max_reconnects` times. Trouble setting the session up (connect, greeting,
-STARTTLS, AUTH) is never the message's fault, so it is "retry" for the whole batch, with
-the reason naming the step.
+STARTTLS) is never the message's fault, so it is "retry" for the whole batch, with the
+reason naming the step; a refused login is "paused" for the whole batch. After a
+"paused" message the rest of its batch is "paused" too, unsent.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
+from typing import Literal
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.deliver.message import (
@@ -41,8 +45,21 @@ from digest.errors import DeliveryError
 DEFAULT_MAX_RECONNECTS = 3
 
 
+Status = Literal["sent", "retry", "failed", "paused"]
+
+
 class _SessionError(Exception):
     """Setting up the SMTP session failed (the text says at which step)."""
+
+    def __init__(self, text: str, status: Status = "retry") -> None:
+        super().__init__(text)
+        self.status = status
+
+
+#: Replies to MAIL FROM that are about the message, not the sender (552: too big).
+_MESSAGE_LEVEL_AT_MAIL = frozenset({552})
+#: 530: authentication required; whatever the stage, the session (sender) is refused.
+_SENDER_LEVEL = frozenset({530})
 
 
 class SmtpBackend:
@@ -129,7 +146,11 @@ class SmtpBackend:
         except (smtplib.SMTPException, OSError) as exc:
             if conn is not None:
                 conn.close()
-            raise _SessionError(f"{self.where}: {step}: {_describe(exc)}") from exc
+            refused = step == "login" and isinstance(
+                exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError
+            )
+            status: Status = "paused" if refused else "retry"
+            raise _SessionError(f"{self.where}: {step}: {_describe(exc)}", status) from exc
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -168,9 +189,13 @@ class SmtpBackend:
                     try:
                         conn = self._open()
                     except _SessionError as exc:
-                        _fill(results, emails, todo[pos:], "retry", one_line(str(exc)))
+                        _fill(results, emails, todo[pos:], exc.status, one_line(str(exc)))
                         return
                 results[i], alive = self._send_one(conn, emails[i], messages[i])
+                if results[i].status == "paused":  # type: ignore[union-attr]
+                    why = one_line(f"not sent: {results[i].reason}")  # type: ignore[union-attr]
+                    _fill(results, emails, todo[pos + 1 :], "paused", why)
+                    return
                 if not alive:
                     conn.close()
                     conn = None
@@ -208,6 +233,12 @@ class SmtpBackend:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (-1, b"recipient refused"))
             return _reply(delivery_id, code, text), _alive(conn)
+        except smtplib.SMTPSenderRefused as exc:  # MAIL FROM refused: the sender, mostly
+            if 500 <= exc.smtp_code <= 599 and exc.smtp_code not in _MESSAGE_LEVEL_AT_MAIL:
+                return _paused(delivery_id, f"MAIL FROM {exc.smtp_code}", exc.smtp_error), _alive(
+                    conn
+                )
+            return _reply(delivery_id, exc.smtp_code, exc.smtp_error), _alive(conn)
         except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
             return _reply(delivery_id, exc.smtp_code, exc.smtp_error), _alive(conn)
         except smtplib.SMTPServerDisconnected as exc:
@@ -223,11 +254,21 @@ class SmtpBackend:
 
 def _reply(delivery_id: str, code: int, text: bytes | str) -> SendResult:
     """Classify an SMTP reply: 5xx is permanent, anything else is worth retrying."""
+    if code in _SENDER_LEVEL:
+        return _paused(delivery_id, str(code), text)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if 500 <= code <= 599:
         return SendResult(delivery_id, "failed", one_line(f"{code} {text}"))
     return SendResult(delivery_id, "retry", one_line(f"{code} {text}"))
+
+
+def _paused(delivery_id: str, what: str, text: bytes | str) -> SendResult:
+    """The sender is refused: every message would be; fix [delivery] and send again."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    why = f"the server refused the sender ({what} {text}); check [delivery] from and the login"
+    return SendResult(delivery_id, "paused", one_line(why))
 
 
 def _describe(exc: BaseException) -> str:
@@ -256,11 +297,11 @@ def _fill(
     results: list[SendResult | None],
     emails: list[OutgoingEmail],
     indices: list[int],
-    status: str,
+    status: Status,
     reason: str,
 ) -> None:
     for i in indices:
-        results[i] = SendResult(emails[i].delivery_id, status, reason)  # type: ignore[arg-type]
+        results[i] = SendResult(emails[i].delivery_id, status, reason)
 
 
 def _split(indices: list[int], parts: int) -> list[list[int]]:
