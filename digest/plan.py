@@ -24,7 +24,7 @@ import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -111,6 +111,7 @@ def due_readers(
     now: datetime,
     first_rows: Mapping[str, int],
     digest_date: date | None = None,
+    skipped: dict[int, str] | None = None,
 ) -> list[Due]:
     """The confirmed readers with profiles whose local send time has passed and who have
     no digest for their local day yet (weekly readers: none in the last 7 days).
@@ -118,14 +119,25 @@ def due_readers(
     `last`: each reader's previous digest; `claimed`: (subscriber id, day) pairs that
     already have a delivery; `first_rows[frequency]`: the newest row that had arrived one
     period ago (where a first digest starts); `digest_date` overrides the day and the
-    send time (`digest send --date`).
+    send time (`digest send --date`) for readers whose local day is that day or later:
+    a day still to come is never claimed, so no reader's schedule moves. A reader whose
+    row cannot be read (a time zone this machine does not know, a send time that is no
+    time) is left out, and why goes into `skipped` by id: one bad row must not stop
+    everyone's digest.
     """
     out = []
     for sub in subscribers:
         if sub.status != "confirmed" or not sub.profiles:
             continue
-        day, time_has_come = local_day(sub, now)
+        try:
+            day, time_has_come = local_day(sub, now)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            if skipped is not None:
+                skipped[sub.id] = _row_problem(sub, exc)
+            continue
         if digest_date is not None:
+            if digest_date > day:  # a day still to come for this reader: claiming it now
+                continue  # would take that day's digest (and a weekly reader's week) away
             day, time_has_come = digest_date, True
         if not time_has_come or (sub.id, day) in claimed:
             continue
@@ -138,6 +150,12 @@ def due_readers(
         else:  # a first digest (or one before digests remembered their rows)
             out.append(Due(sub, day, first_rows[sub.frequency], now - period))
     return out
+
+
+def _row_problem(sub: Subscriber, exc: Exception) -> str:
+    if isinstance(exc, ZoneInfoNotFoundError):
+        return f"unknown time zone {sub.timezone!r}; fix it with `digest subscribe --timezone`"
+    return f"cannot read timezone {sub.timezone!r} / send_at {sub.send_at!r} ({exc})"
 
 
 def plan_digests(

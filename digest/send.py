@@ -53,6 +53,13 @@ class SendReport:
     retry: int = 0
     failed: int = 0
     cancelled: int = 0  #: claimed, then the subscriber left before it went out
+    #: Left pending, unsent and no attempt counted, because the backend refused the
+    #: sender, the login or the API key (`paused_reason` says how): the run stopped.
+    paused: int = 0
+    paused_reason: str = ""
+    #: (subscriber id, why) of readers left out because their row cannot be planned
+    #: (an unknown time zone, say): the others are sent as usual.
+    skipped: tuple[tuple[int, str], ...] = ()
     dry_run: bool = False
     planned: tuple[tuple[str, int], ...] = field(default_factory=tuple)  #: (email, items)
 
@@ -62,15 +69,39 @@ class SendReport:
                 f"dry run: {self.due} due, {len(self.planned)} would get a digest, "
                 f"{self.empty} with nothing new; nothing claimed or sent"
             )
-        return (
+        line = (
             f"{self.due} due, {self.claimed} claimed, {self.sent} sent, {self.retry} to retry, "
             f"{self.failed} failed, {self.cancelled} cancelled, {self.empty} with nothing new"
         )
+        if self.skipped:
+            line += f", {len(self.skipped)} skipped (bad subscriber rows)"
+        if self.paused_reason:
+            line += (
+                f"; PAUSED: {self.paused_reason}; {self.paused} left pending (no attempt "
+                "counted): fix [delivery] and run `digest send` again"
+            )
+        return line
+
+    @property
+    def exit_code(self) -> int:
+        """0 done; 1 done with deliveries to retry, failed or readers skipped; 2 paused
+        (the sender or key is refused: a setting to fix)."""
+        if self.paused_reason:
+            return 2
+        return 1 if self.retry or self.failed or self.skipped else 0
 
 
-def delivery_id(subscriber_id: int, day: date) -> str:
-    """Opaque and stable: the same subscriber and day always give the same id."""
-    return hashlib.sha256(f"digest:{subscriber_id}:{day.isoformat()}".encode()).hexdigest()[:24]
+def delivery_id(installation: str, subscriber_id: int, email: str, day: date) -> str:
+    """Opaque and stable: the same reader and day of one store always give the same id.
+
+    `installation` is the store's own random id (`Store.installation_id`), so a rebuilt
+    or restored store, or another installation sending from the same domain, never makes
+    an id (an outbox file name, a Message-ID) that an earlier digest had; the address
+    makes a reused subscriber id a different reader. The id is stored with the claim, so
+    a resend of a claimed delivery keeps it whatever this function becomes.
+    """
+    key = f"digest:{installation}:{subscriber_id}:{email}:{day.isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def send(
@@ -97,11 +128,15 @@ def send(
         frozen: dict[tuple[int, int, int], FrozenItem] = {}  # items readers share, frozen once
         stored: set[str] = set()  # item records this run has written (with a new claim)
         dispatcher = None
+        skipped: dict[int, str] = {}
+        installation = store.installation_id
         if not dry_run:
             assert backend is not None
             renew = lease_renewer(store, LEASE, owner, now, LEASE_TTL)
             dispatcher = Dispatcher(config, store, backend, now, renew, progress)
-        for page in _plan(config, store, now, digest_date, tuple(notes)):
+        for page in _plan(config, store, now, digest_date, tuple(notes), skipped):
+            if dispatcher is not None and dispatcher.paused:
+                break  # the sender or key is refused: claim no more until it is fixed
             due += page.due
             empty += page.empty
             if progress:
@@ -112,7 +147,9 @@ def send(
             dispatcher.expected += len(page.planned)
             for start in range(0, len(page.planned), CLAIM_BATCH):
                 chunk = page.planned[start : start + CLAIM_BATCH]
-                claims = [_claim(p, now, page.high, frozen, stored) for p in chunk]
+                if dispatcher.paused:
+                    break
+                claims = [_claim(p, now, page.high, frozen, stored, installation) for p in chunk]
                 new = set(store.claim_deliveries(claims, now))
                 claimed += len(new)
                 stored.update(k for c in claims if c.delivery_id in new for k in c.records)
@@ -120,22 +157,56 @@ def send(
                 dispatcher.fresh(
                     [_job(p, c) for p, c in zip(chunk, claims, strict=True) if c.delivery_id in new]
                 )
+        bad_rows = tuple(sorted(skipped.items()))
         if dispatcher is None:
-            return SendReport(due=due, empty=empty, dry_run=True, planned=tuple(planned))
+            return SendReport(
+                due=due, empty=empty, dry_run=True, planned=tuple(planned), skipped=bad_rows
+            )
         dispatcher.pending()  # what earlier runs left, and retries whose time has come
-        counts = dispatcher.counts
-        return SendReport(
-            due=due,
-            claimed=claimed,
-            empty=empty,
-            sent=counts["sent"],
-            retry=counts["retry"],
-            failed=counts["failed"],
-            cancelled=counts["cancelled"],
-        )
+        return _report(dispatcher, due=due, claimed=claimed, empty=empty, skipped=bad_rows)
     finally:
         if not dry_run:
             store.release_lease(LEASE, owner)
+
+
+def retry_due(
+    config: Config,
+    store: Store,
+    backend: Backend,
+    now: datetime,
+    *,
+    progress: ProgressFn | None = None,
+) -> SendReport:
+    """Deliver what is pending and every retry whose time has come; claim nothing new.
+
+    The scheduler's retry sweep (`digest schedule`), so a retry goes out when its backoff
+    ends, not at the reader's next send time. Takes the send lease like `send`.
+    """
+    owner = this_owner()
+    holder = store.acquire_lease(LEASE, owner, now, LEASE_TTL)
+    if holder is not None:
+        raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
+    try:
+        renew = lease_renewer(store, LEASE, owner, now, LEASE_TTL)
+        dispatcher = Dispatcher(config, store, backend, now, renew, progress)
+        dispatcher.pending()
+        return _report(dispatcher)
+    finally:
+        store.release_lease(LEASE, owner)
+
+
+def _report(dispatcher: Dispatcher, **planning: object) -> SendReport:
+    """The report of a run: the planning counts given, the delivery counts it made."""
+    counts = dispatcher.counts
+    return SendReport(
+        sent=counts["sent"],
+        retry=counts["retry"],
+        failed=counts["failed"],
+        cancelled=counts["cancelled"],
+        paused=counts["paused"],
+        paused_reason=dispatcher.paused,
+        **planning,  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +221,12 @@ class _Page:
 
 
 def _plan(
-    config: Config, store: Store, now: datetime, digest_date: date | None, notes: tuple[str, ...]
+    config: Config,
+    store: Store,
+    now: datetime,
+    digest_date: date | None,
+    notes: tuple[str, ...],
+    skipped: dict[int, str],
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 
@@ -166,7 +242,7 @@ def _plan(
     def due_pages() -> Iterator[list[Due]]:
         for readers in _reader_pages(store):
             last = store.last_digests([r.id for r in readers])
-            yield due_readers(readers, last, claimed, now, first_rows, digest_date)
+            yield due_readers(readers, last, claimed, now, first_rows, digest_date, skipped)
 
     low: int | None = None
     keywords: set[Keyword] = set()
@@ -224,6 +300,7 @@ def _claim(
     high: int,
     cache: dict[tuple[int, int, int], FrozenItem],
     stored: set[str],
+    installation: str,
 ) -> Claim:
     """The claim of a planned digest; item records in `stored` (written with a claim of
     this run, committed) are left out: the store has them."""
@@ -232,7 +309,7 @@ def _claim(
     if stored:
         records = {k: v for k, v in records.items() if k not in stored}
     return Claim(
-        delivery_id=delivery_id(d.subscriber.id, d.day),
+        delivery_id=delivery_id(installation, d.subscriber.id, d.subscriber.email, d.day),
         subscriber_id=d.subscriber.id,
         digest_date=d.day,
         window_start=d.window_start,
@@ -244,4 +321,4 @@ def _claim(
     )
 
 
-__all__: Sequence[str] = ["SendReport", "delivery_id", "send"]
+__all__: Sequence[str] = ["SendReport", "delivery_id", "retry_due", "send"]

@@ -70,7 +70,7 @@ SPEECH = make_profile("speech", ("speech", "TTS", "ASR"))
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
 
 
 def smtp_config(project: Path, port: int) -> Config:
@@ -119,7 +119,8 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     assert ada.get_body(("plain",)).get_content().index("== peft ==") > 0
     assert ada["List-Unsubscribe-Post"] is None  # the default link is http://127.0.0.1
     assert ada["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe?token=")
-    assert ada["Message-ID"] == f"<{delivery_id(1, date(2025, 10, 16))}@localhost>"
+    ada_id = delivery_id(store.installation_id, 1, "ada@example.org", date(2025, 10, 16))
+    assert ada["Message-ID"] == f"<{ada_id}@localhost>"
     # Same day again: nothing new is claimed or sent.
     again = send(config, store, backend, DAY1 + timedelta(hours=3))
     assert (again.due, again.claimed, again.sent) == (0, 0, 0)
@@ -371,7 +372,7 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(seeded_project: P
                 )
         digest = str(Path(sys.executable).parent / "digest")
         cmd = [digest, "--now", DAY1.isoformat(), "send"]
-        env = {**os.environ, "DIGEST_SECRET": "test-secret"}
+        env = {**os.environ, "DIGEST_SECRET": "test-secret-0123456789abcdef-0123"}
         rng = random.Random(5)
         progress = []
         for _ in range(4):  # start, kill while a message waits for its reply, again

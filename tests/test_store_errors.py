@@ -98,6 +98,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "release_lease": call("send", "this-host:1:1"),
     # the base
     "schema_version": READ,
+    "installation_id": READ,
 }
 
 #: Public members that need no lock, and why.

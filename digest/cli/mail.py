@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -379,6 +379,10 @@ def export_subscribers(obj: _Ctx, fmt: str, status: str | None) -> None:
         )
 
 
+#: The earliest time zone (UTC+14): past its today, a date is to come for every reader.
+EARLIEST_ZONE = timedelta(hours=14)
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show who would get what; claim and send nothing.")
 @click.option(
@@ -396,11 +400,21 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
     already sent to them, claims the digest in the store, then hands it to the backend of
     [delivery] (outbox by default: .eml files under var/outbox/). Failed sends stay
     claimed and are retried by the next run with backoff; a resend never duplicates.
+    --date DAY sends the digest of a past day (or today), never one still to come.
+
+    Exit code 0: done; 1: done, with deliveries to retry or failed, or subscribers
+    skipped; 2: bad input, or the run paused because the server refused the sender,
+    the login or the API key (nothing burnt: fix [delivery] and send again).
     """
     from digest import pipeline
     from digest.deliver import make_backend
 
     digest_date: date | None = _parse_date(day, "--date")
+    if digest_date is not None and digest_date > (obj.now + EARLIEST_ZONE).date():
+        raise CliError(
+            f"--date {digest_date}: a day still to come everywhere; a digest for it would "
+            "take that day's send away (use a past day, or today)"
+        )
     backend = None if dry_run else make_backend(obj.config.delivery)
     try:
         with obj.store() as store, _progress("send") as progress:
@@ -421,9 +435,12 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
     else:
         for email, items in report.planned:
             click.echo(f"would send {email}: {items} paper{'' if items == 1 else 's'}")
+        for subscriber_id, why in report.skipped:
+            click.echo(f"warning: subscriber {subscriber_id} skipped: {why}", err=True)
         click.echo(report.summary())
-    if report.failed:
-        sys.exit(2)
+    if report.paused_reason:
+        click.echo(f"error: send paused: {report.paused_reason}", err=True)
+    sys.exit(report.exit_code)
 
 
 def _report_json(report: SendReport) -> dict[str, Any]:
@@ -435,6 +452,10 @@ def _report_json(report: SendReport) -> dict[str, Any]:
         "retry": report.retry,
         "failed": report.failed,
         "cancelled": report.cancelled,
+        "paused": report.paused,
+        "paused_reason": report.paused_reason or None,
+        "skipped": [{"subscriber": i, "reason": why} for i, why in report.skipped],
+        "exit_code": report.exit_code,
         "dry_run": report.dry_run,
         "planned": [list(p) for p in report.planned],
     }

@@ -4,6 +4,8 @@ The embedded default, so `digest run` works with no mail server: the files open 
 mail client. Writes are atomic (hidden temporary files, synced, then renamed), so a crash
 never leaves half a message, and idempotent: a delivery already in the outbox is left as
 it is, so sending the same delivery twice leaves one file (the first one written).
+Files are 0600 and the directory 0700 when this makes it: a digest holds its reader's
+unsubscribe and manage links.
 """
 
 from __future__ import annotations
@@ -85,10 +87,10 @@ class OutboxBackend:
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             try:
-                fd = os.open(temp, _CREATE, 0o644)
+                fd = os.open(temp, _CREATE, 0o600)
             except FileNotFoundError:  # the first message: make the directory
-                self.directory.mkdir(parents=True, exist_ok=True)
-                fd = os.open(temp, _CREATE, 0o644)
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(temp, _CREATE, 0o600)
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
         except OSError as exc:

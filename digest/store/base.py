@@ -17,6 +17,7 @@ valid arguments to `CALLS` in tests/test_store_errors.py: a test fails until you
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -125,6 +126,16 @@ def _wrap_public_members(cls: type) -> None:
             setattr(cls, name, wrap_exceptions(member))
 
 
+def _create_private(path: Path) -> None:
+    """Create the store file readable by its owner only (0600), if it does not exist:
+    SQLite gives its -wal and -shm files the mode of the database file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class StoreBase:
     """A papers-digest SQLite database (WAL mode). Use as a context manager.
 
@@ -144,6 +155,7 @@ class StoreBase:
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path)
             self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise store_error(self.path, "cannot open the store", exc) from exc
@@ -230,6 +242,19 @@ class StoreBase:
                 f"{self.path}: schema version {version} is newer than this papers-digest "
                 f"({SCHEMA_VERSION}); upgrade papers-digest"
             )
+
+    @property
+    def installation_id(self) -> str:
+        """This store's random id, made once with the store (schema version 11)."""
+        row = self._db.execute("SELECT value FROM installation WHERE key = 'id'").fetchone()
+        if row is None:  # only if someone deleted it: make a new one, once
+            with self._transaction("making the installation id") as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO installation (key, value)"
+                    " VALUES ('id', lower(hex(randomblob(16))))"
+                )
+            row = self._db.execute("SELECT value FROM installation WHERE key = 'id'").fetchone()
+        return str(row[0])
 
     @property
     def schema_version(self) -> int:

@@ -276,6 +276,25 @@ def update_from_8_to_9(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX deliveries_day ON deliveries(digest_date)")
 
 
+def update_from_9_to_10(db: sqlite3.Connection) -> None:
+    """PLACEHOLDER for the version-10 step of another branch (web-journey): it changes
+    nothing here and is replaced by that step when the branches merge."""
+
+
+def update_from_10_to_11(db: sqlite3.Connection) -> None:
+    """The installation's own random id, made once, when the store is made (or upgraded
+    to this version): delivery ids and Message-IDs carry it, so a rebuilt or restored
+    store, or a second installation on the same From domain, never repeats an id that an
+    earlier digest had. Deliveries claimed before keep their stored ids."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS installation (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        " WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO installation (key, value) VALUES ('id', lower(hex(randomblob(16))))"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])
