@@ -5,6 +5,7 @@
     ingest      read the configured sources (or files) into the store
     preview     rank the papers that arrived in a window for one profile; render the digest
     send_due    each reader who is due gets the day's digest, exactly once
+    retry_due   pending digests and retries whose backoff ended (the retry sweep)
     publish     the static archive of the stored papers
     fetch       ingest, then publish (the scheduler's fetch job)
     subscribe   add or edit a reader, then mail the confirmation link
@@ -24,7 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digest.errors import DeliveryError, RenderError
+from digest.errors import DeliveryError
 from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ __all__ = [
     "publish",
     "rank_stored",
     "recent_window",
+    "retry_due",
     "run",
     "send_due",
     "stored_papers",
@@ -63,6 +65,8 @@ __all__ = [
     "window_since",
 ]
 
+#: The note readers' digests carry when a source failed (the details go to the operator).
+SOURCE_FAILED = "A source failed today, so some new papers may be missing from this digest."
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]
 
@@ -164,6 +168,21 @@ def send_due(
         progress=progress,
         notes=notes,
     )
+
+
+def retry_due(
+    config: Config,
+    store: Store,
+    backend: Backend,
+    now: datetime,
+    *,
+    progress: ProgressFn | None = None,
+) -> send.SendReport:
+    """Deliver what is pending and the retries whose backoff has ended; claim nothing
+    (`send.retry_due`: the scheduler's retry sweep)."""
+    from digest import send
+
+    return send.retry_due(config, store, backend, now, progress=progress)
 
 
 def publish(
@@ -277,6 +296,17 @@ class RunReport:
     written: tuple[Path, ...] = field(default_factory=tuple)
     send: send.SendReport | None = None  #: None when no backend was given
     publish: site.PublishReport | None = None
+    #: Why the preview digest could not be written ("" = it was): the run went on.
+    preview_error: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 done; 1 done with failures (a source, the preview, deliveries to retry or
+        failed); 2 the send paused (the sender or key is refused: fix [delivery])."""
+        if self.send is not None and self.send.exit_code == 2:
+            return 2
+        failures = self.ingest.errors or self.preview_error
+        return 1 if failures or (self.send is not None and self.send.exit_code) else 0
 
 
 def run(
@@ -301,8 +331,10 @@ def run(
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
     papers = stored_papers(store, recent_window(now))  # what a first digest would hold
-    source_notes = [f"A source failed: {e}" for e in report.errors]
-    notes = list(source_notes)
+    # Readers see that a source failed, never which URL or path (query keys, local
+    # paths): the operator gets the errors themselves in the report.
+    source_notes = [SOURCE_FAILED] if report.errors else []
+    notes = [f"A source failed: {e}" for e in report.errors]  # the operator's preview
     if not papers:
         notes.append("No new papers arrived in the last day: the sources gave nothing new.")
     if not profiles:
@@ -312,6 +344,7 @@ def run(
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir
     written = []
+    preview_error = ""
     for fmt, ext in (("markdown", "md"), ("html", "html")):
         target = out_dir / f"digest-{digest.day.isoformat()}.{ext}"
         text = render_digest(
@@ -320,18 +353,24 @@ def run(
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(target, text)
-        except OSError as exc:
-            raise RenderError(
-                f"{out_dir}: cannot write the digest ({exc.strerror}); "
+        except OSError as exc:  # the operator's copy: readers' digests go out all the same
+            preview_error = (
+                f"{out_dir}: cannot write the preview digest ({exc.strerror}); "
                 "fix the directory's permissions or set [render] preview_dir"
-            ) from None
+            )
+            break
         written.append(target)
     sent = None
     if backend is not None:
         sent = send_due(config, store, backend, now, progress=progress, notes=source_notes)
     published = publish(config, store, now, progress=progress)
     return RunReport(
-        ingest=report, digest=digest, written=tuple(written), send=sent, publish=published
+        ingest=report,
+        digest=digest,
+        written=tuple(written),
+        send=sent,
+        publish=published,
+        preview_error=preview_error,
     )
 
 

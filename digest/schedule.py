@@ -6,6 +6,8 @@ ids (`replace_existing=True`), `coalesce=True` (a missed run runs once), a gener
 
     fetch            on `[schedule] cron`: ingest the sources, then publish the archive
     send:<id>        each confirmed subscriber's local send time: send what is due
+    retry-sweep      every minute: deliver pending digests and retries whose backoff
+                     (1 min, 2, 4, ... 6 h; `dispatch.py`) has ended; claims nothing
     sync-subscribers every 5 minutes: add/remove the per-subscriber send jobs
 
 A job store cannot be shared by two processes, so a lease in the store (`scheduler`,
@@ -36,7 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import pipeline
 from digest.config import Config, load_config
 from digest.deliver import make_backend
-from digest.errors import SchedulerError
+from digest.errors import DigestError, SchedulerError
 from digest.store import Store
 from digest.store.lease import this_owner
 
@@ -85,6 +87,31 @@ def _send(config_path: str, db_path: str) -> None:
         backend.close()
 
 
+#: How often the retry sweep looks for deliveries whose time has come: the first
+#: backoff step (`dispatch.BACKOFF_BASE`), so a retry waits what the docs say, not a day.
+RETRY_SWEEP_SECONDS = 60
+
+
+def retry_job(config_path: str, db_path: str) -> None:
+    """Deliver what is pending and every retry whose time has come (`pipeline.retry_due`);
+    opens no backend when there is nothing to send."""
+    with _SEND_LOCK:
+        config, store = _open(config_path, db_path)
+        with store:
+            now = datetime.now(UTC)
+            if not store.due_delivery_ids(now):
+                return
+            backend = make_backend(config.delivery)
+            try:
+                report = pipeline.retry_due(config, store, backend, now)
+            except DigestError as exc:  # e.g. a `digest send` holds the lease: next minute
+                log.warning("retry sweep: %s", exc)
+                return
+            finally:
+                backend.close()
+            log.info("retry sweep: %s", report.summary())
+
+
 def sync_job(config_path: str, db_path: str) -> None:
     """Bring the per-subscriber send jobs in line with the subscribers table."""
     scheduler = _RUNNING.get("scheduler")
@@ -103,13 +130,17 @@ def sync_subscribers(scheduler: BaseScheduler, config_path: str, db_path: str) -
     for sub in subs:
         job_id = f"send:{sub.id}"
         wanted.add(job_id)
-        hour, minute = (int(x) for x in sub.send_at.split(":"))
-        trigger = CronTrigger(
-            hour=hour,
-            minute=minute,
-            timezone=sub.timezone,
-            day_of_week="*" if sub.frequency == "daily" else "mon",
-        )
+        try:
+            hour, minute = (int(x) for x in sub.send_at.split(":"))
+            trigger = CronTrigger(
+                hour=hour,
+                minute=minute,
+                timezone=sub.timezone,
+                day_of_week="*" if sub.frequency == "daily" else "mon",
+            )
+        except (ValueError, LookupError) as exc:  # one bad row must not stop the others
+            log.error("subscriber %s skipped: bad timezone or send_at (%s)", sub.id, exc)
+            continue
         scheduler.add_job(
             send_job,
             trigger,
@@ -131,7 +162,8 @@ def build_scheduler(
     *,
     scheduler_cls: type[BaseScheduler] = BlockingScheduler,
 ) -> BaseScheduler:
-    """A scheduler with the fetch, sync and per-subscriber send jobs (not started)."""
+    """A scheduler with the fetch, retry-sweep, sync and per-subscriber send jobs (not
+    started)."""
     scheduler = scheduler_cls(
         jobstores={
             "default": SQLAlchemyJobStore(url=f"sqlite:///{db_path}", tablename="apscheduler_jobs"),
@@ -151,6 +183,14 @@ def build_scheduler(
         args=[config_path, db_path],
         replace_existing=True,
         name="fetch sources and publish",
+    )
+    scheduler.add_job(
+        retry_job,
+        IntervalTrigger(seconds=RETRY_SWEEP_SECONDS),
+        id="retry-sweep",
+        args=[config_path, db_path],
+        replace_existing=True,
+        name="deliver retries whose backoff has ended",
     )
     scheduler.add_job(
         sync_job,

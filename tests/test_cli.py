@@ -340,7 +340,7 @@ def test_odd_weights_are_refused(project: Path) -> None:
     assert code == 2 and "a weight is a plain number" in err and err.count("\n") == 1
 
 
-def test_an_unwritable_preview_directory_is_one_line(project: Path) -> None:
+def test_an_unwritable_preview_directory_is_reported_and_the_run_goes_on(project: Path) -> None:
     with (project / "config.toml").open("a") as f:
         f.write('\n[render]\npreview_dir = "config.toml"\n')  # a file, not a directory
     text = (project / "config.toml").read_text()
@@ -349,8 +349,10 @@ def test_an_unwritable_preview_directory_is_one_line(project: Path) -> None:
     second = text.index("[render]", first + 1)
     end = text.index("\n[", first + 1)
     (project / "config.toml").write_text(text[:first] + text[end + 1 : second] + text[second:])
-    code, _, err = invoke(project, "run")
-    assert code == 2 and "cannot write the digest" in err and "Traceback" not in err
+    code, out, err = invoke(project, "run")
+    assert code == 1 and "cannot write the preview digest" in err and "Traceback" not in err
+    assert "publish:" in out  # sent and published all the same
+    assert (project / "site" / "index.html").exists()
 
 
 def test_titles_are_printed_without_terminal_controls(project: Path, tmp_path: Path) -> None:

@@ -50,7 +50,11 @@ with open(out, "w") as f:
 def loaded_by(project: Path, *args: str) -> list[str]:
     """The HEAVY modules `digest ARGS` imports, run in `project` (exit code 0 asserted)."""
     out = project / "probe.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DIGEST_SECRET": "test-secret"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DIGEST_SECRET": "test-secret-0123456789abcdef-0123",
+    }
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(out), *args],
         input=json.dumps(HEAVY),
@@ -80,6 +84,9 @@ def loaded_by(project: Path, *args: str) -> list[str]:
     ids=" ".join,
 )
 def test_commands_that_do_not_rank_import_nothing_heavy(project: Path, args: list[str]) -> None:
+    from digest.store import Store
+
+    Store(project / "var" / "digest.sqlite3").close()  # `papers` reads a store, makes none
     assert loaded_by(project, *args) == []
 
 

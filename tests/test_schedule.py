@@ -232,3 +232,32 @@ def test_sigterm_stops_the_scheduler_cleanly(project: Path) -> None:
         assert (
             store.acquire_lease(LEASE, "probe:0", datetime.now(UTC), timedelta(seconds=1)) is None
         )
+
+
+def test_the_retry_sweep_is_a_job_and_delivers_due_retries(
+    seeded_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retries go out when their backoff ends (a job every minute), not at the next send."""
+    from digest.deliver import SendResult
+    from digest.deliver.memory import MemoryBackend
+    from digest.schedule import RETRY_SWEEP_SECONDS, retry_job
+    from digest.send import send
+    from digest.subscriptions import subscribe
+
+    from .test_send import DAY1, PEFT
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
+    config, db = seeded_config, str(seeded_config.store_path)
+    scheduler = build_scheduler(config, str(config.path), db, scheduler_cls=BackgroundScheduler)
+    job = scheduler.get_job("retry-sweep")
+    assert isinstance(job.trigger, IntervalTrigger)
+    assert job.trigger.interval == timedelta(seconds=RETRY_SWEEP_SECONDS)
+    with Store(db) as store:
+        subscribe(config, store, "ada@example.org", PEFT, DAY1 - timedelta(days=1), confirmed=True)
+        later = MemoryBackend(lambda e: SendResult(e.delivery_id, "retry", "451 later"))
+        assert send(config, store, later, DAY1).retry == 1
+    retry_job(str(config.path), db)  # the backoff (1 minute after DAY1) ended long ago
+    with Store(db) as store:
+        assert [(d.state, d.attempts) for d in store.deliveries()] == [("sent", 2)]
+    assert len(list(config.delivery.outbox_dir.glob("*.eml"))) == 1
+    retry_job(str(config.path), db)  # nothing due: no backend opened, nothing sent

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from digest.store import Store
 
 
+#: The largest --limit: more papers than any digest or listing could show.
+MAX_LIMIT = 100_000
+
+
 class CliError(click.ClickException):
     """A one-line error with exit code 2."""
 
@@ -66,6 +70,17 @@ class _Ctx:
         from digest.store import Store
 
         return Store(Path(self.db) if self.db else self.config.store_path)
+
+    def existing_store(self) -> Store:
+        """The store, for a command that only reads: one that is not there is an error,
+        not a new empty file (`digest papers` in the wrong folder must not make one)."""
+        path = Path(self.db) if self.db else self.config.store_path
+        if not path.exists():
+            raise CliError(
+                f"{path}: no store here yet; run `digest ingest` first, or pass --config "
+                "or --db to name the project's store"
+            )
+        return self.store()
 
     @property
     def now(self) -> datetime:
@@ -200,7 +215,7 @@ def _profile(
             shown = ", ".join(keywords)
             raise CliError(f"--keywords {shown!r}: {exc}") from None
     if limit is not None:
-        if limit < 1:
-            raise CliError(f"--limit {limit}: must be at least 1")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise CliError(f"--limit {limit}: must be between 1 and {MAX_LIMIT:,}")
         profile = replace(profile, max_items=limit)
     return profile

@@ -149,7 +149,7 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
     from digest.text import clean
 
     day = _parse_date(since, "--since")
-    with obj.store() as store:
+    with obj.existing_store() as store:
         found = store.papers(since=day)
     for paper in found:
         if as_json:
@@ -304,6 +304,10 @@ def run(obj: _Ctx, as_json: bool) -> None:
     The config profiles' digest goes to the preview directory (default var/preview/) as
     Markdown and HTML; subscribers who are due get theirs through [delivery]; the static
     archive is written to [publish] dir. A summary line ends the run.
+
+    Exit code 0: done; 1: done with failures (a source, the preview directory,
+    deliveries to retry or failed); 2: bad config, or the send paused because the
+    server refused the sender or key (nothing burnt: fix [delivery] and run again).
     """
     from digest import pipeline
     from digest.deliver import make_backend
@@ -330,10 +334,16 @@ def run(obj: _Ctx, as_json: bool) -> None:
                     "papers": total,
                     "sections": sections,
                     "written": [str(p) for p in report.written],
+                    "preview_error": report.preview_error or None,
                     "send": {
                         "sent": report.send.sent,
                         "retry": report.send.retry,
                         "failed": report.send.failed,
+                        "paused": report.send.paused,
+                        "paused_reason": report.send.paused_reason or None,
+                        "skipped": [
+                            {"subscriber": i, "reason": why} for i, why in report.send.skipped
+                        ],
                     }
                     if report.send
                     else None,
@@ -343,6 +353,7 @@ def run(obj: _Ctx, as_json: bool) -> None:
                     }
                     if report.publish
                     else None,
+                    "exit_code": report.exit_code,
                 }
             )
         )
@@ -357,5 +368,11 @@ def run(obj: _Ctx, as_json: bool) -> None:
             f"ingest: {report.ingest.summary()}; {total} papers in store; digest: {picked}"
             f"{send_line}"
         )
-    if report.ingest.errors or (report.send and report.send.failed):
-        sys.exit(2)
+    if report.preview_error:
+        click.echo(f"warning: {report.preview_error}", err=True)
+    if report.send is not None:
+        for subscriber_id, why in report.send.skipped:
+            click.echo(f"warning: subscriber {subscriber_id} skipped: {why}", err=True)
+        if report.send.paused_reason:
+            click.echo(f"error: send paused: {report.send.summary()}", err=True)
+    sys.exit(report.exit_code)

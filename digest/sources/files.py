@@ -6,6 +6,8 @@ Only this module touches the file system for sources; parsers get bytes.
 from __future__ import annotations
 
 import glob
+import os
+import stat
 from datetime import date, datetime
 from pathlib import Path
 
@@ -26,15 +28,14 @@ def expand(pattern: str, root: Path) -> list[Path]:
 
 
 def read_capture(path: Path, max_bytes: int) -> bytes:
-    """The bytes of one capture; a SourceError names the file and how to fix the problem."""
+    """The bytes of one capture; a SourceError names the file and how to fix the problem.
+
+    Regular files only: a device (/dev/zero reads for ever) or a FIFO (blocks until a
+    writer comes) is refused. The file is opened without blocking, checked on its open
+    descriptor, and read to at most `max_bytes` (a file growing while read is refused too).
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SourceError(
-                f"{path}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
-                "split it or raise [ingest] max_file_mb in config.toml"
-            )
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file; check the path or the source's glob") from None
     except IsADirectoryError:
@@ -43,6 +44,31 @@ def read_capture(path: Path, max_bytes: int) -> bytes:
         raise SourceError(f"{path}: permission denied") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            info = os.fstat(file.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise SourceError(f"{path}: is a directory")
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceError(
+                    f"{path}: not a regular file (a device, FIFO or socket); save the capture "
+                    "to a file and ingest that"
+                )
+            if info.st_size > max_bytes:
+                raise _too_big(path, info.st_size, max_bytes)
+            data = file.read(max_bytes + 1)
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise _too_big(path, len(data), max_bytes)
+    return data
+
+
+def _too_big(path: Path, size: int, max_bytes: int) -> SourceError:
+    return SourceError(
+        f"{path}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+        "split it or raise [ingest] max_file_mb in config.toml"
+    )
 
 
 def modified_date(path: Path) -> date:
