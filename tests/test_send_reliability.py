@@ -147,3 +147,14 @@ def test_the_store_and_outbox_files_are_private(seeded_config: Config, mode: int
     (eml,) = config.delivery.outbox_dir.glob("*.eml")
     assert eml.stat().st_mode & 0o777 == mode
     store.close()
+
+
+def test_subscribe_with_a_refused_sender_is_exit_2_not_server_busy(project: Path) -> None:
+    with SmtpServer(RejectingSender(550)) as server:
+        config = smtp_config(project, server.port)
+        args = ["--config", str(config.path), "subscribe", "ada@example.org", "-k", "LoRA"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "refused the sender or key" in result.stdout
+        server.reset(Transient(code=451, first=1))
+        again = CliRunner().invoke(cli, [*args[:2], "subscribe", "bob@example.org", "-k", "x"])
+        assert again.exit_code == 1 and "NOT sent yet" in again.stdout

@@ -9,6 +9,7 @@ public API only.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -334,3 +335,20 @@ def test_step_to_5_parses_typed_profiles_and_drops_nothing(tmp_path: Path) -> No
     assert odd.keywords == (Keyword("LoRA"), Keyword("world model", True, 1.5))
     assert odd.exclude == (Keyword("benchmark"), Keyword("survey"))
     assert profiles["refused"].keywords == (Keyword("LoRA^-1"),)
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_gets_an_installation_id_and_keeps_its_delivery_ids(
+    version: int, tmp_path: Path
+) -> None:
+    """Version 11: ids of new deliveries carry the installation; those already claimed
+    keep the ids (and so the Message-IDs) they were claimed with."""
+    with opened(version, tmp_path) as store:
+        made = store.installation_id
+        assert re.fullmatch(r"[0-9a-f]{32}", made) and store.installation_id == made
+        if version >= 2:
+            fixture = STORES / f"v{version}.sqlite3"  # read as it is: no -wal, no -shm
+            before = sqlite3.connect(f"file:{fixture}?immutable=1", uri=True)
+            ids = {r[0] for r in before.execute("SELECT id FROM deliveries")}
+            before.close()
+            assert {d.id for d in store.deliveries()} == ids

@@ -117,24 +117,27 @@ def subscribe(
         )
     result, sent = report.result, report.confirmation
     sub = result.subscriber
+    # 0: done; 1: the confirmation is still to send (or could not be); 2: the server
+    # refused our sender or key (a [delivery] setting to fix).
+    code = {"": 0, "sent": 0, "retry": 1, "failed": 1, "paused": 2}.get(sent, 1)
     if as_json:
-        click.echo(
-            json.dumps(
-                {**subscriber_json(sub), "created": result.created, "confirmation": sent or None}
-            )
-        )
-        return
+        body = {**subscriber_json(sub), "created": result.created, "confirmation": sent or None}
+        click.echo(json.dumps({**body, "exit_code": code}))
+        sys.exit(code)
     verb = "subscribed" if result.created else "updated"
     tail = {
         "": "",
         "sent": "; confirmation email sent",
-        "retry": "; confirmation email NOT sent yet (server busy): run again later",
+        "retry": "; confirmation email NOT sent yet (the mail server said later): run again",
         "failed": "; confirmation email could not be sent",
-    }[sent]
+        "paused": "; confirmation email NOT sent: the mail server refused the sender or key; "
+        "fix [delivery] and run again",
+    }.get(sent, f"; confirmation email: {sent}")
     click.echo(
         f"{verb} {sub.email} ({sub.status}; profiles: "
         f"{', '.join(p.name for p in sub.profiles)}){tail}"
     )
+    sys.exit(code)
 
 
 @cli.command()
