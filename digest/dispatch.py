@@ -79,7 +79,7 @@ class Dispatcher:
         progress: ProgressFn | None = None,
     ) -> None:
         self.config, self.store, self.backend, self.now = config, store, backend, now
-        self.counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "paused": 0}
+        self.counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
         #: Why the backend refused the sender or key, once it has: nothing more is sent.
         self.paused = ""
         self._renew, self._progress = renew, progress
@@ -114,7 +114,6 @@ class Dispatcher:
         """Send what was just claimed (digests in memory), a batch at a time."""
         for start in range(0, len(jobs), self._size):
             if self.paused:  # left pending, as claimed: the next run sends them
-                self.counts["paused"] += len(jobs) - start
                 return
             self._batch(jobs[start : start + self._size], {})
 
@@ -149,7 +148,6 @@ class Dispatcher:
             held = [(j, r) for j, r in pairs if r.status == "paused"]
             if held:  # the sender or key is refused: record nothing of these, stop
                 self.paused = self.paused or held[0][1].reason
-                self.counts["paused"] += len(held)
                 pairs = [(j, r) for j, r in pairs if r.status != "paused"]
             self.store.record_attempts([self._outcome(j, r) for j, r in pairs], self.now)
             max_attempts = self.config.delivery.max_attempts

@@ -198,12 +198,14 @@ def retry_due(
 def _report(dispatcher: Dispatcher, **planning: object) -> SendReport:
     """The report of a run: the planning counts given, the delivery counts it made."""
     counts = dispatcher.counts
+    # Paused: every delivery that could go now waits, untouched (this run's and earlier).
+    waiting = len(dispatcher.store.due_delivery_ids(dispatcher.now)) if dispatcher.paused else 0
     return SendReport(
         sent=counts["sent"],
         retry=counts["retry"],
         failed=counts["failed"],
         cancelled=counts["cancelled"],
-        paused=counts["paused"],
+        paused=waiting,
         paused_reason=dispatcher.paused,
         **planning,  # type: ignore[arg-type]
     )

@@ -77,8 +77,3 @@ def test_a_huge_limit_is_one_line(project: Path, limit: str) -> None:
     code, _, err = invoke(project, "rank", "-k", "LoRA", "--limit", limit)
     assert code == 2 and err.startswith(f"error: --limit {limit}: must be between 1 and")
     assert err.count("\n") == 1
-
-
-def test_run_exits_0_when_all_went_well(project: Path) -> None:
-    code, out, _ = invoke(project, "run", "--json")
-    assert code == 0 and json.loads(out)["exit_code"] == 0

@@ -9,7 +9,6 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
@@ -136,8 +135,8 @@ def test_the_retry_sweep_sends_retries_without_claiming(seeded_project: Path) ->
         store.close()
 
 
-@pytest.mark.parametrize("mode", [0o600])
-def test_the_store_and_outbox_files_are_private(seeded_config: Config, mode: int) -> None:
+def test_the_store_and_outbox_files_are_private(seeded_config: Config) -> None:
+    mode = 0o600
     config = seeded_config
     fresh = config.store_path.with_name("fresh.sqlite3")
     Store(fresh).close()
