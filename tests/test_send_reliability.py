@@ -157,3 +157,14 @@ def test_subscribe_with_a_refused_sender_is_exit_2_not_server_busy(project: Path
         server.reset(Transient(code=451, first=1))
         again = CliRunner().invoke(cli, [*args[:2], "subscribe", "bob@example.org", "-k", "x"])
         assert again.exit_code == 1 and "NOT sent yet" in again.stdout
+
+
+def test_import_with_a_refused_sender_imports_and_exits_2(project: Path) -> None:
+    rows = project / "readers.csv"
+    rows.write_text("email,keywords\na@example.org,LoRA\nb@example.org,TTS\n")
+    with SmtpServer(RejectingSender(550)) as server:
+        config = smtp_config(project, server.port)
+        args = ["--config", str(config.path), "subscribers", "import", str(rows)]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "2 new" in result.stdout
+    assert result.stderr.count("not sent (paused:") == 2

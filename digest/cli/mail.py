@@ -271,7 +271,8 @@ def import_subscribers(
     Without --confirmed each new address is pending and gets the confirmation email of
     `digest subscribe`. Importing the same file again changes nothing, and an address
     that has unsubscribed stays unsubscribed. Prints "imported FILE: N new, M changed,
-    K unchanged, B bad (skipped), C confirmations sent" (addresses; bad rows).
+    K unchanged, B bad (skipped), C confirmations sent" (addresses; bad rows). Exit
+    code 1 when confirmations are still to send, 2 when the server refused the sender.
 
     \b
     Examples:
@@ -316,6 +317,10 @@ def import_subscribers(
         )
     if not as_json:
         click.echo(report.summary())
+    if any(reason.startswith("paused") for _, reason in report.unsent):
+        sys.exit(2)  # the server refused the sender or key: a [delivery] setting to fix
+    if report.unsent:
+        sys.exit(1)  # imported; confirmations still to send
 
 
 def _read_input(file: str) -> tuple[bytes, str]:
