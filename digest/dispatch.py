@@ -84,7 +84,9 @@ class Dispatcher:
         self.paused = ""
         self._renew, self._progress = renew, progress
         self._renderer: EmailRenderer | None = None
-        self._secret: bytes | None = None
+        # Read now, before anything is claimed: a secret that cannot sign (too short, an
+        # unwritable var/) must stop the run, not fail every digest it renders.
+        self._secret: bytes = load_secret(config)
         self._thawed: dict[str, ItemBody] = {}  # item records many deliveries share
         self._size = getattr(backend, "batch", 0) or BATCH_PER_CONNECTION * max(
             1, config.delivery.smtp.connections
@@ -106,8 +108,6 @@ class Dispatcher:
 
     @property
     def secret(self) -> bytes:
-        if self._secret is None:
-            self._secret = load_secret(self.config)
         return self._secret
 
     def fresh(self, jobs: Sequence[Job]) -> None:
@@ -206,7 +206,7 @@ class Dispatcher:
         tries = job.attempts + 1
         if tries >= self.config.delivery.max_attempts:
             return Outcome(job.delivery_id, "failed", f"gave up after {tries} attempts: {r.reason}")
-        wait = min(BACKOFF_CAP, BACKOFF_BASE * 2**job.attempts)
+        wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(job.attempts, 30))  # no overflow
         if r.retry_after is not None:  # a wait the server asked for, within reason
             wait = max(wait, timedelta(seconds=min(r.retry_after, MAX_WAIT.total_seconds())))
         return Outcome(job.delivery_id, "retry", r.reason, self.now + wait)

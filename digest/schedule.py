@@ -82,7 +82,11 @@ def _send(config_path: str, db_path: str) -> None:
     try:
         with store:
             report = pipeline.send_due(config, store, backend, datetime.now(UTC))
-            log.info("send: %s", report.summary())
+            log.log(
+                logging.ERROR if report.paused_reason else logging.INFO,
+                "send: %s",
+                report.summary(),
+            )
     finally:
         backend.close()
 
@@ -109,7 +113,8 @@ def retry_job(config_path: str, db_path: str) -> None:
                 return
             finally:
                 backend.close()
-            log.info("retry sweep: %s", report.summary())
+            level = logging.ERROR if report.paused_reason else logging.INFO
+            log.log(level, "retry sweep: %s", report.summary())
 
 
 def sync_job(config_path: str, db_path: str) -> None:

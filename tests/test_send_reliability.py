@@ -9,6 +9,7 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
@@ -168,3 +169,32 @@ def test_import_with_a_refused_sender_imports_and_exits_2(project: Path) -> None
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "2 new" in result.stdout
     assert result.stderr.count("not sent (paused:") == 2
+
+
+def test_backoff_never_overflows_after_many_attempts(config: Config, store: Store) -> None:
+    from dataclasses import replace
+
+    from digest.deliver import SendResult
+    from digest.deliver.memory import MemoryBackend
+    from digest.dispatch import BACKOFF_CAP, MAX_WAIT, Dispatcher, Job
+
+    many = replace(config, delivery=replace(config.delivery, max_attempts=10_000))
+    dispatcher = Dispatcher(many, store, MemoryBackend(), DAY1, lambda elapsed: None)
+    job = Job("d-1", "ada@example.org", 5_000, None)
+    plain = dispatcher._outcome(job, SendResult("d-1", "retry", "451"))
+    assert plain.next_attempt_at == DAY1 + BACKOFF_CAP
+    asked = dispatcher._outcome(job, SendResult("d-1", "retry", "429", retry_after=1e300))
+    assert asked.next_attempt_at == DAY1 + MAX_WAIT
+
+
+def test_a_short_secret_stops_the_send_before_anything_is_claimed(
+    seeded_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.errors import ConfigError
+
+    store = seeded(seeded_config, ("ada@example.org", PEFT))
+    monkeypatch.setenv("DIGEST_SECRET", "short")
+    with pytest.raises(ConfigError, match="DIGEST_SECRET: too short"):
+        send(seeded_config, store, make_backend(seeded_config.delivery), DAY1)
+    assert store.deliveries() == []  # nothing claimed, nothing burnt
+    store.close()
