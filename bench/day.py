@@ -425,7 +425,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("work", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    os.environ.setdefault("DIGEST_SECRET", "bench")
+    os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
     if args.quick:
         args.readers, args.papers, args.sample = "200", 40, min(args.sample, 5)
     if args.prepare:

@@ -161,7 +161,7 @@ def one_run(kind: str, data_path: Path, sample: int) -> dict[str, float]:
     from digest.store import Store
     from digest.subscriptions import DEFAULT_PROFILE, subscribe
 
-    os.environ.setdefault("DIGEST_SECRET", "bench")
+    os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
     data = data_path.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(_project(Path(tmp)), required=True)

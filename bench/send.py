@@ -129,7 +129,7 @@ def one_run(subscribers: int, connections: int) -> tuple[float, float, int]:
     from digest.send import send
     from digest.store import Store
 
-    os.environ.setdefault("DIGEST_SECRET", "bench")
+    os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
     server, port = start_sink()
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(project(Path(tmp), port, connections), required=True)
