@@ -136,13 +136,51 @@ def build(work: Path, days: int, per_day: int) -> None:
             keep_terms(store, papers)
 
 
+def prepare_store(work: Path, days: int, per_day: int, keep: Path | None) -> None:
+    """`build` in `work`, or when `keep` is given, a copy of the store built there (by
+    this very call when it has none of this size yet: a year takes minutes to build)."""
+    if keep is None:
+        build(work, days, per_day)
+        return
+    kept = keep / f"{days}x{per_day}"
+    if not (kept / "bench.sqlite3").exists():
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        build(kept, days, per_day)
+    for name in ("config.toml", "seeds.sqlite3", "bench.sqlite3"):
+        shutil.copy(kept / name, work / name)
+    shutil.copytree(kept / "seeds", work / "seeds")
+
+
+#: Analysed abstracts by text: the bench's papers share the seeds' abstracts, and a
+#: paper's title and abstract are analysed apart, so this gives ingest's very blobs.
+_ABSTRACTS: dict[str, tuple[list[str], int]] = {}
+
+
 def keep_terms(store: Store, papers: list[Paper]) -> None:
     """What ingest does for every new paper: keep its analysed text (stores of code from
     before kept terms have no such table: then nothing)."""
-    if hasattr(store, "keep_paper_terms"):
-        from digest.rank import encode_terms, terms_key
+    if not hasattr(store, "keep_paper_terms"):
+        return
+    from collections import Counter
 
-        store.keep_paper_terms(encode_terms(papers, None), terms_key(None))
+    from digest.rank import terms_key
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.terms import PaperTerms, encode
+
+    analyzer = analyzer_for(None)
+    blobs = []
+    for p in papers:
+        title, title_words = analyzer.features(p.title)
+        if p.abstract not in _ABSTRACTS:
+            _ABSTRACTS[p.abstract] = analyzer.features(p.abstract or "")
+        abstract, abstract_words = _ABSTRACTS[p.abstract]
+        t, a = Counter(title), Counter(abstract)
+        terms = PaperTerms(
+            tuple(t), tuple(t.values()), title_words, tuple(a), tuple(a.values()), abstract_words
+        )
+        blobs.append((p.id, encode(p, terms)))
+    store.keep_paper_terms(blobs, terms_key(None))
 
 
 def _cpu(who: int) -> float:
@@ -240,6 +278,11 @@ def main() -> None:
         default="real",
         help="stub: ten fixed picks a profile, to measure publishing without ranking",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the store in this directory once and copy it for every later run",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
@@ -251,10 +294,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        build(work, args.days, args.per_day)
+        prepare_store(work, args.days, args.per_day, args.keep)
         print(
             f"store: {args.days} days x {args.per_day} papers = {args.days * args.per_day}"
-            f" papers, built in {time.perf_counter() - start:.1f} s; code: {args.code};"
+            f" papers, ready in {time.perf_counter() - start:.1f} s; code: {args.code};"
             f" ranker: {args.ranker}"
         )
         code = args.code.resolve()
