@@ -52,8 +52,8 @@ FEATURE = st.text(alphabet=st.sampled_from('ab=≡,"[]\\ é'), min_size=1, max_s
 
 
 @given(
-    title=st.lists(FEATURE, max_size=6),
-    abstract=st.lists(FEATURE, max_size=8),
+    title=st.lists(FEATURE, unique=True, max_size=6),  # as `encode` writes them: once each
+    abstract=st.lists(FEATURE, unique=True, max_size=8),
     wanted=st.sets(FEATURE, max_size=5),
 )
 def test_any_features_decode_as_the_whole_blob_narrowed(

@@ -59,6 +59,8 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     # papers
     "add_papers": call([PAPER]),
     "papers": call(since=DAY),
+    "papers_between": call(DAY, DAY + timedelta(days=1)),
+    "paper_days": call(DAY),
     "newest_paper_row": call(),
     "row_arrived_by": call(T0),
     "arrivals": call(0, 1),

@@ -189,8 +189,8 @@ def _wanted_of(
     if not hits:
         return (), ()
     counts = raw[counts_start:counts_end].split(b",")
-    if any(parts.count(h) > 1 for h in hits):
-        return None  # `encode` writes each feature once: this blob is no blob of ours
+    # `encode` writes each feature of a field once (zlib's checksum refuses a damaged
+    # blob), so a feature's first place is its only one.
     positions = sorted(parts.index(h) for h in hits)
     try:
         found = tuple(int(counts[i]) for i in positions)

@@ -113,6 +113,27 @@ class PapersMixin(StoreBase):
         sources = self._sources() if since is None else self._sources_of([r["id"] for r in rows])
         return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
 
+    def papers_between(self, low: date, high: date) -> list[Paper]:
+        """The papers first seen (UTC) on a day from `low` up to, not including, `high`,
+        as `papers` gives them: a publish reads a year a month at a time."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM papers WHERE first_seen >= ? AND first_seen < ?"
+            " ORDER BY first_seen DESC, id",
+            (low.isoformat(), high.isoformat()),
+        ).fetchall()
+        sources = self._sources_of([r["id"] for r in rows])
+        return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
+
+    def paper_days(self, since: date | None = None) -> list[date]:
+        """The UTC days on which stored papers were first seen (from `since`), oldest
+        first: what a publish plans before it reads any paper."""
+        rows = self._db.execute(
+            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE first_seen >= ?"
+            " ORDER BY 1",
+            (since.isoformat() if since else "",),
+        ).fetchall()
+        return [date.fromisoformat(r[0]) for r in rows]
+
     def newest_paper_row(self) -> int:
         """The row number of the newest paper (rows only grow): a digest's high-water mark."""
         return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM papers").fetchone()[0])
