@@ -1,22 +1,28 @@
 """Publishing speed: a synthetic archive (--days x --per-day papers) in a temporary store.
 
     python bench/publish.py [--days 365] [--per-day 50] [--runs 3] [--code DIR]
+                            [--baseline DIR] [--keep DIR] [--ranker real|stub]
 
 Measures `pipeline.publish` three ways: from scratch, again with nothing changed, and
 after one new day was ingested. Each measurement runs in a fresh process so its figures
 are its own; per phase it prints (median of --runs, min beside it):
 
-- CPU seconds of the publish, its rank worker processes included (RUSAGE_CHILDREN), and
+- CPU seconds of the publish, its worker processes included (RUSAGE_CHILDREN), and
   of that the ranker's own CPU (`rank.rank` calls, timed wherever they ran: ranking gets
   cheaper once analysed terms are stored at ingest, so it is reported apart);
-- wall seconds and peak RSS (MiB) of the publishing process and of its rank workers;
+- wall seconds and peak RSS (MiB) of the publishing process and of its workers;
 - files written / files in the site, days ranked.
 
 Then the site: files, bytes, and the bytes of the search index (search-index.js plus its
-per-day shards under search/). `--code DIR` measures another checkout (say the main
-branch) on the very same store, for a before/after in one run. A year at 2,000 papers a
-day is slow to build here; measure `--days 30 --per-day 2000` and `--days 365
---per-day 200` and say which figures are extrapolated.
+per-day shards under search/), and the year figure: CPU seconds of a year (365 days)
+from scratch, measured with `--days 365`, else extrapolated per day, with the peak RSS
+of one process. `--code DIR` measures another checkout; `--baseline DIR` measures a
+second one (say the main branch) in the same run, each on its own copy of the same
+store, run by run in turn, and prints the ratios of their CPU seconds.
+
+A year at 2,000 papers a day takes a while to build (the seeds' abstracts are analysed
+once, each title once a paper): `--keep DIR` builds it there once and copies it for
+every later run.
 """
 
 from __future__ import annotations
@@ -188,7 +194,7 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
+def measure(work: Path, db: str, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
     """One publish in this process: CPU, wall, ranking CPU and peak RSS of it and its workers."""
     config = load_config(work / "config.toml", required=True)
     log = work / f"rank-{os.getpid()}.log"
@@ -202,7 +208,7 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
         KeptTermsRanker.__call__ = timed_call  # type: ignore[method-assign]
     except ImportError:
         pass
-    with Store(work / "bench.sqlite3") as store:
+    with Store(work / db) as store:
         if add_day is not None:
             with Store(work / "seeds.sqlite3") as seeds:
                 templates = seeds.papers()
@@ -229,9 +235,9 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
 
 
 def run_child(
-    code: Path, work: Path, out: Path, add_day: int | None, per_day: int, ranker: str
+    code: Path, work: Path, db: str, out: Path, add_day: int | None, per_day: int, ranker: str
 ) -> dict[str, float]:
-    args = [sys.executable, __file__, "--child", str(work), "--out", str(out)]
+    args = [sys.executable, __file__, "--child", str(work), "--db", db, "--out", str(out)]
     args += ["--per-day", str(per_day)]
     if add_day is not None:
         args += ["--add-day", str(add_day)]
@@ -266,12 +272,53 @@ def site_sizes(site: Path) -> str:
     )
 
 
+PHASES = ("from scratch", "nothing changed", "one new day")
+
+
+def measure_all(
+    codes: dict[str, Path], work: Path, args: argparse.Namespace
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """Every phase, --runs times, for each checkout on its own copy of the store; the
+    checkouts take turns run by run, so a load that comes and goes hits both alike."""
+    got: dict[str, dict[str, list[dict[str, float]]]] = {c: {p: [] for p in PHASES} for c in codes}
+    for label in codes:
+        if label != "code":
+            shutil.copy(work / "bench.sqlite3", work / f"{label}.sqlite3")
+    db = {label: "bench.sqlite3" if label == "code" else f"{label}.sqlite3" for label in codes}
+    site = {label: work / f"site-{label}-{args.runs - 1}" for label in codes}
+    for phase in PHASES:
+        for n in range(args.runs):
+            for label, code in codes.items():
+                out = work / f"site-{label}-{n}" if phase == "from scratch" else site[label]
+                add_day = args.days + n if phase == "one new day" else None
+                got[label][phase].append(
+                    run_child(code, work, db[label], out, add_day, args.per_day, args.ranker)
+                )
+    return got
+
+
+def year_line(label: str, scratch: list[dict[str, float]], days: int) -> str:
+    """The from-scratch figure for a year (365 days), measured or extrapolated per day."""
+    cpu = statistics.median(r["cpu"] for r in scratch)
+    rss = max(max(r["rss_mb"], r["workers_rss_mb"]) for r in scratch)
+    how = "measured" if days == 365 else f"extrapolated from {days} days, per day"
+    return (
+        f"{label:<9} a year from scratch: {cpu * 365 / days:7.1f} CPU-s ({how});"
+        f" {cpu / days:.3f} CPU-s a day; peak RSS of one process {rss:.0f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (say the main branch) measured in the same run, for ratios",
+    )
     parser.add_argument(
         "--ranker",
         choices=("real", "stub"),
@@ -285,10 +332,11 @@ def main() -> None:
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--db", default="bench.sqlite3", help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.out, args.add_day, args.per_day)))
+        print(json.dumps(measure(args.child, args.db, args.out, args.add_day, args.per_day)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
@@ -297,29 +345,23 @@ def main() -> None:
         prepare_store(work, args.days, args.per_day, args.keep)
         print(
             f"store: {args.days} days x {args.per_day} papers = {args.days * args.per_day}"
-            f" papers, ready in {time.perf_counter() - start:.1f} s; code: {args.code};"
-            f" ranker: {args.ranker}"
+            f" papers, ready in {time.perf_counter() - start:.1f} s; ranker: {args.ranker}"
         )
-        code = args.code.resolve()
-        scratch = [
-            run_child(code, work, work / f"site-{n}", None, args.per_day, args.ranker)
-            for n in range(args.runs)
-        ]
-        show("from scratch", scratch)
-        site = work / f"site-{args.runs - 1}"
-        show(
-            "nothing changed",
-            [
-                run_child(code, work, site, None, args.per_day, args.ranker)
-                for _ in range(args.runs)
-            ],
-        )
-        new_day = [
-            run_child(code, work, site, args.days + n, args.per_day, args.ranker)
-            for n in range(args.runs)
-        ]
-        show("one new day", new_day)
-        print(site_sizes(site))
+        codes = {"code": args.code.resolve()}
+        if args.baseline:
+            codes["baseline"] = args.baseline.resolve()
+        got = measure_all(codes, work, args)
+        for label, code in codes.items():
+            print(f"{label}: {code}")
+            for phase in PHASES:
+                show(phase, got[label][phase])
+            print(site_sizes(work / f"site-{label}-{args.runs - 1}"))
+        for label in codes:
+            print(year_line(label, got[label]["from scratch"], args.days))
+        if args.baseline:
+            for phase in PHASES:
+                new, old = (statistics.median(r["cpu"] for r in got[c][phase]) for c in codes)
+                print(f"baseline/code CPU, {phase:<16} {old / new:5.2f}x ({old:.2f} / {new:.2f} s)")
 
 
 if __name__ == "__main__":

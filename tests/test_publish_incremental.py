@@ -258,3 +258,24 @@ def test_publishing_from_kept_terms_gives_the_bytes_of_ranking_the_texts(
     publish_site(config, seeded.papers(), NOW, ranker=rank.rank, out_dir=texts, workers=1)
     assert published_files(kept) == published_files(texts)
     assert (kept / "days" / "2025-12-26.html").read_text("utf-8").count("Quantization of") == 1
+
+
+def test_a_month_read_at_once_is_in_the_order_of_all_papers(seeded: Store) -> None:
+    """`papers_between` sorts in Python what `papers` sorts in SQL: the same order."""
+    from datetime import date
+
+    seeded.add_papers(
+        [
+            day_paper(title, seen)
+            for title, seen in [
+                ("Zeta paper", "2025-12-26T09:00:00"),
+                ("Alpha paper", "2025-12-26T09:00:00"),
+                ("Émile paper", "2025-12-26T23:59:59"),
+                ("Early paper", "2025-12-01T00:00:00"),
+            ]
+        ]
+    )
+    everything = seeded.papers()
+    month = [p for p in everything if p.first_seen and p.first_seen.month == 12]
+    assert seeded.papers_between(date(2025, 12, 1), date(2026, 1, 1)) == month
+    assert seeded.paper_days(date(2025, 12, 1)) == [date(2025, 12, 1), date(2025, 12, 26)]

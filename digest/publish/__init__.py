@@ -32,13 +32,16 @@ the day, so every paper is still found from its day page and from search.
 
 Publishing is incremental and costs what changed: only the days that may have changed
 are read from the store (`source`: days with new rows, the last few days, days after the
-last publish), ranked when their papers changed, and planned; the other days' pages and
+last publish), ranked when their papers changed, and planned, a month at a time, in
+worker processes when many days need ranking (`days`); the other days' pages and
 search shards are neither planned nor rendered, their picks come from the saved state.
 Site-wide pages (index, profile pages, feeds, sitemap, the search day list) are planned
-every time from the saved picks. A file whose inputs are unchanged is not rendered, and
-a file whose rendering is byte-identical is not rewritten, so mtimes say what really
-changed. Files the previous publish wrote that are no longer part of the site are
-removed. `full=True` reads and plans every day (a change to an old paper then shows).
+every time from the saved states of all days (picks and display copies of the picked
+papers), so no more than a month of papers is ever held at once. A file whose inputs
+are unchanged is not rendered, and a file whose rendering is byte-identical is not
+rewritten, so mtimes say what really changed. Files the previous publish wrote that
+are no longer part of the site are removed. `full=True` reads and plans every day (a
+change to an old paper then shows).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 A year at 2,000 papers a day is 730,000 papers; reading, hashing and grouping all of them
 costs more than a new day is worth. So `publish` takes either a plain sequence of papers
-(read whole, every time: tests and small callers) or a `PaperSource`, which the store
-already is, and then reads only the days from `since` on, where `since` is the earliest of
+(all of it read every time, as a `PaperList`: tests and small callers) or a
+`PaperSource`, which the store already is, and then reads only the days from `since` on,
+where `since` is the earliest of
 
 - the day of any paper that arrived (a new store row) since the last publish;
 - the day after the last publish's "today", when `now` has moved on (days after the
@@ -15,6 +16,9 @@ Older days keep what the last publish made of them (picks, pages). A change to a
 older than that window (a merge into an old row) shows when its day is read again: by
 `publish(..., full=True)`, or whenever the ranking basis or the templates change, or the
 build state is lost, since each of those reads every day.
+
+`plan_reading` only decides which days those are (`paper_days`); the papers themselves
+are read a month at a time (`papers_between`) by `days.build_days`.
 """
 
 from __future__ import annotations

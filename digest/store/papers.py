@@ -117,10 +117,14 @@ class PapersMixin(StoreBase):
         """The papers first seen (UTC) on a day from `low` up to, not including, `high`,
         as `papers` gives them: a publish reads a year a month at a time."""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM papers WHERE first_seen >= ? AND first_seen < ?"
-            " ORDER BY first_seen DESC, id",
+            f"SELECT {_COLUMNS} FROM papers WHERE first_seen >= ? AND first_seen < ?",
             (low.isoformat(), high.isoformat()),
         ).fetchall()
+        # `papers`' order (first_seen DESC, id), sorted here: SQLite would sort whole rows
+        # (a month's abstracts) in a temporary table. Text compares alike in both (UTF-8
+        # byte order is code point order), and Python's sorts are stable.
+        rows.sort(key=lambda r: r["id"])
+        rows.sort(key=lambda r: r["first_seen"], reverse=True)
         sources = self._sources_of([r["id"] for r in rows])
         return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
 
