@@ -242,7 +242,9 @@ def run_child(
     if add_day is not None:
         args += ["--add-day", str(add_day)]
     env = dict(os.environ, PYTHONPATH=str(code), **{RANKER_ENV: ranker})
-    done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -61,6 +61,7 @@ from digest.publish.days import (
     SourceOpener,
     month_chunks,
     run_chunks,
+    site_environment,
 )
 from digest.publish.feeds import feed_pages, sitemap_pages, static_pages
 from digest.publish.manifest import (
@@ -73,7 +74,7 @@ from digest.publish.manifest import (
     same_content,
     write_atomic,
 )
-from digest.publish.names import day_of, plain, shorten, unique_slugs
+from digest.publish.names import day_of, unique_slugs
 from digest.publish.picks import Pick, RankFn, pick_from_json, ranking_basis
 from digest.publish.profiles import profile_pages
 from digest.publish.search import index_list_page
@@ -81,7 +82,6 @@ from digest.publish.site import SITE_VERSION, TEMPLATES, Page, index_page, templ
 from digest.publish.source import PaperSource, Reading, plan_reading
 from digest.publish.views import Archive, ProfileInfo, from_display_copy
 from digest.rank.query import profile_text
-from digest.render import make_environment
 
 __all__ = ["PaperSource", "PublishError", "PublishReport", "publish"]
 
@@ -164,8 +164,7 @@ def _publish_locked(
     reopen: SourceOpener | None,
 ) -> PublishReport:
     manifest = Manifest.load(out)
-    env = make_environment(config.templates_dir)
-    env.filters.update(plain=plain, shorten=shorten)
+    env = site_environment(config.templates_dir)
     globals_key = inputs_hash(SITE_VERSION, config.digest_title, template_hash(env, TEMPLATES))
     basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None)
     today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))

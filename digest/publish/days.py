@@ -15,6 +15,7 @@ returns the states, what it wrote, and the inputs hash of every file it planned.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -25,6 +26,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import jinja2
 
 from digest.config import Config
 from digest.model import Paper
@@ -72,6 +75,15 @@ class DaysResult:
     written: list[str]  #: files rendered and written, in planned order
     planned: list[str]  #: every file of these days, in planned order
     ranked: int  #: days ranked (the others took their saved picks)
+
+
+@functools.lru_cache(maxsize=4)
+def site_environment(templates_dir: Path | None) -> jinja2.Environment:
+    """The site's Jinja environment, one a process: each chunk would compile the
+    templates again (Jinja still reloads a template whose file changed)."""
+    env = make_environment(templates_dir)
+    env.filters.update(plain=plain, shorten=shorten)
+    return env
 
 
 def month_chunks(days: Sequence[date]) -> list[list[date]]:
@@ -131,8 +143,7 @@ def build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResu
         feed_entries=config.publish.feed_entries,
     )
     archive.index_picks()
-    env = make_environment(config.templates_dir)
-    env.filters.update(plain=plain, shorten=shorten)
+    env = site_environment(config.templates_dir)
     states: dict[date, DayState] = {}
     written: list[str] = []
     planned: list[str] = []
