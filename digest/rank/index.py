@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from digest.model import Paper
 from digest.rank.analyzer import Analyzer
 from digest.rank.settings import RankSettings
-from digest.rank.terms import PaperTerms, only, terms_for
+from digest.rank.terms import PaperTerms, terms_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,21 @@ def _field_matrix(
     return m
 
 
+def _only(terms: PaperTerms, wanted: Collection[str]) -> PaperTerms:
+    """`terms` with only the wanted features (word counts unchanged)."""
+    keep = wanted.__contains__
+    t = [(f, c) for f, c in zip(terms.title, terms.title_counts, strict=True) if keep(f)]
+    a = [(f, c) for f, c in zip(terms.abstract, terms.abstract_counts, strict=True) if keep(f)]
+    return PaperTerms(
+        tuple(f for f, _ in t),
+        tuple(c for _, c in t),
+        terms.title_words,
+        tuple(f for f, _ in a),
+        tuple(c for _, c in a),
+        terms.abstract_words,
+    )
+
+
 def build_index(
     papers: Sequence[Paper],
     analyzer: Analyzer,
@@ -66,7 +81,7 @@ def build_index(
     if terms is None:
         terms = terms_for(papers, analyzer)
     if wanted is not None:
-        terms = (only(t, wanted) for t in terms)
+        terms = (_only(t, wanted) for t in terms)
     vocab: dict[str, int] = {}
     rows_t: list[int] = []
     rows_a: list[int] = []

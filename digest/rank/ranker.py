@@ -60,14 +60,12 @@ def prepare(
     any profile may be); the index then holds those features only.
     """
     analyzer = analyzer_for(synonyms)
+    # An index of known features decodes only those of each kept blob.
     if wanted is None:
-        index = build_index(papers, analyzer, settings, terms_for(papers, analyzer, blobs))
+        terms = terms_for(papers, analyzer, blobs)
     else:
-        # Decoding only the wanted features of each blob gives the very terms the index
-        # would keep of the whole (so it needs no `wanted` of its own), at a fraction of
-        # the cost.
         terms = terms_wanted(papers, analyzer, blobs, wanted)
-        index = build_index(papers, analyzer, settings, terms)
+    index = build_index(papers, analyzer, settings, terms, wanted)
     pop, rec = paper_priors(papers, now, settings)
     pw, rw = settings.popularity_weight, settings.recency_weight
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)

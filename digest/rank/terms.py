@@ -142,33 +142,16 @@ _UNSPLITTABLE = re.compile(rb'[,\[\]"]')
 @dataclass(frozen=True, slots=True)
 class WantedFeatures:
     """The only features a ranking will look up, as a blob spells them (JSON strings),
-    so `terms_wanted` can find them without decoding the paper's other features."""
+    so `decode_wanted` can find them without decoding the paper's other features."""
 
-    features: frozenset[str]
     #: JSON spelling -> feature; None when some feature cannot be found that way
     spelled: dict[bytes, str] | None
 
     @classmethod
     def of(cls, wanted: Collection[str]) -> WantedFeatures:
         spelled = {json.dumps(f).encode("ascii"): f for f in wanted}
-        inner = (s[1:-1] for s in spelled)
-        ok = not any(_UNSPLITTABLE.search(s) for s in inner)
-        return cls(frozenset(wanted), spelled if ok else None)
-
-
-def only(terms: PaperTerms, wanted: Collection[str]) -> PaperTerms:
-    """`terms` with only the wanted features, in their order (word counts unchanged)."""
-    keep = wanted.__contains__
-    t = [(f, c) for f, c in zip(terms.title, terms.title_counts, strict=True) if keep(f)]
-    a = [(f, c) for f, c in zip(terms.abstract, terms.abstract_counts, strict=True) if keep(f)]
-    return PaperTerms(
-        tuple(f for f, _ in t),
-        tuple(c for _, c in t),
-        terms.title_words,
-        tuple(f for f, _ in a),
-        tuple(c for _, c in a),
-        terms.abstract_words,
-    )
+        ok = not any(_UNSPLITTABLE.search(s[1:-1]) for s in spelled)
+        return cls(spelled if ok else None)
 
 
 def _wanted_of(
@@ -200,11 +183,12 @@ def _wanted_of(
 
 
 def decode_wanted(paper: Paper, blob: bytes, wanted: WantedFeatures) -> PaperTerms | None:
-    """`only(decode(paper, blob), wanted.features)`, without decoding the features no
-    ranking will look up (most of a paper's): None when the blob is not `paper`'s."""
+    """`paper`'s terms in `blob`, holding every wanted feature with its count: only those
+    (in their order) when the blob has the layout `encode` writes, so the other features
+    (most of a paper's) are never decoded; all of them when it had to be decoded whole.
+    None when the blob is not `paper`'s, as `decode`."""
     if wanted.spelled is None:
-        got = decode(paper, blob)
-        return only(got, wanted.features) if got is not None else None
+        return decode(paper, blob)
     try:
         raw = zlib.decompress(blob)
     except zlib.error:
@@ -215,16 +199,14 @@ def decode_wanted(paper: Paper, blob: bytes, wanted: WantedFeatures) -> PaperTer
     tc_end = raw.find(b"],[", t_end + 3) if t_end >= 0 else -1
     a_end = raw.find(b"],[", tc_end + 3) if tc_end >= 0 else -1
     if head is None or a_end < 0 or not raw.endswith(b"]]"):
-        got = decode(paper, blob)  # not the layout `encode` writes: the slow way
-        return only(got, wanted.features) if got is not None else None
+        return decode(paper, blob)  # not the layout `encode` writes: the slow way
     if head.group(1).decode("ascii") != _text_hash(paper):
         return None
     spelled = wanted.spelled
     title = _wanted_of(raw, head.end(), t_end, tc_end, spelled)
     abstract = _wanted_of(raw, tc_end + 3, a_end, len(raw) - 2, spelled)
     if title is None or abstract is None:
-        got = decode(paper, blob)
-        return only(got, wanted.features) if got is not None else None
+        return decode(paper, blob)
     return PaperTerms(
         title[0], title[1], int(head.group(2)), abstract[0], abstract[1], int(head.group(3))
     )
@@ -236,10 +218,11 @@ def terms_wanted(
     blobs: Mapping[str, bytes] | None,
     wanted: Collection[str],
 ) -> Iterator[PaperTerms]:
-    """`terms_for`, each narrowed to the `wanted` features (`only`): what an index built
-    for those features reads, at a fraction of the decoding."""
+    """`terms_for` for an index of the `wanted` features only (`build_index(wanted=...)`,
+    which keeps those of each paper's terms): each paper's terms hold all its wanted
+    features, and mostly no others, at a fraction of the decoding."""
     spelled = WantedFeatures.of(wanted)
     for paper in papers:
         blob = blobs.get(paper.id) if blobs else None
         got = decode_wanted(paper, blob, spelled) if blob is not None else None
-        yield got if got is not None else only(analyze(paper, analyzer), spelled.features)
+        yield got if got is not None else analyze(paper, analyzer)
