@@ -194,7 +194,7 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(work: Path, db: str, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
+def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[str, float]:
     """One publish in this process: CPU, wall, ranking CPU and peak RSS of it and its workers."""
     config = load_config(work / "config.toml", required=True)
     log = work / f"rank-{os.getpid()}.log"
@@ -208,7 +208,7 @@ def measure(work: Path, db: str, out: Path, add_day: int | None, per_day: int) -
         KeptTermsRanker.__call__ = timed_call  # type: ignore[method-assign]
     except ImportError:
         pass
-    with Store(work / db) as store:
+    with Store(work / "bench.sqlite3") as store:
         if add_day is not None:
             with Store(work / "seeds.sqlite3") as seeds:
                 templates = seeds.papers()
@@ -235,9 +235,9 @@ def measure(work: Path, db: str, out: Path, add_day: int | None, per_day: int) -
 
 
 def run_child(
-    code: Path, work: Path, db: str, out: Path, add_day: int | None, per_day: int, ranker: str
+    code: Path, work: Path, out: Path, add_day: int | None, per_day: int, ranker: str
 ) -> dict[str, float]:
-    args = [sys.executable, __file__, "--child", str(work), "--db", db, "--out", str(out)]
+    args = [sys.executable, __file__, "--child", str(work), "--out", str(out)]
     args += ["--per-day", str(per_day)]
     if add_day is not None:
         args += ["--add-day", str(add_day)]
@@ -279,24 +279,30 @@ PHASES = ("from scratch", "nothing changed", "one new day")
 
 def measure_all(
     codes: dict[str, Path], work: Path, args: argparse.Namespace
-) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """Every phase, --runs times, for each checkout on its own copy of the store; the
-    checkouts take turns run by run, so a load that comes and goes hits both alike."""
+) -> tuple[dict[str, dict[str, list[dict[str, float]]]], dict[str, Path]]:
+    """Every phase, --runs times, for each checkout in its own copy of `work` (a store
+    opened by another version may be migrated by it); the checkouts take turns run by
+    run, so a load that comes and goes hits both alike. Returns the figures and each
+    checkout's last site."""
     got: dict[str, dict[str, list[dict[str, float]]]] = {c: {p: [] for p in PHASES} for c in codes}
+    dirs = {}
     for label in codes:
+        dirs[label] = work if label == "code" else work / label
         if label != "code":
-            shutil.copy(work / "bench.sqlite3", work / f"{label}.sqlite3")
-    db = {label: "bench.sqlite3" if label == "code" else f"{label}.sqlite3" for label in codes}
-    site = {label: work / f"site-{label}-{args.runs - 1}" for label in codes}
+            dirs[label].mkdir()
+            for name in ("config.toml", "seeds.sqlite3", "bench.sqlite3"):
+                shutil.copy(work / name, dirs[label] / name)
+            shutil.copytree(work / "seeds", dirs[label] / "seeds")
+    site = {label: dirs[label] / f"site-{args.runs - 1}" for label in codes}
     for phase in PHASES:
         for n in range(args.runs):
             for label, code in codes.items():
-                out = work / f"site-{label}-{n}" if phase == "from scratch" else site[label]
+                out = dirs[label] / f"site-{n}" if phase == "from scratch" else site[label]
                 add_day = args.days + n if phase == "one new day" else None
                 got[label][phase].append(
-                    run_child(code, work, db[label], out, add_day, args.per_day, args.ranker)
+                    run_child(code, dirs[label], out, add_day, args.per_day, args.ranker)
                 )
-    return got
+    return got, site
 
 
 def year_line(label: str, scratch: list[dict[str, float]], days: int) -> str:
@@ -334,11 +340,10 @@ def main() -> None:
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--db", default="bench.sqlite3", help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.db, args.out, args.add_day, args.per_day)))
+        print(json.dumps(measure(args.child, args.out, args.add_day, args.per_day)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
@@ -352,12 +357,12 @@ def main() -> None:
         codes = {"code": args.code.resolve()}
         if args.baseline:
             codes["baseline"] = args.baseline.resolve()
-        got = measure_all(codes, work, args)
+        got, sites = measure_all(codes, work, args)
         for label, code in codes.items():
             print(f"{label}: {code}")
             for phase in PHASES:
                 show(phase, got[label][phase])
-            print(site_sizes(work / f"site-{label}-{args.runs - 1}"))
+            print(site_sizes(sites[label]))
         for label in codes:
             print(year_line(label, got[label]["from scratch"], args.days))
         if args.baseline:
