@@ -279,3 +279,7 @@ def test_a_month_read_at_once_is_in_the_order_of_all_papers(seeded: Store) -> No
     month = [p for p in everything if p.first_seen and p.first_seen.month == 12]
     assert seeded.papers_between(date(2025, 12, 1), date(2026, 1, 1)) == month
     assert seeded.paper_days(date(2025, 12, 1)) == [date(2025, 12, 1), date(2025, 12, 26)]
+    assert seeded.arrival_days(331, seeded.newest_paper_row()) == [
+        date(2025, 12, 1),
+        date(2025, 12, 26),
+    ]

@@ -51,8 +51,8 @@ class PaperSource(Protocol):
         """The newest row number (rows only grow)."""
         ...
 
-    def arrivals(self, low: int, high: int) -> list[tuple[int, Paper]]:
-        """(row, paper) of the rows after `low` up to `high`."""
+    def arrival_days(self, low: int, high: int) -> list[date]:
+        """The UTC days first seen of the rows after `low` up to `high`."""
         ...
 
 
@@ -75,7 +75,7 @@ class PaperList:
     def newest_paper_row(self) -> int:
         return 0
 
-    def arrivals(self, low: int, high: int) -> list[tuple[int, Paper]]:
+    def arrival_days(self, low: int, high: int) -> list[date]:
         return []
 
 
@@ -97,7 +97,7 @@ def plan_reading(
 ) -> tuple[PaperSource, Reading]:
     """The source to read and which of its days this publish must look at: every day
     unless `incremental` (the saved state is complete and still describes the same
-    ranking and templates). No paper is read here but those that arrived since."""
+    ranking and templates). No paper is read here."""
     if isinstance(source, Sequence):
         listed = PaperList(source)
         return listed, Reading(_upto(listed.paper_days(), today), None, None)
@@ -108,7 +108,7 @@ def plan_reading(
     candidates = [today - timedelta(days=REREAD_DAYS - 1)]
     if today > through:
         candidates.append(through + timedelta(days=1))
-    candidates += [day_of(p.first_seen) for _, p in source.arrivals(previous, high) if p.first_seen]
+    candidates += source.arrival_days(previous, high)
     since = min(candidates)
     return source, Reading(_upto(source.paper_days(since), today), since, high)
 

@@ -138,6 +138,16 @@ class PapersMixin(StoreBase):
         ).fetchall()
         return [date.fromisoformat(r[0]) for r in rows]
 
+    def arrival_days(self, low: int, high: int) -> list[date]:
+        """The UTC days first seen of the rows after `low` up to `high`, oldest first:
+        which days a publish must read again, without reading those papers."""
+        rows = self._db.execute(
+            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE rowid > ? AND rowid <= ?"
+            " ORDER BY 1",
+            (low, high),
+        ).fetchall()
+        return [date.fromisoformat(r[0]) for r in rows]
+
     def newest_paper_row(self) -> int:
         """The row number of the newest paper (rows only grow): a digest's high-water mark."""
         return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM papers").fetchone()[0])
