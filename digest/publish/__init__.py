@@ -278,8 +278,7 @@ def _site_archive(
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
     )
-    archive.index_picks()
-    return archive
+    return archive  # no `index_picks`: only permalinks (day pages) show a paper's picks
 
 
 def _sitemap_paths(
