@@ -133,15 +133,18 @@ def pick_to_json(pick: Pick) -> list:
 
 
 def pick_from_json(day: date, raw: list) -> Pick:
-    """The inverse of `pick_to_json`."""
+    """The inverse of `pick_to_json` (list comprehensions, not generators: a year's
+    publish reads some ten thousand picks back every time)."""
     profile, paper_id, score, matches, snippets, title_spans, snippet_spans = raw
     return Pick(
         day=day,
         profile=int(profile),
         paper_id=str(paper_id),
         score=float(score),
-        matches=tuple(Match(str(k), tuple(f)) for k, f in matches),
+        matches=tuple([Match(str(k), tuple(f)) for k, f in matches]),
         snippets=tuple(snippets),
-        title_spans=tuple((int(s), int(e)) for s, e in title_spans),
-        snippet_spans=tuple(tuple((int(s), int(e)) for s, e in spans) for spans in snippet_spans),
+        title_spans=tuple([(int(s), int(e)) for s, e in title_spans]),
+        snippet_spans=tuple(
+            [tuple([(int(s), int(e)) for s, e in spans]) for spans in snippet_spans]
+        ),
     )
