@@ -18,6 +18,7 @@ can draw a bar on a terminal and stay quiet when piped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -192,6 +193,7 @@ def publish(
         progress=progress,
         workers=workers,
         full=full,
+        reopen=functools.partial(type(store), store.path),  # workers read it themselves
     )
 
 
