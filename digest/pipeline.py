@@ -243,7 +243,7 @@ def subscribe(
     when the address is not confirmed yet, through a backend from `open_backend` (opened
     only then, so a confirmed import needs no mail credentials)."""
     from digest import subscriptions
-    from digest.render.email import confirmation_email
+    from digest.render.notices import confirmation_email
 
     result = subscriptions.subscribe(
         config,

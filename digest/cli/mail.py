@@ -198,7 +198,7 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
     }
 
 
-_STATUSES = click.Choice(["pending", "confirmed", "unsubscribed"])
+_STATUSES = click.Choice(["pending", "confirmed", "paused", "unsubscribed"])
 
 
 @cli.group(invoke_without_command=True)
