@@ -29,6 +29,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from digest.config import Config
+from digest.deliver import Backend
 from digest.web import make_app
 
 #: Seconds a client has to send one whole request once it has started (or connected).
@@ -118,14 +119,18 @@ def make_server(
     site_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
     request_deadline: float = REQUEST_DEADLINE,
+    open_backend: Callable[[], Backend] | None = None,
 ) -> RunningServer:
     """A server bound to host:port (0 picks a free port), ready to `run()`.
 
-    `log` gets one line per request (tokens redacted); None logs nothing.
+    `log` gets one line per request (tokens redacted); None logs nothing. `open_backend`
+    opens the mail backend for confirmation emails (default: the configured one).
     """
     directory = site_dir or config.publish.dir
     directory.mkdir(parents=True, exist_ok=True)
-    app = make_app(config, store_path, clock, site_dir=directory, log=log)
+    app = make_app(
+        config, store_path, clock, site_dir=directory, log=log, open_backend=open_backend
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
