@@ -223,6 +223,8 @@ class SubscribeReport:
     result: subscriptions.SubscribeResult
     #: "" when no confirmation was needed, else the backend's "sent" | "retry" | "failed".
     confirmation: str = ""
+    #: The confirmation email's delivery id (the outbox's file name), "" when none.
+    confirmation_id: str = ""
 
 
 def subscribe(
@@ -265,7 +267,7 @@ def subscribe(
         (outcome,) = backend.send([email])
     finally:
         backend.close()
-    return SubscribeReport(result, outcome.status)
+    return SubscribeReport(result, outcome.status, email.delivery_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
     """
     from digest.serve import make_server
 
+    obj.check_live_links()  # /subscribe mails confirmation links
     store_path = Path(obj.db) if obj.db else obj.config.store_path
     now = obj._now
     clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
