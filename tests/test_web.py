@@ -270,3 +270,22 @@ def test_pause_resume_and_last_digests(base: str, config: Config, manage_path: s
     status, body, _ = browser.open(manage_path)
     assert status == 200 and "Your last digests" in body and "2025-10-16" in body
     assert body.count("<li>") >= 1 and "Pause my digests" in body
+
+
+def test_the_archive_index_has_a_subscribe_form_when_public(
+    base: str, config: Config, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from digest.pipeline import publish
+
+    public = replace(config, delivery=replace(config.delivery, public_url="https://p.example.org"))
+    with Store(config.store_path) as store:
+        publish(public, store, NOW, out_dir=tmp_path / "public")
+        publish(config, store, NOW, out_dir=tmp_path / "local")
+    index = (tmp_path / "public" / "index.html").read_text()
+    assert '<form class="subscribe" method="get" action="https://p.example.org/subscribe">' in index
+    assert 'class="subscribe"' not in (tmp_path / "local" / "index.html").read_text()
+    # What the form sends: the subscribe page with the address filled in.
+    status, body, _ = Browser(base).open("/subscribe?email=ada%40example.org")
+    assert status == 200 and 'value="ada@example.org"' in body

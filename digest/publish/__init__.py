@@ -298,6 +298,7 @@ def _build_archive(
         fingerprints=fingerprints,
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
+        subscribe_url=_subscribe_url(config),
     )
     archive.index_picks()
     return archive, kept, len(stale)
@@ -357,3 +358,10 @@ def _remove_stale(out: Path, paths: set[str]) -> int:
             target.unlink()
             removed += 1
     return removed
+
+
+def _subscribe_url(config: Config) -> str:
+    """Where the index's subscribe form points: only a configured public_url (a reader of
+    the static files has no `digest serve` of their own to post to)."""
+    url = config.delivery.public_url
+    return (url if url.endswith("/") else url + "/") + "subscribe" if url else ""

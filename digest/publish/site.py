@@ -102,6 +102,7 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
             all_days=all_days,
             totals=totals,
             paper_count=sum(archive.counts.values()),
+            subscribe_url=archive.subscribe_url,
             **common,
         )
 
@@ -110,6 +111,7 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
         profiles_signature(archive),
         archive.recent_days,
         [(d.isoformat(), archive.day_keys[d]) for d in archive.days],
+        archive.subscribe_url,
     )
     return Page("index.html", key, render_index)
 

@@ -35,13 +35,14 @@ SECURITY_HEADERS = {
 }
 #: Paths whose pages carry a reader's token or a form: never kept by a cache.
 NO_STORE_PATHS = ("/confirm", "/unsubscribe", "/manage", "/subscribe", "/preview")
-_TOKEN_IN_QUERY = re.compile(r"((?:^|&)(?:token|t)=)[^&]*")
+#: Query parameters never logged: tokens, and the address the archive's form sends.
+_TOKEN_IN_QUERY = re.compile(r"((?:^|&)(?:token|t|email)=)[^&]*")
 CSRF_COOKIE = "digest_csrf"
 CSRF_FIELD = "csrf"
 
 
 def redact(query: str) -> str:
-    """The query string with the value of every `token` parameter replaced."""
+    """The query string with the value of every `token` (and `email`) replaced."""
     return _TOKEN_IN_QUERY.sub(r"\1[redacted]", query)
 
 

@@ -122,7 +122,7 @@ def _form(
     site: Site, request: Request, form: Mapping[str, str], *, error: str = "", status: int = 200
 ) -> Response:
     values = {
-        "email": form.get("email", ""),
+        "email": form.get("email", request.query_params.get("email", "")),
         "keywords": form.get("keywords", request.query_params.get("keywords", "")),
         "exclude": form.get("exclude", ""),
         "timezone": form.get("timezone", ""),
