@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.config import Config
 from digest.deliver import Backend, make_backend
+from digest.links import public_url
 from digest.render import make_environment
 from digest.store import Store
 from digest.tokens import load_secret
@@ -94,7 +95,8 @@ class Site:
         )
         response = HTMLResponse(html, status_code=status)
         if fresh:
-            secure = request.url.scheme == "https"
+            # Behind a TLS proxy the request itself is http: the public URL tells.
+            secure = request.url.scheme == "https" or public_url(self.config).startswith("https:")
             response.headers.append("set-cookie", cookie_header(CSRF_COOKIE, cookie, secure=secure))
         return response
 
