@@ -225,6 +225,8 @@ class SubscribeReport:
     result: subscriptions.SubscribeResult
     #: "" when no confirmation was needed, else the backend's "sent" | "retry" | "failed".
     confirmation: str = ""
+    #: The confirmation email's delivery id (the outbox's file name), "" when none.
+    confirmation_id: str = ""
 
 
 def subscribe(
@@ -245,7 +247,7 @@ def subscribe(
     when the address is not confirmed yet, through a backend from `open_backend` (opened
     only then, so a confirmed import needs no mail credentials)."""
     from digest import subscriptions
-    from digest.render.email import confirmation_email
+    from digest.render.notices import confirmation_email
 
     result = subscriptions.subscribe(
         config,
@@ -267,7 +269,7 @@ def subscribe(
         (outcome,) = backend.send([email])
     finally:
         backend.close()
-    return SubscribeReport(result, outcome.status)
+    return SubscribeReport(result, outcome.status, email.delivery_id)
 
 
 @dataclass(frozen=True, slots=True)

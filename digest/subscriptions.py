@@ -112,9 +112,10 @@ def subscribe(
     return SubscribeResult(sub, created, link(config, load_secret(config), "confirm", sub, now))
 
 
-def _subscriber_for(
+def subscriber_for(
     store: Store, secret: bytes, token: str, purpose: str, now: datetime
 ) -> Subscriber:
+    """The subscriber a valid token of `purpose` names; SubscriptionError otherwise."""
     claim = parse_token(token, purpose)
     sub = store.subscriber(claim.subscriber_id)
     if sub is None:
@@ -125,7 +126,7 @@ def _subscriber_for(
 
 def confirm(config: Config, store: Store, token: str, now: datetime) -> Subscriber:
     """Confirm the subscriber a valid confirm token names (idempotent)."""
-    sub = _subscriber_for(store, load_secret(config), token, "confirm", now)
+    sub = subscriber_for(store, load_secret(config), token, "confirm", now)
     if sub.status == "unsubscribed":
         raise SubscriptionError("this address unsubscribed; subscribe again to get digests")
     store.set_subscriber_status(sub.id, "confirmed", now)
@@ -149,7 +150,7 @@ def unsubscribe(
         if sub is None:
             raise SubscriptionError(f"no subscriber {address_or_token!r}")
     else:
-        sub = _subscriber_for(store, load_secret(config), address_or_token, "unsubscribe", now)
+        sub = subscriber_for(store, load_secret(config), address_or_token, "unsubscribe", now)
     if profile is not None:
         if not store.remove_profile(sub.id, profile):
             names = ", ".join(p.name for p in sub.profiles) or "none"

@@ -339,7 +339,11 @@ def test_cli_subscribe_confirm_send(project: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "subscribed ada@example.org (pending; profiles: papers); confirmation email sent\n"
+        "subscribed ada@example.org (pending; profiles: papers); confirmation email written to "
+        f"{project / 'var' / 'outbox'}/{next((project / 'var' / 'outbox').glob('*.eml')).name}"
+        " (the outbox: nothing was mailed); its link needs `digest serve` at "
+        "http://127.0.0.1:8000/\n"
+        f"to confirm now, run: digest confirm {result.stdout.rpartition(' ')[2]}"
     )
     (confirmation,) = messages(project / "var" / "outbox")
     token = confirmation.get_body(("plain",)).get_content().split("token=")[1].split()[0]
@@ -374,7 +378,7 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(seeded_project: P
                     confirmed=True,
                 )
         digest = str(Path(sys.executable).parent / "digest")
-        cmd = [digest, "--now", DAY1.isoformat(), "send"]
+        cmd = [digest, "--now", DAY1.isoformat(), "--allow-local-links", "send"]
         env = {**os.environ, "DIGEST_SECRET": "test-secret"}
         rng = random.Random(5)
         progress = []

@@ -136,7 +136,13 @@ def test_an_old_store_is_upgraded_and_reads_back(version: int, tmp_path: Path) -
         assert [(s.id, s.email, s.status) for s in store.subscribers()] == [
             (1, "ada@example.org", "confirmed"),
             (2, "bob@example.org", "unsubscribed"),
+            *([(3, "dee@example.org", "confirmed")] if version >= 9 else []),
         ]
+        if version >= 9:  # pausing came with version 10: an upgraded reader is not paused
+            assert store.set_paused(3, True, NEXT_DAY)
+            assert store.subscriber(3).status == "paused"  # type: ignore[union-attr]
+            assert [s.email for s in store.subscribers("paused")] == ["dee@example.org"]
+            assert store.set_paused(3, False, NEXT_DAY)
         ada = store.subscriber(1)
         assert ada is not None
         assert (ada.timezone, ada.send_at, ada.frequency, ada.notify_empty) == (

@@ -306,9 +306,8 @@ def run(obj: _Ctx, as_json: bool) -> None:
     archive is written to [publish] dir. A summary line ends the run.
     """
     from digest import pipeline
-    from digest.deliver import make_backend
 
-    backend = make_backend(obj.config.delivery)
+    backend = obj.backend()
     try:
         with obj.store() as store, _progress("run") as progress:
             report = pipeline.run(obj.config, store, obj.now, backend=backend, progress=progress)

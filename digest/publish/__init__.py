@@ -277,6 +277,7 @@ def _site_archive(
         fingerprints={},
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
+        subscribe_url=_subscribe_url(config),
     )
     return archive  # no `index_picks`: only permalinks (day pages) show a paper's picks
 
@@ -319,3 +320,10 @@ def _remove_stale(out: Path, paths: set[str]) -> int:
             target.unlink()
             removed += 1
     return removed
+
+
+def _subscribe_url(config: Config) -> str:
+    """Where the index's subscribe form points: only a configured public_url (a reader of
+    the static files has no `digest serve` of their own to post to)."""
+    url = config.delivery.public_url
+    return (url if url.endswith("/") else url + "/") + "subscribe" if url else ""

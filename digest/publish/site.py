@@ -94,6 +94,7 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
             all_days=all_days,
             totals=totals,
             paper_count=sum(archive.counts.values()),
+            subscribe_url=archive.subscribe_url,
             **common,
         )
 
@@ -102,6 +103,7 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
         profiles_signature(archive),
         archive.recent_days,
         [(d.isoformat(), archive.day_keys[d]) for d in archive.days],
+        archive.subscribe_url,
     )
     return Page("index.html", key, render_index)
 

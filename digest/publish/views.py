@@ -68,6 +68,8 @@ class Archive:
     fingerprints: dict[str, str]
     recent_days: int = 14
     feed_entries: int = 50
+    #: `digest serve`'s subscribe page ([delivery] public_url + "subscribe"), "" for none
+    subscribe_url: str = ""
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
     #: day -> ids of its papers with a permalink (filled by `permalinked`)

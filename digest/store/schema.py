@@ -276,6 +276,14 @@ def update_from_8_to_9(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX deliveries_day ON deliveries(digest_date)")
 
 
+def update_from_9_to_10(db: sqlite3.Connection) -> None:
+    """A confirmed reader can pause their digests (the manage page) and resume them:
+    `paused_at` set means paused. Status keeps its three values (its CHECK stays), and
+    the store reports a paused confirmed reader as status "paused", which the planner
+    does not send to."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN paused_at TEXT")
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])
