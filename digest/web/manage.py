@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest import rank, subscriptions
-from digest.codec import item_keys, thaw_compact
+from digest.codec import records_for, thaw_compact
 from digest.errors import DigestError, SubscriptionError
 from digest.links import link
 from digest.model import Delivery, Profile, Subscriber
@@ -164,10 +164,14 @@ async def _page(
 
 def _past(store: Store, deliveries: list[Delivery]) -> list[PastDigest]:
     """The digests' days, states and item titles (thawed as the sender thaws them)."""
-    records = store.frozen_items([k for d in deliveries for k in item_keys(d.content)])
+    records = records_for((d.content for d in deliveries), store.frozen_items)
     out = []
     for d in deliveries:
-        digest = thaw_compact(d.content, records)
-        titles = tuple(i.paper.title for s in digest.sections for i in s.items)
+        try:
+            digest = thaw_compact(d.content, records)
+        except (ValueError, KeyError, TypeError):  # a damaged claim: its day, no titles
+            titles: tuple[str, ...] = ()
+        else:
+            titles = tuple(i.paper.title for s in digest.sections for i in s.items)
         out.append(PastDigest(d.digest_date.isoformat(), d.state, titles))
     return out
