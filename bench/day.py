@@ -55,7 +55,7 @@ import _day_data as world  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
 from digest import pipeline  # noqa: E402
-from digest.codec import item_keys, thaw_compact  # noqa: E402
+from digest.codec import records_for, thaw_compact  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.deliver import make_backend  # noqa: E402
 from digest.model import Digest, DigestSection  # noqa: E402
@@ -281,7 +281,7 @@ def _digest_sizes(store: Store, outbox: Path) -> dict[str, float]:
                 html.append(len(part.get_payload(decode=True)))
     return {
         "items": statistics.fmean(
-            thaw_compact(d.content, store.frozen_items(item_keys(d.content))).item_count
+            thaw_compact(d.content, records_for([d.content], store.frozen_items)).item_count
             for d in sent
         )
         if sent

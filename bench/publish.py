@@ -1,22 +1,28 @@
 """Publishing speed: a synthetic archive (--days x --per-day papers) in a temporary store.
 
     python bench/publish.py [--days 365] [--per-day 50] [--runs 3] [--code DIR]
+                            [--baseline DIR] [--keep DIR] [--ranker real|stub]
 
 Measures `pipeline.publish` three ways: from scratch, again with nothing changed, and
 after one new day was ingested. Each measurement runs in a fresh process so its figures
 are its own; per phase it prints (median of --runs, min beside it):
 
-- CPU seconds of the publish, its rank worker processes included (RUSAGE_CHILDREN), and
+- CPU seconds of the publish, its worker processes included (RUSAGE_CHILDREN), and
   of that the ranker's own CPU (`rank.rank` calls, timed wherever they ran: ranking gets
   cheaper once analysed terms are stored at ingest, so it is reported apart);
-- wall seconds and peak RSS (MiB) of the publishing process and of its rank workers;
+- wall seconds and peak RSS (MiB) of the publishing process and of its workers;
 - files written / files in the site, days ranked.
 
 Then the site: files, bytes, and the bytes of the search index (search-index.js plus its
-per-day shards under search/). `--code DIR` measures another checkout (say the main
-branch) on the very same store, for a before/after in one run. A year at 2,000 papers a
-day is slow to build here; measure `--days 30 --per-day 2000` and `--days 365
---per-day 200` and say which figures are extrapolated.
+per-day shards under search/), and the year figure: CPU seconds of a year (365 days)
+from scratch, measured with `--days 365`, else extrapolated per day, with the peak RSS
+of one process. `--code DIR` measures another checkout; `--baseline DIR` measures a
+second one (say the main branch) in the same run, each on its own copy of the same
+store, run by run in turn, and prints the ratios of their CPU seconds.
+
+A year at 2,000 papers a day takes a while to build (the seeds' abstracts are analysed
+once, each title once a paper): `--keep DIR` builds it there once and copies it for
+every later run.
 """
 
 from __future__ import annotations
@@ -136,13 +142,51 @@ def build(work: Path, days: int, per_day: int) -> None:
             keep_terms(store, papers)
 
 
+def prepare_store(work: Path, days: int, per_day: int, keep: Path | None) -> None:
+    """`build` in `work`, or when `keep` is given, a copy of the store built there (by
+    this very call when it has none of this size yet: a year takes minutes to build)."""
+    if keep is None:
+        build(work, days, per_day)
+        return
+    kept = keep / f"{days}x{per_day}"
+    if not (kept / "bench.sqlite3").exists():
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        build(kept, days, per_day)
+    for name in ("config.toml", "seeds.sqlite3", "bench.sqlite3"):
+        shutil.copy(kept / name, work / name)
+    shutil.copytree(kept / "seeds", work / "seeds")
+
+
+#: Analysed abstracts by text: the bench's papers share the seeds' abstracts, and a
+#: paper's title and abstract are analysed apart, so this gives ingest's very blobs.
+_ABSTRACTS: dict[str, tuple[list[str], int]] = {}
+
+
 def keep_terms(store: Store, papers: list[Paper]) -> None:
     """What ingest does for every new paper: keep its analysed text (stores of code from
     before kept terms have no such table: then nothing)."""
-    if hasattr(store, "keep_paper_terms"):
-        from digest.rank import encode_terms, terms_key
+    if not hasattr(store, "keep_paper_terms"):
+        return
+    from collections import Counter
 
-        store.keep_paper_terms(encode_terms(papers, None), terms_key(None))
+    from digest.rank import terms_key
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.terms import PaperTerms, encode
+
+    analyzer = analyzer_for(None)
+    blobs = []
+    for p in papers:
+        title, title_words = analyzer.features(p.title)
+        if p.abstract not in _ABSTRACTS:
+            _ABSTRACTS[p.abstract] = analyzer.features(p.abstract or "")
+        abstract, abstract_words = _ABSTRACTS[p.abstract]
+        t, a = Counter(title), Counter(abstract)
+        terms = PaperTerms(
+            tuple(t), tuple(t.values()), title_words, tuple(a), tuple(a.values()), abstract_words
+        )
+        blobs.append((p.id, encode(p, terms)))
+    store.keep_paper_terms(blobs, terms_key(None))
 
 
 def _cpu(who: int) -> float:
@@ -198,7 +242,9 @@ def run_child(
     if add_day is not None:
         args += ["--add-day", str(add_day)]
     env = dict(os.environ, PYTHONPATH=str(code), **{RANKER_ENV: ranker})
-    done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -228,6 +274,48 @@ def site_sizes(site: Path) -> str:
     )
 
 
+PHASES = ("from scratch", "nothing changed", "one new day")
+
+
+def measure_all(
+    codes: dict[str, Path], work: Path, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, list[dict[str, float]]]], dict[str, Path]]:
+    """Every phase, --runs times, for each checkout in its own copy of `work` (a store
+    opened by another version may be migrated by it); the checkouts take turns run by
+    run, so a load that comes and goes hits both alike. Returns the figures and each
+    checkout's last site."""
+    got: dict[str, dict[str, list[dict[str, float]]]] = {c: {p: [] for p in PHASES} for c in codes}
+    dirs = {}
+    for label in codes:
+        dirs[label] = work if label == "code" else work / label
+        if label != "code":
+            dirs[label].mkdir()
+            for name in ("config.toml", "seeds.sqlite3", "bench.sqlite3"):
+                shutil.copy(work / name, dirs[label] / name)
+            shutil.copytree(work / "seeds", dirs[label] / "seeds")
+    site = {label: dirs[label] / f"site-{args.runs - 1}" for label in codes}
+    for phase in PHASES:
+        for n in range(args.runs):
+            for label, code in codes.items():
+                out = dirs[label] / f"site-{n}" if phase == "from scratch" else site[label]
+                add_day = args.days + n if phase == "one new day" else None
+                got[label][phase].append(
+                    run_child(code, dirs[label], out, add_day, args.per_day, args.ranker)
+                )
+    return got, site
+
+
+def year_line(label: str, scratch: list[dict[str, float]], days: int) -> str:
+    """The from-scratch figure for a year (365 days), measured or extrapolated per day."""
+    cpu = statistics.median(r["cpu"] for r in scratch)
+    rss = max(max(r["rss_mb"], r["workers_rss_mb"]) for r in scratch)
+    how = "measured" if days == 365 else f"extrapolated from {days} days, per day"
+    return (
+        f"{label:<9} a year from scratch: {cpu * 365 / days:7.1f} CPU-s ({how});"
+        f" {cpu / days:.3f} CPU-s a day; peak RSS of one process {rss:.0f} MiB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
@@ -235,10 +323,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (say the main branch) measured in the same run, for ratios",
+    )
+    parser.add_argument(
         "--ranker",
         choices=("real", "stub"),
         default="real",
         help="stub: ten fixed picks a profile, to measure publishing without ranking",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the store in this directory once and copy it for every later run",
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -251,32 +349,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        build(work, args.days, args.per_day)
+        prepare_store(work, args.days, args.per_day, args.keep)
         print(
             f"store: {args.days} days x {args.per_day} papers = {args.days * args.per_day}"
-            f" papers, built in {time.perf_counter() - start:.1f} s; code: {args.code};"
-            f" ranker: {args.ranker}"
+            f" papers, ready in {time.perf_counter() - start:.1f} s; ranker: {args.ranker}"
         )
-        code = args.code.resolve()
-        scratch = [
-            run_child(code, work, work / f"site-{n}", None, args.per_day, args.ranker)
-            for n in range(args.runs)
-        ]
-        show("from scratch", scratch)
-        site = work / f"site-{args.runs - 1}"
-        show(
-            "nothing changed",
-            [
-                run_child(code, work, site, None, args.per_day, args.ranker)
-                for _ in range(args.runs)
-            ],
-        )
-        new_day = [
-            run_child(code, work, site, args.days + n, args.per_day, args.ranker)
-            for n in range(args.runs)
-        ]
-        show("one new day", new_day)
-        print(site_sizes(site))
+        codes = {"code": args.code.resolve()}
+        if args.baseline:
+            codes["baseline"] = args.baseline.resolve()
+        got, sites = measure_all(codes, work, args)
+        for label, code in codes.items():
+            print(f"{label}: {code}")
+            for phase in PHASES:
+                show(phase, got[label][phase])
+            print(site_sizes(sites[label]))
+        for label in codes:
+            print(year_line(label, got[label]["from scratch"], args.days))
+        if args.baseline:
+            for phase in PHASES:
+                new, old = (statistics.median(r["cpu"] for r in got[c][phase]) for c in codes)
+                print(f"baseline/code CPU, {phase:<16} {old / new:5.2f}x ({old:.2f} / {new:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -268,44 +268,66 @@ COMPACT = 2
 
 #: An item without its score, for the caches of a run: (paper, matches, snippets).
 ItemBody = tuple[Paper, tuple[Match, ...], tuple[str, ...]]
-#: What `freeze_compact` keeps of an item it froze: the body (kept alive, so the ids in
-#: its key are never reused), the record's key and its JSON.
-FrozenItem = tuple[ItemBody, str, str]
 #: Entries a cache may hold before it starts over (a run's distinct items are far fewer).
 CACHE_LIMIT = 100_000
+#: The prefix of a paper record's key (item records' keys are bare hashes).
+PAPER_KEY = "p:"
 
 
-def freeze_compact(
-    digest: Digest, cache: dict[tuple[int, int, int], FrozenItem] | None = None
-) -> tuple[str, dict[str, str]]:
-    """A claim's content and the item records it refers to ({key: JSON}).
+@dataclass
+class FreezeCache:
+    """What `freeze_compact` learnt in one run, by the identity of the objects (the
+    planner shares them between readers; each is kept alive here, so its id is never
+    reused): each item's record key and JSON, and each paper's."""
 
-    An item record (the paper as it was, the matches and the snippets) is keyed by a hash
-    of its JSON, so the readers who got the same paper for the same keywords share one;
-    the content keeps only keys, scores and the profile: about 1 KB for 10 items instead
-    of about 15, and a resend after a crash reads back exactly what was claimed.
-    `cache` (one per run) keeps each item's (key, JSON) by the identity of its parts:
-    thousands of readers share items, and the planner shares their objects.
+    items: dict[tuple[int, int, int], tuple[ItemBody, str, str]] = field(default_factory=dict)
+    papers: dict[int, tuple[Paper, str, str]] = field(default_factory=dict)
+
+    def paper(self, paper: Paper) -> tuple[str, str]:
+        got = self.papers.get(id(paper))
+        if got is None or got[0] is not paper:
+            if len(self.papers) >= CACHE_LIMIT:
+                self.papers.clear()
+            text = json.dumps(paper_to_json(paper), ensure_ascii=False, sort_keys=True)
+            got = self.papers[id(paper)] = (paper, PAPER_KEY + _hash(text), text)
+        return got[1], got[2]
+
+
+def _hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def freeze_compact(digest: Digest, cache: FreezeCache | None = None) -> tuple[str, dict[str, str]]:
+    """A claim's content and the records it refers to ({key: JSON}).
+
+    An item record (matches and snippets, and the key of its paper's record) is keyed by a
+    hash of its JSON, and so is a paper record (the paper as it was sent): the readers who
+    got the same paper share one paper record, and those who got it for the same keywords
+    one item record. The content keeps only keys, scores and the profile: about 1 KB for
+    10 items, and a resend after a crash reads back exactly what was claimed.
     """
     records: dict[str, str] = {}
     sections = []
-    cache = {} if cache is None else cache
+    cache = FreezeCache() if cache is None else cache
     for s in digest.sections:
         refs = []
         for item in s.items:
             ident = (id(item.paper), id(item.matches), id(item.snippets))
-            got = cache.get(ident)
+            got = cache.items.get(ident)
             if got is None or not _same_body(got[0], item):
+                paper_key, _ = cache.paper(item.paper)
                 raw = _item_json(item)
-                del raw["score"]
+                del raw["score"], raw["paper"]
+                raw["paper_ref"] = paper_key
                 text = json.dumps(raw, ensure_ascii=False, sort_keys=True)
-                hashed = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
-                item_body = (item.paper, item.matches, item.snippets)
-                got = cache[ident] = (item_body, hashed.hexdigest(), text)
+                if len(cache.items) >= CACHE_LIMIT:
+                    cache.items.clear()
+                body = (item.paper, item.matches, item.snippets)
+                got = cache.items[ident] = (body, _hash(text), text)
             _, key, text = got
+            paper_key, paper_text = cache.paper(item.paper)
             records[key] = text
+            records[paper_key] = paper_text
             refs.append([key, item.score])
         sections.append({"profile": profile_to_json(s.profile), "items": refs, "more": s.more})
     raw_digest = {
@@ -331,11 +353,39 @@ def item_keys(content: str) -> list[str]:
     return [key for s in raw["sections"] for key, _ in s["items"]]
 
 
+def records_for(
+    contents: Iterable[str], fetch: Callable[[list[str]], dict[str, str]]
+) -> dict[str, str]:
+    """Every record these frozen digests need to thaw: their item records, then the paper
+    records those refer to, read with `fetch` (e.g. `Store.frozen_items`). A content that
+    cannot be read needs none (thawing it fails alone, with the reason)."""
+    keys: list[str] = []
+    for content in contents:
+        try:
+            keys += item_keys(content)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    records = fetch(keys)
+    papers = {ref for text in records.values() if (ref := _paper_ref(text))}
+    if papers:
+        records.update(fetch(sorted(papers)))
+    return records
+
+
+def _paper_ref(text: str) -> str | None:
+    try:
+        ref = json.loads(text).get("paper_ref")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
+
+
 def thaw_compact(
     content: str, records: Mapping[str, str], cache: dict[str, ItemBody] | None = None
 ) -> Digest:
-    """The digest `freeze_compact` froze, with its item records; a whole frozen digest
-    (from before compact claims) reads as `thaw_digest` does. `cache` (one per run) keeps
+    """The digest `freeze_compact` froze, with its records (`records_for`); a whole frozen
+    digest (from before compact claims) reads as `thaw_digest` does, and an item record
+    from before paper records (the paper inline) still reads. `cache` (one per run) keeps
     each record read: {key: item without its score}."""
     raw = json.loads(content)
     if raw.get("v") != COMPACT:
@@ -346,7 +396,11 @@ def thaw_compact(
         key, score = ref
         body = cache.get(key)
         if body is None:
-            got = _item_from_json({**json.loads(records[key]), "score": score})
+            stored = json.loads(records[key])
+            paper_key = stored.pop("paper_ref", None)
+            if paper_key is not None:
+                stored["paper"] = json.loads(records[paper_key])
+            got = _item_from_json({**stored, "score": score})
             if len(cache) >= CACHE_LIMIT:
                 cache.clear()
             body = cache[key] = (got.paper, got.matches, got.snippets)

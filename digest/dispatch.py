@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from digest.codec import ItemBody, item_keys, thaw_compact
+from digest.codec import ItemBody, records_for, thaw_compact
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
@@ -127,7 +127,7 @@ class Dispatcher:
             if self.paused:
                 return
             page = self.store.deliveries_by_id(ids[start : start + PAGE])
-            records = self.store.frozen_items([k for d in page for k in _keys(d)])
+            records = records_for((d.content for d in page), self.store.frozen_items)
             readers = self.store.subscribers_by_id([d.subscriber_id for d in page])
             jobs = [_stored_job(d, readers.get(d.subscriber_id)) for d in page]
             for at in range(0, len(jobs), self._size):
@@ -214,15 +214,6 @@ class Dispatcher:
 
 def _stored_job(d: Delivery, sub: Subscriber | None) -> Job:
     return Job(d.id, d.email, d.attempts, sub, content=d.content)
-
-
-def _keys(d: Delivery) -> list[str]:
-    """The item records a delivery's content refers to; none if it cannot be read (then
-    rendering it fails alone, with the reason)."""
-    try:
-        return item_keys(d.content)
-    except (ValueError, KeyError, TypeError):
-        return []
 
 
 def lease_renewer(

@@ -6,9 +6,12 @@ way without importing one another.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from digest.config import Config
+from digest.errors import ConfigError
 from digest.model import Subscriber
 from digest.tokens import make_token
 
@@ -23,3 +26,46 @@ def link(config: Config, secret: bytes, purpose: str, sub: Subscriber, now: date
     """A signed link for `purpose` ("confirm", "unsubscribe", "manage") for this reader."""
     token = make_token(secret, purpose, sub.id, sub.email, now)
     return f"{public_url(config)}{purpose}?token={token}"
+
+
+def _is_local(host: str) -> bool:
+    """Whether `host` names this machine only (localhost, a loopback address, empty)."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def check_live_links(config: Config, *, allow_local: bool = False) -> None:
+    """Refuse to mail real readers links or a sender that only work on this machine.
+
+    With any backend but the outbox, `[delivery] public_url` (or `[publish] base_url`)
+    must be set and not a loopback address, and the `from` address must not be on
+    localhost; ConfigError (one line) otherwise, unless `allow_local`.
+    """
+    delivery = config.delivery
+    if allow_local or delivery.backend == "outbox":
+        return
+    how = f"the {delivery.backend} backend would mail real readers"
+    if not (delivery.public_url or config.publish.base_url):
+        raise ConfigError(
+            f"{config.path}: [delivery] public_url is not set: {how} links to "
+            f"{public_url(config)}; set it to where `digest serve` is reachable, "
+            "or pass --allow-local-links"
+        )
+    host = urlsplit(public_url(config)).hostname or ""
+    if _is_local(host):
+        raise ConfigError(
+            f"{config.path}: [delivery] public_url {public_url(config)!r} is on this machine: "
+            f"{how} links that work nowhere else; use a public address, or pass "
+            "--allow-local-links"
+        )
+    domain = delivery.from_addr.rpartition("@")[2].rstrip(">").strip()
+    if _is_local(domain):
+        raise ConfigError(
+            f"{config.path}: [delivery] from {delivery.from_addr!r} is on localhost: {how} "
+            "mail that most servers reject; set a real sender, or pass --allow-local-links"
+        )

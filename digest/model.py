@@ -187,7 +187,9 @@ class Subscriber:
 
     id: int
     email: str  #: normalised address; one row per address
-    status: str  #: "pending" (not confirmed yet), "confirmed", "unsubscribed"
+    #: "pending" (not confirmed yet), "confirmed", "paused" (confirmed, no digests for
+    #: now: the manage page), "unsubscribed"
+    status: str
     timezone: str  #: IANA name, e.g. "Europe/Berlin"
     send_at: str  #: "HH:MM" local time
     frequency: str  #: "daily" | "weekly"

@@ -19,6 +19,7 @@ can draw a bar on a terminal and stay quiet when piped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -211,6 +212,7 @@ def publish(
         progress=progress,
         workers=workers,
         full=full,
+        reopen=functools.partial(type(store), store.path),  # workers read it themselves
     )
 
 
@@ -242,6 +244,8 @@ class SubscribeReport:
     result: subscriptions.SubscribeResult
     #: "" when no confirmation was needed, else the backend's "sent" | "retry" | "failed".
     confirmation: str = ""
+    #: The confirmation email's delivery id (the outbox's file name), "" when none.
+    confirmation_id: str = ""
 
 
 def subscribe(
@@ -262,7 +266,7 @@ def subscribe(
     when the address is not confirmed yet, through a backend from `open_backend` (opened
     only then, so a confirmed import needs no mail credentials)."""
     from digest import subscriptions
-    from digest.render.email import confirmation_email
+    from digest.render.notices import confirmation_email
 
     result = subscriptions.subscribe(
         config,
@@ -284,7 +288,7 @@ def subscribe(
         (outcome,) = backend.send([email])
     finally:
         backend.close()
-    return SubscribeReport(result, outcome.status)
+    return SubscribeReport(result, outcome.status, email.delivery_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from digest import rank
-from digest.codec import FrozenItem, freeze_compact
+from digest.codec import FreezeCache, freeze_compact
 from digest.config import Config
 from digest.deliver import Backend
 from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
@@ -125,7 +125,7 @@ def send(
         raise DeliveryError(f"another `digest send` is running ({holder}); try again later")
     try:
         due, empty, claimed, planned = 0, 0, 0, []
-        frozen: dict[tuple[int, int, int], FrozenItem] = {}  # items readers share, frozen once
+        frozen = FreezeCache()  # items and papers readers share, frozen once a run
         stored: set[str] = set()  # item records this run has written (with a new claim)
         dispatcher = None
         skipped: dict[int, str] = {}
@@ -300,7 +300,7 @@ def _claim(
     planned: Planned,
     now: datetime,
     high: int,
-    cache: dict[tuple[int, int, int], FrozenItem],
+    cache: FreezeCache,
     stored: set[str],
     installation: str,
 ) -> Claim:

@@ -1,177 +1,112 @@
-"""`digest serve`: the static archive and live previews over HTTP, on 127.0.0.1 by default.
+"""`digest serve`: the reader pages (digest.web) on uvicorn, on 127.0.0.1 by default.
 
-    GET /preview?keywords=a,b[&exclude=c][&format=html|markdown|text][&limit=N]
-    GET /confirm?token=T            double opt-in: confirms and says so
-    GET /unsubscribe?token=T        a page with one button (mail scanners follow GETs)
-    POST /unsubscribe?token=T       RFC 8058 one-click: 200, takes effect at once
-    GET /manage?token=T             the subscriber's profiles and an unsubscribe button
-    GET /<path>     files of the published archive (site/ by default)
+What the server itself guards, below the application (see digest.web.guard for the rest):
 
-Each request opens its own store connection (SQLite objects stay in their thread).
-Bad input (no keywords, a bad limit) gets a 400 page that says what to fix.
+- a whole request (line, headers and body) must arrive within `REQUEST_DEADLINE` seconds
+  of its first byte, or of the connection: uvicorn's keep-alive timeout is reset by every
+  byte, so a client trickling one byte a second would otherwise hold a connection forever;
+- the request line and headers may take at most `MAX_HEADER_BYTES` (h11 answers 400);
+- at most `MAX_CONNECTIONS` connections and tasks at once (uvicorn answers 503);
+- uvicorn's own access log is off: it would print the query string, and with it the
+  signed token of a reader's link. The app logs each request with tokens redacted.
+
+The listening socket is bound before the server starts, so a test (or the CLI) knows the
+port at once and a connection made before the loop runs simply waits in the backlog.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-from markupsafe import escape
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from digest import pipeline, rank, subscriptions
 from digest.config import Config
-from digest.errors import DigestError
-from digest.links import link
-from digest.model import Subscriber
-from digest.store import Store
-from digest.tokens import load_secret, parse_token, verify
+from digest.deliver import Backend
+from digest.web import make_app
 
-_TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"}
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    config: Config
-    store_path: Path
-    clock: Callable[[], datetime]
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet: one line per request
-        if self.server.verbose:  # type: ignore[attr-defined]
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        if url.path == "/preview":
-            self._preview(query)
-        elif url.path in ("/confirm", "/unsubscribe", "/manage"):
-            self._subscription(query, url.path[1:], act=False)
-        else:
-            super().do_GET()
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        length = self.headers.get("Content-Length") or "0"
-        if length.isascii() and length.isdigit() and int(length) > 0:
-            self.rfile.read(min(int(length), 65536))  # RFC 8058: List-Unsubscribe=One-Click
-        if url.path in ("/unsubscribe", "/confirm"):
-            self._subscription(parse_qs(url.query), url.path[1:])
-        else:
-            self._send(HTTPStatus.NOT_FOUND, "text/html", _page("Not found", "Nothing here."))
-
-    def _subscription(self, query: dict[str, list[str]], action: str, *, act: bool = True) -> None:
-        token = query.get("token", [""])[0]
-        now = self.clock()
-        try:
-            with Store(self.store_path) as store:
-                if act and action == "confirm":
-                    sub = subscriptions.confirm(self.config, store, token, now)
-                    body = _page("Subscribed", f"{sub.email} will get the papers-digest.")
-                elif act:
-                    sub, _ = subscriptions.unsubscribe(self.config, store, token, now)
-                    body = _page("Unsubscribed", f"{sub.email} will get no more digests.")
-                else:  # GET: check the token, show the page; nothing changes
-                    claim = parse_token(token, action)
-                    found = store.subscriber(claim.subscriber_id)
-                    if found is None:
-                        raise DigestError(f"{action} token is not valid (no such subscriber)")
-                    verify(load_secret(self.config), claim, found.email, now)
-                    body = (
-                        _manage_page(found, token, self.config, now)
-                        if action == "manage"
-                        else _button_page(action, found.email, token)
-                    )
-        except DigestError as exc:
-            self._send(HTTPStatus.BAD_REQUEST, "text/html", _error_page(str(exc)))
-            return
-        self._send(HTTPStatus.OK, "text/html", body)
-
-    def _preview(self, query: dict[str, list[str]]) -> None:
-        fmt = query.get("format", ["html"])[0]
-        keywords = query.get("keywords", [])
-        try:
-            if fmt not in _TYPES:
-                raise DigestError(f"format {fmt!r}: use html, markdown or text")
-            limit = int(query.get("limit", ["0"])[0] or 0)
-            profile = rank.make_profile(
-                "preview",
-                keywords,
-                query.get("exclude", []),
-                max_items=limit or None,
-            )
-            now = self.clock()
-            window = pipeline.recent_window(now)  # what a new reader's first digest holds
-            with Store(self.store_path) as store:
-                _, body = pipeline.preview(self.config, store, profile, now, fmt, window)
-        except (DigestError, ValueError) as exc:
-            message = str(exc) if isinstance(exc, DigestError) else "limit must be a number"
-            self._send(HTTPStatus.BAD_REQUEST, "text/html", _error_page(message))
-            return
-        self._send(HTTPStatus.OK, _TYPES[fmt], body)
-
-    def _send(self, status: HTTPStatus, kind: str, body: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", f"{kind}; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header(
-            "Content-Security-Policy",
-            "default-src 'self'; style-src 'unsafe-inline'; script-src 'self'",
-        )
-        self.end_headers()
-        self.wfile.write(data)
+#: Seconds a client has to send one whole request once it has started (or connected).
+REQUEST_DEADLINE = 10.0
+#: Bytes of request line + headers h11 buffers before it gives up (400).
+MAX_HEADER_BYTES = 16 * 1024
+#: Connections and tasks served at once; more get 503.
+MAX_CONNECTIONS = 64
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE = 5
 
 
-def _page(title: str, message: str, extra: str = "") -> str:
-    return (
-        "<!doctype html><meta charset=utf-8>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
-        "<body style='font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;"
-        f"padding:0 1rem'><h1>{escape(title)}</h1><p>{escape(message)}</p>{extra}</body>"
-    )
+class DeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for receiving each whole request.
+
+    Armed when the connection opens and when the first byte of a next request arrives;
+    disarmed once h11 has the whole request (their_state DONE). On expiry the connection
+    is closed: a slow client cannot hold it open.
+    """
+
+    request_deadline: float = REQUEST_DEADLINE
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_deadline, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
-def _button_page(action: str, email: str, token: str) -> str:
-    """GET shows one button; only the POST acts (mail scanners follow links, not forms)."""
-    if action == "confirm":
-        title, text, label = "Confirm?", f"Send the papers-digest to {email}?", "Confirm"
-    else:
-        title, text = "Unsubscribe?", f"Stop sending the papers-digest to {email}?"
-        label = "Unsubscribe"
-    form = (
-        f'<form method="post" action="{action}?token={escape(token)}">'
-        f'<button type="submit">{label}</button></form>'
-    )
-    return _page(title, text, form)
+@dataclass
+class RunningServer:
+    """A bound server: `run()` serves until `stop()` (or Ctrl-C when run by the CLI)."""
 
+    server: uvicorn.Server
+    sock: socket.socket
 
-def _manage_page(sub: Subscriber, token: str, config: Config, now: datetime) -> str:
-    profiles = ""
-    for p in sub.profiles:
-        keywords, exclude = rank.profile_text(p)
-        profiles += f"<li><strong>{escape(p.name)}</strong>: {escape(', '.join(keywords))}"
-        profiles += (f" (not: {escape(', '.join(exclude))})" if exclude else "") + "</li>"
-    unsub = link(config, load_secret(config), "unsubscribe", sub, now)
-    extra = (
-        f"<ul>{profiles}</ul><p>Change them with <code>digest subscribe</code>, or "
-        f'<a href="{escape(unsub)}">unsubscribe</a>.</p>'
-    )
-    return _page("Your papers-digest", f"{sub.email} gets these profiles:", extra)
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
 
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}"
 
-def _error_page(message: str) -> str:
-    return (
-        "<!doctype html><meta charset=utf-8><title>Bad request</title>"
-        f"<h1>Bad request</h1><p>{escape(message)}</p>"
-        "<p>Try <code>/preview?keywords=LoRA,quantization</code></p>"
-    )
+    def run(self) -> None:
+        """Serve on the bound socket until stopped."""
+        self.server.run(sockets=[self.sock])
+
+    def stop(self) -> None:
+        """Ask the server to finish (it checks about every 0.1 s) and free the socket."""
+        self.server.should_exit = True
 
 
 def make_server(
@@ -182,27 +117,50 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     site_dir: Path | None = None,
-    verbose: bool = False,
-) -> ThreadingHTTPServer:
-    """A ready server (call `serve_forever`); port 0 picks a free port."""
+    log: Callable[[str], None] | None = None,
+    request_deadline: float = REQUEST_DEADLINE,
+    open_backend: Callable[[], Backend] | None = None,
+) -> RunningServer:
+    """A server bound to host:port (0 picks a free port), ready to `run()`.
+
+    `log` gets one line per request (tokens redacted); None logs nothing. `open_backend`
+    opens the mail backend for confirmation emails (default: the configured one).
+    """
     directory = site_dir or config.publish.dir
     directory.mkdir(parents=True, exist_ok=True)
-    handler = type(
-        "Handler",
-        (_Handler,),
-        {"config": config, "store_path": store_path, "clock": staticmethod(clock)},
+    app = make_app(
+        config, store_path, clock, site_dir=directory, log=log, open_backend=open_backend
     )
-    server = ThreadingHTTPServer((host, port), partial(handler, directory=str(directory)))
-    server.verbose = verbose  # type: ignore[attr-defined]
-    server.daemon_threads = True
-    return server
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    protocol = type("Protocol", (DeadlineH11Protocol,), {"request_deadline": request_deadline})
+    uv_config = uvicorn.Config(
+        app,
+        http=protocol,
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        timeout_keep_alive=KEEP_ALIVE,
+        timeout_graceful_shutdown=5,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        proxy_headers=False,
+    )
+    return RunningServer(uvicorn.Server(uv_config), sock)
 
 
-def serve_in_thread(server: ThreadingHTTPServer, poll_interval: float = 0.02) -> threading.Thread:
-    """Run `server` in a daemon thread (tests); stop it with `server.shutdown()`, which
-    returns within `poll_interval` seconds (the stdlib's default, 0.5 s, is for a CLI)."""
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
-    )
+def serve_in_thread(server: RunningServer) -> threading.Thread:
+    """Run `server` in a daemon thread (tests); `server.stop()` then `thread.join()`."""
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     return thread

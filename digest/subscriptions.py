@@ -123,17 +123,11 @@ def _link_already_sent(before: Subscriber | None, profile: Profile | None, now: 
     return now - before.created_at < LIFETIME["confirm"]
 
 
-def token_subscriber(
-    config: Config, store: Store, token: str, purpose: str, now: datetime
-) -> Subscriber:
-    """The subscriber a valid `purpose` token acts for; SubscriptionError (`tokens.INVALID`,
-    the same words for every bad token) otherwise. For pages that show before they act."""
-    return _subscriber_for(store, load_secret(config), token, purpose, now)
-
-
-def _subscriber_for(
+def subscriber_for(
     store: Store, secret: bytes, token: str, purpose: str, now: datetime
 ) -> Subscriber:
+    """The subscriber a valid token of `purpose` names; SubscriptionError otherwise, with
+    the same words (`tokens.INVALID`) for every bad token."""
     claim = parse_token(token.strip(), purpose)
     sub = store.subscriber(claim.subscriber_id)
     if sub is None:
@@ -147,7 +141,7 @@ def _subscriber_for(
 
 def confirm(config: Config, store: Store, token: str, now: datetime) -> Subscriber:
     """Confirm the subscriber a valid confirm token names (idempotent)."""
-    sub = _subscriber_for(store, load_secret(config), token, "confirm", now)
+    sub = subscriber_for(store, load_secret(config), token, "confirm", now)
     if sub.status == "unsubscribed":
         raise SubscriptionError("this address unsubscribed; subscribe again to get digests")
     store.set_subscriber_status(sub.id, "confirmed", now)
@@ -171,7 +165,7 @@ def unsubscribe(
         if sub is None:
             raise SubscriptionError(f"no subscriber {address_or_token!r}")
     else:
-        sub = _subscriber_for(store, load_secret(config), address_or_token, "unsubscribe", now)
+        sub = subscriber_for(store, load_secret(config), address_or_token, "unsubscribe", now)
     if profile is not None:
         if not store.remove_profile(sub.id, profile):
             names = ", ".join(p.name for p in sub.profiles) or "none"

@@ -357,7 +357,7 @@ def test_a_mail_setup_error_stops_before_anything_is_written(
     text += '\n[delivery.smtp]\nusername = "digest"\npassword_env = "DIGEST_TEST_SMTP_PASSWORD"\n'
     (project / "config.toml").write_text(text)
     path = write(project, "one.csv", "email,keywords\nada@example.org,LoRA\n")
-    result = run(project, "subscribers", "import", path)
+    result = run(project, "--allow-local-links", "subscribers", "import", path)
     assert (result.exit_code, result.stderr) == (
         2,
         "error: delivery.smtp.password_env: environment variable DIGEST_TEST_SMTP_PASSWORD"

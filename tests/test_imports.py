@@ -42,6 +42,7 @@ LAYERS = [
     "digest.send",
     "digest.publish",
     "digest.pipeline",
+    "digest.web",
     "digest.serve",
     "digest.schedule",
     "digest.cli",

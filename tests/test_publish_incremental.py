@@ -229,3 +229,57 @@ def test_cli_publish_full_reads_every_day(
     assert run()["written"] == 0
     assert run("--full")["written"] != 0
     assert f"▲ {old.upvotes + 1000}" in (site / "days" / "2025-03-13.html").read_text("utf-8")
+
+
+def test_publishing_from_kept_terms_gives_the_bytes_of_ranking_the_texts(
+    config: Config, seeded: Store, tmp_path: Path
+) -> None:
+    """`pipeline.publish` ranks on the terms ingest kept, decoding only the profiles'
+    features, and builds a month at a time (here in worker processes that read the store
+    themselves); a plain list of the same papers ranked by `rank.rank` analyses every
+    text in this process. The sites are the same, byte for byte."""
+    from digest import rank
+    from digest.publish import publish as publish_site
+
+    config = replace(config, publish=replace(config.publish, base_url="https://example.org/"))
+    # A paper without kept terms, and one whose text grew since its terms were kept.
+    grown = next(p for p in seeded.papers() if p.first_seen and p.first_seen.month == 12)
+    seeded.add_papers(
+        [
+            day_paper("Quantization of speech models", "2025-12-26"),
+            replace(grown, abstract=grown.abstract + " We add LoRA adapters.", sources=("x",)),
+        ]
+    )
+    assert len(seeded.paper_terms([grown.id], rank.terms_key(None))) == 0
+    kept = tmp_path / "kept"
+    report = publish(config, seeded, NOW, out_dir=kept, workers=2)
+    assert report.ranked_days == report.days == report.read_days == 4
+    texts = tmp_path / "texts"
+    publish_site(config, seeded.papers(), NOW, ranker=rank.rank, out_dir=texts, workers=1)
+    assert published_files(kept) == published_files(texts)
+    assert (kept / "days" / "2025-12-26.html").read_text("utf-8").count("Quantization of") == 1
+
+
+def test_a_month_read_at_once_is_in_the_order_of_all_papers(seeded: Store) -> None:
+    """`papers_between` sorts in Python what `papers` sorts in SQL: the same order."""
+    from datetime import date
+
+    seeded.add_papers(
+        [
+            day_paper(title, seen)
+            for title, seen in [
+                ("Zeta paper", "2025-12-26T09:00:00"),
+                ("Alpha paper", "2025-12-26T09:00:00"),
+                ("Émile paper", "2025-12-26T23:59:59"),
+                ("Early paper", "2025-12-01T00:00:00"),
+            ]
+        ]
+    )
+    everything = seeded.papers()
+    month = [p for p in everything if p.first_seen and p.first_seen.month == 12]
+    assert seeded.papers_between(date(2025, 12, 1), date(2026, 1, 1)) == month
+    assert seeded.paper_days(date(2025, 12, 1)) == [date(2025, 12, 1), date(2025, 12, 26)]
+    assert seeded.arrival_days(331, seeded.newest_paper_row()) == [
+        date(2025, 12, 1),
+        date(2025, 12, 26),
+    ]

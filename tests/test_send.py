@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 
 from digest import pipeline
 from digest.cli import cli
-from digest.codec import freeze_compact, item_keys, thaw_compact
+from digest.codec import FreezeCache, freeze_compact, item_keys, records_for, thaw_compact
 from digest.codec import freeze_digest as freeze
 from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
@@ -93,7 +94,7 @@ def seeded(config: Config, *subscribers: tuple[str, Profile]) -> Store:
 
 def thawed(store: Store, d: Delivery) -> Digest:
     """The digest a delivery froze, with the shared item records it refers to."""
-    return thaw_compact(d.content, store.frozen_items(item_keys(d.content)))
+    return thaw_compact(d.content, records_for([d.content], store.frozen_items))
 
 
 def messages(outbox: Path) -> list[email.message.EmailMessage]:
@@ -294,7 +295,7 @@ def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
         pipeline.build_digest(config, papers, profiles, DAY1)
         for profiles in ([PEFT], [broad, SPEECH], [PEFT, SPEECH], [broad])
     ]
-    frozen: dict = {}  # type: ignore[type-arg]
+    frozen = FreezeCache()
     thawed_items: dict = {}  # type: ignore[type-arg]
     claims, thawed_digests = [], []
     for digest in digests:
@@ -305,15 +306,18 @@ def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
         assert thaw_compact(content, records) == digest
         claims.append((content, records))
     items = sum(d.item_count for d in digests)
-    keys = {k for _, records in claims for k in records}
-    assert len(keys) < items  # readers share item records
-    assert len(thawed_items) == len(keys)  # each read once
+    item_records = {k for content, _ in claims for k in item_keys(content)}
+    papers = {k for _, records in claims for k in records} - item_records
+    assert len(item_records) < items  # readers share item records ...
+    assert len(papers) < len(item_records)  # ... and items of one paper share its record
+    assert all(k.startswith("p:") for k in papers)
+    assert len(thawed_items) == len(item_records)  # each read once
     # Digests that share item objects (as the planner's and thawed ones do) freeze each
-    # shared item once, to the same claims.
-    refrozen: dict = {}  # type: ignore[type-arg]
+    # shared item and paper once, to the same claims.
+    refrozen = FreezeCache()
     for digest, claim in zip(thawed_digests, claims, strict=True):
         assert freeze_compact(digest, refrozen) == claim
-    assert len(refrozen) == len(keys)
+    assert (len(refrozen.items), len(refrozen.papers)) == (len(item_records), len(papers))
 
 
 def test_cli_subscribe_confirm_send(project: Path) -> None:
@@ -336,7 +340,11 @@ def test_cli_subscribe_confirm_send(project: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "subscribed ada@example.org (pending; profiles: papers); confirmation email sent\n"
+        "subscribed ada@example.org (pending; profiles: papers); confirmation email written to "
+        f"{project / 'var' / 'outbox'}/{next((project / 'var' / 'outbox').glob('*.eml')).name}"
+        " (the outbox: nothing was mailed); its link needs `digest serve` at "
+        "http://127.0.0.1:8000/\n"
+        f"to confirm now, run: digest confirm {result.stdout.rpartition(' ')[2]}"
     )
     (confirmation,) = messages(project / "var" / "outbox")
     token = confirmation.get_body(("plain",)).get_content().split("token=")[1].split()[0]
@@ -371,7 +379,7 @@ def test_sigkill_mid_send_then_rerun_delivers_each_digest_once(seeded_project: P
                     confirmed=True,
                 )
         digest = str(Path(sys.executable).parent / "digest")
-        cmd = [digest, "--now", DAY1.isoformat(), "send"]
+        cmd = [digest, "--now", DAY1.isoformat(), "--allow-local-links", "send"]
         env = {**os.environ, "DIGEST_SECRET": "test-secret-0123456789abcdef-0123"}
         rng = random.Random(5)
         progress = []
@@ -565,3 +573,20 @@ def test_a_retry_from_the_store_is_the_message_first_sent_from_memory(
         assert untokened(r.html) == untokened(e.html)
         assert "token=" in e.html and "No new matches" not in e.subject  # a real digest
     store.close()
+
+
+def test_a_claim_made_before_paper_records_still_thaws(seeded_config: Config) -> None:
+    """Item records written before papers had records of their own held the paper inline:
+    a claim left pending across the upgrade must still resend the same digest."""
+    config = seeded_config
+    with Store(config.store_path) as store:
+        papers = store.papers()
+    digest = pipeline.build_digest(config, papers, [PEFT, SPEECH], DAY1)
+    content, records = freeze_compact(digest)
+    old = {}
+    for key in item_keys(content):
+        raw = json.loads(records[key])
+        raw["paper"] = json.loads(records[raw.pop("paper_ref")])
+        old[key] = json.dumps(raw)
+    assert thaw_compact(content, old) == digest
+    assert records_for([content], lambda keys: {k: old[k] for k in keys if k in old}) == old

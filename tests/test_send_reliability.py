@@ -51,7 +51,8 @@ def test_cli_send_exit_codes_and_json(seeded_project: Path) -> None:
     with SmtpServer(RejectingSender(530)) as server:
         config = smtp_config(seeded_project, server.port)
         seeded(config, ("ada@example.org", PEFT)).close()
-        args = ["--config", str(seeded_project / "config.toml"), "--now", DAY1.isoformat()]
+        project = ["--config", str(seeded_project / "config.toml"), "--allow-local-links"]
+        args = [*project, "--now", DAY1.isoformat()]
         paused = CliRunner().invoke(cli, [*args, "send", "--json"])
         assert paused.exit_code == 2
         body = json.loads(paused.stdout)
@@ -59,7 +60,7 @@ def test_cli_send_exit_codes_and_json(seeded_project: Path) -> None:
         server.reset(Transient(code=451, first=1))
         retry = CliRunner().invoke(cli, [*args, "send"])
         assert retry.exit_code == 1 and "1 to retry" in retry.stdout
-        later = ["--config", str(seeded_project / "config.toml"), "--now", "2025-10-16T09:00Z"]
+        later = [*project, "--now", "2025-10-16T09:00Z"]
         done = CliRunner().invoke(cli, [*later, "send"])
         assert done.exit_code == 0 and "1 sent" in done.stdout
 
@@ -152,11 +153,11 @@ def test_the_store_and_outbox_files_are_private(seeded_config: Config) -> None:
 def test_subscribe_with_a_refused_sender_is_exit_2_not_server_busy(project: Path) -> None:
     with SmtpServer(RejectingSender(550)) as server:
         config = smtp_config(project, server.port)
-        args = ["--config", str(config.path), "subscribe", "ada@example.org", "-k", "LoRA"]
-        result = CliRunner().invoke(cli, args)
+        base = ["--config", str(config.path), "--allow-local-links"]
+        result = CliRunner().invoke(cli, [*base, "subscribe", "ada@example.org", "-k", "LoRA"])
         assert result.exit_code == 2 and "refused the sender or key" in result.stdout
         server.reset(Transient(code=451, first=1))
-        again = CliRunner().invoke(cli, [*args[:2], "subscribe", "bob@example.org", "-k", "x"])
+        again = CliRunner().invoke(cli, [*base, "subscribe", "bob@example.org", "-k", "x"])
         assert again.exit_code == 1 and "NOT sent yet" in again.stdout
 
 
@@ -165,8 +166,8 @@ def test_import_with_a_refused_sender_imports_and_exits_2(project: Path) -> None
     rows.write_text("email,keywords\na@example.org,LoRA\nb@example.org,TTS\n")
     with SmtpServer(RejectingSender(550)) as server:
         config = smtp_config(project, server.port)
-        args = ["--config", str(config.path), "subscribers", "import", str(rows)]
-        result = CliRunner().invoke(cli, args)
+        args = ["--config", str(config.path), "--allow-local-links", "subscribers", "import"]
+        result = CliRunner().invoke(cli, [*args, str(rows)])
     assert result.exit_code == 2 and "2 new" in result.stdout
     assert result.stderr.count("not sent (paused:") == 2
 

@@ -33,14 +33,13 @@ def server(config: Config, tmp_path: Path) -> Iterator[str]:
     site.mkdir()
     (site / "index.html").write_text("<h1>archive</h1>")
     srv = make_server(config, config.store_path, lambda: NOW, port=0, site_dir=site)
-    serve_in_thread(srv)
-    host, port = srv.server_address[:2]
-    assert host == "127.0.0.1"
+    thread = serve_in_thread(srv)
+    assert srv.address[0] == "127.0.0.1"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield srv.url
     finally:
-        srv.shutdown()
-        srv.server_close()
+        srv.stop()
+        thread.join()
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -169,7 +168,10 @@ def test_bad_or_forged_tokens_get_400_and_change_nothing(
     assert _status(config) == "pending"
 
 
-def test_odd_content_length_is_harmless(server: str, reader: tuple[str, str]) -> None:
+def test_odd_content_length_is_a_400_and_changes_nothing(
+    server: str, reader: tuple[str, str], config: Config
+) -> None:
+    # RFC 9112 6.3: an invalid Content-Length is an unrecoverable framing error.
     _, token = reader
     import http.client
 
@@ -179,5 +181,82 @@ def test_odd_content_length_is_harmless(server: str, reader: tuple[str, str]) ->
         conn.putrequest("POST", f"/unsubscribe?token={token}")
         conn.putheader("Content-Length", length)
         conn.endheaders()
-        assert conn.getresponse().status == 200
+        assert conn.getresponse().status == 400
         conn.close()
+    assert _status(config) == "pending"
+
+
+# -- the web stack: headers, limits, logs ----------------------------------------------------
+
+
+def headers_of(url: str) -> dict[str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        return {k.lower(): v for k, v in e.headers.items()}
+
+
+def test_security_headers_on_every_page(server: str) -> None:
+    for path in ("/index.html", "/preview?keywords=speech", "/subscribe", "/nothing", "/preview"):
+        headers = headers_of(server + path)
+        csp = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "server" not in headers
+
+
+def test_token_pages_are_not_cached(server: str, reader: tuple[str, str]) -> None:
+    confirm_token, unsubscribe_token = reader
+    for path in (f"/confirm?token={confirm_token}", f"/unsubscribe?token={unsubscribe_token}"):
+        assert headers_of(server + path)["cache-control"] == "no-store"
+    assert "no-store" not in headers_of(server + "/index.html").get("cache-control", "")
+
+
+def test_a_body_over_the_limit_is_refused(server: str, reader: tuple[str, str]) -> None:
+    _, token = reader
+    status, _ = post(f"{server}/unsubscribe?token={token}", b"x" * (64 * 1024))
+    assert status == 413
+
+
+def test_a_slow_client_is_cut_off(config: Config, tmp_path: Path) -> None:
+    import socket
+
+    srv = make_server(
+        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, request_deadline=0.2
+    )
+    thread = serve_in_thread(srv)
+    try:
+        with socket.create_connection(srv.address, timeout=30) as sock:
+            sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")  # and never the end
+            # The server closes the connection (recv returns b"") instead of waiting on.
+            assert sock.recv(1024) == b""
+        with socket.create_connection(srv.address, timeout=30) as sock:
+            assert sock.recv(1024) == b""  # one that sends nothing at all
+        status, _, _ = get(srv.url + "/subscribe")  # a whole request is still served
+        assert status == 200
+    finally:
+        srv.stop()
+        thread.join()
+
+
+def test_the_log_never_holds_a_token(
+    config: Config, tmp_path: Path, reader: tuple[str, str]
+) -> None:
+    lines: list[str] = []
+    srv = make_server(
+        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, log=lines.append
+    )
+    thread = serve_in_thread(srv)
+    confirm_token, token = reader
+    try:
+        get(f"{srv.url}/confirm?token={confirm_token}")
+        post(f"{srv.url}/unsubscribe?token={token}&x=1")
+    finally:
+        srv.stop()
+        thread.join()
+    assert lines == [
+        '127.0.0.1 "GET /confirm?token=[redacted]" 200',
+        '127.0.0.1 "POST /unsubscribe?token=[redacted]&x=1" 200',
+    ]

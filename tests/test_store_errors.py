@@ -59,6 +59,9 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     # papers
     "add_papers": call([PAPER]),
     "papers": call(since=DAY),
+    "papers_between": call(DAY, DAY + timedelta(days=1)),
+    "paper_days": call(DAY),
+    "arrival_days": call(0, 1),
     "newest_paper_row": call(),
     "row_arrived_by": call(T0),
     "arrivals": call(0, 1),
@@ -94,6 +97,8 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "delivery_for": call(SUBSCRIBER_ID, DAY),
     "last_delivery": call(SUBSCRIBER_ID),
     "sent_paper_ids": call(SUBSCRIBER_ID),
+    "set_paused": call(SUBSCRIBER_ID, True, T0),
+    "recent_deliveries": call(SUBSCRIBER_ID),
     "acquire_lease": call("send", "other-host:1:1", T0, timedelta(minutes=2)),
     "release_lease": call("send", "this-host:1:1"),
     # the base

@@ -21,6 +21,7 @@ from digest.errors import DigestError, QueryError
 if TYPE_CHECKING:
     # Imported where used: `--help` and commands that need no config or store start fast.
     from digest.config import Config
+    from digest.deliver import Backend
     from digest.ingest import IngestReport
     from digest.model import Profile
     from digest.store import Store
@@ -53,9 +54,25 @@ class _Group(click.Group):
 class _Ctx:
     """Options shared by every command, resolved lazily."""
 
-    def __init__(self, config_path: str, db: str | None, now: str | None) -> None:
+    def __init__(
+        self, config_path: str, db: str | None, now: str | None, allow_local_links: bool = False
+    ) -> None:
         self.config_path, self.db, self._now = config_path, db, now
+        self.allow_local_links = allow_local_links
         self._config: Config | None = None
+
+    def check_live_links(self) -> None:
+        """Refuse (exit 2) a real mail backend whose links or sender work only here."""
+        from digest.links import check_live_links
+
+        check_live_links(self.config, allow_local=self.allow_local_links)
+
+    def backend(self) -> Backend:
+        """The configured mail backend, once `check_live_links` has passed."""
+        from digest.deliver import make_backend
+
+        self.check_live_links()
+        return make_backend(self.config.delivery)
 
     @property
     def config(self) -> Config:
@@ -120,9 +137,16 @@ def _parse_date(value: str | None, option: str) -> date | None:
 )
 @click.option("--db", metavar="PATH", help="The SQLite store to use, overriding config.toml.")
 @click.option("--now", hidden=True, help="Pretend the current time is this ISO time (tests).")
+@click.option(
+    "--allow-local-links",
+    is_flag=True,
+    help="Mail through smtp/sendgrid even when links point at this machine (testing).",
+)
 @click.version_option(package_name="papers-digest")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None) -> None:
+def cli(
+    ctx: click.Context, config_path: str, db: str | None, now: str | None, allow_local_links: bool
+) -> None:
     """papers-digest: a daily research-paper digest.
 
     Ingest paper listings into a local store, rank them against keyword profiles,
@@ -137,7 +161,7 @@ def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None) -
       digest schedule                     the same, on a schedule
     """
 
-    ctx.obj = _Ctx(config_path, db, now)
+    ctx.obj = _Ctx(config_path, db, now, allow_local_links)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from digest.errors import QueryError, SubscriptionError
 
 if TYPE_CHECKING:
     from digest.model import Delivery, Profile, Subscriber
-    from digest.pipeline import ImportReport
+    from digest.pipeline import ImportReport, SubscribeReport
     from digest.send import SendReport
 
 
@@ -87,7 +87,6 @@ def subscribe(
       digest subscribe ada@example.org --profile speech -k TTS,ASR --timezone Europe/Berlin
     """
     from digest import pipeline
-    from digest.deliver import make_backend
     from digest.keywords import parse_keywords
     from digest.rank.query import make_profile
 
@@ -101,6 +100,8 @@ def subscribe(
             )
         except QueryError as exc:
             raise SubscriptionError(str(exc)) from None
+    if not confirmed:
+        obj.check_live_links()  # before the store changes: the confirmation must work
     with obj.store() as store:
         report = pipeline.subscribe(
             obj.config,
@@ -108,7 +109,7 @@ def subscribe(
             email,
             profile,
             obj.now,
-            open_backend=lambda: make_backend(obj.config.delivery),
+            open_backend=obj.backend,
             timezone=timezone,
             send_at=send_at,
             frequency=frequency,
@@ -125,19 +126,35 @@ def subscribe(
         click.echo(json.dumps({**body, "exit_code": code}))
         sys.exit(code)
     verb = "subscribed" if result.created else "updated"
-    tail = {
+    click.echo(
+        f"{verb} {sub.email} ({sub.status}; profiles: "
+        f"{', '.join(p.name for p in sub.profiles)}){_confirmation_note(obj, report)}"
+    )
+    if sent == "sent" and obj.config.delivery.backend == "outbox":
+        token = result.confirm_link.rpartition("token=")[2]
+        click.echo(f"to confirm now, run: digest confirm {token}")
+    sys.exit(code)
+
+
+def _confirmation_note(obj: _Ctx, report: SubscribeReport) -> str:
+    """Where the confirmation email went, and what its link needs."""
+    from digest.links import public_url
+
+    delivery, result, sent = obj.config.delivery, report.result, report.confirmation
+    if sent == "sent" and delivery.backend == "outbox":
+        path = delivery.outbox_dir / f"{report.confirmation_id}.eml"
+        return (
+            f"; confirmation email written to {path} (the outbox: nothing was mailed); "
+            f"its link needs `digest serve` at {public_url(obj.config)}"
+        )
+    return {
         "": "",
-        "sent": "; confirmation email sent",
+        "sent": f"; confirmation email sent to {result.subscriber.email} by {delivery.backend}",
         "retry": "; confirmation email NOT sent yet (the mail server said later): run again",
         "failed": "; confirmation email could not be sent",
         "paused": "; confirmation email NOT sent: the mail server refused the sender or key; "
         "fix [delivery] and run again",
     }.get(sent, f"; confirmation email: {sent}")
-    click.echo(
-        f"{verb} {sub.email} ({sub.status}; profiles: "
-        f"{', '.join(p.name for p in sub.profiles)}){tail}"
-    )
-    sys.exit(code)
 
 
 @cli.command()
@@ -201,7 +218,7 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
     }
 
 
-_STATUSES = click.Choice(["pending", "confirmed", "unsubscribed"])
+_STATUSES = click.Choice(["pending", "confirmed", "paused", "unsubscribed"])
 
 
 @cli.group(invoke_without_command=True)
@@ -280,7 +297,6 @@ def import_subscribers(
       digest subscribers export --status confirmed | digest subscribers import - --confirmed
     """
     from digest import pipeline
-    from digest.deliver import make_backend
 
     data, origin = _read_input(file)
     with obj.store() as store, _progress("import") as progress:
@@ -292,7 +308,7 @@ def import_subscribers(
             obj.now,
             confirmed=confirmed,
             skip_invalid=skip_invalid,
-            open_backend=lambda: make_backend(obj.config.delivery),
+            open_backend=obj.backend,
             progress=progress,
         )
     for bad in report.bad:
@@ -415,7 +431,6 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
     the login or the API key (nothing burnt: fix [delivery] and send again).
     """
     from digest import pipeline
-    from digest.deliver import make_backend
 
     digest_date: date | None = _parse_date(day, "--date")
     if digest_date is not None and digest_date > (obj.now + EARLIEST_ZONE).date():
@@ -423,7 +438,7 @@ def send(obj: _Ctx, dry_run: bool, day: str | None, as_json: bool) -> None:
             f"--date {digest_date}: a day still to come everywhere; a digest for it would "
             "take that day's send away (use a past day, or today)"
         )
-    backend = None if dry_run else make_backend(obj.config.delivery)
+    backend = None if dry_run else obj.backend()
     try:
         with obj.store() as store, _progress("send") as progress:
             report = pipeline.send_due(

@@ -310,9 +310,8 @@ def run(obj: _Ctx, as_json: bool) -> None:
     server refused the sender or key (nothing burnt: fix [delivery] and run again).
     """
     from digest import pipeline
-    from digest.deliver import make_backend
 
-    backend = make_backend(obj.config.delivery)
+    backend = obj.backend()
     try:
         with obj.store() as store, _progress("run") as progress:
             report = pipeline.run(obj.config, store, obj.now, backend=backend, progress=progress)

@@ -28,6 +28,8 @@ def schedule(obj: _Ctx, standby: bool) -> None:
 
     from digest.schedule import run_scheduler
 
+    obj.check_live_links()
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     db_path = Path(obj.db) if obj.db else obj.config.store_path

@@ -35,11 +35,14 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
 
     \b
     GET /                            the archive (run `digest publish` first)
+    GET /subscribe                   the subscribe form (double opt-in by email)
     GET /preview?keywords=LoRA,TTS  a live digest preview (format=html|markdown|text)
-    Stop with Ctrl-C.
+    GET /confirm, /unsubscribe, /manage ?token=...   the links in readers' emails
+    Each request is logged on stderr, with tokens redacted. Stop with Ctrl-C.
     """
     from digest.serve import make_server
 
+    obj.check_live_links()  # /subscribe mails confirmation links
     store_path = Path(obj.db) if obj.db else obj.config.store_path
     now = obj._now
     clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
@@ -51,22 +54,21 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
             host=host,
             port=port,
             site_dir=Path(site_dir) if site_dir else None,
-            verbose=True,
+            log=lambda line: click.echo(line, err=True),
         )
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0") from None
-    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     click.echo(
-        f"serving http://{bound_host}:{bound_port}/ (archive) and /preview?keywords=... "
-        "; Ctrl-C stops",
+        f"serving {server.url}/ (archive), /subscribe and /preview?keywords=... ; Ctrl-C stops",
         err=True,
     )
     try:
-        server.serve_forever()
+        server.run()  # uvicorn stops on Ctrl-C (SIGINT) and SIGTERM
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        pass
     finally:
-        server.server_close()
+        server.sock.close()
+    click.echo("stopped", err=True)
 
 
 @cli.command()

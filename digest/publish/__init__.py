@@ -32,13 +32,16 @@ the day, so every paper is still found from its day page and from search.
 
 Publishing is incremental and costs what changed: only the days that may have changed
 are read from the store (`source`: days with new rows, the last few days, days after the
-last publish), ranked when their papers changed, and planned; the other days' pages and
+last publish), ranked when their papers changed, and planned, a month at a time, in
+worker processes when many days need ranking (`days`); the other days' pages and
 search shards are neither planned nor rendered, their picks come from the saved state.
 Site-wide pages (index, profile pages, feeds, sitemap, the search day list) are planned
-every time from the saved picks. A file whose inputs are unchanged is not rendered, and
-a file whose rendering is byte-identical is not rewritten, so mtimes say what really
-changed. Files the previous publish wrote that are no longer part of the site are
-removed. `full=True` reads and plans every day (a change to an old paper then shows).
+every time from the saved states of all days (picks and display copies of the picked
+papers), so no more than a month of papers is ever held at once. A file whose inputs
+are unchanged is not rendered, and a file whose rendering is byte-identical is not
+rewritten, so mtimes say what really changed. Files the previous publish wrote that
+are no longer part of the site are removed. `full=True` reads and plans every day (a
+change to an old paper then shows).
 """
 
 from __future__ import annotations
@@ -52,6 +55,14 @@ from pathlib import Path, PurePosixPath
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Paper
+from digest.publish.days import (
+    DaysJob,
+    SiteContext,
+    SourceOpener,
+    month_chunks,
+    run_chunks,
+    site_environment,
+)
 from digest.publish.feeds import feed_pages, sitemap_pages, static_pages
 from digest.publish.manifest import (
     DAYS_DIR,
@@ -60,27 +71,17 @@ from digest.publish.manifest import (
     Manifest,
     day_path,
     inputs_hash,
-    paper_key,
     same_content,
     write_atomic,
 )
-from digest.publish.names import day_of, plain, shorten, unique_slugs
-from digest.publish.picks import (
-    Pick,
-    RankFn,
-    day_key,
-    pick_from_json,
-    pick_to_json,
-    rank_days_parallel,
-    ranking_basis,
-)
+from digest.publish.names import day_of, unique_slugs
+from digest.publish.picks import Pick, RankFn, pick_from_json, ranking_basis
 from digest.publish.profiles import profile_pages
-from digest.publish.search import index_list_page, shard_page
-from digest.publish.site import SITE_VERSION, TEMPLATES, Page, day_pages, index_page, template_hash
-from digest.publish.source import PaperSource, Reading, read_papers
-from digest.publish.views import Archive, ProfileInfo, display_copy, from_display_copy
+from digest.publish.search import index_list_page
+from digest.publish.site import SITE_VERSION, TEMPLATES, Page, index_page, template_hash
+from digest.publish.source import PaperSource, Reading, plan_reading
+from digest.publish.views import Archive, ProfileInfo, from_display_copy
 from digest.rank.query import profile_text
-from digest.render import make_environment
 
 __all__ = ["PaperSource", "PublishError", "PublishReport", "publish"]
 
@@ -122,13 +123,15 @@ def publish(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     full: bool = False,
+    reopen: SourceOpener | None = None,
 ) -> PublishReport:
     """Write (or bring up to date) the static archive of `papers` (the store, or the
     stored papers) up to `now`.
 
     `ranker` ranks the days whose cached picks are stale (`rank.rank`). `out_dir` defaults
-    to `[publish] dir`. `workers` is the number of processes that rank days (None: one
-    per CPU when many days need ranking). `full` reads and plans every day, not only the
+    to `[publish] dir`. `workers` is the number of processes that build days (None: one
+    per CPU when many days need ranking); they read the store through `reopen` (without
+    it, days are built in this process). `full` reads and plans every day, not only the
     ones that may have changed. Raises `PublishError` when the directory cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
@@ -141,22 +144,27 @@ def publish(
     # build state must describe exactly the pages on disk.
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _publish_locked(config, papers, now, ranker, out, progress, workers, full)
+        try:
+            return _publish_locked(
+                config, papers, now, ranker, out, progress, workers, full, reopen
+            )
+        except OSError as exc:
+            raise PublishError(f"{out}: cannot write the site ({exc})") from None
 
 
 def _publish_locked(
     config: Config,
-    source: Sequence[Paper] | PaperSource,
+    given: Sequence[Paper] | PaperSource,
     now: datetime,
     ranker: RankFn,
     out: Path,
     progress: ProgressFn | None,
     workers: int | None,
     full: bool,
+    reopen: SourceOpener | None,
 ) -> PublishReport:
     manifest = Manifest.load(out)
-    env = make_environment(config.templates_dir)
-    env.filters.update(plain=plain, shorten=shorten)
+    env = site_environment(config.templates_dir)
     globals_key = inputs_hash(SITE_VERSION, config.digest_title, template_hash(env, TEMPLATES))
     basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None)
     today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
@@ -167,164 +175,119 @@ def _publish_locked(
         and manifest.complete
         and (manifest.basis, manifest.globals_key) == (basis, globals_key)
     )
-    reading = read_papers(source, manifest, today, incremental=incremental)
-    archive, kept, ranked = _build_archive(config, reading, today, ranker, manifest, basis, workers)
+    source, reading = plan_reading(given, manifest, today, incremental=incremental)
+    since = reading.since
+    kept = {d: s for d, s in manifest.days.items() if since is not None and d < since}
+    profiles = config.profiles
+    infos = tuple(
+        ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
+        for p, slug in zip(profiles, unique_slugs([p.name for p in profiles]), strict=True)
+    )
+    site = SiteContext(config, out, globals_key, basis, infos, ranker)
+    jobs = []
+    before = max(kept, default=None)
+    for days in month_chunks(reading.days):
+        saved = {d: manifest.days[d] for d in days if d in manifest.days}
+        jobs.append(DaysJob(tuple(days), before, saved))
+        before = days[-1]
+    to_rank = sum(len(j.days) - len(j.saved) for j in jobs) if incremental else len(reading.days)
+    results = run_chunks(jobs, site, source, reopen if source is given else None, workers, to_rank)
 
-    # Pages of the days read; the kept days' pages stay as they are, unplanned.
-    owned = {
-        d: [*day_pages(archive, env, globals_key, d), shard_page(archive, d)]
-        for d in archive.day_papers
-    }
+    states = dict(kept)
+    written: list[str] = []
+    done = 0
+    for result in results:
+        states.update(result.states)
+        written += result.written
+        for path in result.planned:
+            done += 1
+            if progress:
+                progress(done, done + len(infos) * 3 + 8, path)
+    archive = _site_archive(config, infos, states)
     site_wide: list[Page] = static_pages(env)
     site_wide.append(index_page(archive, env, globals_key))
     site_wide += profile_pages(archive, env, globals_key)
     site_wide += feed_pages(archive, env, globals_key)
     site_wide.append(index_list_page(archive))
-    site_wide += sitemap_pages(archive, env, _sitemap_paths(archive, site_wide, owned, kept))
-    planned = [*site_wide, *(page for pages in owned.values() for page in pages)]
+    site_wide += sitemap_pages(archive, env, _sitemap_paths(archive, site_wide, states))
 
     old_keys = dict(manifest.pages)
     for state in manifest.days.values():
         old_keys.update(state.pages)
-    kept_pages = {path for state in kept.values() for path in state.pages}
-    written: list[str] = []
-    try:
-        for done, page in enumerate(planned, 1):
-            target = out / page.path
-            if old_keys.get(page.path) != page.key or not target.exists():
-                data = page.render()
-                if not same_content(target, data):
-                    write_atomic(target, data)
-                    written.append(page.path)
-            if progress:
-                progress(done, len(planned), page.path)
-        current = {p.path for p in planned} | kept_pages
-        removed = _remove_stale(out, set(old_keys) - current)
-        states = dict(kept)
-        for d, pages in owned.items():
-            states[d] = _day_state(archive, d, pages)
-            text = states[d].dumps().encode("utf-8")
-            if not same_content(day_path(out, d), text):
-                write_atomic(day_path(out, d), text)
-        _remove_day_states(out, set(manifest.days) - set(states), set(states), reading)
-        manifest = Manifest(
-            pages={p.path: p.key for p in site_wide},
-            row=reading.row,
-            through=today,
-            basis=basis,
-            globals_key=globals_key,
-            days=states,
-        )
-        text = manifest.dumps().encode("utf-8")
-        if not same_content(out / MANIFEST_NAME, text):
-            write_atomic(out / MANIFEST_NAME, text)
-    except OSError as exc:
-        raise PublishError(f"{out}: cannot write the site ({exc})") from None
-    total = len(current)
+    total = done + len(site_wide)
+    for page in site_wide:
+        target = out / page.path
+        if old_keys.get(page.path) != page.key or not target.exists():
+            data = page.render()
+            if not same_content(target, data):
+                write_atomic(target, data)
+                written.append(page.path)
+        done += 1
+        if progress:
+            progress(done, total, page.path)
+    current = {p.path for p in site_wide} | {path for s in states.values() for path in s.pages}
+    removed = _remove_stale(out, set(old_keys) - current)
+    _remove_day_states(out, set(manifest.days) - set(states), set(states), reading)
+    manifest = Manifest(
+        pages={p.path: p.key for p in site_wide},
+        row=reading.row,
+        through=today,
+        basis=basis,
+        globals_key=globals_key,
+        days=states,
+    )
+    text = manifest.dumps().encode("utf-8")
+    if not same_content(out / MANIFEST_NAME, text):
+        write_atomic(out / MANIFEST_NAME, text)
     return PublishReport(
         out_dir=out,
         written=len(written),
-        unchanged=total - len(written),
+        unchanged=len(current) - len(written),
         removed=removed,
-        total=total,
+        total=len(current),
         days=len(archive.days),
         papers=sum(archive.counts.values()),
-        ranked_days=ranked,
+        ranked_days=sum(r.ranked for r in results),
         written_paths=tuple(written),
-        read_days=len(archive.day_papers),
+        read_days=sum(len(r.states) for r in results),
     )
 
 
-def _build_archive(
-    config: Config,
-    reading: Reading,
-    today: date,
-    ranker: RankFn,
-    manifest: Manifest,
-    basis: str,
-    workers: int | None,
-) -> tuple[Archive, dict[date, DayState], int]:
-    """The archive: the days read (grouped, keyed, ranked when their key is new) and the
-    saved days older than the reading. Returns it, the saved states kept, and how many
-    days were ranked."""
-    by_day: dict[date, list[Paper]] = {}
-    for paper in reading.papers:
-        if paper.first_seen is None:
-            continue
-        day = day_of(paper.first_seen)
-        if day <= today:
-            by_day.setdefault(day, []).append(paper)
-    since = reading.since
-    kept = {d: s for d, s in manifest.days.items() if since is not None and d < since}
-    fingerprints = {p.id: paper_key(p) for day in by_day.values() for p in day}
-    keys = {d: day_key(basis, d, [fingerprints[p.id] for p in ps]) for d, ps in by_day.items()}
+def _site_archive(
+    config: Config, infos: Sequence[ProfileInfo], states: dict[date, DayState]
+) -> Archive:
+    """What the site-wide pages are made of: every day's saved state (counts, keys,
+    picks and display copies of the picked papers); no day's papers."""
     picks: dict[date, list[Pick]] = {}
-    stale = []
-    for d in by_day:
-        cached = manifest.days.get(d)
-        if cached and cached.key == keys[d]:
-            try:
-                picks[d] = [pick_from_json(d, raw) for raw in cached.picks]
-                continue
-            except (KeyError, TypeError, ValueError):
-                pass  # a damaged cache entry: rank the day again
-        stale.append(d)
-    profiles = list(config.profiles)
-    synonyms = config.synonyms or None
-    if stale:
-        stale.sort(reverse=True)
-        days = [(d, by_day[d]) for d in stale]
-        picks.update(rank_days_parallel(days, profiles, config.ranking, synonyms, ranker, workers))
-    papers = {p.id: p for day in by_day.values() for p in day}
-    for d, state in kept.items():
+    papers: dict[str, Paper] = {}
+    for d, state in states.items():
         picks[d] = [pick_from_json(d, raw) for raw in state.picks]
         for pid, raw in state.papers.items():
             papers.setdefault(pid, from_display_copy(raw))
-        keys[d] = state.key
-    infos = [
-        ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
-        for p, slug in zip(profiles, unique_slugs([p.name for p in profiles]), strict=True)
-    ]
     archive = Archive(
         title=config.digest_title,
         base_url=config.publish.base_url,
-        profiles=infos,
-        days=sorted(set(by_day) | set(kept), reverse=True),
-        counts={**{d: s.count for d, s in kept.items()}, **{d: len(p) for d, p in by_day.items()}},
-        day_keys=keys,
+        profiles=list(infos),
+        days=sorted(states, reverse=True),
+        counts={d: s.count for d, s in states.items()},
+        day_keys={d: s.key for d, s in states.items()},
         picks=picks,
         papers=papers,
-        day_papers=by_day,
-        fingerprints=fingerprints,
+        day_papers={},
+        fingerprints={},
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
+        subscribe_url=_subscribe_url(config),
     )
-    archive.index_picks()
-    return archive, kept, len(stale)
-
-
-def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
-    """What the next publish needs of a day it does not read again."""
-    picks = archive.picks.get(day, [])
-    return DayState(
-        key=archive.day_keys[day],
-        count=archive.counts[day],
-        picks=[pick_to_json(p) for p in picks],
-        papers={p.paper_id: display_copy(archive.papers[p.paper_id]) for p in picks},
-        pages={p.path: p.key for p in pages},
-    )
+    return archive  # no `index_picks`: only permalinks (day pages) show a paper's picks
 
 
 def _sitemap_paths(
-    archive: Archive,
-    site_wide: list[Page],
-    owned: dict[date, list[Page]],
-    kept: dict[date, DayState],
+    archive: Archive, site_wide: list[Page], states: dict[date, DayState]
 ) -> list[tuple[str, date | None]]:
     """Every HTML page (index first) with the day it last changed for."""
     newest = archive.days[0] if archive.days else None
-    day_of_page = {p.path: d for d, pages in owned.items() for p in pages}
-    day_of_page.update({path: d for d, s in kept.items() for path in s.pages})
+    day_of_page = {path: d for d, s in states.items() for path in s.pages}
     paths: list[tuple[str, date | None]] = [("", newest)]
     paths += [(p.path, newest) for p in site_wide if p.path.startswith("profiles/")]
     owned_html = [(path, d) for path, d in day_of_page.items() if path.endswith(".html")]
@@ -357,3 +320,10 @@ def _remove_stale(out: Path, paths: set[str]) -> int:
             target.unlink()
             removed += 1
     return removed
+
+
+def _subscribe_url(config: Config) -> str:
+    """Where the index's subscribe form points: only a configured public_url (a reader of
+    the static files has no `digest serve` of their own to post to)."""
+    url = config.delivery.public_url
+    return (url if url.endswith("/") else url + "/") + "subscribe" if url else ""

@@ -3,8 +3,8 @@
 Ranking is the expensive part of publishing (the analyzer reads every paper), so each
 day's result is cached in the manifest under a key that covers everything `rank` reads:
 the day's papers, the profiles, the settings and the synonyms. A day whose key is
-unchanged is not ranked again; days that need ranking are spread over worker processes
-when there are many of them (a whole archive from scratch).
+unchanged is not ranked again (`days` builds the days, in worker processes when there
+are many of them to rank: a whole archive from scratch).
 
 Picks also carry the highlight spans of their title and snippets, computed here with the
 ranker's own analyzer (so `LoRA` highlights "low-rank adaptation"), once per day.
@@ -13,12 +13,7 @@ ranker's own analyzer (so `LoRA` highlights "low-rank adaptation"), once per day
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
@@ -31,8 +26,6 @@ RankFn = Callable[..., list[tuple[DigestItem, ...]]]
 
 #: Bump when the cached pick format or the way picks are made changes.
 PICKS_VERSION = 1
-#: Below this many days to rank, worker processes cost more than they save.
-_PARALLEL_MIN_DAYS = 16
 
 Span = tuple[int, int]
 
@@ -126,60 +119,6 @@ def rank_days(
     return out
 
 
-def _rank_chunk(
-    args: tuple[
-        Sequence[tuple[date, Sequence[Paper]]], Sequence[Profile], RankSettings, Mapping, RankFn
-    ],
-) -> list[tuple[str, list]]:
-    """Worker entry point: rank a chunk of days, return them in cache form (cheap pickles)."""
-    days, profiles, settings, synonyms, ranker = args
-    ranked = rank_days(days, profiles, settings, synonyms or None, ranker)
-    return [(d.isoformat(), [pick_to_json(p) for p in picks]) for d, picks in ranked.items()]
-
-
-def rank_days_parallel(
-    days: Sequence[tuple[date, Sequence[Paper]]],
-    profiles: Sequence[Profile],
-    settings: RankSettings,
-    synonyms: Mapping | None,
-    ranker: RankFn,
-    workers: int | None = None,
-) -> dict[date, list[Pick]]:
-    """`rank_days`, spread over `workers` processes (None: one per CPU when worth it)."""
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(days) >= _PARALLEL_MIN_DAYS else 1
-    workers = max(1, min(workers, len(days)))
-    if workers == 1:
-        return rank_days(days, profiles, settings, synonyms, ranker)
-    # Interleaved chunks balance busy and quiet days; a few chunks per worker keep all
-    # workers busy to the end.
-    n_chunks = min(len(days), workers * 4)
-    chunks = [days[i::n_chunks] for i in range(n_chunks)]
-    out: dict[date, list[Pick]] = {}
-    # fork is cheapest, but forking a process that runs other threads (a progress bar's
-    # refresh thread, say) can deadlock the child: then spawn, which re-imports instead.
-    single_threaded = threading.active_count() == 1
-    method = "fork" if single_threaded and "fork" in _start_methods() else "spawn"
-    try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(method)
-        ) as pool:
-            jobs = [(chunk, profiles, settings, dict(synonyms or {}), ranker) for chunk in chunks]
-            for result in pool.map(_rank_chunk, jobs):
-                for day_text, raw in result:
-                    day = date.fromisoformat(day_text)
-                    out[day] = [pick_from_json(day, r) for r in raw]
-    except (BrokenProcessPool, OSError, RuntimeError):
-        # No usable worker processes (a sandbox without fork, a script that spawns
-        # without a `__main__` guard ...): the same work, in this process.
-        return rank_days(days, profiles, settings, synonyms, ranker)
-    return out
-
-
-def _start_methods() -> list[str]:
-    return multiprocessing.get_all_start_methods()
-
-
 def pick_to_json(pick: Pick) -> list:
     """A pick as a compact JSON list (the manifest's cache form; the day is the key)."""
     return [
@@ -194,15 +133,18 @@ def pick_to_json(pick: Pick) -> list:
 
 
 def pick_from_json(day: date, raw: list) -> Pick:
-    """The inverse of `pick_to_json`."""
+    """The inverse of `pick_to_json` (list comprehensions, not generators: a year's
+    publish reads some ten thousand picks back every time)."""
     profile, paper_id, score, matches, snippets, title_spans, snippet_spans = raw
     return Pick(
         day=day,
         profile=int(profile),
         paper_id=str(paper_id),
         score=float(score),
-        matches=tuple(Match(str(k), tuple(f)) for k, f in matches),
+        matches=tuple([Match(str(k), tuple(f)) for k, f in matches]),
         snippets=tuple(snippets),
-        title_spans=tuple((int(s), int(e)) for s, e in title_spans),
-        snippet_spans=tuple(tuple((int(s), int(e)) for s, e in spans) for spans in snippet_spans),
+        title_spans=tuple([(int(s), int(e)) for s, e in title_spans]),
+        snippet_spans=tuple(
+            [tuple([(int(s), int(e)) for s, e in spans]) for spans in snippet_spans]
+        ),
     )

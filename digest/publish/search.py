@@ -25,7 +25,7 @@ from datetime import date
 from digest.publish.manifest import inputs_hash
 from digest.publish.names import plain
 from digest.publish.site import Page
-from digest.publish.views import Archive, day_href, paper_anchor, paper_href
+from digest.publish.views import Archive, day_href, paper_href
 
 SEARCH_INDEX = "search-index.js"
 #: Bump when the shard rows change.
@@ -68,10 +68,11 @@ def shard_page(archive: Archive, day: date) -> Page:
 
     def render() -> bytes:
         page = day_href("", day)
+        listings = archive.listings
         rows = [
             [
-                paper_href("", p.id) if p.id in permalinked else f"{page}#{paper_anchor(p.id)}",
-                plain(p.title).strip(),
+                paper_href("", p.id) if p.id in permalinked else f"{page}#{listings[p.id].anchor}",
+                listings[p.id].title.strip(),
                 lede(p.abstract),
             ]
             for p in archive.day_papers[day]

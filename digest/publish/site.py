@@ -19,16 +19,8 @@ from markupsafe import Markup, escape
 
 from digest.model import Paper
 from digest.publish.manifest import inputs_hash
-from digest.publish.names import paper_file, plain
-from digest.publish.views import (
-    Archive,
-    day_href,
-    external_links,
-    item_view,
-    paper_anchor,
-    paper_href,
-    readable_links,
-)
+from digest.publish.names import paper_file
+from digest.publish.views import Archive, Listing, day_href, external_links, item_view, paper_href
 from digest.render import paper_meta
 
 #: Bump when the pages change in a way the templates' text does not show.
@@ -102,6 +94,7 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
             all_days=all_days,
             totals=totals,
             paper_count=sum(archive.counts.values()),
+            subscribe_url=archive.subscribe_url,
             **common,
         )
 
@@ -110,34 +103,38 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
         profiles_signature(archive),
         archive.recent_days,
         [(d.isoformat(), archive.day_keys[d]) for d in archive.days],
+        archive.subscribe_url,
     )
     return Page("index.html", key, render_index)
 
 
-def other_papers_html(papers: list[Paper], permalinked: set[str]) -> Markup:
+def other_papers_html(
+    papers: list[Paper], permalinked: set[str], listings: dict[str, Listing]
+) -> Markup:
     """The `<li>` of each paper of a day no profile picked: its title, linking to its
     permalink or else to its source, its meta line and its other links, under an anchor
     that search results point at.
 
     Made here rather than in day.html.j2: a year at 2,000 papers a day is 730,000 of these
     rows, and a Jinja loop with filters costs several times what this does. Every piece of
-    paper text goes through `escape`; urls are `readable_links`, which passed `safe_url`.
+    paper text goes through `escape`; urls are `readable_links` (in `listings`), which
+    passed `safe_url`.
     """
     rows = []
     for p in papers:
+        listed = listings[p.id]
         if p.id in permalinked:
             href, links = paper_href("../", p.id), []
         else:
-            links = readable_links(p)
-            href = links.pop(0)[1]
+            href, links = listed.links[0][1], listed.links[1:]
         external = ' rel="noopener noreferrer"' if href.startswith("http") else ""
         more = "".join(
             f' · <a href="{escape(url)}" rel="noopener noreferrer">{escape(label)}</a>'
             for label, url in links
         )
         rows.append(
-            f'<li class="item" id="{paper_anchor(p.id)}"><a class="title" href="{escape(href)}"'
-            f'{external}>{escape(plain(p.title))}</a><div class="meta">'
+            f'<li class="item" id="{listed.anchor}"><a class="title" href="{escape(href)}"'
+            f'{external}>{escape(listed.title)}</a><div class="meta">'
             f"{escape(paper_meta(p))}{more}</div></li>\n"
         )
     return Markup("".join(rows))
@@ -169,7 +166,7 @@ def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: 
             count=archive.counts[day],
             sections=sections,
             others=len(others),
-            others_html=other_papers_html(others, permalinked),
+            others_html=other_papers_html(others, permalinked, archive.listings),
             previous=(previous, day_href("../", previous)) if previous else None,
             **common,
         )

@@ -2,8 +2,9 @@
 
 A year at 2,000 papers a day is 730,000 papers; reading, hashing and grouping all of them
 costs more than a new day is worth. So `publish` takes either a plain sequence of papers
-(read whole, every time: tests and small callers) or a `PaperSource`, which the store
-already is, and then reads only the days from `since` on, where `since` is the earliest of
+(all of it read every time, as a `PaperList`: tests and small callers) or a
+`PaperSource`, which the store already is, and then reads only the days from `since` on,
+where `since` is the earliest of
 
 - the day of any paper that arrived (a new store row) since the last publish;
 - the day after the last publish's "today", when `now` has moved on (days after the
@@ -15,13 +16,16 @@ Older days keep what the last publish made of them (picks, pages). A change to a
 older than that window (a merge into an old row) shows when its day is read again: by
 `publish(..., full=True)`, or whenever the ranking basis or the templates change, or the
 build state is lost, since each of those reads every day.
+
+`plan_reading` only decides which days those are (`paper_days`); the papers themselves
+are read a month at a time (`papers_between`) by `days.build_days`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Protocol
 
 from digest.model import Paper
@@ -35,49 +39,79 @@ REREAD_DAYS = 3
 class PaperSource(Protocol):
     """The part of the store a publish reads (`digest.store.Store` has exactly this)."""
 
-    def papers(self, since: date | datetime | None = None) -> list[Paper]:
-        """Papers first seen on or after `since` (all when None)."""
+    def papers_between(self, low: date, high: date) -> list[Paper]:
+        """Papers first seen (UTC) on a day from `low` up to, not including, `high`."""
+        ...
+
+    def paper_days(self, since: date | None = None) -> list[date]:
+        """The UTC days papers were first seen on (from `since`), oldest first."""
         ...
 
     def newest_paper_row(self) -> int:
         """The newest row number (rows only grow)."""
         ...
 
-    def arrivals(self, low: int, high: int) -> list[tuple[int, Paper]]:
-        """(row, paper) of the rows after `low` up to `high`."""
+    def arrival_days(self, low: int, high: int) -> list[date]:
+        """The UTC days first seen of the rows after `low` up to `high`."""
         ...
+
+
+class PaperList:
+    """A plain sequence of papers as a `PaperSource` (tests and small callers): it has
+    no rows, so every publish reads all of it."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self._by_day: dict[date, list[Paper]] = {}
+        for paper in papers:
+            if paper.first_seen is not None:
+                self._by_day.setdefault(day_of(paper.first_seen), []).append(paper)
+
+    def papers_between(self, low: date, high: date) -> list[Paper]:
+        return [p for d, ps in self._by_day.items() if low <= d < high for p in ps]
+
+    def paper_days(self, since: date | None = None) -> list[date]:
+        return sorted(d for d in self._by_day if since is None or d >= since)
+
+    def newest_paper_row(self) -> int:
+        return 0
+
+    def arrival_days(self, low: int, high: int) -> list[date]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The papers a publish read, and which days they cover."""
+    """Which days a publish reads: from `since` on, up to today."""
 
-    papers: list[Paper]  #: every paper of the days from `since` on (up to today)
-    since: date | None  #: None: every day was read, the saved days are all superseded
-    row: int | None  #: the source's newest row when read (None for a plain sequence)
+    days: list[date]  #: the days from `since` on that have papers, oldest first
+    since: date | None  #: None: every day is read, the saved days are all superseded
+    row: int | None  #: the source's newest row when planned (None for a plain sequence)
 
 
-def read_papers(
+def plan_reading(
     source: Sequence[Paper] | PaperSource,
     manifest: Manifest,
     today: date,
     *,
     incremental: bool,
-) -> Reading:
-    """Read what this publish must look at; everything unless `incremental` (the saved
-    state is complete and still describes the same ranking and templates)."""
+) -> tuple[PaperSource, Reading]:
+    """The source to read and which of its days this publish must look at: every day
+    unless `incremental` (the saved state is complete and still describes the same
+    ranking and templates). No paper is read here."""
     if isinstance(source, Sequence):
-        return Reading(list(source), None, None)
+        listed = PaperList(source)
+        return listed, Reading(_upto(listed.paper_days(), today), None, None)
     high = source.newest_paper_row()
     previous, through = manifest.row, manifest.through
     if not incremental or previous is None or through is None or high < previous:
-        return Reading(source.papers(), None, high)
+        return source, Reading(_upto(source.paper_days(), today), None, high)
     candidates = [today - timedelta(days=REREAD_DAYS - 1)]
     if today > through:
         candidates.append(through + timedelta(days=1))
-    candidates += [day_of(p.first_seen) for _, p in source.arrivals(previous, high) if p.first_seen]
+    candidates += source.arrival_days(previous, high)
     since = min(candidates)
-    papers = [
-        p for p in source.papers(since=since) if p.first_seen and day_of(p.first_seen) >= since
-    ]
-    return Reading(papers, since, high)
+    return source, Reading(_upto(source.paper_days(since), today), since, high)
+
+
+def _upto(days: list[date], today: date) -> list[date]:
+    return [d for d in days if d <= today]

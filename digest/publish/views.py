@@ -68,10 +68,14 @@ class Archive:
     fingerprints: dict[str, str]
     recent_days: int = 14
     feed_entries: int = 50
+    #: `digest serve`'s subscribe page ([delivery] public_url + "subscribe"), "" for none
+    subscribe_url: str = ""
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
     #: day -> ids of its papers with a permalink (filled by `permalinked`)
     permalinks: dict[date, set[str]] = field(default_factory=dict)
+    #: paper id -> what its day page and its search row both show (filled by `permalinked`)
+    listings: dict[str, Listing] = field(default_factory=dict)
 
     def index_picks(self) -> None:
         self.picks_of_paper = {}
@@ -94,10 +98,26 @@ class Archive:
         """Ids of the papers of a day read this time that get a permalink page."""
         if day not in self.permalinks:
             picked = {p.paper_id for p in self.picks.get(day, [])}
+            listed = {p.id: Listing.of(p) for p in self.day_papers[day]}
+            self.listings.update(listed)
             self.permalinks[day] = {
-                p.id for p in self.day_papers[day] if p.id in picked or not readable_links(p)
+                pid for pid, got in listed.items() if pid in picked or not got.links
             }
         return self.permalinks[day]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A paper as its day page and its search row list it (each made once a paper: a
+    year is 730,000 of them)."""
+
+    anchor: str  #: `paper_anchor`
+    title: str  #: `plain(title)`
+    links: list[tuple[str, str]]  #: `readable_links`
+
+    @classmethod
+    def of(cls, paper: Paper) -> Listing:
+        return cls(paper_anchor(paper.id), plain(paper.title), readable_links(paper))
 
 
 def display_copy(paper: Paper) -> list:

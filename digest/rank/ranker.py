@@ -23,7 +23,7 @@ from digest.rank.index import PaperIndex, build_index
 from digest.rank.query import compile_keyword
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
-from digest.rank.terms import terms_for
+from digest.rank.terms import terms_for, terms_wanted
 
 DEFAULT_SETTINGS = RankSettings()
 
@@ -60,7 +60,11 @@ def prepare(
     any profile may be); the index then holds those features only.
     """
     analyzer = analyzer_for(synonyms)
-    terms = terms_for(papers, analyzer, blobs)
+    # An index of known features decodes only those of each kept blob.
+    if wanted is None:
+        terms = terms_for(papers, analyzer, blobs)
+    else:
+        terms = terms_wanted(papers, analyzer, blobs, wanted)
     index = build_index(papers, analyzer, settings, terms, wanted)
     pop, rec = paper_priors(papers, now, settings)
     pw, rw = settings.popularity_weight, settings.recency_weight

@@ -127,6 +127,41 @@ class PapersMixin(StoreBase):
         sources = self._sources() if since is None else self._sources_of([r["id"] for r in rows])
         return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
 
+    def papers_between(self, low: date, high: date) -> list[Paper]:
+        """The papers first seen (UTC) on a day from `low` up to, not including, `high`,
+        as `papers` gives them: a publish reads a year a month at a time."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM papers WHERE first_seen >= ? AND first_seen < ?",
+            (low.isoformat(), high.isoformat()),
+        ).fetchall()
+        # `papers`' order (first_seen DESC, id), sorted here: SQLite would sort whole rows
+        # (a month's abstracts) in a temporary table. Text compares alike in both (UTF-8
+        # byte order is code point order), and Python's sorts are stable.
+        rows.sort(key=lambda r: r["id"])
+        rows.sort(key=lambda r: r["first_seen"], reverse=True)
+        sources = self._sources_of([r["id"] for r in rows])
+        return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
+
+    def paper_days(self, since: date | None = None) -> list[date]:
+        """The UTC days on which stored papers were first seen (from `since`), oldest
+        first: what a publish plans before it reads any paper."""
+        rows = self._db.execute(
+            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE first_seen >= ?"
+            " ORDER BY 1",
+            (since.isoformat() if since else "",),
+        ).fetchall()
+        return [date.fromisoformat(r[0]) for r in rows]
+
+    def arrival_days(self, low: int, high: int) -> list[date]:
+        """The UTC days first seen of the rows after `low` up to `high`, oldest first:
+        which days a publish must read again, without reading those papers."""
+        rows = self._db.execute(
+            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE rowid > ? AND rowid <= ?"
+            " ORDER BY 1",
+            (low, high),
+        ).fetchall()
+        return [date.fromisoformat(r[0]) for r in rows]
+
     def newest_paper_row(self) -> int:
         """The row number of the newest paper (rows only grow): a digest's high-water mark."""
         return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM papers").fetchone()[0])

@@ -277,8 +277,11 @@ def update_from_8_to_9(db: sqlite3.Connection) -> None:
 
 
 def update_from_9_to_10(db: sqlite3.Connection) -> None:
-    """PLACEHOLDER for the version-10 step of another branch (web-journey): it changes
-    nothing here and is replaced by that step when the branches merge."""
+    """A confirmed reader can pause their digests (the manage page) and resume them:
+    `paused_at` set means paused. Status keeps its three values (its CHECK stays), and
+    the store reports a paused confirmed reader as status "paused", which the planner
+    does not send to."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN paused_at TEXT")
 
 
 def update_from_10_to_11(db: sqlite3.Connection) -> None:

@@ -15,7 +15,7 @@ from digest.store.base import IN_CHUNK, StoreBase, iso, rows_in
 
 _SUB_COLUMNS = (
     "id, email, status, timezone, send_at, frequency, notify_empty, created_at, confirmed_at,"
-    " unsubscribed_at"
+    " unsubscribed_at, paused_at"
 )
 #: Addresses per transaction of `upsert_subscribers`: one executemany per table each.
 UPSERT_PAGE = 5000
@@ -230,7 +230,7 @@ class SubscribersMixin(StoreBase):
                 profile_rows.extend(_profile_values(sid, p) for p in want.profiles.values())
                 created.append(
                     _subscriber(
-                        dict(zip(_INSERT_COLUMNS, values, strict=True)),
+                        {**dict(zip(_INSERT_COLUMNS, values, strict=True)), "paused_at": None},
                         tuple(sorted(want.profiles.values(), key=lambda p: p.name)),
                     )
                 )
@@ -266,9 +266,11 @@ class SubscribersMixin(StoreBase):
     def set_subscriber_status(self, subscriber_id: int, status: str, now: datetime) -> bool:
         """Confirm or unsubscribe; returns False when nothing changed (idempotent)."""
         column = {"confirmed": "confirmed_at", "unsubscribed": "unsubscribed_at"}[status]
+        paused = ", paused_at = NULL" if status == "unsubscribed" else ""  # a new start
         with self._transaction() as db:
             cur = db.execute(
-                f"UPDATE subscribers SET status = ?, {column} = ? WHERE id = ? AND status != ?",
+                f"UPDATE subscribers SET status = ?, {column} = ?{paused}"
+                " WHERE id = ? AND status != ?",
                 (status, iso(now), subscriber_id, status),
             )
             return cur.rowcount > 0
@@ -290,9 +292,9 @@ class SubscribersMixin(StoreBase):
         return rows[0] if rows else None
 
     def subscribers(self, status: str | None = None) -> list[Subscriber]:
-        """All subscribers (or those with `status`), by address."""
+        """All subscribers (or those with `status`, "paused" too), by address."""
         if status:
-            return self._subscribers("WHERE status = ? ORDER BY email", (status,))
+            return self._subscribers(f"WHERE {_status_is(status)} ORDER BY email", (status,))
         return self._subscribers("ORDER BY email", ())
 
     def subscriber_page(
@@ -300,7 +302,7 @@ class SubscribersMixin(StoreBase):
     ) -> list[Subscriber]:
         """At most `limit` subscribers (with `status`) whose id is above `after_id`, by id:
         a long list read a page at a time (`after_id` = the last id of the page before)."""
-        where = "WHERE id > ?" + (" AND status = ?" if status else "")
+        where = "WHERE id > ?" + (f" AND {_status_is(status)}" if status else "")
         args = (after_id, status) if status else (after_id,)
         return self._subscribers(f"{where} ORDER BY id LIMIT ?", (*args, limit))
 
@@ -330,6 +332,16 @@ class SubscribersMixin(StoreBase):
         for p in found:
             profiles.setdefault(p["subscriber_id"], []).append(_profile(p))
         return [_subscriber(r, tuple(profiles.get(r["id"], ()))) for r in rows]
+
+
+def _status_is(status: str) -> str:
+    """SQL for "has `status`" (one `?` for it): a paused reader is a confirmed row with
+    paused_at set, reported as "paused" and not as "confirmed"."""
+    if status == "paused":
+        return "(status = 'confirmed' AND paused_at IS NOT NULL AND ? = 'paused')"
+    if status == "confirmed":
+        return "(status = ? AND paused_at IS NULL)"
+    return "status = ?"
 
 
 #: Subscribers past which reading every profile beats asking for theirs.
@@ -431,10 +443,11 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _subscriber(row: Mapping[str, Any], profiles: tuple[Profile, ...]) -> Subscriber:
+    paused = row["paused_at"] and row["status"] == "confirmed"
     return Subscriber(
         id=row["id"],
         email=row["email"],
-        status=row["status"],
+        status="paused" if paused else row["status"],
         timezone=row["timezone"],
         send_at=row["send_at"],
         frequency=row["frequency"],

@@ -1,0 +1,143 @@
+"""The Starlette application: routes, the token pages (confirm, unsubscribe) and the
+live preview; subscribe and manage have modules of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from digest import pipeline, rank, subscriptions
+from digest.config import Config
+from digest.deliver import Backend
+from digest.errors import DigestError
+from digest.render.environment import builtin_templates
+from digest.store import Store
+from digest.web import manage, subscribe
+from digest.web.guard import GuardMiddleware
+from digest.web.pages import Site
+
+_TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"}
+
+
+def make_app(
+    config: Config,
+    store_path: Path,
+    clock: Callable[[], datetime],
+    *,
+    site_dir: Path,
+    log: Callable[[str], None] | None = None,
+    open_backend: Callable[[], Backend] | None = None,
+) -> ASGIApp:
+    """The reader pages and the archive under `site_dir`, behind the guard middleware."""
+    site = Site(config, store_path, clock, open_backend)
+
+    async def preview(request: Request) -> Response:
+        return await _preview(site, request)
+
+    async def confirm(request: Request) -> Response:
+        return await _token_page(site, request, "confirm")
+
+    async def unsubscribe(request: Request) -> Response:
+        return await _token_page(site, request, "unsubscribe")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            return site.message(request, "Not allowed", "This page does not take that.", 405)
+        return site.message(request, "Not found", "Nothing here.", 404 if status == 404 else status)
+
+    static = builtin_templates() / "web" / "static"
+    routes = [
+        Route("/preview", preview),
+        Route("/confirm", confirm, methods=["GET", "POST"]),
+        Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
+        Route("/manage", manage.handler(site), methods=["GET", "POST"]),
+        Route("/subscribe", subscribe.handler(site), methods=["GET", "POST"]),
+        Route("/subscribe/preview", subscribe.preview_handler(site)),
+        Mount("/_web", StaticFiles(directory=static)),
+        Mount("/", StaticFiles(directory=site_dir, html=True, check_dir=False)),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return GuardMiddleware(app, log=log)
+
+
+async def _preview(site: Site, request: Request) -> Response:
+    query = request.query_params
+    fmt = query.get("format", "html")
+    try:
+        if fmt not in _TYPES:
+            raise DigestError(f"format {fmt!r}: use html, markdown or text")
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise DigestError("limit must be a number") from None
+        profile = rank.make_profile(
+            "preview", query.getlist("keywords"), query.getlist("exclude"), max_items=limit or None
+        )
+        now = site.clock()
+        window = pipeline.recent_window(now)  # what a new reader's first digest holds
+
+        def render(store: Store) -> str:
+            return pipeline.preview(site.config, store, profile, now, fmt, window)[1]
+
+        body = await site.with_store(render)
+    except DigestError as exc:
+        return site.message(
+            request,
+            "Bad request",
+            str(exc),
+            400,
+            link="/preview?keywords=LoRA,quantization",
+            link_text="Try /preview?keywords=LoRA,quantization",
+        )
+    return Response(body, media_type=_TYPES[fmt])
+
+
+async def _token_page(site: Site, request: Request, action: str) -> Response:
+    """GET shows one button (mail scanners follow links); POST acts.
+
+    A POST needs no CSRF value: the signed token in its URL is the proof (RFC 8058 mail
+    providers POST without cookies), and only its holder can make one.
+    """
+    token = request.query_params.get("token", "")
+    now = site.clock()
+    secret = site.secret
+    if request.method == "POST":
+        await request.body()  # RFC 8058 sends List-Unsubscribe=One-Click; nothing to read
+
+        def act(store: Store) -> tuple[str, str]:
+            if action == "confirm":
+                sub = subscriptions.confirm(site.config, store, token, now)
+                return "Subscribed", f"{sub.email} will get the papers-digest."
+            sub, _ = subscriptions.unsubscribe(site.config, store, token, now)
+            return "Unsubscribed", f"{sub.email} will get no more digests."
+
+        try:
+            title, text = await site.with_store(act)
+        except DigestError as exc:
+            return site.message(request, "Bad request", str(exc), 400)
+        return site.message(request, title, text)
+
+    def check(store: Store) -> str:
+        return subscriptions.subscriber_for(store, secret, token, action, now).email
+
+    try:
+        email = await site.with_store(check)
+    except DigestError as exc:
+        return site.message(request, "Bad request", str(exc), 400)
+    if action == "confirm":
+        title, text, label = "Confirm?", f"Send the papers-digest to {email}?", "Confirm"
+    else:
+        title, text, label = "Unsubscribe?", f"Stop sending the papers-digest to {email}?", ""
+    return site.message(
+        request, title, text, form_action=f"{action}?token={token}", button=label or "Unsubscribe"
+    )
