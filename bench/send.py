@@ -135,7 +135,7 @@ def one_run(subscribers: int, connections: int) -> tuple[float, float, int]:
         config = load_config(project(Path(tmp), port, connections), required=True)
         rng = random.Random(1)
         with Store(config.store_path) as store:
-            pipeline.ingest(config, store)
+            pipeline.ingest(config, store, now=NOW - timedelta(hours=1))  # arrived today
             for i in range(subscribers):
                 topics = rng.sample(TOPICS, rng.choice((1, 2)))
                 spec = make_profile("papers", tuple(k for t in topics for k in t))
