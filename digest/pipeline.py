@@ -442,7 +442,7 @@ def import_subscribers(
     """
     from digest import bulk
     from digest.links import link
-    from digest.render.email import confirmation_email
+    from digest.render.notices import confirmation_email
     from digest.store import UpsertCounts
     from digest.tokens import load_secret
 

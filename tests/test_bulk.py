@@ -26,7 +26,7 @@ from digest.errors import SourceError
 from digest.links import link
 from digest.model import Keyword, Profile, Subscriber
 from digest.rank import make_profile
-from digest.render.email import confirmation_email
+from digest.render.notices import confirmation_email
 from digest.store import Store
 from digest.store import subscribers as store_subscribers
 from digest.subscriptions import subscribe

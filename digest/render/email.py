@@ -12,7 +12,6 @@ for the place they go.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from markupsafe import Markup, escape
 
 from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail
-from digest.model import Digest, DigestItem, DigestSection, Paper, Subscriber
+from digest.model import Digest, DigestItem, DigestSection, Paper
 from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
 
 
@@ -339,32 +338,4 @@ def digest_email(
         date=now,
         unsubscribe_url=links.unsubscribe,
         unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe" if mailto else "",
-    )
-
-
-def confirmation_email(
-    delivery: DeliveryConfig, sub: Subscriber, confirm_link: str, now: datetime
-) -> OutgoingEmail:
-    """The double opt-in message: one link, nothing else."""
-    text = (
-        f"Please confirm your papers-digest subscription for {sub.email}:\n\n{confirm_link}\n\n"
-        "The link works for 7 days. If you did not ask for this, ignore this message.\n"
-    )
-    html = (
-        f"<p>Please confirm your papers-digest subscription for {escape(sub.email)}:</p>"
-        f'<p><a href="{escape(confirm_link)}">Confirm my subscription</a></p>'
-        "<p>The link works for 7 days. If you did not ask for this, ignore this message.</p>"
-    )
-    did = hashlib.sha256(f"confirm:{sub.id}:{now.isoformat()}".encode()).hexdigest()[:24]
-    return OutgoingEmail(
-        delivery_id=did,
-        to=sub.email,
-        from_addr=delivery.from_addr,
-        subject="Confirm your papers-digest subscription",
-        text=text,
-        html=html,
-        message_id=f"<{did}@{_message_domain(delivery)}>",
-        date=now,
-        unsubscribe_url="",
-        unsubscribe_mailto="",
     )
