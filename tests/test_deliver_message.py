@@ -157,7 +157,7 @@ def _no_space(text: str) -> str:
     return "".join(text.split())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=200))
 def test_any_subject_stays_one_header(subject: str) -> None:
     _, msg = round_trip(make_email(subject=subject))

@@ -194,7 +194,7 @@ def workplace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
 
 
 @settings(
-    max_examples=200,
+    max_examples=100,
     deadline=None,
     database=None,
     derandomize=True,

@@ -122,7 +122,7 @@ def test_expansion_keyword_compiles_to_the_acronym_group() -> None:
 
 
 @given(st.text(max_size=300))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_parse_keywords_raises_only_query_error(text: str) -> None:
     try:
         keywords = parse_keywords(text)
