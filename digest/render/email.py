@@ -27,6 +27,7 @@ from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail
 from digest.model import Digest, DigestItem, DigestSection, Paper
 from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
+from digest.render.notices import message_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,10 +310,6 @@ def _section(section: DigestSection, digest: Digest, base_url: str) -> _Section:
 # -- a reader's message ------------------------------------------------------------------
 
 
-def _message_domain(delivery: DeliveryConfig) -> str:
-    return delivery.from_addr.rpartition("@")[2].rstrip(">").strip() or "localhost"
-
-
 def digest_email(
     renderer: EmailRenderer,
     delivery: DeliveryConfig,
@@ -334,7 +331,7 @@ def digest_email(
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=f"<{delivery_id}@{_message_domain(delivery)}>",
+        message_id=f"<{delivery_id}@{message_domain(delivery)}>",
         date=now,
         unsubscribe_url=links.unsubscribe,
         unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe" if mailto else "",

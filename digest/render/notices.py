@@ -18,7 +18,8 @@ from digest.deliver.message import OutgoingEmail
 from digest.model import Subscriber
 
 
-def _domain(delivery: DeliveryConfig) -> str:
+def message_domain(delivery: DeliveryConfig) -> str:
+    """The domain of Message-IDs: the sender's (every message of this tool says so)."""
     return delivery.from_addr.rpartition("@")[2].rstrip(">").strip() or "localhost"
 
 
@@ -39,7 +40,7 @@ def _notice(
         subject=subject,
         text=text,
         html=html,
-        message_id=f"<{did}@{_domain(delivery)}>",
+        message_id=f"<{did}@{message_domain(delivery)}>",
         date=now,
         unsubscribe_url="",
         unsubscribe_mailto="",
