@@ -4,6 +4,7 @@ of a day is reachable from its day page. Real SQLite store, seeds included."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from collections.abc import Iterator
@@ -55,11 +56,11 @@ def published_files(site: Path) -> dict[str, bytes]:
 
 
 def shard_rows(site: Path) -> dict[str, list[list[str]]]:
-    """day -> rows of its search shard."""
+    """day -> rows of its search file."""
     out = {}
-    for path in sorted((site / "search").glob("*.js")):
-        raw = path.read_text(encoding="ascii")
-        out[path.stem] = json.loads(raw.split("] = ", 1)[1].removesuffix(";\n"))["papers"]
+    for path in sorted((site / "search" / "days").glob("*.json.gz")):
+        data = json.loads(gzip.decompress(path.read_bytes()))
+        out[path.name.removesuffix(".json.gz")] = data["rows"]
     return out
 
 
@@ -97,7 +98,7 @@ def test_a_new_day_reads_and_ranks_only_that_day(
     report = publish(config, seeded, NOW, out_dir=site)
     assert (report.read_days, report.ranked_days, report.days) == (1, 1, 5)
     assert "days/2025-12-26.html" not in report.written_paths
-    assert not any(p.startswith("search/2025-12-26") for p in report.written_paths)
+    assert not any(p.startswith("search/days/2025-12-26") for p in report.written_paths)
 
 
 def test_a_late_change_to_an_old_paper_shows_after_a_full_publish(
@@ -131,7 +132,9 @@ def test_the_search_index_holds_no_abstracts(config: Config, seeded: Store, tmp_
     publish(config, seeded, NOW, out_dir=site)
     shards = shard_rows(site)
     assert sorted(shards) == ["2025-03-13", "2025-10-16", "2025-11-03", "2025-12-26"]
-    text = "".join(p.read_text("ascii") for p in [site / "search-index.js", *site.glob("search/*")])
+    files = [site / "search-index.js", *site.glob("search/*/*.js")]
+    text = "".join(p.read_text("ascii") for p in files)
+    text += "".join(gzip.decompress(p.read_bytes()).decode() for p in site.glob("search/days/*"))
     long_abstracts = [p.abstract for p in seeded.papers() if len(p.abstract) > LEDE_CHARS]
     assert len(long_abstracts) > 300
     for abstract in long_abstracts:

@@ -152,3 +152,85 @@ def test_search_over_http_and_from_another_page(served: str, page: object, tmp_p
     status = page.locator("#search-status").inner_text()  # type: ignore[attr-defined]
     assert status.startswith("1 paper matches")
     assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]
+
+
+def _paper_features(config: Config) -> list[tuple[str, set[str]]]:
+    """(title as shown, features) of every published paper, as `digest.rank.find` reads it."""
+    from digest.publish.names import plain
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.find import search_terms
+
+    analyzer = analyzer_for(config.synonyms or None)
+    with Store(config.store_path) as store:
+        papers = store.papers()
+    return [
+        (
+            plain(p.title).strip(),
+            search_terms(p.title, analyzer)[0] | search_terms(p.abstract or "", analyzer)[0],
+        )
+        for p in papers
+    ]
+
+
+#: What readers type: words that are substrings of others, hyphen/space/solid spellings,
+#: plurals, acronyms and their expansions, phrases, alternatives and exclusions.
+QUERIES = [
+    "lora",
+    "LoRA",
+    "low-rank adaptation",
+    "fine-tuning",
+    "fine tuning",
+    "finetuning",
+    "video diffusion",
+    '"video diffusion"',
+    "LLMs",
+    "large language models",
+    "diffusion models, speech",
+    "speech -recognition",
+    "text-to-speech",
+    "exploration",
+    "transformers",
+    "the",
+    "agent^2",
+    "Met^2Net",
+    "zebrafish",
+]
+
+
+def test_search_finds_what_the_ranker_matches(site: Path, page: object) -> None:
+    from digest.rank.analyzer import analyzer_for, tokenize
+    from digest.rank.find import compile_search, search_matches
+
+    config = load_config(site.parent / "config.toml", required=True)
+    analyzer = analyzer_for(config.synonyms or None)
+    features = _paper_features(config)
+
+    with Store(config.store_path) as store:
+        papers = store.papers()
+    # Words and joined pairs of the seeds themselves, sampled evenly.
+    tokens = [t for p in papers[::17] for t in tokenize(p.abstract or "")]
+    sampled = [tokens[i].word for i in range(0, len(tokens), 151)]
+    sampled += [
+        f"{tokens[i - 1].word} {tokens[i].word}"
+        for i in range(1, len(tokens), 173)
+        if tokens[i].joined
+    ]
+    page.goto((site / "index.html").as_uri())  # type: ignore[attr-defined]
+    box = page.locator("#search-input")  # type: ignore[attr-defined]
+    checked = 0
+    for query in QUERIES + sampled:
+        box.fill(query)
+        box.press("Enter")
+        page.wait_for_function(  # type: ignore[attr-defined]
+            "q => document.getElementById('search-results').dataset.query === q", arg=query
+        )
+        compiled = compile_search(query, analyzer)
+        want = {title for title, have in features if search_matches(compiled, have)}
+        count = int(page.locator("#search-results").get_attribute("data-count"))  # type: ignore[attr-defined]
+        assert count == len(want), query
+        if len(want) <= 50:
+            got = page.locator("#search-results li a.title").all_inner_texts()  # type: ignore[attr-defined]
+            assert set(got) == want, query
+        checked += 1
+    assert checked > 40
+    assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]

@@ -77,7 +77,7 @@ from digest.publish.manifest import (
 from digest.publish.names import day_of, unique_slugs
 from digest.publish.picks import Pick, RankFn, pick_from_json, ranking_basis
 from digest.publish.profiles import profile_pages
-from digest.publish.search import index_list_page
+from digest.publish.search import search_pages
 from digest.publish.site import SITE_VERSION, TEMPLATES, Page, index_page, template_hash
 from digest.publish.source import PaperSource, Reading, plan_reading
 from digest.publish.views import Archive, ProfileInfo, from_display_copy
@@ -208,7 +208,7 @@ def _publish_locked(
     site_wide.append(index_page(archive, env, globals_key))
     site_wide += profile_pages(archive, env, globals_key)
     site_wide += feed_pages(archive, env, globals_key)
-    site_wide.append(index_list_page(archive))
+    site_wide += search_pages(archive, out, config.synonyms or None)
     site_wide += sitemap_pages(archive, env, _sitemap_paths(archive, site_wide, states))
 
     old_keys = dict(manifest.pages)

@@ -148,7 +148,10 @@ def build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResu
     written: list[str] = []
     planned: list[str] = []
     for d in reversed(list(by_day)):  # oldest first, as the chunks go
-        pages = [*day_pages(archive, env, site.globals_key, d), shard_page(archive, d)]
+        pages = [
+            *day_pages(archive, env, site.globals_key, d),
+            shard_page(archive, d, config.synonyms or None),
+        ]
         old = job.saved[d].pages if d in job.saved else {}
         for page in pages:
             planned.append(page.path)
