@@ -4,8 +4,9 @@
                                  rows [href, title, lede], the day's features, each
                                  paper's feature numbers, and the day's spellings with
                                  their stems (`find.spelling_entry`); browsers never load it
-    search/YYYY-MM/b-N.js        bucket N of a month: {"w": {spelling: entry}, "t":
-                                 {feature: postings}}, a key in bucket fnv1a(key) % buckets
+    search/YYYY-MM/w-N.js        bucket N of a month's spellings: "spelling:entry;..."
+    search/YYYY-MM/b-N.js        bucket N of its features: "feature:postings;...", a key
+                                 in bucket fnv1a(key) % buckets (`_month_index`)
     search/YYYY-MM/r-N.js        the month's rows N*ROWS_PER_FILE ... (newest day first)
     search-index.js              window.PAPERS_DIGEST_INDEX: version, the months (newest
                                  first) with their bucket count, key and days, the stop
@@ -186,9 +187,10 @@ def _month_index(
 ) -> tuple[Buckets, list[list[object]]]:
     """A month's buckets and rows, made from its day files (newest day first).
 
-    A bucket is {"w": "spelling:entry;...", "t": "feature:postings;..."}: folded words,
-    stems and group names hold only letters, digits and `≡`, so `:` and `;` are free
-    (and a string is a third of the size of the same table as JSON objects)."""
+    A bucket is {"w": "spelling:entry;...", "t": "feature:postings;..."} (written to
+    two files, so a look-up loads only the half it needs): folded words, stems and group
+    names hold only letters, digits and `≡`, so `:` and `;` are free (and a string is a
+    third of the size of the same table as JSON objects)."""
     spellings: set[str] = set()
     postings: dict[str, list[int]] = {}
     rows: list[list[object]] = []
@@ -242,15 +244,16 @@ def search_pages(
         )
         build = functools.cache(functools.partial(_month_index, out, tuple(days), buckets, syn))
 
-        def bucket(n: int, name: str, build: MonthBuild = build) -> bytes:
-            return _shard_script(name, build()[0][n])
+        def bucket(n: int, part: str, build: MonthBuild = build, month: str = month) -> bytes:
+            return _shard_script(f"{month}/{part}{n}", build()[0][n][part])
 
         def row_file(n: int, name: str, build: MonthBuild = build) -> bytes:
             return _shard_script(name, build()[1][n * ROWS_PER_FILE : (n + 1) * ROWS_PER_FILE])
 
         for n in range(buckets):
-            name = f"{month}/b{n}"
-            pages.append(Page(f"search/{month}/b-{n}.js", key, functools.partial(bucket, n, name)))
+            for part, prefix in (("w", "w"), ("t", "b")):
+                path = f"search/{month}/{prefix}-{n}.js"
+                pages.append(Page(path, key, functools.partial(bucket, n, part)))
         for n in range(-(-count // ROWS_PER_FILE)):
             name = f"{month}/r{n}"
             pages.append(

@@ -220,26 +220,30 @@
   }
 
   function shards() { return window.PAPERS_DIGEST_SHARDS || {}; }
-  function bucketName(month, key) { return month[0] + "/b" + (fnv1a(key) & (month[1] - 1)); }
-  function bucketSrc(month, key) {
-    return "search/" + month[0] + "/b-" + (fnv1a(key) & (month[1] - 1)) + ".js?v=" + month[2];
+  // A month's spellings ("w") are in w-N.js, its features ("t") in b-N.js.
+  function bucketName(month, part, key) {
+    return month[0] + "/" + part + (fnv1a(key) & (month[1] - 1));
   }
-  function srcsFor(keys) {
+  function bucketSrc(month, part, key) {
+    return "search/" + month[0] + "/" + (part === "w" ? "w-" : "b-") +
+      (fnv1a(key) & (month[1] - 1)) + ".js?v=" + month[2];
+  }
+  function srcsFor(part, keys) {
     var out = {};
-    index.months.forEach(function (m) { keys.forEach(function (k) { out[bucketSrc(m, k)] = 1; }); });
+    index.months.forEach(function (m) { keys.forEach(function (k) { out[bucketSrc(m, part, k)] = 1; }); });
     return Object.keys(out);
   }
-  var tables = {};  // "<bucket name> <part>" -> Map(key -> value), parsed once
+  var tables = {};  // bucket name -> Map(key -> value), parsed once
   function lookup(month, part, key) {
-    var name = bucketName(month, key), id = name + " " + part;
+    var id = bucketName(month, part, key);
     if (!tables[id]) {
-      var b = shards()[name], text = b && typeof b[part] === "string" ? b[part] : "";
+      var b = shards()[id], text = typeof b === "string" ? b : "";
       var map = new Map();
       if (text) text.split(";").forEach(function (rec) {
         var at = rec.indexOf(":");
         if (at > 0) map.set(rec.slice(0, at), rec.slice(at + 1));
       });
-      if (b) tables[id] = map; else return null;
+      if (typeof b === "string") tables[id] = map; else return null;
     }
     var got = tables[id].get(key);
     return got === undefined ? null : got;
@@ -360,7 +364,7 @@
       if (mine !== generation) return;
       if (!ok) { status.textContent = "The search index could not be loaded."; return; }
       var spellings = querySpellings(keywords);
-      scripts(srcsFor(spellings), function (ok1) {
+      scripts(srcsFor("w", spellings), function (ok1) {
         if (mine !== generation) return;
         var entries = {};
         spellings.forEach(function (s) {
@@ -380,7 +384,7 @@
           p.phrase.concat(p.need).forEach(function (f) { features[f] = 1; });
           p.bag.forEach(function (u) { u.forEach(function (f) { features[f] = 1; }); });
         });
-        scripts(srcsFor(Object.keys(features)), function (ok2) {
+        scripts(srcsFor("t", Object.keys(features)), function (ok2) {
           if (mine !== generation) return;
           var hits = [];
           index.months.forEach(function (m) {
