@@ -19,6 +19,12 @@ disagree about what a word is. The browser (`templates/site/static/search.js`) r
 same rules over what the publisher writes (`search_terms`, `spelling_entry`): it
 compiles the query with the stems the publisher looked up for every spelling in the
 archive, and tests it on each paper's features.
+
+The browser has no stemmer: a query word (or pair of words) the archive never spells is
+looked up as its plural-stripped form and in the synonym table; failing that it finds
+nothing, where the Python side would stem it and might meet another spelling's stem
+(`finetunes` when the archive only has `finetuning`). Every spelling a paper of the
+archive uses is exact.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@
       var e = entry(w);
       if (e) return [e[2] || e[1] || e[0]];
       var g = index.syn.word[w] || index.syn.solid[w] || index.syn.solid[exactForm(w)];
-      return [g || "?" + w];  // a spelling the archive never uses (see the docstring)
+      return [g || "?" + w];  // a spelling the archive never uses (see digest/rank/find.py)
     }
     function pairs(c) {
       var out = [];
