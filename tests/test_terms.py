@@ -138,9 +138,11 @@ def test_pages_ranked_on_one_index_share_its_snippets_and_get_the_same_items(
     keywords = [k for p in PROFILES for k in (*p.keywords, *p.exclude)]
     wanted = keyword_features(keywords, seeded_config.ranking, synonyms)
     shared = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
-    alone = [
-        rank_prepared(prepare(papers, now, seeded_config.ranking, synonyms), [p]) for p in PROFILES
-    ]
+    # The whole index keeps no memo (`memo is None`): each profile ranked on it is ranked
+    # alone, as on an index of its own, without analysing the texts once per profile.
+    whole = prepare(papers, now, seeded_config.ranking, synonyms)
+    assert whole.memo is None
+    alone = [rank_prepared(whole, [p]) for p in PROFILES]
     assert shared.memo is not None
     pages = [rank_prepared(shared, [p]) for p in (*PROFILES, *PROFILES)]
     assert pages == alone + alone
