@@ -37,6 +37,9 @@ class Links:
     archive: str = ""
     manage: str = ""
     unsubscribe: str = ""
+    #: The reader's rating link (`links.link(..., "rate", ...)`); each item appends
+    #: `&paper=ID&vote=...` to it. One token per reader, so items stay shared fragments.
+    rate: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +88,13 @@ class EmailRenderer:
     intro: str = ""  #: Markdown from config, shown under the header (sanitised)
     brand: str = "papers-digest"
     _css: str = field(init=False, default="")
-    _papers_html: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
-    _papers_text: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
+    _papers_html: dict[tuple[Paper, bool], _Stamp] = field(init=False, default_factory=dict)
+    _papers_text: dict[tuple[Paper, bool], _Stamp] = field(init=False, default_factory=dict)
     _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
     _whys: dict[tuple[Any, ...], str] = field(init=False, default_factory=dict)
     #: (id(paper), id(matches)) -> (paper, matches, html, text): an item as it shows, for
     #: the run's readers who share it (the same objects: the planner shares them).
-    _items: dict[tuple[int, int], tuple[Paper, Any, str, str]] = field(
+    _items: dict[tuple[int, int, bool], tuple[Paper, Any, str, str]] = field(
         init=False, default_factory=dict
     )
 
@@ -126,6 +129,7 @@ class EmailRenderer:
             "intro": self.intro,
             "profiles": ", ".join(names),
             "links": links,
+            "rate_link": links.rate,
             "base_url": self.base_url,
             "css": Markup(self._css),
         }
@@ -160,7 +164,7 @@ class EmailRenderer:
             plain = {"name": sec.name, "empty": sec.empty}
             body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
-                html, text = self._item(item)
+                html, text = self._item(item, bool(links.rate))
                 body_html.append(html)
                 body_text.append(text)
             if sec.more:
@@ -184,14 +188,16 @@ class EmailRenderer:
             "archive": str(escape(links.archive)),
             "manage": str(escape(links.manage)),
             "unsubscribe": str(escape(links.unsubscribe)),
-            "body": "".join(body_html),
+            "body": _fill_rate(
+                str(self._slot("rate")), "".join(body_html), str(escape(links.rate))
+            ),
         }
         text_values = {
             **{k: str(ctx[k]) for k in ("title", "preheader", "heading", "summary", "profiles")},
             "archive": links.archive,
             "manage": links.manage,
             "unsubscribe": links.unsubscribe,
-            "body": "".join(body_text),
+            "body": _fill_rate(str(self._slot("rate")), "".join(body_text), links.rate),
         }
         for i, note in enumerate(ctx["notes"]):
             html_values[f"note{i}"] = str(escape(note))
@@ -200,16 +206,22 @@ class EmailRenderer:
         text = tidy_text(self._stamp("digest.txt", shape).fill(text_values))
         return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
 
-    def _item(self, item: DigestItem) -> tuple[str, str]:
+    def _item(self, item: DigestItem, rated: bool = False) -> tuple[str, str]:
         """An item's HTML and text, cached by the identity of its paper and matches (an
-        object kept in the cache is never freed, so its id is never reused)."""
-        key = (id(item.paper), id(item.matches))
+        object kept in the cache is never freed, so its id is never reused). With
+        `rated`, its rating links keep the reader's slot (`_fill_rate`)."""
+        key = (id(item.paper), id(item.matches), rated)
         got = self._items.get(key)
         if got is None or got[0] is not item.paper or got[1] is not item.matches:
             if len(self._items) >= ITEM_CACHE:
                 self._items.clear()
-            html = self._paper_html(item.paper).fill({"why": self._why(item, "html")})
-            text = self._paper_text(item.paper).fill({"why": self._why(item, "text")})
+            keep = {"rate": str(self._slot("rate"))} if rated else {}
+            html = self._paper_html(item.paper, rated).fill(
+                {"why": self._why(item, "html"), **keep}
+            )
+            text = self._paper_text(item.paper, rated).fill(
+                {"why": self._why(item, "text"), **keep}
+            )
             got = self._items[key] = (item.paper, item.matches, html, text)
         return got[2], got[3]
 
@@ -270,25 +282,37 @@ class EmailRenderer:
         ctx["body_text"] = self._slot("body")
         return _Stamp.of(self.env.get_template("email/digest.txt.j2").render(ctx), self._marker)
 
-    def _paper_html(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_html.get(paper)
+    def _paper_html(self, paper: Paper, rated: bool) -> _Stamp:
+        stamp = self._papers_html.get((paper, rated))
         if stamp is None:
             html = self.env.get_template("email/_item.html.j2").render(
-                paper=paper, why_html=self._slot("why"), base_url=self.base_url
+                paper=paper,
+                why_html=self._slot("why"),
+                base_url=self.base_url,
+                rate_link=self._slot("rate") if rated else "",
             )
-            stamp = self._papers_html[paper] = _Stamp.of(
+            stamp = self._papers_html[paper, rated] = _Stamp.of(
                 self._fragments.inline_fragment(html, self._css), self._marker
             )
         return stamp
 
-    def _paper_text(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_text.get(paper)
+    def _paper_text(self, paper: Paper, rated: bool) -> _Stamp:
+        stamp = self._papers_text.get((paper, rated))
         if stamp is None:
             text = self.env.get_template("email/_item.txt.j2").render(
-                paper=paper, why_text=self._slot("why"), base_url=self.base_url
+                paper=paper,
+                why_text=self._slot("why"),
+                base_url=self.base_url,
+                rate_link=self._slot("rate") if rated else "",
             )
-            stamp = self._papers_text[paper] = _Stamp.of(text, self._marker)
+            stamp = self._papers_text[paper, rated] = _Stamp.of(text, self._marker)
         return stamp
+
+
+def _fill_rate(slot: str, body: str, value: str) -> str:
+    """The reader's rating link put into every item of `body` (one pass over the string,
+    whatever the number of items): items are shared, the token is the reader's."""
+    return body.replace(slot, value) if value else body
 
 
 @dataclass(frozen=True, slots=True)
