@@ -166,9 +166,9 @@ class EmailRenderer:
             plain = {"name": sec.name, "empty": sec.empty}
             body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
-                html, text = self._item(item, rated)
-                body_html.append(rate_html.join(html))
-                body_text.append(links.rate.join(text))
+                html_parts, text_parts = self._item(item, rated)
+                body_html.append(rate_html.join(html_parts))
+                body_text.append(links.rate.join(text_parts))
             if sec.more:
                 more = {"more": str(escape(sec.more)), "link": str(escape(sec.more_link))}
                 body_html.append(self._stamp("more.html", bool(sec.more_link)).fill(more))
