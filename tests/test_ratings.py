@@ -4,6 +4,7 @@ real server on 127.0.0.1, listed (and undone) on the manage page."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from digest.tokens import load_secret, make_token
 
 from .conftest import SeededTemplate
 from .factories import make_paper
+from .test_cli import invoke
 from .test_email import _digest, _twenty, _visible
 from .test_web import Browser
 
@@ -223,3 +225,27 @@ def test_the_manage_page_lists_rates_and_undoes(served: Served) -> None:
     assert browser.open(served.manage, unrate)[0] == 303
     assert _ratings(served.config) == []
     assert browser.open(served.manage, {"action": "rate", "paper": served.paper_id})[0] == 403
+
+
+def test_operators_rate_and_list_from_the_cli(served: Served) -> None:
+    project = served.config.path.parent
+    with Store(served.config.store_path) as store:
+        store.upsert_subscriber("cy@example.org", make_profile("p", "LoRA"), now=NOW)
+    pid = served.paper_id
+    assert invoke(project, "rate", "cy@example.org", pid, "like")[:2] == (
+        0,
+        f"cy@example.org rated {pid}: like\n",
+    )
+    assert invoke(project, "rate", "Cy@Example.org", pid, "dislike")[0] == 0  # replaces
+    code, out, err = invoke(project, "ratings", "cy@example.org", "--json")
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and (row["id"], row["vote"], row["via"]) == (pid, "dislike", "cli")
+    code, _, err = invoke(project, "rate", "cy@example.org", "2999.99999", "like")
+    assert (
+        code == 2
+        and err == "error: '2999.99999': no such paper; `digest papers --json` lists the ids\n"
+    )
+    code, _, err = invoke(project, "rate", "nobody@example.org", pid, "like")
+    assert code == 2 and "no such subscriber" in err
+    assert invoke(project, "rate", "cy@example.org", pid, "clear")[0] == 0
+    assert invoke(project, "ratings", "cy@example.org")[2] == "0 ratings\n"
