@@ -4,12 +4,15 @@ ratings (what the email's "more like this" / "not for me" links record)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from digest.cli.base import CliError, _Ctx, _json_option, cli, pass_ctx
 from digest.model import VOTES, Subscriber
-from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 
 def _reader(store: Store, email: str) -> Subscriber:
