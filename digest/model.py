@@ -270,3 +270,25 @@ class LastDigest:
     window_end: datetime
     #: The newest paper row it considered; None for digests from before rows were kept.
     papers_upto: int | None
+
+
+#: The two answers a reader can give about a paper, as links and the CLI spell them.
+VOTES = {"like": 1, "dislike": -1}
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A reader's "more like this" (+1) or "not for me" (-1) about one paper: the signal
+    the ranker learns a reader's taste from. One per reader and paper (the latest)."""
+
+    subscriber_id: int
+    paper_id: str
+    vote: int  #: +1 "more like this", -1 "not for me"
+    rated_at: datetime
+    via: str  #: where it was given: "email", "manage", "cli"
+    title: str = ""  #: the paper's title, for lists (not part of the rating)
+
+    @property
+    def label(self) -> str:
+        """The vote as a link spells it: "like" or "dislike"."""
+        return "like" if self.vote > 0 else "dislike"

@@ -35,6 +35,7 @@ LAYERS = [
     "digest.render",
     "digest.plan",
     "digest.window",
+    "digest.whynot",
     "digest.ingest",
     "digest.subscriptions",
     "digest.bulk",

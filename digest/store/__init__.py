@@ -9,6 +9,7 @@ method and property (of the base, the mixins and `Store`) turns a sqlite3 error 
 
 from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import FetchStateMixin, IngestCounts, PapersMixin, merge
+from digest.store.ratings import RatingsMixin
 from digest.store.readers import ReaderPagesMixin
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.subscribers import SubscribersMixin, UpsertCounts
@@ -16,7 +17,13 @@ from digest.store.terms import TermsMixin
 
 
 class Store(
-    PapersMixin, TermsMixin, SubscribersMixin, ReaderPagesMixin, DeliveriesMixin, FetchStateMixin
+    PapersMixin,
+    TermsMixin,
+    SubscribersMixin,
+    ReaderPagesMixin,
+    RatingsMixin,
+    DeliveriesMixin,
+    FetchStateMixin,
 ):
     """A papers-digest SQLite database (WAL mode). Use as a context manager."""
 

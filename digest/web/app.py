@@ -21,7 +21,7 @@ from digest.deliver import Backend
 from digest.errors import DigestError
 from digest.render.environment import builtin_templates
 from digest.store import Store
-from digest.web import manage, subscribe
+from digest.web import manage, rate, subscribe
 from digest.web.guard import GuardMiddleware
 from digest.web.pages import Site
 
@@ -61,6 +61,7 @@ def make_app(
         Route("/confirm", confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
         Route("/manage", manage.handler(site), methods=["GET", "POST"]),
+        Route("/rate", rate.handler(site), methods=["GET", "POST"]),
         Route("/subscribe", subscribe.handler(site), methods=["GET", "POST"]),
         Route("/subscribe/preview", subscribe.preview_handler(site)),
         Mount("/_web", StaticFiles(directory=static)),
