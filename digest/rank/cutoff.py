@@ -77,7 +77,7 @@ def cut(
         return Cut(keep, threshold, "none", "every matching paper is kept")
     if min_score is not None:
         return Cut(keep, threshold, "min_score", f"below the profile's min_score {min_score:.2f}")
-    if threshold > floor:
+    if ratio * best > floor:
         return Cut(
             keep,
             threshold,
