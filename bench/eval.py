@@ -116,7 +116,16 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
     """Step 3: which constants are tuned, their values chosen on all profiles, and the dev
     and leave-one-profile-out means with and without the per-profile cut-off."""
     sys.path.insert(0, str(ROOT))
-    from bench.lopo import TUNED, best_point, grid, load_evaluate, lopo, mean, score_run
+    from bench.lopo import (
+        TUNED,
+        best_point,
+        grid,
+        load_evaluate,
+        lopo,
+        mean,
+        oracle_f1,
+        score_run,
+    )
     from digest.rank import RankSettings
     from digest.store import Store
 
@@ -160,6 +169,11 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
         picks = sorted({tuple(sorted(pt.values.items())) for pt in chosen})
         lines.append(f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}")
     lines.append(line("shipped defaults (dev)", mean(at_defaults.rows)))
+    ceiling = oracle_f1(ev, qrels, papers, datetime.fromisoformat(NOW), defaults)
+    lines.append(
+        f"ceiling of any cut-off on the shipped order (best prefix of <= max_items per profile,"
+        f" chosen with hindsight): set F1 {ceiling:.3f}"
+    )
     return "\n".join(lines)
 
 

@@ -97,7 +97,9 @@ def grid(
         values = dict(zip(TUNED, combo, strict=True))
         # the index depends on none of the tuned constants, so it is shared
         ranked = rank.rank_prepared(replace(prepared, settings=replace(base, **values)), profiles)
-        run = {s["name"]: [i.paper.title for i in r.items] for s, r in zip(specs, ranked, strict=True)}
+        run = {
+            s["name"]: [i.paper.title for i in r.items] for s, r in zip(specs, ranked, strict=True)
+        }
         points.append(Point(values, score_run(ev, qrels, run)))
     return points
 
@@ -121,3 +123,23 @@ def lopo(points: Sequence[Point], n_profiles: int) -> tuple[dict[str, float], li
         held.append(pick.rows[out])
         chosen.append(pick)
     return mean(held), chosen
+
+
+def oracle_f1(
+    ev: ModuleType,
+    qrels: dict[str, Any],
+    papers: Sequence[Paper],
+    now: datetime,
+    settings: rank.RankSettings,
+) -> float:
+    """The best set F1 any cut could reach with hindsight (per profile, the best prefix of
+    at most max_items of the ranked list): the ceiling of a cut-off on this ordering."""
+    specs = qrels["profiles"]
+    profiles = [rank.make_profile(s["name"], s["keywords"], min_score=1e-6) for s in specs]
+    ranked = rank.rank(papers, profiles, now, settings)
+    best = []
+    for at, (spec, items) in enumerate(zip(specs, ranked, strict=True)):
+        titles = [i.paper.title for i in items]
+        runs = ({spec["name"]: titles[:k]} for k in range(len(titles) + 1))
+        best.append(max(score_run(ev, qrels, run)[at]["f1"] for run in runs))
+    return sum(best) / len(best)

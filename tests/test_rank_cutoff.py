@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from digest.model import Paper
-from digest.rank import RankSettings, make_profile, rank, rank_prepared, prepare
+from digest.rank import RankSettings, make_profile, prepare, rank, rank_prepared
 from digest.rank.cutoff import RULES, cut
 
 from .factories import make_paper
@@ -98,7 +98,11 @@ def _papers() -> list[Paper]:
     )
     weak = [
         make_paper(
-            f"Graph models {i}", f"We also try quantization once. {FILLER}", id=f"w{i}", seen=None, sources=()
+            f"Graph models {i}",
+            f"We also try quantization once. {FILLER}",
+            id=f"w{i}",
+            seen=None,
+            sources=(),
         )
         for i in range(5)
     ]

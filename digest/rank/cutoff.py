@@ -82,7 +82,6 @@ def cut(
             keep,
             threshold,
             "relative",
-            f"below {ratio:g} x the day's best match "
-            f"({best:.2f}): {threshold:.2f}",
+            f"below {ratio:g} x the day's best match ({best:.2f}): {threshold:.2f}",
         )
     return Cut(keep, threshold, "floor", f"below the floor {floor:.2f} (a passing mention)")

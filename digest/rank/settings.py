@@ -64,7 +64,7 @@ class RankSettings:
     #: matches far more for broad keywords), the rest are counted in a "N more matched
     #: today" line that links to the archive. A profile's own min_score overrides both.
     default_max_items: int = 10
-    default_min_score: float = 0.5
+    default_min_score: float = 0.4
     cutoff_ratio: float = 0.5
     #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
     profile_chunk: int = 4096
