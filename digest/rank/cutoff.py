@@ -61,8 +61,11 @@ def cut(
     min_score: float | None = None,
     max_items: int | None = None,
 ) -> Cut:
-    """The cut for one profile, given its relevance for each of the day's papers it may get
-    (any order; zeros for papers it does not match). The papers kept are the `keep` best."""
+    """The cut for one profile, given its relevance for each of the day's papers (its
+    window, vetoes applied; papers its reader was sent before count, as in `select`: they
+    set the day's bar, then are left out) in any order, zeros where it does not match.
+    The papers at or above `threshold` pass; `keep` is how many the digest holds (max_items
+    of them, by score: the same papers unless the tie-breakers reorder the last place)."""
     rel = np.sort(np.asarray(relevance, dtype=np.float32))[::-1]
     limit = settings.default_max_items if max_items is None else max_items
     best = float(rel[0]) if len(rel) else 0.0
