@@ -48,6 +48,8 @@ PROFILES = [
     make_profile("plain", "LoRA, speech"),
     make_profile("vetoed", "LoRA, fine-tuning", "survey, language models", max_items=4),
     make_profile("strict", '"video diffusion"^2, video', min_score=0.7, max_items=3),
+    # No cap to speak of: the day's relative cut-off decides who is in (cutoff.cut).
+    make_profile("wide", "LoRA, speech, diffusion", max_items=200),
 ]
 
 

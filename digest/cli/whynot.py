@@ -31,7 +31,7 @@ def explain_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--show-below",
         type=click.IntRange(1, 1000),
         metavar="N",
-        help="List the next N papers under the cut-off (below min_score or past max_items)"
+        help="List the next N papers under the cut-off (below the day's cut-off or past max_items)"
         " with their scores, instead of the digest.",
     )(f)
     f = click.option(
@@ -39,7 +39,7 @@ def explain_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "explain_id",
         metavar="PAPER_ID",
         help="Say how this paper scored against each keyword and which rule kept it out of"
-        " the digest (an exclusion, already sent, below min_score, past max_items),"
+        " the digest (an exclusion, already sent, below the day's cut-off, past max_items),"
         " or that it is in.",
     )(f)
     return f
@@ -111,7 +111,8 @@ def _below(verdicts: list[Verdict], found: Audit, as_json: bool) -> None:
     if not as_json:
         click.echo(
             f"{len(verdicts)} under the cut (score, relevance, why out); {found.profile.name}:"
-            f" min_score {found.min_score:g}, max_items {found.max_items}",
+            f" needed today {found.min_score:.3f} ({found.cut_reason}),"
+            f" max_items {found.max_items}",
             err=True,
         )
 
@@ -122,7 +123,7 @@ def _explain(verdict: Verdict, profile: Profile) -> None:
     for rule in verdict.rules[1:]:
         click.echo(f"  also {_reason(verdict, rule)}")
     click.echo(
-        f"  relevance {verdict.relevance:.3f} (min_score {verdict.min_score:g}),"
+        f"  relevance {verdict.relevance:.3f} (needed today {verdict.min_score:.3f}),"
         f" score {verdict.score:.3f} (relevance with popularity and recency: the order)"
     )
     width = max((len(k.keyword) for k in verdict.keywords), default=0)
@@ -142,10 +143,10 @@ def _reason(v: Verdict, rule: str) -> str:
         return f"vetoed by the exclusion {', '.join(v.vetoed_by)}"
     if rule == "already sent":
         return "already sent to this reader in an earlier digest"
-    if rule == "below min_score":
+    if rule == "below the cut-off":
         if not any(k.score for k in v.keywords):
-            return f"no keyword matches it (relevance 0 < min_score {v.min_score:g})"
-        return f"below min_score: relevance {v.relevance:.3f} < {v.min_score:g}"
+            return "no keyword matches it (relevance 0)"
+        return f"{v.cut_reason}: relevance {v.relevance:.3f} < {v.min_score:.3f}"
     return f"past max_items: #{v.place} of the papers that pass, the digest holds {v.max_items}"
 
 
@@ -165,6 +166,7 @@ def _row(v: Verdict, full: bool = False) -> dict[str, Any]:
     }
     if full:
         row["min_score"], row["max_items"] = v.min_score, v.max_items
+        row["cut_off"] = v.cut_reason
         row["vetoed_by"] = list(v.vetoed_by)
         row["keywords"] = [
             {"keyword": k.keyword, "weight": k.weight, "score": k.score} for k in v.keywords

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from digest.keywords import format_keyword
 from digest.model import Paper, Profile
+from digest.rank.cutoff import cut
 from digest.rank.ranker import Prepared, _excluded
 from digest.rank.score import Selections, compile_profiles, keyword_scores, lookup, select
 
@@ -33,7 +34,7 @@ IN, EXCLUDED, SENT, BELOW, PAST = (
     "in",
     "excluded",
     "already sent",
-    "below min_score",
+    "below the cut-off",
     "past max_items",
 )
 
@@ -60,8 +61,9 @@ class Verdict:
     vetoed_by: tuple[str, ...]  #: the exclusions that match it
     #: 1-based place among the papers that pass every rule but max_items; None if it fails one
     place: int | None
-    min_score: float
+    min_score: float  #: the relevance the profile needed today (the cut-off's threshold)
     max_items: int
+    cut_reason: str  #: the cut-off's rule in words (`cutoff.cut`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,14 @@ class Audit:
     _vetoes: tuple[tuple[str, int], ...]  #: (exclusion as typed, plan id)
     _scores: sp.csr_matrix
     _phrase: sp.csr_matrix
+    threshold: float  #: the relevance a paper needs today: `select`'s own cut-off
+    cut_reason: str  #: that cut-off's rule in words, e.g. "below 0.5 x the day's best ..."
 
     @property
     def min_score(self) -> float:
-        """The profile's min_score (its own, or the default)."""
-        return self.prepared.settings.min_score_of(self.profile)
+        """The relevance a paper needs today (the profile's min_score where it has one,
+        else the day's cut-off: `cutoff.cut`)."""
+        return self.threshold
 
     @property
     def max_items(self) -> int:
@@ -138,6 +143,7 @@ class Audit:
             place,
             floor,
             limit,
+            self.cut_reason,
         )
 
 
@@ -158,7 +164,11 @@ def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> A
     every = select(unruled, scores, vetoes, opened, prepared.prior, settings)
     ledger = _excluded(prepared, [set(sent)])
     eligible = select(compiled, scores, vetoes, opened, prepared.prior, settings, ledger)
-    floor = max(settings.min_score_of(profile), 1e-6)
+    # The day's bar, as `select` sets it: over the papers not vetoed (sent ones count).
+    unvetoed = _by_column(select(compiled, scores, vetoes, opened, prepared.prior, settings))
+    rel = np.array([r for r, _ in unvetoed.values()], np.float32)
+    day = cut(rel, settings, profile.min_score, len(rel) + 1)  # the bar alone, no cap
+    floor = max(day.threshold, 1e-6)
     relevance = _by_column(every)
     order = [int(c) for c in eligible.papers[eligible.of(0)]]
     passing = [c for c in order if relevance[c][0] >= floor]
@@ -185,7 +195,19 @@ def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> A
         exclusions,
         scores,
         vetoes,
+        floor,
+        _below_reason(day.reason, profile.min_score, floor),
     )
+
+
+def _below_reason(reason: str, own: float | None, threshold: float) -> str:
+    """What a paper under the bar is below, in words (the cut's own reason, unless the
+    bar left nothing out today)."""
+    if reason.startswith("below"):
+        return reason
+    if own is not None:
+        return f"below the profile's min_score {own:.2f}"
+    return f"below the day's cut-off {threshold:.2f}"
 
 
 def _by_column(chosen: Selections) -> dict[int, tuple[float, float]]:
