@@ -9,7 +9,7 @@ import json
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.config import Config
@@ -79,6 +79,7 @@ def blob_of(head: list, title: list[str], tc: list[int], abstract: list[str], ac
 FEATURE = st.text(alphabet=st.sampled_from('ab=≡,"[]\\ é'), min_size=1, max_size=5)
 
 
+@settings(deadline=None)  # a loaded machine's first example exceeds 200 ms
 @given(
     title=st.lists(FEATURE, unique=True, max_size=6),  # as `encode` writes them: once each
     abstract=st.lists(FEATURE, unique=True, max_size=8),
