@@ -45,7 +45,7 @@ def narrowed(terms: PaperTerms, wanted: set[str]) -> tuple:
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(papers=st.lists(PAPER, min_size=1, max_size=6), wanted=st.sets(FEATURE, max_size=6))
 def test_a_batch_of_packed_blobs_gives_each_paper_its_wanted_features(
     papers: list, wanted: set[str]
