@@ -248,9 +248,20 @@ def _item_json(item: DigestItem) -> dict[str, Any]:
     return {
         "paper": paper_to_json(item.paper),
         "score": item.score,
-        "matches": [{"keyword": m.keyword, "fields": list(m.fields)} for m in item.matches],
+        "matches": [_match_json(m) for m in item.matches],
         "snippets": list(item.snippets),
     }
+
+
+def _match_json(match: Match) -> dict[str, Any]:
+    """A match as JSON; the matched words and `partly` only when there are any (records
+    from before them read the same)."""
+    raw: dict[str, Any] = {"keyword": match.keyword, "fields": list(match.fields)}
+    if match.words:
+        raw["words"] = list(match.words)
+    if match.partly:
+        raw["partly"] = True
+    return raw
 
 
 def thaw_digest(content: str) -> Digest:
@@ -280,7 +291,12 @@ def _item_from_json(raw: Mapping[str, Any]) -> DigestItem:
     return DigestItem(
         paper_from_json(raw["paper"]),
         raw["score"],
-        tuple(Match(m["keyword"], tuple(m["fields"])) for m in raw["matches"]),
+        tuple(
+            Match(
+                m["keyword"], tuple(m["fields"]), tuple(m.get("words", ())), bool(m.get("partly"))
+            )
+            for m in raw["matches"]
+        ),
         tuple(raw["snippets"]),
     )
 

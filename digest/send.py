@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import rank
@@ -259,9 +259,9 @@ def _plan(
     arrivals = store.arrivals(low, high)
     window = [p for _, p in arrivals]
     ids = [p.id for p in window]
-    # The email shows each paper's opening sentences (templates/email/_item.*), not the
-    # sentences that matched: the send does not look for them (the archive does).
-    settings, synonyms = replace(config.ranking, snippets=0), config.synonyms or None
+    # The email shows the sentences that matched, with the words that matched marked
+    # (templates/email/_item.*): the ranker finds them once per paper and keywords.
+    settings, synonyms = config.ranking, config.synonyms or None
     blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
     prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)

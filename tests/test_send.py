@@ -118,6 +118,8 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     assert sorted(m["To"] for m in first) == ["ada@example.org", "bob@example.org"]
     ada = next(m for m in first if m["To"] == "ada@example.org")
     assert ada.get_body(("plain",)).get_content().index("== peft ==") > 0
+    # The send finds the sentences that matched: the email marks the words in them.
+    assert "<mark>" in ada.get_body(("html",)).get_content()
     assert ada["List-Unsubscribe-Post"] is None  # the default link is http://127.0.0.1
     assert ada["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe?token=")
     ada_id = delivery_id(store.installation_id, 1, "ada@example.org", date(2025, 10, 16))

@@ -27,6 +27,7 @@ from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail
 from digest.model import Digest, DigestItem, DigestSection, Paper
 from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
+from digest.render.items import email_snippets
 from digest.render.notices import message_domain
 
 
@@ -210,18 +211,21 @@ class EmailRenderer:
         """An item's HTML and text, cached by the identity of its paper and matches (an
         object kept in the cache is never freed, so its id is never reused), each split
         where the reader's rating link goes (one part without `rated`): the caller joins
-        the parts with the reader's link, a few hundred bytes, not a pass over the body."""
+        the parts with the reader's link, a few hundred bytes, not a pass over the body.
+        The ranker makes one matches object per paper and way to match it, which decides
+        the snippets too (`rank.explain`), so the snippets are made here once as well."""
         key = (id(item.paper), id(item.matches), rated)
         got = self._items.get(key)
         if got is None or got[0] is not item.paper or got[1] is not item.matches:
             if len(self._items) >= ITEM_CACHE:
                 self._items.clear()
             keep = {"rate": str(self._slot("rate"))} if rated else {}
+            snippets_html, snippets_text = email_snippets(item)
             html = self._paper_html(item.paper, rated).fill(
-                {"why": self._why(item, "html"), **keep}
+                {"why": self._why(item, "html"), "snippets": snippets_html, **keep}
             )
             text = self._paper_text(item.paper, rated).fill(
-                {"why": self._why(item, "text"), **keep}
+                {"why": self._why(item, "text"), "snippets": snippets_text, **keep}
             )
             slot = str(self._slot("rate"))
             got = self._items[key] = (
@@ -295,6 +299,7 @@ class EmailRenderer:
             html = self.env.get_template("email/_item.html.j2").render(
                 paper=paper,
                 why_html=self._slot("why"),
+                snippets_html=self._slot("snippets"),
                 base_url=self.base_url,
                 rate_link=self._slot("rate") if rated else "",
             )
@@ -309,6 +314,7 @@ class EmailRenderer:
             text = self.env.get_template("email/_item.txt.j2").render(
                 paper=paper,
                 why_text=self._slot("why"),
+                snippets_text=self._slot("snippets"),
                 base_url=self.base_url,
                 rate_link=self._slot("rate") if rated else "",
             )
