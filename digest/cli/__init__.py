@@ -4,7 +4,7 @@ Commands are grouped by subject in the modules of this package; importing them
 registers them on the group.
 """
 
-from digest.cli import mail, papers, schedule, site  # noqa: F401  (registers the commands)
+from digest.cli import config_cmd, mail, papers, schedule, site  # noqa: F401  (registers them)
 from digest.cli.base import CliError, cli
 from digest.cli.papers import paper_json
 

@@ -206,7 +206,7 @@ def rank_command(
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
-    with obj.store() as store:
+    with obj.project_store() as store:
         items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
         empty = _empty_window(store, window) if not items else None
     if empty:
@@ -278,7 +278,7 @@ def preview(
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
-    with obj.store() as store:
+    with obj.project_store() as store:
         digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
         empty = _empty_window(store, window) if not digest.papers_considered else None
     if empty:
