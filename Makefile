@@ -8,7 +8,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 #: runs it in one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test lint eval bench clean chromium
+.PHONY: run test lint eval bench clean chromium faults
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 2; }
@@ -41,6 +41,12 @@ chromium:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 			|| echo "warning: could not install chromium; browser tests will skip"; \
 	else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi
+
+# The fault-injection suite's long form: 20 seeded rounds of every kind (SIGKILLs, SMTP and
+# SendGrid faults, full disk, locked and read-only store), then the counts. `make test`
+# runs its short form (tests/test_faults.py).
+faults: $(DEVSTAMP)
+	$(BIN)/python -m tests.faults --rounds 20
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
