@@ -104,6 +104,7 @@ class Tally:
     faults: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
     cpu: Counter[str] = field(default_factory=Counter)  #: CPU seconds per kind (children too)
+    failures: list[str] = field(default_factory=list)  #: broken invariants (long form)
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         """One invariant: counted, and an AssertionError naming it when it fails."""
@@ -117,7 +118,8 @@ class Tally:
             f"rounds {sum(self.rounds.values())} ({_counts(self.rounds)})",
             f"kills {sum(self.kills.values())} ({_counts(self.kills)})",
             f"faults {sum(self.faults.values())} ({_counts(self.faults)})",
-            f"invariant checks {total} ({_counts(self.checks)}), all held",
+            f"invariant checks {total} ({_counts(self.checks)}), "
+            + (f"{len(self.failures)} rounds broke one" if self.failures else "all held"),
             "CPU s " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(self.cpu.items())),
         ]
         return out
@@ -187,10 +189,12 @@ def run_and_kill(
     marker: tuple[str, ...] = ("START", "PROGRESS"),
     fsize: int | None = None,
     busy_timeout: float | None = None,
+    share: float | None = None,
 ) -> Killed:
     """Run `digest ARGS` as a child and SIGKILL it right after its `kill_after`-th event
-    line (0 = the first, START; -1 = never). A child that finishes first is left alone.
-    `fsize` caps the size of every file it writes; `busy_timeout` is its store's."""
+    line (0 = the first, START; -1 = never), or with `share`, after the first progress
+    line at least that share of the way (done/total). A child that finishes first is left
+    alone. `fsize` caps the size of every file it writes; `busy_timeout` is its store's."""
     argv = ["--config", str(project / "config.toml"), "--now", NOW.isoformat(), *args]
     env = child_env()
     if fsize is not None:
@@ -216,7 +220,7 @@ def run_and_kill(
         for line in proc.stderr:
             lines.append(line)
             if line.startswith(marker):
-                if seen == kill_after:
+                if seen == kill_after or (share is not None and _reached(line, share)):
                     proc.send_signal(signal.SIGKILL)
                     killed = True
                     break
@@ -233,6 +237,14 @@ def run_and_kill(
     err = "".join(lines)
     assert "Traceback" not in err, err
     return Killed(killed, seen, code, err)
+
+
+def _reached(line: str, share: float) -> bool:
+    """Whether a `PROGRESS label done/total` line is at least `share` of the way."""
+    if not line.startswith("PROGRESS"):
+        return share == 0
+    done, _, total = line.split()[-1].partition("/")
+    return int(done) >= share * max(int(total), 1)
 
 
 # -- invariants -----------------------------------------------------------------------------

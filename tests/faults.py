@@ -30,16 +30,22 @@ from tests.fault_injections import Templates
 
 
 def run(
-    kinds: list[str], rounds: int, seed: int, work: Path, *, tally: h.Tally | None = None
+    kinds: list[str], rounds: int, seed: int, work: Path, *, keep_going: bool = False
 ) -> h.Tally:
-    """`rounds` rounds of each of `kinds` (seeded), in fresh projects under `work`."""
-    tally = tally or h.Tally()
+    """`rounds` rounds of each of `kinds` (seeded), in fresh projects under `work`. With
+    `keep_going` a broken invariant is recorded in `tally.failures` and the next round runs."""
+    tally = h.Tally()
     templates = Templates(work / "templates")
     for kind in kinds:
         rng = random.Random(f"{seed}:{kind}")
         for n in range(rounds):
             before = _cpu()
-            KINDS[kind](tally, rng, templates, work / f"{kind}-{n}")
+            try:
+                KINDS[kind](tally, rng, templates, work / f"{kind}-{n}")
+            except AssertionError as exc:
+                if not keep_going:
+                    raise
+                tally.failures.append(f"{kind} round {n}: {str(exc).splitlines()[0][:300]}")
             tally.rounds[kind] += 1
             tally.cpu[kind] += _cpu() - before
     return tally
@@ -66,11 +72,14 @@ def main() -> None:
         parser.error(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
     started = time.monotonic()  # reported, never asserted on
     with tempfile.TemporaryDirectory(prefix="digest-faults-") as work:
-        tally = run(kinds, args.rounds, args.seed, Path(work))
+        tally = run(kinds, args.rounds, args.seed, Path(work), keep_going=True)
     print(f"fault injection: seed {args.seed}, {args.rounds} rounds of {len(kinds)} kinds")
     for line in tally.lines():
         print(line)
     print(f"wall time {time.monotonic() - started:.1f} s")
+    for failure in tally.failures:
+        print(f"FAILED {failure}")
+    raise SystemExit(1 if tally.failures else 0)
 
 
 __all__ = ["KINDS", "main", "run"]
