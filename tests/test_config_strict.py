@@ -141,6 +141,9 @@ def test_config_check_of_a_bad_config_is_exit_2_also_in_json(tmp_path: Path) -> 
     assert code == 2 and err.count("\n") == 1 and "did you mean [store]?" in err
     report = json.loads(out)
     assert report["valid"] is False and "did you mean [store]?" in report["error"]
+    (tmp_path / "config.toml").write_text("")
+    code, _, err = run(tmp_path, "config", "check", env={"DIGEST_SECRET": "short-one"})
+    assert code == 2 and "DIGEST_SECRET: too short" in err and "short-one" not in err
 
 
 def test_config_check_without_a_config_shows_defaults_and_makes_nothing(

@@ -25,10 +25,16 @@ def check(obj: _Ctx, as_json: bool) -> None:
     Exit 0 when valid, 2 (with one line naming file, key and fix) when not. Opens no
     store and sends nothing: safe to run before `digest run` or in CI.
     """
+    import os
+
+    from digest.config.checks import secret_problem
     from digest.config.show import effective
 
     try:
         config = obj.config
+        env_secret = os.environ.get("DIGEST_SECRET", "")
+        if env_secret and secret_problem(env_secret):  # the value itself is never shown
+            raise ConfigError(f"environment variable DIGEST_SECRET: {secret_problem(env_secret)}")
     except ConfigError as exc:
         if as_json:
             click.echo(json.dumps({"file": obj.config_path, "valid": False, "error": str(exc)}))
