@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && \
 	[ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -gt 2000000 ] && echo /dev/shm)
 
-.PHONY: run test lint eval bench clean chromium
+.PHONY: run test lint eval bench clean chromium faults
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 2; }
@@ -47,6 +47,12 @@ chromium:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 			|| echo "warning: could not install chromium; browser tests will skip"; \
 	else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi
+
+# The fault-injection suite's long form: 20 seeded rounds of every kind (SIGKILLs, SMTP and
+# SendGrid faults, full disk, locked and read-only store), then the counts. `make test`
+# runs its short form (tests/test_faults.py).
+faults: $(DEVSTAMP)
+	$(BIN)/python -m tests.faults --rounds 20
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .

@@ -84,20 +84,32 @@ class _Ctx:
         return self._config
 
     def store(self) -> Store:
+        """The store; config.toml is validated first, even with --db: a typo there is an
+        error before anything is opened, not a default used later."""
         from digest.store import Store
 
-        return Store(Path(self.db) if self.db else self.config.store_path)
+        config = self.config
+        return Store(Path(self.db) if self.db else config.store_path)
 
     def existing_store(self) -> Store:
         """The store, for a command that only reads: one that is not there is an error,
         not a new empty file (`digest papers` in the wrong folder must not make one)."""
-        path = Path(self.db) if self.db else self.config.store_path
+        config = self.config
+        path = Path(self.db) if self.db else config.store_path
         if not path.exists():
             raise CliError(
                 f"{path}: no store here yet; run `digest ingest` first, or pass --config "
                 "or --db to name the project's store"
             )
         return self.store()
+
+    def project_store(self) -> Store:
+        """The store for a command that only reads: in a project (a config file or --db)
+        it is opened as usual; outside one, a missing store is an error (no project, no
+        store), not a new empty file in whatever folder the command ran in."""
+        if self.db or self.config.path.exists():
+            return self.store()
+        return self.existing_store()
 
     @property
     def now(self) -> datetime:

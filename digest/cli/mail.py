@@ -241,7 +241,7 @@ def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
         return
     from digest.rank.query import profile_text
 
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.subscribers(status=status)
     for sub in found:
         if as_json:
@@ -390,7 +390,7 @@ def export_subscribers(obj: _Ctx, fmt: str, status: str | None) -> None:
     """
     from digest import bulk
 
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.subscribers(status=status)
     lines = bulk.export_lines(found, fmt)
     while chunk := "".join(itertools.islice(lines, 1000)):
@@ -503,7 +503,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
 @pass_ctx
 def deliveries(obj: _Ctx, state: str | None, as_json: bool) -> None:
     """List digest deliveries: pending, sent, retry (with the next attempt) or failed (why)."""
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.deliveries(state=state)
     for d in found:
         if as_json:

@@ -215,7 +215,7 @@ def rank_command(
 
     window = _window(obj, since, all_papers, frequency)
     if explain_id is not None or show_below is not None or subscriber:
-        with obj.store() as store:
+        with obj.project_store() as store:
             sent: set[str] = set()
             if subscriber:
                 if keywords or exclude or limit:
@@ -231,7 +231,7 @@ def rank_command(
             whynot.run(obj, store, profile, window, sent, explain_id, show_below, as_json)
         return
     profile = _profile(obj, keywords, profile_name, exclude, limit)
-    with obj.store() as store:
+    with obj.project_store() as store:
         items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
         empty = _empty_window(store, window) if not items else None
     if empty:
@@ -303,7 +303,7 @@ def preview(
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
-    with obj.store() as store:
+    with obj.project_store() as store:
         digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
         empty = _empty_window(store, window) if not digest.papers_considered else None
     if empty:

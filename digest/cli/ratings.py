@@ -36,7 +36,7 @@ def rate(obj: _Ctx, email: str, paper_id: str, vote: str) -> None:
       digest rate ada@example.org 2510.12345 like
       digest rate ada@example.org 2510.12345 clear
     """
-    with obj.store() as store:
+    with obj.project_store() as store:
         sub = _reader(store, email)
         if vote == "clear":
             done = store.unrate(sub.id, paper_id)
@@ -57,7 +57,7 @@ def ratings(obj: _Ctx, email: str, as_json: bool) -> None:
     """List a reader's ratings, newest first."""
     from digest.text import clean
 
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.ratings(_reader(store, email).id)
     for r in found:
         if as_json:

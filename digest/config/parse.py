@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import checks
+from digest.config.keys import check_keys, kind_name
 from digest.config.schema import (
     DEFAULT_MAX_FILE_MB,
     DEFAULT_STORE,
@@ -83,9 +84,9 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.fail(key, value, f"must be {_kind_name(kind)}")
+            self.fail(key, value, f"must be {kind_name(kind)}")
         if not isinstance(value, kind):
-            self.fail(key, value, f"must be {_kind_name(kind)}")
+            self.fail(key, value, f"must be {kind_name(kind)}")
         return value
 
     def require(self, key: str, kind: type | tuple[type, ...]) -> Any:
@@ -105,23 +106,10 @@ class _Reader:
         return ()
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {
-        str: "a string",
-        int: "a whole number",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-        date: "a date (YYYY-MM-DD)",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     """Validate the parsed TOML; `shown` is the config path as the user typed it."""
     root, file = path.parent, shown
+    check_keys(raw, file)
     top = _Reader(file, "", raw)
     store = _Reader(file, "store", top.get("store", dict, {}))
     sources: list[SourceConfig] = []
@@ -310,14 +298,7 @@ def _schedule(r: _Reader) -> ScheduleConfig:
 
 
 def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:
-    """`[ranking]` onto RankSettings; unknown keys and bad values are named in the error."""
-    fields = set(RankSettings.__dataclass_fields__)
-    unknown = sorted(set(table) - fields)
-    if unknown:
-        raise ConfigError(
-            f"{path}: ranking.{unknown[0]} = {table[unknown[0]]!r}: unknown "
-            f"key; expected one of: {', '.join(sorted(fields))}"
-        )
+    """`[ranking]` onto RankSettings (keys checked by `check_keys`); bad values are named."""
     defaults = RankSettings()
     values: dict[str, Any] = {}
     for key, value in table.items():
