@@ -17,9 +17,11 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.config import Config
 from digest.deliver import Backend, make_backend
+from digest.errors import StoreError
 from digest.links import public_url
 from digest.render import make_environment
 from digest.store import Store
+from digest.store.base import DEFAULT_TIMEOUT
 from digest.tokens import load_secret
 from digest.web.guard import (
     CSRF_COOKIE,
@@ -32,6 +34,19 @@ from digest.web.guard import (
 )
 
 T = TypeVar("T")
+#: Seconds an unsubscribe waits for a busy store before it is queued instead.
+UNSUBSCRIBE_WAIT = 2.0
+
+
+class StoreUnavailable(Exception):
+    """The store failed under a request (busy past the wait, damaged, unwritable): the
+    app answers 503 without the details, which go to the operator's log (`Site.log`)."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 #: Fields a form may have; a body with more is refused.
 MAX_FIELDS = 40
 
@@ -45,6 +60,10 @@ class Site:
     clock: Callable[[], datetime]
     #: Opens the mail backend for confirmation emails (only when one is sent).
     open_backend: Callable[[], Backend] | None = None
+    #: The operator's log (the store's problems, which the pages never show); None: none.
+    log: Callable[[str], None] | None = None
+    #: Seconds a one-click unsubscribe waits for a busy store before queueing instead.
+    unsubscribe_wait: float = UNSUBSCRIBE_WAIT
     jinja: jinja2.Environment = field(init=False)
     #: POSTs to /subscribe from one client, and confirmation emails to one address.
     per_client: RateLimiter = field(init=False)
@@ -69,12 +88,23 @@ class Site:
             return self.open_backend()
         return make_backend(self.config.delivery)
 
-    async def with_store(self, work: Callable[[Store], T]) -> T:
-        """Run `work` with a store of its own in a worker thread (SQLite stays in it)."""
+    async def with_store(
+        self, work: Callable[[Store], T], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> T:
+        """Run `work` with a store of its own in a worker thread (SQLite stays in it).
+
+        A StoreError becomes StoreUnavailable (a 503 page that names no file); `timeout`
+        is how long the store waits for another process's write lock.
+        """
 
         def run() -> T:
-            with Store(self.store_path) as store:
-                return work(store)
+            try:
+                with Store(self.store_path, timeout=timeout) as store:
+                    return work(store)
+            except StoreError as exc:
+                if self.log is not None:
+                    self.log(f"error: {exc}")
+                raise StoreUnavailable(exc) from exc
 
         return await run_in_threadpool(run)
 
