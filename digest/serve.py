@@ -31,6 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from digest.config import Config
 from digest.deliver import Backend
 from digest.web import make_app
+from digest.web.files import check_site_dir
 from digest.web.pages import UNSUBSCRIBE_WAIT
 
 #: Seconds a client has to send one whole request once it has started (or connected).
@@ -126,11 +127,13 @@ def make_server(
     """A server bound to host:port (0 picks a free port), ready to `run()`.
 
     `log` gets one line per request (tokens redacted); None logs nothing. `open_backend`
-    opens the mail backend for confirmation emails (default: the configured one).
+    opens the mail backend for confirmation emails (default: the configured one). A
+    `site_dir` that holds the store, the secret or config.toml is refused (ConfigError).
     `unsubscribe_wait`: seconds a one-click unsubscribe waits for a busy store before it is
     queued beside it (answered 202) instead.
     """
     directory = site_dir or config.publish.dir
+    check_site_dir(config, store_path, directory)
     directory.mkdir(parents=True, exist_ok=True)
     app = make_app(
         config,

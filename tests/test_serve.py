@@ -224,7 +224,12 @@ def test_a_slow_client_is_cut_off(config: Config, tmp_path: Path) -> None:
     import socket
 
     srv = make_server(
-        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, request_deadline=0.2
+        config,
+        config.store_path,
+        lambda: NOW,
+        port=0,
+        site_dir=tmp_path / "site",
+        request_deadline=0.2,
     )
     thread = serve_in_thread(srv)
     try:
@@ -246,7 +251,7 @@ def test_the_log_never_holds_a_token(
 ) -> None:
     lines: list[str] = []
     srv = make_server(
-        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, log=lines.append
+        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path / "site", log=lines.append
     )
     thread = serve_in_thread(srv)
     confirm_token, token = reader

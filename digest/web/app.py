@@ -23,6 +23,7 @@ from digest.render.environment import builtin_templates
 from digest.store import Store
 from digest.store.base import DEFAULT_TIMEOUT
 from digest.web import manage, rate, subscribe
+from digest.web.files import SiteFiles
 from digest.web.guard import GuardMiddleware
 from digest.web.pages import UNSUBSCRIBE_WAIT, Site, StoreUnavailable
 
@@ -81,7 +82,7 @@ def make_app(
         Route("/subscribe", subscribe.handler(site), methods=["GET", "POST"]),
         Route("/subscribe/preview", subscribe.preview_handler(site)),
         Mount("/_web", StaticFiles(directory=static)),
-        Mount("/", StaticFiles(directory=site_dir, html=True, check_dir=False)),
+        Mount("/", SiteFiles(directory=site_dir, html=True, check_dir=False)),
     ]
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: not_found, StoreUnavailable: unavailable}
@@ -90,6 +91,10 @@ def make_app(
 
 
 async def _preview(site: Site, request: Request) -> Response:
+    refused = site.preview_refusal(request)
+    if refused is not None:
+        status, why = refused
+        return site.message(request, "Not now", why, status, link="/", link_text="The archive")
     query = request.query_params
     fmt = query.get("format", "html")
     try:
@@ -108,7 +113,7 @@ async def _preview(site: Site, request: Request) -> Response:
         def render(store: Store) -> str:
             return pipeline.preview(site.config, store, profile, now, fmt, window)[1]
 
-        body = await site.with_store(render)
+        body = await site.run_preview(render)
     except DigestError as exc:
         return site.message(
             request,

@@ -27,6 +27,7 @@ from digest.web.guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
     RateLimiter,
+    client_key,
     cookie_header,
     csrf_field,
     csrf_ok,
@@ -34,6 +35,8 @@ from digest.web.guard import (
 )
 
 T = TypeVar("T")
+#: Previews (each ranks the day's papers: CPU-heavy) worked on at once; more get 503.
+PREVIEWS_AT_ONCE = 2
 #: Seconds an unsubscribe waits for a busy store before it is queued instead.
 UNSUBSCRIBE_WAIT = 2.0
 
@@ -70,12 +73,31 @@ class Site:
     per_address: RateLimiter = field(init=False)
     #: Live previews from one client (each ranks the day's papers).
     previews: RateLimiter = field(init=False)
+    #: Previews being worked on now (handlers run on the one event loop: no lock needed).
+    running_previews: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.jinja = make_environment(self.config.templates_dir)
         self.per_client = RateLimiter(10, timedelta(hours=1), self.clock)
         self.per_address = RateLimiter(3, timedelta(days=1), self.clock)
         self.previews = RateLimiter(120, timedelta(minutes=10), self.clock)
+
+    def preview_refusal(self, request: Request) -> tuple[int, str] | None:
+        """Why a live preview may not run now (429: this client's limit, 503: too many at
+        once), or None: then the caller counts itself in `running_previews` while it runs."""
+        if not self.previews.allow(client_key(request.scope)):
+            return 429, "too many previews from here; wait a few minutes"
+        if self.running_previews >= PREVIEWS_AT_ONCE:
+            return 503, "busy with other previews; try again in a few seconds"
+        return None
+
+    async def run_preview(self, work: Callable[[Store], T]) -> T:
+        """`with_store(work)`, counted in `running_previews` (see `preview_refusal`)."""
+        self.running_previews += 1
+        try:
+            return await self.with_store(work)
+        finally:
+            self.running_previews -= 1
 
     @property
     def secret(self) -> bytes:
