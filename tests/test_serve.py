@@ -63,6 +63,9 @@ def test_bad_preview_requests_get_400(server: str) -> None:
     assert status == 400 and "no keyword to search for" in body
     status, _, body = get(f"{server}/preview?keywords=x&limit=many")
     assert status == 400 and "limit must be a number" in body
+    for limit in ("99999999999999999999", "1001", "-1", "nan", "1e3", "٣"):
+        status, _, body = get(f"{server}/preview?keywords=x&limit={urllib.parse.quote(limit)}")
+        assert status == 400 and "limit must be" in body, limit
     status, _, body = get(f"{server}/preview?keywords=%3Cscript%3E&format=pdf")
     assert status == 400 and "<script>" not in body
 

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: The largest --limit: more papers than any digest or listing could show.
 MAX_LIMIT = 100_000
+#: Years a date or time given on the command line may name: windows and schedules
+#: reach weeks either side of it, which must stay inside Python's dates (years 1-9999).
+YEARS = (1970, 9000)
 
 
 class CliError(click.ClickException):
@@ -107,6 +110,7 @@ class _Ctx:
             value = datetime.fromisoformat(self._now)
         except ValueError:
             raise CliError(f"--now {self._now!r}: not an ISO date or time") from None
+        _check_year(value.year, "--now", self._now)
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -121,9 +125,16 @@ def _parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise CliError(f"{option} {value!r}: not a date; use YYYY-MM-DD") from None
+    _check_year(day.year, option, value)
+    return day
+
+
+def _check_year(year: int, option: str, value: str) -> None:
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise CliError(f"{option} {value!r}: use a year from {YEARS[0]} to {YEARS[1]}")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

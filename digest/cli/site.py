@@ -44,6 +44,8 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
 
     obj.check_live_links()  # /subscribe mails confirmation links
     store_path = Path(obj.db) if obj.db else obj.config.store_path
+    with obj.store():  # a damaged or locked store is one line and exit 2, before serving
+        pass
     now = obj._now
     clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
     try:

@@ -27,6 +27,8 @@ from digest.web.files import SiteFiles
 from digest.web.guard import GuardMiddleware
 from digest.web.pages import UNSUBSCRIBE_WAIT, Site, StoreUnavailable
 
+#: The most items `/preview?limit=` may ask for (an overflow is refused, not converted).
+MAX_PREVIEW_LIMIT = 1000
 _TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"}
 
 
@@ -100,10 +102,12 @@ async def _preview(site: Site, request: Request) -> Response:
     try:
         if fmt not in _TYPES:
             raise DigestError(f"format {fmt!r}: use html, markdown or text")
-        try:
-            limit = int(query.get("limit") or 0)
-        except ValueError:
-            raise DigestError("limit must be a number") from None
+        text = query.get("limit") or "0"
+        if not (text.isascii() and text.isdigit()):
+            raise DigestError("limit must be a number")
+        limit = int(text) if len(text) <= 6 else MAX_PREVIEW_LIMIT + 1
+        if limit > MAX_PREVIEW_LIMIT:
+            raise DigestError(f"limit must be at most {MAX_PREVIEW_LIMIT}")
         profile = rank.make_profile(
             "preview", query.getlist("keywords"), query.getlist("exclude"), max_items=limit or None
         )
