@@ -39,7 +39,7 @@ def read_capture(path: Path, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file; check the path or the source's glob") from None
     except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory") from None
+        raise SourceError(f"{path}: is a directory, not a file") from None
     except PermissionError:
         raise SourceError(f"{path}: permission denied") from None
     except OSError as exc:
@@ -52,7 +52,7 @@ def read_capture(path: Path, max_bytes: int) -> bytes:
     if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a directory
         os.close(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise SourceError(f"{path}: is a directory")
+            raise SourceError(f"{path}: is a directory, not a file")
         raise SourceError(
             f"{path}: not a regular file (a device, FIFO or socket); save it to a file first"
         )
