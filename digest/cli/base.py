@@ -89,12 +89,12 @@ class _Ctx:
     def store(self) -> Store:
         from digest.store import Store
 
-        return Store(Path(self.db) if self.db else self.config.store_path)
+        return Store(_path(self.db, "--db") if self.db else self.config.store_path)
 
     def existing_store(self) -> Store:
         """The store, for a command that only reads: one that is not there is an error,
         not a new empty file (`digest papers` in the wrong folder must not make one)."""
-        path = Path(self.db) if self.db else self.config.store_path
+        path = _path(self.db, "--db") if self.db else self.config.store_path
         if not path.exists():
             raise CliError(
                 f"{path}: no store here yet; run `digest ingest` first, or pass --config "
@@ -130,6 +130,14 @@ def _parse_date(value: str | None, option: str) -> date | None:
         raise CliError(f"{option} {value!r}: not a date; use YYYY-MM-DD") from None
     _check_year(day.year, option, value)
     return day
+
+
+def _path(value: str, option: str) -> Path:
+    """A path given on the command line; one with a NUL byte (which no file system
+    takes) is refused in one line instead of failing deep inside with a ValueError."""
+    if "\x00" in value:
+        raise CliError(f"{option} {value!r}: a path cannot hold a NUL byte")
+    return Path(value)
 
 
 def _check_year(year: int, option: str, value: str) -> None:

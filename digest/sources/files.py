@@ -44,6 +44,8 @@ def read_capture(path: Path, max_bytes: int) -> bytes:
         raise SourceError(f"{path}: permission denied") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:  # a NUL byte in the name: no such file can exist
+        raise SourceError(f"{str(path)!r}: no such file (the name holds a NUL byte)") from None
     try:
         info = os.fstat(fd)
     except OSError as exc:
