@@ -158,7 +158,7 @@ def _assert_clean_exit(result: click.testing.Result, args: list[str]) -> None:
     assert "Traceback" not in result.output, shown
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(args=command_lines())
 def test_every_command_exits_0_1_or_2_for_hostile_values(project: Project, args: list[str]) -> None:
     here = Path.cwd()
