@@ -207,6 +207,8 @@ ROUTES = [
     ("POST", "/unsubscribe", ("token",)),
     ("GET", "/manage", ("token", "done")),
     ("POST", "/manage", ("token",)),
+    ("GET", "/rate", ("token", "paper", "vote")),
+    ("POST", "/rate", ("token", "paper", "vote")),
     ("GET", "/_web/", ()),
     ("GET", "/", ()),
 ]
