@@ -119,6 +119,7 @@ def send(
 
     `notes` go at the top of every digest claimed now (e.g. "A source failed: ...").
     """
+    store.apply_queued_unsubscribes()  # a reader who unsubscribed while it was busy
     owner = this_owner()
     holder = None if dry_run else store.acquire_lease(LEASE, owner, now, LEASE_TTL)
     if holder is not None:

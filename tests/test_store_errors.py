@@ -113,7 +113,12 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
 }
 
 #: Public members that need no lock, and why.
-NO_LOCK_NEEDED = {"close": "closing only releases the connection"}
+NO_LOCK_NEEDED = {
+    "close": "closing only releases the connection",
+    "queue_unsubscribe": "appends to a file beside the store: what a locked store falls back to",
+    "apply_queued_unsubscribes": "writes only when something is queued: see"
+    " tests/test_unsubscribe_load.py for a locked store",
+}
 
 
 def public_members(cls: type) -> set[str]:

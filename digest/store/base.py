@@ -27,7 +27,7 @@ from types import FunctionType
 from typing import Any, Self
 
 from digest.codec import time_text
-from digest.errors import StoreError
+from digest.errors import StoreBusy, StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Seconds to wait for another process's lock (SQLite's busy timeout), by default.
@@ -74,8 +74,11 @@ def explain(exc: sqlite3.Error) -> str:
 
 
 def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
-    """The one-line error for `exc`: '<file>: <what>: <meaning; how to fix>'."""
-    return StoreError(f"{path}: {what}: {explain(exc)}")
+    """The one-line error for `exc`: '<file>: <what>: <meaning; how to fix>' (a StoreBusy
+    when another process held the lock: the caller may queue the work or try again)."""
+    meaning = explain(exc)
+    kind = StoreBusy if meaning.startswith("database is locked") else StoreError
+    return kind(f"{path}: {what}: {meaning}")
 
 
 def _iterate_translated(path: Path, what: str, iterator: Iterator[Any]) -> Iterator[Any]:
