@@ -345,3 +345,16 @@ def test_subscribers_import_refuses_a_fifo_and_a_device(project: Project, tmp_pa
         )
         assert result.exit_code == 2 and result.stderr.startswith(f"error: {path}: "), result.output
         assert result.stderr.count("\n") == 1
+
+
+def test_a_config_that_is_a_fifo_a_device_a_folder_or_huge_is_one_line(tmp_path: Path) -> None:
+    """--config reads like a capture: regular files only, at most 1 MB (a FIFO would block
+    and /dev/zero read for ever)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.toml"
+    huge.write_text("#" * (2 << 20))
+    for path in (fifo, Path("/dev/zero"), tmp_path, huge):
+        result = CliRunner().invoke(cli, ["--config", str(path), "papers"])
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {path}: "), result.output
+        assert result.stderr.count("\n") == 1

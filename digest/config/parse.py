@@ -26,11 +26,15 @@ from digest.config.schema import (
     SmtpConfig,
     SourceConfig,
 )
-from digest.errors import ConfigError, QueryError
+from digest.errors import ConfigError, QueryError, SourceError
 from digest.model import Profile
 from digest.rank.query import make_profile
 from digest.rank.settings import RankSettings
 from digest.sources import known_kinds
+from digest.sources.files import read_capture
+
+#: A config file is a few KB; more is a mistake (a log or a device given as --config).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def load_config(path: Path | str, *, required: bool = False) -> Config:
@@ -48,7 +52,17 @@ def load_config(path: Path | str, *, required: bool = False) -> Config:
             delivery=DeliveryConfig(outbox_dir=root / "var/outbox"),
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_capture(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except SourceError as exc:  # a FIFO or /dev/zero would block or read for ever
+        why = str(exc).replace("the source's glob", "--config")
+        why = why.replace(
+            "split it or raise [ingest] max_file_mb in config.toml", "is it a config?"
+        )
+        raise ConfigError(why) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
