@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import bulk, pipeline
+from digest import bulk, enrol, pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.deliver import OutgoingEmail, SendResult
@@ -315,7 +315,7 @@ def test_a_refused_confirmation_is_reported_and_the_import_stays(
     data = "".join(f"{c}@example.org,LoRA\n" for c in "abcde").encode()
     with (
         mock.patch.object(store_subscribers, "UPSERT_PAGE", 2),
-        mock.patch.object(pipeline, "CONFIRMATION_BATCH", 1),
+        mock.patch.object(enrol, "CONFIRMATION_BATCH", 1),
         mock.patch.object(bulk, "_PROGRESS_EVERY", 2),
     ):
         report = pipeline.import_subscribers(

@@ -39,6 +39,7 @@ LAYERS = [
     "digest.ingest",
     "digest.subscriptions",
     "digest.bulk",
+    "digest.enrol",
     "digest.dispatch",
     "digest.send",
     "digest.publish",
