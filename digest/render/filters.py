@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
 import markdown as markdown_lib
 import nh3
@@ -93,19 +94,27 @@ def highlight(text: object, profile: Profile, fmt: str = "html") -> str:
     Every other character is escaped for the format, so untrusted text stays inert.
     """
     plain = clean(text)
+    joined = mark_spans(plain, _spans(plain, profile), fmt)
+    if fmt == "markdown":
+        return _MD_LINE_START.sub(_escape_line_start, joined)
+    return joined
+
+
+def mark_spans(text: str, spans: Iterable[tuple[int, int]], fmt: str = "html") -> str:
+    """`text` with the sorted, non-overlapping character `spans` marked: <mark> (html),
+    **bold** (markdown), nothing (text); every other character escaped for the format.
+    Markup for html."""
     escape_part = {
         "html": lambda t: str(escape(t)),
         "markdown": lambda t: _MD_SPECIAL.sub(r"\\\1", t),
     }.get(fmt, str)
     marks = {"html": ("<mark>", "</mark>"), "markdown": ("**", "**")}.get(fmt, ("", ""))
     out, pos = [], 0
-    for start, end in _spans(plain, profile):
-        out += [escape_part(plain[pos:start]), marks[0], escape_part(plain[start:end]), marks[1]]
+    for start, end in spans:
+        out += [escape_part(text[pos:start]), marks[0], escape_part(text[start:end]), marks[1]]
         pos = end
-    out.append(escape_part(plain[pos:]))
+    out.append(escape_part(text[pos:]))
     joined = "".join(out)
-    if fmt == "markdown":
-        return _MD_LINE_START.sub(_escape_line_start, joined)
     return Markup(joined) if fmt == "html" else joined
 
 

@@ -17,10 +17,10 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from digest.model import DigestItem, Match, Paper
-from digest.render.filters import _MD_SPECIAL, md_escape, safe_url, sentences
+from digest.render.filters import mark_spans, md_escape, safe_url, sentences
 from digest.text import clean
 
 #: An arXiv id we build links from (new style `2401.01234v2`, old style `hep-th/9901001`).
@@ -139,18 +139,7 @@ def matched_words(matches: Sequence[Match]) -> tuple[str, ...]:
 def mark_words(text: str, words: tuple[str, ...], fmt: str = "html") -> str:
     """`text` with `words` marked as whole words: <mark> (html), **bold** (markdown),
     nothing (text). Everything else is escaped for the format."""
-    escape_part = {
-        "html": lambda t: str(escape(t)),
-        "markdown": lambda t: _MD_SPECIAL.sub(r"\\\1", t),
-    }.get(fmt, str)
-    marks = {"html": ("<mark>", "</mark>"), "markdown": ("**", "**")}.get(fmt, ("", ""))
-    out, pos = [], 0
-    for start, end in _word_spans(text, words) if words else ():
-        out += [escape_part(text[pos:start]), marks[0], escape_part(text[start:end]), marks[1]]
-        pos = end
-    out.append(escape_part(text[pos:]))
-    joined = "".join(out)
-    return Markup(joined) if fmt == "html" else joined
+    return mark_spans(text, _word_spans(text, words) if words else (), fmt)
 
 
 def paper_links(paper: Paper, base_url: str = "") -> tuple[tuple[str, str], ...]:
