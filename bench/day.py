@@ -302,11 +302,52 @@ def _peak(who: int) -> float:
 # -- the parent: runs, medians, the table ----------------------------------------------
 
 
+#: --quick forks each phase from this process (imports done once) instead of starting a
+#: new interpreter per phase: a smoke run's phases take less time than Python's imports.
+#: Its peak RSS then counts what the parent held at the fork; full runs use new processes.
+FORK = False
+
+
 def child(*args: str) -> dict[str, Any]:
+    """Run this script with `args` in another process; the JSON its last line prints."""
+    if FORK:
+        return _forked(list(args))
     done = subprocess.run(
         [sys.executable, __file__, *args], check=True, capture_output=True, text=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _forked(args: list[str]) -> dict[str, Any]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    with tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # the child: main() with these arguments, stdout into the pipe
+            code = 1
+            try:
+                os.close(read)
+                os.dup2(write, 1)
+                os.dup2(err.fileno(), 2)
+                sys.argv = [__file__, *args]
+                code = main()
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            out = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"phase {args} failed:\n{err.read().decode(errors='replace')}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -> dict[str, Any]:
@@ -427,6 +468,8 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
     if args.quick:
+        global FORK
+        FORK = True
         args.readers, args.papers, args.sample = "200", 40, min(args.sample, 5)
     if args.prepare:
         print(json.dumps(prepare(args.work, args.prepare, args.papers)))

@@ -22,7 +22,9 @@ store, run by run in turn, and prints the ratios of their CPU seconds.
 
 A year at 2,000 papers a day takes a while to build (the seeds' abstracts are analysed
 once, each title once a paper): `--keep DIR` builds it there once and copies it for
-every later run.
+every later run. The store keeps each paper's analysed text in the JSON layout every
+checkout reads; before its runs, each checkout's copy is brought to the layout its own
+ingest writes (`rank.terms.repack` where it has one: packed blobs), unmeasured.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if __name__ == "__main__" and "--child" not in sys.argv:
+if __name__ == "__main__" and not {"--child", "--child-repack"} & set(sys.argv):
     sys.path.insert(0, str(ROOT))
 
 from digest import rank  # noqa: E402
@@ -163,16 +165,21 @@ def prepare_store(work: Path, days: int, per_day: int, keep: Path | None) -> Non
 _ABSTRACTS: dict[str, tuple[list[str], int]] = {}
 
 
-def keep_terms(store: Store, papers: list[Paper]) -> None:
+def keep_terms(store: Store, papers: list[Paper], *, as_ingest: bool = False) -> None:
     """What ingest does for every new paper: keep its analysed text (stores of code from
-    before kept terms have no such table: then nothing)."""
+    before kept terms have no such table: then nothing). In the JSON layout every
+    checkout reads, or `as_ingest` in the layout this checkout's ingest writes."""
     if not hasattr(store, "keep_paper_terms"):
         return
     from collections import Counter
 
+    from digest.rank import terms as kept
     from digest.rank import terms_key
     from digest.rank.analyzer import analyzer_for
-    from digest.rank.terms import PaperTerms, encode
+    from digest.rank.terms import PaperTerms
+
+    # the layout every checkout reads (`repack_store` brings a copy up to date)
+    encode = kept.encode if as_ingest else getattr(kept, "encode_json", kept.encode)
 
     analyzer = analyzer_for(None)
     blobs = []
@@ -187,6 +194,30 @@ def keep_terms(store: Store, papers: list[Paper]) -> None:
         )
         blobs.append((p.id, encode(p, terms)))
     store.keep_paper_terms(blobs, terms_key(None))
+
+
+def repack_store(work: Path) -> str:
+    """Bring the kept terms of `work`'s store to the layout this checkout's ingest writes
+    (`rank.terms.repack`; nothing for code without it). The bench's papers share a few
+    hundred abstracts, so feature hashes are cached here: a real ingest hashes each
+    paper's features once anyway."""
+    try:
+        from digest.rank import packed, terms
+    except ImportError:
+        return "no repack"
+    import functools
+
+    packed.feature_hash = functools.lru_cache(maxsize=1 << 20)(packed.feature_hash)  # type: ignore[assignment]
+    start = time.perf_counter()
+    n = 0
+    with Store(work / "bench.sqlite3") as store:
+        key = terms.terms_key(None)
+        for day in store.paper_days():
+            papers = store.papers_between(day, day + timedelta(days=1))
+            blobs = store.paper_terms([p.id for p in papers], key)
+            new = [(p.id, b) for p in papers if (b := terms.repack(p, blobs[p.id])) is not None]
+            n += store.keep_paper_terms(new, key)
+    return f"repacked {n} blobs in {time.perf_counter() - start:.0f} s"
 
 
 def _cpu(who: int) -> float:
@@ -214,7 +245,7 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
                 templates = seeds.papers()
             papers = day_papers(templates, FIRST_DAY + timedelta(days=add_day), per_day, add_day)
             store.add_papers(papers)
-            keep_terms(store, papers)
+            keep_terms(store, papers, as_ingest=True)
         now = datetime(2030, 1, 1, tzinfo=UTC)
         cpu0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -232,6 +263,17 @@ def measure(work: Path, out: Path, add_day: int | None, per_day: int) -> dict[st
         "total": report.total,
         "ranked_days": report.ranked_days,
     }
+
+
+def run_repack(code: Path, work: Path) -> str:
+    """`repack_store` of `work` with the code of `code`, in a child process."""
+    args = [sys.executable, __file__, "--child-repack", str(work)]
+    done = subprocess.run(
+        args, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(code))
+    )
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 def run_child(
@@ -293,6 +335,8 @@ def measure_all(
             for name in ("config.toml", "seeds.sqlite3", "bench.sqlite3"):
                 shutil.copy(work / name, dirs[label] / name)
             shutil.copytree(work / "seeds", dirs[label] / "seeds")
+    for label in codes:  # each copy made first: a repacked store is of no use to old code
+        print(f"{label}: {run_repack(codes[label], dirs[label])}", flush=True)
     site = {label: dirs[label] / f"site-{args.runs - 1}" for label in codes}
     for phase in PHASES:
         for n in range(args.runs):
@@ -341,7 +385,11 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--add-day", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-repack", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_repack:
+        print(repack_store(args.child_repack))
+        return
     if args.child:
         print(json.dumps(measure(args.child, args.out, args.add_day, args.per_day)))
         return

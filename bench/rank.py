@@ -115,7 +115,8 @@ def synthetic_day(
                 term += f"^{rng.choice([0.5, 2, 3])}"
             kws.append(term)
         exclude = [rng.choice(content[200:1500])] if rng.random() < 0.2 else []
-        profiles.append(make_profile(f"p{i}", kws, exclude, max_items=10, min_score=0.5))
+        # no min_score: the default reader, cut per profile (rank.cutoff)
+        profiles.append(make_profile(f"p{i}", kws, exclude, max_items=10))
     return papers, profiles
 
 

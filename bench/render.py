@@ -87,7 +87,10 @@ def digests(papers: list[Paper], n: int, seed: int = 3) -> list[tuple[Digest, Li
             (
                 digest,
                 Links(
-                    "https://d.example/", f"https://d.example/m?s={s}", f"https://d.example/u?s={s}"
+                    "https://d.example/",
+                    f"https://d.example/m?s={s}",
+                    f"https://d.example/u?s={s}",
+                    f"https://d.example/rate?token=rate.{s}.x",
                 ),
             )
         )

@@ -99,10 +99,6 @@ def _cell(name: str, value: Any) -> Any:
     return json.dumps(out, ensure_ascii=False) if name in _LISTS else out
 
 
-def _from_cell(name: str, value: Any) -> Any:
-    return _in(name, json.loads(value) if name in _LISTS and value is not None else value)
-
-
 # -- papers ------------------------------------------------------------------------------
 
 
@@ -111,9 +107,38 @@ def paper_row(paper: Paper) -> tuple[Any, ...]:
     return tuple(_cell(name, getattr(paper, name)) for name in PAPER_COLUMNS)
 
 
+def _list_cell(value: str) -> tuple[str, ...] | None:
+    if value == "[]":
+        return ()
+    got = json.loads(value)
+    return None if got is None else tuple(str(v) for v in got)
+
+
+#: Each column with what turns its cell into the field (None: the cell is the value): `_in`
+#: after JSON for lists, decided once per column, not per cell (a year's archive reads
+#: 730,000 rows, and the per-cell tests were half of reading them).
+_FROM_CELL: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
+    (
+        name,
+        datetime.fromisoformat
+        if name in _TIMES
+        else date.fromisoformat
+        if name in _DATES
+        else _list_cell
+        if name in _LISTS
+        else None,
+    )
+    for name in PAPER_COLUMNS
+)
+
+
 def paper_from_row(row: Mapping[str, Any], sources: tuple[str, ...] = ()) -> Paper:
     """A stored paper (a row with PAPER_COLUMNS, e.g. sqlite3.Row) back as a Paper."""
-    return Paper(**{name: _from_cell(name, row[name]) for name in PAPER_COLUMNS}, sources=sources)
+    values: dict[str, Any] = {}
+    for name, convert in _FROM_CELL:
+        cell = row[name]
+        values[name] = cell if convert is None or cell is None else convert(cell)
+    return Paper(**values, sources=sources)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -223,9 +248,20 @@ def _item_json(item: DigestItem) -> dict[str, Any]:
     return {
         "paper": paper_to_json(item.paper),
         "score": item.score,
-        "matches": [{"keyword": m.keyword, "fields": list(m.fields)} for m in item.matches],
+        "matches": [_match_json(m) for m in item.matches],
         "snippets": list(item.snippets),
     }
+
+
+def _match_json(match: Match) -> dict[str, Any]:
+    """A match as JSON; the matched words and `partly` only when there are any (records
+    from before them read the same)."""
+    raw: dict[str, Any] = {"keyword": match.keyword, "fields": list(match.fields)}
+    if match.words:
+        raw["words"] = list(match.words)
+    if match.partly:
+        raw["partly"] = True
+    return raw
 
 
 def thaw_digest(content: str) -> Digest:
@@ -255,7 +291,12 @@ def _item_from_json(raw: Mapping[str, Any]) -> DigestItem:
     return DigestItem(
         paper_from_json(raw["paper"]),
         raw["score"],
-        tuple(Match(m["keyword"], tuple(m["fields"])) for m in raw["matches"]),
+        tuple(
+            Match(
+                m["keyword"], tuple(m["fields"]), tuple(m.get("words", ())), bool(m.get("partly"))
+            )
+            for m in raw["matches"]
+        ),
         tuple(raw["snippets"]),
     )
 

@@ -179,6 +179,7 @@ class Dispatcher:
                     archive=config.publish.base_url,
                     manage=link(config, self.secret, "manage", sub, now),
                     unsubscribe=link(config, self.secret, "unsubscribe", sub, now),
+                    rate=link(config, self.secret, "rate", sub, now),
                 )
                 digest = job.digest
                 if digest is None:

@@ -4,6 +4,7 @@ DigestError
 ├── ConfigError      config.toml missing, unreadable, or a key with a bad value
 ├── SourceError      an input file or URL that cannot be read at all
 ├── StoreError       the SQLite store cannot be opened or written
+│   └── StoreBusy    ... because another process holds its write lock (try again)
 ├── QueryError       a keyword profile that cannot be understood
 ├── RenderError      a template that fails to load or render
 └── DeliveryError    a message that could not be handed to a backend
@@ -26,6 +27,10 @@ class SourceError(DigestError):
 
 class StoreError(DigestError):
     """The SQLite store cannot be opened, migrated, read or written (locked, corrupt ...)."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock past the busy timeout: try again."""
 
 
 class QueryError(DigestError):

@@ -23,7 +23,8 @@ def public_url(config: Config) -> str:
 
 
 def link(config: Config, secret: bytes, purpose: str, sub: Subscriber, now: datetime) -> str:
-    """A signed link for `purpose` ("confirm", "unsubscribe", "manage") for this reader."""
+    """A signed link for `purpose` ("confirm", "unsubscribe", "manage", "rate") for this
+    reader. A rate link is completed per item with `&paper=ID&vote=like|dislike`."""
     token = make_token(secret, purpose, sub.id, sub.email, now)
     return f"{public_url(config)}{purpose}?token={token}"
 

@@ -129,6 +129,27 @@ class Match:
 
     keyword: str  #: the keyword as the user typed it
     fields: tuple[str, ...]  #: "title" and/or "abstract"
+    #: The words of the paper that matched, as written there (`text-to-speech` for the
+    #: keyword `TTS`), title first, each spelling once; () when unknown (older records).
+    words: tuple[str, ...] = ()
+    #: True when only some words of a multi-word keyword matched (not all together).
+    partly: bool = False
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The words a why-line shows: three of `words`, or the keyword when none known."""
+        return self.words[:3] or (self.keyword,)
+
+    @property
+    def names_keyword(self) -> bool:
+        """True when a shown word is the keyword itself (case, hyphens and spaces aside),
+        so the why-line need not name the keyword as well."""
+        typed = _letters(self.keyword)
+        return any(_letters(w) == typed for w in self.shown)
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +169,14 @@ class DigestItem:
 
     @property
     def why(self) -> str:
-        """One line: which keywords matched, and where."""
+        """One line: the words that matched, where, and for which keyword."""
         if not self.matches:
             return "popular today"
-        parts = [f"{m.keyword} ({' + '.join(m.fields)})" for m in self.matches]
-        return "matches " + ", ".join(parts)
+        parts = []
+        for m in self.matches:
+            label = f"{'partly ' if m.partly else ''}{', '.join(m.shown)} ({' + '.join(m.fields)})"
+            parts.append(label if m.names_keyword else f"{label} for {m.keyword}")
+        return "matches " + "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,3 +294,25 @@ class LastDigest:
     window_end: datetime
     #: The newest paper row it considered; None for digests from before rows were kept.
     papers_upto: int | None
+
+
+#: The two answers a reader can give about a paper, as links and the CLI spell them.
+VOTES = {"like": 1, "dislike": -1}
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A reader's "more like this" (+1) or "not for me" (-1) about one paper: the signal
+    the ranker learns a reader's taste from. One per reader and paper (the latest)."""
+
+    subscriber_id: int
+    paper_id: str
+    vote: int  #: +1 "more like this", -1 "not for me"
+    rated_at: datetime
+    via: str  #: where it was given: "email", "manage", "cli"
+    title: str = ""  #: the paper's title, for lists (not part of the rating)
+
+    @property
+    def label(self) -> str:
+        """The vote as a link spells it: "like" or "dislike"."""
+        return "like" if self.vote > 0 else "dislike"

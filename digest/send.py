@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from digest import rank
@@ -119,6 +119,7 @@ def send(
 
     `notes` go at the top of every digest claimed now (e.g. "A source failed: ...").
     """
+    store.apply_queued_unsubscribes()  # a reader who unsubscribed while it was busy
     owner = this_owner()
     holder = None if dry_run else store.acquire_lease(LEASE, owner, now, LEASE_TTL)
     if holder is not None:
@@ -259,9 +260,9 @@ def _plan(
     arrivals = store.arrivals(low, high)
     window = [p for _, p in arrivals]
     ids = [p.id for p in window]
-    # The email shows each paper's opening sentences (templates/email/_item.*), not the
-    # sentences that matched: the send does not look for them (the archive does).
-    settings, synonyms = replace(config.ranking, snippets=0), config.synonyms or None
+    # The email shows the sentences that matched, with the words that matched marked
+    # (templates/email/_item.*): the ranker finds them once per paper and keywords.
+    settings, synonyms = config.ranking, config.synonyms or None
     blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
     prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)

@@ -31,6 +31,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from digest.config import Config
 from digest.deliver import Backend
 from digest.web import make_app
+from digest.web.files import check_site_dir
+from digest.web.pages import UNSUBSCRIBE_WAIT
 
 #: Seconds a client has to send one whole request once it has started (or connected).
 REQUEST_DEADLINE = 10.0
@@ -120,16 +122,27 @@ def make_server(
     log: Callable[[str], None] | None = None,
     request_deadline: float = REQUEST_DEADLINE,
     open_backend: Callable[[], Backend] | None = None,
+    unsubscribe_wait: float = UNSUBSCRIBE_WAIT,
 ) -> RunningServer:
     """A server bound to host:port (0 picks a free port), ready to `run()`.
 
     `log` gets one line per request (tokens redacted); None logs nothing. `open_backend`
-    opens the mail backend for confirmation emails (default: the configured one).
+    opens the mail backend for confirmation emails (default: the configured one). A
+    `site_dir` that holds the store, the secret or config.toml is refused (ConfigError).
+    `unsubscribe_wait`: seconds a one-click unsubscribe waits for a busy store before it is
+    queued beside it (answered 202) instead.
     """
     directory = site_dir or config.publish.dir
+    check_site_dir(config, store_path, directory)
     directory.mkdir(parents=True, exist_ok=True)
     app = make_app(
-        config, store_path, clock, site_dir=directory, log=log, open_backend=open_backend
+        config,
+        store_path,
+        clock,
+        site_dir=directory,
+        log=log,
+        open_backend=open_backend,
+        unsubscribe_wait=unsubscribe_wait,
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

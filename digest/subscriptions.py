@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config
-from digest.errors import SubscriptionError
+from digest.errors import StoreBusy, SubscriptionError
 from digest.links import link
 from digest.model import Profile, Subscriber
-from digest.store import Store
+from digest.store import QueuedUnsubscribe, Store
 from digest.tokens import INVALID, LIFETIME, load_secret, make_token, parse_token, verify
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -173,3 +173,22 @@ def unsubscribe(
         return store.subscriber(sub.id) or sub, True
     changed = store.set_subscriber_status(sub.id, "unsubscribed", now)
     return store.subscriber(sub.id) or sub, changed
+
+
+def unsubscribe_or_queue(
+    config: Config, store: Store, token: str, now: datetime
+) -> tuple[Subscriber, bool]:
+    """Unsubscribe the holder of a valid unsubscribe token; True when it was queued.
+
+    The token is checked first (a read: never blocked by another process's write). If
+    the write then finds the store busy past its timeout, the unsubscribe is queued
+    beside the store (`store.journal`), durably, and applied by the next opener, so a
+    valid one-click unsubscribe is never refused for being at a bad moment.
+    """
+    sub = subscriber_for(store, load_secret(config), token, "unsubscribe", now)
+    try:
+        store.set_subscriber_status(sub.id, "unsubscribed", now)
+    except StoreBusy:
+        store.queue_unsubscribe(QueuedUnsubscribe(sub.id, sub.email, now))
+        return sub, True
+    return sub, False

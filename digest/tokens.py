@@ -1,4 +1,4 @@
-"""Signed, expiring tokens for confirm, unsubscribe and manage links.
+"""Signed, expiring tokens for confirm, unsubscribe, manage and rating links.
 
 A token is `purpose.subscriber-id.expiry.signature`; the signature is an HMAC-SHA256
 over the purpose, the id, the expiry AND the subscriber's current address, with a secret
@@ -23,7 +23,7 @@ from digest.config import Config
 from digest.config.checks import secret_problem
 from digest.errors import ConfigError, SubscriptionError
 
-PURPOSES = ("confirm", "unsubscribe", "manage")
+PURPOSES = ("confirm", "unsubscribe", "manage", "rate")
 #: ASCII digits in their one canonical spelling (no leading zeros, no sign), of a size
 #: SQLite can hold: one token has one spelling.
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,14}")
@@ -36,6 +36,9 @@ LIFETIME = {
     "confirm": timedelta(days=7),
     "unsubscribe": timedelta(days=3650),
     "manage": timedelta(days=3650),
+    # One per reader and email, for every item's rating links: it can only record
+    # ratings (not manage), and an old digest's links keep working.
+    "rate": timedelta(days=3650),
 }
 
 

@@ -53,6 +53,21 @@ def make_paper(
     )
 
 
+def linked_paper(title: str, abstract: str, arxiv_id: str, **fields: Any) -> Paper:
+    """A paper with every kind of link a source gives (its Hugging Face page, arXiv, a PDF,
+    code, a `javascript:` project page that must never become a link), four author names
+    and a summary; `fields` change or add to them."""
+    known: dict[str, Any] = {
+        "url": f"https://huggingface.co/papers/{arxiv_id}",
+        "pdf_url": f"https://arxiv.org/pdf/{arxiv_id}",
+        "code_url": "https://github.com/o/r",
+        "project_url": "javascript:alert(1)",
+        "authors": ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
+        "summary": "A small model.",
+    }
+    return make_paper(title, abstract, arxiv_id=arxiv_id, **{**known, **fields})
+
+
 def make_email(n: int = 1, **changes: Any) -> OutgoingEmail:
     """A realistic email for delivery `d-000n` to `reader<n>@example.org`."""
     email = OutgoingEmail(

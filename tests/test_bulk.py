@@ -6,7 +6,8 @@ from __future__ import annotations
 import email
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -17,7 +18,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import bulk, pipeline
+from digest import bulk, enrol, pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.deliver import OutgoingEmail, SendResult
@@ -83,13 +84,15 @@ def outbox(config: Config) -> list[email.message.EmailMessage]:
     ]
 
 
-def data_version(config: Config) -> Iterator[int]:
+@contextmanager
+def data_version(config: Config) -> Iterator[Callable[[], int]]:
     """A second connection's view of writes: SQLite's data_version moves on each commit
-    by another connection that changed the file, and only then."""
+    by another connection that changed the file, and only then. A context manager, so the
+    connection is closed in the test's own thread (a generator left open was closed by the
+    garbage collector in whatever thread ran next: a server's, which SQLite refuses)."""
     db = sqlite3.connect(config.store_path)
     try:
-        while True:
-            yield db.execute("PRAGMA data_version").fetchone()[0]
+        yield lambda: int(db.execute("PRAGMA data_version").fetchone()[0])
     finally:
         db.close()
 
@@ -312,7 +315,7 @@ def test_a_refused_confirmation_is_reported_and_the_import_stays(
     data = "".join(f"{c}@example.org,LoRA\n" for c in "abcde").encode()
     with (
         mock.patch.object(store_subscribers, "UPSERT_PAGE", 2),
-        mock.patch.object(pipeline, "CONFIRMATION_BATCH", 1),
+        mock.patch.object(enrol, "CONFIRMATION_BATCH", 1),
         mock.patch.object(bulk, "_PROGRESS_EVERY", 2),
     ):
         report = pipeline.import_subscribers(
@@ -421,13 +424,14 @@ def test_import_then_again_changes_nothing(
     ]  # fmt: skip
     ada = store.subscriber_by_email("ada@example.org")
     assert ada is not None and ada.profiles[0] == LORA  # parsed by make_profile, as typed
-    versions = data_version(config)
-    before = next(versions)
-    again = run(project, "subscribers", "import", path)
-    assert again.stdout == (
-        f"imported {path}: 0 new, 0 changed, 2 unchanged, 0 bad (skipped), 0 confirmations sent\n"
-    )
-    assert next(versions) == before, "a re-import that changes nothing must not write"
+    with data_version(config) as version:
+        before = version()
+        again = run(project, "subscribers", "import", path)
+        assert again.stdout == (
+            f"imported {path}: 0 new, 0 changed, 2 unchanged, 0 bad (skipped),"
+            " 0 confirmations sent\n"
+        )
+        assert version() == before, "a re-import that changes nothing must not write"
     assert len(outbox(config)) == 2
 
 
@@ -620,13 +624,14 @@ def test_importing_an_export_is_a_no_op(
     before = store.subscribers()
     exported = run(project, "subscribers", "export", "--format", fmt)
     assert exported.stderr == "note: 1 subscriber without a profile left out\n"
-    versions = data_version(config)
-    version = next(versions)
-    again = run(project, "subscribers", "import", "-", stdin=exported.stdout.encode())
-    assert again.stdout == (
-        "imported <stdin>: 0 new, 0 changed, 3 unchanged, 0 bad (skipped), 0 confirmations sent\n"
-    )
-    assert next(versions) == version and store.subscribers() == before
+    with data_version(config) as version:
+        first = version()
+        again = run(project, "subscribers", "import", "-", stdin=exported.stdout.encode())
+        assert again.stdout == (
+            "imported <stdin>: 0 new, 0 changed, 3 unchanged, 0 bad (skipped),"
+            " 0 confirmations sent\n"
+        )
+        assert version() == first and store.subscribers() == before
 
 
 def test_export_formats_exactly(project: Path, config: Config, store: Store) -> None:

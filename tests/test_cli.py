@@ -38,8 +38,8 @@ def test_ingest_prints_counts_and_reingest_adds_nothing(project: Path) -> None:
     assert (project / "var" / "digest.sqlite3").exists()
 
 
-def test_papers_json_has_exactly_the_documented_keys(project: Path) -> None:
-    invoke(project, "ingest")
+def test_papers_json_has_exactly_the_documented_keys(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, out, err = invoke(project, "papers", "--json")
     assert err == ""  # the count goes to stderr only for humans
     rows = [json.loads(line) for line in out.splitlines()]
@@ -144,22 +144,22 @@ def test_run_ingests_and_writes_the_digest(project: Path) -> None:
 # -- bad input: one clear line, exit code 2, nothing lost ------------------------------
 
 
-def _seeded(project: Path) -> int:
-    """How many papers the store holds after ingesting the configured sources."""
-    invoke(project, "ingest")
+def _stored(project: Path) -> int:
+    """How many papers the project's store holds (`digest papers`)."""
     _, out, _ = invoke(project, "papers", "--json")
     return len(out.splitlines())
 
 
-def test_not_utf8_file(project: Path, tmp_path: Path) -> None:
-    before = _seeded(project)
+def test_not_utf8_file(seeded_project: Path, tmp_path: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
+    before = _stored(project)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("Caf\xe9 au lait\n\nAn abstract.\n".encode("latin-1"))
     code, out, err = invoke(project, "ingest", str(bad))
     assert code == 2
     assert err == f"error: {bad}:1: not UTF-8 text (byte 0xe9); save the capture as UTF-8\n"
     assert out == "0 new, 0 updated, 0 skipped\n"
-    assert _seeded(project) == before
+    assert _stored(project) == before == 331
 
 
 def test_an_empty_file_is_an_error_unless_read_as_a_capture(project: Path, tmp_path: Path) -> None:
@@ -173,8 +173,9 @@ def test_an_empty_file_is_an_error_unless_read_as_a_capture(project: Path, tmp_p
     assert err == f"warning: {empty}: no paper entries found (empty or not a listing capture)\n"
 
 
-def test_truncated_and_incomplete_entries_keep_the_good_ones(project: Path) -> None:
-    before = _seeded(project)
+def test_truncated_and_incomplete_entries_keep_the_good_ones(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
+    before = _stored(project)
     code, out, err = invoke(
         project,
         "ingest",
@@ -190,7 +191,7 @@ def test_truncated_and_incomplete_entries_keep_the_good_ones(project: Path) -> N
     )
     assert any("missing_parts.txt:19: metadata without a title; skipped" in line for line in lines)
     assert any("truncated.txt:15: capture ends mid-entry" in line for line in lines)
-    assert _seeded(project) == before + 3
+    assert _stored(project) == before + 3
 
 
 def test_huge_file_is_refused_and_others_still_ingested(project: Path, tmp_path: Path) -> None:
@@ -322,8 +323,8 @@ def test_progress_bar_on_a_terminal_only(project: Path) -> None:
     assert b"ingest" in b"".join(chunks) and "━".encode() in b"".join(chunks)
 
 
-def test_ranking_values_are_checked(project: Path) -> None:
-    invoke(project, "ingest")
+def test_ranking_values_are_checked(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     with (project / "config.toml").open("a") as f:
         f.write("\n[ranking]\npopularity_weight = 3.0\n")
     code, _, err = invoke(project, "rank", "-k", "LoRA")
@@ -334,8 +335,8 @@ def test_ranking_values_are_checked(project: Path) -> None:
     assert code == 2 and "ranking.k1 = nan: must be a finite number" in err
 
 
-def test_odd_weights_are_refused(project: Path) -> None:
-    invoke(project, "ingest")
+def test_odd_weights_are_refused(seeded_project: Path) -> None:
+    project = seeded_project  # the seeds, ingested once per session
     code, _, err = invoke(project, "rank", "-k", "LoRA^-1")
     assert code == 2 and "a weight is a plain number" in err and err.count("\n") == 1
 

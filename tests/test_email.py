@@ -3,6 +3,7 @@ template), hostile text in every output, and the email in headless Chromium."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
@@ -17,7 +18,7 @@ from digest.rank import make_profile, prepare, rank_prepared
 from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
 
 from .conftest import FIXTURES
-from .factories import make_paper
+from .factories import linked_paper, make_paper
 from .golden import assert_golden
 
 NOW = datetime(2025, 10, 17, 7, tzinfo=UTC)
@@ -246,30 +247,87 @@ def test_the_intro_note_is_markdown_sanitised() -> None:
         assert 'href="https://d.example"' in email.html
 
 
-def test_the_email_does_not_show_snippets_so_the_send_need_not_find_them(
-    seeded_config: Any,
-) -> None:
-    """The email shows each paper's opening sentences, not the matched ones: the same
-    digest renders to the same bytes with or without snippets. (`digest send` ranks with
-    snippets=0; a template that starts to show them must change that, and this fails.)"""
-    from dataclasses import replace
-
-    from digest.pipeline import build_digest
-    from digest.store import Store
-
-    with Store(seeded_config.store_path) as store:
-        papers = store.papers()
-    profiles = [make_profile("peft", ("LoRA", "adapters")), make_profile("tts", ("TTS",))]
-    digest = build_digest(seeded_config, papers, profiles, datetime(2025, 10, 16, 9, tzinfo=UTC))
-    assert any(i.snippets for s in digest.sections for i in s.items)
-    bare = replace(
-        digest,
-        sections=tuple(
-            replace(s, items=tuple(replace(i, snippets=()) for i in s.items))
-            for s in digest.sections
-        ),
+def test_the_email_shows_the_sentences_that_matched_with_the_words_marked() -> None:
+    """The why-line names the paper's own words (not the keyword as typed), and the
+    snippet is the sentence that matched, those words marked, in both renderers."""
+    paper = make_paper(
+        "Birds at dawn",
+        "We count birds at dawn. A text-to-speech voice reads the counts aloud, and our "
+        "text-to-speech model learns them. Rain ends it.",
     )
-    links = Links("https://d.example/", "https://d.example/m?t=1", "https://d.example/u?t=1")
-    for make in (lambda r, d: r.render(d, links), lambda r, d: r.render_whole(d, links)):
-        renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
-        assert make(renderer, digest) == make(renderer, bare)
+    digest = _digest([paper], [["TTS"]])
+    renderer = EmailRenderer(make_environment())
+    for email in (renderer.render(digest), renderer.render_whole(digest)):
+        assert "Why: matches text-to-speech (abstract) for TTS" in email.text
+        assert "   A text-to-speech voice reads the counts aloud, and our" in email.text
+        assert "We count birds" not in email.text
+        assert "A <mark>text-to-speech</mark> voice reads the counts aloud, and our " in email.html
+        assert "matches <mark>text-to-speech</mark> (abstract) for TTS" in email.html
+    md = render_digest(digest, "markdown")
+    assert "_Why: matches **text-to-speech** (abstract) for TTS_" in md
+    assert "A **text-to-speech** voice reads the counts aloud, and our **text-to" in md
+    assert "A text-to-speech voice reads the counts aloud, and" in render_digest(digest, "text")
+    # A title-only match shows the abstract's opening sentence.
+    opening = _digest(
+        [make_paper("TTS for birds", "We count birds at dawn. Rain ends it.")], [["TTS"]]
+    )
+    assert "   We count birds at dawn.\n" in renderer.render(opening).text
+
+
+LINKED = linked_paper(
+    "Speech [links](javascript:x) and *stars*",
+    "About speech.",
+    "2510.01234",
+    pdf_url="https://arxiv.org/pdf/2510.01234v2",
+    code_url="https://github.com/o/r_(x)",
+    code_stars=1234,
+    doi="10.1145/3576915",
+    authors_count=9,
+    summary="A <b>summary</b> with *stars*.",
+)
+
+
+def test_items_link_to_every_known_place_once_and_never_to_other_schemes() -> None:
+    digest = _digest([LINKED], [["speech"]])
+    renderer = EmailRenderer(make_environment(), base_url="https://d.example/")
+    expected = [
+        "https://huggingface.co/papers/2510.01234",  # the title
+        "https://arxiv.org/abs/2510.01234",
+        "https://arxiv.org/pdf/2510.01234v2",
+        "https://github.com/o/r_(x)",
+        "https://doi.org/10.1145/3576915",
+    ]
+    for email in (renderer.render(digest), renderer.render_whole(digest)):
+        tags = _Tags()
+        tags.feed(email.html.split("</main>")[0])
+        assert [a["href"] for t, a in tags.tags if t == "a"] == expected
+        _assert_inert_html(email.html)
+        visible = html_lib.unescape(_visible(email.html))
+        assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in visible
+        assert "Hugging Face summary: A <b>summary</b> with *stars*." in visible
+        assert "arXiv · PDF · Code ★ 1,234 · DOI" in visible
+        assert "javascript" not in email.text.split("Why:")[1]
+        for label, url in zip(
+            ("Hugging Face", "arXiv", "PDF", "Code ★ 1,234", "DOI"), expected, strict=True
+        ):
+            assert f"   {label}: {url}\n" in email.text
+    md = render_digest(digest, "markdown", base_url="https://d.example/")
+    html = markdown.markdown(md)
+    tags = _Tags()
+    tags.feed(html)
+    hrefs = [a["href"] for t, a in tags.tags if t == "a"]
+    assert hrefs == [u.replace("(", "%28").replace(")", "%29") for u in expected]
+    assert "<em>" not in html.split("<em>Why")[0]  # the *stars* of the title stay literal
+    assert "Speech [links](javascript:x) and *stars*" in re.sub(r"<[^>]+>", "", html)
+    _assert_inert_html(html)
+
+
+def test_a_paper_with_no_known_place_links_its_archive_page_or_nothing() -> None:
+    bare = make_paper("Speech without links", "About speech.", url="ftp://x.example/p")
+    digest = _digest([bare], [["speech"]])
+    with_site = EmailRenderer(make_environment(), base_url="https://d.example/").render(digest)
+    permalink = f"https://d.example/papers/{bare.id}.html"
+    assert f'<a class="title" href="{permalink}"' in with_site.html
+    assert f"   Archive: {permalink}\n" in with_site.text
+    alone = EmailRenderer(make_environment()).render(digest)
+    assert 'class="title-plain"' in alone.html and "ftp:" not in alone.html + alone.text

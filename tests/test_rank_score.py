@@ -142,7 +142,30 @@ def test_explanations_name_keywords_fields_and_snippets() -> None:
         ("quantization", ("abstract",)),
     ]
     assert item.snippets == ("It uses low-rank adapters and 4-bit quantization.",)
-    assert "LoRA (title + abstract)" in item.why
+    # The why names the words as the paper writes them, and the keyword they stand for.
+    assert [m.words for m in item.matches] == [("QLoRA", "low-rank adapters"), ("quantization",)]
+    assert item.why == (
+        "matches QLoRA, low-rank adapters (title + abstract) for LoRA; quantization (abstract)"
+    )
+
+
+def test_a_multi_word_keyword_matched_in_part_says_partly() -> None:
+    papers = [
+        paper("whole", "Video diffusion at scale", "We train video diffusion models."),
+        paper("apart", "Diffusion for images", "A video of the results is online."),
+    ]
+    profile = make_profile("p", ["video diffusion"], min_score=0.0)
+    items = {i.paper.id: i for i in rank(papers, [profile], NOW)[0]}
+    whole, apart = items["whole"].matches[0], items["apart"].matches[0]
+    assert (whole.words, whole.partly) == (("Video diffusion",), False)
+    assert (apart.words, apart.partly) == (("Diffusion", "video"), True)
+    assert (
+        items["apart"].why
+        == "matches partly Diffusion, video (title + abstract) for video diffusion"
+    )
+    # Quoted, the words must stand together: that paper is not matched at all.
+    quoted = make_profile("q", ['"video diffusion"'], min_score=0.0)
+    assert [i.paper.id for i in rank(papers, [quoted], NOW)[0]] == ["whole"]
 
 
 def test_match_spans_for_highlighting() -> None:

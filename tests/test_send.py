@@ -30,7 +30,7 @@ from digest.config import Config, load_config
 from digest.deliver import OutgoingEmail, SendResult, make_backend
 from digest.deliver.memory import MemoryBackend
 from digest.model import Delivery, Digest, Profile
-from digest.rank import make_profile
+from digest.rank import make_profile, terms_key
 from digest.send import delivery_id, send
 from digest.store import Store
 from digest.subscriptions import subscribe
@@ -118,6 +118,8 @@ def test_outbox_end_to_end_once_per_day_and_never_a_paper_twice(config: Config) 
     assert sorted(m["To"] for m in first) == ["ada@example.org", "bob@example.org"]
     ada = next(m for m in first if m["To"] == "ada@example.org")
     assert ada.get_body(("plain",)).get_content().index("== peft ==") > 0
+    # The send finds the sentences that matched: the email marks the words in them.
+    assert "<mark>" in ada.get_body(("html",)).get_content()
     assert ada["List-Unsubscribe-Post"] is None  # the default link is http://127.0.0.1
     assert ada["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe?token=")
     ada_id = delivery_id(store.installation_id, 1, "ada@example.org", date(2025, 10, 16))
@@ -290,9 +292,13 @@ def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
     config = seeded_config
     with Store(config.store_path) as store:
         papers = store.papers()
+        # The terms ingest kept (ranking on them is ranking the texts: tests/test_terms.py),
+        # as a send run ranks: the seeds are not analysed again for each digest.
+        blobs = store.paper_terms([p.id for p in papers], terms_key(config.synonyms or None))
+    assert len(blobs) == len(papers)
     broad = make_profile("broad", ("LoRA", "quantization", "distillation"))
     digests = [
-        pipeline.build_digest(config, papers, profiles, DAY1)
+        pipeline.build_digest(config, papers, profiles, DAY1, blobs=blobs)
         for profiles in ([PEFT], [broad, SPEECH], [PEFT, SPEECH], [broad])
     ]
     frozen = FreezeCache()

@@ -63,6 +63,9 @@ def test_bad_preview_requests_get_400(server: str) -> None:
     assert status == 400 and "no keyword to search for" in body
     status, _, body = get(f"{server}/preview?keywords=x&limit=many")
     assert status == 400 and "limit must be a number" in body
+    for limit in ("99999999999999999999", "1001", "-1", "nan", "1e3", "٣"):
+        status, _, body = get(f"{server}/preview?keywords=x&limit={urllib.parse.quote(limit)}")
+        assert status == 400 and "limit must be" in body, limit
     status, _, body = get(f"{server}/preview?keywords=%3Cscript%3E&format=pdf")
     assert status == 400 and "<script>" not in body
 
@@ -224,7 +227,12 @@ def test_a_slow_client_is_cut_off(config: Config, tmp_path: Path) -> None:
     import socket
 
     srv = make_server(
-        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, request_deadline=0.2
+        config,
+        config.store_path,
+        lambda: NOW,
+        port=0,
+        site_dir=tmp_path / "site",
+        request_deadline=0.2,
     )
     thread = serve_in_thread(srv)
     try:
@@ -246,7 +254,7 @@ def test_the_log_never_holds_a_token(
 ) -> None:
     lines: list[str] = []
     srv = make_server(
-        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, log=lines.append
+        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path / "site", log=lines.append
     )
     thread = serve_in_thread(srv)
     confirm_token, token = reader

@@ -1,5 +1,6 @@
 """The published archive in a real headless Chromium: search works from file:// and over
-HTTP, and a hostile title shows as text without running anything."""
+HTTP, a hostile title shows as text without running anything, and axe-core finds no
+serious or critical violation on the archive's pages or in the email, light or dark."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from digest.config import Config, load_config
-from digest.pipeline import publish
+from digest.pipeline import build_digest, publish
+from digest.render import EmailRenderer, Links, make_environment
 from digest.store import Store
 
 from .conftest import CHROMIUM, SeededTemplate
-from .factories import make_paper
+from .factories import linked_paper, make_paper
 
 # Skip before building the site when there is no browser to show it in.
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -25,6 +28,7 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium)", allow_module_level=True)
 
 TIMEOUT_MS = 15_000
+axe_module = pytest.importorskip("axe_playwright_python.sync_playwright", reason="no axe-core")
 HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(2)> {{ 7*7 }} zebrafish'
 
 
@@ -45,9 +49,26 @@ def site(tmp_path_factory: pytest.TempPathFactory, seeded_template: SeededTempla
         arxiv_id="2512.00042",
     )
     with Store(config.store_path) as store:
-        store.add_papers([hostile, unpicked])
+        store.add_papers([hostile, unpicked, LINKED])
         publish(config, store, datetime(2026, 1, 1, tzinfo=UTC), out_dir=root / "site")
+        # The email of that day, beside the site, for axe (file:// like the pages).
+        digest = build_digest(
+            config, store.papers(), config.profiles, datetime(2025, 12, 30, 9, tzinfo=UTC)
+        )
+    links = Links("https://d.example/", "https://d.example/m?t=1", "https://d.example/u?t=1")
+    email = EmailRenderer(make_environment(), base_url="https://d.example/").render(digest, links)
+    (root / "site" / "email.html").write_text(email.html, encoding="utf-8")
     return root / "site"
+
+
+#: A picked paper with every kind of link, names and a summary (its day: 2025-12-29).
+LINKED = linked_paper(
+    "Streaming text-to-speech on tiny devices",
+    "We count birds. Our TTS model speaks on a phone, and its speech is clear.",
+    "2512.00077",
+    id="2512.00077",
+    seen=datetime(2025, 12, 29, tzinfo=UTC),
+)
 
 
 @pytest.fixture
@@ -234,3 +255,39 @@ def test_search_finds_what_the_ranker_matches(site: Path, page: object) -> None:
         checked += 1
     assert checked > 40
     assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_items_link_out_and_say_why_and_axe_finds_nothing_serious(site: Path, page: Any) -> None:
+    """The day page's item: its words marked in the why-line and snippet, its links (each
+    once, no `javascript:`); then axe-core on the index, a day page, a permalink and the
+    email, light and dark (moderate findings aside)."""
+    page.goto((site / "days" / "2025-12-29.html").as_uri())
+    item = page.locator("li.item", has_text="Streaming text-to-speech").first
+    assert {"text-to-speech", "TTS"} <= set(item.locator(".why mark").all_inner_texts())
+    assert "TTS" in item.locator(".snippet mark").all_inner_texts()
+    hrefs = item.locator(".links a").evaluate_all("as => as.map(a => a.href)")
+    assert hrefs == [
+        "https://huggingface.co/papers/2512.00077",
+        "https://arxiv.org/abs/2512.00077",
+        "https://arxiv.org/pdf/2512.00077",
+        "https://github.com/o/r",
+    ]
+    assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in item.inner_text()
+    assert page.locator("a[href^=javascript]").count() == 0
+    # Links in text are underlined (axe `link-in-text-block`), in the archive and the email.
+    assert (
+        item.locator(".links a").first.evaluate("a => getComputedStyle(a).textDecorationLine")
+        == "underline"
+    )
+    axe = axe_module.Axe()
+    found = []
+    pages = ["index.html", "days/2025-12-29.html", "papers/2512.00077.html", "email.html"]
+    for name in pages:
+        page.goto((site / name).as_uri())
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            for v in axe.run(page).response["violations"]:
+                if v["impact"] in ("serious", "critical") or name == "email.html":
+                    found.append(f"{name} {scheme}: {v['id']} {v['impact']}")
+    assert found == []
+    assert page.errors == [] and page.dialogs == []

@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,20 +151,39 @@ def test_a_revision_of_a_known_paper_updates_it_and_keeps_its_day(store: Store) 
     assert (got.abstract, got.first_seen, got.last_seen) == ("a longer abstract", T0, later)
 
 
-def test_two_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
-    """Both migrate-or-wait; neither fails with 'table already exists'."""
-    import subprocess
-    import sys
+def _open_when_all_are_ready(db: str, ready: Any, errors: Any) -> None:
+    """One of the racing processes: wait until all have started, then open the store."""
+    ready.wait(60)
+    try:
+        Store(db).close()
+    except BaseException as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
 
+
+def test_two_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
+    """Both migrate-or-wait; neither fails with 'table already exists'.
+
+    Real processes, each with its own connection, forked by a forkserver that imported the
+    store once (a fresh interpreter per process spent most of this test on imports); a
+    barrier lets the four open the new file at the same moment."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["digest.store", __name__])
     db = tmp_path / "race.sqlite3"
-    code = f"from digest.store import Store; Store({str(db)!r}).close()"
     for _ in range(5):
         db.unlink(missing_ok=True)
+        ready, errors = context.Barrier(4), context.Queue()
         procs = [
-            subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)
+            context.Process(target=_open_when_all_are_ready, args=(str(db), ready, errors))
+            for _ in range(4)
         ]
-        errors = [p.communicate(timeout=60)[1] for p in procs]
-        assert all(p.returncode == 0 for p in procs), errors
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        found = [errors.get(timeout=60) for _ in range(errors.qsize())]
+        assert [p.exitcode for p in procs] == [0] * 4 and found == [], found
         with Store(db) as s:
             assert s.schema_version == SCHEMA_VERSION
 

@@ -66,6 +66,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "row_arrived_by": call(T0),
     "arrivals": call(0, 1),
     "count_papers": call(),
+    "paper": call(PAPER.id),
     "paper_terms": call([PAPER.id], "k"),
     "keep_paper_terms": call([(PAPER.id, b"blob")], "k"),
     "papers_lacking_terms": call("k", 0),
@@ -99,6 +100,11 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "sent_paper_ids": call(SUBSCRIBER_ID),
     "set_paused": call(SUBSCRIBER_ID, True, T0),
     "recent_deliveries": call(SUBSCRIBER_ID),
+    # ratings
+    "rate": call(SUBSCRIBER_ID, PAPER.id, 1, T0),
+    "unrate": call(SUBSCRIBER_ID, PAPER.id),
+    "ratings": call(SUBSCRIBER_ID),
+    "rating": call(SUBSCRIBER_ID, PAPER.id),
     "acquire_lease": call("send", "other-host:1:1", T0, timedelta(minutes=2)),
     "release_lease": call("send", "this-host:1:1"),
     # the base
@@ -107,7 +113,12 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
 }
 
 #: Public members that need no lock, and why.
-NO_LOCK_NEEDED = {"close": "closing only releases the connection"}
+NO_LOCK_NEEDED = {
+    "close": "closing only releases the connection",
+    "queue_unsubscribe": "appends to a file beside the store: what a locked store falls back to",
+    "apply_queued_unsubscribes": "writes only when something is queued: see"
+    " tests/test_unsubscribe_load.py for a locked store",
+}
 
 
 def public_members(cls: type) -> set[str]:

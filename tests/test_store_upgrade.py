@@ -355,3 +355,19 @@ def test_an_upgraded_store_gets_an_installation_id_and_keeps_its_delivery_ids(
             ids = {r[0] for r in before.execute("SELECT id FROM deliveries")}
             before.close()
             assert {d.id for d in store.deliveries()} == ids
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_keeps_ratings(version: int, tmp_path: Path) -> None:
+    """Version 12: a reader's ratings, one per paper, on a store of every older version."""
+    with opened(version, tmp_path) as store:
+        if version < 2:
+            store.add_papers(PAPERS)
+        sub, _ = store.upsert_subscriber("rater@example.org", None, now=NEXT_DAY)
+        assert store.ratings(sub.id) == []
+        assert store.rate(sub.id, "2510.12345", 1, NEXT_DAY)
+        assert store.rate(sub.id, "2510.12345", -1, NEXT_DAY, via="manage")
+        assert not store.rate(sub.id, "no-such-paper", 1, NEXT_DAY)
+        (rating,) = store.ratings(sub.id)
+        assert (rating.paper_id, rating.vote, rating.via) == ("2510.12345", -1, "manage")
+        assert rating.title == "LoRA for Video Diffusion"

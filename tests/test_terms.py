@@ -19,7 +19,16 @@ from digest.config import Config
 from digest.ingest import analyse_recent
 from digest.rank import keyword_features, make_profile, prepare, rank_prepared, terms_key
 from digest.rank.analyzer import analyzer_for
-from digest.rank.terms import analyze, decode, encode, terms_for
+from digest.rank.terms import (
+    PaperTerms,
+    WantedFeatures,
+    analyze,
+    decode,
+    decode_wanted,
+    encode,
+    encode_json,
+    terms_for,
+)
 from digest.store import Store
 
 from .conftest import SEED_ARRIVAL
@@ -41,15 +50,30 @@ def test_ingest_keeps_every_new_papers_terms(seeded_config: Config, seeded_store
     assert seeded_store.paper_terms([p.id for p in papers], "another analysis") == {}
 
 
+def kept_all(paper, blob: bytes, synonyms=None) -> PaperTerms | None:
+    """Everything `blob` holds of the features `paper`'s text has now (a packed blob
+    spells no feature, so it is asked for those: all of them, in their order)."""
+    features = analyze(paper, analyzer_for(synonyms))
+    return decode_wanted(paper, blob, WantedFeatures.of({*features.title, *features.abstract}))
+
+
+def not_analysed(*args: object) -> PaperTerms:
+    raise AssertionError("a kept blob should have been read")
+
+
 def test_ranking_from_kept_terms_equals_ranking_from_the_texts(
-    seeded_config: Config, seeded_store: Store
+    seeded_config: Config, seeded_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     papers = seeded_store.papers()
     synonyms = seeded_config.synonyms or None
     blobs = seeded_store.paper_terms([p.id for p in papers], terms_key(synonyms))
     now = SEED_ARRIVAL + timedelta(hours=10)
-    fresh = prepare(papers, now, seeded_config.ranking, synonyms)
-    kept = prepare(papers, now, seeded_config.ranking, synonyms, blobs)
+    keywords = [k for p in PROFILES for k in (*p.keywords, *p.exclude)]
+    wanted = keyword_features(keywords, seeded_config.ranking, synonyms)
+    fresh = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
+    with monkeypatch.context() as patched:  # every paper's terms come from its blob
+        patched.setattr("digest.rank.terms.analyze", not_analysed)
+        kept = prepare(papers, now, seeded_config.ranking, synonyms, blobs, wanted)
     assert fresh.index.vocab == kept.index.vocab
     for name in ("sat", "in_title", "in_abstract"):
         a, b = getattr(fresh.index, name), getattr(kept.index, name)
@@ -64,11 +88,12 @@ def test_a_blob_of_another_text_or_a_damaged_one_is_not_used() -> None:
     analyzer = analyzer_for(None)
     paper = make_paper("LoRA adapters for speech", "We adapt speech models with LoRA.")
     blob = encode(paper, analyze(paper, analyzer))
-    assert decode(paper, blob) == analyze(paper, analyzer)
+    old = encode_json(paper, analyze(paper, analyzer))  # the layout of older stores
+    assert kept_all(paper, blob) == decode(paper, old) == analyze(paper, analyzer)
     enriched = replace(paper, abstract=paper.abstract + " Text to speech, too.")
-    assert decode(enriched, blob) is None
-    assert decode(paper, blob[:-3]) is None
-    assert decode(paper, b"not zlib") is None
+    assert kept_all(enriched, blob) is None and decode(enriched, old) is None
+    assert kept_all(paper, blob[:-8]) is None and decode(paper, old[:-3]) is None
+    assert kept_all(paper, b"not zlib") is None
     # terms_for falls back to analysing: the result is the enriched text's terms
     (got,) = terms_for([enriched], analyzer, {paper.id: blob})
     assert got == analyze(enriched, analyzer)
@@ -95,7 +120,7 @@ def test_a_paper_whose_text_grows_is_analysed_again(seeded_config: Config, empty
     assert analyse_recent(seeded_config, store, SEED_ARRIVAL + timedelta(hours=1)) == 1
     (stored,) = store.papers()
     blob = store.paper_terms([short.id], key)[short.id]
-    assert decode(stored, blob) == analyze(stored, analyzer_for(synonyms))
+    assert kept_all(stored, blob, synonyms) == analyze(stored, analyzer_for(synonyms))
 
 
 def test_only_the_recent_window_is_analysed_at_ingest(seeded_config: Config, empty: Store) -> None:
@@ -138,9 +163,11 @@ def test_pages_ranked_on_one_index_share_its_snippets_and_get_the_same_items(
     keywords = [k for p in PROFILES for k in (*p.keywords, *p.exclude)]
     wanted = keyword_features(keywords, seeded_config.ranking, synonyms)
     shared = prepare(papers, now, seeded_config.ranking, synonyms, wanted=wanted)
-    alone = [
-        rank_prepared(prepare(papers, now, seeded_config.ranking, synonyms), [p]) for p in PROFILES
-    ]
+    # The whole index keeps no memo (`memo is None`): each profile ranked on it is ranked
+    # alone, as on an index of its own, without analysing the texts once per profile.
+    whole = prepare(papers, now, seeded_config.ranking, synonyms)
+    assert whole.memo is None
+    alone = [rank_prepared(whole, [p]) for p in PROFILES]
     assert shared.memo is not None
     pages = [rank_prepared(shared, [p]) for p in (*PROFILES, *PROFILES)]
     assert pages == alone + alone

@@ -68,7 +68,7 @@ def config(seeded_config: Config, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 @pytest.fixture
 def base(config: Config, tmp_path: Path) -> Iterator[str]:
-    srv = make_server(config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path)
+    srv = make_server(config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path / "site")
     thread = serve_in_thread(srv)
     try:
         yield srv.url
@@ -161,7 +161,12 @@ def test_csrf_honeypot_and_bad_input(base: str, config: Config) -> None:
 def test_rate_limits_per_address_and_per_client(config: Config, tmp_path: Path) -> None:
     mail = MemoryBackend()
     srv = make_server(
-        config, config.store_path, lambda: NOW, port=0, site_dir=tmp_path, open_backend=lambda: mail
+        config,
+        config.store_path,
+        lambda: NOW,
+        port=0,
+        site_dir=tmp_path / "site",
+        open_backend=lambda: mail,
     )
     thread = serve_in_thread(srv)
     try:

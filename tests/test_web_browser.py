@@ -1,5 +1,5 @@
 """A reader's journey through `digest serve` in headless Chromium: subscribe (with the live
-preview), confirm, manage (pause), unsubscribe; axe-core on every page, light and dark."""
+preview), confirm, manage (pause), rate, unsubscribe; axe-core on every page, light and dark."""
 
 from __future__ import annotations
 
@@ -102,6 +102,19 @@ def test_a_reader_subscribes_confirms_pauses_and_leaves(
         assert "Resume my digests" in page.content()
         checked["manage-paused"] = serious(page)
         page.screenshot(path=str(tmp_path / "manage.png"), full_page=True)
+
+        # A rating link from the email: one button, then the manage page lists it.
+        with Store(seeded_config.store_path) as store:
+            paper = store.papers()[0]
+        rate = make_token(load_secret(seeded_config), "rate", ada.id, ada.email, NOW)
+        page.goto(f"{served}/rate?token={rate}&paper={paper.id}&vote=like")
+        checked["rate"] = serious(page)
+        page.get_by_role("button", name="More like this").click()
+        page.wait_for_selector("h1:has-text('Thank you')")
+        checked["rated"] = serious(page)
+        page.goto(f"{served}/manage?token={token}#ratings")
+        assert page.locator("ul.ratings li").count() == 1
+        checked["manage-ratings"] = serious(page, ("light", "dark"))
 
         unsubscribe = page.get_by_role("link", name="Unsubscribe").get_attribute("href")
         page.goto(served + "/" + str(unsubscribe).rpartition("/")[2])  # public_url: this one

@@ -4,7 +4,14 @@ Commands are grouped by subject in the modules of this package; importing them
 registers them on the group.
 """
 
-from digest.cli import mail, papers, schedule, site  # noqa: F401  (registers the commands)
+from digest.cli import (  # noqa: F401  (registers the commands)
+    config_cmd,
+    mail,
+    papers,
+    ratings,
+    schedule,
+    site,
+)
 from digest.cli.base import CliError, cli
 from digest.cli.papers import paper_json
 

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: The largest --limit: more papers than any digest or listing could show.
 MAX_LIMIT = 100_000
+#: Years a date or time given on the command line may name: windows and schedules
+#: reach weeks either side of it, which must stay inside Python's dates (years 1-9999).
+YEARS = (1970, 9000)
 
 
 class CliError(click.ClickException):
@@ -84,20 +87,32 @@ class _Ctx:
         return self._config
 
     def store(self) -> Store:
+        """The store; config.toml is validated first, even with --db: a typo there is an
+        error before anything is opened, not a default used later."""
         from digest.store import Store
 
-        return Store(Path(self.db) if self.db else self.config.store_path)
+        config = self.config
+        return Store(_path(self.db, "--db") if self.db else config.store_path)
 
     def existing_store(self) -> Store:
         """The store, for a command that only reads: one that is not there is an error,
         not a new empty file (`digest papers` in the wrong folder must not make one)."""
-        path = Path(self.db) if self.db else self.config.store_path
+        config = self.config
+        path = _path(self.db, "--db") if self.db else config.store_path
         if not path.exists():
             raise CliError(
                 f"{path}: no store here yet; run `digest ingest` first, or pass --config "
                 "or --db to name the project's store"
             )
         return self.store()
+
+    def project_store(self) -> Store:
+        """The store for a command that only reads: in a project (a config file or --db)
+        it is opened as usual; outside one, a missing store is an error (no project, no
+        store), not a new empty file in whatever folder the command ran in."""
+        if self.db or self.config.path.exists():
+            return self.store()
+        return self.existing_store()
 
     @property
     def now(self) -> datetime:
@@ -107,6 +122,7 @@ class _Ctx:
             value = datetime.fromisoformat(self._now)
         except ValueError:
             raise CliError(f"--now {self._now!r}: not an ISO date or time") from None
+        _check_year(value.year, "--now", self._now)
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -121,9 +137,24 @@ def _parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise CliError(f"{option} {value!r}: not a date; use YYYY-MM-DD") from None
+    _check_year(day.year, option, value)
+    return day
+
+
+def _path(value: str, option: str) -> Path:
+    """A path given on the command line; one with a NUL byte (which no file system
+    takes) is refused in one line instead of failing deep inside with a ValueError."""
+    if "\x00" in value:
+        raise CliError(f"{option} {value!r}: a path cannot hold a NUL byte")
+    return Path(value)
+
+
+def _check_year(year: int, option: str, value: str) -> None:
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise CliError(f"{option} {value!r}: use a year from {YEARS[0]} to {YEARS[1]}")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

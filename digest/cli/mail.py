@@ -241,7 +241,7 @@ def subscribers(obj: _Ctx, status: str | None, as_json: bool) -> None:
         return
     from digest.rank.query import profile_text
 
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.subscribers(status=status)
     for sub in found:
         if as_json:
@@ -298,7 +298,7 @@ def import_subscribers(
     """
     from digest import pipeline
 
-    data, origin = _read_input(file)
+    data, origin = _read_input(file, obj.config.max_file_mb)
     with obj.store() as store, _progress("import") as progress:
         report = pipeline.import_subscribers(
             obj.config,
@@ -339,18 +339,21 @@ def import_subscribers(
         sys.exit(1)  # imported; confirmations still to send
 
 
-def _read_input(file: str) -> tuple[bytes, str]:
-    """The bytes of FILE ("-": standard input) and its name for messages."""
+def _read_input(file: str, max_mb: float) -> tuple[bytes, str]:
+    """The bytes of FILE ("-": standard input) and its name for messages: a regular file
+    (a FIFO or a device is refused, not read for ever) of at most `max_mb` MB, read the
+    way `digest ingest` reads captures (`sources.files.read_capture`)."""
+    from digest.sources.files import read_capture
+
+    max_bytes = int(max_mb * 1_000_000)
     if file == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    try:
-        return Path(file).read_bytes(), file
-    except FileNotFoundError:
-        raise CliError(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise CliError(f"{file}: is a directory, not a file") from None
-    except OSError as exc:
-        raise CliError(f"{file}: cannot read ({exc.strerror})") from None
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise CliError(
+                f"<stdin>: more than {max_mb:g} MB; split it or raise [ingest] max_file_mb"
+            )
+        return data, "<stdin>"
+    return read_capture(Path(file), max_bytes), file
 
 
 def _import_json(report: ImportReport) -> dict[str, Any]:
@@ -390,7 +393,7 @@ def export_subscribers(obj: _Ctx, fmt: str, status: str | None) -> None:
     """
     from digest import bulk
 
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.subscribers(status=status)
     lines = bulk.export_lines(found, fmt)
     while chunk := "".join(itertools.islice(lines, 1000)):
@@ -503,7 +506,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
 @pass_ctx
 def deliveries(obj: _Ctx, state: str | None, as_json: bool) -> None:
     """List digest deliveries: pending, sent, retry (with the next attempt) or failed (why)."""
-    with obj.store() as store:
+    with obj.project_store() as store:
         found = store.deliveries(state=state)
     for d in found:
         if as_json:

@@ -21,6 +21,7 @@ from digest.cli.base import (
     cli,
     pass_ctx,
 )
+from digest.cli.whynot import explain_options
 from digest.model import Paper
 from digest.sources import known_kinds
 
@@ -171,6 +172,7 @@ def papers(obj: _Ctx, since: str | None, as_json: bool) -> None:
     help="At most N papers (default: the profile's max_items).",
 )
 @_window_options
+@explain_options
 @_json_option("Print JSON Lines: id, title, score, matched (best first).")
 @pass_ctx
 def rank_command(
@@ -182,6 +184,9 @@ def rank_command(
     since: str | None,
     all_papers: bool,
     frequency: str | None,
+    explain_id: str | None,
+    show_below: int | None,
+    subscriber: str | None,
     as_json: bool,
 ) -> None:
     """Rank the papers new to the store for keywords or a profile: what a digest would hold.
@@ -200,13 +205,33 @@ def rank_command(
       digest rank --keywords 'LoRA^2, "parameter-efficient fine-tuning", adapters'
       digest rank --profile speech --exclude survey --json
       digest rank -k 'LoRA' --since 2025-10-01
+      digest rank -k 'LoRA' --explain 2510.12345      (why it is, or is not, in)
+      digest rank --profile speech --show-below 5     (just under the cut)
+      digest rank --subscriber ada@example.org --explain 2510.12345
     """
     from digest import pipeline
+    from digest.cli import whynot
     from digest.text import clean
 
-    profile = _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
-    with obj.store() as store:
+    if explain_id is not None or show_below is not None or subscriber:
+        with obj.project_store() as store:
+            sent: set[str] = set()
+            if subscriber:
+                if keywords or exclude or limit:
+                    raise CliError(
+                        "--subscriber ranks a reader's profile as stored: give --profile NAME,"
+                        " not --keywords, --exclude or --limit"
+                    )
+                profile, sent = whynot.reader_profile(store, subscriber, profile_name)
+            else:
+                profile = _profile(obj, keywords, profile_name, exclude, limit)
+            if explain_id is None and show_below is None:
+                raise CliError("--subscriber goes with --explain PAPER_ID or --show-below N")
+            whynot.run(obj, store, profile, window, sent, explain_id, show_below, as_json)
+        return
+    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    with obj.project_store() as store:
         items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
         empty = _empty_window(store, window) if not items else None
     if empty:
@@ -278,7 +303,7 @@ def preview(
 
     profile = _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
-    with obj.store() as store:
+    with obj.project_store() as store:
         digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
         empty = _empty_window(store, window) if not digest.papers_considered else None
     if empty:

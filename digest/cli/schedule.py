@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli.base import _Ctx, cli, pass_ctx
+from digest.cli.base import CliError, _Ctx, cli, pass_ctx
 
 
 @cli.command()
@@ -28,6 +28,8 @@ def schedule(obj: _Ctx, standby: bool) -> None:
 
     from digest.schedule import run_scheduler
 
+    if obj._now:  # the scheduler's jobs fire on the real clock; a fixed one would never move
+        raise CliError("--now does not apply to `digest schedule` (it runs on the real clock)")
     obj.check_live_links()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli.base import CliError, _Ctx, _json_option, _progress, cli, pass_ctx
+from digest.cli.base import CliError, _Ctx, _json_option, _path, _progress, cli, pass_ctx
 
 
 @cli.command()
@@ -44,6 +44,8 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
 
     obj.check_live_links()  # /subscribe mails confirmation links
     store_path = Path(obj.db) if obj.db else obj.config.store_path
+    with obj.store():  # a damaged or locked store is one line and exit 2, before serving
+        pass
     now = obj._now
     clock = (lambda: obj.now) if now else (lambda: datetime.now(UTC))
     try:
@@ -53,7 +55,7 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
             clock,
             host=host,
             port=port,
-            site_dir=Path(site_dir) if site_dir else None,
+            site_dir=_path(site_dir, "--site") if site_dir else None,
             log=lambda line: click.echo(line, err=True),
         )
     except OSError as exc:
@@ -95,7 +97,7 @@ def publish(obj: _Ctx, out_dir: str | None, full: bool, as_json: bool) -> None:
             obj.config,
             store,
             obj.now,
-            out_dir=Path(out_dir) if out_dir else None,
+            out_dir=_path(out_dir, "--out") if out_dir else None,
             progress=progress,
             full=full,
         )

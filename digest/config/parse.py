@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import checks
+from digest.config.keys import check_keys, kind_name
 from digest.config.schema import (
     DEFAULT_MAX_FILE_MB,
     DEFAULT_STORE,
@@ -25,11 +26,15 @@ from digest.config.schema import (
     SmtpConfig,
     SourceConfig,
 )
-from digest.errors import ConfigError, QueryError
+from digest.errors import ConfigError, QueryError, SourceError
 from digest.model import Profile
 from digest.rank.query import make_profile
 from digest.rank.settings import RankSettings
 from digest.sources import known_kinds
+from digest.sources.files import read_capture
+
+#: A config file is a few KB; more is a mistake (a log or a device given as --config).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def load_config(path: Path | str, *, required: bool = False) -> Config:
@@ -47,7 +52,17 @@ def load_config(path: Path | str, *, required: bool = False) -> Config:
             delivery=DeliveryConfig(outbox_dir=root / "var/outbox"),
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_capture(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except SourceError as exc:  # a FIFO or /dev/zero would block or read for ever
+        why = str(exc).replace("the source's glob", "--config")
+        why = why.replace(
+            "split it or raise [ingest] max_file_mb in config.toml", "is it a config?"
+        )
+        raise ConfigError(why) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -83,9 +98,9 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            self.fail(key, value, f"must be {_kind_name(kind)}")
+            self.fail(key, value, f"must be {kind_name(kind)}")
         if not isinstance(value, kind):
-            self.fail(key, value, f"must be {_kind_name(kind)}")
+            self.fail(key, value, f"must be {kind_name(kind)}")
         return value
 
     def require(self, key: str, kind: type | tuple[type, ...]) -> Any:
@@ -105,23 +120,10 @@ class _Reader:
         return ()
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {
-        str: "a string",
-        int: "a whole number",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-        date: "a date (YYYY-MM-DD)",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     """Validate the parsed TOML; `shown` is the config path as the user typed it."""
     root, file = path.parent, shown
+    check_keys(raw, file)
     top = _Reader(file, "", raw)
     store = _Reader(file, "store", top.get("store", dict, {}))
     sources: list[SourceConfig] = []
@@ -310,14 +312,7 @@ def _schedule(r: _Reader) -> ScheduleConfig:
 
 
 def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:
-    """`[ranking]` onto RankSettings; unknown keys and bad values are named in the error."""
-    fields = set(RankSettings.__dataclass_fields__)
-    unknown = sorted(set(table) - fields)
-    if unknown:
-        raise ConfigError(
-            f"{path}: ranking.{unknown[0]} = {table[unknown[0]]!r}: unknown "
-            f"key; expected one of: {', '.join(sorted(fields))}"
-        )
+    """`[ranking]` onto RankSettings (keys checked by `check_keys`); bad values are named."""
     defaults = RankSettings()
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -327,7 +322,7 @@ def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:
             raise ConfigError(f"{path}: ranking.{key} = {value!r}: must be a finite number >= 0")
         values[key] = type(getattr(defaults, key))(value)
     settings = RankSettings(**values)
-    for key in ("b", "exact_share", "scattered_credit", "default_min_score"):
+    for key in ("b", "exact_share", "scattered_credit", "default_min_score", "cutoff_ratio"):
         if getattr(settings, key) > 1:
             raise ConfigError(
                 f"{path}: ranking.{key} = {getattr(settings, key)!r}: must be between 0 and 1"

@@ -25,7 +25,7 @@ from digest.rank.settings import RankSettings
 RankFn = Callable[..., list[tuple[DigestItem, ...]]]
 
 #: Bump when the cached pick format or the way picks are made changes.
-PICKS_VERSION = 1
+PICKS_VERSION = 2  # 2: matches carry the words that matched and `partly`
 
 Span = tuple[int, int]
 
@@ -125,7 +125,7 @@ def pick_to_json(pick: Pick) -> list:
         pick.profile,
         pick.paper_id,
         pick.score,
-        [[m.keyword, list(m.fields)] for m in pick.matches],
+        [[m.keyword, list(m.fields), list(m.words), m.partly] for m in pick.matches],
         list(pick.snippets),
         [list(s) for s in pick.title_spans],
         [[list(s) for s in spans] for spans in pick.snippet_spans],
@@ -141,7 +141,7 @@ def pick_from_json(day: date, raw: list) -> Pick:
         profile=int(profile),
         paper_id=str(paper_id),
         score=float(score),
-        matches=tuple([Match(str(k), tuple(f)) for k, f in matches]),
+        matches=tuple([Match(str(k), tuple(f), tuple(w), bool(p)) for k, f, w, p in matches]),
         snippets=tuple(snippets),
         title_spans=tuple([(int(s), int(e)) for s, e in title_spans]),
         snippet_spans=tuple(

@@ -16,7 +16,6 @@ some ten thousand permalinks, not 730,000 files.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -24,9 +23,9 @@ from digest.model import Match, Paper
 from digest.publish.names import day_of, paper_file, plain
 from digest.publish.picks import Pick, Span
 from digest.render import safe_url, sentences
+from digest.render.items import ARXIV_ID, item_links
 
 Segment = tuple[str, bool]  #: (text, highlighted)
-_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}(v\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +222,13 @@ def item_view(archive: Archive, pick: Pick, root: str) -> ItemView:
 
 
 def external_links(paper: Paper) -> list[tuple[str, str]]:
-    """(label, url) of the paper elsewhere; every url still goes through `safe_url`."""
-    links: list[tuple[str, str]] = []
-    if paper.url:
-        links.append(("Paper page", paper.url))
-    if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
-        links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
-        links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))
+    """(label, url) of the paper elsewhere, for its permalink: `render.item_links` (its
+    page, arXiv, PDF, code, project page, DOI; each place once, http(s) only) and its
+    Hugging Face page when it has an arXiv id."""
+    links = list(item_links(paper))
+    hf = f"https://huggingface.co/papers/{paper.arxiv_id}"
+    if paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id) and hf not in dict(links).values():
+        links.append(("Hugging Face", hf))
     return links
 
 
@@ -239,7 +238,7 @@ def readable_links(paper: Paper) -> list[tuple[str, str]]:
     others are made from an id of a checked shape."""
     url = safe_url(paper.url) if paper.url else ""
     links = [("Paper page", url)] if url else []
-    if paper.arxiv_id and _ARXIV_ID.fullmatch(paper.arxiv_id):
+    if paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id):
         links.append(("arXiv", f"https://arxiv.org/abs/{paper.arxiv_id}"))
         links.append(("Hugging Face", f"https://huggingface.co/papers/{paper.arxiv_id}"))
     return links

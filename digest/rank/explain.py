@@ -25,7 +25,7 @@ from digest.rank.analyzer import (
     synonyms_key,
 )
 from digest.rank.index import PaperIndex
-from digest.rank.query import compile_keyword
+from digest.rank.query import KeywordPlan, compile_keyword
 from digest.rank.score import Compiled, Selections, lookup
 from digest.rank.settings import RankSettings
 
@@ -78,13 +78,13 @@ class ExplainMemo:
 
     wanted: frozenset[str]
     maps: dict[int, AbstractMap] = field(default_factory=dict)
+    titles: dict[int, AbstractMap] = field(default_factory=dict)
     shown: dict[tuple[object, ...], tuple[str, ...]] = field(default_factory=dict)
-    #: One matches tuple for each way to match, keyed by ((keyword, in title, in
-    #: abstract), ...): readers who match a paper the same way share the object (so
-    #: renderers and freezers cache by identity), and no Match is made twice.
-    matches: dict[tuple[tuple[str, bool, bool], ...], tuple[Match, ...]] = field(
-        default_factory=dict
-    )
+    #: One matches tuple for each paper and way to match it, keyed by (column, (keyword,
+    #: quoted, in title, in abstract), ...): readers who match a paper the same way share
+    #: the object (so renderers and freezers cache by identity: the matches decide the
+    #: snippets too), and no Match is made twice.
+    matches: dict[tuple[object, ...], tuple[Match, ...]] = field(default_factory=dict)
 
 
 #: Ways to match a memo keeps before it starts over (a day's distinct ones are fewer).
@@ -188,8 +188,8 @@ def explain(
         n = len(sel_papers)
         for j, col in enumerate(sel_papers):
             body = _body(
-                papers[col], col, profile, pids, n, at + j, flags, plan_features, memo,
-                analyzer, settings,
+                papers[col], col, profile, pids, n, at + j, flags, compiled.plans,
+                plan_features, memo, analyzer, settings,
             )  # fmt: skip
             items.append(DigestItem(papers[col], round(sel_scores[j], 6), *body))
         at += n * len(pids)
@@ -205,6 +205,7 @@ def _body(
     n: int,
     first: int,
     flags: tuple[list[bool], list[bool], list[bool]],
+    plans: Sequence[KeywordPlan | None],
     plan_features: list[set[str]],
     memo: ExplainMemo,
     analyzer: Analyzer,
@@ -218,15 +219,25 @@ def _body(
         x = first + k * n
         if pid < 0 or not got[x]:
             continue
-        ways.append((kw.text, in_t[x], in_a[x]))
+        ways.append((kw.text, kw.phrase, in_t[x], in_a[x]))
         matched.append(pid)
         names.append((kw.text, kw.phrase))
         in_abstract = in_abstract or in_a[x]
-    key_of_ways = tuple(ways)
+    key_of_ways = (col, *ways)
     matches = memo.matches.get(key_of_ways)
     if matches is None:
+        title_map = memo.titles.get(col)
+        if title_map is None:
+            title_map = memo.titles[col] = AbstractMap.build(paper.title, analyzer, memo.wanted)
+        abstract_map = memo.maps.get(col)
+        if abstract_map is None and in_abstract:
+            abstract_map = memo.maps[col] = AbstractMap.build(
+                paper.abstract or "", analyzer, memo.wanted
+            )
+        maps = (title_map, abstract_map) if abstract_map is not None else (title_map,)
         matches = memo.matches[key_of_ways] = tuple(
-            Match(text, _FIELDS[(title, abstract)]) for text, title, abstract in ways
+            Match(text, _FIELDS[(title, abstract)], *evidence(plans[pid], maps))
+            for (text, _, title, abstract), pid in zip(ways, matched, strict=True)
         )
     # Readers who share keywords share the paper's snippets; a paper none of whose matched
     # keywords is in its abstract shows its opening (no need to find spans).
@@ -243,6 +254,46 @@ def _body(
             snippets = snippets_for(memo.maps[col], found, settings)
         memo.shown[key] = snippets
     return matches, snippets
+
+
+#: Spellings of the matched words a Match keeps (the why-line shows three).
+MAX_WORDS = 6
+
+
+def evidence(plan: KeywordPlan | None, maps: Sequence[AbstractMap]) -> tuple[tuple[str, ...], bool]:
+    """The words that matched `plan` as the `maps` (title, abstract) write them, and
+    whether the match is partial: only some words of an unquoted multi-word keyword, not
+    all of them together (the phrase the ranker credits most).
+
+    A span inside a longer one is the longer one's (`low-rank adaptation`, not
+    `adaptation`); each spelling counts once, case, hyphens and spaces aside; title words
+    come first. When all the words matched together, their single words are not listed.
+    """
+    if plan is None:
+        return (), False
+    features = plan.all_features()
+    present = {f for amap in maps for f in features & amap.where.keys()}
+    phrase = [f for f, _ in plan.phrase.features]
+    whole = (
+        all(f in present for f in plan.need_all)
+        if plan.need_all
+        else any(f in present for f in phrase)
+    )
+    if whole and plan.bag:  # the words together are the match: not each word alone too
+        features = set(phrase)
+    words: dict[str, str] = {}
+    for amap in maps:
+        spans = [
+            (start, -end) for f in features & amap.where.keys() for _, start, end in amap.where[f]
+        ]
+        reach = -1
+        for start, neg_end in sorted(spans):  # by start, the longest first
+            if -neg_end <= reach:
+                continue  # inside the span before
+            reach = -neg_end
+            word = amap.text[start:reach]
+            words.setdefault("".join(c for c in word.casefold() if c.isalnum()), word)
+    return tuple(words.values())[:MAX_WORDS], bool(plan.bag) and not whole
 
 
 #: Where a keyword matched, by (in title, in abstract); a match that is in neither

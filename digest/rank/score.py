@@ -18,8 +18,10 @@ keyword suffices, each further match adds):
                                                   times keywords x papers
     score(P, p)     = relevance * (1 - pw - rw + pw * popularity(p) + rw * recency(p))
 
-A paper is kept when relevance >= min_score (so the tie-breakers can never lift an
-irrelevant paper in) and no exclusion matches it; the best `max_items` by score are kept.
+A paper is kept when relevance passes the profile's cut-off (`cutoff`: its own min_score,
+else max(floor, ratio * its best relevance of the day); relevance, so the tie-breakers can
+never lift an irrelevant paper in) and no exclusion matches it; the best `max_items` by
+score are kept.
 Because each keyword is divided by its own maximum attainable BM25 score, relevance 1.0
 means "the heaviest keyword matches as strongly as BM25 can tell" for every profile, and
 one min_score means the same thing everywhere.
@@ -37,6 +39,7 @@ import scipy.sparse as sp
 
 from digest.model import Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer
+from digest.rank.cutoff import thresholds
 from digest.rank.index import PaperIndex
 from digest.rank.query import KeywordPlan, compile_keyword
 from digest.rank.settings import RankSettings
@@ -63,7 +66,7 @@ class Selections:
     papers: np.ndarray  #: paper column of each chosen item, best first within a profile
     relevance: np.ndarray  #: keyword relevance in [0, 1] (what min_score is tested on)
     score: np.ndarray  #: relevance blended with popularity and recency
-    #: per profile: papers that passed (min_score, vetoes, window, ledger) before the cut
+    #: per profile: papers that passed (cut-off, vetoes, window, ledger) before max_items
     matched: np.ndarray
 
     def __len__(self) -> int:
@@ -227,6 +230,10 @@ def select(
     log_miss.data = np.log1p(-log_miss.data)
     floors_all = np.array([max(settings.min_score_of(p), 1e-6) for p in profiles], np.float32)
     limits_all = np.array([settings.max_items_of(p) for p in profiles], np.int64)
+    # the gate below applies min_score and the floor; the day's part is for profiles
+    # without their own min_score (NaN), the others pass it (threshold 0)
+    own_all = np.array([np.nan if p.min_score is None else 0.0 for p in profiles])
+    adaptive = np.isnan(own_all)
     chunk = max(1, settings.profile_chunk)
     counts, cols_out, rel_out, score_out, passed = [], [], [], [], []
     for lo in range(0, len(profiles), chunk):
@@ -249,11 +256,15 @@ def select(
             alive = np.ones(len(rows), dtype=bool)
             alive[check[hit]] = False
             rows, cols, rv = rows[alive], cols[alive], rv[alive]
-        if excluded is not None and excluded[lo:hi].nnz:
-            keep = lookup(excluded[lo:hi], rows, cols) == 0
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
         if first_column is not None:
             keep = cols >= first_column[lo:hi][rows]
+            rows, cols, rv = rows[keep], cols[keep], rv[keep]
+        if adaptive[lo:hi].any() and settings.cutoff_ratio > 0 and len(rows):
+            # the day each profile reads is its window (vetoes applied), ledger included
+            keep = rv >= _day_thresholds(rows, rv, own_all[lo:hi], settings)[rows]
+            rows, cols, rv = rows[keep], cols[keep], rv[keep]
+        if excluded is not None and excluded[lo:hi].nnz:
+            keep = lookup(excluded[lo:hi], rows, cols) == 0
             rows, cols, rv = rows[keep], cols[keep], rv[keep]
         sc = rv * prior[cols]
         # rows ascending, then score descending; stable sort keeps paper order on ties
@@ -281,6 +292,17 @@ def select(
         cat(score_out, np.float64),
         cat(passed, np.int64),
     )
+
+
+def _day_thresholds(
+    rows: np.ndarray, rv: np.ndarray, own: np.ndarray, settings: RankSettings
+) -> np.ndarray:
+    """`cutoff.thresholds` of a chunk's profiles from their surviving pairs (`rows`
+    ascending, as the CSR product yields them): the best of each row by one reduceat."""
+    best = np.zeros(len(own), dtype=np.float32)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    best[rows[starts]] = np.maximum.reduceat(rv, starts)
+    return thresholds(best, own, 0.0, settings.cutoff_ratio)
 
 
 def lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

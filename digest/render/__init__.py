@@ -1,6 +1,7 @@
 """Rendering: one Jinja environment, the filters, the email composer, digest formats.
 
     filters      escaping and text helpers (clean, md_escape, highlight, why, ...)
+    items        what an item shows: its links, snippets with the matched words marked
     environment  the Jinja environment: user templates over packaged ones, StrictUndefined
     email        EmailRenderer (whole template or cached fragments) and email assembly
     digest       render_digest: Markdown, text or the HTML email of a digest
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         highlight,
         markdown_html,
         md_escape,
-        paper_link,
         paper_meta,
         preheader,
         safe_url,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         tidy_text,
         why,
     )
+    from digest.render.items import item_links, paper_link, paper_links, snippets
 
 #: name -> the module that defines it. Loaded when first asked for (PEP 562): importing
 #: `digest.render.email` (a confirmation email) does not load the digest formats.
@@ -47,7 +48,10 @@ _WHERE = {
     "highlight": "digest.render.filters",
     "markdown_html": "digest.render.filters",
     "md_escape": "digest.render.filters",
-    "paper_link": "digest.render.filters",
+    "paper_link": "digest.render.items",
+    "paper_links": "digest.render.items",
+    "item_links": "digest.render.items",
+    "snippets": "digest.render.items",
     "paper_meta": "digest.render.filters",
     "preheader": "digest.render.filters",
     "safe_url": "digest.render.filters",
@@ -72,15 +76,18 @@ __all__ = [
     "clean",
     "empty_reasons",
     "highlight",
+    "item_links",
     "make_environment",
     "markdown_html",
     "md_escape",
     "paper_link",
+    "paper_links",
     "paper_meta",
     "preheader",
     "render_digest",
     "safe_url",
     "sentences",
+    "snippets",
     "tidy_text",
     "why",
 ]

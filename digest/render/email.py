@@ -27,6 +27,7 @@ from digest.config import DeliveryConfig
 from digest.deliver.message import OutgoingEmail
 from digest.model import Digest, DigestItem, DigestSection, Paper
 from digest.render.filters import clean, empty_reasons, preheader, tidy_text, why
+from digest.render.items import email_snippets
 from digest.render.notices import message_domain
 
 
@@ -37,6 +38,9 @@ class Links:
     archive: str = ""
     manage: str = ""
     unsubscribe: str = ""
+    #: The reader's rating link (`links.link(..., "rate", ...)`); each item appends
+    #: `&paper=ID&vote=...` to it. One token per reader, so items stay shared fragments.
+    rate: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +89,15 @@ class EmailRenderer:
     intro: str = ""  #: Markdown from config, shown under the header (sanitised)
     brand: str = "papers-digest"
     _css: str = field(init=False, default="")
-    _papers_html: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
-    _papers_text: dict[Paper, _Stamp] = field(init=False, default_factory=dict)
+    _papers_html: dict[tuple[Paper, bool], _Stamp] = field(init=False, default_factory=dict)
+    _papers_text: dict[tuple[Paper, bool], _Stamp] = field(init=False, default_factory=dict)
     _stamps: dict[tuple[Any, ...], _Stamp] = field(init=False, default_factory=dict)
     _whys: dict[tuple[Any, ...], str] = field(init=False, default_factory=dict)
-    #: (id(paper), id(matches)) -> (paper, matches, html, text): an item as it shows, for
+    #: (id(paper), id(matches), rated) -> (paper, matches, html, text): an item as it shows, for
     #: the run's readers who share it (the same objects: the planner shares them).
-    _items: dict[tuple[int, int], tuple[Paper, Any, str, str]] = field(
-        init=False, default_factory=dict
+    #: With rating links, the HTML and text are split where the reader's link goes.
+    _items: dict[tuple[int, int, bool], tuple[Paper, Any, tuple[str, ...], tuple[str, ...]]] = (
+        field(init=False, default_factory=dict)
     )
 
     def __post_init__(self) -> None:
@@ -126,6 +131,7 @@ class EmailRenderer:
             "intro": self.intro,
             "profiles": ", ".join(names),
             "links": links,
+            "rate_link": links.rate,
             "base_url": self.base_url,
             "css": Markup(self._css),
         }
@@ -153,6 +159,7 @@ class EmailRenderer:
         """The same email as `render_whole`, composed from cached, pre-inlined fragments."""
         ctx = self._context(digest, links)
         body_html, body_text = [], []
+        rate_html, rated = str(escape(links.rate)), bool(links.rate)
         for section in digest.sections:
             sec = _section(section, digest, self.base_url)
             values = {"name": str(escape(sec.name)), "empty": str(escape(sec.empty))}
@@ -160,9 +167,9 @@ class EmailRenderer:
             plain = {"name": sec.name, "empty": sec.empty}
             body_text.append(self._stamp("section.txt", bool(sec.empty)).fill(plain))
             for item in section.items:
-                html, text = self._item(item)
-                body_html.append(html)
-                body_text.append(text)
+                html_parts, text_parts = self._item(item, rated)
+                body_html.append(rate_html.join(html_parts))
+                body_text.append(links.rate.join(text_parts))
             if sec.more:
                 more = {"more": str(escape(sec.more)), "link": str(escape(sec.more_link))}
                 body_html.append(self._stamp("more.html", bool(sec.more_link)).fill(more))
@@ -200,17 +207,33 @@ class EmailRenderer:
         text = tidy_text(self._stamp("digest.txt", shape).fill(text_values))
         return RenderedEmail(self.subject(digest), ctx["preheader"], html, text)
 
-    def _item(self, item: DigestItem) -> tuple[str, str]:
+    def _item(self, item: DigestItem, rated: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """An item's HTML and text, cached by the identity of its paper and matches (an
-        object kept in the cache is never freed, so its id is never reused)."""
-        key = (id(item.paper), id(item.matches))
+        object kept in the cache is never freed, so its id is never reused), each split
+        where the reader's rating link goes (one part without `rated`): the caller joins
+        the parts with the reader's link, a few hundred bytes, not a pass over the body.
+        The ranker makes one matches object per paper and way to match it, which decides
+        the snippets too (`rank.explain`), so the snippets are made here once as well."""
+        key = (id(item.paper), id(item.matches), rated)
         got = self._items.get(key)
         if got is None or got[0] is not item.paper or got[1] is not item.matches:
             if len(self._items) >= ITEM_CACHE:
                 self._items.clear()
-            html = self._paper_html(item.paper).fill({"why": self._why(item, "html")})
-            text = self._paper_text(item.paper).fill({"why": self._why(item, "text")})
-            got = self._items[key] = (item.paper, item.matches, html, text)
+            keep = {"rate": str(self._slot("rate"))} if rated else {}
+            snippets_html, snippets_text = email_snippets(item)
+            html = self._paper_html(item.paper, rated).fill(
+                {"why": self._why(item, "html"), "snippets": snippets_html, **keep}
+            )
+            text = self._paper_text(item.paper, rated).fill(
+                {"why": self._why(item, "text"), "snippets": snippets_text, **keep}
+            )
+            slot = str(self._slot("rate"))
+            got = self._items[key] = (
+                item.paper,
+                item.matches,
+                tuple(html.split(slot)),
+                tuple(text.split(slot)),
+            )
         return got[2], got[3]
 
     def _why(self, item: DigestItem, fmt: str) -> str:
@@ -270,24 +293,32 @@ class EmailRenderer:
         ctx["body_text"] = self._slot("body")
         return _Stamp.of(self.env.get_template("email/digest.txt.j2").render(ctx), self._marker)
 
-    def _paper_html(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_html.get(paper)
+    def _paper_html(self, paper: Paper, rated: bool) -> _Stamp:
+        stamp = self._papers_html.get((paper, rated))
         if stamp is None:
             html = self.env.get_template("email/_item.html.j2").render(
-                paper=paper, why_html=self._slot("why"), base_url=self.base_url
+                paper=paper,
+                why_html=self._slot("why"),
+                snippets_html=self._slot("snippets"),
+                base_url=self.base_url,
+                rate_link=self._slot("rate") if rated else "",
             )
-            stamp = self._papers_html[paper] = _Stamp.of(
+            stamp = self._papers_html[paper, rated] = _Stamp.of(
                 self._fragments.inline_fragment(html, self._css), self._marker
             )
         return stamp
 
-    def _paper_text(self, paper: Paper) -> _Stamp:
-        stamp = self._papers_text.get(paper)
+    def _paper_text(self, paper: Paper, rated: bool) -> _Stamp:
+        stamp = self._papers_text.get((paper, rated))
         if stamp is None:
             text = self.env.get_template("email/_item.txt.j2").render(
-                paper=paper, why_text=self._slot("why"), base_url=self.base_url
+                paper=paper,
+                why_text=self._slot("why"),
+                snippets_text=self._slot("snippets"),
+                base_url=self.base_url,
+                rate_link=self._slot("rate") if rated else "",
             )
-            stamp = self._papers_text[paper] = _Stamp.of(text, self._marker)
+            stamp = self._papers_text[paper, rated] = _Stamp.of(text, self._marker)
         return stamp
 
 

@@ -17,11 +17,18 @@ from digest.render.filters import (
     highlight,
     markdown_html,
     md_escape,
-    paper_link,
     paper_meta,
     safe_url,
     sentences,
     why,
+)
+from digest.render.items import (
+    item_links,
+    md_links,
+    md_url,
+    paper_link,
+    paper_links,
+    snippets,
 )
 
 
@@ -59,6 +66,11 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
         safe_url=safe_url,
         paper_meta=paper_meta,
         paper_link=paper_link,
+        paper_links=paper_links,
+        item_links=item_links,
+        snippets=snippets,
+        md_url=md_url,
+        md_links=md_links,
         highlight=highlight,
         why=why,
         markdown=markdown_html,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
 import markdown as markdown_lib
 import nh3
@@ -50,31 +51,33 @@ def safe_url(url: object) -> str:
     return ""
 
 
-def paper_meta(paper: Paper) -> str:
-    """`Deepmind · 2025-10-06 · ▲ 8`: who, when and how popular, plain text."""
+#: Names an item lists before "et al.".
+AUTHORS_SHOWN = 3
+
+
+def authors_line(paper: Paper) -> str:
+    """`Ada Lovelace, Alan Turing, Grace Hopper et al.`: the first three names, "et al."
+    when there are more; else the organisation, a count, or "authors unknown"."""
+    names = [n for n in (clean(a) for a in paper.authors) if n]
+    if names:
+        more = len(names) > AUTHORS_SHOWN or (paper.authors_count or 0) > AUTHORS_SHOWN
+        return ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if more else "")
     if paper.organization:
-        who = clean(paper.organization)
-    elif paper.authors_count:
-        who = f"{paper.authors_count} author{'' if paper.authors_count == 1 else 's'}"
-    else:
-        who = "authors unknown"
-    parts = [who]
+        return clean(paper.organization)
+    if paper.authors_count:
+        return f"{paper.authors_count} author{'' if paper.authors_count == 1 else 's'}"
+    return "authors unknown"
+
+
+def paper_meta(paper: Paper) -> str:
+    """`Ada Lovelace, Alan Turing, Grace Hopper et al. · 2025-10-06 · ▲ 8`: who, when
+    and how popular, plain text."""
+    parts = [authors_line(paper)]
     if paper.published:
         parts.append(paper.published.isoformat())
     if paper.upvotes:
         parts.append(f"▲ {paper.upvotes}")
     return " · ".join(parts)
-
-
-def paper_link(paper: Paper, base_url: str = "") -> str:
-    """Where a title links: the paper's own page, its arXiv page, else our archive permalink."""
-    if safe_url(paper.url):
-        return safe_url(paper.url)
-    if paper.arxiv_id and re.fullmatch(r"[\w./-]+", paper.arxiv_id):
-        return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    if base_url:
-        return f"{base_url}papers/{paper.id}.html"
-    return ""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -91,36 +94,51 @@ def highlight(text: object, profile: Profile, fmt: str = "html") -> str:
     Every other character is escaped for the format, so untrusted text stays inert.
     """
     plain = clean(text)
+    joined = mark_spans(plain, _spans(plain, profile), fmt)
+    if fmt == "markdown":
+        return _MD_LINE_START.sub(_escape_line_start, joined)
+    return joined
+
+
+def mark_spans(text: str, spans: Iterable[tuple[int, int]], fmt: str = "html") -> str:
+    """`text` with the sorted, non-overlapping character `spans` marked: <mark> (html),
+    **bold** (markdown), nothing (text); every other character escaped for the format.
+    Markup for html."""
     escape_part = {
         "html": lambda t: str(escape(t)),
         "markdown": lambda t: _MD_SPECIAL.sub(r"\\\1", t),
     }.get(fmt, str)
     marks = {"html": ("<mark>", "</mark>"), "markdown": ("**", "**")}.get(fmt, ("", ""))
     out, pos = [], 0
-    for start, end in _spans(plain, profile):
-        out += [escape_part(plain[pos:start]), marks[0], escape_part(plain[start:end]), marks[1]]
+    for start, end in spans:
+        out += [escape_part(text[pos:start]), marks[0], escape_part(text[start:end]), marks[1]]
         pos = end
-    out.append(escape_part(plain[pos:]))
+    out.append(escape_part(text[pos:]))
     joined = "".join(out)
-    if fmt == "markdown":
-        return _MD_LINE_START.sub(_escape_line_start, joined)
     return Markup(joined) if fmt == "html" else joined
 
 
 def why(item: DigestItem, fmt: str = "text") -> str:
-    """The one-line "why this paper": matched keywords (emphasised) and where they matched."""
+    """The one-line "why this paper": the words of the paper that matched (emphasised),
+    where, "partly" when only some words of a keyword matched, and the keyword as typed
+    when the words are not simply it (`text-to-speech (abstract) for TTS`)."""
     if not item.matches:
         return "popular today"
+    emphasis = {
+        "html": lambda t: str(Markup("<mark>%s</mark>") % clean(t)),
+        "markdown": lambda t: f"**{md_escape(t)}**",
+    }.get(fmt, clean)
+    plain = (
+        (lambda t: str(escape(clean(t))))
+        if fmt == "html"
+        else (md_escape if fmt == "markdown" else clean)
+    )
     parts = []
     for match in item.matches:
-        where = " + ".join(match.fields)
-        if fmt == "html":
-            parts.append(str(Markup("<strong>%s</strong> (%s)") % (clean(match.keyword), where)))
-        elif fmt == "markdown":
-            parts.append(f"**{md_escape(match.keyword)}** ({where})")
-        else:
-            parts.append(f"{clean(match.keyword)} ({where})")
-    joined = "matches " + ", ".join(parts)
+        said = ", ".join(emphasis(w) for w in match.shown)
+        part = f"{'partly ' if match.partly else ''}{said} ({' + '.join(match.fields)})"
+        parts.append(part if match.names_keyword else f"{part} for {plain(match.keyword)}")
+    joined = "matches " + "; ".join(parts)
     return Markup(joined) if fmt == "html" else joined
 
 

@@ -39,21 +39,27 @@ def read_capture(path: Path, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file; check the path or the source's glob") from None
     except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory") from None
+        raise SourceError(f"{path}: is a directory, not a file") from None
     except PermissionError:
         raise SourceError(f"{path}: permission denied") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:  # a NUL byte in the name: no such file can exist
+        raise SourceError(f"{str(path)!r}: no such file (the name holds a NUL byte)") from None
+    try:
+        info = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a directory
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceError(f"{path}: is a directory, not a file")
+        raise SourceError(
+            f"{path}: not a regular file (a device, FIFO or socket); save it to a file first"
+        )
     with os.fdopen(fd, "rb") as file:
         try:
-            info = os.fstat(file.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise SourceError(f"{path}: is a directory")
-            if not stat.S_ISREG(info.st_mode):
-                raise SourceError(
-                    f"{path}: not a regular file (a device, FIFO or socket); save the capture "
-                    "to a file and ingest that"
-                )
             if info.st_size > max_bytes:
                 raise _too_big(path, info.st_size, max_bytes)
             data = file.read(max_bytes + 1)

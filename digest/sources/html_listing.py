@@ -14,6 +14,11 @@ The page carries its papers twice, and this parser reads whichever it finds firs
    `Sep 13, 2023`) and the upvote count. The page's header day (`Oct 16`) is the
    capture day; dates without a year belong to its year.
 
+A page nested deeper than `MAX_DEPTH` elements is refused before it is parsed (the HTML
+parser's work grows with depth times size: a 3.3 MB page of nested tags would take
+hours), and a card that holds other cards is skipped (its text would be read once per
+card inside it), so the work stays linear in the page's size.
+
 Records match the text captures' field for field; in addition the HTML gives the arXiv
 id (the paper's id and `arxiv_id`) and the paper page URL. Card problems are reported
 with the line of the card's `<article>` tag.
@@ -45,6 +50,18 @@ from digest.text import normalize_space, title_id
 _PAPER_LINK = re.compile(r"/papers/(?P<ref>[^/?#\s]+)")
 _ARTICLE_TAG = re.compile(rb"<article\b", re.IGNORECASE)
 _DOT = "·"
+#: Elements open at once, past which a page is refused (a real listing page: about 30).
+MAX_DEPTH = 512
+_MARKUP = re.compile(rb"<(!--|/?[a-zA-Z][a-zA-Z0-9:-]*)")
+#: Start tags that open no element to close (void), or whose end tag may be left out and
+#: that close themselves (`<p><p>`): not counted as depth.
+_NOT_NESTING = frozenset(
+    b"area base br col embed hr img input link meta param source track wbr p li dt dd"
+    b" option optgroup tr td th tbody thead tfoot colgroup caption rb rt rtc rp html head"
+    b" body".split()
+)
+#: Elements whose content is text, not tags.
+_RAW_TEXT = frozenset(b"script style textarea title xmp noscript plaintext".split())
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
 
@@ -53,6 +70,11 @@ def parse(
 ) -> Iterator[Paper]:
     """Papers of one listing page (the `Parser` protocol)."""
     text = decode_utf8(data, origin, "an HTML page")
+    if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
+        raise SourceError(
+            f"{origin}: elements nested more than {MAX_DEPTH} deep; not a Hugging Face papers"
+            " listing page (a real one nests about 30)"
+        )
     tree = LexborHTMLParser(text)
     if tree.css_first('[data-target="DailyPapers"]') is None and tree.css_first("article") is None:
         raise SourceError(
@@ -75,6 +97,40 @@ def parse(
                 "no paper entries found (not a Hugging Face papers page, or its layout changed)",
             )
         )
+
+
+def nesting_depth(data: bytes, limit: int) -> int:
+    """How deep the page's elements nest, counted from its tags in one pass (comments
+    and script/style text skipped), stopping as soon as it passes `limit`.
+
+    An estimate from the tags alone (the HTML parser may close some elements early),
+    but never below the depth the parser builds for properly closed markup.
+    """
+    depth = deepest = 0
+    pos = 0
+    while (found := _MARKUP.search(data, pos)) is not None:
+        token = found[1]
+        if token == b"!--":
+            end = data.find(b"-->", found.end())
+            pos = len(data) if end < 0 else end + 3
+            continue
+        end = data.find(b">", found.end())
+        if end < 0:
+            break
+        pos = end + 1
+        if token.startswith(b"/"):
+            depth = max(0, depth - 1)
+            continue
+        name = token.lower()
+        if name in _RAW_TEXT:
+            close = data.find(b"</" + name, pos)  # case differs rarely; then: text to the end
+            pos = len(data) if close < 0 else close
+        elif name not in _NOT_NESTING and data[end - 1 : end] != b"/":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+    return deepest
 
 
 # -- 1. the page's data ----------------------------------------------------------------
@@ -131,18 +187,47 @@ def _cards(
 ) -> Iterator[Paper]:
     cards = tree.css("article")
     lines = _article_lines(data)
+    outer = _holding_cards(cards)
+    if outer:
+        warn(SourceWarning(origin, 0, f"{len(outer)} cards hold other cards; read the inner ones"))
     day = _page_day(tree, cards, origin, captured, warn)
     seen_at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     for index, card in enumerate(cards):
+        if card.mem_id in outer:
+            continue
         line = lines[index] if index < len(lines) else 0
         paper = _card(card, line, origin, source, day, seen_at, warn)
         if paper is not None:
             yield paper
 
 
+def _holding_cards(cards: list[LexborNode]) -> set[int]:
+    """The `mem_id`s of the cards that hold another card.
+
+    Walks up from each card, but never twice through a node: the ancestors above a node
+    seen before were seen (and marked) then, so the walks take one step per node.
+    """
+    ids = {card.mem_id for card in cards}
+    outer: set[int] = set()
+    seen: set[int] = set()
+    for card in cards:
+        node = card.parent
+        while node is not None and node.mem_id not in seen:
+            seen.add(node.mem_id)
+            if node.mem_id in ids:
+                outer.add(node.mem_id)
+            node = node.parent
+    return outer
+
+
 def _article_lines(data: bytes) -> list[int]:
     """The line of each `<article` tag, in document order (for warnings)."""
-    return [data.count(b"\n", 0, m.start()) + 1 for m in _ARTICLE_TAG.finditer(data)]
+    lines, line, counted = [], 1, 0
+    for found in _ARTICLE_TAG.finditer(data):  # counting on from the last tag: one pass
+        line += data.count(b"\n", counted, found.start())
+        counted = found.start()
+        lines.append(line)
+    return lines
 
 
 def _page_day(

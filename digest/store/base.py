@@ -27,7 +27,7 @@ from types import FunctionType
 from typing import Any, Self
 
 from digest.codec import time_text
-from digest.errors import StoreError
+from digest.errors import StoreBusy, StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Seconds to wait for another process's lock (SQLite's busy timeout), by default.
@@ -74,8 +74,11 @@ def explain(exc: sqlite3.Error) -> str:
 
 
 def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
-    """The one-line error for `exc`: '<file>: <what>: <meaning; how to fix>'."""
-    return StoreError(f"{path}: {what}: {explain(exc)}")
+    """The one-line error for `exc`: '<file>: <what>: <meaning; how to fix>' (a StoreBusy
+    when another process held the lock: the caller may queue the work or try again)."""
+    meaning = explain(exc)
+    kind = StoreBusy if meaning.startswith("database is locked") else StoreError
+    return kind(f"{path}: {what}: {meaning}")
 
 
 def _iterate_translated(path: Path, what: str, iterator: Iterator[Any]) -> Iterator[Any]:
@@ -136,6 +139,26 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def _unwritable(path: Path) -> bool:
+    """An existing store that this process may not write (file or directory)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection. In WAL mode SQLite needs the -shm file even to read; where
+    it cannot be made (a read-only directory or mount) nothing can write the file either,
+    so it is opened as immutable."""
+    uri = path.absolute().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, isolation_level=None
+        )
+
+
 class StoreBase:
     """A papers-digest SQLite database (WAL mode). Use as a context manager.
 
@@ -152,11 +175,17 @@ class StoreBase:
     def __init__(self, path: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        #: Opened for reading only: the file or its directory cannot be written (a
+        #: read-only mount, a backup): reads work, a write is one "read-only" line.
+        self.read_only = str(path) != ":memory:" and _unwritable(self.path)
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                _create_private(self.path)
-            self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+            if self.read_only:
+                self._db = _connect_read_only(self.path, timeout)
+            else:
+                if str(path) != ":memory:":
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(self.path)
+                self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise store_error(self.path, "cannot open the store", exc) from exc
         except OSError as exc:
@@ -180,6 +209,15 @@ class StoreBase:
         pause = 0.05
         while True:
             try:
+                if self.read_only:  # nothing can be changed: only refuse what we cannot read
+                    version = self._user_version()
+                    self._refuse_newer(version)
+                    if version < SCHEMA_VERSION:
+                        raise StoreError(
+                            f"{self.path}: the store is read-only and needs upgrading to "
+                            f"schema {SCHEMA_VERSION}; make it writable and run any command"
+                        )
+                    return
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._migrate()
                 return

@@ -127,6 +127,15 @@ class PapersMixin(StoreBase):
         sources = self._sources() if since is None else self._sources_of([r["id"] for r in rows])
         return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
 
+    def paper(self, paper_id: str) -> Paper | None:
+        """The stored paper with this id, or None."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM papers WHERE id = ?", (paper_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return paper_from_row(row, tuple(self._sources_of([paper_id]).get(paper_id, ())))
+
     def papers_between(self, low: date, high: date) -> list[Paper]:
         """The papers first seen (UTC) on a day from `low` up to, not including, `high`,
         as `papers` gives them: a publish reads a year a month at a time."""

@@ -298,6 +298,22 @@ def update_from_10_to_11(db: sqlite3.Connection) -> None:
     )
 
 
+def update_from_11_to_12(db: sqlite3.Connection) -> None:
+    """Ratings: a reader's "more like this" (+1) or "not for me" (-1) about a paper, one
+    per reader and paper (rating again replaces it), with when and where it was given
+    (email link, manage page, CLI): what the ranker learns a reader's taste from."""
+    db.execute("""
+    CREATE TABLE ratings (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        paper_id      TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+        vote          INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+        via           TEXT NOT NULL DEFAULT 'email',
+        rated_at      TEXT NOT NULL,
+        PRIMARY KEY (subscriber_id, paper_id)
+    ) WITHOUT ROWID""")
+    db.execute("CREATE INDEX ratings_paper ON ratings(paper_id)")
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

@@ -8,6 +8,7 @@ live previews, and the published archive's files.
     GET  /confirm?token=T            one button; POST confirms
     GET  /unsubscribe?token=T        one button; POST (RFC 8058 one-click too) unsubscribes
     GET  /manage?token=T             the reader's profiles, settings, last digests; POST edits
+    GET  /rate?token=T&paper=ID&vote=like|dislike|clear   one button; POST records
     GET  /_web/<file>                the pages' stylesheet and script
     GET  /<path>                     files of the published archive (site/ by default)
 

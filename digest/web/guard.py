@@ -34,7 +34,7 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 #: Paths whose pages carry a reader's token or a form: never kept by a cache.
-NO_STORE_PATHS = ("/confirm", "/unsubscribe", "/manage", "/subscribe", "/preview")
+NO_STORE_PATHS = ("/confirm", "/unsubscribe", "/manage", "/rate", "/subscribe", "/preview")
 #: Query parameters never logged: tokens, and the address the archive's form sends.
 _TOKEN_IN_QUERY = re.compile(r"((?:^|&)(?:token|t|email)=)[^&]*")
 CSRF_COOKIE = "digest_csrf"

@@ -1,5 +1,6 @@
 """GET/POST /manage?token=T: a reader edits, adds and removes profiles, changes time and
-frequency, pauses and resumes, and sees their last digests.
+frequency, pauses and resumes, sees their last digests, and rates their papers (or
+withdraws a rating).
 
 The signed manage token names the reader; every POST carries the form's CSRF value too,
 and answers with a redirect back to the page (so a reload does not post again). Changes
@@ -22,7 +23,7 @@ from digest import rank, subscriptions
 from digest.codec import records_for, thaw_compact
 from digest.errors import DigestError, SubscriptionError
 from digest.links import link
-from digest.model import Delivery, Profile, Subscriber
+from digest.model import VOTES, Delivery, Profile, Rating, Subscriber
 from digest.store import Store
 from digest.web.pages import Site, read_form, see_other
 
@@ -36,6 +37,8 @@ DONE = {
     "remove": "Removed the profile.",
     "pause": "Paused: no digests until you resume.",
     "resume": "Resumed: digests start again with the next one.",
+    "rate": "Saved your rating: your next digests learn from it.",
+    "unrate": "Removed the rating.",
 }
 _ZONES = tuple(sorted(available_timezones()))
 
@@ -47,6 +50,7 @@ class PastDigest:
     day: str
     state: str
     titles: tuple[str, ...]
+    ids: tuple[str, ...] = ()  #: the papers' ids, one per title (to rate them)
 
 
 def handler(site: Site) -> Endpoint:
@@ -99,6 +103,12 @@ def _act(
             raise SubscriptionError(f"there is no profile {name!r}")
     elif action in ("pause", "resume"):
         store.set_paused(sub.id, action == "pause", now)
+    elif action == "rate":
+        vote = VOTES.get(form.get("vote", ""))
+        if vote is None or not store.rate(sub.id, form.get("paper", ""), vote, now, via="manage"):
+            raise SubscriptionError("choose “more like this” or “not for me” for a listed paper")
+    elif action == "unrate":
+        store.unrate(sub.id, form.get("paper", ""))
     else:
         raise SubscriptionError(f"unknown action {action!r}")
 
@@ -137,12 +147,13 @@ async def _page(
 ) -> Response:
     secret = site.secret
 
-    def read(store: Store) -> tuple[Subscriber, list[PastDigest]]:
+    def read(store: Store) -> tuple[Subscriber, list[PastDigest], list[Rating]]:
         sub = subscriptions.subscriber_for(store, secret, token, "manage", now)
-        return sub, _past(store, store.recent_deliveries(sub.id, LAST_DIGESTS))
+        past = _past(store, store.recent_deliveries(sub.id, LAST_DIGESTS))
+        return sub, past, store.ratings(sub.id)
 
     try:
-        sub, past = await site.with_store(read)
+        sub, past, ratings = await site.with_store(read)
     except DigestError as exc:
         return site.message(request, "Bad request", str(exc), 400)
     profiles = [(p, *rank.profile_text(p)) for p in sub.profiles]
@@ -154,6 +165,8 @@ async def _page(
         sub=sub,
         profiles=profiles,
         past=past,
+        ratings=ratings,
+        rated={r.paper_id: r.label for r in ratings},
         done=done,
         error=error,
         action=f"/manage?token={token}",
@@ -171,7 +184,9 @@ def _past(store: Store, deliveries: list[Delivery]) -> list[PastDigest]:
             digest = thaw_compact(d.content, records)
         except (ValueError, KeyError, TypeError):  # a damaged claim: its day, no titles
             titles: tuple[str, ...] = ()
+            ids: tuple[str, ...] = ()
         else:
             titles = tuple(i.paper.title for s in digest.sections for i in s.items)
-        out.append(PastDigest(d.digest_date.isoformat(), d.state, titles))
+            ids = tuple(i.paper.id for s in digest.sections for i in s.items)
+        out.append(PastDigest(d.digest_date.isoformat(), d.state, titles, ids))
     return out

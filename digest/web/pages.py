@@ -17,14 +17,17 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.config import Config
 from digest.deliver import Backend, make_backend
+from digest.errors import StoreError
 from digest.links import public_url
 from digest.render import make_environment
 from digest.store import Store
+from digest.store.base import DEFAULT_TIMEOUT
 from digest.tokens import load_secret
 from digest.web.guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
     RateLimiter,
+    client_key,
     cookie_header,
     csrf_field,
     csrf_ok,
@@ -32,6 +35,21 @@ from digest.web.guard import (
 )
 
 T = TypeVar("T")
+#: Previews (each ranks the day's papers: CPU-heavy) worked on at once; more get 503.
+PREVIEWS_AT_ONCE = 2
+#: Seconds an unsubscribe waits for a busy store before it is queued instead.
+UNSUBSCRIBE_WAIT = 2.0
+
+
+class StoreUnavailable(Exception):
+    """The store failed under a request (busy past the wait, damaged, unwritable): the
+    app answers 503 without the details, which go to the operator's log (`Site.log`)."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 #: Fields a form may have; a body with more is refused.
 MAX_FIELDS = 40
 
@@ -45,18 +63,41 @@ class Site:
     clock: Callable[[], datetime]
     #: Opens the mail backend for confirmation emails (only when one is sent).
     open_backend: Callable[[], Backend] | None = None
+    #: The operator's log (the store's problems, which the pages never show); None: none.
+    log: Callable[[str], None] | None = None
+    #: Seconds a one-click unsubscribe waits for a busy store before queueing instead.
+    unsubscribe_wait: float = UNSUBSCRIBE_WAIT
     jinja: jinja2.Environment = field(init=False)
     #: POSTs to /subscribe from one client, and confirmation emails to one address.
     per_client: RateLimiter = field(init=False)
     per_address: RateLimiter = field(init=False)
     #: Live previews from one client (each ranks the day's papers).
     previews: RateLimiter = field(init=False)
+    #: Previews being worked on now (handlers run on the one event loop: no lock needed).
+    running_previews: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.jinja = make_environment(self.config.templates_dir)
         self.per_client = RateLimiter(10, timedelta(hours=1), self.clock)
         self.per_address = RateLimiter(3, timedelta(days=1), self.clock)
         self.previews = RateLimiter(120, timedelta(minutes=10), self.clock)
+
+    def preview_refusal(self, request: Request) -> tuple[int, str] | None:
+        """Why a live preview may not run now (429: this client's limit, 503: too many at
+        once), or None: then the caller counts itself in `running_previews` while it runs."""
+        if not self.previews.allow(client_key(request.scope)):
+            return 429, "too many previews from here; wait a few minutes"
+        if self.running_previews >= PREVIEWS_AT_ONCE:
+            return 503, "busy with other previews; try again in a few seconds"
+        return None
+
+    async def run_preview(self, work: Callable[[Store], T]) -> T:
+        """`with_store(work)`, counted in `running_previews` (see `preview_refusal`)."""
+        self.running_previews += 1
+        try:
+            return await self.with_store(work)
+        finally:
+            self.running_previews -= 1
 
     @property
     def secret(self) -> bytes:
@@ -69,12 +110,23 @@ class Site:
             return self.open_backend()
         return make_backend(self.config.delivery)
 
-    async def with_store(self, work: Callable[[Store], T]) -> T:
-        """Run `work` with a store of its own in a worker thread (SQLite stays in it)."""
+    async def with_store(
+        self, work: Callable[[Store], T], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> T:
+        """Run `work` with a store of its own in a worker thread (SQLite stays in it).
+
+        A StoreError becomes StoreUnavailable (a 503 page that names no file); `timeout`
+        is how long the store waits for another process's write lock.
+        """
 
         def run() -> T:
-            with Store(self.store_path) as store:
-                return work(store)
+            try:
+                with Store(self.store_path, timeout=timeout) as store:
+                    return work(store)
+            except StoreError as exc:
+                if self.log is not None:
+                    self.log(f"error: {exc}")
+                raise StoreUnavailable(exc) from exc
 
         return await run_in_threadpool(run)
 

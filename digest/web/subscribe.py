@@ -155,8 +155,10 @@ def preview_handler(site: Site) -> Endpoint:
     those keywords would bring today (the live preview of the form)."""
 
     async def endpoint(request: Request) -> Response:
-        if not site.previews.allow(client_key(request.scope)):
-            return JSONResponse({"error": "too many previews; wait a few minutes"}, 429)
+        refused = site.preview_refusal(request)
+        if refused is not None:
+            status, why = refused
+            return JSONResponse({"error": why, "items": []}, status)
         query = request.query_params
         frequency = query.get("frequency", "daily")
         try:
@@ -183,6 +185,6 @@ def preview_handler(site: Site) -> Endpoint:
                 "notes": list(digest.notes),
             }
 
-        return JSONResponse(await site.with_store(rank_today))
+        return JSONResponse(await site.run_preview(rank_today))
 
     return endpoint

@@ -1,0 +1,220 @@
+"""Why a paper is or is not in a profile's digest, and what came just under the cut-off.
+
+    audit(prepared, profile, sent) -> Audit      (pure: no I/O, no clock)
+    Audit.verdict(paper_id) -> Verdict           how it scored per keyword, which rule
+    Audit.below(n) -> list[Verdict]              the next n papers under the cut
+
+No second implementation of scoring: the per-keyword scores are `score.keyword_scores`,
+relevance and order come from `score.select` itself, run with the profile's cut opened
+(min_score 0, max_items all papers) so every matching paper shows, then the profile's own
+min_score and max_items are applied to that list in its order: exactly the cut `select`
+makes (the same stable order, the same tests), so "in" here is "in the digest".
+
+The rules, in the order `select` applies them: an exclusion vetoes the paper; it was sent
+to the reader before (their ledger); its relevance is below min_score; max_items papers
+scored better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.keywords import format_keyword
+from digest.model import Paper, Profile
+from digest.rank.cutoff import cut
+from digest.rank.ranker import Prepared, _excluded
+from digest.rank.score import Selections, compile_profiles, keyword_scores, lookup, select
+
+#: Why a paper is out, by rule; "in" when it is in the digest.
+IN, EXCLUDED, SENT, BELOW, PAST = (
+    "in",
+    "excluded",
+    "already sent",
+    "below the cut-off",
+    "past max_items",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordScore:
+    """How one keyword of the profile scored against the paper."""
+
+    keyword: str  #: as typed (`format_keyword`)
+    weight: float  #: relative to the profile's heaviest keyword (1.0 for it)
+    score: float  #: s(k, p) in [0, 1); 0 when it does not match
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the ranker made of one paper for one profile."""
+
+    paper: Paper
+    outcome: str  #: IN, or the first rule that kept it out
+    rules: tuple[str, ...]  #: every rule that keeps it out, in `select`'s order ((): in)
+    relevance: float  #: what min_score is tested on, in [0, 1]
+    score: float  #: relevance blended with popularity and recency: the digest's order
+    keywords: tuple[KeywordScore, ...]
+    vetoed_by: tuple[str, ...]  #: the exclusions that match it
+    #: 1-based place among the papers that pass every rule but max_items; None if it fails one
+    place: int | None
+    min_score: float  #: the relevance the profile needed today (the cut-off's threshold)
+    max_items: int
+    cut_reason: str  #: the cut-off's rule in words (`cutoff.cut`)
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """One profile's ranking over the prepared papers, opened up for questions."""
+
+    prepared: Prepared
+    profile: Profile
+    sent: frozenset[str]
+    _relevance: dict[int, tuple[float, float]]  #: column -> (relevance, score), no rules
+    _eligible: list[int]  #: columns not vetoed nor sent, in the digest's order
+    _places: dict[int, int]  #: column -> place among eligible papers passing min_score
+    _keywords: tuple[KeywordScore, ...]  #: the profile's keywords (score unset)
+    _plans: tuple[int, ...]  #: plan id of each keyword (-1: matches nothing)
+    _vetoes: tuple[tuple[str, int], ...]  #: (exclusion as typed, plan id)
+    _scores: sp.csr_matrix
+    _phrase: sp.csr_matrix
+    threshold: float  #: the relevance a paper needs today: `select`'s own cut-off
+    cut_reason: str  #: that cut-off's rule in words, e.g. "below 0.5 x the day's best ..."
+
+    @property
+    def min_score(self) -> float:
+        """The relevance a paper needs today (the profile's min_score where it has one,
+        else the day's cut-off: `cutoff.cut`)."""
+        return self.threshold
+
+    @property
+    def max_items(self) -> int:
+        """The profile's max_items (its own, or the default)."""
+        return self.prepared.settings.max_items_of(self.profile)
+
+    def verdict(self, paper_id: str) -> Verdict | None:
+        """The verdict on one paper; None when it is not among the prepared papers."""
+        column = self.prepared.column.get(paper_id)
+        return None if column is None else self._verdict(column)
+
+    def below(self, n: int) -> list[Verdict]:
+        """The next `n` papers under the cut, in the digest's order: not vetoed, not sent,
+        but below min_score or past max_items."""
+        out = [self._verdict(c) for c in self._eligible]
+        return [v for v in out if v.outcome != IN][: max(n, 0)]
+
+    def _verdict(self, column: int) -> Verdict:
+        floor, limit = self.min_score, self.max_items
+        paper = self.prepared.papers[column]
+        relevance, score = self._relevance.get(column, (0.0, 0.0))
+        cols = np.full(len(self._plans), column, np.int64)
+        got = lookup(self._scores, np.maximum(np.asarray(self._plans, np.int64), 0), cols)
+        keywords = tuple(
+            replace(k, score=round(float(s), 6) if pid >= 0 else 0.0)
+            for k, s, pid in zip(self._keywords, got, self._plans, strict=True)
+        )
+        vetoed_by = tuple(
+            text
+            for text, pid in self._vetoes
+            if lookup(self._phrase, np.array([pid]), np.array([column]))[0] > 0
+        )
+        place = self._places.get(column)
+        rules = [
+            rule
+            for rule, applies in (
+                (EXCLUDED, bool(vetoed_by)),
+                (SENT, paper.id in self.sent),
+                (BELOW, relevance < max(floor, 1e-6)),
+                (PAST, place is not None and place > limit),
+            )
+            if applies
+        ]
+        return Verdict(
+            paper,
+            rules[0] if rules else IN,
+            tuple(rules),
+            round(relevance, 6),
+            round(score, 6),
+            keywords,
+            vetoed_by,
+            place,
+            floor,
+            limit,
+            self.cut_reason,
+        )
+
+
+def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> Audit:
+    """Rank `profile` on `prepared` with its cut opened, keeping what explains the cut.
+
+    `sent`: paper ids the reader got before (what the planner passes as exclude_ids).
+    """
+    papers, settings = prepared.papers, prepared.settings
+    # The exclusions as a second profile's keywords: their plan ids, in the same plans.
+    vetoing = Profile("exclusions", profile.exclude)
+    compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings)
+    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    vetoes = phrase.copy()
+    vetoes.data[:] = 1.0
+    opened = [replace(profile, min_score=0.0, max_items=max(len(papers), 1))]
+    unruled = replace(compiled, excludes=sp.csr_matrix(compiled.excludes.shape, dtype=np.float32))
+    every = select(unruled, scores, vetoes, opened, prepared.prior, settings)
+    ledger = _excluded(prepared, [set(sent)])
+    eligible = select(compiled, scores, vetoes, opened, prepared.prior, settings, ledger)
+    # The day's bar, as `select` sets it: over the papers not vetoed (sent ones count).
+    unvetoed = _by_column(select(compiled, scores, vetoes, opened, prepared.prior, settings))
+    rel = np.array([r for r, _ in unvetoed.values()], np.float32)
+    day = cut(rel, settings, profile.min_score, len(rel) + 1)  # the bar alone, no cap
+    floor = max(day.threshold, 1e-6)
+    relevance = _by_column(every)
+    order = [int(c) for c in eligible.papers[eligible.of(0)]]
+    passing = [c for c in order if relevance[c][0] >= floor]
+    weights = compiled.weights.getrow(0).toarray()[0]
+    plans = tuple(compiled.keyword_plans[0])
+    keywords = tuple(
+        KeywordScore(format_keyword(kw), round(float(weights[pid]), 6) if pid >= 0 else 0.0, 0.0)
+        for kw, pid in zip(profile.keywords, plans, strict=True)
+    )
+    exclusions = tuple(
+        (format_keyword(kw), pid)
+        for kw, pid in zip(profile.exclude, compiled.keyword_plans[1], strict=True)
+        if pid >= 0
+    )
+    return Audit(
+        prepared,
+        profile,
+        frozenset(sent),
+        relevance,
+        order,
+        {c: i + 1 for i, c in enumerate(passing)},
+        keywords,
+        plans,
+        exclusions,
+        scores,
+        vetoes,
+        floor,
+        _below_reason(day.reason, profile.min_score, floor),
+    )
+
+
+def _below_reason(reason: str, own: float | None, threshold: float) -> str:
+    """What a paper under the bar is below, in words (the cut's own reason, unless the
+    bar left nothing out today)."""
+    if reason.startswith("below"):
+        return reason
+    if own is not None:
+        return f"below the profile's min_score {own:.2f}"
+    return f"below the day's cut-off {threshold:.2f}"
+
+
+def _by_column(chosen: Selections) -> dict[int, tuple[float, float]]:
+    where = chosen.of(0)
+    return {
+        int(c): (float(r), float(s))
+        for c, r, s in zip(
+            chosen.papers[where], chosen.relevance[where], chosen.score[where], strict=True
+        )
+    }

@@ -1,0 +1,31 @@
+"""`digest rank --explain` / `--show-below`: the ranker's audit of one profile over the
+stored papers of a window (rank/whynot.py does the ranking part, purely)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from digest import rank
+from digest.config import Config
+from digest.model import Profile
+from digest.rank.whynot import Audit, audit
+from digest.store import Store
+from digest.window import Window, kept_terms, stored_papers
+
+
+def audit_stored(
+    config: Config,
+    store: Store,
+    profile: Profile,
+    now: datetime,
+    window: Window | None = None,
+    sent: Collection[str] = (),
+) -> Audit:
+    """The audit of `profile` over the papers of `window` (default: every stored paper),
+    indexed as a digest indexes them; `sent`: what the reader got before."""
+    settings, synonyms = config.ranking, config.synonyms or None
+    papers = stored_papers(store, window)
+    wanted = rank.keyword_features([*profile.keywords, *profile.exclude], settings, synonyms)
+    blobs = kept_terms(config, store, papers)
+    return audit(rank.prepare(papers, now, settings, synonyms, blobs, wanted), profile, sent)
