@@ -201,7 +201,7 @@ def publish(
     store itself is handed in, so a publish reads only the days that may have changed
     (`full=True`: every day)."""
     from digest import publish as site
-    from digest.window import KeptTermsRanker
+    from digest.window import KeptTerms, KeptTermsRanker
 
     return site.publish(
         config,
@@ -213,6 +213,7 @@ def publish(
         workers=workers,
         full=full,
         reopen=functools.partial(type(store), store.path),  # workers read it themselves
+        terms=KeptTerms(store.path),
     )
 
 

@@ -88,3 +88,20 @@ class KeptTermsRanker:
         wanted = rank.keyword_features(keywords, settings, synonyms or None)
         prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted)
         return [r.items for r in rank.rank_prepared(prepared, profiles)]
+
+
+@dataclass(frozen=True, slots=True)
+class KeptTerms:
+    """The terms ingest kept for some papers (in `store_path`, under the analysis of
+    `synonyms`): what the archive's search index is made of. Picklable, like
+    `KeptTermsRanker`; each call opens the store to read."""
+
+    store_path: Path
+
+    def __call__(
+        self, papers: Sequence[Paper], synonyms: Mapping[str, Sequence[str]] | None = None
+    ) -> Mapping[str, bytes]:
+        from digest import rank
+
+        with Store(self.store_path) as store:
+            return store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))

@@ -34,7 +34,7 @@ from digest.model import Paper
 from digest.publish.manifest import DayState, day_path, paper_key, same_content, write_atomic
 from digest.publish.names import day_of, plain, shorten
 from digest.publish.picks import Pick, RankFn, day_key, pick_from_json, pick_to_json, rank_days
-from digest.publish.search import shard_page
+from digest.publish.search import TermsFn, day_search_pages
 from digest.publish.site import Page, day_pages
 from digest.publish.source import PaperSource
 from digest.publish.views import Archive, ProfileInfo, display_copy
@@ -56,6 +56,7 @@ class SiteContext:
     basis: str
     profiles: tuple[ProfileInfo, ...]
     ranker: RankFn
+    terms: TermsFn | None = None  #: the papers' kept terms, for the search index
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ def build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResu
     for d in reversed(list(by_day)):  # oldest first, as the chunks go
         pages = [
             *day_pages(archive, env, site.globals_key, d),
-            shard_page(archive, d, config.synonyms or None),
+            *day_search_pages(archive, d, config.synonyms or None, site.terms),
         ]
         old = job.saved[d].pages if d in job.saved else {}
         for page in pages:

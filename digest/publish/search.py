@@ -1,28 +1,29 @@
 """The search index: the ranker's features of every paper, inverted a month at a time.
 
-    search/days/YYYY-MM-DD.json  a day's papers as the month index is made from them:
-                                 rows [href, title, lede], the day's features, each
-                                 paper's feature numbers, and the day's spellings with
-                                 their stems (`find.spelling_entry`); browsers never load it
-    search/YYYY-MM/w-N.js        bucket N of a month's spellings: "spelling:entry;..."
-    search/YYYY-MM/b-N.js        bucket N of its features: "feature:postings;...", a key
-                                 in bucket fnv1a(key) % buckets (`_month_index`)
-    search/YYYY-MM/r-N.js        the month's rows N*ROWS_PER_FILE ... (newest day first)
-    search-index.js              window.PAPERS_DIGEST_INDEX: version, the months (newest
-                                 first) with their bucket count, key and days, the stop
-                                 words and the synonym table (`find.synonym_table`)
+    search-index.js           window.PAPERS_DIGEST_INDEX: version, the months (newest
+                              first) with their bucket count, key and days (day, papers,
+                              key), the stop words and the synonym table
+    search/YYYY-MM/b-N.js     bucket N of a month: the postings of the features whose
+                              hash falls in it, day by day (`postings`)
+    search/rows/DAY-N.js      rows N*ROWS_PER_FILE ... of a day: [href, title, lede]
+    .publish-search/DAY.bin   a day's postings as the month's buckets are cut from them
+                              (build state: browsers never load it)
 
-A search loads, for each month, only the buckets that hold the query's spellings, then
-the buckets of the features they compile to, then the rows of the papers it shows: a
-year's first search downloads a few buckets a month and a file of rows, not the year.
-Postings are the paper numbers of the month (newest day first) as base-36 gaps.
+A search compiles the query in the browser as `digest.rank.find` does (the same
+Snowball stemmer, a JavaScript build of it, and the same synonym table), hashes the
+features it needs (`packed.feature_hash`, the id ingest keeps for each paper's feature),
+and loads, month by month from the newest, the one bucket of each feature; it stops
+when it has a page of results ("More results" goes on), then loads the rows of the
+results it shows. A bucket is some tens of KB however large the month, so a year's
+first search loads a few hundred KB, not the year.
 
-A row holds a paper's title and the first `LEDE_CHARS` characters of its abstract (cut at
-a word), never the whole abstract; the features and spellings are stems and folded words
-(a bag of words), not text. `href` is the paper's permalink, or its entry on its day
-page (`days/<day>.html#p-<id>`) when it has none. A day file is rewritten only when its
-day changes; a month's files only when one of its days did (`?v=` of the month's key
-makes browsers fetch them again).
+The index is made from the feature hashes ingest kept (`find.search_hashes`): no paper is
+analysed again for it, and it holds no text: a row has a paper's title and the first
+`LEDE_CHARS` characters of its abstract (cut at a word), never the whole abstract.
+`href` is the paper's permalink, or its entry on its day page (`days/<day>.html#p-<id>`)
+when it has none. A day's files are written only when its day changes; a month's
+buckets are cut again (a concatenation of its days' postings, nothing decoded) only when
+one of its days did, and `?v=` of its key makes browsers fetch them again.
 
 Every file a browser loads is a script that sets a global, not JSON fetched at run time,
 because Chromium blocks fetch() of file:// URLs; their JSON has `<`, `>` and `&` escaped
@@ -32,30 +33,43 @@ so no string in it can end a script element or be read as markup.
 from __future__ import annotations
 
 import functools
-import gzip
 import json
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
+from digest.errors import PublishError
+from digest.model import Paper
 from digest.publish.manifest import inputs_hash
 from digest.publish.names import plain
+from digest.publish.postings import FINE, KEY_BITS, encode_day
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
-from digest.rank.analyzer import STOPWORDS, SynonymTable, analyzer_for
-from digest.rank.find import search_terms, spelling_entry, synonym_table
+from digest.rank.analyzer import STOPWORDS, analyzer_for
+from digest.rank.find import search_hashes, synonym_table
 from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
 #: Bump when the files' layout changes.
-SEARCH_VERSION = 3
+SEARCH_VERSION = 4
+#: Part of the site's globals key: a new layout reads every day again (a day that is not
+#: read keeps the search files it has).
+SEARCH_FORMAT = (SEARCH_VERSION, FINE, KEY_BITS)
 #: How much of an abstract a search row holds (then cut back to a word).
 LEDE_CHARS = 120
-#: Rows a row file holds (a search shows up to 50 results: one or two files).
-ROWS_PER_FILE = 100
-#: A month gets one bucket for about this many papers (rounded to a power of two), so
-#: a bucket stays some tens of KB however many papers a day brings.
-PAPERS_PER_BUCKET = 8
+#: Rows a row file holds (a result page of 50 from one day loads one or two).
+ROWS_PER_FILE = 50
+#: A month gets as many buckets as keep each near this many characters (a power of two,
+#: at most `postings.FINE`).
+BUCKET_CHARS = 32_000
+_DAY_HEAD = struct.Struct("<4sII")
+_DAY_MAGIC = b"PDS1"
+
+#: The kept terms of some papers (`window.KeptTerms`): (papers, synonyms) -> {id: blob}.
+TermsFn = Callable[[Sequence[Paper], Mapping[str, Sequence[str]] | None], Mapping[str, bytes]]
 
 
 def script_json(value: object) -> str:
@@ -76,88 +90,31 @@ def lede(text: str, limit: int = LEDE_CHARS) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.") + "…"
 
 
-def fnv1a(text: str) -> int:
-    """32-bit FNV-1a over the code points of `text` (search.js computes the same)."""
-    h = 0x811C9DC5
-    for ch in text:
-        h = ((h ^ ord(ch)) * 0x01000193) & 0xFFFFFFFF
-    return h
+def day_data_path(day: date) -> str:
+    return f".publish-search/{day.isoformat()}.bin"
 
 
-def shard_path(day: date) -> str:
-    return f"search/days/{day.isoformat()}.json.gz"
+def rows_path(day: date, n: int) -> str:
+    return f"search/rows/{day.isoformat()}-{n}.js"
 
 
-def shard_key(archive: Archive, day: date, synonyms_id: str = "") -> str:
-    """A day file shows the day's papers and which of them have permalinks (the picks):
-    the day's cache key covers both; the analyzer's code and synonyms make the terms."""
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def day_search_key(archive: Archive, day: date, synonyms: Mapping | None) -> str:
+    """A day's search files show its papers and which have permalinks (the picks): the
+    day's cache key covers both; the analysis (code and synonyms) makes the features."""
     return inputs_hash(
-        "search", SEARCH_VERSION, LEDE_CHARS, day.isoformat(), archive.day_keys[day], synonyms_id
+        "search",
+        SEARCH_VERSION,
+        LEDE_CHARS,
+        ROWS_PER_FILE,
+        SEARCH_FORMAT,
+        day.isoformat(),
+        archive.day_keys[day],
+        terms_key(synonyms),
     )
-
-
-def shard_page(
-    archive: Archive, day: date, synonyms: Mapping[str, Sequence[str]] | None = None
-) -> Page:
-    """`search/days/<day>.json` for a day read this time."""
-    permalinked = archive.permalinked(day)
-    analyzer = analyzer_for(synonyms)
-
-    def render() -> bytes:
-        page = day_href("", day)
-        listings = archive.listings
-        rows, papers, spellings = [], [], set()
-        number: dict[str, int] = {}
-        for p in archive.day_papers[day]:
-            rows.append(
-                [
-                    paper_href("", p.id)
-                    if p.id in permalinked
-                    else f"{page}#{listings[p.id].anchor}",
-                    listings[p.id].title.strip(),
-                    lede(p.abstract),
-                ]
-            )
-            t_features, t_spellings = search_terms(p.title, analyzer)
-            a_features, a_spellings = search_terms(p.abstract or "", analyzer)
-            spellings |= t_spellings | a_spellings
-            have = t_features | a_features
-            papers.append([number.setdefault(f, len(number)) for f in sorted(have)])
-        data = {
-            "day": day.isoformat(),
-            "rows": rows,
-            "terms": list(number),
-            "papers": papers,
-            "spell": sorted(spellings),
-        }
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return gzip.compress(text, mtime=0)
-
-    return Page(shard_path(day), shard_key(archive, day, terms_key(synonyms)), render)
-
-
-def _postings(numbers: Sequence[int]) -> str:
-    """Sorted paper numbers as base-36 gaps joined by `.`."""
-    out, last = [], -1
-    for n in numbers:
-        out.append(_base36(n - last - 1))
-        last = n
-    return ".".join(out)
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        n, r = divmod(n, 36)
-        text = digits[r] + text
-        if n == 0:
-            return text
-
-
-def _buckets_for(papers: int) -> int:
-    want = max(1, -(-papers // PAPERS_PER_BUCKET))
-    return 1 << (want - 1).bit_length()
 
 
 def _shard_script(name: str, value: object) -> bytes:
@@ -167,104 +124,125 @@ def _shard_script(name: str, value: object) -> bytes:
     ).encode("ascii")
 
 
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
+def day_search_pages(
+    archive: Archive,
+    day: date,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+    terms: TermsFn | None = None,
+) -> list[Page]:
+    """A day's search rows and postings, for a day read this time. `terms` gives the
+    papers' kept terms (without it, or for a paper it has none of, the text is analysed)."""
+    papers = archive.day_papers[day]
+    key = day_search_key(archive, day, synonyms)
+    permalinked = archive.permalinked(day)
+    listings = archive.listings
+    page = day_href("", day)
 
+    def rows() -> list[list[str]]:
+        return [
+            [
+                paper_href("", p.id) if p.id in permalinked else f"{page}#{listings[p.id].anchor}",
+                listings[p.id].title.strip(),
+                lede(p.abstract),
+            ]
+            for p in papers
+        ]
 
-def _entry_text(spelling: str, entry: list[str]) -> str:
-    """A spelling's entry as a bucket holds it: how many characters to drop from its end
-    to get its stem (most stems are a prefix), else `=stem,group,acronym-group`."""
-    if len(entry) == 1 and spelling.startswith(entry[0]):
-        return str(len(spelling) - len(entry[0]))
-    return "=" + ",".join(entry)
+    def row_file(n: int) -> bytes:
+        chunk = rows()[n * ROWS_PER_FILE : (n + 1) * ROWS_PER_FILE]
+        return _shard_script(f"{day.isoformat()}/r{n}", chunk)
 
+    def data() -> bytes:
+        blobs = terms(papers, synonyms) if terms is not None else None
+        offsets, chars = encode_day(search_hashes(papers, analyzer_for(synonyms), blobs))
+        head = _DAY_HEAD.pack(_DAY_MAGIC, len(papers), FINE)
+        return head + offsets.astype("<u4").tobytes() + chars
 
-Buckets = list[dict[str, str]]
-
-
-def _month_index(
-    out: Path, days: Sequence[date], buckets: int, synonyms: SynonymTable
-) -> tuple[Buckets, list[list[object]]]:
-    """A month's buckets and rows, made from its day files (newest day first).
-
-    A bucket is {"w": "spelling:entry;...", "t": "feature:postings;..."} (written to
-    two files, so a look-up loads only the half it needs): folded words, stems and group
-    names hold only letters, digits and `≡`, so `:` and `;` are free (and a string is a
-    third of the size of the same table as JSON objects)."""
-    spellings: set[str] = set()
-    postings: dict[str, list[int]] = {}
-    rows: list[list[object]] = []
-    for day in days:
-        data = json.loads(gzip.decompress((out / shard_path(day)).read_bytes()))
-        terms = data["terms"]
-        for n, paper in enumerate(data["papers"], start=len(rows)):
-            for t in paper:
-                postings.setdefault(terms[t], []).append(n)
-        rows.extend(data["rows"])
-        spellings.update(data["spell"])
-    words: list[list[str]] = [[] for _ in range(buckets)]
-    features: list[list[str]] = [[] for _ in range(buckets)]
-    mask = buckets - 1
-    for sp in sorted(spellings):
-        words[fnv1a(sp) & mask].append(f"{sp}:{_entry_text(sp, spelling_entry(sp, synonyms))}")
-    for f in sorted(postings):
-        features[fnv1a(f) & mask].append(f"{f}:{_postings(postings[f])}")
-    out_buckets = [
-        {"w": ";".join(w), "t": ";".join(t)} for w, t in zip(words, features, strict=True)
+    out = [
+        Page(rows_path(day, n), key, functools.partial(row_file, n))
+        for n in range(-(-len(papers) // ROWS_PER_FILE))
     ]
-    return out_buckets, rows
+    out.append(Page(day_data_path(day), key, data))
+    return out
 
 
-MonthBuild = Callable[[], tuple[Buckets, list[list[object]]]]
+def _day_data(out: Path, day: date) -> tuple[np.ndarray, bytes]:
+    """(chunk offsets, characters) of a day's postings file."""
+    path = out / day_data_path(day)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise PublishError(
+            f"{path}: the search postings of {day} are missing; run `digest publish --full`"
+        ) from None
+    magic, _, fine = _DAY_HEAD.unpack_from(raw)
+    start = _DAY_HEAD.size + 4 * (FINE + 1)
+    if magic != _DAY_MAGIC or fine != FINE or len(raw) < start:
+        raise PublishError(f"{path}: not a search postings file; run `digest publish --full`")
+    offsets = np.frombuffer(raw, dtype="<u4", count=FINE + 1, offset=_DAY_HEAD.size)
+    return offsets.astype(np.int64), raw[start:]
+
+
+def _bucket_count(out: Path, days: Sequence[date]) -> int:
+    """Buckets for a month: its postings' size over `BUCKET_CHARS`, a power of two."""
+    chars = 0
+    for d in days:
+        try:
+            chars += (out / day_data_path(d)).stat().st_size - _DAY_HEAD.size - 4 * (FINE + 1)
+        except OSError:
+            pass  # `_day_data` says what is wrong when the month is cut
+    want = max(1, -(-chars // BUCKET_CHARS))
+    return min(FINE, 1 << (want - 1).bit_length())
+
+
+def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[str]:
+    """Every bucket of a month: for each day (newest first), its chunks of the bucket."""
+    per = FINE // buckets
+    parts: list[list[bytes]] = [[] for _ in range(buckets)]
+    for d in days:
+        offsets, chars = _day_data(out, d)
+        cuts = offsets[::per].tolist()
+        for j in range(buckets):
+            parts[j].append(chars[cuts[j] : cuts[j + 1]])
+    return [b"".join(p).decode("ascii") for p in parts]
 
 
 def search_pages(
     archive: Archive, out: Path, synonyms: Mapping[str, Sequence[str]] | None = None
 ) -> list[Page]:
-    """`search-index.js` and every month's buckets and row files (made from the day files
-    that this publish and the ones before wrote, read when a month's file is rendered)."""
-    analysis = terms_key(synonyms)
-    syn = analyzer_for(synonyms).synonyms
+    """`search-index.js` and every month's buckets (cut from the day files that this
+    publish and the ones before wrote, read when a month's bucket is rendered)."""
     months: dict[str, list[date]] = {}
     for d in archive.days:  # newest first
         months.setdefault(month_of(d), []).append(d)
     listed, pages = [], []
     for month, days in months.items():
-        count = sum(archive.counts[d] for d in days)
-        buckets = _buckets_for(count)
-        key = inputs_hash(
-            "search-month",
-            SEARCH_VERSION,
-            analysis,
-            month,
-            [(d, archive.day_keys[d]) for d in days],
-        )
+        day_keys = [day_search_key(archive, d, synonyms) for d in days]
+        key = inputs_hash("search-month", SEARCH_VERSION, BUCKET_CHARS, month, day_keys)
+        buckets = _bucket_count(out, days)
         listed.append(
-            [month, buckets, key[:10], [[d.isoformat(), archive.counts[d]] for d in days]]
+            [
+                month,
+                buckets,
+                key[:10],
+                [[d.isoformat(), archive.counts[d], k[:10]] for d, k in zip(days, day_keys)],
+            ]
         )
-        build = functools.cache(functools.partial(_month_index, out, tuple(days), buckets, syn))
+        build = functools.cache(functools.partial(_month_buckets, out, tuple(days), buckets))
 
-        def bucket(n: int, part: str, build: MonthBuild = build, month: str = month) -> bytes:
-            return _shard_script(f"{month}/{part}{n}", build()[0][n][part])
-
-        def row_file(n: int, name: str, build: MonthBuild = build) -> bytes:
-            return _shard_script(name, build()[1][n * ROWS_PER_FILE : (n + 1) * ROWS_PER_FILE])
+        def bucket(n: int, build: Callable[[], list[str]] = build, month: str = month) -> bytes:
+            return _shard_script(f"{month}/{n}", build()[n])
 
         for n in range(buckets):
-            for part, prefix in (("w", "w"), ("t", "b")):
-                path = f"search/{month}/{prefix}-{n}.js"
-                pages.append(Page(path, key, functools.partial(bucket, n, part)))
-        for n in range(-(-count // ROWS_PER_FILE)):
-            name = f"{month}/r{n}"
-            pages.append(
-                Page(f"search/{month}/r-{n}.js", key, functools.partial(row_file, n, name))
-            )
+            path = f"search/{month}/b-{n}.js"
+            pages.append(Page(path, f"{key}:{buckets}", functools.partial(bucket, n)))
     index = {
         "version": SEARCH_VERSION,
-        "months": listed,
+        "fine": FINE,
         "rows": ROWS_PER_FILE,
+        "months": listed,
         "stop": sorted(STOPWORDS),
-        "syn": synonym_table(syn),
+        "syn": synonym_table(analyzer_for(synonyms).synonyms),
     }
 
     def render() -> bytes:

@@ -243,7 +243,6 @@ class SynonymTable:
         name = {k: GROUP_PREFIX + find(k).lstrip("@") for k in parent}
         self._by_word = {k[1:]: name[k] for k, _, acr in members if acr}
         self._by_stem = {k: name[k] for k, _, acr in members if not acr}
-        self._solid_names = {"".join(ws): name[k] for k, ws, acr in members if not acr}
         solid = {"".join(ws) for _, ws, _ in members if len(ws) > 1}
         self._prefixes = frozenset(s[:i] for s in solid for i in range(1, len(s) + 1))
         self._max_chars = max((len(s) for s in solid), default=0) + 4
@@ -259,16 +258,6 @@ class SynonymTable:
     def word_group(self, word: str, word_stem: str) -> str | None:
         """Group feature of one folded word (acronyms as written, others by stem)."""
         return self._by_word.get(word) or self._by_stem.get(word_stem)
-
-    def spelling_groups(self, spelling: str) -> tuple[str | None, str | None]:
-        """The groups of one folded spelling (a word, or words written solid): by its
-        stem (as multi-word spellings are compared), and as a listed acronym."""
-        return self._by_stem.get(stem(spelling)), self._by_word.get(spelling)
-
-    def spellings(self) -> dict[str, dict[str, str]]:
-        """Every listed spelling and its group: acronyms folded ("word"), the others
-        written solid ("solid")."""
-        return {"word": dict(self._by_word), "solid": dict(self._solid_names)}
 
     def group(self, folded_words: Sequence[str]) -> str | None:
         """The group feature of a whole spelling, or None when it is in no group."""

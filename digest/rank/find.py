@@ -15,26 +15,26 @@ a paper is found when it matches the keyword fully:
 
 and no exclusion matches it as a phrase (as the ranker's vetoes). The features are those
 of `Analyzer.features` over title and abstract, so the search and the ranker cannot
-disagree about what a word is. The browser (`templates/site/static/search.js`) runs the
-same rules over what the publisher writes (`search_terms`, `spelling_entry`): it
-compiles the query with the stems the publisher looked up for every spelling in the
-archive, and tests it on each paper's features.
-
-The browser has no stemmer: a query word (or pair of words) the archive never spells is
-looked up as its plural-stripped form and in the synonym table; failing that it finds
-nothing, where the Python side would stem it and might meet another spelling's stem
-(`finetunes` when the archive only has `finetuning`). Every spelling a paper of the
-archive uses is exact.
+disagree about what a word is. The archive's index holds each paper's features as the
+64-bit hashes ingest keeps (`search_hashes`: `packed.feature_hash`, read from the kept
+terms, the paper analysed only when it has none); the browser
+(`templates/site/static/search.js`) compiles the query with the same Snowball stemmer
+(a JavaScript build of it) and synonym table (`synonym_table`), hashes the features and
+looks them up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from digest.errors import QueryError
 from digest.keywords import parse_keywords
-from digest.rank.analyzer import EXACT_PREFIX, STOPWORDS, Analyzer, SynonymTable, stem, tokenize
+from digest.model import Paper
+from digest.rank import packed, terms
+from digest.rank.analyzer import EXACT_PREFIX, STOPWORDS, Analyzer, SynonymTable, tokenize
 from digest.rank.query import KeywordPlan, compile_keyword
 
 
@@ -86,35 +86,44 @@ def search_matches(query: SearchQuery, have: Collection[str]) -> bool:
     )
 
 
-def search_terms(text: str, analyzer: Analyzer) -> tuple[set[str], set[str]]:
-    """(features, spellings) of a text: its features as the ranker indexes them (without
-    the exact forms a search does not use), and every spelling a query could look up to
-    meet them: each folded word, each pair of joined words written solid, and each
-    multi-word synonym spelling written solid."""
+def search_terms(text: str, analyzer: Analyzer) -> set[str]:
+    """The features of a text as the ranker indexes them, without the exact forms a
+    search does not use (the index holds those too: a kept hash does not say which it is)."""
     features, _ = analyzer.features(text)
-    tokens = tokenize(text)
-    words = [t.word for t in tokens]
-    joined = [t.joined for t in tokens]
-    spellings = set(words)
-    spellings.update(words[i - 1] + words[i] for i in range(1, len(words)) if joined[i])
-    spellings.update("".join(words[i : j + 1]) for _, i, j in analyzer.synonyms.scan(words, joined))
-    return {f for f in features if not f.startswith(EXACT_PREFIX)}, spellings
+    return {f for f in features if not f.startswith(EXACT_PREFIX)}
 
 
-def spelling_entry(spelling: str, synonyms: SynonymTable) -> list[str]:
-    """What the browser needs to compile a query word (or words written solid) as the
-    ranker does: [stem, group by stem, group as an acronym], trailing empties dropped."""
-    by_stem, by_word = synonyms.spelling_groups(spelling)
-    entry = [stem(spelling), by_stem or "", by_word or ""]
-    while entry[-1] == "":
-        entry.pop()
-    return entry
+def search_hashes(
+    papers: Sequence[Paper], analyzer: Analyzer, blobs: Mapping[str, bytes] | None = None
+) -> list[np.ndarray]:
+    """Each paper's feature hashes (uint64, title's then abstract's, repeats allowed):
+    read from its kept terms (`blobs[paper.id]`) where they are packed and still true,
+    else from a JSON blob, else analysed (so a paper's hashes are the same either way)."""
+    out = []
+    for paper in papers:
+        blob = blobs.get(paper.id) if blobs else None
+        got = packed.feature_hashes(paper, blob)
+        if got is None:
+            decoded = terms.decode(paper, blob) if blob is not None else None
+            if decoded is not None:
+                features: Iterable[str] = (*decoded.title, *decoded.abstract)
+            else:
+                features = (*analyzer.features(paper.title)[0], *analyzer.features(paper.abstract or "")[0])
+            got = np.fromiter(
+                (packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64
+            )
+        out.append(got)
+    return out
 
 
 def synonym_table(synonyms: SynonymTable) -> dict[str, dict[str, str]]:
-    """The synonym groups by spelling, for query words the archive never uses: listed
-    acronyms (folded) and multi-word spellings written solid."""
-    return synonyms.spellings()
+    """What the browser needs to compile a query's groups as `compile_keyword` does:
+    listed acronyms by folded spelling ("word"), every other spelling by its stem
+    (multi-word ones written solid: "stem").
+
+    Read from the table's own maps rather than a method of it: any edit of analyzer.py
+    changes `terms.terms_key`, which would make every paper's kept terms stale."""
+    return {"word": dict(synonyms._by_word), "stem": dict(synonyms._by_stem)}
 
 
 __all__ = [
@@ -122,8 +131,8 @@ __all__ = [
     "SearchQuery",
     "compile_search",
     "plan_matches",
+    "search_hashes",
     "search_matches",
     "search_terms",
-    "spelling_entry",
     "synonym_table",
 ]

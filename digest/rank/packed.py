@@ -97,18 +97,12 @@ def wanted_terms(
     parts: list[bytes] = []
     heads: list[tuple[int, int, int, int, int]] = []
     for j, (paper, blob) in enumerate(zip(papers, blobs, strict=True)):
-        if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
-            continue
-        _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
-        if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * (nt + na) + _padded(
-            width * (nt + na)
-        ):
-            continue  # damaged: not what `pack` writes
-        if text != text_hash(paper):
+        head = _head(paper, blob)
+        if head is None:
             continue
         chosen.append(j)
-        parts.append(blob)
-        heads.append((tw, aw, nt, na, width))
+        parts.append(blob)  # type: ignore[arg-type]  # `_head` saw it
+        heads.append(head)
     if not chosen:
         return out
     names = {feature_hash(f): f for f in wanted}
@@ -179,3 +173,26 @@ def _scan(
             fields = out[k] = ([], [])
         fields[0 if title else 1].append((value, c))
     return out
+
+
+def _head(paper: Paper, blob: bytes | None) -> tuple[int, int, int, int, int] | None:
+    """(title words, abstract words, title features, abstract's, count width) of a packed
+    blob made from `paper`'s text as it is now; None for anything else (missing, the JSON
+    layout, damaged: not what `pack` writes, or made from another text)."""
+    if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
+        return None
+    _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
+    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * (nt + na) + _padded(
+        width * (nt + na)
+    ):
+        return None
+    return (tw, aw, nt, na, width) if text == text_hash(paper) else None
+
+
+def feature_hashes(paper: Paper, blob: bytes | None) -> np.ndarray | None:
+    """Every feature hash of a packed blob (the title's, then the abstract's; uint64), or
+    None where `wanted_terms` would not read it either (the archive's search index)."""
+    head = _head(paper, blob)
+    if head is None or blob is None:
+        return None
+    return np.frombuffer(blob, dtype="<u8", count=head[2] + head[3], offset=_HEAD.size)

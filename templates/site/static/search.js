@@ -1,15 +1,16 @@
 /* papers-digest archive search: the ranker's word rules, in the browser.
  *
  * search-index.js sets window.PAPERS_DIGEST_INDEX: the months (newest first), each with
- * its number of buckets, and the stop words and synonym table of the analyzer. A query
- * is parsed as a profile's keywords are (commas: alternatives, "quotes": a phrase,
- * -word: an exclusion, ^2: a weight, ignored) and compiled as `digest.rank.find` compiles
- * it, with the stem of each word looked up in the buckets that hold its spelling
- * (search/<month>/b-N.js, N = fnv1a(spelling) % buckets; see digest/publish/search.py
- * for their layout); then the buckets of the
- * features it needs are loaded and every paper of the month whose features match is
- * found; the rows (title, link, start of the abstract) are loaded only for the results
- * shown. Files load as <script>s, which work from file:// where fetch() is blocked.
+ * its number of buckets, key and days, and the stop words and synonym table of the
+ * analyzer. A query is parsed as a profile's keywords are (commas: alternatives,
+ * "quotes": a phrase, -word: an exclusion, ^2: a weight, ignored) and compiled as
+ * `digest.rank.find` compiles it, with the same Snowball stemmer (static/snowball-
+ * english.js); each feature it needs is hashed as the publisher hashed the papers'
+ * (BLAKE2b, static/blake2b.js) and looked up in the one bucket of a month that holds
+ * it (search/<month>/b-N.js; see digest/publish/postings.py for their layout). Months
+ * are searched newest first until a page of results is found ("More results" goes on);
+ * the rows (title, link, start of the abstract) are loaded only for the results shown.
+ * Files load as <script>s, which work from file:// where fetch() is blocked.
  * Results are built with textContent only; links are accepted only when they have the
  * shape of our own paper pages or day-page entries, so nothing in the data can become
  * markup or a URL.
@@ -23,14 +24,20 @@
   var box = document.getElementById("search");
   var list = document.getElementById("search-results");
   var status = document.getElementById("search-status");
+  var more = document.getElementById("search-more");
   if (!input || !box || !list || !status) return;
 
   var MAX_RESULTS = 50;
   var SAFE_HREF = /^(papers\/[A-Za-z0-9._-]+\.html|days\/\d{4}-\d\d-\d\d\.html#p-[A-Za-z0-9._-]+)$/;
   var SAFE_MONTH = /^\d{4}-\d\d$/;
+  var SAFE_DAY = /^\d{4}-\d\d-\d\d$/;
+  var SAFE_BUCKET = /^[0-9A-Za-z_-]*$/;
+  var ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+  var VALUE = {};
+  for (var a = 0; a < ALPHABET.length; a++) VALUE[ALPHABET[a]] = a;
+  var KEY_BITS = 28;
   var index = null;     // PAPERS_DIGEST_INDEX once loaded
   var loads = {};       // script src -> [callbacks] while loading, true when done
-  var generation = 0;   // the latest query; older ones stop when their files arrive
 
   // --- the analyzer's rules (digest/rank/analyzer.py) for what a reader types -------
   var RAW_WORD = /[\p{L}\p{N}_$^{}\\'\u2019]+/gu;
@@ -80,14 +87,6 @@
     return tokens;
   }
 
-  function exactForm(w) {
-    var n = w.length;
-    if (n > 4 && /ies$/.test(w) && "aeo".indexOf(w[n - 4]) < 0) return w.slice(0, -3) + "y";
-    if (n > 4 && /(sses|xes|zes|ches|shes)$/.test(w)) return w.slice(0, -2);
-    if (n > 3 && w[n - 1] === "s" && "suiy'".indexOf(w[n - 2]) < 0) return w.slice(0, -1);
-    return w;
-  }
-
   // --- the query syntax (digest/keywords.py) ------------------------------------------
   function splitKeywords(text) {
     var parts = [], cur = "", quoted = false;
@@ -119,13 +118,27 @@
   }
 
   // --- compiling a keyword (digest/rank/query.py compile_keyword, exact share 0) ------
-  // entry(s) = [stem, group by stem, group as acronym] of a folded spelling, or null.
-  function compileKeyword(kw, entry) {
+  function stem(w) { return window.PAPERS_DIGEST_STEM(w); }
+  function isStop(w) { return index.stop.indexOf(w) >= 0; }
+  function own(map, k) { return Object.prototype.hasOwnProperty.call(map, k) ? map[k] : null; }
+  function wordGroup(w) { return own(index.syn.word, w) || own(index.syn.stem, stem(w)); }
+  function group(ws) {  // SynonymTable.group
+    return ws.length === 1 ? wordGroup(ws[0]) : own(index.syn.stem, stem(ws.join("")));
+  }
+  function pairs(ws) {
+    var out = [];
+    for (var i = 1; i < ws.length; i++) {
+      var p = stem(ws[i - 1] + ws[i]);
+      if (out.indexOf(p) < 0) out.push(p);
+    }
+    return out;
+  }
+
+  function compileKeyword(kw) {  // {phrase: [features], need: [features], bag: [[features]]}
     var tokens = tokenize(kw.text);
     if (!tokens.length) return null;
-    var stop = index.stop;
     var ws = tokens.map(function (t) { return t.word; });
-    if (ws.every(function (w) { return stop.indexOf(w) >= 0; })) return null;
+    if (ws.every(isStop)) return null;
     var chunks = [], prev = null;
     tokens.forEach(function (t) {
       var gap = prev ? kw.text.slice(prev.end, t.start) : "";
@@ -134,58 +147,24 @@
       if (prev && (same || hyph)) chunks[chunks.length - 1].push(t.word); else chunks.push([t.word]);
       prev = t;
     });
-    function stemOf(s) { var e = entry(s); return e ? e[0] : "?" + s; }
-    function stemGroup(s) {
-      var e = entry(s);
-      if (e) return e[1] || null;
-      return index.syn.solid[s] || index.syn.solid[exactForm(s)] || null;
-    }
-    function wordUnit(w) {
-      var e = entry(w);
-      if (e) return [e[2] || e[1] || e[0]];
-      var g = index.syn.word[w] || index.syn.solid[w] || index.syn.solid[exactForm(w)];
-      return [g || "?" + w];  // a spelling the archive never uses (see digest/rank/find.py)
-    }
-    function pairs(c) {
-      var out = [];
-      for (var i = 1; i < c.length; i++) {
-        var p = stemOf(c[i - 1] + c[i]);
-        if (out.indexOf(p) < 0) out.push(p);
-      }
-      return out;
-    }
-    function wholeUnit(c) {  // [features, need_all]
-      if (c.length === 1) return [wordUnit(c[0]), []];
-      var g = stemGroup(c.join(""));
+    function whole(c) {  // [features, need_all] of words that stand together
+      var g = group(c);
       if (g) return [[g], []];
-      if (c.length === 2) return [[stemOf(c[0] + c[1])], []];
+      if (c.length === 1) return [[stem(c[0])], []];
+      if (c.length === 2) return [[stem(c[0] + c[1])], []];
       var ps = pairs(c);
       return [ps, ps.length > 1 ? ps : []];
     }
-    var phrase = wholeUnit(chunks.length === 1 ? chunks[0] : ws);
+    var phrase = whole(chunks.length === 1 ? chunks[0] : ws);
     var bag = [];
     if (chunks.length > 1 && !kw.phrase) {
-      chunks.forEach(function (c) {
-        if (!(c.length === 1 && stop.indexOf(c[0]) >= 0)) bag.push(wholeUnit(c)[0]);
-      });
+      chunks.forEach(function (c) { if (!(c.length === 1 && isStop(c[0]))) bag.push(whole(c)[0]); });
     }
     return { phrase: phrase[0], need: phrase[1], bag: bag };
   }
 
   function parseQuery(text) {
     return splitKeywords(text).map(parseKeyword).filter(Boolean);
-  }
-
-  function querySpellings(keywords) {  // every spelling compiling may look up
-    var out = {};
-    keywords.forEach(function (kw) {
-      var tokens = tokenize(kw.text), ws = tokens.map(function (t) { return t.word; });
-      ws.forEach(function (w) { out[w] = out[exactForm(w)] = 1; });
-      for (var i = 0; i < ws.length; i++) {
-        for (var j = i + 1; j < ws.length; j++) out[ws.slice(i, j + 1).join("")] = 1;
-      }
-    });
-    return Object.keys(out);
   }
 
   // --- loading -----------------------------------------------------------------------
@@ -213,75 +192,105 @@
     });
   }
 
-  function fnv1a(text) {
-    var h = 0x811c9dc5;
-    for (var ch of text) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
-    return h >>> 0;
-  }
-
   function shards() { return window.PAPERS_DIGEST_SHARDS || {}; }
-  // A month's spellings ("w") are in w-N.js, its features ("t") in b-N.js.
-  function bucketName(month, part, key) {
-    return month[0] + "/" + part + (fnv1a(key) & (month[1] - 1));
-  }
-  function bucketSrc(month, part, key) {
-    return "search/" + month[0] + "/" + (part === "w" ? "w-" : "b-") +
-      (fnv1a(key) & (month[1] - 1)) + ".js?v=" + month[2];
-  }
-  function srcsFor(part, keys) {
-    var out = {};
-    index.months.forEach(function (m) { keys.forEach(function (k) { out[bucketSrc(m, part, k)] = 1; }); });
-    return Object.keys(out);
-  }
-  var tables = {};  // bucket name -> Map(key -> value), parsed once
-  function lookup(month, part, key) {
-    var id = bucketName(month, part, key);
-    if (!tables[id]) {
-      var b = shards()[id], text = typeof b === "string" ? b : "";
-      var map = new Map();
-      if (text) text.split(";").forEach(function (rec) {
-        var at = rec.indexOf(":");
-        if (at > 0) map.set(rec.slice(0, at), rec.slice(at + 1));
-      });
-      if (typeof b === "string") tables[id] = map; else return null;
-    }
-    var got = tables[id].get(key);
-    return got === undefined ? null : got;
-  }
-
-  function entryOf(spelling, text) {  // "3" (drop 3 to get the stem) or "=stem,group,acronym"
-    if (text === null) return null;
-    if (text[0] === "=") return text.slice(1).split(",");
-    var drop = parseInt(text, 10);
-    return drop >= 0 && drop < spelling.length ? [spelling.slice(0, spelling.length - drop)] : null;
-  }
 
   function loadIndex(done) {
     if (index) { done(true); return; }
-    script(indexSrc, function (ok) {
+    scripts([indexSrc, "static/snowball-english.js", "static/blake2b.js"], function (ok) {
       var data = window.PAPERS_DIGEST_INDEX;
-      if (!ok || !data || !Array.isArray(data.months)) { done(false); return; }
+      if (!ok || !data || !Array.isArray(data.months) || !window.PAPERS_DIGEST_STEM ||
+          !window.PAPERS_DIGEST_BLAKE2B) { done(false); return; }
       data.months = data.months.filter(function (m) {
         return Array.isArray(m) && typeof m[0] === "string" && SAFE_MONTH.test(m[0]) &&
-          m[1] > 0 && (m[1] & (m[1] - 1)) === 0 && /^[0-9a-f]*$/.test(String(m[2]));
+          m[1] > 0 && (m[1] & (m[1] - 1)) === 0 && m[1] <= data.fine &&
+          /^[0-9a-f]*$/.test(String(m[2])) && Array.isArray(m[3]) &&
+          m[3].every(function (d) { return SAFE_DAY.test(d[0]) && d[1] >= 0 && /^[0-9a-f]*$/.test(String(d[2])); });
       });
       index = data;
       done(true);
     });
   }
 
-  // --- matching ----------------------------------------------------------------------
-  function postings(text, n) {  // base-36 gaps -> a bitmap of the month's papers
-    var bits = new Uint8Array(n), at = -1;
-    if (text) text.split(".").forEach(function (g) { at += parseInt(g, 36) + 1; if (at < n) bits[at] = 1; });
-    return bits;
+  // --- postings (digest/publish/postings.py) -------------------------------------------
+  var hashes = {};  // feature -> [chunk, key]
+  function featureHash(f) {
+    if (!hashes[f]) {
+      var b = window.PAPERS_DIGEST_BLAKE2B(new TextEncoder().encode(f), undefined, 8);
+      var top = b[4] + b[5] * 256 + b[6] * 65536 + b[7] * 16777216;  // the high 32 bits
+      var low = b[0] + b[1] * 256 + b[2] * 65536 + b[3] * 16777216;
+      var folded = Math.floor(top * 256 + low / 16777216);  // bits 24..63: chunk and key
+      hashes[f] = [Math.floor(folded / Math.pow(2, KEY_BITS)), folded % Math.pow(2, KEY_BITS)];
+    }
+    return hashes[f];
   }
 
-  function matchMonth(month, plans, excludes) {
-    var n = 0;
-    month[3].forEach(function (d) { n += d[1]; });
-    var memo = {};
-    function has(f) { return memo[f] || (memo[f] = postings(lookup(month, "t", f), n)); }
+  function Reader(text) { this.text = text; this.at = 0; }
+  Reader.prototype.varint = function () {
+    var value = 0;
+    for (;;) {
+      var d = VALUE[this.text[this.at++]];
+      if (d === undefined) throw new Error("bad postings");
+      value = value * 32 + (d & 31);
+      if (d < 32) return value;
+    }
+  };
+  Reader.prototype.skip = function (n) {  // n varints
+    while (n > 0) { if (VALUE[this.text[this.at++]] < 32) n--; }
+  };
+
+  // Papers of `month` (numbered over its days, newest first) in bucket text `text` that
+  // have the feature at (chunk q of each day's part, key).
+  function postingsOf(text, month, q, key) {
+    var per = index.fine / month[1], r = new Reader(text), hits = [], offset = 0;
+    month[3].forEach(function (day) {
+      var width = Math.ceil(day[1] / 6);
+      for (var c = 0; c < per; c++) {
+        var n = r.varint(), k = -1, keys = [], metas = [];
+        for (var i = 0; i < n; i++) { k += 1 + r.varint(); keys.push(k); }
+        for (var j = 0; j < n; j++) metas.push(r.varint());
+        var found = c === q ? keys.indexOf(key) : -1;
+        for (var s = 0; s < n; s++) {
+          if (metas[s] & 1) continue;
+          if (s !== found) { r.skip(metas[s] >> 1); continue; }
+          for (var p = -1, t = 0; t < metas[s] >> 1; t++) { p += 1 + r.varint(); hits.push(offset + p); }
+        }
+        for (var x = 0; x < n; x++) {
+          if (!(metas[x] & 1)) continue;
+          if (x === found) {
+            for (var ch = 0; ch < width; ch++) {
+              var bits = VALUE[text[r.at + ch]];
+              for (var bit = 0; bit < 6; bit++) if (bits >> bit & 1) hits.push(offset + 6 * ch + bit);
+            }
+          }
+          r.at += width;
+        }
+      }
+      offset += day[1];
+    });
+    return hits;
+  }
+
+  function bucketOf(month, f) {
+    var h = featureHash(f), per = index.fine / month[1];
+    return { n: Math.floor(h[0] / per), q: h[0] % per, key: h[1] };
+  }
+  function bucketSrc(month, n) { return "search/" + month[0] + "/b-" + n + ".js?v=" + month[2]; }
+
+  // --- matching ----------------------------------------------------------------------
+  function monthSize(month) { var n = 0; month[3].forEach(function (d) { n += d[1]; }); return n; }
+
+  function matchMonth(month, plans, excludes, features) {
+    var n = monthSize(month), memo = {};
+    function has(f) {
+      if (!memo[f]) {
+        var b = bucketOf(month, f), text = shards()[month[0] + "/" + b.n], bits = new Uint8Array(n);
+        if (typeof text === "string" && SAFE_BUCKET.test(text)) {
+          postingsOf(text, month, b.q, b.key).forEach(function (k) { if (k < n) bits[k] = 1; });
+        }
+        memo[f] = bits;
+      }
+      return memo[f];
+    }
     function any(fs) {
       var out = new Uint8Array(n);
       fs.forEach(function (f) { var b = has(f); for (var i = 0; i < n; i++) out[i] |= b[i]; });
@@ -307,32 +316,44 @@
       for (var i = 0; i < n; i++) if (veto[i]) found[i] = 0;
     });
     var hits = [];
-    for (var k = 0; k < n; k++) if (found[k]) hits.push(k);
+    for (var k = 0; k < n; k++) if (found[k]) hits.push(rowOf(month, k));
     return hits;
   }
 
-  function dayOf(month, k) {
+  function rowOf(month, k) {  // paper k of a month -> {day, i (its place in the day), key}
     var days = month[3];
-    for (var i = 0; i < days.length; i++) { if (k < days[i][1]) return days[i][0]; k -= days[i][1]; }
-    return "";
+    for (var i = 0; i < days.length; i++) {
+      if (k < days[i][1]) return { day: days[i][0], i: k, key: days[i][2] };
+      k -= days[i][1];
+    }
+    return null;
+  }
+  function rowSrc(hit) {
+    return "search/rows/" + hit.day + "-" + Math.floor(hit.i / index.rows) + ".js?v=" + hit.key;
   }
 
   // --- the page ----------------------------------------------------------------------
-  function excerpt(text) { return text; }
-
   function clear(node) {
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
-  function show(query, hits, failed) {
+  function show(search) {
+    var hits = search.hits, shown = Math.min(hits.length, search.limit);
+    var complete = search.next >= index.months.length;
     clear(list);
-    status.textContent = (failed ? "Some of the search index could not be loaded. " : "") +
-      (hits.length === 0 ? "No paper matches \u201c" + query.trim() + "\u201d."
-      : hits.length + " paper" + (hits.length === 1 ? "" : "s") + " match" +
-        (hits.length === 1 ? "es" : "") + (hits.length > MAX_RESULTS ? "; the first " + MAX_RESULTS + " are shown." : "."));
-    hits.slice(0, MAX_RESULTS).forEach(function (hit) {
-      var file = shards()[hit.month[0] + "/r" + Math.floor(hit.k / index.rows)];
-      var row = Array.isArray(file) ? file[hit.k % index.rows] : null;
+    var text = search.failed ? "Some of the search index could not be loaded. " : "";
+    var q = "\u201c" + search.query.trim() + "\u201d";
+    if (hits.length === 0) text += complete ? "No paper matches " + q + "." : "";
+    else {
+      text += hits.length + (complete ? "" : "+") + " paper" + (hits.length === 1 ? "" : "s") +
+        " match" + (hits.length === 1 ? "es " : " ") + q;
+      if (!complete) text += " from " + index.months[search.next - 1][0] + " on";
+      text += shown < hits.length || !complete ? "; the newest " + shown + " are shown." : ".";
+    }
+    status.textContent = text;
+    hits.slice(0, shown).forEach(function (hit) {
+      var file = shards()[hit.day + "/r" + Math.floor(hit.i / index.rows)];
+      var row = Array.isArray(file) ? file[hit.i % index.rows] : null;
       if (!Array.isArray(row) || typeof row[0] !== "string" || !SAFE_HREF.test(row[0])) return;
       var title = String(row[1] || ""), lede = String(row[2] || "");
       var li = document.createElement("li");
@@ -342,64 +363,71 @@
       a.textContent = title.length > 400 ? title.slice(0, 399) + "\u2026" : title;
       var meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = dayOf(hit.month, hit.k);
+      meta.textContent = hit.day;
       var p = document.createElement("p");
       p.className = "snippet";
-      p.textContent = excerpt(lede);
+      p.textContent = lede;
       li.appendChild(a); li.appendChild(meta); li.appendChild(p);
       list.appendChild(li);
     });
-    list.setAttribute("data-query", query);  // what the list shows (tests wait for it)
+    if (more) more.hidden = shown >= hits.length && complete;
+    list.setAttribute("data-query", search.query);  // what the list shows (tests wait for it)
     list.setAttribute("data-count", String(hits.length));
+    list.setAttribute("data-complete", complete ? "1" : "0");
+  }
+
+  var current = null;  // the search on the page
+
+  // Search months from search.next on until `limit` results are found, then show them.
+  function proceed(search) {
+    if (search !== current) return;
+    if (search.hits.length >= search.limit || search.next >= index.months.length) {
+      var rows = {};
+      search.hits.slice(0, search.limit).forEach(function (h) { rows[rowSrc(h)] = 1; });
+      scripts(Object.keys(rows), function (ok) {
+        if (search !== current) return;
+        search.failed = search.failed || !ok;
+        show(search);
+      });
+      return;
+    }
+    var month = index.months[search.next];
+    var srcs = {};
+    search.features.forEach(function (f) { srcs[bucketSrc(month, bucketOf(month, f).n)] = 1; });
+    scripts(Object.keys(srcs), function (ok) {
+      if (search !== current) return;
+      search.failed = search.failed || !ok;
+      search.hits = search.hits.concat(matchMonth(month, search.plans, search.excludes));
+      search.next++;
+      proceed(search);
+    });
   }
 
   function run(query) {
-    var mine = ++generation;
-    var keywords = parseQuery(query);
+    var search = { query: query, hits: [], next: 0, limit: MAX_RESULTS, failed: false };
+    current = search;
     clear(list);
+    if (more) more.hidden = true;
     if (!query.trim()) { box.hidden = true; status.textContent = ""; return; }
     box.hidden = false;
     status.textContent = "Searching\u2026";
     loadIndex(function (ok) {
-      if (mine !== generation) return;
+      if (search !== current) return;
       if (!ok) { status.textContent = "The search index could not be loaded."; return; }
-      var spellings = querySpellings(keywords);
-      scripts(srcsFor("w", spellings), function (ok1) {
-        if (mine !== generation) return;
-        var entries = {};
-        spellings.forEach(function (s) {
-          for (var i = 0; i < index.months.length && !entries[s]; i++) {
-            var e = entryOf(s, lookup(index.months[i], "w", s));
-            if (e && e[0]) entries[s] = e;
-          }
-        });
-        function entry(s) { return entries[s] || null; }
-        var plans = [], excludes = [];
-        keywords.forEach(function (kw) {
-          var plan = compileKeyword(kw, entry);
-          if (plan) (kw.negated ? excludes : plans).push(plan);
-        });
-        var features = {};
-        plans.concat(excludes).forEach(function (p) {
-          p.phrase.concat(p.need).forEach(function (f) { features[f] = 1; });
-          p.bag.forEach(function (u) { u.forEach(function (f) { features[f] = 1; }); });
-        });
-        scripts(srcsFor("t", Object.keys(features)), function (ok2) {
-          if (mine !== generation) return;
-          var hits = [];
-          index.months.forEach(function (m) {
-            matchMonth(m, plans, excludes).forEach(function (k) { hits.push({ month: m, k: k }); });
-          });
-          var rowSrcs = {};
-          hits.slice(0, MAX_RESULTS).forEach(function (h) {
-            rowSrcs["search/" + h.month[0] + "/r-" + Math.floor(h.k / index.rows) + ".js?v=" + h.month[2]] = 1;
-          });
-          scripts(Object.keys(rowSrcs), function (ok3) {
-            if (mine !== generation) return;
-            show(query, hits, !(ok1 && ok2 && ok3));
-          });
-        });
+      search.plans = [];
+      search.excludes = [];
+      parseQuery(query).forEach(function (kw) {
+        var plan = compileKeyword(kw);
+        if (plan) (kw.negated ? search.excludes : search.plans).push(plan);
       });
+      var features = {};
+      search.plans.concat(search.excludes).forEach(function (p) {
+        p.phrase.concat(p.need).forEach(function (f) { features[f] = 1; });
+        p.bag.forEach(function (u) { u.forEach(function (f) { features[f] = 1; }); });
+      });
+      search.features = Object.keys(features);
+      if (!search.plans.length) search.next = index.months.length;  // nothing to look for
+      proceed(search);
     });
   }
 
@@ -409,6 +437,14 @@
     clearTimeout(timer);
     timer = setTimeout(function () { run(input.value); }, 120);
   });
+  if (more) {
+    more.addEventListener("click", function () {
+      if (!current) return;
+      current.limit += MAX_RESULTS;
+      status.textContent = "Searching\u2026";
+      proceed(current);
+    });
+  }
   if (input.form) {
     input.form.addEventListener("submit", function (event) {
       event.preventDefault();
