@@ -3,7 +3,6 @@ hostile text. Everything runs on a real SQLite store filled from the seeds."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -125,21 +124,20 @@ def test_site_has_every_page_and_every_relative_link_resolves(
     )
 
 
-def search_day(site: Path, day: str) -> dict:
-    """The JSON of a day's search file (`search/days/<day>.json.gz`)."""
-    return json.loads(gzip.decompress((site / "search" / "days" / f"{day}.json.gz").read_bytes()))
-
-
-def search_rows(site: Path, month: str) -> list[list]:
-    """A month's search rows (`search/<month>/r-N.js`), in order."""
-    rows: list[list] = []
-    for n in range(len(list((site / "search" / month).glob("r-*.js")))):
-        raw = (site / "search" / month / f"r-{n}.js").read_text(encoding="ascii")
-        shards = "(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
-        prefix = f'{shards}["{month}/r{n}"] = '
+def search_rows(site: Path) -> dict[str, list[list]]:
+    """day -> its search rows (`search/rows/<day>-N.js`), in order."""
+    shards = "(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
+    out: dict[str, list[list]] = {}
+    paths = sorted(
+        (site / "search" / "rows").glob("*.js"), key=lambda p: (p.stem[:10], len(p.stem), p.stem)
+    )
+    for path in paths:
+        day, n = path.stem[:10], path.stem[11:]
+        raw = path.read_text(encoding="ascii")
+        prefix = f'{shards}["{day}/r{n}"] = '
         assert raw.startswith(prefix) and raw.endswith(";\n")
-        rows += json.loads(raw.removeprefix(prefix).removesuffix(";\n"))
-    return rows
+        out.setdefault(day, []).extend(json.loads(raw.removeprefix(prefix).removesuffix(";\n")))
+    return out
 
 
 def feed_of(path: Path) -> feedparser.FeedParserDict:
@@ -256,8 +254,9 @@ def test_one_new_day_rewrites_only_the_pages_it_touches(
         "feeds/speech.atom",
         "profiles/speech/2025-12.html",  # its month page; the front page lists the month
         "feeds/all.atom",
-        "search-index.js",  # the month list, and the new day's search file
-        "search/days/2025-12-30.json.gz",
+        "search-index.js",  # the month list, and the new day's search files
+        "search/rows/2025-12-30-0.js",
+        ".publish-search/2025-12-30.bin",
         "sitemap.xml",
     } | {p for p in report.written_paths if p.startswith("search/2025-12/")}
     # Only the new day's month of the search index is made again.
@@ -292,7 +291,8 @@ def test_vanished_days_and_papers_lose_their_pages_and_foreign_files_stay(
     month_files = report.removed - 2 - len(late) - len(december)
     assert month_files >= 2  # the month's search buckets and rows
     assert not (site / "days" / "2025-12-26.html").exists()
-    assert not (site / "search" / "days" / "2025-12-26.json.gz").exists()
+    assert not (site / ".publish-search" / "2025-12-26.bin").exists()
+    assert not any((site / "search" / "rows").glob("2025-12-26-*"))
     assert not (site / "search" / "2025-12").exists() or not any(
         (site / "search" / "2025-12").iterdir()
     )
@@ -357,10 +357,7 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     for script in scripts:
         raw = script.read_text(encoding="ascii")
         assert "<" not in raw and ">" not in raw and "&" not in raw, script
-    rows = {row[0]: row for row in search_rows(site, "2025-12")}
-    assert rows == {row[0]: row for row in search_day(site, "2025-12-30")["rows"]} | {
-        row[0]: row for row in search_day(site, "2025-12-26")["rows"]
-    }
+    rows = {row[0]: row for day in search_rows(site).values() for row in day}
     row = rows[f"papers/{paper_file(hostile.id)}"]  # picked (speech): it has a permalink
     assert row[1] == HOSTILE_TITLE.replace("\u202e", "")
     assert len(rows[f"papers/{paper_file(big.id)}"][1]) > 100_000  # titles stay whole

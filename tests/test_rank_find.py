@@ -6,13 +6,15 @@ import pytest
 
 from digest.errors import QueryError
 from digest.rank.analyzer import analyzer_for
-from digest.rank.find import compile_search, search_matches, search_terms, spelling_entry
+from digest.rank.find import compile_search, search_hashes, search_matches, search_terms
+
+from .factories import make_paper
 
 ANALYZER = analyzer_for(None)
 
 
 def found(query: str, text: str) -> bool:
-    have = search_terms(text, ANALYZER)[0]
+    have = search_terms(text, ANALYZER)
     return search_matches(compile_search(query, ANALYZER), have)
 
 
@@ -43,9 +45,20 @@ def test_bad_syntax_is_a_query_error() -> None:
         compile_search("lora^-1", ANALYZER)
 
 
-def test_spellings_carry_what_a_query_needs() -> None:
-    features, spellings = search_terms("Fine-tuning LoRA models", ANALYZER)
-    assert {"finetuning", "fine", "tuning", "lora", "models"} <= spellings
-    assert not any(f.startswith("=") for f in features)  # no exact forms
-    assert spelling_entry("finetuning", ANALYZER.synonyms) == ["finetun"]
-    assert spelling_entry("lora", ANALYZER.synonyms)[-1] == "≡lora"
+def test_a_papers_hashes_are_the_same_from_kept_terms_or_its_text() -> None:
+    """The index reads the hashes ingest kept (packed, or spelled in the JSON layout) and
+    analyses a paper without any: the same set of hashes each way, exact forms included
+    (a hash does not say what it is), which `search_terms` leaves out."""
+    from digest.rank import packed, terms
+
+    paper = make_paper("Fine-tuning LoRA models", "We adapt transformers with LoRA.")
+    kept = terms.analyze(paper, ANALYZER)
+    blobs = {"packed": terms.encode(paper, kept), "json": terms.encode_json(paper, kept)}
+    assert packed.is_packed(blobs["packed"]) and not packed.is_packed(blobs["json"])
+    wanted = {packed.feature_hash(f) for f in (*kept.title, *kept.abstract)}
+    for blob in (blobs["packed"], blobs["json"], None, b"damaged"):
+        (got,) = search_hashes([paper], ANALYZER, {paper.id: blob} if blob else None)
+        assert set(got.tolist()) == wanted
+    features = search_terms("Fine-tuning LoRA models", ANALYZER)
+    assert {"finetun", "≡lora", "model"} <= features
+    assert not any(f.startswith("=") for f in features)

@@ -374,9 +374,11 @@
     list.setAttribute("data-query", search.query);  // what the list shows (tests wait for it)
     list.setAttribute("data-count", String(hits.length));
     list.setAttribute("data-complete", complete ? "1" : "0");
+    list.setAttribute("data-shows", String(++shows));
   }
 
   var current = null;  // the search on the page
+  var shows = 0;       // results shown so far (tests wait for a new showing)
 
   // Search months from search.next on until `limit` results are found, then show them.
   function proceed(search) {
@@ -435,7 +437,9 @@
   input.addEventListener("focus", function () { loadIndex(function () {}); });
   input.addEventListener("input", function () {
     clearTimeout(timer);
-    timer = setTimeout(function () { run(input.value); }, 120);
+    timer = setTimeout(function () {
+      if (!current || current.query !== input.value) run(input.value);  // not again on Enter
+    }, 120);
   });
   if (more) {
     more.addEventListener("click", function () {
@@ -448,7 +452,8 @@
   if (input.form) {
     input.form.addEventListener("submit", function (event) {
       event.preventDefault();
-      run(input.value);
+      clearTimeout(timer);
+      if (!current || current.query !== input.value) run(input.value);
     });
   }
   var initial = new URLSearchParams(window.location.search).get("q");
