@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -279,13 +280,13 @@ def test_the_browsers_stemmer_is_the_rankers(site: Path, page: Any) -> None:
     for paper in _papers(config):
         tokens = tokenize(f"{paper.title}. {paper.abstract}")
         words.update(t.word for t in tokens)
-        words.update(a.word + b.word for a, b in zip(tokens, tokens[1:]) if b.joined)
+        words.update(a.word + b.word for a, b in itertools.pairwise(tokens) if b.joined)
     vocabulary = sorted(words)
     assert len(vocabulary) > 10_000
     page.goto((site / "index.html").as_uri())
     page.add_script_tag(path=str(site / "static" / "snowball-english.js"))
     stems = page.evaluate("ws => ws.map(w => window.PAPERS_DIGEST_STEM(w))", vocabulary)
-    assert dict(zip(vocabulary, stems)) == {w: stem(w) for w in vocabulary}
+    assert dict(zip(vocabulary, stems, strict=True)) == {w: stem(w) for w in vocabulary}
 
 
 def test_items_link_out_and_say_why_and_axe_finds_nothing_serious(site: Path, page: Any) -> None:

@@ -135,7 +135,8 @@ def publish(
     per CPU when many days need ranking); they read the store through `reopen` (without
     it, days are built in this process). `full` reads and plans every day, not only the
     ones that may have changed. `terms` reads the papers' kept terms for the search index
-    (`window.KeptTerms`; without it their texts are analysed). Raises `PublishError` when the directory cannot be written.
+    (`window.KeptTerms`; without it their texts are analysed). Raises `PublishError` when
+    the directory cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:

@@ -32,6 +32,7 @@ so no string in it can end a script element or be read as markup.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import struct
@@ -187,10 +188,8 @@ def _bucket_count(out: Path, days: Sequence[date]) -> int:
     """Buckets for a month: its postings' size over `BUCKET_CHARS`, a power of two."""
     chars = 0
     for d in days:
-        try:
+        with contextlib.suppress(OSError):  # `_day_data` says what is wrong when it is cut
             chars += (out / day_data_path(d)).stat().st_size - _DAY_HEAD.size - 4 * (FINE + 1)
-        except OSError:
-            pass  # `_day_data` says what is wrong when the month is cut
     want = max(1, -(-chars // BUCKET_CHARS))
     return min(FINE, 1 << (want - 1).bit_length())
 
@@ -225,7 +224,10 @@ def search_pages(
                 month,
                 buckets,
                 key[:10],
-                [[d.isoformat(), archive.counts[d], k[:10]] for d, k in zip(days, day_keys)],
+                [
+                    [d.isoformat(), archive.counts[d], k[:10]]
+                    for d, k in zip(days, day_keys, strict=True)
+                ],
             ]
         )
         build = functools.cache(functools.partial(_month_buckets, out, tuple(days), buckets))

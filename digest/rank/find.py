@@ -108,7 +108,10 @@ def search_hashes(
             if decoded is not None:
                 features: Iterable[str] = (*decoded.title, *decoded.abstract)
             else:
-                features = (*analyzer.features(paper.title)[0], *analyzer.features(paper.abstract or "")[0])
+                features = (
+                    *analyzer.features(paper.title)[0],
+                    *analyzer.features(paper.abstract or "")[0],
+                )
             got = np.fromiter(
                 (packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64
             )
