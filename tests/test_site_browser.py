@@ -323,3 +323,26 @@ def test_items_link_out_and_say_why_and_axe_finds_nothing_serious(site: Path, pa
                     found.append(f"{name} {scheme}: {v['id']} {v['impact']}")
     assert found == []
     assert page.errors == [] and page.dialogs == []
+
+
+def test_search_results_pass_axe_and_page_on_by_keyboard(site: Path, page: Any) -> None:
+    """A common word: a first page of results and "More results", which the keyboard
+    reaches and presses; axe finds nothing serious in the results either."""
+    page.goto((site / "index.html").as_uri())
+    titles = search(page, "model")
+    results = page.locator("#search-results")
+    assert len(titles) == 50 and page.locator("#search-more").is_visible()
+    found = [
+        f"{v['id']} {v['impact']}"
+        for v in axe_module.Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert found == []
+    shows = results.get_attribute("data-shows")
+    page.locator("#search-more").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.getElementById('search-results').dataset.shows !== n", arg=shows
+    )
+    assert results.locator("li").count() > 50
+    assert page.errors == [] and page.dialogs == []
