@@ -139,6 +139,7 @@ def day_search_pages(
     listings = archive.listings
     page = day_href("", day)
 
+    @functools.cache  # one day's rows, cut into files
     def rows() -> list[list[str]]:
         return [
             [
