@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest.config import Config
 from digest.model import DigestItem, Paper, Profile
 from digest.rank import RankSettings
 from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest import rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,20 @@ def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[st
     from digest import rank
 
     return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
+
+
+def reader_ratings(
+    store: Store, subscriber_ids: Sequence[int], synonyms: Mapping[str, Sequence[str]] | None
+) -> dict[int, list[rank.Rated]]:
+    """What the ranker learns from for these readers (one query for all of them): each
+    one's rated papers, with the terms ingest kept for them."""
+    from digest import rank
+
+    found = store.rated_papers(subscriber_ids, rank.terms_key(synonyms or None))
+    return {
+        sid: [rank.Rated(paper, vote, blob) for paper, vote, blob in rows]
+        for sid, rows in found.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from digest.sources import known_kinds
 
 if TYPE_CHECKING:
     from digest.pipeline import Window
+    from digest.rank.learn import Rated
     from digest.store import Store
 
 
@@ -214,25 +215,22 @@ def rank_command(
     from digest.text import clean
 
     window = _window(obj, since, all_papers, frequency)
-    if explain_id is not None or show_below is not None or subscriber:
-        with obj.project_store() as store:
-            sent: set[str] = set()
-            if subscriber:
-                if keywords or exclude or limit:
-                    raise CliError(
-                        "--subscriber ranks a reader's profile as stored: give --profile NAME,"
-                        " not --keywords, --exclude or --limit"
-                    )
-                profile, sent = whynot.reader_profile(store, subscriber, profile_name)
-            else:
-                profile = _profile(obj, keywords, profile_name, exclude, limit)
-            if explain_id is None and show_below is None:
-                raise CliError("--subscriber goes with --explain PAPER_ID or --show-below N")
-            whynot.run(obj, store, profile, window, sent, explain_id, show_below, as_json)
-        return
-    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    sent: set[str] = set()
+    rated: list[Rated] = []
+    if subscriber and (keywords or exclude or limit):
+        raise CliError(
+            "--subscriber ranks a reader's profile as stored: give --profile NAME,"
+            " not --keywords, --exclude or --limit"
+        )
+    if not subscriber:
+        profile = _profile(obj, keywords, profile_name, exclude, limit)
     with obj.project_store() as store:
-        items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
+        if subscriber:
+            profile, sent, rated = whynot.reader_profile(obj, store, subscriber, profile_name)
+        if explain_id is not None or show_below is not None:
+            whynot.run(obj, store, profile, window, sent, rated, explain_id, show_below, as_json)
+            return
+        items = pipeline.rank_stored(obj.config, store, profile, obj.now, window, sent, rated)
         empty = _empty_window(store, window) if not items else None
     if empty:
         click.echo(empty, err=True)
@@ -244,6 +242,7 @@ def rank_command(
                 "title": item.paper.title,
                 "score": round(item.score, 6),
                 "matched": item.matched,
+                "liked": [m.keyword for m in item.matches if m.by_ratings],
             }
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
