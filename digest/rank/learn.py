@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,8 +53,20 @@ from digest.rank.score import Compiled
 from digest.rank.settings import RankSettings
 from digest.rank.terms import analyze, decode
 
-if TYPE_CHECKING:
-    from digest.rank.ranker import Prepared
+
+class Day(Protocol):
+    """What `augment` reads of a `ranker.Prepared` (the day's papers, indexed)."""
+
+    @property
+    def papers(self) -> Sequence[Paper]: ...
+    @property
+    def analyzer(self) -> Analyzer: ...
+    @property
+    def settings(self) -> RankSettings: ...
+    @property
+    def column(self) -> Mapping[str, int]: ...
+    @property
+    def vectors(self) -> VectorMemo | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +345,7 @@ class Learned:
 
 
 def augment(
-    prepared: Prepared,
+    prepared: Day,
     compiled: Compiled,
     scores: sp.csr_matrix,
     vetoes: sp.csr_matrix,

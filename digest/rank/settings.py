@@ -72,8 +72,9 @@ class RankSettings:
     #: deviations above the day's mean, fully at `like_gain` deviations more, by up to
     #: `like_weight` (a paper no keyword reaches gets at most that relevance), for at most
     #: `like_max_papers` papers a profile; near a disliked paper the same way, it loses
-    #: up to `dislike_weight` (what it misses is multiplied by 1 + that). Chosen on the dev set by `make eval` (bench/ratings_eval.py),
-    #: which reports leave-one-profile-out figures for them.
+    #: up to `dislike_weight` (what it misses is multiplied by 1 + that). All but
+    #: query_terms chosen on the dev set by `make eval` (bench/ratings_eval.py), which
+    #: reports leave-one-profile-out figures for them.
     query_terms: int = 100
     like_background: float = 1.0
     like_gain: float = 2.0
