@@ -252,10 +252,25 @@ def taste(
     mean = sp.csr_matrix(
         (1.0 / n_likes[owner[likes]], (owner[likes], likes)), shape=(n, len(flat)), dtype=np.float32
     )
-    like = _lift(similarities(vectors, (mean @ q).tocsr()), settings, n_papers)
+    # the rated papers among the day's are left out (they never come back), also from
+    # the background they would raise (a paper is most like itself)
+    cols = [column.get(r.paper.id, -1) for r in flat]
+    own = [(o, c) for o, c in zip(owner.tolist(), cols, strict=True) if c >= 0]
+    rated_cols = sp.csr_matrix(
+        (np.ones(len(own), np.float32), ([o for o, _ in own], [c for _, c in own])),
+        shape=(n, n_papers),
+    )
+    rated_cols.data[:] = 1.0
+
+    def unrated(sims: sp.csr_matrix, owners: np.ndarray) -> sp.csr_matrix:
+        return (sims - sims.multiply(rated_cols[owners])).tocsr()
+
+    like = _lift(
+        unrated(similarities(vectors, (mean @ q).tocsr()), np.arange(n)), settings, n_papers
+    )
     like = _top_per_row(like, settings.like_max_papers)
     like.data *= settings.like_weight
-    dis = _lift(similarities(vectors, q[dislikes]), settings, n_papers)
+    dis = _lift(unrated(similarities(vectors, q[dislikes]), owner[dislikes]), settings, n_papers)
     dis = _max_by_owner(dis, owner[dislikes], n, n_papers)
     dis.data *= settings.dislike_weight
     scores = (like - dis).tocsr()
