@@ -18,7 +18,6 @@ from digest.rank.learn import Rated
 from digest.store import Store
 from digest.subscriptions import subscribe
 
-from .conftest import SeededTemplate
 from .factories import make_paper
 from .test_cli import invoke
 
@@ -193,5 +192,11 @@ def test_rank_subscriber_and_explain_use_the_ratings(rated_project: tuple[Path, 
     assert code == 0 and "OUT" in out  # what the reader rated never comes back
 
 
-def test_seeded_template_untouched(seeded_template: SeededTemplate) -> None:
-    assert seeded_template  # the shared fixture is only read here
+def test_preview_subscriber_uses_the_ratings(rated_project: tuple[Path, Config]) -> None:
+    project, _ = rated_project
+    code, out, _ = invoke(project, "preview", "--subscriber", "ada@example.org", "--all")
+    assert code == 0 and SIMILAR.title in out and "by your ratings" in out
+    code, out, err = invoke(project, "preview", "--subscriber", "ada@example.org", "-k", "x")
+    assert code == 2 and "--subscriber previews a reader's profile as stored" in err
+    code, out, err = invoke(project, "preview", "--subscriber", "nobody@example.org")
+    assert code == 2 and "no such subscriber" in err

@@ -272,6 +272,12 @@ def rank_command(
     is_flag=True,
     help="Write the digest to a file under the preview directory and open it in the browser.",
 )
+@click.option(
+    "--subscriber",
+    metavar="EMAIL",
+    help="Preview for this reader: their profile (--profile NAME names one of theirs), without"
+    " the papers they were sent before, reordered and widened by their ratings.",
+)
 @pass_ctx
 def preview(
     obj: _Ctx,
@@ -284,6 +290,7 @@ def preview(
     all_papers: bool,
     frequency: str | None,
     open_browser: bool,
+    subscriber: str | None,
 ) -> None:
     """Render the digest a reader would get of the papers new to the store, and print it.
 
@@ -297,13 +304,27 @@ def preview(
       digest preview --keywords 'LoRA, "parameter-efficient fine-tuning"'
       digest preview --profile speech --format html > speech.html
       digest preview -k 'TTS, ASR' --all
+      digest preview --subscriber ada@example.org --format html
     """
     from digest import pipeline
+    from digest.cli import whynot
 
-    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    if subscriber and (keywords or exclude or limit):
+        raise CliError(
+            "--subscriber previews a reader's profile as stored: give --profile NAME,"
+            " not --keywords, --exclude or --limit"
+        )
+    profile = None if subscriber else _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
+    sent: set[str] = set()
+    rated: list[Rated] = []
     with obj.project_store() as store:
-        digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
+        if subscriber:
+            profile, sent, rated = whynot.reader_profile(obj, store, subscriber, profile_name)
+        assert profile is not None
+        digest, text = pipeline.preview(
+            obj.config, store, profile, obj.now, fmt, window, sent, rated
+        )
         empty = _empty_window(store, window) if not digest.papers_considered else None
     if empty:
         click.echo(empty, err=True)
