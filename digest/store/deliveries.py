@@ -50,7 +50,7 @@ class DeliveriesMixin(StoreBase):
             return []
         self._prepare_claims(claims)
         with self._transaction() as db:
-            new = self._insert_claims(db, claims, iso(now))
+            new = self._write_claims(db, first_of_each(claims, self._claimed(db, claims)), iso(now))
             records = {k: v for c in new for k, v in c.records.items()}
             self._insert_records(db, records)
         return [c.delivery_id for c in new]
@@ -58,9 +58,8 @@ class DeliveriesMixin(StoreBase):
     def _prepare_claims(self, claims: Sequence[Claim]) -> None:
         """What must exist before claims are written (PostgreSQL: their partitions)."""
 
-    def _insert_claims(self, db: Connection, claims: Sequence[Claim], at: str) -> list[Claim]:
-        """Write the claims that are new, inside the claim's transaction; which they were."""
-        new = first_of_each(claims, self._claimed(db, claims))
+    def _write_claims(self, db: Connection, new: list[Claim], at: str) -> list[Claim]:
+        """Write the claims found new, inside the claim's transaction; those written."""
         db.executemany(
             "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
             " window_end, content, created_at, updated_at, papers_upto, paper_ids)"

@@ -27,7 +27,7 @@ import psycopg
 
 from digest.model import Claim
 from digest.store.base import Connection, iso
-from digest.store.deliveries import claim_ledger, claim_values, first_of_each
+from digest.store.deliveries import claim_ledger, claim_values
 from digest.store.pg.base import PgBase, lock_key
 from digest.store.pg.connection import PgConnection
 
@@ -103,15 +103,15 @@ class PgDeliveries(PgBase):
                     )
         known.update(wanted)
 
-    def _insert_claims(self, db: Connection, claims: Sequence[Claim], at: str) -> list[Claim]:
-        """COPY the claims into staging, insert those no one has: which were new."""
-        unique = first_of_each(claims, set())
+    def _write_claims(self, db: Connection, new: list[Claim], at: str) -> list[Claim]:
+        """COPY the claims into staging, insert those no one has claimed meanwhile (on
+        another host: the unique keys decide, not the look before); those written."""
         assert isinstance(db, PgConnection)
         db.execute(_CLAIM_STAGING)
         db.copy_rows(
             "COPY claim_staging (id, subscriber_id, digest_date, window_start, window_end,"
             " content, papers_upto, paper_ids) FROM STDIN",
-            ((*claim_values(c), *claim_ledger(c)) for c in unique),
+            ((*claim_values(c), *claim_ledger(c)) for c in new),
         )
         rows = db.execute(
             "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
@@ -124,7 +124,7 @@ class PgDeliveries(PgBase):
             (at, at),
         )
         claimed = {r[0] for r in rows}
-        return [c for c in unique if c.delivery_id in claimed]
+        return [c for c in new if c.delivery_id in claimed]
 
     def _insert_records(self, db: Connection, records: dict[str, str]) -> None:
         """COPY the item records into staging, insert those not kept yet."""
