@@ -1,4 +1,4 @@
-"""The SQLite store: the only package that speaks SQL.
+"""The store: the only package that speaks SQL (SQLite by default, PostgreSQL by URL).
 
 One `Store` object per connection, assembled from one part per domain (papers,
 subscribers, deliveries) over a shared base (connection, transactions, migrations).
@@ -15,39 +15,11 @@ from pathlib import Path
 
 from digest.errors import ConfigError
 from digest.store.base import DEFAULT_TIMEOUT
-from digest.store.deliveries import DeliveriesMixin
-from digest.store.journal import JournalMixin, QueuedUnsubscribe
-from digest.store.papers import FetchStateMixin, IngestCounts, PapersMixin, merge
-from digest.store.ratings import RatingsMixin
-from digest.store.readers import ReaderPagesMixin
+from digest.store.journal import QueuedUnsubscribe
+from digest.store.papers import IngestCounts, merge
 from digest.store.schema import SCHEMA_VERSION
-from digest.store.subscribers import SubscribersMixin, UpsertCounts
-from digest.store.terms import TermsMixin
-
-
-class Store(
-    PapersMixin,
-    TermsMixin,
-    SubscribersMixin,
-    ReaderPagesMixin,
-    RatingsMixin,
-    DeliveriesMixin,
-    FetchStateMixin,
-    JournalMixin,
-):
-    """A papers-digest SQLite database (WAL mode). Use as a context manager.
-
-    Opening one applies the unsubscribes queued beside it while it was busy (briefly:
-    see `store.journal`).
-    """
-
-    def __init__(self, path: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(path, timeout=timeout)
-        try:
-            self._apply_on_open()
-        except BaseException:
-            self.close()
-            raise
+from digest.store.sqlite import Store
+from digest.store.subscribers import UpsertCounts
 
 
 def is_store_url(location: Path | str) -> bool:

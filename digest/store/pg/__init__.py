@@ -7,8 +7,8 @@ Imported only when a URL names PostgreSQL: psycopg is an optional dependency
 (`pip install 'papers-digest[postgres]'`).
 """
 
-from digest.store import Store
 from digest.store.pg.deliveries import PgDeliveries
+from digest.store.sqlite import Store
 
 
 class PgStore(PgDeliveries, Store):

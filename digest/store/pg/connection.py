@@ -13,42 +13,19 @@ driver message that would quote the password has it cut out (`explain`).
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import Buffer, Loader
 from psycopg.rows import RowMaker
 
+from digest.config.checks import redacted_url as redacted
+from digest.config.checks import url_password
 from digest.errors import ConfigError, StoreBusy, StoreError
 from digest.store.base import Cursor
-
-
-def redacted(url: str) -> str:
-    """The URL without its password (in the user part or a `password=` parameter)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://(unreadable URL)"
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    query = re.sub(r"(?i)(^|&)password=[^&]*", r"\1password=***", parts.query)
-    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _password(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    found = re.search(r"(?i)(?:^|&)password=([^&]*)", parts.query)
-    return parts.password or (found[1] if found else None)
 
 
 def check_url(url: str) -> None:
@@ -64,7 +41,7 @@ def check_url(url: str) -> None:
 
 def scrub(message: str, url: str) -> str:
     """A driver message on one line, with the URL's password (if any) cut out."""
-    password = _password(url)
+    password = url_password(url)
     if password:
         message = message.replace(password, "***")
     return " ".join(message.split())
