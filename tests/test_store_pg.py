@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -201,3 +202,39 @@ def test_the_cli_names_a_server_that_is_down_in_one_line(project: Path, refused_
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: postgresql://ada:***@127.0.0.1:")
     assert "s3cret" not in result.output
+
+
+def test_claimers_meeting_in_opposite_orders_wait_instead_of_deadlocking(pg_cluster: Any) -> None:
+    """Another host holds reader 1's row of the day (uncommitted) and then takes reader
+    2's, while this claim, given readers 2 then 1, waits: claims insert in one order
+    (reader 1 first), so this one waits at reader 1 holding nothing the other needs. In
+    the given order it would hold reader 2 and wait for 1: a deadlock, one side failed."""
+    url = pg_cluster.create_database("deadlock")
+    day = date(2025, 10, 16)
+    profile = Profile("default", keywords=(Keyword("LoRA"),))
+    with open_store(url) as store:
+        list(store.upsert_subscribers([ImportRow(i, f"r{i}@x.org", profile) for i in (1, 2)], T0))
+        store.claim_deliveries([Claim("warm", 1, day - timedelta(1), None, T0, "{}", ())], T0)
+    other = psycopg.connect(url)  # the other host, mid-claim
+    insert = (
+        "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_end, content,"
+        " created_at, updated_at) VALUES (%s, %s, %s, 'pending', now(), '{}', now(), now())"
+    )
+    other.execute(insert, ("other-1", 1, day))
+    got: list[Any] = []
+    with open_store(url) as store:
+        mine = [Claim(f"mine-{sid}", sid, day, None, T0, "{}", ()) for sid in (2, 1)]
+        claimer = threading.Thread(target=lambda: got.append(store.claim_deliveries(mine, T0)))
+        claimer.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 30
+        with psycopg.connect(url) as watcher:
+            while watcher.execute(waiting).fetchone() != (1,):  # the claim waits at reader 1
+                assert time.monotonic() < deadline, "the claim never waited"
+                time.sleep(0.01)
+        other.execute(insert, ("other-2", 2, day))
+        other.commit()
+        other.close()
+        claimer.join()
+        assert got == [[]]  # the other host had both
+        assert sorted(d.id for d in store.deliveries()) == ["other-1", "other-2", "warm"]

@@ -5,7 +5,9 @@ table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`: the
 another process claimed first, even at the same moment on another host, are skipped by
 the unique keys, not by a read before the write. The month partitions of `deliveries`
 the claims need are made first, in a short transaction of their own (making one locks
-the table for a moment: never inside a long claim).
+the table for a moment: never inside a long claim). Rows go in sorted by (reader, day),
+records by key: two claimers that meet on the same rows wait for one another in the
+same order, never in a cycle (a deadlock, which PostgreSQL would break by failing one).
 
 Leases: a session advisory lock (`pg_try_advisory_lock`), held on a connection of its
 own that this process keeps until `release_lease` or its end. The server frees the lock
@@ -120,6 +122,7 @@ class PgDeliveries(PgBase):
             " s.window_end, s.content, ?::timestamptz, ?::timestamptz, s.papers_upto,"
             " s.paper_ids FROM claim_staging s"
             " WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = s.id)"
+            " ORDER BY s.subscriber_id, s.digest_date"  # one order for all: no deadlock
             " ON CONFLICT DO NOTHING RETURNING id",
             (at, at),
         )
@@ -135,7 +138,7 @@ class PgDeliveries(PgBase):
         db.copy_rows("COPY record_staging (key, item) FROM STDIN", records.items())
         db.execute(
             "INSERT INTO frozen_items (key, item) SELECT key, item FROM record_staging"
-            " ON CONFLICT DO NOTHING"
+            " ORDER BY key ON CONFLICT DO NOTHING"
         )
 
     # -- leases -------------------------------------------------------------------------
