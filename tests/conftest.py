@@ -41,6 +41,10 @@ Browser (session): `browser` is Debian's headless chromium through playwright, l
 once; a test opens its own context (`browser.new_context()`) and closes it. The test
 skips when playwright or /usr/bin/chromium is missing.
 
+PostgreSQL (session): `pg_cluster` is a throwaway cluster on 127.0.0.1 (tests/pg_cluster.py),
+started once per worker and deleted at the end; `pg_cluster.create_database(name)` gives a
+module its own empty database (URL). Skips with the reason when no server is installed.
+
 The server classes stay usable as context managers for a test that needs its own.
 """
 
@@ -65,6 +69,7 @@ from digest import pipeline  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.store import Store  # noqa: E402
 from tests.http_fixture_server import FixtureServer  # noqa: E402
+from tests.pg_cluster import Cluster, missing_reason, start_cluster  # noqa: E402
 from tests.sendgrid_server import SendgridServer  # noqa: E402
 from tests.smtp_servers import SmtpServer, TlsPair, tls_pair  # noqa: E402
 
@@ -259,3 +264,16 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (per xdist worker)."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
