@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from digest.config import Config
 from digest.model import DigestItem, Paper, Profile
 from digest.rank import RankSettings
-from digest.store import Store
+from digest.store import Store, open_store
 
 if TYPE_CHECKING:
     from digest import rank
@@ -88,7 +88,7 @@ class KeptTermsRanker:
     features: a day of the archive costs its reading, not its analysis. Picklable, so the
     archive's worker processes can take it; each call opens the store to read."""
 
-    store_path: Path
+    store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
 
     def __call__(
         self,
@@ -100,7 +100,7 @@ class KeptTermsRanker:
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
 
-        with Store(self.store_path) as store:
+        with open_store(self.store_path) as store:
             blobs = store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)
