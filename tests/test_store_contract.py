@@ -317,7 +317,7 @@ def test_a_failed_claim_writes_nothing(store: Any) -> None:
     assert store.deliveries() == []
 
 
-@exercises("rate", "rating", "ratings", "unrate")
+@exercises("rate", "rating", "ratings", "unrate", "rated_papers", "keep_paper_terms")
 def test_ratings_one_per_reader_and_paper(store: Any) -> None:
     store.add_papers([paper(1), paper(2)], arrived_at=T0)
     ada, _ = store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
@@ -333,6 +333,17 @@ def test_ratings_one_per_reader_and_paper(store: Any) -> None:
         "Paper number 1",
     )
     assert [r.paper_id for r in store.ratings(ada.id)] == ["2510.00001", "2510.00002"]
+    store.keep_paper_terms([("2510.00002", b"\x00terms")], "k1")
+    learned = store.rated_papers([ada.id, ada.id + 1], "k1")
+    assert list(learned) == [ada.id]  # a reader without ratings has no entry
+    got_rows = [(p.id, p.title, vote, blob) for p, vote, blob in learned[ada.id]]
+    assert got_rows == [  # newest first; kept terms where the analysis kept them
+        ("2510.00001", "Paper number 1", -1, None),
+        ("2510.00002", "Paper number 2", 1, b"\x00terms"),
+    ]
+    assert [p.id for p, _, _ in store.rated_papers([ada.id], "k1", limit=1)[ada.id]] == [
+        "2510.00001"
+    ]
     assert store.unrate(ada.id, "2510.00001") and not store.unrate(ada.id, "2510.00001")
     assert store.rating(ada.id, "2510.00001") is None
 
