@@ -123,9 +123,16 @@ class Profile:
     min_score: float | None = None
 
 
+#: The `Match.fields` of a paper that came in or moved up by the reader's ratings
+#: (`rank.learn`): its `keyword` is then the title of the liked paper it is like.
+RATINGS_FIELD = "ratings"
+#: Characters of a liked paper's title a why-line shows.
+LIKED_TITLE_CHARS = 60
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Where one keyword matched a paper."""
+    """Where one keyword matched a paper (or, `by_ratings`, which liked paper it is like)."""
 
     keyword: str  #: the keyword as the user typed it
     fields: tuple[str, ...]  #: "title" and/or "abstract"
@@ -134,6 +141,19 @@ class Match:
     words: tuple[str, ...] = ()
     #: True when only some words of a multi-word keyword matched (not all together).
     partly: bool = False
+
+    @property
+    def by_ratings(self) -> bool:
+        """True when this is not a keyword but the reader's ratings: a liked paper."""
+        return self.fields == (RATINGS_FIELD,)
+
+    @property
+    def liked(self) -> str:
+        """The liked paper's title as a why-line shows it (shortened), for `by_ratings`."""
+        title = " ".join(self.keyword.split())
+        if len(title) <= LIKED_TITLE_CHARS:
+            return title
+        return title[: LIKED_TITLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
     @property
     def shown(self) -> tuple[str, ...]:
@@ -164,19 +184,23 @@ class DigestItem:
 
     @property
     def matched(self) -> list[str]:
-        """The keywords that matched, as typed."""
-        return [m.keyword for m in self.matches]
+        """The keywords that matched, as typed (not the ratings that lifted it)."""
+        return [m.keyword for m in self.matches if not m.by_ratings]
 
     @property
     def why(self) -> str:
-        """One line: the words that matched, where, and for which keyword."""
+        """One line: the words that matched, where, and for which keyword; and the liked
+        paper when the reader's ratings brought it in or moved it up."""
         if not self.matches:
             return "popular today"
         parts = []
         for m in self.matches:
+            if m.by_ratings:
+                continue
             label = f"{'partly ' if m.partly else ''}{', '.join(m.shown)} ({' + '.join(m.fields)})"
             parts.append(label if m.names_keyword else f"{label} for {m.keyword}")
-        return "matches " + "; ".join(parts)
+        liked = [f"by your ratings (like: {m.liked})" for m in self.matches if m.by_ratings]
+        return "; ".join(([f"matches {'; '.join(parts)}"] if parts else []) + liked)
 
 
 @dataclass(frozen=True, slots=True)

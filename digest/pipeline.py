@@ -20,7 +20,7 @@ can draw a bar on a terminal and stay quiet when piped.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from digest import publish as site
-    from digest import send, subscriptions
+    from digest import rank, send, subscriptions
     from digest.config import Config
     from digest.deliver import Backend
     from digest.enrol import ImportReport, import_subscribers
@@ -81,9 +81,12 @@ def build_digest(
     title: str | None = None,
     notes: Sequence[str] = (),
     blobs: Mapping[str, bytes] | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
-    papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again."""
+    papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again;
+    `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them)."""
     from digest import rank
 
     if not profiles:
@@ -93,7 +96,9 @@ def build_digest(
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms)  # index only those
         prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted)
-        ranked = rank.rank_prepared(prepared, profiles)
+        assigned = rank.assign_ratings(profiles, rated, prepared.analyzer, settings)
+        excluded = [sent] * len(profiles) if sent else None
+        ranked = rank.rank_prepared(prepared, profiles, excluded, ratings=assigned or None)
     sections = tuple(
         DigestSection(p, r.items, r.matched - len(r.items))
         for p, r in zip(profiles, ranked, strict=True)
@@ -108,14 +113,21 @@ def build_digest(
 
 
 def rank_stored(
-    config: Config, store: Store, profile: Profile, now: datetime, window: Window | None = None
+    config: Config,
+    store: Store,
+    profile: Profile,
+    now: datetime,
+    window: Window | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
-    stored paper), best first."""
+    stored paper), best first; `sent`, `rated`: a reader's sent papers and ratings."""
     from digest.window import kept_terms, stored_papers
 
     papers = stored_papers(store, window)
-    digest = build_digest(config, papers, [profile], now, blobs=kept_terms(config, store, papers))
+    blobs = kept_terms(config, store, papers)
+    digest = build_digest(config, papers, [profile], now, blobs=blobs, sent=sent, rated=rated)
     return list(digest.sections[0].items)
 
 
@@ -126,9 +138,12 @@ def preview(
     now: datetime,
     fmt: str = "markdown",
     window: Window | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> tuple[Digest, str]:
     """Rank the papers in `window` (default: every stored paper) for one profile and render
-    the digest; `Digest.papers_considered` tells an empty window from no match."""
+    the digest; `Digest.papers_considered` tells an empty window from no match. `sent`,
+    `rated`: a reader's sent papers and ratings (`digest preview --subscriber`)."""
     from digest.render import make_environment, render_digest
     from digest.window import kept_terms, stored_papers
 
@@ -137,7 +152,9 @@ def preview(
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
     blobs = kept_terms(config, store, papers)
-    digest = build_digest(config, papers, [profile], now, notes=notes, blobs=blobs)
+    digest = build_digest(
+        config, papers, [profile], now, notes=notes, blobs=blobs, sent=sent, rated=rated
+    )
     env = make_environment(config.templates_dir)
     text = render_digest(
         digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
@@ -207,13 +224,13 @@ def publish(
         config,
         store,
         now,
-        ranker=KeptTermsRanker(store.path),
+        ranker=KeptTermsRanker(store.location),
         out_dir=out_dir,
         progress=progress,
         workers=workers,
         full=full,
-        reopen=functools.partial(type(store), store.path),  # workers read it themselves
-        terms=KeptTerms(store.path),
+        reopen=functools.partial(type(store), store.location),  # workers read it themselves
+        terms=KeptTerms(store.location),
     )
 
 

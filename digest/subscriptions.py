@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
-
 from digest.config import Config
 from digest.errors import StoreBusy, SubscriptionError
 from digest.links import link
@@ -35,6 +33,10 @@ def normalize_email(address: str) -> str:
     provider in use treats `Ada@` and `ada@` as two people, and one row per person is
     what matters here.
     """
+    # Here, not at module level: `subscribers export` and the web pages' imports need
+    # none of email_validator's (and idna's) start-up cost.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(address.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:

@@ -196,3 +196,17 @@ def feature_hashes(paper: Paper, blob: bytes | None) -> np.ndarray | None:
     if head is None or blob is None:
         return None
     return np.frombuffer(blob, dtype="<u8", count=head[2] + head[3], offset=_HEAD.size)
+
+
+def hashed_terms(paper: Paper, blob: bytes | None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Every feature of a packed blob as (hashes, counts, how many of them are the
+    title's), for models over all of a paper's features (`learn`); None where the blob
+    is missing, not packed, damaged or made from another text."""
+    head = _head(paper, blob)
+    if head is None or blob is None:
+        return None
+    _, _, nt, na, width = head
+    n = nt + na
+    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
+    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
+    return hashes.astype(np.uint64), counts.astype(np.float32), int(nt)

@@ -20,6 +20,7 @@ from digest.model import DigestItem, Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer, analyzer_for
 from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
+from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
 from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
@@ -42,6 +43,9 @@ class Prepared:
     #: Snippet spans and snippets found so far, shared by the pages ranked on this index
     #: (only when it was built for known features: `prepare(wanted=...)`).
     memo: ExplainMemo | None = None
+    #: The papers' kept terms, and their tf-idf vectors once a rated profile needs them
+    #: (`learn`: readers without ratings never build them).
+    vectors: VectorMemo | None = None
 
 
 def prepare(
@@ -71,7 +75,8 @@ def prepare(
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
     column = {p.id: j for j, p in enumerate(papers)}
     memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
-    return Prepared(papers, index, prior, analyzer, settings, column, memo)
+    vectors = VectorMemo(blobs)
+    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors)
 
 
 def keyword_features(
@@ -103,25 +108,31 @@ def rank_prepared(
     profiles: Sequence[Profile],
     exclude_ids: Sequence[Collection[str]] | None = None,
     start: Sequence[int] | None = None,
+    ratings: Sequence[Sequence[Rated]] | None = None,
 ) -> list[Ranked]:
     """`rank` on papers indexed once: readers whose windows differ share one index.
 
     `start[i]`: profile i considers only `papers[start[i]:]` (papers in arrival order,
     a reader's window is where their new papers begin); `exclude_ids[i]`: paper ids it
-    must not get (what its reader was sent before).
+    must not get (what its reader was sent before); `ratings[i]`: the papers its reader
+    rated for it (`learn`): they reorder and admit papers, and never come back.
     """
     papers, settings, analyzer = prepared.papers, prepared.settings, prepared.analyzer
     if not profiles:
         return []
     if not papers:
         return [Ranked((), 0) for _ in profiles]
-    for name, given in (("exclude_ids", exclude_ids), ("start", start)):
+    for name, given in (("exclude_ids", exclude_ids), ("start", start), ("ratings", ratings)):
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
     compiled = compile_profiles(profiles, analyzer, settings)
     scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
     vetoes = phrase.copy()
     vetoes.data[:] = 1.0
+    learned = augment(prepared, compiled, scores, vetoes, ratings) if ratings else None
+    if learned is not None:
+        compiled, scores, vetoes = learned.compiled, learned.scores, learned.vetoes
+        exclude_ids = learned.exclude_ids(exclude_ids, len(profiles))
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
     chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
@@ -136,6 +147,8 @@ def rank_prepared(
         settings,
         prepared.memo,
     )
+    if learned is not None:
+        items = learned.explain(items, prepared.column)
     return [Ranked(i, int(n)) for i, n in zip(items, chosen.matched.tolist(), strict=True)]
 
 

@@ -135,10 +135,14 @@ def why(item: DigestItem, fmt: str = "text") -> str:
     )
     parts = []
     for match in item.matches:
+        if match.by_ratings:
+            continue
         said = ", ".join(emphasis(w) for w in match.shown)
         part = f"{'partly ' if match.partly else ''}{said} ({' + '.join(match.fields)})"
         parts.append(part if match.names_keyword else f"{part} for {plain(match.keyword)}")
-    joined = "matches " + "; ".join(parts)
+    # A paper the reader's likes brought in or moved up names the liked paper.
+    liked = [f"by your ratings (like: {plain(m.liked)})" for m in item.matches if m.by_ratings]
+    joined = "; ".join(([f"matches {'; '.join(parts)}"] if parts else []) + liked)
     return Markup(joined) if fmt == "html" else joined
 
 
