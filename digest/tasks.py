@@ -65,9 +65,7 @@ def make_app(config: Config, url: str, clock: Callable[[], datetime] | None = No
     """The Procrastinate app on the store's database with digest's tasks registered."""
     _CONTEXT["worker"] = _Context(config, url, clock or (lambda: datetime.now(UTC)))
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(
-            conninfo=url, kwargs={"min_size": 1, "max_size": 4}
-        )
+        connector=procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=4)
     )
     for name, func in (
         (work.SWEEP, sweep_task),

@@ -162,28 +162,29 @@ class PgWorkQueue(PgBase):
         bucket had them, else the time to earn the debt. While the account is paused:
         (the pause's remaining seconds, False): nothing taken, ask again after. `rate`
         0: no limit, only pauses."""
-        with self._transaction("taking send tokens") as db:
-            db.execute(
-                "INSERT INTO send_rate (account, tokens, at) VALUES (?, ?, clock_timestamp())"
-                " ON CONFLICT (account) DO NOTHING",
-                (account, float(burst)),
-            )
-            paused = db.execute(
-                "SELECT extract(epoch FROM paused_until - clock_timestamp()) FROM send_rate"
-                " WHERE account = ? FOR UPDATE",
-                (account,),
-            ).fetchone()[0]
-            if paused is not None and float(paused) > 0:
-                return float(paused), False
-            if rate <= 0:
-                return 0.0, True
-            tokens = db.execute(
-                "UPDATE send_rate SET tokens = least(?, tokens + ? * extract(epoch FROM"
-                " clock_timestamp() - at)) - ?, at = clock_timestamp() WHERE account = ?"
-                " RETURNING tokens",
-                (float(burst), rate, n, account),
-            ).fetchone()[0]
-        return (0.0 if tokens >= 0 else -float(tokens) / rate), True
+        sql = (
+            "UPDATE send_rate SET tokens = CASE WHEN paused_until > clock_timestamp() OR ? <= 0"
+            " THEN tokens ELSE least(?, tokens + ? * extract(epoch FROM clock_timestamp() - at))"
+            " - ? END, at = CASE WHEN paused_until > clock_timestamp() OR ? <= 0 THEN at"
+            " ELSE clock_timestamp() END WHERE account = ?"
+            " RETURNING extract(epoch FROM paused_until - clock_timestamp()), tokens"
+        )
+        args = (rate, float(burst), rate, n, rate, account)
+        with self._transaction("taking send tokens") as db:  # one statement: one trip
+            row = db.execute(sql, args).fetchone()
+            if row is None:  # the account's first message: its bucket starts full
+                db.execute(
+                    "INSERT INTO send_rate (account, tokens, at) VALUES (?, ?, clock_timestamp())"
+                    " ON CONFLICT (account) DO NOTHING",
+                    (account, float(burst)),
+                )
+                row = db.execute(sql, args).fetchone()
+        paused, tokens = row
+        if paused is not None and float(paused) > 0:
+            return float(paused), False
+        if rate <= 0 or tokens >= 0:
+            return 0.0, True
+        return -float(tokens) / rate, True
 
     def pause_sending(self, account: str, seconds: float) -> None:
         """Pause every worker's sending from `account` for `seconds` (a longer pause
