@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,12 +159,14 @@ def run_scheduler(
     url: str,
     *,
     tick: float = 60.0,
+    sweep_every: float = 60.0,
     clock: Callable[[], datetime] | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Queue the periodic jobs until SIGTERM/SIGINT (or `stop`): every `tick` seconds
-    a sweep and a stalled-job retry (each at most one waiting), and a fetch at each
-    `[schedule] cron` time. Returns the number of ticks."""
+    """Queue the periodic jobs until SIGTERM/SIGINT (or `stop`): a stalled-job retry
+    every `tick` seconds, a sweep every `sweep_every` (each at most one waiting: a sweep
+    reads every confirmed reader, so not every tick), and a fetch at each `[schedule]
+    cron` time. Returns the number of ticks."""
     from apscheduler.triggers.cron import CronTrigger
 
     install(url)
@@ -171,12 +174,14 @@ def run_scheduler(
     stop = stop or _stop_on_signals()
     trigger = CronTrigger.from_crontab(config.schedule.cron, timezone=config.schedule.timezone)
     next_fetch = trigger.get_next_fire_time(None, clock())
-    ticks = 0
+    ticks, last_sweep = 0, float("-inf")
     with open_store(url) as store:
         defer: Callable[..., list[int]] = store.defer  # type: ignore[attr-defined]
         while not stop.is_set():
             try:
-                defer(work.SWEEP, work.QUEUE, [{}], queueing_lock=work.SWEEP)
+                if time.monotonic() - last_sweep >= sweep_every:
+                    defer(work.SWEEP, work.QUEUE, [{}], queueing_lock=work.SWEEP)
+                    last_sweep = time.monotonic()
                 defer(RETRY_STALLED, work.QUEUE, [{}], queueing_lock=RETRY_STALLED)
                 if next_fetch is not None and clock() >= next_fetch:
                     defer(work.FETCH, work.QUEUE, [{}], queueing_lock=work.FETCH)

@@ -29,12 +29,15 @@ from digest.bulk import ImportRow
 from digest.config import load_config
 from digest.model import Keyword, Profile
 from digest.store import open_store
+from digest.work import SEND_CHUNK
 from tests.conftest import ROOT
 from tests.smtp_servers import Handler, SmtpServer
 
 pytest.importorskip("procrastinate", reason="procrastinate is the [postgres] extra")
 
-READERS = 5000
+#: The suite runs 1,000 readers (about 25 CPU-s); `make cluster-proof` runs the issue's
+#: 5,000 (about 120 CPU-s: too much for the suite's two minutes on two cores).
+READERS = int(os.environ.get("DIGEST_CLUSTER_READERS", "1000"))
 RATE, BURST = 800.0, 100  # messages a second, shared by every worker
 SECRET = "x" * 40
 TOPICS = ["LoRA", "diffusion", "speech", "reinforcement learning", "retrieval", "agents"]
@@ -84,8 +87,8 @@ def cluster_project(
 host = "127.0.0.1"
 port = {sink.port}
 [workers]
-shard_readers = 1000
-batch = 250
+shard_readers = {READERS // 5}
+batch = {READERS // 20}
 rate = {RATE}
 burst = {BURST}
 stalled_after_seconds = 2
@@ -150,7 +153,7 @@ def test_three_workers_two_killed_every_reader_gets_one_digest(
     try:
         ranker = start("w1", "worker", fault="rank_shard")
         start("schedule", "schedule", "--tick", "0.5")
-        killed_at("rank_shard", ranker)  # its shard: 250 claimed and queued, 750 not yet
+        killed_at("rank_shard", ranker)  # its shard: a batch claimed and queued, 3 not yet
         sender = start("w2", "worker", fault="send_batch")
         killed_at("send_batch", sender)  # a message the server took, its outcome unrecorded
         for name in ("w1b", "w2b", "w3"):
@@ -161,7 +164,6 @@ def test_three_workers_two_killed_every_reader_gets_one_digest(
                 return len(store.deliveries("sent")) == READERS
 
         wait_for(f"{READERS} deliveries sent ({tails(logs)})", all_sent, timeout=180)
-        finished = time.monotonic()
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -177,7 +179,9 @@ def test_three_workers_two_killed_every_reader_gets_one_digest(
     assert len(by_reader) == READERS, "some readers got no digest"
     assert all(len(ids) == 1 for ids in by_reader.values()), "a reader got two digests"
     resent = len(sink.received) - READERS
-    assert 1 <= resent <= 3, f"{resent} resends (the mid-batch kill makes one)"
+    # The mid-batch kill came after the server took a chunk, before its outcomes were
+    # recorded: that chunk goes again (same Message-IDs), nothing else does.
+    assert 1 <= resent <= SEND_CHUNK, f"{resent} resends (at most one chunk)"
     with open_store(url) as store:
         states = {d.state for d in store.deliveries()}
         assert states == {"sent"} and len(store.deliveries()) == READERS
@@ -237,3 +241,14 @@ def test_a_duplicate_send_batch_finds_nothing_to_send(pg_cluster: Any, project: 
         one.record_attempts([Outcome("d1", "sent")], now)
         one.release_deliveries(first)  # type: ignore[attr-defined]
         assert two.lease_deliveries(ids, now.isoformat()) == ["d2", "d3"]  # type: ignore[attr-defined]
+
+
+def test_worker_on_a_sqlite_store_is_one_clear_line(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(project / "config.toml"), "worker"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: digest worker needs a PostgreSQL store")
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1

@@ -20,10 +20,17 @@ from digest.cli.base import CliError, _Ctx, cli, pass_ctx
     type=click.FloatRange(0.1, 3600),
     default=60.0,
     show_default=True,
-    help="PostgreSQL store: seconds between sweeps for due readers and stalled jobs.",
+    help="PostgreSQL store: seconds between looks for stalled jobs (to run again).",
+)
+@click.option(
+    "--sweep-every",
+    type=click.FloatRange(0.1, 3600),
+    default=60.0,
+    show_default=True,
+    help="PostgreSQL store: seconds between sweeps for due readers and retries.",
 )
 @pass_ctx
-def schedule(obj: _Ctx, standby: bool, tick: float) -> None:
+def schedule(obj: _Ctx, standby: bool, tick: float, sweep_every: float) -> None:
     """Run the scheduler: fetch on [schedule] cron, send at each subscriber's local time.
 
     Jobs are kept in the store's SQLite file, so a restart resumes them; a run missed
@@ -32,8 +39,8 @@ def schedule(obj: _Ctx, standby: bool, tick: float) -> None:
     stops it cleanly. `digest run` stays the one-shot daily job.
 
     On a PostgreSQL store it runs nothing itself: it queues jobs for `digest worker`s
-    (a sweep for due readers and a stalled-job retry every --tick seconds, a fetch on
-    [schedule] cron).
+    (a sweep for due readers every --sweep-every seconds, a look for stalled jobs every
+    --tick, a fetch on [schedule] cron).
     """
     import logging
 
@@ -49,7 +56,7 @@ def schedule(obj: _Ctx, standby: bool, tick: float) -> None:
     if not isinstance(db_path, Path):
         from digest.cli.worker import queue_periodic_jobs
 
-        queue_periodic_jobs(obj, db_path, tick)
+        queue_periodic_jobs(obj, db_path, tick, sweep_every)
         return
     click.echo(
         f"scheduler on {db_path}: fetch at '{obj.config.schedule.cron}' "

@@ -65,7 +65,7 @@ def _where(url: str) -> str:
     return redacted(url)
 
 
-def queue_periodic_jobs(obj: _Ctx, url: str, tick: float) -> None:
+def queue_periodic_jobs(obj: _Ctx, url: str, tick: float, sweep_every: float) -> None:
     """`digest schedule` on a PostgreSQL store: queue the periodic jobs for the workers."""
     import logging
 
@@ -75,10 +75,10 @@ def queue_periodic_jobs(obj: _Ctx, url: str, tick: float) -> None:
         raise _procrastinate_missing() from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     click.echo(
-        f"scheduler on {_where(url)}: queues a sweep every {tick:g} s and a fetch at "
+        f"scheduler on {_where(url)}: queues a sweep every {sweep_every:g} s and a fetch at "
         f"'{obj.config.schedule.cron}' ({obj.config.schedule.timezone}) for `digest worker`s;"
         " Ctrl-C stops",
         err=True,
     )
-    ticks = run_scheduler(obj.config, url, tick=tick)
+    ticks = run_scheduler(obj.config, url, tick=tick, sweep_every=sweep_every)
     click.echo(f"scheduler stopped after {ticks} ticks", err=True)
