@@ -165,7 +165,7 @@ def test_three_workers_two_killed_every_reader_gets_one_digest(
             with open_store(url) as store:
                 return len(store.deliveries("sent")) == READERS
 
-        wait_for(f"{READERS} deliveries sent ({tails(logs)})", all_sent, timeout=180)
+        wait_for(f"{READERS} deliveries sent ({tails(logs)})", all_sent, timeout=420)
     finally:
         for proc in procs:
             if proc.poll() is None:
