@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && \
 	[ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -gt 2000000 ] && echo /dev/shm)
 
-.PHONY: run test lint eval bench clean chromium postgres faults
+.PHONY: run test lint eval bench clean chromium postgres faults cluster-proof cluster-bench
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 2; }
@@ -64,6 +64,15 @@ postgres:
 # runs its short form (tests/test_faults.py).
 faults: $(DEVSTAMP)
 	$(BIN)/python -m tests.faults --rounds 20
+
+# The workers' proof at the issue's size: 3 worker slots, 5,000 readers, two SIGKILLs
+# (`make test` runs it with 1,000 readers: 5,000 cost ~120 CPU-s, past the suite's budget).
+cluster-proof: $(DEVSTAMP) postgres
+	DIGEST_CLUSTER_READERS=5000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_workers.py
+
+# Digests a second with 1, 2 and 4 workers on one PostgreSQL (bench/cluster.py).
+cluster-bench: $(DEVSTAMP) postgres
+	$(BIN)/python bench/cluster.py
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .

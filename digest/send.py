@@ -19,7 +19,7 @@ send runs from working at once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -224,6 +224,27 @@ class _Page:
     total: int  #: readers due in all pages
 
 
+def due_pager(
+    store: Store,
+    now: datetime,
+    digest_date: date | None,
+    skipped: dict[int, str],
+    readers: tuple[int, int | None] = (0, None),
+) -> Callable[[], Iterator[list[Due]]]:
+    """A function that reads the due readers a page at a time (each call anew), those
+    with ids in `readers` (after the first, up to and including the second: all when
+    None): a worker's ranking shard plans a range of them."""
+    first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
+    claimed = store.claimed_since((now - timedelta(days=2)).date())
+
+    def due_pages() -> Iterator[list[Due]]:
+        for page in _reader_pages(store, *readers):
+            last = store.last_digests([r.id for r in page])
+            yield due_readers(page, last, claimed, now, first_rows, digest_date, skipped)
+
+    return due_pages
+
+
 def _plan(
     config: Config,
     store: Store,
@@ -231,6 +252,7 @@ def _plan(
     digest_date: date | None,
     notes: tuple[str, ...],
     skipped: dict[int, str],
+    readers: tuple[int, int | None] = (0, None),
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 
@@ -240,13 +262,7 @@ def _plan(
     one index, each reader cut to their own window: memory follows the page, not the list.
     """
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
-    first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
-    claimed = store.claimed_since((now - timedelta(days=2)).date())
-
-    def due_pages() -> Iterator[list[Due]]:
-        for readers in _reader_pages(store):
-            last = store.last_digests([r.id for r in readers])
-            yield due_readers(readers, last, claimed, now, first_rows, digest_date, skipped)
+    due_pages = due_pager(store, now, digest_date, skipped, readers)
 
     low: int | None = None
     keywords: set[Keyword] = set()
@@ -287,10 +303,17 @@ def _plan(
         yield _Page(len(due), empty, planned, high, total)
 
 
-def _reader_pages(store: Store) -> Iterator[list[Subscriber]]:
-    """The confirmed readers, `PLAN_PAGE` at a time, by id."""
-    after = 0
+def _reader_pages(
+    store: Store, after: int = 0, upto: int | None = None
+) -> Iterator[list[Subscriber]]:
+    """The confirmed readers with ids after `after` (up to `upto`), `PLAN_PAGE` at a
+    time, by id."""
     while page := store.subscriber_page(after_id=after, limit=PLAN_PAGE, status="confirmed"):
+        if upto is not None and page[-1].id > upto:
+            page = [r for r in page if r.id <= upto]
+            if page:
+                yield page
+            return
         yield page
         after = page[-1].id
 

@@ -106,6 +106,7 @@ SMTP_USERS = {"digest": "s3cret"}
 #: sits idle; started first, the short files fill in around them and both workers finish
 #: together. Longest first; a file not listed keeps its place after these.
 LONG_POLES = (
+    "test_workers.py",
     "test_site_browser.py",
     "test_cli.py",
     "test_web_browser.py",

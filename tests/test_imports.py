@@ -44,9 +44,11 @@ LAYERS = [
     "digest.send",
     "digest.publish",
     "digest.pipeline",
+    "digest.work",
     "digest.web",
     "digest.serve",
     "digest.schedule",
+    "digest.tasks",
     "digest.cli",
     "digest.__main__",
 ]

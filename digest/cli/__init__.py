@@ -11,6 +11,7 @@ from digest.cli import (  # noqa: F401  (registers the commands)
     ratings,
     schedule,
     site,
+    worker,
 )
 from digest.cli.base import CliError, cli
 from digest.cli.papers import paper_json
