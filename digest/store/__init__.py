@@ -18,11 +18,13 @@ from digest.store.readers import ReaderPagesMixin
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.subscribers import SubscribersMixin, UpsertCounts
 from digest.store.terms import TermsMixin
+from digest.store.vectors import VectorsMixin
 
 
 class Store(
     PapersMixin,
     TermsMixin,
+    VectorsMixin,
     SubscribersMixin,
     ReaderPagesMixin,
     RatingsMixin,
