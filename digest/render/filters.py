@@ -15,7 +15,7 @@ import markdown as markdown_lib
 import nh3
 from markupsafe import Markup, escape
 
-from digest.model import Digest, DigestItem, Paper, Profile
+from digest.model import Digest, DigestItem, Paper, Profile, meaning_line
 from digest.text import clean
 
 # Inline specials; `#`, `+`, `-`, `>` and `1.` matter only where a line starts.
@@ -135,10 +135,13 @@ def why(item: DigestItem, fmt: str = "text") -> str:
     )
     parts = []
     for match in item.matches:
+        if match.by_meaning:
+            continue
         said = ", ".join(emphasis(w) for w in match.shown)
         part = f"{'partly ' if match.partly else ''}{said} ({' + '.join(match.fields)})"
         parts.append(part if match.names_keyword else f"{part} for {plain(match.keyword)}")
-    joined = "matches " + "; ".join(parts)
+    close = [plain(m.keyword) for m in item.matches if m.by_meaning]
+    joined = meaning_line(("matches " + "; ".join(parts)) if parts else "", close)
     return Markup(joined) if fmt == "html" else joined
 
 
