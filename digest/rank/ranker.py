@@ -120,6 +120,8 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
         for t, plan in zip(compiled.texts, compiled.plans, strict=True)
     ]
     meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
+    if not meaning.nnz:  # nothing stands out today: exactly the lexical ranking
+        return Evidence(lexical, phrase, meaning, lexical)
     return Evidence(lexical, phrase, meaning, fuse(lexical, meaning))
 
 
