@@ -104,6 +104,37 @@ def grid(
     return points
 
 
+#: The semantic layer's constants, tuned on top of the shipped lexical defaults.
+TUNED_DENSE: dict[str, tuple[float, ...]] = {
+    "dense_z": (4.0, 3.5, 3.0, 2.5),
+    "dense_credit": (0.3, 0.4, 0.5, 0.6, 0.7),
+}
+
+
+def dense_grid(
+    ev: ModuleType,
+    qrels: dict[str, Any],
+    papers: Sequence[Paper],
+    now: datetime,
+    base: rank.RankSettings,
+    day: Any,
+) -> list[Point]:
+    """Every point of TUNED_DENSE ranked with the papers' vectors (`day`, a DenseDay),
+    and scored; dense_credit 0 (lexical only) is not among them."""
+    specs = qrels["profiles"]
+    profiles: list[Profile] = [rank.make_profile(s["name"], s["keywords"]) for s in specs]
+    prepared = rank.prepare(papers, now, base, dense=day)
+    points = []
+    for combo in itertools.product(*TUNED_DENSE.values()):
+        values = dict(zip(TUNED_DENSE, combo, strict=True))
+        ranked = rank.rank_prepared(replace(prepared, settings=replace(base, **values)), profiles)
+        run = {
+            s["name"]: [i.paper.title for i in r.items] for s, r in zip(specs, ranked, strict=True)
+        }
+        points.append(Point(values, score_run(ev, qrels, run)))
+    return points
+
+
 def mean(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     """The mean of each metric over rows."""
     return {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}

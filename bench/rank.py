@@ -215,6 +215,51 @@ def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
     }
 
 
+def semantic_cost(n_papers: int, n_profiles: int, sample: int = 200) -> str:
+    """The semantic layer's cost: the one-off embedding of new papers (measured on
+    `sample` seed-like texts, in CPU-s a paper, times n_papers) and the dense part of a
+    ranking (every distinct keyword of the synthetic profiles against n_papers vectors:
+    one product, z-scores, the sparse hits), both in this process's CPU time."""
+    import numpy as np
+
+    from digest.rank import dense, encoder
+
+    if not encoder.all_installed():
+        return "semantic layer: skipped (pip install -e '.[semantic]')"
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    titles, sentences = _seed_texts()
+    texts = [f"{t}. {' '.join(sentences[j : j + 6])}" for j, t in enumerate(titles[:sample])]
+    model = encoder.load_encoder()
+    runs = []
+    for _ in range(3):
+        t0 = cpu()
+        vectors = model.encode(texts)
+        runs.append((cpu() - t0) / len(texts))
+    per_paper = sorted(runs)[1]
+    papers, profiles = synthetic_day(n_papers, min(n_profiles, 20_000))
+    rng = np.random.default_rng(3)
+    rows = vectors[rng.integers(0, len(vectors), n_papers)]
+    day = dense.DenseDay(rows, np.ones(n_papers, bool), model.encode, model.model)
+    texts_k = sorted({kw.text for pr in profiles for kw in pr.keywords})
+    day.keyword_matrix(texts_k)  # keyword vectors: once a day, counted apart
+    products = []
+    for _ in range(3):
+        t0 = cpu()
+        dense.keyword_meaning(day, texts_k, 3.5, 0.4)
+        products.append(cpu() - t0)
+    return (
+        f"semantic layer: embedding {per_paper:.3f} CPU-s a paper (median of 3 over {len(texts)}"
+        f" texts, {encoder.MAX_TOKENS} word pieces, one BLAS thread): {n_papers} new papers"
+        f" {per_paper * n_papers:.0f} CPU-s once (~{per_paper * n_papers / 2:.0f} s on 2"
+        f" cores); dense part of a ranking, {len(texts_k)} distinct keywords x {n_papers}"
+        f" papers: {sorted(products)[1]:.2f} CPU-s (median of 3)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--papers", type=int, default=2000)
@@ -250,6 +295,7 @@ def main() -> int:
         f"bm25s loop, {args.bm25s_sample} profiles: {bm['seconds']:.2f} s {bm['all']} -> "
         f"extrapolated to {p}: {bm['seconds'] * scale:.1f} s (indexing included once)"
     )
+    print(semantic_cost(n, p))
     return 0
 
 
