@@ -11,7 +11,9 @@
    grid order) scores the held-out one: the mean of those is the leave-one-profile-out
    (LOPO) figure, what to expect on unseen profiles. Printed twice: with one global
    threshold (cutoff_ratio 0: the rule before the per-profile cut-off) and with it;
-4. a bm25s baseline over the same stored papers (title + abstract, English stopwords,
+4. learning from ratings (bench/ratings_eval.py): simulated readers rate 3 + 3 papers a
+   profile, the rest is scored with and without their ratings (dev and leave-one-out);
+5. a bm25s baseline over the same stored papers (title + abstract, English stopwords,
    PyStemmer English stemmer, the keywords joined as one query, top 10).
 
 The judgements live in ../shared/eval (override with DIGEST_EVAL_DIR).
@@ -178,6 +180,19 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ratings(db: Path) -> str:
+    """Step 5: simulated readers who rate 3 + 3 papers, scored on the rest."""
+    sys.path.insert(0, str(ROOT))
+    from bench.ratings_eval import report
+    from digest import rank
+    from digest.store import Store
+
+    with Store(db) as store:
+        papers = [p for _, p in store.arrivals(0, store.newest_paper_row())]
+        blobs = store.paper_terms([p.id for p in papers], rank.terms_key(None))
+    return report(EVAL_DIR, papers, blobs, datetime.fromisoformat(NOW))
+
+
 def semantic_lines(ev, qrels, papers, defaults, lexical, line) -> list[str]:  # type: ignore[no-untyped-def]
     """The semantic layer (`papers-digest[semantic]`): its two constants tuned on the dev
     profiles on top of the shipped lexical defaults, dev and leave-one-profile-out, beside
@@ -226,6 +241,8 @@ def main() -> int:
         cli_rows = ours(db, specs)
         print(evaluate(qrels, cli_rows))
         print(tuning(qrels, db, cli_rows))
+        print("\nlearning from ratings (bench/ratings_eval.py):")
+        print(ratings(db))
     print("\nbm25s baseline (title + abstract, PyStemmer English, top 10):")
     print(evaluate(qrels, bm25s_baseline(papers, specs)))
     return 0

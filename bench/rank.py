@@ -240,7 +240,7 @@ def semantic_cost(n_papers: int, n_profiles: int, sample: int = 200) -> str:
         vectors = model.encode(texts)
         runs.append((cpu() - t0) / len(texts))
     per_paper = sorted(runs)[1]
-    papers, profiles = synthetic_day(n_papers, min(n_profiles, 20_000))
+    _papers, profiles = synthetic_day(n_papers, min(n_profiles, 20_000))
     rng = np.random.default_rng(3)
     rows = vectors[rng.integers(0, len(vectors), n_papers)]
     day = dense.DenseDay(rows, np.ones(n_papers, bool), model.encode, model.model)

@@ -126,11 +126,16 @@ class Profile:
 #: The `Match.fields` of a keyword a paper matched by meaning (the semantic layer: its
 #: text is close to the keyword's) rather than by its words.
 MEANING = ("meaning",)
+#: The `Match.fields` of a paper that came in or moved up by the reader's ratings
+#: (`rank.learn`): its `keyword` is then the title of the liked paper it is like.
+RATINGS_FIELD = "ratings"
+#: Characters of a liked paper's title a why-line shows.
+LIKED_TITLE_CHARS = 60
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Where one keyword matched a paper."""
+    """Where one keyword matched a paper (or, `by_ratings`, which liked paper it is like)."""
 
     keyword: str  #: the keyword as the user typed it
     #: "title" and/or "abstract"; `MEANING` when the paper matched it by meaning alone
@@ -140,6 +145,19 @@ class Match:
     words: tuple[str, ...] = ()
     #: True when only some words of a multi-word keyword matched (not all together).
     partly: bool = False
+
+    @property
+    def by_ratings(self) -> bool:
+        """True when this is not a keyword but the reader's ratings: a liked paper."""
+        return self.fields == (RATINGS_FIELD,)
+
+    @property
+    def liked(self) -> str:
+        """The liked paper's title as a why-line shows it (shortened), for `by_ratings`."""
+        title = " ".join(self.keyword.split())
+        if len(title) <= LIKED_TITLE_CHARS:
+            return title
+        return title[: LIKED_TITLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
     @property
     def shown(self) -> tuple[str, ...]:
@@ -175,36 +193,44 @@ class DigestItem:
 
     @property
     def matched(self) -> list[str]:
-        """The keywords that matched, as typed."""
-        return [m.keyword for m in self.matches]
+        """The keywords that matched, as typed (not the ratings that lifted it)."""
+        return [m.keyword for m in self.matches if not m.by_ratings]
 
     @property
     def why(self) -> str:
-        """One line: the words that matched, where, and for which keyword."""
+        """One line: the words that matched, where, and for which keyword; the keywords it
+        is close to by meaning alone; and the liked paper when the reader's ratings brought
+        it in or moved it up."""
         if not self.matches:
             return "popular today"
         parts = []
         for m in self.matches:
-            if m.by_meaning:
+            if m.by_ratings or m.by_meaning:
                 continue
             label = f"{'partly ' if m.partly else ''}{', '.join(m.shown)} ({' + '.join(m.fields)})"
             parts.append(label if m.names_keyword else f"{label} for {m.keyword}")
         close = [m.keyword for m in self.matches if m.by_meaning]
-        return meaning_line(("matches " + "; ".join(parts)) if parts else "", close)
+        liked = [m.liked for m in self.matches if m.by_ratings]
+        return why_line(parts, close, liked)
 
     @property
     def by_meaning(self) -> bool:
-        """True when the paper came in by meaning: no keyword matched it by its words."""
-        return bool(self.matches) and all(m.by_meaning for m in self.matches)
+        """True when the paper came in by meaning: a keyword matched it by meaning and
+        none by its words (the reader's ratings aside)."""
+        kinds = [m.by_meaning for m in self.matches if not m.by_ratings]
+        return bool(kinds) and all(kinds)
 
 
-def meaning_line(lexical: str, close: list[str]) -> str:
-    """A why-line: its lexical part (`lexical`, may be empty), then the keywords the
-    paper is close to by meaning (already escaped for the output format)."""
-    if not close:
-        return lexical
-    said = f"close in meaning to {', '.join(close)}"
-    return f"{lexical}; {said}" if lexical else f"by meaning: {said}"
+def why_line(lexical: list[str], close: list[str], liked: list[str]) -> str:
+    """A why-line from its parts, each already escaped for the output format: the
+    keywords matched by their words (`lexical`), those the paper is close to by meaning
+    alone (`close`), and the liked papers it is like (`liked`, shortened titles)."""
+    out = [f"matches {'; '.join(lexical)}"] if lexical else []
+    if close:
+        said = f"close in meaning to {', '.join(close)}"
+        out.append(said if lexical else f"by meaning: {said}")
+    out += [f"by your ratings (like: {title})" for title in liked]
+    return "; ".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ can draw a bar on a terminal and stay quiet when piped.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from digest import publish as site
-    from digest import send, subscriptions
+    from digest import rank, send, subscriptions
     from digest.config import Config
     from digest.deliver import Backend
     from digest.enrol import ImportReport, import_subscribers
@@ -82,11 +82,14 @@ def build_digest(
     title: str | None = None,
     notes: Sequence[str] = (),
     blobs: Mapping[str, bytes] | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
     dense: DenseDay | None = None,
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
     papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again;
-    `dense`: their vectors for the semantic layer (`kept_vectors`; None: words alone)."""
+    `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them);
+    `dense`: the papers' vectors for the semantic layer (`kept_vectors`; None: words alone)."""
     from digest import rank
 
     if not profiles:
@@ -96,7 +99,9 @@ def build_digest(
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms)  # index only those
         prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
-        ranked = rank.rank_prepared(prepared, profiles)
+        assigned = rank.assign_ratings(profiles, rated, prepared.analyzer, settings)
+        excluded = [sent] * len(profiles) if sent else None
+        ranked = rank.rank_prepared(prepared, profiles, excluded, ratings=assigned or None)
     sections = tuple(
         DigestSection(p, r.items, r.matched - len(r.items))
         for p, r in zip(profiles, ranked, strict=True)
@@ -111,15 +116,23 @@ def build_digest(
 
 
 def rank_stored(
-    config: Config, store: Store, profile: Profile, now: datetime, window: Window | None = None
+    config: Config,
+    store: Store,
+    profile: Profile,
+    now: datetime,
+    window: Window | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
-    stored paper), best first."""
+    stored paper), best first; `sent`, `rated`: a reader's sent papers and ratings."""
     from digest.window import kept_terms, kept_vectors, stored_papers
 
     papers = stored_papers(store, window)
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
-    digest = build_digest(config, papers, [profile], now, blobs=blobs, dense=dense)
+    digest = build_digest(
+        config, papers, [profile], now, blobs=blobs, sent=sent, rated=rated, dense=dense
+    )
     return list(digest.sections[0].items)
 
 
@@ -130,9 +143,12 @@ def preview(
     now: datetime,
     fmt: str = "markdown",
     window: Window | None = None,
+    sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> tuple[Digest, str]:
     """Rank the papers in `window` (default: every stored paper) for one profile and render
-    the digest; `Digest.papers_considered` tells an empty window from no match."""
+    the digest; `Digest.papers_considered` tells an empty window from no match. `sent`,
+    `rated`: a reader's sent papers and ratings (`digest preview --subscriber`)."""
     from digest.render import make_environment, render_digest
     from digest.window import kept_terms, kept_vectors, stored_papers
 
@@ -141,7 +157,17 @@ def preview(
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
-    digest = build_digest(config, papers, [profile], now, notes=notes, blobs=blobs, dense=dense)
+    digest = build_digest(
+        config,
+        papers,
+        [profile],
+        now,
+        notes=notes,
+        blobs=blobs,
+        sent=sent,
+        rated=rated,
+        dense=dense,
+    )
     env = make_environment(config.templates_dir)
     text = render_digest(
         digest, fmt, env=env, now=now, base_url=config.publish.base_url, intro=config.intro
@@ -211,12 +237,12 @@ def publish(
         config,
         store,
         now,
-        ranker=KeptTermsRanker(store.path),
+        ranker=KeptTermsRanker(store.location),
         out_dir=out_dir,
         progress=progress,
         workers=workers,
         full=full,
-        reopen=functools.partial(type(store), store.path),  # workers read it themselves
+        reopen=functools.partial(type(store), store.location),  # workers read it themselves
     )
 
 

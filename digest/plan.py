@@ -24,12 +24,16 @@ import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
 from digest import rank
 from digest.model import Digest, DigestSection, LastDigest, Paper, Profile, Subscriber
+
+if TYPE_CHECKING:
+    from digest.rank.learn import Rated
 
 #: How far back a first digest looks, by frequency.
 PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
@@ -169,6 +173,7 @@ def plan_digests(
     title: str,
     notes: Sequence[str] = (),
     prepared: rank.Prepared | None = None,
+    ratings: Mapping[int, Sequence[Rated]] | None = None,
 ) -> tuple[list[Planned], int]:
     """Each due reader's digest from `arrivals` ((row, paper) in row order), and how many
     were left out because nothing new matched and the reader asked for no empty note.
@@ -177,6 +182,8 @@ def plan_digests(
     section of a digest only: a later section asks for as many more as the earlier ones
     may take (bounded by the digest's size, not by the reader's history). `prepared`:
     `rank.prepare` of the arrivals' papers, to share it between pages of readers.
+    `ratings[reader]`: the papers they rated (`rank.learn`), each counted for the
+    profiles it is about (`learn.assign`).
     """
     rows = [r for r, _ in arrivals]
     if prepared is None:
@@ -185,18 +192,26 @@ def plan_digests(
     owners: list[tuple[int, Profile, int]] = []
     excludes: list[Collection[str]] = []
     starts: list[int] = []
+    rated: list[Sequence[Rated]] = []
     for m, d in enumerate(due):
         ledger = ledgers.get(d.subscriber.id, ())
         start = bisect.bisect_right(rows, d.after_row)
         earlier = 0
-        for profile in d.subscriber.profiles:
+        mine = ratings.get(d.subscriber.id) if ratings else None
+        subs = d.subscriber.profiles
+        if mine:
+            rated += rank.assign_ratings(subs, mine, prepared.analyzer, settings)
+        else:
+            rated += [()] * len(subs)
+        for profile in subs:
             limit = settings.max_items_of(profile)
             profiles.append(replace(profile, max_items=limit + earlier))
             owners.append((m, profile, limit))
             excludes.append(ledger)
             starts.append(start)
             earlier += limit
-    ranked = rank.rank_prepared(prepared, profiles, exclude_ids=excludes, start=starts)
+    learn = rated if any(rated) else None
+    ranked = rank.rank_prepared(prepared, profiles, excludes, starts, learn)
     sections: dict[int, list[DigestSection]] = {}
     taken: dict[int, set[str]] = {}
     for (m, profile, limit), result in zip(owners, ranked, strict=True):

@@ -33,6 +33,7 @@ from digest.model import Claim, Keyword, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
 from digest.store.lease import this_owner
+from digest.window import reader_ratings
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
@@ -270,6 +271,7 @@ def _plan(
     for due in due_pages():
         if not due:
             continue
+        ratings = reader_ratings(store, [d.subscriber.id for d in due], synonyms)
         planned, empty = plan_digests(
             due,
             arrivals,
@@ -280,6 +282,7 @@ def _plan(
             title=config.digest_title,
             notes=notes,
             prepared=prepared,
+            ratings=ratings,
         )
         yield _Page(len(due), empty, planned, high, total)
 

@@ -7,6 +7,8 @@ What the server itself guards, below the application (see digest.web.guard for t
   byte, so a client trickling one byte a second would otherwise hold a connection forever;
 - the request line and headers may take at most `MAX_HEADER_BYTES` (h11 answers 400);
 - at most `MAX_CONNECTIONS` connections and tasks at once (uvicorn answers 503);
+- every answer carries the security headers (digest.web.guard.SECURITY_HEADERS), uvicorn's
+  own 400, 500 and 503 too: the server adds them, not the application's middleware;
 - uvicorn's own access log is off: it would print the query string, and with it the
   signed token of a reader's link. The app logs each request with tokens redacted.
 
@@ -32,6 +34,7 @@ from digest.config import Config
 from digest.deliver import Backend
 from digest.web import make_app
 from digest.web.files import check_site_dir
+from digest.web.guard import SECURITY_HEADERS
 from digest.web.pages import UNSUBSCRIBE_WAIT
 
 #: Seconds a client has to send one whole request once it has started (or connected).
@@ -84,6 +87,23 @@ class DeadlineH11Protocol(H11Protocol):
         if not self.transport.is_closing():
             self.transport.close()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse, with the security headers."""
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        headers += _SECURITY
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=msg.encode("ascii")),
+            h11.EndOfMessage(),
+        ):
+            output = self.conn.send(event)
+            if output:
+                self.transport.write(output)
+        self.transport.close()
+
+
+_SECURITY = [(k.encode("ascii"), v.encode("ascii")) for k, v in SECURITY_HEADERS.items()]
+
 
 @dataclass
 class RunningServer:
@@ -113,7 +133,7 @@ class RunningServer:
 
 def make_server(
     config: Config,
-    store_path: Path,
+    store_path: Path | str,
     clock: Callable[[], datetime],
     *,
     host: str = "127.0.0.1",
@@ -123,6 +143,7 @@ def make_server(
     request_deadline: float = REQUEST_DEADLINE,
     open_backend: Callable[[], Backend] | None = None,
     unsubscribe_wait: float = UNSUBSCRIBE_WAIT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> RunningServer:
     """A server bound to host:port (0 picks a free port), ready to `run()`.
 
@@ -130,10 +151,14 @@ def make_server(
     opens the mail backend for confirmation emails (default: the configured one). A
     `site_dir` that holds the store, the secret or config.toml is refused (ConfigError).
     `unsubscribe_wait`: seconds a one-click unsubscribe waits for a busy store before it is
-    queued beside it (answered 202) instead.
+    queued beside it (answered 202) instead. `max_connections`: connections and tasks at once
+    before uvicorn answers 503.
     """
     directory = site_dir or config.publish.dir
-    check_site_dir(config, store_path, directory)
+    # The files never to serve: the SQLite store's (the secret lives there too).
+    check_site_dir(
+        config, store_path if isinstance(store_path, Path) else config.store_path, directory
+    )
     directory.mkdir(parents=True, exist_ok=True)
     app = make_app(
         config,
@@ -143,6 +168,7 @@ def make_server(
         log=log,
         open_backend=open_backend,
         unsubscribe_wait=unsubscribe_wait,
+        security_headers=False,  # uvicorn adds them to every answer (`headers=` below)
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -165,7 +191,8 @@ def make_server(
         date_header=True,
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=5,
-        limit_concurrency=MAX_CONNECTIONS,
+        limit_concurrency=max_connections,
+        headers=list(SECURITY_HEADERS.items()),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         proxy_headers=False,
     )

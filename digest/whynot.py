@@ -3,7 +3,7 @@ stored papers of a window (rank/whynot.py does the ranking part, purely)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from digest import rank
@@ -21,12 +21,14 @@ def audit_stored(
     now: datetime,
     window: Window | None = None,
     sent: Collection[str] = (),
+    rated: Sequence[rank.Rated] = (),
 ) -> Audit:
     """The audit of `profile` over the papers of `window` (default: every stored paper),
-    indexed as a digest indexes them; `sent`: what the reader got before."""
+    indexed as a digest indexes them; `sent`: what the reader got before; `rated`: the
+    papers they rated for this profile."""
     settings, synonyms = config.ranking, config.synonyms or None
     papers = stored_papers(store, window)
     wanted = rank.keyword_features([*profile.keywords, *profile.exclude], settings, synonyms)
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
     prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
-    return audit(prepared, profile, sent)
+    return audit(prepared, profile, sent, rated)

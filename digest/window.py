@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from digest.config import Config
 from digest.model import DigestItem, Paper, Profile
 from digest.rank import RankSettings
-from digest.store import Store
+from digest.store import Store, open_store
 
 if TYPE_CHECKING:
+    from digest import rank
     from digest.rank.dense import DenseDay
 
 
@@ -88,13 +89,27 @@ def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> Dense
     return dense.DenseDay(vectors, present, model.encode, model.model)
 
 
+def reader_ratings(
+    store: Store, subscriber_ids: Sequence[int], synonyms: Mapping[str, Sequence[str]] | None
+) -> dict[int, list[rank.Rated]]:
+    """What the ranker learns from for these readers (one query for all of them): each
+    one's rated papers, with the terms ingest kept for them."""
+    from digest import rank
+
+    found = store.rated_papers(subscriber_ids, rank.terms_key(synonyms or None))
+    return {
+        sid: [rank.Rated(paper, vote, blob) for paper, vote, blob in rows]
+        for sid, rows in found.items()
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class KeptTermsRanker:
     """`rank.rank` on the terms ingest kept (in `store_path`), indexing only the profiles'
     features: a day of the archive costs its reading, not its analysis. Picklable, so the
     archive's worker processes can take it; each call opens the store to read."""
 
-    store_path: Path
+    store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
 
     def __call__(
         self,
@@ -106,7 +121,7 @@ class KeptTermsRanker:
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
 
-        with Store(self.store_path) as store:
+        with open_store(self.store_path) as store:
             blobs = store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)

@@ -183,3 +183,53 @@ def test_a_directory_holding_the_store_or_secret_is_refused(served: Served, insi
     )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: ") and "will not serve" in result.stderr
+
+
+def test_the_servers_own_answers_carry_the_security_headers(served: Served) -> None:
+    """uvicorn answers some requests itself, before the application sees them: a request
+    h11 cannot parse (400) and one over the connection limit (503). They carry the same
+    headers as every page."""
+    import socket
+
+    with socket.create_connection(served.server.address, timeout=30) as sock:
+        sock.sendall(b"NOT AN HTTP REQUEST\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(4096):
+            raw += chunk
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert head.startswith("http/1.1 400"), head
+    assert "x-content-type-options: nosniff" in head
+    assert "content-security-policy: default-src 'none'" in head
+
+    # One connection allowed: this very request is the one too many.
+    full = make_server(
+        served.config,
+        served.config.store_path,
+        lambda: NOW,
+        port=0,
+        site_dir=served.site,
+        max_connections=1,
+    )
+    thread = serve_in_thread(full)
+    try:
+        status, headers, _ = Served(served.config, served.site, full, "").get("/index.html")
+    finally:
+        full.stop()
+        thread.join()
+    assert status == 503
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_each_security_header_is_sent_once(served: Served) -> None:
+    conn = http.client.HTTPConnection(*served.server.address, timeout=30)
+    try:
+        conn.request("GET", "/index.html")
+        answer = conn.getresponse()
+        answer.read()
+        names = [k.lower() for k, _ in answer.getheaders()]
+    finally:
+        conn.close()
+    for name in ("content-security-policy", "x-content-type-options", "referrer-policy"):
+        assert names.count(name) == 1, (name, names)

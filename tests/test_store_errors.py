@@ -109,6 +109,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "unrate": call(SUBSCRIBER_ID, PAPER.id),
     "ratings": call(SUBSCRIBER_ID),
     "rating": call(SUBSCRIBER_ID, PAPER.id),
+    "rated_papers": call([SUBSCRIBER_ID], "k"),
     "acquire_lease": call("send", "other-host:1:1", T0, timedelta(minutes=2)),
     "release_lease": call("send", "this-host:1:1"),
     # the base

@@ -27,6 +27,7 @@ from digest.sources import known_kinds
 
 if TYPE_CHECKING:
     from digest.pipeline import Window
+    from digest.rank.learn import Rated
     from digest.store import Store
 
 
@@ -214,25 +215,22 @@ def rank_command(
     from digest.text import clean
 
     window = _window(obj, since, all_papers, frequency)
-    if explain_id is not None or show_below is not None or subscriber:
-        with obj.project_store() as store:
-            sent: set[str] = set()
-            if subscriber:
-                if keywords or exclude or limit:
-                    raise CliError(
-                        "--subscriber ranks a reader's profile as stored: give --profile NAME,"
-                        " not --keywords, --exclude or --limit"
-                    )
-                profile, sent = whynot.reader_profile(store, subscriber, profile_name)
-            else:
-                profile = _profile(obj, keywords, profile_name, exclude, limit)
-            if explain_id is None and show_below is None:
-                raise CliError("--subscriber goes with --explain PAPER_ID or --show-below N")
-            whynot.run(obj, store, profile, window, sent, explain_id, show_below, as_json)
-        return
-    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    sent: set[str] = set()
+    rated: list[Rated] = []
+    if subscriber and (keywords or exclude or limit):
+        raise CliError(
+            "--subscriber ranks a reader's profile as stored: give --profile NAME,"
+            " not --keywords, --exclude or --limit"
+        )
+    if not subscriber:
+        profile = _profile(obj, keywords, profile_name, exclude, limit)
     with obj.project_store() as store:
-        items = pipeline.rank_stored(obj.config, store, profile, obj.now, window)
+        if subscriber:
+            profile, sent, rated = whynot.reader_profile(obj, store, subscriber, profile_name)
+        if explain_id is not None or show_below is not None:
+            whynot.run(obj, store, profile, window, sent, rated, explain_id, show_below, as_json)
+            return
+        items = pipeline.rank_stored(obj.config, store, profile, obj.now, window, sent, rated)
         empty = _empty_window(store, window) if not items else None
     if empty:
         click.echo(empty, err=True)
@@ -244,6 +242,7 @@ def rank_command(
                 "title": item.paper.title,
                 "score": round(item.score, 6),
                 "matched": item.matched,
+                "liked": [m.keyword for m in item.matches if m.by_ratings],
             }
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
@@ -273,6 +272,12 @@ def rank_command(
     is_flag=True,
     help="Write the digest to a file under the preview directory and open it in the browser.",
 )
+@click.option(
+    "--subscriber",
+    metavar="EMAIL",
+    help="Preview for this reader: their profile (--profile NAME names one of theirs), without"
+    " the papers they were sent before, reordered and widened by their ratings.",
+)
 @pass_ctx
 def preview(
     obj: _Ctx,
@@ -285,6 +290,7 @@ def preview(
     all_papers: bool,
     frequency: str | None,
     open_browser: bool,
+    subscriber: str | None,
 ) -> None:
     """Render the digest a reader would get of the papers new to the store, and print it.
 
@@ -298,13 +304,27 @@ def preview(
       digest preview --keywords 'LoRA, "parameter-efficient fine-tuning"'
       digest preview --profile speech --format html > speech.html
       digest preview -k 'TTS, ASR' --all
+      digest preview --subscriber ada@example.org --format html
     """
     from digest import pipeline
+    from digest.cli import whynot
 
-    profile = _profile(obj, keywords, profile_name, exclude, limit)
+    if subscriber and (keywords or exclude or limit):
+        raise CliError(
+            "--subscriber previews a reader's profile as stored: give --profile NAME,"
+            " not --keywords, --exclude or --limit"
+        )
+    profile = None if subscriber else _profile(obj, keywords, profile_name, exclude, limit)
     window = _window(obj, since, all_papers, frequency)
+    sent: set[str] = set()
+    rated: list[Rated] = []
     with obj.project_store() as store:
-        digest, text = pipeline.preview(obj.config, store, profile, obj.now, fmt, window)
+        if subscriber:
+            profile, sent, rated = whynot.reader_profile(obj, store, subscriber, profile_name)
+        assert profile is not None
+        digest, text = pipeline.preview(
+            obj.config, store, profile, obj.now, fmt, window, sent, rated
+        )
         empty = _empty_window(store, window) if not digest.papers_considered else None
     if empty:
         click.echo(empty, err=True)

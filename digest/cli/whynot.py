@@ -14,6 +14,7 @@ from digest.model import Profile
 from digest.text import clean
 
 if TYPE_CHECKING:
+    from digest.rank.learn import Rated
     from digest.rank.whynot import Audit, Verdict
     from digest.store import Store
     from digest.window import Window
@@ -45,8 +46,11 @@ def explain_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def reader_profile(store: Store, email: str, profile_name: str | None) -> tuple[Profile, set[str]]:
-    """The reader's profile (the named one, or their only one) and their sent-ledger."""
+def reader_profile(
+    obj: _Ctx, store: Store, email: str, profile_name: str | None
+) -> tuple[Profile, set[str], list[Rated]]:
+    """The reader's profile (the named one, or their only one), their sent-ledger and the
+    papers they rated that count for that profile (`rank.learn.assign`)."""
     sub = store.subscriber_by_email(email.strip().lower())
     if sub is None:
         raise CliError(
@@ -55,9 +59,16 @@ def reader_profile(store: Store, email: str, profile_name: str | None) -> tuple[
     names = [p.name for p in sub.profiles]
     if profile_name is None and len(names) == 1:
         profile_name = names[0]
-    for profile in sub.profiles:
+    for at, profile in enumerate(sub.profiles):
         if profile.name == profile_name:
-            return profile, store.sent_paper_ids(sub.id)
+            from digest import rank
+            from digest.rank.analyzer import analyzer_for
+            from digest.window import reader_ratings
+
+            synonyms, settings = obj.config.synonyms or None, obj.config.ranking
+            mine = reader_ratings(store, [sub.id], synonyms).get(sub.id, [])
+            by_profile = rank.assign_ratings(sub.profiles, mine, analyzer_for(synonyms), settings)
+            return profile, store.sent_paper_ids(sub.id), by_profile[at]
     have = ", ".join(repr(n) for n in names) or "none"
     which = f"has no profile {profile_name!r}" if profile_name else "has several profiles"
     raise CliError(f"--subscriber {email}: {which}; give --profile NAME (have: {have})")
@@ -69,6 +80,7 @@ def run(
     profile: Profile,
     window: Window,
     sent: set[str],
+    rated: list[Rated],
     explain_id: str | None,
     show_below: int | None,
     as_json: bool,
@@ -83,7 +95,7 @@ def run(
             raise CliError(
                 f"--explain {explain_id!r}: no such paper; `digest papers --json` lists the ids"
             )
-    found = audit_stored(obj.config, store, profile, obj.now, window, sent)
+    found = audit_stored(obj.config, store, profile, obj.now, window, sent, rated)
     if paper is None:
         _below(found.below(show_below or 0), found, as_json)
         return
@@ -122,6 +134,8 @@ def _explain(verdict: Verdict, profile: Profile) -> None:
     click.echo(f"  {_headline(verdict)}")
     for rule in verdict.rules[1:]:
         click.echo(f"  also {_reason(verdict, rule)}")
+    if verdict.liked is not None:
+        click.echo(f"  by your ratings (like: {clean(verdict.liked)})")
     click.echo(
         f"  relevance {verdict.relevance:.3f} (needed today {verdict.min_score:.3f}),"
         f" score {verdict.score:.3f} (relevance with popularity and recency: the order)"
@@ -174,6 +188,7 @@ def _row(v: Verdict, full: bool = False) -> dict[str, Any]:
     if full:
         row["min_score"], row["max_items"] = v.min_score, v.max_items
         row["cut_off"] = v.cut_reason
+        row["liked"] = v.liked
         row["vetoed_by"] = list(v.vetoed_by)
         row["keywords"] = [
             {

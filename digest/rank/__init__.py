@@ -6,6 +6,7 @@
     score      all profiles x all papers in sparse products, gate and top-k (`select`)
     explain    matched keywords, fields and snippets per item; `match_spans` for templates
     terms      a paper's analysed text, kept by the store so it is analysed once
+    learn      readers' ratings as one more term of their profiles (`Rated`)
     ranker     `rank`, on top of score and explain
     settings   `RankSettings`, every tunable number with its default
 
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
     from digest.keywords import format_keyword, parse_keywords
     from digest.rank.explain import match_spans
+    from digest.rank.learn import Rated
+    from digest.rank.learn import assign as assign_ratings
     from digest.rank.query import make_profile, profile_text
     from digest.rank.ranker import (
         Prepared,
@@ -39,6 +42,8 @@ _WHERE = {
     "format_keyword": "digest.keywords",
     "parse_keywords": "digest.keywords",
     "match_spans": "digest.rank.explain",
+    "Rated": "digest.rank.learn",
+    "assign_ratings": "digest.rank.learn",
     "make_profile": "digest.rank.query",
     "profile_text": "digest.rank.query",
     "Prepared": "digest.rank.ranker",
@@ -53,9 +58,13 @@ _WHERE = {
 }
 
 
+#: Names exported under another name than their module's.
+_AS = {"assign_ratings": "assign"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
+        return getattr(importlib.import_module(_WHERE[name]), _AS.get(name, name))
     raise AttributeError(f"module 'digest.rank' has no attribute {name!r}")
 
 
@@ -63,6 +72,8 @@ __all__ = [
     "Prepared",
     "RankSettings",
     "Ranked",
+    "Rated",
+    "assign_ratings",
     "encode_terms",
     "format_keyword",
     "keyword_features",

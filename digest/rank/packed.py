@@ -179,3 +179,20 @@ def _scan(
             fields = out[k] = ([], [])
         fields[0 if title else 1].append((value, c))
     return out
+
+
+def hashed_terms(paper: Paper, blob: bytes | None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Every feature of a packed blob as (hashes, counts, how many of them are the
+    title's), for models over all of a paper's features (`learn`); None where the blob
+    is missing, not packed, damaged or made from another text."""
+    if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
+        return None
+    _, text, _, _, nt, na, width = _HEAD.unpack_from(blob)
+    n = nt + na
+    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * n + _padded(width * n):
+        return None
+    if text != text_hash(paper):
+        return None
+    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
+    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
+    return hashes.astype(np.uint64), counts.astype(np.float32), int(nt)

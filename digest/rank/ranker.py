@@ -21,6 +21,7 @@ from digest.rank.analyzer import Analyzer, analyzer_for
 from digest.rank.dense import DenseDay, fuse, keyword_meaning
 from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
+from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
 from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
@@ -43,6 +44,9 @@ class Prepared:
     #: Snippet spans and snippets found so far, shared by the pages ranked on this index
     #: (only when it was built for known features: `prepare(wanted=...)`).
     memo: ExplainMemo | None = None
+    #: The papers' kept terms, and their tf-idf vectors once a rated profile needs them
+    #: (`learn`: readers without ratings never build them).
+    vectors: VectorMemo | None = None
     #: The semantic layer's paper vectors, in `papers` order (None: lexical only).
     dense: DenseDay | None = None
 
@@ -77,7 +81,8 @@ def prepare(
     prior = (1.0 - pw - rw + pw * pop + rw * rec).astype(np.float32)
     column = {p.id: j for j, p in enumerate(papers)}
     memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
-    return Prepared(papers, index, prior, analyzer, settings, column, memo, dense)
+    vectors = VectorMemo(blobs)
+    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense)
 
 
 def keyword_features(
@@ -138,30 +143,34 @@ def rank_prepared(
     profiles: Sequence[Profile],
     exclude_ids: Sequence[Collection[str]] | None = None,
     start: Sequence[int] | None = None,
+    ratings: Sequence[Sequence[Rated]] | None = None,
 ) -> list[Ranked]:
     """`rank` on papers indexed once: readers whose windows differ share one index.
 
     `start[i]`: profile i considers only `papers[start[i]:]` (papers in arrival order,
     a reader's window is where their new papers begin); `exclude_ids[i]`: paper ids it
-    must not get (what its reader was sent before).
+    must not get (what its reader was sent before); `ratings[i]`: the papers its reader
+    rated for it (`learn`): they reorder and admit papers, and never come back.
     """
     papers, settings, analyzer = prepared.papers, prepared.settings, prepared.analyzer
     if not profiles:
         return []
     if not papers:
         return [Ranked((), 0) for _ in profiles]
-    for name, given in (("exclude_ids", exclude_ids), ("start", start)):
+    for name, given in (("exclude_ids", exclude_ids), ("start", start), ("ratings", ratings)):
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
     compiled = compile_profiles(profiles, analyzer, settings)
     evidence = keyword_evidence(prepared, compiled)
-    vetoes = evidence.phrase.copy()
+    scores, vetoes = evidence.fused, evidence.phrase.copy()
     vetoes.data[:] = 1.0
+    learned = augment(prepared, compiled, scores, vetoes, ratings) if ratings else None
+    if learned is not None:
+        compiled, scores, vetoes = learned.compiled, learned.scores, learned.vetoes
+        exclude_ids = learned.exclude_ids(exclude_ids, len(profiles))
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
-    chosen = select(
-        compiled, evidence.fused, vetoes, profiles, prepared.prior, settings, excluded, starts
-    )
+    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
     items = explain(
         papers,
         profiles,
@@ -174,6 +183,8 @@ def rank_prepared(
         prepared.memo,
         evidence.meaning,
     )
+    if learned is not None:
+        items = learned.explain(items, prepared.column)
     return [Ranked(i, int(n)) for i, n in zip(items, chosen.matched.tolist(), strict=True)]
 
 

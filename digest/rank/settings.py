@@ -66,6 +66,21 @@ class RankSettings:
     default_max_items: int = 10
     default_min_score: float = 0.4
     cutoff_ratio: float = 0.5
+    #: Learning from ratings (`rank.learn`): a rated paper is read as a "more like this"
+    #: query of its `query_terms` heaviest tf-idf features; a paper is lifted when its
+    #: similarity to the liked papers' mean stands more than `like_background` standard
+    #: deviations above the day's mean, fully at `like_gain` deviations more, by up to
+    #: `like_weight` (a paper no keyword reaches gets at most that relevance), for at most
+    #: `like_max_papers` papers a profile; near a disliked paper the same way, it loses
+    #: up to `dislike_weight` (what it misses is multiplied by 1 + that). All but
+    #: query_terms chosen on the dev set by `make eval` (bench/ratings_eval.py), which
+    #: reports leave-one-profile-out figures for them.
+    query_terms: int = 100
+    like_background: float = 1.0
+    like_gain: float = 2.0
+    like_weight: float = 0.5
+    like_max_papers: int = 10
+    dislike_weight: float = 0.5
     #: The semantic layer (`rank.dense`; only with `papers-digest[semantic]` installed
     #: and paper vectors in the store): a paper whose similarity to a keyword has a z-score
     #: of at least `dense_z` against the day's papers gets `dense_credit` (more above it)

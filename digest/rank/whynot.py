@@ -17,7 +17,7 @@ scored better.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from digest.keywords import format_keyword
 from digest.model import Paper, Profile
 from digest.rank.cutoff import cut
+from digest.rank.learn import Rated, augment
 from digest.rank.ranker import Prepared, _excluded, keyword_evidence
 from digest.rank.score import Selections, compile_profiles, lookup, select
 
@@ -81,6 +82,8 @@ class Verdict:
     min_score: float  #: the relevance the profile needed today (the cut-off's threshold)
     max_items: int
     cut_reason: str  #: the cut-off's rule in words (`cutoff.cut`)
+    #: The liked paper (title) the reader's ratings found it like, when they lifted it.
+    liked: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class Audit:
     _meaning: sp.csr_matrix | None  #: the semantic layer's part of it (None: off)
     threshold: float  #: the relevance a paper needs today: `select`'s own cut-off
     cut_reason: str  #: that cut-off's rule in words, e.g. "below 0.5 x the day's best ..."
+    _lifted: dict[int, str]  #: column -> the liked paper's title, where ratings lifted it
 
     @property
     def min_score(self) -> float:
@@ -168,13 +172,21 @@ class Audit:
             floor,
             limit,
             self.cut_reason,
+            self._lifted.get(column),
         )
 
 
-def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> Audit:
+def audit(
+    prepared: Prepared,
+    profile: Profile,
+    sent: Collection[str] = (),
+    rated: Sequence[Rated] = (),
+) -> Audit:
     """Rank `profile` on `prepared` with its cut opened, keeping what explains the cut.
 
-    `sent`: paper ids the reader got before (what the planner passes as exclude_ids).
+    `sent`: paper ids the reader got before (what the planner passes as exclude_ids);
+    `rated`: the papers the reader rated for this profile (`learn`): their taste is one
+    more term, listed with the keywords, and they never come back (as sent ones).
     """
     papers, settings = prepared.papers, prepared.settings
     # The exclusions as a second profile's keywords: their plan ids, in the same plans.
@@ -184,6 +196,12 @@ def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> A
     scores = evidence.fused
     vetoes = evidence.phrase.copy()
     vetoes.data[:] = 1.0
+    learned = augment(prepared, compiled, scores, vetoes, [rated, ()]) if rated else None
+    lifted: dict[int, str] = {}
+    if learned is not None:
+        compiled, scores, vetoes = learned.compiled, learned.scores, learned.vetoes
+        sent = {*sent, *(r.paper.id for r in rated)}
+        lifted = learned.taste.lifted[0]
     opened = [replace(profile, min_score=0.0, max_items=max(len(papers), 1))]
     unruled = replace(compiled, excludes=sp.csr_matrix(compiled.excludes.shape, dtype=np.float32))
     every = select(unruled, scores, vetoes, opened, prepared.prior, settings)
@@ -203,6 +221,11 @@ def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> A
         KeywordScore(format_keyword(kw), round(float(weights[pid]), 6) if pid >= 0 else 0.0, 0.0)
         for kw, pid in zip(profile.keywords, plans, strict=True)
     )
+    if learned is not None:  # the ratings' term, scored like a keyword (it may be < 0)
+        likes = sum(r.vote > 0 for r in rated)
+        label = f"your ratings ({likes} liked, {len(rated) - likes} disliked)"
+        keywords += (KeywordScore(label, 1.0, 0.0),)
+        plans += (len(compiled.plans) - 1,)
     exclusions = tuple(
         (format_keyword(kw), pid)
         for kw, pid in zip(profile.exclude, compiled.keyword_plans[1], strict=True)
@@ -223,6 +246,7 @@ def audit(prepared: Prepared, profile: Profile, sent: Collection[str] = ()) -> A
         evidence.meaning,
         floor,
         _below_reason(day.reason, profile.min_score, floor),
+        lifted,
     )
 
 

@@ -3,10 +3,16 @@ only SQL in the project): one rating per reader and paper, the latest answer win
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from digest.model import Rating
-from digest.store.base import StoreBase, iso
+from digest.codec import PAPER_COLUMNS, paper_from_row
+from digest.model import Paper, Rating
+from digest.store.base import StoreBase, iso, rows_in
+
+#: A reader's newest ratings the ranker learns from (older ones are kept, not read).
+LEARN_LIMIT = 200
 
 
 class RatingsMixin(StoreBase):
@@ -49,6 +55,28 @@ class RatingsMixin(StoreBase):
         """A reader's rating of one paper, or None."""
         found = self._ratings("r.subscriber_id = ? AND r.paper_id = ?", (subscriber_id, paper_id))
         return found[0] if found else None
+
+    def rated_papers(
+        self, subscriber_ids: Sequence[int], key: str, limit: int = LEARN_LIMIT
+    ) -> dict[int, list[tuple[Paper, int, bytes | None]]]:
+        """What the ranker learns from, for a page of readers in one query: each reader's
+        newest `limit` ratings as (paper, vote, its kept terms under `key` or None)."""
+        columns = ", ".join("p." + c for c in PAPER_COLUMNS)
+        sql = (
+            f"SELECT r.subscriber_id, r.vote, t.data, {columns} FROM ratings r"
+            " JOIN papers p ON p.id = r.paper_id"
+            " LEFT JOIN paper_terms t ON t.paper_id = p.id AND t.key = ?"
+            " WHERE r.subscriber_id IN ({marks})"
+            " ORDER BY r.subscriber_id, r.rated_at DESC, r.paper_id"
+        )
+        out: dict[int, list[tuple[Paper, int, bytes | None]]] = {}
+        for row in rows_in(self._db, sql, list(subscriber_ids), (key,)):
+            mine = out.setdefault(row[0], [])
+            if len(mine) < limit:
+                blob = bytes(row[2]) if row[2] is not None else None
+                paper = paper_from_row(cast(Mapping[str, Any], row))  # a Row reads by name
+                mine.append((paper, int(row[1]), blob))
+        return out
 
     def _ratings(self, where: str, args: tuple[object, ...]) -> list[Rating]:
         rows = self._db.execute(

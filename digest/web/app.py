@@ -34,15 +34,19 @@ _TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"
 
 def make_app(
     config: Config,
-    store_path: Path,
+    store_path: Path | str,
     clock: Callable[[], datetime],
     *,
     site_dir: Path,
     log: Callable[[str], None] | None = None,
     open_backend: Callable[[], Backend] | None = None,
     unsubscribe_wait: float = UNSUBSCRIBE_WAIT,
+    security_headers: bool = True,
 ) -> ASGIApp:
     """The reader pages and the archive under `site_dir`, behind the guard middleware.
+
+    `security_headers`: the guard adds them to each answer; False where the server adds
+    them itself (digest.serve does, so that its own errors carry them too).
 
     `unsubscribe_wait`: seconds a one-click unsubscribe waits for a busy store before it
     is queued beside the store (202) instead.
@@ -89,7 +93,7 @@ def make_app(
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: not_found, StoreUnavailable: unavailable}
     )
-    return GuardMiddleware(app, log=log)
+    return GuardMiddleware(app, log=log, security_headers=security_headers)
 
 
 async def _preview(site: Site, request: Request) -> Response:

@@ -47,14 +47,25 @@ def redact(query: str) -> str:
 
 
 class GuardMiddleware:
-    """Adds the security headers, refuses oversized bodies, logs each request once."""
+    """Adds the security headers (unless the server does), refuses oversized bodies, logs
+    each request once."""
 
     def __init__(
-        self, app: ASGIApp, *, log: Callable[[str], None] | None = None, max_body: int = MAX_BODY
+        self,
+        app: ASGIApp,
+        *,
+        log: Callable[[str], None] | None = None,
+        max_body: int = MAX_BODY,
+        security_headers: bool = True,
     ) -> None:
         self.app = app
         self.log = log
         self.max_body = max_body
+        self.security = (
+            [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+            if security_headers
+            else []
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +79,7 @@ class GuardMiddleware:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"server"]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers += self.security
                 if no_store:
                     headers = [(k, v) for k, v in headers if k != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
