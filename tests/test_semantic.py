@@ -5,8 +5,10 @@ installed (`make test` installs it); the fusion tests need only numpy."""
 
 from __future__ import annotations
 
+import email
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email import policy
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,15 @@ from click.testing import CliRunner
 
 from digest import rank
 from digest.cli import cli
+from digest.config import Config
+from digest.deliver import make_backend
+from digest.ingest import embed_missing
 from digest.model import MEANING, DigestItem, Match, Paper
 from digest.rank import dense, encoder
 from digest.render.filters import why
+from digest.send import send
 from digest.store import Store
+from digest.subscriptions import subscribe
 
 from .conftest import FIXTURES
 
@@ -116,14 +123,11 @@ def test_dense_similarity_is_none_without_the_layer() -> None:
     assert sim is not None and sim.shape == (1, 5) and int(np.argmax(sim[0])) == 4
 
 
-@needs_extra
-def test_embed_then_rank_by_meaning_through_the_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A store made without the layer is filled by `digest embed`; `digest rank` then
-    admits a paper none of whose words is a keyword, and `--explain` says so."""
-    db = tmp_path / "s.sqlite3"
-    papers = [
+def tiny_day() -> list[Paper]:
+    """24 papers on object detection and one that is about speech synthesis in other
+    words (no word of "speech synthesis" in it). A day's z can reach only sqrt(n - 1)
+    (4.9 here), so it holds more papers than the threshold needs."""
+    return [
         Paper(
             f"v{j}",
             f"Object detection benchmark number {j}",
@@ -131,7 +135,7 @@ def test_embed_then_rank_by_meaning_through_the_cli(
             first_seen=NOW,
             last_seen=NOW,
         )
-        for j in range(24)  # a day's z can reach only sqrt(n - 1): 4.8 here
+        for j in range(24)
     ] + [
         Paper(
             "tts",
@@ -141,6 +145,16 @@ def test_embed_then_rank_by_meaning_through_the_cli(
             last_seen=NOW,
         )
     ]
+
+
+@needs_extra
+def test_embed_then_rank_by_meaning_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made without the layer is filled by `digest embed`; `digest rank` then
+    admits a paper none of whose words is a keyword, and `--explain` says so."""
+    db = tmp_path / "s.sqlite3"
+    papers = tiny_day()
     with Store(db) as store:
         store.add_papers(papers, arrived_at=NOW)
     runner = CliRunner()
@@ -171,3 +185,25 @@ def test_an_item_that_matched_words_and_meaning_says_both() -> None:
     )
     assert item.why == "matches LoRA (title); close in meaning to adapters"
     assert not item.by_meaning
+
+
+@needs_extra
+def test_a_sent_digest_says_by_meaning(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`digest send` ranks with the stored vectors: the email holds the paper no keyword
+    reaches, and its why-line says it came in by meaning."""
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    with Store(config.store_path) as store:
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 25
+        spec = rank.make_profile("voices", ["speech synthesis"])
+        subscribe(config, store, "ada@example.org", spec, NOW - timedelta(days=1), confirmed=True)
+        backend = make_backend(config.delivery)
+        assert send(config, store, backend, NOW).sent == 1
+        backend.close()
+    (eml,) = config.delivery.outbox_dir.glob("*.eml")
+    body = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    text = body.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Neural voices that read text aloud" in text
+    assert "by meaning: close in meaning to speech synthesis" in text
+    assert "Object detection" not in text
