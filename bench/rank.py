@@ -37,6 +37,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -260,6 +262,76 @@ def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
     }
 
 
+def semantic_cost(n_papers: int, n_profiles: int, sample: int = 200, runs: int = 3) -> str:
+    """The semantic layer's cost, in this process's CPU time (medians of `runs`):
+
+    - the one-off embedding of new papers (what ingest adds): `sample` seed-like texts
+      (a seed title + 6 seed sentences, ~ an abstract), per paper, times n_papers;
+    - the naive alternative: embedding the day's papers at every ranking instead of
+      reading the stored vectors (decoding n_papers float16 blobs), as a ratio;
+    - the profiles' keywords, embedded once per ranking process (`DenseDay` caches them);
+    - a batch of profiles ranked with the layer on vs off (`rank_prepared` on one index
+      of n_papers): what the dense product, z-scores and fusion add per batch."""
+    import numpy as np
+
+    from digest.rank import dense, encoder, prepare, rank_prepared
+
+    if not encoder.all_installed():
+        return "semantic layer: skipped (pip install -e '.[semantic]')"
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def median_cpu(work: Callable[[], object]) -> float:
+        spent = []
+        for _ in range(runs):
+            t0 = cpu()
+            work()
+            spent.append(cpu() - t0)
+        return statistics.median(spent)
+
+    titles, sentences = _seed_texts()
+    texts = [f"{t}. {' '.join(sentences[j : j + 6])}" for j, t in enumerate(titles[:sample])]
+    model = encoder.load_encoder()
+    vectors = model.encode(texts)
+    per_paper = median_cpu(lambda: model.encode(texts)) / len(texts)
+    papers, profiles = synthetic_day(n_papers, min(n_profiles, 2_000))
+    rng = np.random.default_rng(3)
+    rows = vectors[rng.integers(0, len(vectors), n_papers)]
+    blobs = {p.id: dense.encode_vector(v) for p, v in zip(papers, rows, strict=True)}
+    decode = median_cpu(lambda: dense.decode_vectors(papers, blobs))
+    stored, present = dense.decode_vectors(papers, blobs)
+    keywords = sorted({kw.text for pr in profiles for kw in pr.keywords})
+    t0 = cpu()
+    model.encode(keywords)
+    per_keyword = (cpu() - t0) / len(keywords)
+    lexical = prepare(papers, NOW, RankSettings())
+    day = dense.DenseDay(stored, present, model.encode, model.model)
+    day.keyword_matrix(keywords)  # embedded above: counted there, not in the batch
+    semantic = replace(lexical, dense=day)
+    off = median_cpu(lambda: rank_prepared(lexical, profiles))
+    on = median_cpu(lambda: rank_prepared(semantic, profiles))
+    embed_all = per_paper * n_papers
+    return "\n".join(
+        [
+            f"semantic layer (all-MiniLM-L6-v2 on numpy, {encoder.MAX_TOKENS} word pieces, one"
+            f" BLAS thread; CPU-s, medians of {runs}):",
+            f"  embedding new papers: {per_paper * 1000:.0f} ms a paper ({len(texts)} seed-like"
+            f" texts): {n_papers} papers {embed_all:.0f} CPU-s, once, at ingest (one process,"
+            f" one core: ~{embed_all:.0f} s wall on an idle core, whatever the core count)",
+            f"  reading their stored vectors instead: {decode * 1000:.1f} ms for {n_papers}"
+            f" (embedding them at each ranking, the naive way, costs {embed_all / decode:,.0f}x)",
+            f"  keywords: {per_keyword * 1000:.1f} ms each, once per ranking process;"
+            f" {len(profiles)} synthetic profiles have {len(keywords)} distinct keywords:"
+            f" {per_keyword * len(keywords):.1f} CPU-s",
+            f"  a batch of {len(profiles)} profiles x {n_papers} papers: {off:.2f} CPU-s"
+            f" lexical, {on:.2f} with the layer (+{on - off:.2f}: the dense product, z-scores"
+            f" and fusion; x{on / off:.2f})",
+        ]
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--papers", type=int, default=2000)
@@ -302,6 +374,7 @@ def main() -> int:
         f"bm25s loop, {args.bm25s_sample} profiles: {bm['seconds']:.2f} s {bm['all']} -> "
         f"extrapolated to {p}: {bm['seconds'] * scale:.1f} s (indexing included once)"
     )
+    print(semantic_cost(n, p))
     return 0
 
 

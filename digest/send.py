@@ -33,7 +33,7 @@ from digest.model import Claim, Keyword, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
 from digest.store.lease import this_owner
-from digest.window import reader_ratings
+from digest.window import kept_vectors, reader_ratings
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
@@ -282,7 +282,8 @@ def _plan(
     settings, synonyms = config.ranking, config.synonyms or None
     blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
-    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)
+    dense = kept_vectors(config, store, window)  # None unless the semantic layer is on
+    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted, dense)
     ledgers = Ledgers(*store.sent_pairs(ids, low), ids)
     for due in due_pages():
         if not due:

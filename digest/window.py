@@ -21,6 +21,7 @@ from digest.store import Store, open_store
 
 if TYPE_CHECKING:
     from digest import rank
+    from digest.rank.dense import DenseDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,26 @@ def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[st
     from digest import rank
 
     return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
+
+
+def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> DenseDay | None:
+    """The semantic layer's side of ranking `papers` (their stored vectors, and the
+    encoder for keywords), or None when the layer is off: the extra is not installed,
+    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector."""
+    if not papers or config.ranking.dense_credit <= 0:
+        return None
+    from digest.rank import encoder
+
+    if not encoder.semantic_available():
+        return None
+    blobs = store.paper_vectors([p.id for p in papers], encoder.model_id())
+    if not blobs:
+        return None
+    from digest.rank import dense
+
+    model = encoder.load_encoder()
+    vectors, present = dense.decode_vectors(papers, blobs)
+    return dense.DenseDay(vectors, present, model.encode, model.model)
 
 
 def reader_ratings(

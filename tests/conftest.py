@@ -78,6 +78,12 @@ from tests.smtp_servers import SmtpServer, TlsPair, tls_pair  # noqa: E402
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
+# The semantic layer (`papers-digest[semantic]`, which `make test` installs) stays off in
+# every test but its own (tests/test_semantic.py turns it on): with it on, each ingest of
+# the seeds would embed 331 papers (~25 CPU-s), and the lexical tests' expected output
+# would change. Subprocesses (CLI tests) inherit it.
+os.environ["DIGEST_SEMANTIC"] = "off"
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -59,6 +59,7 @@ class Recording:
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
+    " paper_vectors,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -167,6 +168,21 @@ def test_terms_are_kept_per_analysis(store: Any) -> None:
     assert store.paper_terms(["2510.00001"], "k2") == {}
     assert [p.id for p in store.papers_lacking_terms("k1", 0)] == ["2510.00002"]
     assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
+
+
+@exercises("keep_paper_vectors", "paper_vectors", "papers_lacking_vectors", "count_paper_vectors")
+def test_vectors_are_kept_per_model(store: Any) -> None:
+    store.add_papers([paper(1), paper(2)], arrived_at=T0)
+    assert [p.id for p in store.papers_lacking_vectors("m1")] == ["2510.00001", "2510.00002"]
+    assert store.keep_paper_vectors([("2510.00001", b"\x00\x3c" * 3)], "m1") == 1
+    assert store.paper_vectors(["2510.00001", "2510.00002"], "m1") == {"2510.00001": b"\x00<" * 3}
+    assert store.paper_vectors(["2510.00001"], "m2") == {}
+    assert [p.id for p in store.papers_lacking_vectors("m1")] == ["2510.00002"]
+    assert [p.id for p in store.papers_lacking_vectors("m1", after_row=2)] == []
+    assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (1, 0)
+    # another model's vector replaces it (one vector a paper: the model in use)
+    store.keep_paper_vectors([("2510.00001", b"\x01\x3c" * 3)], "m2")
+    assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (0, 1)
 
 
 @exercises("save_fetch_state", "fetch_state")

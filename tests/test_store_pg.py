@@ -238,3 +238,28 @@ def test_claimers_meeting_in_opposite_orders_wait_instead_of_deadlocking(pg_clus
         claimer.join()
         assert got == [[]]  # the other host had both
         assert sorted(d.id for d in store.deliveries()) == ["other-1", "other-2", "warm"]
+
+
+def test_a_version_12_database_is_upgraded_and_keeps_its_papers(pg_cluster: Any) -> None:
+    """A database made before paper vectors (PostgreSQL support began at 12) gets
+    `paper_vectors` in place (`update_from_12_to_13`), its papers untouched."""
+    from digest.store.pg.connection import PgConnection
+    from digest.store.pg.schema import VERSION_TABLE, update_from_0_to_12
+
+    url = pg_cluster.create_database("from12")
+    with psycopg.connect(url, autocommit=True) as raw:
+        db = PgConnection(raw)
+        with raw.transaction():
+            db.execute(VERSION_TABLE)
+            update_from_0_to_12(db)
+            db.execute("INSERT INTO schema_version (version) VALUES (12)")
+            db.execute(
+                "INSERT INTO papers (id, folded_title, title, first_seen, last_seen)"
+                " VALUES ('p1', 'old', 'Old', ?, ?)",
+                (T0, T0),
+            )
+    with open_store(url) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 13
+        assert [p.id for p in store.papers_lacking_vectors("m")] == ["p1"]
+        store.keep_paper_vectors([("p1", b"\x00<")], "m")
+        assert store.paper_vectors(["p1"], "m") == {"p1": b"\x00<"}

@@ -10,6 +10,7 @@ from digest.cli import (  # noqa: F401  (registers the commands)
     papers,
     ratings,
     schedule,
+    semantic,
     site,
     worker,
 )

@@ -56,6 +56,7 @@ class Compiled:
     weights: sp.csr_matrix  #: profiles x plans, relative keyword weights
     excludes: sp.csr_matrix  #: profiles x plans, 1.0 for each exclusion
     keyword_plans: list[list[int]]  #: per profile, plan id of each keyword (-1: none)
+    texts: list[str] | None = None  #: the keyword text of each plan, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,10 @@ def compile_profiles(
     excludes = sp.csr_matrix((np.ones(len(e_rows), np.float32), (e_rows, e_cols)), shape=shape)
     weights.sum_duplicates()
     excludes.sum_duplicates()
-    return Compiled(plans, weights, excludes, per_profile)
+    texts = [""] * len(plans)
+    for (text, _), pid in plan_of.items():
+        texts[pid] = text
+    return Compiled(plans, weights, excludes, per_profile, texts)
 
 
 def keyword_scores(

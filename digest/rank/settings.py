@@ -84,6 +84,13 @@ class RankSettings:
     like_weight: float = 0.7
     like_max_papers: int = 10
     dislike_weight: float = 1.0
+    #: The semantic layer (`rank.dense`; only with `papers-digest[semantic]` installed
+    #: and paper vectors in the store): a paper whose similarity to a keyword has a z-score
+    #: of at least `dense_z` against the day's papers gets `dense_credit` (more above it)
+    #: as that keyword's evidence by meaning. dense_credit = 0 turns the layer off. Both
+    #: chosen on the dev set by `make eval` (leave-one-profile-out figures in the README).
+    dense_z: float = 3.5
+    dense_credit: float = 0.4
     #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
     profile_chunk: int = 4096
     #: Snippets per item, and their length in characters.

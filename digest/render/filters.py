@@ -15,7 +15,7 @@ import markdown as markdown_lib
 import nh3
 from markupsafe import Markup, escape
 
-from digest.model import Digest, DigestItem, Paper, Profile
+from digest.model import Digest, DigestItem, Paper, Profile, why_line
 from digest.text import clean
 
 # Inline specials; `#`, `+`, `-`, `>` and `1.` matter only where a line starts.
@@ -135,14 +135,15 @@ def why(item: DigestItem, fmt: str = "text") -> str:
     )
     parts = []
     for match in item.matches:
-        if match.by_ratings:
+        if match.by_ratings or match.by_meaning:
             continue
         said = ", ".join(emphasis(w) for w in match.shown)
         part = f"{'partly ' if match.partly else ''}{said} ({' + '.join(match.fields)})"
         parts.append(part if match.names_keyword else f"{part} for {plain(match.keyword)}")
+    close = [plain(m.keyword) for m in item.matches if m.by_meaning]
     # A paper the reader's likes brought in or moved up names the liked paper.
-    liked = [f"by your ratings (like: {plain(m.liked)})" for m in item.matches if m.by_ratings]
-    joined = "; ".join(([f"matches {'; '.join(parts)}"] if parts else []) + liked)
+    liked = [plain(m.liked) for m in item.matches if m.by_ratings]
+    joined = why_line(parts, close, liked)
     return Markup(joined) if fmt == "html" else joined
 
 

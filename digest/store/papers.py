@@ -99,6 +99,7 @@ class PapersMixin(StoreBase):
         db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
         if (merged.title, merged.abstract) != (old.title, old.abstract):  # analyse it anew
             db.execute("DELETE FROM paper_terms WHERE paper_id = ?", (old.id,))
+            db.execute("DELETE FROM paper_vectors WHERE paper_id = ?", (old.id,))
         return IngestCounts(updated=1, title_merges=noted)
 
     @staticmethod

@@ -314,6 +314,19 @@ def update_from_11_to_12(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX ratings_paper ON ratings(paper_id)")
 
 
+def update_from_12_to_13(db: sqlite3.Connection) -> None:
+    """`paper_vectors`: each paper's sentence vector for the optional semantic layer
+    (`papers-digest[semantic]`), made once at ingest (or by `digest embed`) so that
+    ranking never runs the model over a day's papers. `model` names the model and how much
+    text it read (`rank.encoder.model_id`): a vector of another model is not comparable and
+    is ignored; `data` is the vector as float16 (`rank.dense.encode_vector`)."""
+    db.execute(
+        "CREATE TABLE paper_vectors (paper_id TEXT PRIMARY KEY"
+        " REFERENCES papers(id) ON DELETE CASCADE, model TEXT NOT NULL, data BLOB NOT NULL)"
+        " WITHOUT ROWID"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

@@ -11,11 +11,13 @@ from digest.store.ratings import RatingsMixin
 from digest.store.readers import ReaderPagesMixin
 from digest.store.subscribers import SubscribersMixin
 from digest.store.terms import TermsMixin
+from digest.store.vectors import VectorsMixin
 
 
 class Store(
     PapersMixin,
     TermsMixin,
+    VectorsMixin,
     SubscribersMixin,
     ReaderPagesMixin,
     RatingsMixin,

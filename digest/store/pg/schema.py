@@ -159,9 +159,22 @@ def update_from_0_to_12(db: Connection) -> None:
     db.execute("INSERT INTO installation (key, value) VALUES ('id', ?)", (secrets.token_hex(16),))
 
 
+def update_from_12_to_13(db: Connection) -> None:
+    """`paper_vectors`, as SQLite's step 13 (`store.schema.update_from_12_to_13`): each
+    paper's sentence vector for the optional semantic layer, by model."""
+    db.execute(
+        """CREATE TABLE paper_vectors (
+            paper_id text COLLATE "C" PRIMARY KEY REFERENCES papers (id) ON DELETE CASCADE,
+            model    text COLLATE "C" NOT NULL,
+            data     bytea NOT NULL
+        )"""
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
+    12: (13, update_from_12_to_13),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
