@@ -119,3 +119,14 @@ def test_line_by_line_quoted_printable_is_the_whole_body_encoded(lines: list[str
     whole = binascii.b2a_qp(_lines(text), istext=True).replace(b"\n", b"\r\n")
     assert _quoted_printable(text) == whole
     assert _quoted_printable(text) == whole
+
+
+def test_the_date_is_written_in_the_offset_given() -> None:
+    """The Date header is cached per send time; one instant in two offsets stays two."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    for when in (noon, noon.astimezone(timezone(timedelta(hours=1))), noon):
+        out = make_email(date=when)
+        assert_same(out)
+        assert _parse(message_bytes(out) or b"")["Date"].datetime.utcoffset() == when.utcoffset()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 
 from digest.deliver.message import (
@@ -32,6 +33,17 @@ from digest.deliver.message import (
 def _address_header(value: str) -> str:
     name, addr = parseaddr(value)
     return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+def _date(when: datetime) -> str:
+    """The Date header's value; a send dates every message with its one `now`."""
+    return _date_at(when, when.utcoffset())
+
+
+@functools.lru_cache(maxsize=64)
+def _date_at(when: datetime, offset: object) -> str:
+    # Keyed by the offset too: 12:00+00:00 equals 13:00+01:00, but is written otherwise.
+    return format_datetime(when)
 
 
 def _encode(name: str, value: str) -> str:
@@ -167,7 +179,7 @@ def message_bytes(email: OutgoingEmail) -> bytes | None:
         f"From: {_address_header(sender)}",
         f"To: {to}",
         _encode("Subject", clean_header_text(email.subject)),
-        f"Date: {format_datetime(email.date)}",
+        f"Date: {_date(email.date)}",
     ]
     for name, value in extra_headers(email).items():
         lines.append(_list_unsubscribe(value) if name == "List-Unsubscribe" else f"{name}: {value}")
