@@ -381,22 +381,22 @@ def freeze_compact(digest: Digest, cache: FreezeCache | None = None) -> tuple[st
             records[paper_key] = paper_text
             refs.append([key, item.score])
         sections.append(
-            f'{{"items": {_dumps(refs)}, "more": {_dumps(s.more)}, '
+            f'{{"items": {_dumps(refs)}, "more": {int(s.more)}, '
             f'"profile": {cache.profile(s.profile)}}}'
         )
     # What json.dumps(..., sort_keys=True) writes for the whole digest (tests compare),
     # written from the parts: a reader's profiles are serialised once a run, not per digest.
     content = (
         f'{{"day": {_dumps(digest.day.isoformat())}, "notes": {_dumps(list(digest.notes))}, '
-        f'"papers_considered": {_dumps(digest.papers_considered)}, '
+        f'"papers_considered": {int(digest.papers_considered)}, '
         f'"sections": [{", ".join(sections)}], "title": {_dumps(digest.title)}, "v": {COMPACT}}}'
     )
     return content, records
 
 
-def _dumps(value: object) -> str:
-    """JSON as the frozen forms write it: UTF-8 text as it is, keys sorted."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+#: JSON as the frozen forms write it (UTF-8 text as it is, keys sorted), one encoder for
+#: all: json.dumps with options makes a new encoder a call.
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _same_body(body: ItemBody, item: DigestItem) -> bool:
