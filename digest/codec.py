@@ -323,6 +323,16 @@ class FreezeCache:
 
     items: dict[tuple[int, int, int], tuple[ItemBody, str, str]] = field(default_factory=dict)
     papers: dict[int, tuple[Paper, str, str]] = field(default_factory=dict)
+    #: Each profile's JSON, by value: a reader's profiles are theirs, but many share one.
+    profiles: dict[Profile, str] = field(default_factory=dict)
+
+    def profile(self, profile: Profile) -> str:
+        got = self.profiles.get(profile)
+        if got is None:
+            if len(self.profiles) >= CACHE_LIMIT:
+                self.profiles.clear()
+            got = self.profiles[profile] = _dumps(profile_to_json(profile))
+        return got
 
     def paper(self, paper: Paper) -> tuple[str, str]:
         got = self.papers.get(id(paper))
@@ -348,7 +358,7 @@ def freeze_compact(digest: Digest, cache: FreezeCache | None = None) -> tuple[st
     10 items, and a resend after a crash reads back exactly what was claimed.
     """
     records: dict[str, str] = {}
-    sections = []
+    sections: list[str] = []
     cache = FreezeCache() if cache is None else cache
     for s in digest.sections:
         refs = []
@@ -370,16 +380,23 @@ def freeze_compact(digest: Digest, cache: FreezeCache | None = None) -> tuple[st
             records[key] = text
             records[paper_key] = paper_text
             refs.append([key, item.score])
-        sections.append({"profile": profile_to_json(s.profile), "items": refs, "more": s.more})
-    raw_digest = {
-        "v": COMPACT,
-        "day": digest.day.isoformat(),
-        "title": digest.title,
-        "papers_considered": digest.papers_considered,
-        "notes": list(digest.notes),
-        "sections": sections,
-    }
-    return json.dumps(raw_digest, ensure_ascii=False, sort_keys=True), records
+        sections.append(
+            f'{{"items": {_dumps(refs)}, "more": {int(s.more)}, '
+            f'"profile": {cache.profile(s.profile)}}}'
+        )
+    # What json.dumps(..., sort_keys=True) writes for the whole digest (tests compare),
+    # written from the parts: a reader's profiles are serialised once a run, not per digest.
+    content = (
+        f'{{"day": {_dumps(digest.day.isoformat())}, "notes": {_dumps(list(digest.notes))}, '
+        f'"papers_considered": {int(digest.papers_considered)}, '
+        f'"sections": [{", ".join(sections)}], "title": {_dumps(digest.title)}, "v": {COMPACT}}}'
+    )
+    return content, records
+
+
+#: JSON as the frozen forms write it (UTF-8 text as it is, keys sorted), one encoder for
+#: all: json.dumps with options makes a new encoder a call.
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _same_body(body: ItemBody, item: DigestItem) -> bool:
