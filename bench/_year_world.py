@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
