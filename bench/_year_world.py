@@ -21,6 +21,11 @@ included). Run it after changing the store or ingest:
 
     python bench/_year_world.py --check
     python bench/_year_world.py --build DIR [--days 365] [--per-day 2000]
+    python bench/_year_world.py --publish DIR [--days 365] [--per-day 2000]
+
+`--publish` builds (or reuses) the world under DIR and measures one publish of it from
+scratch into a temporary directory: CPU seconds (worker processes included), wall
+seconds, peak RSS, files and bytes written, and the search index's bytes.
 
 Writing rows past the store is what this module alone does, and only to build a bench
 world: shipped code reaches SQL through `digest.store` only.
@@ -307,10 +312,46 @@ def kept_world(home: Path, days: int, per_day: int) -> Path:
     return where
 
 
+def measure_publish(where: Path) -> str:
+    """One publish of the world in `where` from scratch, in this process: its figures."""
+    import os
+    import resource
+
+    def cpu() -> float:
+        own, kids = (
+            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    config = load_config(where / "config.toml", required=True)
+    now = world.at(LAST_DAY, world.PUBLISH_AT)
+    with tempfile.TemporaryDirectory(prefix="year-site-", dir=os.environ.get("TMPDIR")) as tmp:
+        site = Path(tmp)
+        with Store(config.store_path) as store:
+            start, wall = cpu(), time.perf_counter()
+            report = pipeline.publish(config, store, now, out_dir=site)
+            used, wall = cpu() - start, time.perf_counter() - wall
+        files = [p for p in site.rglob("*") if p.is_file()]
+        search = [p for p in files if p.name == "search-index.js" or "search" in p.parent.parts]
+        rss = [
+            resource.getrusage(w).ru_maxrss / 1024
+            for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        ]
+        size = sum(p.stat().st_size for p in files) / 1e6
+        search_size = sum(p.stat().st_size for p in search) / 1e6
+        return (
+            f"publish from scratch: {used:.1f} CPU-s (workers included), wall {wall:.1f} s, "
+            f"peak RSS {rss[0]:.0f} MiB (workers {rss[1]:.0f}); {report.days} days, "
+            f"{report.papers:,} papers; {len(files):,} files, {size:.0f} MB; "
+            f"search index {search_size:.0f} MB in {len(search)} files"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare moved rows with a real ingest")
     ap.add_argument("--build", type=Path, help="build (or reuse) the world under this directory")
+    ap.add_argument("--publish", type=Path, help="measure a publish of the world under DIR")
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--per-day", type=int, default=2000)
     args = ap.parse_args()
@@ -321,6 +362,9 @@ def main() -> int:
     if args.build:
         where = kept_world(args.build, args.days, args.per_day)
         print(f"{where}: {(where / 'built.json').read_text()}")
+        return 0
+    if args.publish:
+        print(measure_publish(kept_world(args.publish, args.days, args.per_day)))
         return 0
     ap.print_help()
     return 2
