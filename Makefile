@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 TEST_TMPDIR ?= $(shell test -d /dev/shm -a -w /dev/shm && \
 	[ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -gt 2000000 ] && echo /dev/shm)
 
-.PHONY: run test lint eval bench clean chromium faults
+.PHONY: run test lint eval bench clean chromium postgres faults
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 2; }
@@ -32,7 +32,7 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/digest run
 
-test: $(DEVSTAMP) chromium
+test: $(DEVSTAMP) chromium postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -47,6 +47,17 @@ chromium:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 			|| echo "warning: could not install chromium; browser tests will skip"; \
 	else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi
+
+# The PostgreSQL store's tests start a throwaway server themselves (tests/pg_cluster.py:
+# initdb + pg_ctl in a temp dir, on 127.0.0.1) from Debian's server binaries. Installed when
+# missing and we are root with apt-get; otherwise those tests skip with a reason.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql (Debian) for the PostgreSQL store tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			|| echo "warning: could not install postgresql; the PostgreSQL tests will skip"; \
+	else echo "note: no PostgreSQL server (initdb) and not root; the PostgreSQL tests will skip"; fi
 
 # The fault-injection suite's long form: 20 seeded rounds of every kind (SIGKILLs, SMTP and
 # SendGrid faults, full disk, locked and read-only store), then the counts. `make test`

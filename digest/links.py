@@ -6,7 +6,9 @@ way without importing one another.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -14,6 +16,24 @@ from digest.config import Config
 from digest.errors import ConfigError
 from digest.model import Subscriber
 from digest.tokens import make_token
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    """A short stable hex hash of `text`, to keep reduced names distinct."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()[
+        :length
+    ]
+
+
+def paper_file(paper_id: str) -> str:
+    """`papers/<file>.html` name of a paper: its id when that is a safe file name, else a
+    readable reduction of it plus a hash of the id (so two ids never share a page)."""
+    if _SAFE_ID.fullmatch(paper_id) and ".." not in paper_id:
+        return f"{paper_id}.html"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", paper_id).strip("._-")[:60]
+    return f"{base or 'paper'}-{short_hash(paper_id)}.html"
 
 
 def public_url(config: Config) -> str:

@@ -207,12 +207,12 @@ def publish(
         config,
         store,
         now,
-        ranker=KeptTermsRanker(store.path),
+        ranker=KeptTermsRanker(store.location),
         out_dir=out_dir,
         progress=progress,
         workers=workers,
         full=full,
-        reopen=functools.partial(type(store), store.path),  # workers read it themselves
+        reopen=functools.partial(type(store), store.location),  # workers read it themselves
     )
 
 

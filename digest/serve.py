@@ -113,7 +113,7 @@ class RunningServer:
 
 def make_server(
     config: Config,
-    store_path: Path,
+    store_path: Path | str,
     clock: Callable[[], datetime],
     *,
     host: str = "127.0.0.1",
@@ -133,7 +133,10 @@ def make_server(
     queued beside it (answered 202) instead.
     """
     directory = site_dir or config.publish.dir
-    check_site_dir(config, store_path, directory)
+    # The files never to serve: the SQLite store's (the secret lives there too).
+    check_site_dir(
+        config, store_path if isinstance(store_path, Path) else config.store_path, directory
+    )
     directory.mkdir(parents=True, exist_ok=True)
     app = make_app(
         config,

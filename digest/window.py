@@ -16,7 +16,7 @@ from pathlib import Path
 from digest.config import Config
 from digest.model import DigestItem, Paper, Profile
 from digest.rank import RankSettings
-from digest.store import Store
+from digest.store import Store, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class KeptTermsRanker:
     features: a day of the archive costs its reading, not its analysis. Picklable, so the
     archive's worker processes can take it; each call opens the store to read."""
 
-    store_path: Path
+    store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
 
     def __call__(
         self,
@@ -82,7 +82,7 @@ class KeptTermsRanker:
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
 
-        with Store(self.store_path) as store:
+        with open_store(self.store_path) as store:
             blobs = store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)

@@ -41,6 +41,10 @@ Browser (session): `browser` is Debian's headless chromium through playwright, l
 once; a test opens its own context (`browser.new_context()`) and closes it. The test
 skips when playwright or /usr/bin/chromium is missing.
 
+PostgreSQL (session): `pg_cluster` is a throwaway cluster on 127.0.0.1 (tests/pg_cluster.py),
+started once per worker and deleted at the end; `pg_cluster.create_database(name)` gives a
+module its own empty database (URL). Skips with the reason when no server is installed.
+
 The server classes stay usable as context managers for a test that needs its own.
 """
 
@@ -65,6 +69,7 @@ from digest import pipeline  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.store import Store  # noqa: E402
 from tests.http_fixture_server import FixtureServer  # noqa: E402
+from tests.pg_cluster import Cluster, missing_reason, start_cluster  # noqa: E402
 from tests.sendgrid_server import SendgridServer  # noqa: E402
 from tests.smtp_servers import SmtpServer, TlsPair, tls_pair  # noqa: E402
 
@@ -93,6 +98,39 @@ SEED_PAPERS = 331
 #: arrived in the day before it): early on the day of the Oct 16 capture.
 SEED_ARRIVAL = datetime(2025, 10, 16, 6, tzinfo=UTC)
 SMTP_USERS = {"digest": "s3cret"}
+
+
+#: The test files that take longest (wall, measured on 2 idle cores): they start first.
+#: `--dist loadfile` gives each worker whole files in collection order (see
+#: `pytest_configure`), so a long file collected last would run while the other worker
+#: sits idle; started first, the short files fill in around them and both workers finish
+#: together. Longest first; a file not listed keeps its place after these.
+LONG_POLES = (
+    "test_site_browser.py",
+    "test_cli.py",
+    "test_web_browser.py",
+    "test_send.py",
+    "test_publish.py",
+    "test_publish_incremental.py",
+    "test_bench_day.py",
+    "test_faults.py",
+    "test_email.py",
+    "test_serve.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the collection order under xdist: its default (`--loadscope-reorder`) sends
+    the files with the most tests first, which puts one-test long poles last."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The LONG_POLES files first (longest first), every other file after them in its
+    usual order; tests keep their order within a file."""
+    rank = {name: i for i, name in enumerate(LONG_POLES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def copy_project(dest: Path) -> Path:
@@ -259,3 +297,16 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (per xdist worker)."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

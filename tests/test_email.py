@@ -3,6 +3,7 @@ template), hostile text in every output, and the email in headless Chromium."""
 
 from __future__ import annotations
 
+import dataclasses
 import html as html_lib
 import re
 from datetime import UTC, date, datetime
@@ -13,6 +14,7 @@ from typing import Any
 import markdown
 import pytest
 
+from digest.links import paper_file
 from digest.model import Digest, DigestSection, Paper
 from digest.rank import make_profile, prepare, rank_prepared
 from digest.render import EmailRenderer, Links, make_environment, markdown_html, render_digest
@@ -331,3 +333,15 @@ def test_a_paper_with_no_known_place_links_its_archive_page_or_nothing() -> None
     assert f"   Archive: {permalink}\n" in with_site.text
     alone = EmailRenderer(make_environment()).render(digest)
     assert 'class="title-plain"' in alone.html and "ftp:" not in alone.html + alone.text
+
+
+def test_the_archive_link_names_the_file_the_archive_writes_for_any_id() -> None:
+    # An id that is not a safe file name gets a reduced name plus a hash in the archive
+    # (publish/names.paper_file); the email must link that file, not a URL-quoted id.
+    odd = dataclasses.replace(
+        make_paper("Speech, odd id", "About speech.", url="ftp://x.example/p"), id="doi:10.1/a b"
+    )
+    digest = _digest([odd], [["speech"]])
+    html = EmailRenderer(make_environment(), base_url="https://d.example/").render(digest).html
+    assert f'href="https://d.example/papers/{paper_file(odd.id)}"' in html
+    assert paper_file(odd.id).startswith("doi_10.1_a_b-")

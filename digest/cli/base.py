@@ -86,20 +86,28 @@ class _Ctx:
             self._config = load_config(self.config_path, required=explicit)
         return self._config
 
-    def store(self) -> Store:
-        """The store; config.toml is validated first, even with --db: a typo there is an
-        error before anything is opened, not a default used later."""
-        from digest.store import Store
+    def store_location(self) -> Path | str:
+        """--db (a SQLite file or a postgresql:// URL), else the config's store; the
+        config is validated first, even with --db: a typo there is an error before
+        anything is opened, not a default used later."""
+        from digest.store import is_store_url
 
         config = self.config
-        return Store(_path(self.db, "--db") if self.db else config.store_path)
+        if self.db:
+            return self.db if is_store_url(self.db) else _path(self.db, "--db")
+        return config.store_location
+
+    def store(self) -> Store:
+        """The store (`store_location`), opened."""
+        from digest.store import open_store
+
+        return open_store(self.store_location())
 
     def existing_store(self) -> Store:
         """The store, for a command that only reads: one that is not there is an error,
         not a new empty file (`digest papers` in the wrong folder must not make one)."""
-        config = self.config
-        path = _path(self.db, "--db") if self.db else config.store_path
-        if not path.exists():
+        path = self.store_location()
+        if isinstance(path, Path) and not path.exists():
             raise CliError(
                 f"{path}: no store here yet; run `digest ingest` first, or pass --config "
                 "or --db to name the project's store"

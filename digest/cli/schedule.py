@@ -34,7 +34,12 @@ def schedule(obj: _Ctx, standby: bool) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    db_path = Path(obj.db) if obj.db else obj.config.store_path
+    db_path = obj.store_location()
+    if not isinstance(db_path, Path):
+        raise CliError(
+            "digest schedule keeps its jobs in the SQLite store; with a PostgreSQL store "
+            "run `digest run` (or `digest ingest` and `digest send`) from cron for now"
+        )
     click.echo(
         f"scheduler on {db_path}: fetch at '{obj.config.schedule.cron}' "
         f"({obj.config.schedule.timezone}); Ctrl-C stops",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
@@ -43,7 +42,7 @@ def serve(obj: _Ctx, port: int, host: str, site_dir: str | None) -> None:
     from digest.serve import make_server
 
     obj.check_live_links()  # /subscribe mails confirmation links
-    store_path = Path(obj.db) if obj.db else obj.config.store_path
+    store_path = obj.store_location()
     with obj.store():  # a damaged or locked store is one line and exit 2, before serving
         pass
     now = obj._now

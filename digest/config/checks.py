@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from email.utils import parseaddr
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 #: An environment variable's name (POSIX portable: what a shell can export).
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -125,3 +125,42 @@ def secret_problem(secret: str) -> str:
             "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
         )
     return ""
+
+
+# -- the store's URL -----------------------------------------------------------------------
+
+
+def store_url_problem(url: str) -> str:
+    """Why `url` cannot name a PostgreSQL store, or "" (libpq reads the rest itself)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return "must start with postgresql:// (a PostgreSQL store); leave it out for SQLite"
+    try:
+        urlsplit(url).port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError as exc:
+        return f"not a URL ({exc}); write it as postgresql://user@host:port/database"
+    return ""
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password (in the user part or a `password=` parameter): what
+    messages and `digest config check` show of a store's URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = re.sub(r"(?i)(^|&)password=[^&]*", r"\1password=***", parts.query)
+    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_password(url: str) -> str | None:
+    """The password the URL carries (to cut it out of a driver's message), or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    found = re.search(r"(?i)(?:^|&)password=([^&]*)", parts.query)
+    return parts.password or (found[1] if found else None)

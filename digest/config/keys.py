@@ -52,7 +52,7 @@ REFUSED = frozenset({"password", "api_key"})
 
 SCHEMA = Table(
     {
-        "store": Table({"path": STRING}),
+        "store": Table({"path": STRING, "url": STRING}),
         "sources": Array(
             Table({"name": STRING, "kind": STRING, "path": STRING, "url": STRING, "captured": DAY})
         ),

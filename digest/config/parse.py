@@ -126,6 +126,9 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
     check_keys(raw, file)
     top = _Reader(file, "", raw)
     store = _Reader(file, "store", top.get("store", dict, {}))
+    store_url = store.get("url", str)
+    if store_url is not None:
+        store.check("url", checks.redacted_url(store_url), checks.store_url_problem(store_url))
     sources: list[SourceConfig] = []
     for i, table in enumerate(top.get("sources", list, [])):
         r = _Reader(file, f"sources[{i}]", table)
@@ -201,6 +204,7 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         secret=_secret(_Reader(file, "security", top.get("security", dict, {}))),
         schedule=_schedule(_Reader(file, "schedule", top.get("schedule", dict, {}))),
         store_path=root / store.get("path", str, DEFAULT_STORE),
+        store_url=store_url,
         sources=tuple(sources),
         profiles=tuple(profiles),
         ranking=ranking,

@@ -93,6 +93,7 @@ class Config:
     """The whole configuration."""
 
     path: Path  #: the config file (may not exist: then all defaults)
+    #: The SQLite store; beside it live the signing secret and the unsubscribe queue.
     store_path: Path
     sources: tuple[SourceConfig, ...] = ()
     #: `[[profiles]]`, parsed once here (errors name the file and the profile).
@@ -112,6 +113,14 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     #: HMAC secret for tokens: DIGEST_SECRET in the environment wins over config.toml.
     secret: str = ""
+    #: `[store] url`: a PostgreSQL store (`postgresql://user@host:port/db`) instead of
+    #: the SQLite file; a password may be in it or in PGPASSWORD (never printed).
+    store_url: str | None = None
+
+    @property
+    def store_location(self) -> Path | str:
+        """What `store.open_store` opens: the URL when there is one, else the file."""
+        return self.store_url or self.store_path
 
     @property
     def root(self) -> Path:

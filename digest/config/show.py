@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from digest.config import checks
 from digest.config.schema import Config
 from digest.keywords import format_keyword
 from digest.model import Profile
@@ -32,7 +33,8 @@ def effective(config: Config, env: Mapping[str, str] = os.environ) -> dict[str, 
     if config.templates_dir is not None:
         render["templates"] = str(config.templates_dir)
     return {
-        "store": {"path": str(config.store_path)},
+        "store": {"path": str(config.store_path)}
+        | ({"url": checks.redacted_url(config.store_url)} if config.store_url else {}),
         "sources": [{k: v for k, v in asdict(s).items() if v is not None} for s in config.sources],
         "profiles": [_profile(p) for p in config.profiles],
         "ranking": asdict(config.ranking),

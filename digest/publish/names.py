@@ -8,17 +8,18 @@ component without being reduced to `[a-z0-9._-]`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
+from digest.links import paper_file as paper_file  # re-exported: the site names its pages here
+from digest.links import short_hash
+
 #: The authority of our `tag:` URIs (RFC 4151). Never change it: feed readers key on it.
 TAG_AUTHORITY = "papers-digest"
 #: Slugs a profile may not take because a page of the site already has that name.
 _RESERVED = frozenset({"all", "index"})
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # Controls (except tab/newline), bidi embeddings/overrides/isolates, lone surrogates and
 # the non-characters XML 1.0 forbids: they disguise text or break a feed's well-formedness.
@@ -26,21 +27,6 @@ _UNSAFE = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
 )
 _SPACES = re.compile(r"\s+")
-
-
-def _short_hash(text: str, length: int = 8) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()[
-        :length
-    ]
-
-
-def paper_file(paper_id: str) -> str:
-    """`papers/<file>.html` name of a paper: its id when that is a safe file name, else a
-    readable reduction of it plus a hash of the id (so two ids never share a page)."""
-    if _SAFE_ID.fullmatch(paper_id) and ".." not in paper_id:
-        return f"{paper_id}.html"
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", paper_id).strip("._-")[:60]
-    return f"{base or 'paper'}-{_short_hash(paper_id)}.html"
 
 
 def profile_slug(name: str) -> str:
@@ -54,7 +40,7 @@ def profile_slug(name: str) -> str:
     base = _NOT_SLUG.sub("-", ascii_name.lower()).strip("-")[:50].strip("-")
     if base and base == name and base not in _RESERVED:
         return base
-    return f"{base or 'profile'}-{_short_hash(name, 6)}"
+    return f"{base or 'profile'}-{short_hash(name, 6)}"
 
 
 def unique_slugs(names: list[str]) -> list[str]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
+from digest.links import paper_file
 from digest.model import DigestItem, Match, Paper
 from digest.render.filters import mark_spans, md_escape, safe_url, sentences
 from digest.text import clean
@@ -91,7 +92,7 @@ def paper_link(paper: Paper, base_url: str = "") -> str:
 
 def permalink(paper: Paper, base_url: str) -> str:
     """The paper's page in the archive at `base_url` ("" without one)."""
-    return f"{base_url}papers/{quote(paper.id, safe='')}.html" if base_url else ""
+    return f"{base_url}papers/{paper_file(paper.id)}" if base_url else ""
 
 
 def shown_snippets(item: DigestItem) -> tuple[str, ...]:

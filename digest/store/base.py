@@ -12,19 +12,29 @@ For the author of a new public method: nothing to do for the wrapping (static an
 methods are not wrapped: they have no connection; an object returned other than an
 iterator, e.g. a context manager, is not covered once returned). Do add the method with
 valid arguments to `CALLS` in tests/test_store_errors.py: a test fails until you do.
+
+The SQL of the mixins is shared by both backends: SQLite (`StoreBase` here) and
+PostgreSQL (`store.pg`, which overrides the connection, the transactions, the migrations
+and a few hooks). The seam is small and explicit: `?` placeholders (the PostgreSQL
+connection turns them into psycopg's), times as the codec's ISO text in both (typed
+`timestamptz` columns in PostgreSQL, read back as that text), `rowid` as the arrival
+order of papers (a column there), and the `_`-named hooks below where the two dialects
+differ (`_serialize`, `_day_of`, `_any_of`, the claim and lease methods).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
-from typing import Any, Self
+from typing import Any, ClassVar, Protocol, Self, cast
 
 from digest.codec import time_text
 from digest.errors import StoreBusy, StoreError
@@ -38,9 +48,26 @@ DEFAULT_TIMEOUT = 30.0
 IN_CHUNK = 900
 
 
+class Cursor(Protocol):
+    """What the mixins use of a cursor (sqlite3's, or psycopg's through `store.pg`)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the mixins use of a connection: `?` placeholders, rows by index and by name."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+
+
 def rows_in(
-    db: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
-) -> Iterator[sqlite3.Row]:
+    db: Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+) -> Iterator[Any]:
     """The rows of `sql` for all `values`, asked `IN_CHUNK` at a time: `{marks}` in `sql`
     stands for the `?, ?, ...` of one chunk; `before` is bound ahead of them."""
     for start in range(0, len(values), IN_CHUNK):
@@ -81,11 +108,11 @@ def store_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
     return kind(f"{path}: {what}: {meaning}")
 
 
-def _iterate_translated(path: Path, what: str, iterator: Iterator[Any]) -> Iterator[Any]:
+def _iterate_translated(store: StoreBase, what: str, iterator: Iterator[Any]) -> Iterator[Any]:
     try:
         yield from iterator
-    except sqlite3.Error as exc:
-        raise store_error(path, what, exc) from exc
+    except store._DRIVER_ERRORS as exc:
+        raise store._translate(what, exc) from exc
 
 
 def wrap_exceptions(method: Callable[..., Any], what: str = "") -> Callable[..., Any]:
@@ -101,10 +128,10 @@ def wrap_exceptions(method: Callable[..., Any], what: str = "") -> Callable[...,
     def wrapper(self: StoreBase, *args: Any, **kwargs: Any) -> Any:
         try:
             result = method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise store_error(self.path, what, exc) from exc
+        except self._DRIVER_ERRORS as exc:
+            raise self._translate(what, exc) from exc
         if isinstance(result, Iterator):  # a generator, a cursor: errors come when iterated
-            return _iterate_translated(self.path, what, result)
+            return _iterate_translated(self, what, result)
         return result
 
     wrapper.__store_wrapped__ = True  # type: ignore[attr-defined]
@@ -166,7 +193,9 @@ class StoreBase:
     before giving up with a StoreError ("database is locked").
     """
 
-    _db: sqlite3.Connection
+    _db: Connection
+    #: The driver's errors, which every public method turns into a StoreError.
+    _DRIVER_ERRORS: ClassVar[tuple[type[Exception], ...]] = (sqlite3.Error,)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,29 +203,34 @@ class StoreBase:
 
     def __init__(self, path: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = Path(path)
+        #: What opens this store again (another process, a worker): its path here.
+        self.location: Path | str = self.path
+        #: How messages name the store: the file (a PostgreSQL URL without its password).
+        self.where = str(self.path)
         self.timeout = timeout
         #: Opened for reading only: the file or its directory cannot be written (a
         #: read-only mount, a backup): reads work, a write is one "read-only" line.
         self.read_only = str(path) != ":memory:" and _unwritable(self.path)
         try:
             if self.read_only:
-                self._db = _connect_read_only(self.path, timeout)
+                db = _connect_read_only(self.path, timeout)
             else:
                 if str(path) != ":memory:":
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     _create_private(self.path)
-                self._db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+                db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise store_error(self.path, "cannot open the store", exc) from exc
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the store ({exc.strerror})") from None
+        self._db = db
         try:
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
             self._setup_with_retries()
         except BaseException as exc:
-            self._db.close()
+            db.close()
             if isinstance(exc, sqlite3.Error):
                 raise store_error(self.path, "cannot open the store", exc) from exc
             raise
@@ -235,23 +269,49 @@ class StoreBase:
 
     def close(self) -> None:
         """Close the connection (a closed store cannot be used again)."""
-        self._db.close()
+        self._sqlite.close()
+
+    @property
+    def _sqlite(self) -> sqlite3.Connection:
+        """The connection as what it is here (`_db` is typed for both dialects)."""
+        return cast(sqlite3.Connection, self._db)
+
+    def _translate(self, what: str, exc: Exception) -> StoreError:
+        """The one-line StoreError for a driver error raised while doing `what`."""
+        return store_error(self.path, what, cast(sqlite3.Error, exc))
+
+    # -- where the dialects differ (PostgreSQL overrides these: store.pg) -----------------
+
+    def _serialize(self, db: Connection, what: str) -> None:
+        """Make the writers of `what` ("papers", "subscribers") take turns, inside a
+        transaction: SQLite's write lock (BEGIN IMMEDIATE) already does."""
+
+    @staticmethod
+    def _day_of(column: str) -> str:
+        """SQL for the UTC day (ISO text) of a time column."""
+        return f"substr({column}, 1, 10)"
+
+    @staticmethod
+    def _any_of(values: Sequence[Any]) -> tuple[str, Any]:
+        """SQL for "is one of `values`" (after a column) and the one parameter it binds."""
+        return " IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
     @contextmanager
-    def _transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+    def _transaction(self, what: str = "write") -> Iterator[Connection]:
         """One write transaction, holding the write lock from the start: committed when
         the block ends, rolled back on any exception (sqlite3 errors become StoreError)."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._sqlite
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-                self._db.execute("COMMIT")
+                yield db
+                db.execute("COMMIT")
             except BaseException:
                 # A COMMIT that fails (busy past the timeout) leaves the transaction open;
                 # SQLite rolls some failures back itself (a full disk, some I/O errors),
                 # and a second ROLLBACK would fail and hide the first error.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise store_error(self.path, f"{what} failed and was rolled back", exc) from exc
@@ -268,7 +328,7 @@ class StoreBase:
                 self._refuse_newer(version)
                 if version > target:
                     continue
-                MIGRATIONS[target](db)
+                MIGRATIONS[target](self._sqlite)
                 db.execute(f"PRAGMA user_version = {target + 1}")
 
     def _user_version(self) -> int:
@@ -277,7 +337,7 @@ class StoreBase:
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path}: schema version {version} is newer than this papers-digest "
+                f"{self.where}: schema version {version} is newer than this papers-digest "
                 f"({SCHEMA_VERSION}); upgrade papers-digest"
             )
 
@@ -288,8 +348,8 @@ class StoreBase:
         if row is None:  # only if someone deleted it: make a new one, once
             with self._transaction("making the installation id") as db:
                 db.execute(
-                    "INSERT OR IGNORE INTO installation (key, value)"
-                    " VALUES ('id', lower(hex(randomblob(16))))"
+                    "INSERT INTO installation (key, value) VALUES ('id', ?) ON CONFLICT DO NOTHING",
+                    (secrets.token_hex(16),),
                 )
             row = self._db.execute("SELECT value FROM installation WHERE key = 'id'").fetchone()
         return str(row[0])

@@ -9,13 +9,13 @@ claim whose content the next run sends as it is: never two different digests.
 from __future__ import annotations
 
 import json
-import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from digest.model import Claim, Delivery, LastDigest, Outcome
-from digest.store.base import StoreBase, iso, rows_in
+from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.lease import owner_is_dead
 
 _COLUMNS = (
@@ -29,6 +29,14 @@ _FROM = "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 class DeliveriesMixin(StoreBase):
     """Delivery rows, the per-subscriber sent-ledger, and named leases."""
 
+    #: The latest digest of each of some readers (`{marks}`: their ids).
+    _LAST_DIGESTS = (
+        "SELECT d.subscriber_id, d.digest_date, d.window_end, d.papers_upto"
+        " FROM subscribers s JOIN deliveries d ON d.rowid = (SELECT rowid FROM deliveries"
+        " WHERE subscriber_id = s.id ORDER BY digest_date DESC LIMIT 1)"
+        " WHERE s.id IN ({marks})"
+    )
+
     def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> list[str]:
         """Record pending deliveries and mark their papers sent; returns the delivery ids
         of those that were new (the ones this call claimed), in the order given.
@@ -40,43 +48,34 @@ class DeliveriesMixin(StoreBase):
         """
         if not claims:
             return []
+        self._prepare_claims(claims)
         with self._transaction() as db:
-            taken = self._claimed(db, claims)
-            new = []
-            for c in claims:  # a claim listed twice: its first entry stands
-                pair = (c.subscriber_id, c.digest_date)
-                if pair not in taken and c.delivery_id not in taken:
-                    taken.update((pair, c.delivery_id))
-                    new.append(c)
-            at = iso(now)
-            db.executemany(
-                "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
-                " window_end, content, created_at, updated_at, papers_upto, paper_ids)"
-                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        c.delivery_id,
-                        c.subscriber_id,
-                        c.digest_date.isoformat(),
-                        iso(c.window_start) if c.window_start else None,
-                        iso(c.window_end),
-                        c.content,
-                        at,
-                        at,
-                        c.papers_upto,
-                        json.dumps(c.paper_ids, ensure_ascii=False),
-                    )
-                    for c in new
-                ],
-            )
+            new = self._write_claims(db, first_of_each(claims, self._claimed(db, claims)), iso(now))
             records = {k: v for c in new for k, v in c.records.items()}
-            db.executemany(
-                "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)", records.items()
-            )
+            self._insert_records(db, records)
         return [c.delivery_id for c in new]
 
+    def _prepare_claims(self, claims: Sequence[Claim]) -> None:
+        """What must exist before claims are written (PostgreSQL: their partitions)."""
+
+    def _write_claims(self, db: Connection, new: list[Claim], at: str) -> list[Claim]:
+        """Write the claims found new, inside the claim's transaction; those written."""
+        db.executemany(
+            "INSERT INTO deliveries (id, subscriber_id, digest_date, state, window_start,"
+            " window_end, content, created_at, updated_at, papers_upto, paper_ids)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+            [(*claim_values(c), at, at, *claim_ledger(c)) for c in new],
+        )
+        return new
+
+    def _insert_records(self, db: Connection, records: dict[str, str]) -> None:
+        """Write the item records the new claims refer to (one that exists stays)."""
+        db.executemany(
+            "INSERT OR IGNORE INTO frozen_items (key, item) VALUES (?, ?)", records.items()
+        )
+
     @staticmethod
-    def _claimed(db: sqlite3.Connection, claims: Sequence[Claim]) -> set[object]:
+    def _claimed(db: Connection, claims: Sequence[Claim]) -> set[object]:
         """Which of these claims exist already: their delivery ids and (subscriber id,
         day) pairs found in the table."""
         ids = [c.delivery_id for c in claims]
@@ -161,12 +160,7 @@ class DeliveriesMixin(StoreBase):
 
     def last_digests(self, subscriber_ids: Sequence[int]) -> dict[int, LastDigest]:
         """These readers' latest digests (date, window end, rows): one index seek each."""
-        sql = (
-            "SELECT d.subscriber_id, d.digest_date, d.window_end, d.papers_upto"
-            " FROM subscribers s JOIN deliveries d ON d.rowid = (SELECT rowid FROM deliveries"
-            " WHERE subscriber_id = s.id ORDER BY digest_date DESC LIMIT 1)"
-            " WHERE s.id IN ({marks})"
-        )
+        sql = self._LAST_DIGESTS
         return {
             r[0]: LastDigest(r[0], date.fromisoformat(r[1]), datetime.fromisoformat(r[2]), r[3])
             for r in rows_in(self._db, sql, list(dict.fromkeys(subscriber_ids)))
@@ -249,7 +243,36 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _delivery(r: sqlite3.Row) -> Delivery:
+def claim_values(c: Claim) -> tuple[object, ...]:
+    """A claim's id, reader, day, window start and end, and content, as stored."""
+    return (
+        c.delivery_id,
+        c.subscriber_id,
+        c.digest_date.isoformat(),
+        iso(c.window_start) if c.window_start else None,
+        iso(c.window_end),
+        c.content,
+    )
+
+
+def claim_ledger(c: Claim) -> tuple[object, ...]:
+    """A claim's high-water mark and sent-ledger (the paper ids, JSON), as stored."""
+    return (c.papers_upto, json.dumps(c.paper_ids, ensure_ascii=False))
+
+
+def first_of_each(claims: Sequence[Claim], taken: set[object]) -> list[Claim]:
+    """The claims whose delivery id and (subscriber, day) are not `taken`, nor those of
+    an earlier claim in the list (a claim listed twice: its first entry stands)."""
+    new = []
+    for c in claims:
+        pair = (c.subscriber_id, c.digest_date)
+        if pair not in taken and c.delivery_id not in taken:
+            taken.update((pair, c.delivery_id))
+            new.append(c)
+    return new
+
+
+def _delivery(r: Any) -> Delivery:
     return Delivery(
         id=r["id"],
         subscriber_id=r["subscriber_id"],

@@ -8,7 +8,6 @@ that share a title are two. Merging two records of a paper keeps the richer, fie
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -16,7 +15,7 @@ from datetime import UTC, date, datetime
 from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
-from digest.store.base import StoreBase, iso, rows_in
+from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.merge import Same, merge, sameness, storable
 from digest.text import fold_title
 
@@ -64,13 +63,12 @@ class PapersMixin(StoreBase):
         """
         counts = IngestCounts()
         with self._transaction() as db:
+            self._serialize(db, "papers")  # rows are arrival order: one ingest at a time
             for paper in papers:
                 counts += self._add_one(db, storable(paper), arrived_at)
         return counts
 
-    def _add_one(
-        self, db: sqlite3.Connection, paper: Paper, arrived_at: datetime | None
-    ) -> IngestCounts:
+    def _add_one(self, db: Connection, paper: Paper, arrived_at: datetime | None) -> IngestCounts:
         folded = fold_title(paper.title)
         rows = db.execute(
             f"SELECT {_COLUMNS} FROM papers WHERE id = ? OR folded_title = ?"
@@ -104,11 +102,11 @@ class PapersMixin(StoreBase):
         return IngestCounts(updated=1, title_merges=noted)
 
     @staticmethod
-    def _add_sources(db: sqlite3.Connection, paper_id: str, sources: Iterable[str]) -> int:
+    def _add_sources(db: Connection, paper_id: str, sources: Iterable[str]) -> int:
         added = 0
         for source in sources:
             cur = db.execute(
-                "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)",
+                "INSERT INTO paper_sources (paper_id, source) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (paper_id, source),
             )
             added += cur.rowcount
@@ -155,9 +153,9 @@ class PapersMixin(StoreBase):
         """The UTC days on which stored papers were first seen (from `since`), oldest
         first: what a publish plans before it reads any paper."""
         rows = self._db.execute(
-            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE first_seen >= ?"
-            " ORDER BY 1",
-            (since.isoformat() if since else "",),
+            f"SELECT DISTINCT {self._day_of('first_seen')} FROM papers"
+            + (" WHERE first_seen >= ? ORDER BY 1" if since else " ORDER BY 1"),
+            (since.isoformat(),) if since else (),
         ).fetchall()
         return [date.fromisoformat(r[0]) for r in rows]
 
@@ -165,8 +163,8 @@ class PapersMixin(StoreBase):
         """The UTC days first seen of the rows after `low` up to `high`, oldest first:
         which days a publish must read again, without reading those papers."""
         rows = self._db.execute(
-            "SELECT DISTINCT substr(first_seen, 1, 10) FROM papers WHERE rowid > ? AND rowid <= ?"
-            " ORDER BY 1",
+            f"SELECT DISTINCT {self._day_of('first_seen')} FROM papers"
+            " WHERE rowid > ? AND rowid <= ? ORDER BY 1",
             (low, high),
         ).fetchall()
         return [date.fromisoformat(r[0]) for r in rows]

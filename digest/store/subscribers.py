@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +9,7 @@ from typing import Any, Protocol
 
 from digest.codec import keywords_from_json, keywords_to_json
 from digest.model import Profile, Subscriber
-from digest.store.base import IN_CHUNK, StoreBase, iso, rows_in
+from digest.store.base import IN_CHUNK, Connection, StoreBase, iso, rows_in
 
 _SUB_COLUMNS = (
     "id, email, status, timezone, send_at, frequency, notify_empty, created_at, confirmed_at,"
@@ -20,8 +18,10 @@ _SUB_COLUMNS = (
 #: Addresses per transaction of `upsert_subscribers`: one executemany per table each.
 UPSERT_PAGE = 5000
 _PROFILE_UPSERT = (
-    "INSERT OR REPLACE INTO subscriber_profiles"
+    "INSERT INTO subscriber_profiles"
     " (subscriber_id, name, keywords, exclude, max_items, min_score) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (subscriber_id, name) DO UPDATE SET keywords = excluded.keywords,"
+    " exclude = excluded.exclude, max_items = excluded.max_items, min_score = excluded.min_score"
 )
 
 
@@ -106,10 +106,12 @@ class SubscribersMixin(StoreBase):
             ).fetchone()
             created = row is None
             if created:
-                cur = db.execute(
-                    "INSERT INTO subscribers (email, status, timezone, send_at, frequency,"
-                    " notify_empty, created_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?)",
+                sid = self._next_subscriber_id(db)
+                db.execute(
+                    "INSERT INTO subscribers (id, email, status, timezone, send_at, frequency,"
+                    " notify_empty, created_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
+                        sid,
                         email,
                         "confirmed" if confirmed else "pending",
                         timezone or "UTC",
@@ -120,7 +122,6 @@ class SubscribersMixin(StoreBase):
                         iso(now) if confirmed else None,
                     ),
                 )
-                sid = int(cur.lastrowid or 0)
             else:
                 sid = int(row["id"])
                 status = row["status"]
@@ -190,32 +191,30 @@ class SubscribersMixin(StoreBase):
 
     def _upsert_page(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         page: list[_Wanted],
         now: str,
         confirmed: bool,
         resubscribe: bool,
     ) -> UpsertCounts:
         """One page of `upsert_subscribers`, inside its transaction."""
+        emails, email_list = self._any_of([w.email for w in page])
         found = {
             r["email"]: r
             for r in db.execute(
-                f"SELECT {_SUB_COLUMNS} FROM subscribers"
-                " WHERE email IN (SELECT value FROM json_each(?))",
-                (json.dumps([w.email for w in page]),),
+                f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE email{emails}", (email_list,)
             )
         }
+        ids, id_list = self._any_of([r["id"] for r in found.values()])
         stored = {
             (r["subscriber_id"], r["name"]): r
             for r in db.execute(
-                "SELECT * FROM subscriber_profiles"
-                " WHERE subscriber_id IN (SELECT value FROM json_each(?))",
-                (json.dumps([r["id"] for r in found.values()]),),
+                f"SELECT * FROM subscriber_profiles WHERE subscriber_id{ids}", (id_list,)
             )
         }
         # Ids as SQLite would give them one insert at a time (max + 1): the write lock is
         # held, so nobody else inserts meanwhile.
-        next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM subscribers").fetchone()[0])
+        next_id = self._next_subscriber_id(db)
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         profile_rows: list[tuple[Any, ...]] = []
@@ -262,6 +261,12 @@ class SubscribersMixin(StoreBase):
         )
         db.executemany(_PROFILE_UPSERT, profile_rows)
         return UpsertCounts(len(inserts), changed, unchanged, kept, tuple(created))
+
+    def _next_subscriber_id(self, db: Connection) -> int:
+        """The id the next new subscriber gets (max + 1, as SQLite gives a row), with the
+        other writers of subscribers held off until this transaction ends."""
+        self._serialize(db, "subscribers")
+        return int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM subscribers").fetchone()[0])
 
     def set_subscriber_status(self, subscriber_id: int, status: str, now: datetime) -> bool:
         """Confirm or unsubscribe; returns False when nothing changed (idempotent)."""
@@ -324,7 +329,7 @@ class SubscribersMixin(StoreBase):
         profiles: dict[int, list[Profile]] = {}
         sql = "SELECT * FROM subscriber_profiles"
         if len(ids) > _WHOLE:  # most of the list: one pass over every profile
-            found: Iterable[sqlite3.Row] = self._db.execute(f"{sql} ORDER BY name")
+            found: Iterable[Any] = self._db.execute(f"{sql} ORDER BY name")
         else:  # a page: only its profiles
             found = rows_in(
                 self._db, f"{sql} WHERE subscriber_id IN ({{marks}}) ORDER BY name", ids
@@ -379,9 +384,7 @@ def _new_subscriber(sid: int, want: _Wanted, now: str, confirmed: bool) -> tuple
     )
 
 
-def _updated_subscriber(
-    row: sqlite3.Row, want: _Wanted, now: str, confirmed: bool
-) -> tuple[Any, ...]:
+def _updated_subscriber(row: Any, want: _Wanted, now: str, confirmed: bool) -> tuple[Any, ...]:
     """The values of _UPDATE_COLUMNS for a known address (as `upsert_subscriber` sets)."""
     status = row["status"]
     if status == "unsubscribed":
@@ -409,7 +412,7 @@ def _profile_values(sid: int, profile: Profile) -> tuple[Any, ...]:
     )
 
 
-def _same_profile(row: sqlite3.Row | None, values: tuple[Any, ...]) -> bool:
+def _same_profile(row: Any, values: tuple[Any, ...]) -> bool:
     """Whether the stored profile row holds `values` (keywords compared parsed, so a row
     an older version wrote in another JSON spelling still counts as the same)."""
     if row is None:
@@ -428,7 +431,7 @@ def _same_profile(row: sqlite3.Row | None, values: tuple[Any, ...]) -> bool:
     )
 
 
-def _profile(row: sqlite3.Row) -> Profile:
+def _profile(row: Any) -> Profile:
     return Profile(
         name=row["name"],
         keywords=keywords_from_json(row["keywords"]),

@@ -34,7 +34,7 @@ _TYPES = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain"
 
 def make_app(
     config: Config,
-    store_path: Path,
+    store_path: Path | str,
     clock: Callable[[], datetime],
     *,
     site_dir: Path,

@@ -20,7 +20,7 @@ from digest.deliver import Backend, make_backend
 from digest.errors import StoreError
 from digest.links import public_url
 from digest.render import make_environment
-from digest.store import Store
+from digest.store import Store, open_store
 from digest.store.base import DEFAULT_TIMEOUT
 from digest.tokens import load_secret
 from digest.web.guard import (
@@ -59,7 +59,7 @@ class Site:
     """The state one server process keeps for its handlers (limits live as long as it)."""
 
     config: Config
-    store_path: Path
+    store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
     clock: Callable[[], datetime]
     #: Opens the mail backend for confirmation emails (only when one is sent).
     open_backend: Callable[[], Backend] | None = None
@@ -121,7 +121,7 @@ class Site:
 
         def run() -> T:
             try:
-                with Store(self.store_path, timeout=timeout) as store:
+                with open_store(self.store_path, timeout=timeout) as store:
                     return work(store)
             except StoreError as exc:
                 if self.log is not None:

@@ -1,0 +1,369 @@
+"""The store's contract, run against both backends: a SQLite file and a PostgreSQL database.
+
+Small and focused: each test walks one domain (papers, terms, subscribers, deliveries,
+ratings, leases, the base) through every public method of it once, on each backend, and
+declares the methods it exercises (`@exercises`); the `store` fixture records what a test
+really called and fails it when a declared method was not, and
+`test_the_contract_covers_every_public_method` fails when a public method of `Store` is
+in no test. The PostgreSQL half needs a server (`pg_cluster`): it skips, with the reason,
+where none is installed. The behaviour that exists on PostgreSQL only (advisory locks,
+partitions, COPY, the CLI on a URL) is tested in tests/test_store_pg.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from digest.bulk import ImportRow
+from digest.errors import StoreError
+from digest.model import Claim, Keyword, Outcome, Paper, Profile
+from digest.store import QueuedUnsubscribe, Store, open_store
+from digest.store.schema import SCHEMA_VERSION
+from tests.test_store_errors import public_members
+
+T0 = datetime(2025, 10, 16, 7, tzinfo=UTC)
+DAY = date(2025, 10, 16)
+PROFILE = Profile("default", keywords=(Keyword("LoRA"),), exclude=(Keyword("vision"),))
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: test name -> the public Store methods it exercises (checked against what it called).
+EXERCISED: dict[str, set[str]] = {}
+
+
+def exercises(*names: str) -> Callable[[F], F]:
+    def mark(test: F) -> F:
+        EXERCISED[test.__name__] = set(names)
+        return test
+
+    return mark
+
+
+class Recording:
+    """The store, noting each public member a test uses (properties included)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.used: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.add(name)
+        return getattr(self.store, name)
+
+
+#: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
+_TABLES = (
+    "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
+    " paper_sources, papers, fetch_state, locks"
+)
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_cluster: Any) -> str:
+    return str(pg_cluster.create_database("contract"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the test's store (empty, the same one each call) on the backend."""
+    if request.param == "sqlite":
+        location: Path | str = tmp_path / "digest.sqlite3"
+    else:
+        location = request.getfixturevalue("pg_url")
+        with open_store(location) as first:
+            first._db.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY")
+    yield lambda: open_store(location)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, backend: Callable[[], Store]) -> Iterator[Any]:
+    with backend() as opened:
+        recording = Recording(opened)
+        yield recording
+    missing = EXERCISED.get(request.function.__name__, set()) - recording.used
+    assert not missing, f"declared in @exercises but not called: {sorted(missing)}"
+
+
+def paper(n: int, **fields: Any) -> Paper:
+    seen = fields.pop("first_seen", T0 - timedelta(days=n % 2))
+    given: dict[str, Any] = {
+        "id": f"2510.{n:05}",
+        "title": f"Paper number {n}",
+        "abstract": "An abstract.",
+        "arxiv_id": f"2510.{n:05}",
+        "sources": ("seeds",),
+        "first_seen": seen,
+        "last_seen": seen,
+    }
+    return Paper(**(given | fields))
+
+
+def claim(did: str, sid: int, day: date, ids: tuple[str, ...], upto: int = 2) -> Claim:
+    return Claim(did, sid, day, T0 - timedelta(days=1), T0, '{"c": 1}', ids, upto, {did: "{}"})
+
+
+# -- the contract ---------------------------------------------------------------------------
+
+
+def test_the_contract_covers_every_public_method() -> None:
+    covered = set().union(*EXERCISED.values())
+    assert public_members(Store) - {"close"} == covered
+
+
+@exercises(
+    "add_papers",
+    "papers",
+    "paper",
+    "papers_between",
+    "paper_days",
+    "arrival_days",
+    "newest_paper_row",
+    "row_arrived_by",
+    "arrivals",
+    "count_papers",
+    "newest_arrival",
+)
+def test_papers_merge_and_keep_their_arrival_order(store: Any) -> None:
+    assert store.newest_arrival() is None
+    first = store.add_papers([paper(1), paper(2)], arrived_at=T0)
+    assert (first.new, first.updated) == (2, 0)
+    later = T0 + timedelta(hours=1)
+    richer = paper(1, upvotes=7, authors=("Ada",), sources=("hf",))
+    again = store.add_papers([richer, paper(3, first_seen=T0)], arrived_at=later)
+    assert (again.new, again.updated, again.unchanged) == (1, 1, 0)
+    assert store.count_papers() == 3
+    got = store.paper("2510.00001")
+    assert (got.upvotes, got.authors, got.sources) == (7, ("Ada",), ("hf", "seeds"))
+    assert got.first_seen == T0 - timedelta(days=1) and got.first_seen.tzinfo is not None
+    assert [p.id for p in store.papers()] == ["2510.00002", "2510.00003", "2510.00001"]
+    assert [p.id for p in store.papers(since=DAY)] == ["2510.00002", "2510.00003"]
+    assert [p.id for p in store.papers_between(DAY, DAY + timedelta(1))] == [
+        "2510.00002",
+        "2510.00003",
+    ]
+    assert store.paper_days() == [DAY - timedelta(1), DAY]
+    assert store.paper_days(DAY) == [DAY]
+    assert store.newest_paper_row() == 3
+    assert store.row_arrived_by(T0) == 2
+    assert [(row, p.id) for row, p in store.arrivals(1, 3)] == [
+        (2, "2510.00002"),
+        (3, "2510.00003"),
+    ]
+    assert store.arrival_days(2, 3) == [DAY]
+    assert store.newest_arrival() == later
+
+
+@exercises("keep_paper_terms", "paper_terms", "papers_lacking_terms")
+def test_terms_are_kept_per_analysis(store: Any) -> None:
+    store.add_papers([paper(1), paper(2)], arrived_at=T0)
+    assert [p.id for p in store.papers_lacking_terms("k1", 0)] == ["2510.00001", "2510.00002"]
+    assert store.keep_paper_terms([("2510.00001", b"\x00\xffblob")], "k1") == 1
+    assert store.paper_terms(["2510.00001", "2510.00002"], "k1") == {"2510.00001": b"\x00\xffblob"}
+    assert store.paper_terms(["2510.00001"], "k2") == {}
+    assert [p.id for p in store.papers_lacking_terms("k1", 0)] == ["2510.00002"]
+    assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
+
+
+@exercises("save_fetch_state", "fetch_state")
+def test_fetch_state_is_replaced(store: Any) -> None:
+    assert store.fetch_state("hf") is None
+    store.save_fetch_state("hf", "https://example.org/a", '{"etag": "1"}', T0, "ok")
+    store.save_fetch_state("hf", "https://example.org/b", '{"etag": "2"}', T0, "error", "boom")
+    got = store.fetch_state("hf")
+    assert (got.url, got.state) == ("https://example.org/b", '{"etag": "2"}')
+
+
+@exercises(
+    "upsert_subscriber",
+    "upsert_subscribers",
+    "subscriber",
+    "subscriber_by_email",
+    "subscribers",
+    "subscriber_page",
+    "subscribers_by_id",
+    "set_subscriber_status",
+    "set_paused",
+    "remove_profile",
+)
+def test_subscribers_their_profiles_and_status(store: Any) -> None:
+    ada, created = store.upsert_subscriber(
+        "ada@example.org", PROFILE, now=T0, timezone="Asia/Tokyo"
+    )
+    assert created and (ada.id, ada.status, ada.timezone, ada.profiles) == (
+        1,
+        "pending",
+        "Asia/Tokyo",
+        (PROFILE,),
+    )
+    ada, created = store.upsert_subscriber("ada@example.org", None, now=T0, confirmed=True)
+    assert not created and ada.status == "confirmed" and ada.confirmed_at == T0
+    other = Profile("other", keywords=(Keyword("speech", phrase=False, weight=2.0),), max_items=3)
+    pages = list(
+        store.upsert_subscribers(
+            [
+                ImportRow(1, "bob@example.org", PROFILE, send_at="09:30"),
+                ImportRow(2, "ada@example.org", other),
+                ImportRow(3, "cy@example.org", PROFILE),
+            ],
+            T0,
+            confirmed=True,
+        )
+    )
+    assert [(c.new, c.changed, c.unchanged) for c in pages] == [(2, 1, 0)]
+    assert [s.email for s in pages[0].created] == ["bob@example.org", "cy@example.org"]
+    assert [p.name for p in store.subscriber(1).profiles] == ["default", "other"]
+    bob = store.subscriber_by_email("bob@example.org")
+    assert (bob.id, bob.send_at, bob.status) == (2, "09:30", "confirmed")
+    assert store.set_paused(bob.id, True, T0) and not store.set_paused(bob.id, True, T0)
+    assert store.set_subscriber_status(3, "unsubscribed", T0)
+    assert not store.set_subscriber_status(3, "unsubscribed", T0)
+    assert [s.email for s in store.subscribers()] == [
+        "ada@example.org",
+        "bob@example.org",
+        "cy@example.org",
+    ]
+    assert [s.email for s in store.subscribers(status="paused")] == ["bob@example.org"]
+    assert [s.email for s in store.subscribers(status="confirmed")] == ["ada@example.org"]
+    assert [s.id for s in store.subscriber_page(after_id=1, limit=1)] == [2]
+    assert sorted(store.subscribers_by_id([3, 1, 99])) == [1, 3]
+    assert store.remove_profile(1, "other") and not store.remove_profile(1, "other")
+    assert store.subscriber(1).profiles == (PROFILE,)
+
+
+@exercises(
+    "claim_deliveries",
+    "record_attempts",
+    "due_delivery_ids",
+    "deliveries_by_id",
+    "frozen_items",
+    "deliveries",
+    "delivery_for",
+    "last_delivery",
+    "last_digests",
+    "recent_deliveries",
+    "claimed_since",
+    "sent_pairs",
+    "sent_paper_ids",
+)
+def test_deliveries_are_claimed_once_and_remember_what_was_sent(store: Any) -> None:
+    store.add_papers([paper(1), paper(2), paper(3)], arrived_at=T0)
+    ada, _ = store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
+    bob, _ = store.upsert_subscriber("bob@example.org", PROFILE, now=T0, confirmed=True)
+    day2 = DAY + timedelta(40)  # another month: another partition on PostgreSQL
+    first = [
+        claim("d1", ada.id, DAY, ("2510.00001", "2510.00002")),
+        claim("d2", bob.id, DAY, ("2510.00002",)),
+        claim("d1-again", ada.id, DAY, ()),  # the same reader and day: the first stands
+    ]
+    assert store.claim_deliveries(first, T0) == ["d1", "d2"]
+    second = [claim("d2", ada.id, day2, ()), claim("d3", ada.id, day2, ("2510.00003",), 3)]
+    assert store.claim_deliveries(second, T0) == ["d3"]  # d2 is taken (another day)
+    assert store.claim_deliveries(first, T0) == []
+    assert store.frozen_items(["d1", "d3", "nope"]) == {"d1": "{}", "d3": "{}"}
+    assert store.due_delivery_ids(T0) == ["d1", "d2", "d3"]
+    retry_at = T0 + timedelta(hours=1)
+    store.record_attempts(
+        [Outcome("d1", "sent"), Outcome("d2", "retry", "busy", retry_at)], T0 + timedelta(1)
+    )
+    assert store.due_delivery_ids(T0) == ["d3"]
+    assert store.due_delivery_ids(retry_at) == ["d2", "d3"]
+    d1, d2 = store.deliveries_by_id(["d1", "d2", "nope"])
+    assert (d1.state, d1.attempts, d1.sent_at, d1.content) == (
+        "sent",
+        1,
+        T0 + timedelta(1),
+        '{"c": 1}',
+    )
+    assert (d2.state, d2.reason, d2.next_attempt_at, d2.sent_at) == (
+        "retry",
+        "busy",
+        retry_at,
+        None,
+    )
+    assert (d1.digest_date, d1.window_start, d1.window_end) == (DAY, T0 - timedelta(1), T0)
+    assert [d.id for d in store.deliveries()] == ["d3", "d1", "d2"]
+    assert [d.id for d in store.deliveries(state="retry")] == ["d2"]
+    assert store.delivery_for(ada.id, DAY).id == "d1"
+    assert store.delivery_for(bob.id, day2) is None
+    assert store.last_delivery(ada.id).id == "d3"
+    assert [d.id for d in store.recent_deliveries(ada.id, limit=1)] == ["d3"]
+    last = store.last_digests([ada.id, bob.id, 99])
+    assert sorted(last) == [ada.id, bob.id]
+    assert (last[ada.id].digest_date, last[ada.id].window_end, last[ada.id].papers_upto) == (
+        day2,
+        T0,
+        3,
+    )
+    assert store.claimed_since(day2) == {(ada.id, day2)}
+    readers, positions = store.sent_pairs(["2510.00002", "2510.00003"], 0)
+    assert sorted(zip(readers, positions, strict=True)) == [(ada.id, 0), (ada.id, 1), (bob.id, 0)]
+    past_row_2 = store.sent_pairs(["2510.00002", "2510.00003"], 2)  # only d3 considered row 3
+    assert (list(past_row_2[0]), list(past_row_2[1])) == ([ada.id], [1])
+    assert store.sent_paper_ids(ada.id) == {"2510.00001", "2510.00002", "2510.00003"}
+
+
+@exercises("claim_deliveries")
+def test_a_failed_claim_writes_nothing(store: Any) -> None:
+    """All or none: a claim for a reader who does not exist fails the whole batch."""
+    ada, _ = store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
+    with pytest.raises(StoreError) as caught:
+        store.claim_deliveries([claim("d1", ada.id, DAY, ()), claim("d2", 99, DAY, ())], T0)
+    assert "\n" not in str(caught.value) and "rolled back" in str(caught.value)
+    assert store.deliveries() == []
+
+
+@exercises("rate", "rating", "ratings", "unrate")
+def test_ratings_one_per_reader_and_paper(store: Any) -> None:
+    store.add_papers([paper(1), paper(2)], arrived_at=T0)
+    ada, _ = store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
+    assert store.rate(ada.id, "2510.00001", 1, T0)
+    assert store.rate(ada.id, "2510.00001", -1, T0 + timedelta(1), via="manage")
+    assert store.rate(ada.id, "2510.00002", 1, T0)
+    assert not store.rate(ada.id, "no-such-paper", 1, T0)
+    got = store.rating(ada.id, "2510.00001")
+    assert (got.vote, got.via, got.rated_at, got.title) == (
+        -1,
+        "manage",
+        T0 + timedelta(1),
+        "Paper number 1",
+    )
+    assert [r.paper_id for r in store.ratings(ada.id)] == ["2510.00001", "2510.00002"]
+    assert store.unrate(ada.id, "2510.00001") and not store.unrate(ada.id, "2510.00001")
+    assert store.rating(ada.id, "2510.00001") is None
+
+
+@exercises("acquire_lease", "release_lease")
+def test_a_lease_has_one_holder(store: Any) -> None:
+    ttl = timedelta(minutes=2)
+    assert store.acquire_lease("send", "h1:1:1", T0, ttl) is None
+    assert store.acquire_lease("send", "h1:1:1", T0 + timedelta(minutes=1), ttl) is None  # renew
+    assert store.acquire_lease("send", "h2:2:2", T0, ttl) == "h1:1:1"
+    store.release_lease("send", "h2:2:2")  # not the holder: nothing happens
+    assert store.acquire_lease("send", "h2:2:2", T0, ttl) == "h1:1:1"
+    store.release_lease("send", "h1:1:1")
+    assert store.acquire_lease("send", "h2:2:2", T0, ttl) is None
+    store.release_lease("send", "h2:2:2")
+
+
+@exercises("queue_unsubscribe", "apply_queued_unsubscribes", "subscriber")
+def test_a_queued_unsubscribe_lands(store: Any) -> None:
+    ada, _ = store.upsert_subscriber("ada@example.org", PROFILE, now=T0, confirmed=True)
+    store.queue_unsubscribe(QueuedUnsubscribe(ada.id, "ada@example.org", T0))
+    store.apply_queued_unsubscribes()
+    assert store.subscriber(ada.id).status == "unsubscribed"
+    assert store.apply_queued_unsubscribes() == 0
+
+
+@exercises("schema_version", "installation_id")
+def test_the_base(store: Any, backend: Callable[[], Store]) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    made = store.installation_id
+    assert len(made) == 32 and int(made, 16) >= 0
+    with backend() as again:  # opening it again migrates nothing and keeps the id
+        assert (again.schema_version, again.installation_id) == (SCHEMA_VERSION, made)
+    assert json.loads(json.dumps(made)) == made
