@@ -38,8 +38,10 @@ import functools
 import json
 import random
 import re
+import resource
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -312,39 +314,94 @@ def kept_world(home: Path, days: int, per_day: int) -> Path:
     return where
 
 
-def measure_publish(where: Path) -> str:
-    """One publish of the world in `where` from scratch, in this process: its figures."""
-    import os
-    import resource
+def _cpu() -> float:
+    """CPU seconds of this process and of its reaped children (the publish's workers)."""
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
-    def cpu() -> float:
-        own, kids = (
-            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        )
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
+def _publish(where: Path, site: Path, now: datetime) -> dict[str, float]:
+    """One `pipeline.publish` of the world in `where` into `site`: its figures."""
     config = load_config(where / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        start, wall = _cpu(), time.perf_counter()
+        report = pipeline.publish(config, store, now, out_dir=site)
+        used, wall = _cpu() - start, time.perf_counter() - wall
+    return {
+        "cpu": used,
+        "wall": wall,
+        "written": report.written,
+        "total": report.total,
+        "read_days": report.read_days,
+        "ranked_days": report.ranked_days,
+        "days": report.days,
+        "papers": report.papers,
+    }
+
+
+def _site_figures(site: Path) -> str:
+    files = [p for p in site.rglob("*") if p.is_file()]
+    search = [p for p in files if p.name == "search-index.js" or "search" in p.parent.parts]
+    size = sum(p.stat().st_size for p in files) / 1e6
+    search_size = sum(p.stat().st_size for p in search) / 1e6
+    return (
+        f"site: {len(files):,} files, {size:.0f} MB; search index {search_size:.0f} MB in "
+        f"{len(search)} files"
+    )
+
+
+def _line(label: str, runs: list[dict[str, float]]) -> str:
+    cpu = [r["cpu"] for r in runs]
+    wall = statistics.median(r["wall"] for r in runs)
+    last = runs[-1]
+    return (
+        f"{label:<16} {statistics.median(cpu):7.2f} CPU-s (workers included; min "
+        f"{min(cpu):.2f}, median of {len(runs)}), wall {wall:.1f}"
+        f" s; {int(last['written']):,}/{int(last['total']):,} files written, "
+        f"{int(last['read_days'])} days read, {int(last['ranked_days'])} ranked"
+    )
+
+
+def measure_year(where: Path, work: Path, runs: int = 1, new_day_runs: int = 3) -> list[str]:
+    """The year's publish figures (issue 10, item 8), each publish in this process:
+
+    - from scratch (`runs` times, into a new directory each);
+    - again with nothing changed (no file may be written);
+    - one new day: a copy of the world gets the next day's 2,000 papers through the real
+      ingest (unmeasured), then publishes into a copy of the year's site (`new_day_runs`
+      times, each on a fresh copy of the site).
+
+    `work` holds the sites and the world's copy (the store is copied once, some GB)."""
     now = world.at(LAST_DAY, world.PUBLISH_AT)
-    with tempfile.TemporaryDirectory(prefix="year-site-", dir=os.environ.get("TMPDIR")) as tmp:
-        site = Path(tmp)
-        with Store(config.store_path) as store:
-            start, wall = cpu(), time.perf_counter()
-            report = pipeline.publish(config, store, now, out_dir=site)
-            used, wall = cpu() - start, time.perf_counter() - wall
-        files = [p for p in site.rglob("*") if p.is_file()]
-        search = [p for p in files if p.name == "search-index.js" or "search" in p.parent.parts]
-        rss = [
-            resource.getrusage(w).ru_maxrss / 1024
-            for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        ]
-        size = sum(p.stat().st_size for p in files) / 1e6
-        search_size = sum(p.stat().st_size for p in search) / 1e6
-        return (
-            f"publish from scratch: {used:.1f} CPU-s (workers included), wall {wall:.1f} s, "
-            f"peak RSS {rss[0]:.0f} MiB (workers {rss[1]:.0f}); {report.days} days, "
-            f"{report.papers:,} papers; {len(files):,} files, {size:.0f} MB; "
-            f"search index {search_size:.0f} MB in {len(search)} files"
-        )
+    scratch = [_publish(where, work / f"site-{n}", now) for n in range(runs)]
+    site = work / f"site-{runs - 1}"
+    lines = [
+        f"world: {where} ({scratch[-1]['days']:.0f} days, {scratch[-1]['papers']:,.0f} papers)",
+        _line("from scratch", scratch),
+        f"{'':17}peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+        f" (workers {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f}); "
+        + _site_figures(site),
+    ]
+    lines.append(_line("nothing changed", [_publish(where, site, now) for _ in range(3)]))
+    copy = work / "world"
+    copy.mkdir()
+    shutil.copy(where / "config.toml", copy / "config.toml")
+    shutil.copytree(where / "captures", copy / "captures")
+    shutil.copytree(where / "var", copy / "var")
+    day = LAST_DAY + timedelta(days=1)
+    config = load_config(copy / "config.toml", required=True)
+    with Store(config.store_path) as store:
+        per_day = store.papers_between(LAST_DAY, day)
+        ingest_day(copy, store, day, daily_json(world.seed_papers(), day, len(per_day)))
+    later = world.at(day, world.PUBLISH_AT)
+    new_day = []
+    for n in range(new_day_runs):
+        again = work / f"new-day-{n}"
+        shutil.copytree(site, again, symlinks=True)
+        new_day.append(_publish(copy, again, later))
+        shutil.rmtree(again)
+    lines.append(_line("one new day", new_day))
+    return lines
 
 
 def main() -> int:
@@ -354,6 +411,8 @@ def main() -> int:
     ap.add_argument("--publish", type=Path, help="measure a publish of the world under DIR")
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--per-day", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=1, help="publishes from scratch (--publish)")
+    ap.add_argument("--work", type=Path, help="where --publish puts its sites and copy")
     args = ap.parse_args()
     if args.check:
         problems = check()
@@ -364,7 +423,9 @@ def main() -> int:
         print(f"{where}: {(where / 'built.json').read_text()}")
         return 0
     if args.publish:
-        print(measure_publish(kept_world(args.publish, args.days, args.per_day)))
+        where = kept_world(args.publish, args.days, args.per_day)
+        with tempfile.TemporaryDirectory(prefix="year-publish-", dir=args.work) as tmp:
+            print("\n".join(measure_year(where, Path(tmp), args.runs)), flush=True)
         return 0
     ap.print_help()
     return 2
