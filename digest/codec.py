@@ -111,7 +111,7 @@ def _list_cell(value: str) -> tuple[str, ...] | None:
     if value == "[]":
         return ()
     got = json.loads(value)
-    return None if got is None else tuple(str(v) for v in got)
+    return None if got is None else tuple(map(str, got))
 
 
 #: Each column with what turns its cell into the field (None: the cell is the value): `_in`
