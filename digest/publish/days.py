@@ -32,7 +32,14 @@ import jinja2
 
 from digest.config import Config
 from digest.model import Paper
-from digest.publish.manifest import DayState, day_path, paper_key, same_content, write_atomic
+from digest.publish.manifest import (
+    DamagedState,
+    DayState,
+    day_path,
+    paper_key,
+    same_content,
+    write_atomic,
+)
 from digest.publish.names import day_of, plain, shorten
 from digest.publish.picks import Pick, RankFn, day_key, pick_from_json, pick_to_json, rank_days
 from digest.publish.search import shard_page
@@ -99,8 +106,8 @@ def _cached_picks(day: date, state: DayState | None, key: str) -> list[Pick] | N
     if state is None or state.key != key:
         return None
     try:
-        return [pick_from_json(day, raw) for raw in state.picks]
-    except (KeyError, TypeError, ValueError):
+        return [pick_from_json(day, raw) for raw in state.details()[0]]
+    except (KeyError, TypeError, ValueError, DamagedState):
         return None  # a damaged cache entry: rank the day again
 
 
@@ -197,12 +204,16 @@ def _write(out: Path, page: Page, old_key: str | None) -> bool:
 def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
     """What the next publish needs of a day it does not read again."""
     picks = archive.picks.get(day, [])
+    per_profile = [0] * len(archive.profiles)
+    for pick in picks:
+        per_profile[pick.profile] += 1
     return DayState(
         key=archive.day_keys[day],
         count=archive.counts[day],
         picks=[pick_to_json(p) for p in picks],
         papers={p.paper_id: display_copy(archive.papers[p.paper_id]) for p in picks},
         pages={p.path: p.key for p in pages},
+        per_profile=tuple(per_profile),
     )
 
 

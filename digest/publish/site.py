@@ -82,9 +82,9 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
             recent.append((day, day_href("", day), archive.counts[day], per_profile))
         all_days = [(d, day_href("", d), archive.counts[d]) for d in archive.days]
         totals = [0] * len(archive.profiles)
-        for picks in archive.picks.values():
-            for p in picks:
-                totals[p.profile] += 1
+        for day in archive.days:
+            for i, n in enumerate(archive.picks_per_profile(day)):
+                totals[i] += n
         return render(
             env,
             "site/index.html.j2",
