@@ -36,8 +36,9 @@ last publish), ranked when their papers changed, and planned, a month at a time,
 worker processes when many days need ranking (`days`); the other days' pages and
 search shards are neither planned nor rendered, their picks come from the saved state.
 Site-wide pages (index, profile pages, feeds, sitemap, the search day list) are planned
-every time from the saved states of all days (picks and display copies of the picked
-papers), so no more than a month of papers is ever held at once. A file whose inputs
+every time from the saved states of all days (keys, counts, and the picks and display
+copies of the picked papers of the days a page being made shows: `SavedPicks`), so no
+more than a month of papers is ever held at once. A file whose inputs
 are unchanged is not rendered, and a file whose rendering is byte-identical is not
 rewritten, so mtimes say what really changed. Files the previous publish wrote that
 are no longer part of the site are removed. `full=True` reads and plans every day (a
