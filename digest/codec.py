@@ -111,7 +111,7 @@ def _list_cell(value: str) -> tuple[str, ...] | None:
     if value == "[]":
         return ()
     got = json.loads(value)
-    return None if got is None else tuple(str(v) for v in got)
+    return None if got is None else tuple(map(str, got))
 
 
 #: Each column with what turns its cell into the field (None: the cell is the value): `_in`
@@ -132,13 +132,36 @@ _FROM_CELL: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
 )
 
 
+#: Paper's fields, in order, are PAPER_COLUMNS with `sources` put back before
+#: `first_seen` and `revision` (parser output only) after them: `paper_from_cells` builds
+#: a Paper positionally, twice as fast as by keywords for 25 fields.
+_SOURCES_AT = PAPER_COLUMNS.index("first_seen")
+assert tuple(f.name for f in fields(Paper)) == (
+    *PAPER_COLUMNS[:_SOURCES_AT],
+    "sources",
+    *PAPER_COLUMNS[_SOURCES_AT:],
+    "revision",
+)
+#: (position, converter) of the columns whose cell is not already the field's value.
+_CONVERTED = tuple((i, convert) for i, (_, convert) in enumerate(_FROM_CELL) if convert)
+
+
+def paper_from_cells(cells: Iterable[Any], sources: tuple[str, ...] = ()) -> Paper:
+    """A stored paper from its cells in PAPER_COLUMNS order (a row that selected exactly
+    those columns): what `paper_from_row` makes, without a lookup by name per column (a
+    year's archive reads 730,000 rows)."""
+    values = list(cells)
+    for i, convert in _CONVERTED:
+        cell = values[i]
+        if cell is not None:
+            values[i] = convert(cell)
+    values.insert(_SOURCES_AT, sources)
+    return Paper(*values)
+
+
 def paper_from_row(row: Mapping[str, Any], sources: tuple[str, ...] = ()) -> Paper:
     """A stored paper (a row with PAPER_COLUMNS, e.g. sqlite3.Row) back as a Paper."""
-    values: dict[str, Any] = {}
-    for name, convert in _FROM_CELL:
-        cell = row[name]
-        values[name] = cell if convert is None or cell is None else convert(cell)
-    return Paper(**values, sources=sources)
+    return paper_from_cells([row[name] for name in PAPER_COLUMNS], sources)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -438,3 +438,14 @@ def test_every_published_file_is_byte_for_byte_the_golden_one(golden_site: Path)
 def test_golden_pages_read_as_kept(golden_site: Path, page: str) -> None:
     """A few whole pages, kept so that a change shows as a readable diff."""
     assert_golden(GOLDEN_SITE / GOLDEN_PAGES[page], (golden_site / page).read_text("utf-8"))
+
+
+def test_day_rows_escape_each_text_even_one_holding_a_nul() -> None:
+    """`other_papers_html` escapes a row's texts in one call joined at NUL; a text with a
+    NUL of its own (cleaned text never has one) is escaped on its own, not split."""
+    from digest.publish.site import _escaped
+
+    texts = ['<a href="x">', "Tom & Jerry's", "a\0<b>"]
+    first_two = ["&lt;a href=&#34;x&#34;&gt;", "Tom &amp; Jerry&#39;s"]
+    assert _escaped(texts) == [*first_two, "a\0&lt;b&gt;"]
+    assert _escaped(texts[:2]) == first_two

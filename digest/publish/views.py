@@ -16,6 +16,7 @@ some ten thousand permalinks, not 730,000 files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -58,8 +59,10 @@ class Archive:
     days: list[date]
     counts: dict[date, int]
     day_keys: dict[date, str]
-    picks: dict[date, list[Pick]]
-    #: the papers of the days read, and display copies of every day's picked papers
+    #: each day's picks (site-wide pages: read from the saved states when first asked for)
+    picks: Mapping[date, list[Pick]]
+    #: the papers of the days read, and display copies of the picked papers of the days
+    #: whose picks were asked for
     papers: dict[str, Paper]
     #: the days read this time -> their papers (other days are not rendered again)
     day_papers: dict[date, list[Paper]]
@@ -71,6 +74,8 @@ class Archive:
     subscribe_url: str = ""
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
+    #: day -> how many picks each profile has, where known without reading its picks
+    pick_counts: dict[date, tuple[int, ...]] = field(default_factory=dict)
     #: day -> ids of its papers with a permalink (filled by `permalinked`)
     permalinks: dict[date, set[str]] = field(default_factory=dict)
     #: paper id -> what its day page and its search row both show (filled by `permalinked`)
@@ -86,6 +91,16 @@ class Archive:
         """The day a paper belongs to (its `first_seen`, UTC)."""
         assert paper.first_seen is not None  # stored papers always have it
         return day_of(paper.first_seen)
+
+    def picks_per_profile(self, day: date) -> tuple[int, ...]:
+        """How many picks each profile has on `day` (saved counts: no picks are read)."""
+        got = self.pick_counts.get(day)
+        if got is None:
+            counts = [0] * len(self.profiles)
+            for pick in self.picks.get(day, []):
+                counts[pick.profile] += 1
+            got = tuple(counts)
+        return got
 
     def profile_picks(self, index: int, days: list[date] | None = None) -> list[Pick]:
         """A profile's picks across `days` (all days when None): newest day first, best

@@ -58,6 +58,8 @@ def _only(terms: PaperTerms, wanted: frozenset[str]) -> PaperTerms:
     """
     title = sorted(wanted.intersection(terms.title))
     abstract = sorted(wanted.intersection(terms.abstract))
+    if tuple(title) == terms.title and tuple(abstract) == terms.abstract:
+        return terms  # already narrowed and in order: most papers of a wanted index
     t_counts = dict(zip(terms.title, terms.title_counts, strict=True)) if title else {}
     a_counts = dict(zip(terms.abstract, terms.abstract_counts, strict=True)) if abstract else {}
     return PaperTerms(

@@ -115,13 +115,17 @@ def wanted_terms(
     found = _scan(b"".join(parts), [len(b) for b in parts], heads, names)
     for k, j in enumerate(chosen):
         tw, aw, _, _, _ = heads[k]
-        title, abstract = found.get(k, ((), ()))
+        fields = found.get(k)
+        if fields is None:  # most papers of a day: none of the wanted features
+            out[j] = ((), (), tw, (), (), aw)
+            continue
+        title, abstract = fields
         out[j] = (
-            tuple(names[h] for h, _ in title),
-            tuple(c for _, c in title),
+            tuple([names[h] for h, _ in title]),
+            tuple([c for _, c in title]),
             tw,
-            tuple(names[h] for h, _ in abstract),
-            tuple(c for _, c in abstract),
+            tuple([names[h] for h, _ in abstract]),
+            tuple([c for _, c in abstract]),
             aw,
         )
     return out

@@ -43,12 +43,13 @@ def sentences(text: object, count: int = 2, max_chars: int = 400) -> str:
     return out
 
 
+_SAFE_URL = re.compile(r"https?://[^\s\"'<>`]+")
+
+
 def safe_url(url: object) -> str:
     """`url` when it is http(s) with no spaces or quotes, else "" (no javascript: links)."""
     text = clean(url) if url else ""
-    if re.fullmatch(r"https?://[^\s\"'<>`]+", text):
-        return text
-    return ""
+    return text if _SAFE_URL.fullmatch(text) else ""
 
 
 #: Names an item lists before "et al.".
@@ -58,7 +59,14 @@ AUTHORS_SHOWN = 3
 def authors_line(paper: Paper) -> str:
     """`Ada Lovelace, Alan Turing, Grace Hopper et al.`: the first three names, "et al."
     when there are more; else the organisation, a count, or "authors unknown"."""
-    names = [n for n in (clean(a) for a in paper.authors) if n]
+    # Clean only as many names as are shown, and one more to know whether there are
+    # more (an archive's day page lists 2,000 papers).
+    names = []
+    for author in paper.authors:
+        if name := clean(author):
+            names.append(name)
+            if len(names) > AUTHORS_SHOWN:
+                break
     if names:
         more = len(names) > AUTHORS_SHOWN or (paper.authors_count or 0) > AUTHORS_SHOWN
         return ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if more else "")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
+from digest.codec import PAPER_COLUMNS, paper_from_cells, paper_from_row, paper_row
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
 from digest.store.base import Connection, StoreBase, iso, rows_in
@@ -147,8 +147,9 @@ class PapersMixin(StoreBase):
         # byte order is code point order), and Python's sorts are stable.
         rows.sort(key=lambda r: r["id"])
         rows.sort(key=lambda r: r["first_seen"], reverse=True)
-        sources = self._sources_of([r["id"] for r in rows])
-        return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
+        sources = self._sources_of([r[0] for r in rows])
+        # The rows hold PAPER_COLUMNS only, in order (id first).
+        return [paper_from_cells(row, tuple(sources.get(row[0], ()))) for row in rows]
 
     def paper_days(self, since: date | None = None) -> list[date]:
         """The UTC days on which stored papers were first seen (from `since`), oldest
