@@ -67,7 +67,7 @@ faults: $(DEVSTAMP)
 	$(BIN)/python -m tests.faults --rounds 20
 
 # The workers' proof at the issue's size: 3 worker slots, 5,000 readers, two SIGKILLs
-# (`make test` runs it with 1,000 readers: 5,000 cost ~120 CPU-s, past the suite's budget).
+# (`make test` runs it with 400 readers: 5,000 cost ~120 CPU-s, past the suite's budget).
 cluster-proof: $(DEVSTAMP) postgres
 	DIGEST_CLUSTER_READERS=5000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_workers.py
 
