@@ -12,6 +12,7 @@ from digest.cli import (  # noqa: F401  (registers the commands)
     schedule,
     semantic,
     site,
+    subscribers,
     worker,
 )
 from digest.cli.base import CliError, cli
