@@ -487,6 +487,13 @@ def main() -> int:
         help="keep each N's world under this directory and reuse it next time (it is "
         "rebuilt when missing; delete it after changing the store's schema or ingest)",
     )
+    ap.add_argument(
+        "--semantic",
+        action="store_true",
+        help="with the optional semantic layer (its extra installed): ingest embeds every "
+        "new paper (~0.1 CPU-s each) and ranking fuses the vectors; off by default, as in "
+        "the default install, so the figures are the lexical day's",
+    )
     ap.add_argument("--year", action="store_true", help="the year's archive figures instead")
     ap.add_argument("--year-days", type=int, default=365, help="days of the --year world")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
@@ -495,6 +502,8 @@ def main() -> int:
     ap.add_argument("work", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
+    if not args.phase and not args.prepare:  # the parent decides; its children inherit it
+        os.environ["DIGEST_SEMANTIC"] = "on" if args.semantic else "off"
     if args.quick:
         global FORK
         FORK = True
@@ -511,7 +520,8 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start, "
         f"Python {platform.python_version()}; a day of {args.papers:,} papers after "
         f"{world.HISTORY} such days; median of {args.runs} runs (1 from 100,000 readers); "
-        f"--budget {args.budget:.0f} s a phase; CPU includes worker processes; "
+        f"--budget {args.budget:.0f} s a phase; semantic layer "
+        f"{'on' if args.semantic else 'off (--semantic)'}; CPU includes worker processes; "
         "the machine is shared: figures are noisy"
     )
     print(table_line([c[0] for c in COLUMNS]))
