@@ -10,7 +10,8 @@ day here: over half an hour of CPU, an hour and more on a shared machine). So:
 - every later day is one of those days moved to its own date (`daily_json(..., like=)`:
   the same items with the day in their titles, arXiv ids and dates), and its rows are
   written straight into the store: each pattern paper's row, sources and kept terms,
-  with the moved fields replaced, in one transaction a day. The moved title is analysed
+  with the moved fields replaced, in one transaction a day (then its kept terms through
+  `Store.keep_paper_terms`, which makes their postings, as ingest). The moved title is analysed
   again (its date is part of it); the abstract's features are the pattern's (the same
   text), so the blob is what `rank.terms.encode` makes of the moved paper.
 
@@ -168,6 +169,7 @@ def _move_days(db_path: Path, every: list[date], patterns: int, per_day: int) ->
     analyzer = analyzer_for(None)  # the year world's config has no synonyms
     db = sqlite3.connect(db_path)
     db.row_factory = sqlite3.Row
+    store = Store(db_path)
     try:
         columns = [r["name"] for r in db.execute("PRAGMA table_info(papers)")]
         marks = ", ".join("?" * len(columns))
@@ -181,16 +183,20 @@ def _move_days(db_path: Path, every: list[date], patterns: int, per_day: int) ->
                 rows.append(tuple(moved[c] for c in columns))
                 sources += [(moved["id"], s) for s in paper_sources]
                 blobs.append((moved["id"], key, _moved_blob(moved, blob, analyzer)))
-            with db:  # one transaction a day, as ingest's
+            with db:  # one transaction a day for the papers, as ingest's
                 db.executemany(insert, rows)
                 db.executemany(
                     "INSERT INTO paper_sources (paper_id, source) VALUES (?, ?)", sources
                 )
-                db.executemany(
-                    "INSERT INTO paper_terms (paper_id, key, data) VALUES (?, ?, ?)", blobs
-                )
+            # and one for their terms and postings, as ingest's (the store makes them)
+            by_key: dict[str, list[tuple[str, bytes]]] = {}
+            for pid, key, blob in blobs:
+                by_key.setdefault(key, []).append((pid, blob))
+            for key, kept in by_key.items():
+                store.keep_paper_terms(kept, key)
     finally:
         db.close()
+        store.close()
 
 
 def _pattern(
