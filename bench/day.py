@@ -466,6 +466,7 @@ def year(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-year-") as tmp:
         home = args.world or Path(tmp)
         where = _year_world.kept_world(home, args.year_days, args.papers)
+        print(_year_world.bring_up_to_date(where), flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-year-sites-", dir=home) as sites:
             for line in _year_world.measure_year(where, Path(sites), args.runs):
                 print(line, flush=True)
