@@ -127,6 +127,7 @@ def test_ingest_keeps_postings_and_a_changed_text_gets_new_ones(
     first = store.term_counts([short.id], key)[short.id]
     longer = replace(short, abstract="A much longer abstract about text to speech.")
     store.add_papers([longer], arrived_at=SEED_ARRIVAL + timedelta(hours=1))
+    assert store.term_counts([short.id], key) == {}  # gone with the old text, as its blob
     assert analyse_recent(seeded_config, store, SEED_ARRIVAL + timedelta(hours=1)) == 1
     second = store.term_counts([short.id], key)[short.id]
     assert second.block != first.block and second.abstract_words > first.abstract_words

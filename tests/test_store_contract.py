@@ -59,7 +59,7 @@ class Recording:
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
-    " paper_vectors, term_postings, term_counts, term_blocks, postings_backfill,"
+    " paper_vectors, term_postings, term_counts, term_blocks,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -198,6 +198,19 @@ def test_kept_terms_keep_their_postings(store: Any) -> None:
     store.keep_paper_terms(blobs[1:], "k1")  # now the first block has no paper left: gone
     assert store.posting_rows(cells) == {}
     assert store.backfill_postings() == 0  # a new store has nothing to backfill
+    # A store upgraded from version 13: kept blobs without postings, and the marker the
+    # upgrade leaves; a paper given twice in one keep gets one slot.
+    store.store._db.execute("DELETE FROM term_counts")
+    store.store._db.execute("UPDATE postings_state SET backfill_from = 0")
+    assert store.term_counts(["2510.00001", "2510.00002"], "k1") == {}
+    assert store.backfill_postings(papers=1) == 1 and store.backfill_postings() == 1
+    assert store.backfill_postings() == 0
+    assert sorted(store.term_counts(["2510.00001", "2510.00002"], "k1")) == [
+        "2510.00001",
+        "2510.00002",
+    ]
+    store.keep_paper_terms([blobs[0], blobs[0]], "k1")
+    assert store.term_counts(["2510.00001"], "k1")["2510.00001"].slot == 0
 
 
 @exercises("keep_paper_vectors", "paper_vectors", "papers_lacking_vectors", "count_paper_vectors")

@@ -3,12 +3,14 @@ inverted a block of papers at a time, so a ranking of known features reads only 
 
 Written with the blobs they come from (`TermsMixin.keep_paper_terms`, one transaction),
 and after an upgrade for the papers analysed before it (`backfill_postings`). A paper
-kept again moves to the new block; a block no paper points to any more is deleted.
+kept again moves to the new block, a paper whose text changes loses its postings with
+its blob (`forget_postings`), and a block no paper points to any more is deleted: a
+paper's counts row exists only while its postings are true of its text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from digest.store.base import IN_CHUNK, Connection, StoreBase, rows_in
@@ -48,8 +50,8 @@ class PostingsMixin(StoreBase):
         """Make the postings of up to `papers` more papers that were analysed before the
         store kept postings (after the upgrade to them), in arrival order; how many
         papers were looked at (0: none is left, and nothing more to do)."""
-        row = self._db.execute("SELECT next_row FROM postings_backfill").fetchone()
-        if row is None:
+        row = self._db.execute("SELECT backfill_from FROM postings_state").fetchone()
+        if row is None or row[0] is None:
             return 0
         found = self._db.execute(
             "SELECT p.rowid, t.paper_id, t.key, t.data FROM papers p"
@@ -64,10 +66,8 @@ class PostingsMixin(StoreBase):
         with self._transaction() as db:
             for key, blobs in by_key.items():
                 self._keep_postings(db, blobs, key)
-            if len(found) < papers:
-                db.execute("DELETE FROM postings_backfill")
-            else:
-                db.execute("UPDATE postings_backfill SET next_row = ?", (found[-1][0] + 1,))
+            after = found[-1][0] + 1 if len(found) == papers else None  # None: done
+            db.execute("UPDATE postings_state SET backfill_from = ?", (after,))
         return len(found)
 
     def _keep_postings(self, db: Connection, blobs: Sequence[tuple[str, bytes]], key: str) -> None:
@@ -75,17 +75,14 @@ class PostingsMixin(StoreBase):
         their earlier postings die, and a block left without papers goes."""
         from digest.rank.postings import make_blocks
 
-        ids = [pid for pid, _ in blobs]
-        sql = "SELECT block FROM term_counts WHERE paper_id IN ({marks})"
-        old = {block for (block,) in rows_in(db, sql, ids)}
-        for start in range(0, len(ids), IN_CHUNK):
-            chunk = ids[start : start + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            db.execute(f"DELETE FROM term_counts WHERE paper_id IN ({marks})", chunk)
+        latest = dict(blobs)  # a paper given twice keeps its last blob, as paper_terms does
+        forget_postings(db, list(latest))
         self._serialize(db, "postings")
-        for block in make_blocks(blobs):
-            (top,) = db.execute("SELECT COALESCE(MAX(block), 0) FROM term_blocks").fetchone()
-            number = int(top) + 1
+        for block in make_blocks(latest.items()):
+            # A new number, never one a deleted block had: a reader that found a paper's
+            # block a moment ago never reads another block's rows for it.
+            db.execute("UPDATE postings_state SET last_block = last_block + 1")
+            (number,) = db.execute("SELECT last_block FROM postings_state").fetchone()
             db.execute(
                 "INSERT INTO term_blocks (block, key, bits) VALUES (?, ?, ?)",
                 (number, key, block.bits),
@@ -99,16 +96,22 @@ class PostingsMixin(StoreBase):
                 "INSERT INTO term_postings (cell, data) VALUES (?, ?)",
                 [(number * CELLS + bucket, data) for bucket, data in block.rows],
             )
-        self._drop_empty_blocks(db, old)
 
-    @staticmethod
-    def _drop_empty_blocks(db: Connection, blocks: Iterable[int]) -> None:
-        """Delete the blocks of `blocks` that no paper's counts point to any more."""
-        for block in blocks:
-            if db.execute("SELECT 1 FROM term_counts WHERE block = ? LIMIT 1", (block,)).fetchone():
-                continue
-            db.execute(
-                "DELETE FROM term_postings WHERE cell >= ? AND cell < ?",
-                (block * CELLS, (block + 1) * CELLS),
-            )
-            db.execute("DELETE FROM term_blocks WHERE block = ?", (block,))
+
+def forget_postings(db: Connection, ids: Sequence[str]) -> None:
+    """In transaction `db`: these papers have no postings any more (their text changed,
+    or they are kept again), and a block left without papers goes."""
+    sql = "SELECT DISTINCT block FROM term_counts WHERE paper_id IN ({marks})"
+    blocks = {block for (block,) in rows_in(db, sql, ids)}
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"DELETE FROM term_counts WHERE paper_id IN ({marks})", chunk)
+    for block in blocks:
+        if db.execute("SELECT 1 FROM term_counts WHERE block = ? LIMIT 1", (block,)).fetchone():
+            continue
+        db.execute(
+            "DELETE FROM term_postings WHERE cell >= ? AND cell < ?",
+            (block * CELLS, (block + 1) * CELLS),
+        )
+        db.execute("DELETE FROM term_blocks WHERE block = ?", (block,))

@@ -192,9 +192,10 @@ def update_from_13_to_14(db: Connection) -> None:
     )
     db.execute("CREATE INDEX term_counts_block ON term_counts (block, slot)")
     db.execute("CREATE TABLE term_postings (cell bigint PRIMARY KEY, data bytea NOT NULL)")
-    db.execute("CREATE TABLE postings_backfill (next_row bigint NOT NULL)")
+    db.execute("CREATE TABLE postings_state (last_block bigint NOT NULL, backfill_from bigint)")
     db.execute(
-        "INSERT INTO postings_backfill (next_row) SELECT 0 WHERE EXISTS (SELECT 1 FROM paper_terms)"
+        "INSERT INTO postings_state (last_block, backfill_from)"
+        " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
     )
 
 
