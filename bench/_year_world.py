@@ -322,6 +322,15 @@ def kept_world(home: Path, days: int, per_day: int) -> Path:
 
 
 def bring_up_to_date(where: Path) -> str:
+    """`_bring_up_to_date` in a new process (its memory is not the publish's): a line."""
+    args = [sys.executable, __file__, "--upgrade", str(where)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def _bring_up_to_date(where: Path) -> str:
     """Open the world's store (one built by an earlier version is upgraded in place) and
     make the postings it lacks (`Store.backfill_postings`, as the first ingest after an
     upgrade does): a line saying what that cost."""
@@ -465,6 +474,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="publishes from scratch (--publish)")
     ap.add_argument("--work", type=Path, help="where --publish puts its sites and copy")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--upgrade", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.check:
         problems = check()
@@ -473,6 +483,9 @@ def main() -> int:
     if args.build:
         where = kept_world(args.build, args.days, args.per_day)
         print(f"{where}: {(where / 'built.json').read_text()}")
+        return 0
+    if args.upgrade:
+        print(_bring_up_to_date(args.upgrade))
         return 0
     if args.one:
         where, site, now = args.one
