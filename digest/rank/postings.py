@@ -11,9 +11,10 @@ built from the same blobs whenever it keeps some (`make_blocks`):
   each with a *slot* (its place in the block), its text hash and word counts (what BM25F
   needs of every paper: `KeptCounts`);
 - the block's features are cut by the low `bits` of their hash into buckets (some
-  `BUCKET_FEATURES` features each; `bits` grows with the block), and each bucket is one
-  row: its features' hashes, sorted, and for each the slots that hold it with its count
-  in the title and in the abstract (`_encode`).
+  `BUCKET_ENTRIES` postings each; `bits` grows with the block), and each bucket is one
+  row: its features' hashes, sorted, and for each its postings: the slot of a paper
+  that holds it, the field (title or abstract) and the count there (`_encode`; some
+  2.1 KB a paper in all).
 
 So a ranking of known features reads the papers' counts (a few dozen bytes each) and the
 one bucket of each wanted feature in each block (`wanted_terms`), and decodes nothing
