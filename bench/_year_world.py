@@ -10,7 +10,8 @@ day here: over half an hour of CPU, an hour and more on a shared machine). So:
 - every later day is one of those days moved to its own date (`daily_json(..., like=)`:
   the same items with the day in their titles, arXiv ids and dates), and its rows are
   written straight into the store: each pattern paper's row, sources and kept terms,
-  with the moved fields replaced, in one transaction a day. The moved title is analysed
+  with the moved fields replaced, in one transaction a day (then its kept terms through
+  `Store.keep_paper_terms`, which makes their postings, as ingest). The moved title is analysed
   again (its date is part of it); the abstract's features are the pattern's (the same
   text), so the blob is what `rank.terms.encode` makes of the moved paper.
 
@@ -168,6 +169,7 @@ def _move_days(db_path: Path, every: list[date], patterns: int, per_day: int) ->
     analyzer = analyzer_for(None)  # the year world's config has no synonyms
     db = sqlite3.connect(db_path)
     db.row_factory = sqlite3.Row
+    store = Store(db_path)
     try:
         columns = [r["name"] for r in db.execute("PRAGMA table_info(papers)")]
         marks = ", ".join("?" * len(columns))
@@ -181,16 +183,20 @@ def _move_days(db_path: Path, every: list[date], patterns: int, per_day: int) ->
                 rows.append(tuple(moved[c] for c in columns))
                 sources += [(moved["id"], s) for s in paper_sources]
                 blobs.append((moved["id"], key, _moved_blob(moved, blob, analyzer)))
-            with db:  # one transaction a day, as ingest's
+            with db:  # one transaction a day for the papers, as ingest's
                 db.executemany(insert, rows)
                 db.executemany(
                     "INSERT INTO paper_sources (paper_id, source) VALUES (?, ?)", sources
                 )
-                db.executemany(
-                    "INSERT INTO paper_terms (paper_id, key, data) VALUES (?, ?, ?)", blobs
-                )
+            # and one for their terms and postings, as ingest's (the store makes them)
+            by_key: dict[str, list[tuple[str, bytes]]] = {}
+            for pid, key, blob in blobs:
+                by_key.setdefault(key, []).append((pid, blob))
+            for key, kept in by_key.items():
+                store.keep_paper_terms(kept, key)
     finally:
         db.close()
+        store.close()
 
 
 def _pattern(
@@ -313,6 +319,34 @@ def kept_world(home: Path, days: int, per_day: int) -> Path:
         papers = days * per_day
         (where / "built.json").write_text(json.dumps({"papers": papers, "seconds": seconds}))
     return where
+
+
+def bring_up_to_date(where: Path) -> str:
+    """`_bring_up_to_date` in a new process (its memory is not the publish's): a line."""
+    args = [sys.executable, __file__, "--upgrade", str(where)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def _bring_up_to_date(where: Path) -> str:
+    """Open the world's store (one built by an earlier version is upgraded in place) and
+    make the postings it lacks (`Store.backfill_postings`, as the first ingest after an
+    upgrade does): a line saying what that cost."""
+    config = load_config(where / "config.toml", required=True)
+    start, wall = _cpu(), time.perf_counter()
+    papers = 0
+    with Store(config.store_path) as store:
+        while got := store.backfill_postings():
+            papers += got
+    if not papers:
+        return f"world: {where} is up to date"
+    used, wall = _cpu() - start, time.perf_counter() - wall
+    return (
+        f"world: {where} upgraded: the postings of {papers:,} papers backfilled in "
+        f"{used:.1f} CPU-s ({wall:.0f} s wall), once"
+    )
 
 
 def _cpu() -> float:
@@ -440,6 +474,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="publishes from scratch (--publish)")
     ap.add_argument("--work", type=Path, help="where --publish puts its sites and copy")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--upgrade", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.check:
         problems = check()
@@ -449,12 +484,16 @@ def main() -> int:
         where = kept_world(args.build, args.days, args.per_day)
         print(f"{where}: {(where / 'built.json').read_text()}")
         return 0
+    if args.upgrade:
+        print(_bring_up_to_date(args.upgrade))
+        return 0
     if args.one:
         where, site, now = args.one
         print(json.dumps(_one(Path(where), Path(site), datetime.fromisoformat(now))))
         return 0
     if args.publish:
         where = kept_world(args.publish, args.days, args.per_day)
+        print(bring_up_to_date(where), flush=True)
         with tempfile.TemporaryDirectory(prefix="year-publish-", dir=args.work) as tmp:
             print("\n".join(measure_year(where, Path(tmp), args.runs)), flush=True)
         return 0

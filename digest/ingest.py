@@ -154,12 +154,18 @@ ANALYSE_BACK = timedelta(days=8)
 
 def analyse_recent(config: Config, store: Store, now: datetime) -> int:
     """Analyse the papers that arrived in the last `ANALYSE_BACK` and have no terms kept
-    under today's analysis (new ones, enriched ones), and keep them; how many."""
+    under today's analysis (new ones, enriched ones), and keep them (and their postings);
+    how many."""
     from digest import rank  # numpy and the stemmer: only when there is something to do
 
     key = rank.terms_key(config.synonyms or None)
     lacking = store.papers_lacking_terms(key, store.row_arrived_by(now - ANALYSE_BACK))
-    return store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
+    kept = store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
+    # After an upgrade to kept postings, the first ingest makes those of the papers
+    # analysed before (`Store.backfill_postings`, a batch a transaction); then none.
+    while store.backfill_postings():
+        pass
+    return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,8 @@ def reader_ratings(
 @dataclass(frozen=True, slots=True)
 class KeptTermsRanker:
     """`rank.rank` on the terms ingest kept (in `store_path`), indexing only the profiles'
-    features: a day of the archive costs its reading, not its analysis. Picklable, so the
+    features, read from the kept postings (`rank.postings`): a day of the archive costs
+    the postings of those features, not the reading of every paper's terms. Picklable, so the
     archive's worker processes can take it; each call opens the store to read."""
 
     store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
@@ -120,10 +121,16 @@ class KeptTermsRanker:
         synonyms: Mapping[str, Sequence[str]] | None = None,
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
+        from digest.rank.postings import wanted_terms
 
-        with open_store(self.store_path) as store:
-            blobs = store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)
-        prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted)
+        key = rank.terms_key(synonyms or None)
+        with open_store(self.store_path) as store:
+            # The postings of the wanted features; the blobs of papers without postings.
+            counts = store.term_counts([p.id for p in papers], key)
+            kept = wanted_terms(papers, counts, store.posting_rows, wanted)
+            lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
+            blobs = store.paper_terms(lacking, key) if lacking else {}
+        prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted, kept=kept)
         return [r.items for r in rank.rank_prepared(prepared, profiles)]

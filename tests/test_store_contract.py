@@ -59,7 +59,7 @@ class Recording:
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
-    " paper_vectors,"
+    " paper_vectors, term_postings, term_counts, term_blocks,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -168,6 +168,49 @@ def test_terms_are_kept_per_analysis(store: Any) -> None:
     assert store.paper_terms(["2510.00001"], "k2") == {}
     assert [p.id for p in store.papers_lacking_terms("k1", 0)] == ["2510.00002"]
     assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
+
+
+@exercises("keep_paper_terms", "term_counts", "posting_rows", "backfill_postings")
+def test_kept_terms_keep_their_postings(store: Any) -> None:
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.postings import make_blocks
+    from digest.rank.terms import analyze, encode
+
+    papers = [paper(1, abstract="LoRA adapters for speech."), paper(2)]
+    store.add_papers(papers, arrived_at=T0)
+    blobs = [(p.id, encode(p, analyze(p, analyzer_for(None)))) for p in papers]
+    store.keep_paper_terms(blobs, "k1")
+    counts = store.term_counts(["2510.00001", "2510.00002", "2510.00009"], "k1")
+    assert (
+        sorted(counts) == ["2510.00001", "2510.00002"]
+        and store.term_counts(["2510.00001"], "k2") == {}
+    )
+    (block,) = make_blocks(blobs)
+    first = counts["2510.00001"]
+    assert (first.slot, first.bits, first.text) == (0, block.bits, block.papers[0][2])
+    cells = [(first.block, bucket) for bucket, _ in block.rows]
+    assert store.posting_rows(cells) == {
+        cell: row for cell, (_, row) in zip(cells, block.rows, strict=True)
+    }
+    store.keep_paper_terms(blobs[:1], "k1")  # kept again: a new block; the old one stays
+    moved = store.term_counts(["2510.00001", "2510.00002"], "k1")
+    assert moved["2510.00001"].block > first.block == moved["2510.00002"].block
+    store.keep_paper_terms(blobs[1:], "k1")  # now the first block has no paper left: gone
+    assert store.posting_rows(cells) == {}
+    assert store.backfill_postings() == 0  # a new store has nothing to backfill
+    # A store upgraded from version 13: kept blobs without postings, and the marker the
+    # upgrade leaves; a paper given twice in one keep gets one slot.
+    store.store._db.execute("DELETE FROM term_counts")
+    store.store._db.execute("UPDATE postings_state SET backfill_from = 0")
+    assert store.term_counts(["2510.00001", "2510.00002"], "k1") == {}
+    assert store.backfill_postings(papers=1) == 1 and store.backfill_postings() == 1
+    assert store.backfill_postings() == 0
+    assert sorted(store.term_counts(["2510.00001", "2510.00002"], "k1")) == [
+        "2510.00001",
+        "2510.00002",
+    ]
+    store.keep_paper_terms([blobs[0], blobs[0]], "k1")
+    assert store.term_counts(["2510.00001"], "k1")["2510.00001"].slot == 0
 
 
 @exercises("keep_paper_vectors", "paper_vectors", "papers_lacking_vectors", "count_paper_vectors")

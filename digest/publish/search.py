@@ -68,7 +68,7 @@ def shard_page(archive: Archive, day: date) -> Page:
 
     def render() -> bytes:
         page = day_href("", day)
-        listings = archive.listings
+        listings = archive.day_listings(day)
         rows = [
             [
                 paper_href("", p.id) if p.id in permalinked else f"{page}#{listings[p.id].anchor}",

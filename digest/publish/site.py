@@ -178,7 +178,7 @@ def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: 
             count=archive.counts[day],
             sections=sections,
             others=len(others),
-            others_html=other_papers_html(others, permalinked, archive.listings),
+            others_html=other_papers_html(others, permalinked, archive.day_listings(day)),
             previous=(previous, day_href("../", previous)) if previous else None,
             **common,
         )

@@ -78,8 +78,10 @@ class Archive:
     pick_counts: dict[date, tuple[int, ...]] = field(default_factory=dict)
     #: day -> ids of its papers with a permalink (filled by `permalinked`)
     permalinks: dict[date, set[str]] = field(default_factory=dict)
-    #: paper id -> what its day page and its search row both show (filled by `permalinked`)
+    #: paper id -> what its day page and its search row both show (`day_listings`)
     listings: dict[str, Listing] = field(default_factory=dict)
+    #: the days whose papers are in `listings`
+    listed: set[date] = field(default_factory=set)
 
     def index_picks(self) -> None:
         self.picks_of_paper = {}
@@ -112,12 +114,18 @@ class Archive:
         """Ids of the papers of a day read this time that get a permalink page."""
         if day not in self.permalinks:
             picked = {p.paper_id for p in self.picks.get(day, [])}
-            listed = {p.id: Listing.of(p) for p in self.day_papers[day]}
-            self.listings.update(listed)
             self.permalinks[day] = {
-                pid for pid, got in listed.items() if pid in picked or not got.links
+                p.id for p in self.day_papers[day] if p.id in picked or not has_page(p)
             }
         return self.permalinks[day]
+
+    def day_listings(self, day: date) -> dict[str, Listing]:
+        """The listings of a day read this time (`listings`, made when a page that shows
+        them is rendered: the days a publish reads again are mostly not)."""
+        if day not in self.listed:
+            self.listings.update({p.id: Listing.of(p) for p in self.day_papers[day]})
+            self.listed.add(day)
+        return self.listings
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +253,13 @@ def external_links(paper: Paper) -> list[tuple[str, str]]:
     if paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id) and hf not in dict(links).values():
         links.append(("Hugging Face", hf))
     return links
+
+
+def has_page(paper: Paper) -> bool:
+    """Whether the paper has a page elsewhere: `readable_links(paper)` is not empty."""
+    if paper.url and safe_url(paper.url):
+        return True
+    return bool(paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id))
 
 
 def readable_links(paper: Paper) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -185,18 +186,39 @@ def _scan(
     return out
 
 
+def unpack(blob: bytes | None) -> Unpacked | None:
+    """Every feature of a packed blob with the head's figures, whatever paper it was made
+    for (the caller compares `text` with `text_hash` of the paper as it is now); None
+    where the blob is missing, not packed or damaged. What the kept postings are built
+    from (`rank.postings`)."""
+    if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
+        return None
+    _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
+    n = nt + na
+    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * n + _padded(width * n):
+        return None
+    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
+    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
+    return Unpacked(text, int(tw), int(aw), int(nt), hashes, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class Unpacked:
+    """A packed blob's content (`unpack`): arrays read in place, not copied."""
+
+    text: bytes  #: the text hash it was made from
+    title_words: int
+    abstract_words: int
+    title_features: int  #: the first this many of `hashes` are the title's
+    hashes: np.ndarray  #: uint64 (little-endian), the title's then the abstract's
+    counts: np.ndarray  #: each feature's count in its field
+
+
 def hashed_terms(paper: Paper, blob: bytes | None) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Every feature of a packed blob as (hashes, counts, how many of them are the
     title's), for models over all of a paper's features (`learn`); None where the blob
     is missing, not packed, damaged or made from another text."""
-    if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
+    got = unpack(blob)
+    if got is None or got.text != text_hash(paper):
         return None
-    _, text, _, _, nt, na, width = _HEAD.unpack_from(blob)
-    n = nt + na
-    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * n + _padded(width * n):
-        return None
-    if text != text_hash(paper):
-        return None
-    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
-    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
-    return hashes.astype(np.uint64), counts.astype(np.float32), int(nt)
+    return got.hashes.astype(np.uint64), got.counts.astype(np.float32), got.title_features

@@ -25,7 +25,7 @@ from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
 from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors, select
 from digest.rank.settings import RankSettings
-from digest.rank.terms import terms_for, terms_wanted
+from digest.rank.terms import PaperTerms, terms_for, terms_kept, terms_wanted
 
 DEFAULT_SETTINGS = RankSettings()
 
@@ -59,6 +59,7 @@ def prepare(
     blobs: Mapping[str, bytes] | None = None,
     wanted: Collection[str] | None = None,
     dense: DenseDay | None = None,
+    kept: Sequence[PaperTerms | None] | None = None,
 ) -> Prepared:
     """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
 
@@ -68,11 +69,15 @@ def prepare(
     any profile may be); the index then holds those features only.
     `dense`: the papers' vectors for the semantic layer (`rank.dense`), row j for
     `papers[j]`; None ranks by the words alone.
+    `kept[j]`: `papers[j]`'s terms of the `wanted` features as its kept postings give
+    them (`rank.postings.wanted_terms`), None where it has none (then its blob is read).
     """
     analyzer = analyzer_for(synonyms)
     # An index of known features decodes only those of each kept blob.
     if wanted is None:
         terms = terms_for(papers, analyzer, blobs)
+    elif kept is not None:
+        terms = terms_kept(papers, analyzer, kept, blobs, wanted)
     else:
         terms = terms_wanted(papers, analyzer, blobs, wanted)
     index = build_index(papers, analyzer, settings, terms, wanted)

@@ -17,6 +17,7 @@ from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
 from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.merge import Same, merge, sameness, storable
+from digest.store.postings import forget_postings
 from digest.text import fold_title
 
 __all__ = ["FetchStateMixin", "IngestCounts", "PapersMixin", "merge"]
@@ -99,6 +100,7 @@ class PapersMixin(StoreBase):
         db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
         if (merged.title, merged.abstract) != (old.title, old.abstract):  # analyse it anew
             db.execute("DELETE FROM paper_terms WHERE paper_id = ?", (old.id,))
+            forget_postings(db, [old.id])
             db.execute("DELETE FROM paper_vectors WHERE paper_id = ?", (old.id,))
         return IngestCounts(updated=1, title_merges=noted)
 

@@ -327,6 +327,38 @@ def update_from_12_to_13(db: sqlite3.Connection) -> None:
     )
 
 
+def update_from_13_to_14(db: sqlite3.Connection) -> None:
+    """The kept postings (`rank.postings`): the inverted form of the kept terms, so that
+    ranking a day for a few profiles reads the postings of their features, not every
+    paper's blob. `term_blocks`: the papers kept at once (one ingest's), with the analysis
+    `key` and how many low bits of a feature hash pick its bucket; `term_counts`: each
+    paper's block and slot, text hash and word counts; `term_postings`: one row a bucket,
+    its rowid `block * 65536 + bucket` (a rowid table: rows of a few KB, read by key);
+    `postings_state`: the last block number given (numbers are never given again) and
+    the paper row the backfill goes on from (NULL: nothing left). The postings of the
+    papers already analysed are made after the upgrade, by the next ingest
+    (`Store.backfill_postings`): some minutes for a year of papers, which opening an
+    upgraded store does not wait for."""
+    db.execute(
+        "CREATE TABLE term_blocks (block INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+        " bits INTEGER NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE term_counts (paper_id TEXT PRIMARY KEY"
+        " REFERENCES papers(id) ON DELETE CASCADE,"
+        " block INTEGER NOT NULL REFERENCES term_blocks(block), slot INTEGER NOT NULL,"
+        " text_hash BLOB NOT NULL, title_words INTEGER NOT NULL,"
+        " abstract_words INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX term_counts_block ON term_counts(block, slot)")
+    db.execute("CREATE TABLE term_postings (cell INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE postings_state (last_block INTEGER NOT NULL, backfill_from INTEGER)")
+    db.execute(
+        "INSERT INTO postings_state (last_block, backfill_from)"
+        " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

@@ -171,10 +171,39 @@ def update_from_12_to_13(db: Connection) -> None:
     )
 
 
+def update_from_13_to_14(db: Connection) -> None:
+    """The kept postings, as SQLite's step 14 (`store.schema.update_from_13_to_14`)."""
+    db.execute(
+        """CREATE TABLE term_blocks (
+            block bigint PRIMARY KEY,
+            key   text COLLATE "C" NOT NULL,
+            bits  integer NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE term_counts (
+            paper_id       text COLLATE "C" PRIMARY KEY REFERENCES papers (id) ON DELETE CASCADE,
+            block          bigint NOT NULL REFERENCES term_blocks (block),
+            slot           integer NOT NULL,
+            text_hash      bytea NOT NULL,
+            title_words    bigint NOT NULL,
+            abstract_words bigint NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX term_counts_block ON term_counts (block, slot)")
+    db.execute("CREATE TABLE term_postings (cell bigint PRIMARY KEY, data bytea NOT NULL)")
+    db.execute("CREATE TABLE postings_state (last_block bigint NOT NULL, backfill_from bigint)")
+    db.execute(
+        "INSERT INTO postings_state (last_block, backfill_from)"
+        " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
     12: (13, update_from_12_to_13),
+    13: (14, update_from_13_to_14),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
