@@ -242,7 +242,8 @@ def test_claimers_meeting_in_opposite_orders_wait_instead_of_deadlocking(pg_clus
 
 def test_a_version_12_database_is_upgraded_and_keeps_its_papers(pg_cluster: Any) -> None:
     """A database made before paper vectors (PostgreSQL support began at 12) gets
-    `paper_vectors` in place (`update_from_12_to_13`), its papers untouched."""
+    `paper_vectors` in place (`update_from_12_to_13`), its papers untouched, and its
+    readers' next send times (`update_from_13_to_14`)."""
     from digest.store.pg.connection import PgConnection
     from digest.store.pg.schema import VERSION_TABLE, update_from_0_to_12
 
@@ -258,8 +259,19 @@ def test_a_version_12_database_is_upgraded_and_keeps_its_papers(pg_cluster: Any)
                 " VALUES ('p1', 'old', 'Old', ?, ?)",
                 (T0, T0),
             )
+            db.execute(
+                "INSERT INTO subscribers (id, email, status, timezone, send_at, created_at,"
+                " confirmed_at) VALUES (1, 'a@x.org', 'confirmed', 'Asia/Tokyo', '08:00', ?, ?)",
+                (T0, T0),
+            )
+            db.execute(
+                "INSERT INTO subscriber_profiles (subscriber_id, name, keywords)"
+                " VALUES (1, 'p', '[]')"
+            )
     with open_store(url) as store:
-        assert store.schema_version == SCHEMA_VERSION >= 13
+        assert store.schema_version == SCHEMA_VERSION >= 14
+        # step 14 filled the reader's next send time: 08:00 in Tokyo on the day confirmed
+        assert store.due_keys(T0) == [("2025-10-15T23:00:00+00:00", 1)]
         assert [p.id for p in store.papers_lacking_vectors("m")] == ["p1"]
         store.keep_paper_vectors([("p1", b"\x00<")], "m")
         assert store.paper_vectors(["p1"], "m") == {"p1": b"\x00<"}

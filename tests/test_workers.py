@@ -19,7 +19,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +289,49 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
         assert slept == []  # it was not paused before
         wait, taken = two.take_send_tokens("acct", 1, 0, 10)  # type: ignore[attr-defined]
         assert not taken and THROTTLE_PAUSE - 5 < wait <= THROTTLE_PAUSE
+
+
+def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
+    pg_cluster: Any, config: Any
+) -> None:
+    """The sweep cuts the readers whose next send time has come (not the ones due later
+    today, nor the paused) into shards by that order; a shard plans and claims its own
+    readers, which leaves them out of every later sweep of the day; run again, it finds
+    nothing to claim."""
+    from dataclasses import replace
+
+    from digest import work
+    from digest.model import Paper
+    from digest.tasks import install
+
+    url = pg_cluster.create_database("sweep")
+    install(url)
+    config = replace(config, workers=replace(config.workers, shard_readers=2, batch=10))
+    now = datetime(2025, 10, 16, 9, tzinfo=UTC)
+    lora = Paper("2510.00001", "LoRA adapters", "Low-rank adapters.", first_seen=now)
+    profile = Profile("p", keywords=(Keyword("LoRA"),))
+    with open_store(url) as store:
+        store.add_papers([lora], arrived_at=now - timedelta(hours=1))
+        rows = [
+            ImportRow(i, f"r{i}@example.org", profile, "UTC", at)
+            for i, at in enumerate(["08:00", "07:00", "08:30", "08:00", "23:00"], 1)
+        ]
+        list(store.upsert_subscribers(rows, now - timedelta(days=1), confirmed=True))
+        store.set_paused(4, True, now)
+        report = work.sweep(config, store, now)
+        key = {
+            i: (f"2025-10-15T{t}:00+00:00", i) for i, t in enumerate(("08:00", "07:00", "08:30"), 1)
+        }
+        late = ("2025-10-15T23:00:00+00:00", 5)  # not due until 23:00 today: found, moved on
+        assert report.due == 4 and report.shards == ((None, key[1]), (key[1], late))
+        assert work.sweep(config, store, now).shards == ()  # shards wait: no second set
+        first = work.rank_shard(config, store, now, *report.shards[0])
+        assert (first.due, first.claimed) == (2, 2)
+        assert {d.subscriber_id for d in store.deliveries()} == {1, 2}
+        assert store.due_keys(now) == [key[3], late]
+        again = work.rank_shard(config, store, now, *report.shards[0])
+        assert (again.due, again.claimed) == (0, 0)
+        second = work.rank_shard(config, store, now, *report.shards[1])
+        assert (second.due, second.claimed) == (1, 1)
+        assert store.due_keys(now) == []  # 5 moved on to its time today
+        assert [i for _, i in store.due_keys(now + timedelta(hours=14))] == [5]

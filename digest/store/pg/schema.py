@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Callable
 
 from digest.store.base import Connection
+from digest.store.next_send import fill_next_send
 
 _TABLES_V12 = (
     """CREATE TABLE papers (
@@ -171,10 +172,22 @@ def update_from_12_to_13(db: Connection) -> None:
     )
 
 
+def update_from_13_to_14(db: Connection) -> None:
+    """`subscribers.next_send_at`, indexed, filled for the readers there are: as
+    SQLite's step 14 (`store.schema.update_from_13_to_14`)."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN next_send_at timestamptz")
+    db.execute(
+        "CREATE INDEX subscribers_next_send ON subscribers (next_send_at, id)"
+        " WHERE next_send_at IS NOT NULL"
+    )
+    fill_next_send(db)
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
     12: (13, update_from_12_to_13),
+    13: (14, update_from_13_to_14),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
