@@ -268,10 +268,24 @@ def test_a_version_12_database_is_upgraded_and_keeps_its_papers(pg_cluster: Any)
                 "INSERT INTO subscriber_profiles (subscriber_id, name, keywords)"
                 " VALUES (1, 'p', '[]')"
             )
+            # `digest worker` made the token buckets itself before version 14
+            db.execute(
+                "CREATE TABLE send_rate (account text PRIMARY KEY, tokens double precision"
+                " NOT NULL, at timestamptz NOT NULL, paused_until timestamptz)"
+            )
+            db.execute("INSERT INTO send_rate VALUES ('acct', 0, now(), now() + interval '1 hour')")
     with open_store(url) as store:
         assert store.schema_version == SCHEMA_VERSION >= 14
         # step 14 filled the reader's next send time: 08:00 in Tokyo on the day confirmed
         assert store.due_keys(T0) == [("2025-10-15T23:00:00+00:00", 1)]
+        wait, taken = store.take_send_tokens("acct", 1, 0, 10)  # type: ignore[attr-defined]
+        assert not taken and wait > 3000  # the bucket's pause is kept
         assert [p.id for p in store.papers_lacking_vectors("m")] == ["p1"]
         store.keep_paper_vectors([("p1", b"\x00<")], "m")
         assert store.paper_vectors(["p1"], "m") == {"p1": b"\x00<"}
+
+
+def test_a_new_database_has_the_token_buckets_without_a_worker(pg_cluster: Any) -> None:
+    """`send_rate` is the schema's (step 14), not made by the first worker to start."""
+    with open_store(pg_cluster.create_database("buckets")) as store:
+        assert store.take_send_tokens("acct", 1, 1.0, 10) == (0.0, True)  # type: ignore[attr-defined]

@@ -21,7 +21,9 @@ What differs from SQLite, and why:
   many years of history there are, and old months can be detached and archived whole.
   A key of a partitioned table must hold the partition key, so the primary key is
   (id, digest_date) and `claim_deliveries` checks a delivery id across days itself;
-- leases are session advisory locks (`store.pg.leases`); `locks` only says who holds one.
+- leases are session advisory locks (`store.pg.leases`); `locks` only says who holds one;
+- `send_rate` (from version 14) is the workers' token bucket per sending account
+  (`store.pg.work`): only a PostgreSQL store has workers.
 """
 
 from __future__ import annotations
@@ -174,13 +176,23 @@ def update_from_12_to_13(db: Connection) -> None:
 
 def update_from_13_to_14(db: Connection) -> None:
     """`subscribers.next_send_at`, indexed, filled for the readers there are: as
-    SQLite's step 14 (`store.schema.update_from_13_to_14`)."""
+    SQLite's step 14 (`store.schema.update_from_13_to_14`). And `send_rate`, the
+    workers' token bucket per sending account (`store.pg.work`), which `digest worker`
+    made itself before (IF NOT EXISTS: a database it made keeps its buckets)."""
     db.execute("ALTER TABLE subscribers ADD COLUMN next_send_at timestamptz")
     db.execute(
         "CREATE INDEX subscribers_next_send ON subscribers (next_send_at, id)"
         " WHERE next_send_at IS NOT NULL"
     )
     fill_next_send(db)
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS send_rate (
+            account      text PRIMARY KEY,
+            tokens       double precision NOT NULL,
+            at           timestamptz NOT NULL,
+            paused_until timestamptz
+        )"""
+    )
 
 
 #: Each step by the version it starts from, and the version it reaches.
