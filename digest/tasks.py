@@ -109,6 +109,7 @@ def send_batch_task(ids: list[str]) -> None:
             work.account_of(ctx.config),
             cfg.rate,
             cfg.burst,
+            pause=cfg.throttle_pause_seconds,
         )
         try:
             report = work.send_batch(ctx.config, store, backend, ctx.clock(), ids)

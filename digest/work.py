@@ -26,6 +26,7 @@ run twice finds its deliveries sent or leased by the other (`deliver_ids` of not
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,8 +54,16 @@ SWEEP, RANK_SHARD, SEND_BATCH, FETCH, PUBLISH = (
 )
 #: A pending delivery untouched this long has lost its job: the sweep defers it again.
 LOST_AFTER = timedelta(minutes=10)
-#: How long a throttled account pauses when the server gave no Retry-After (SMTP 421/451).
-THROTTLE_PAUSE = 60.0
+#: The longest pause a server's "try again in ..." sets for every worker (a reply that
+#: names a day must not stop all sending for it; SendGrid's Retry-After has its own cap).
+MAX_THROTTLE_PAUSE = 3600.0
+#: A wait an SMTP reply names: "try again in 5 minutes", "retry after 300s", "wait 30 sec".
+_HINT = re.compile(
+    r"\b(?:in|after|wait(?:ing)?|for)\s+(\d{1,6}(?:\.\d+)?)\s*"
+    r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b",
+    re.IGNORECASE,
+)
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
 #: Messages a worker hands the backend at a time. A worker killed mid-chunk resends at
 #: most this many (each with its Message-ID, so the receiving side sees the duplicate);
 #: one message at a time costs a connection and two transactions per message (x3 slower).
@@ -265,6 +274,19 @@ def _no_renew(elapsed: timedelta) -> None:
     """A batch holds its leases for as long as its session lives: nothing to renew."""
 
 
+def throttle_pause(result: SendResult, default: float) -> float:
+    """How long a "too fast" reply pauses the account: the backend's Retry-After, else a
+    wait the reply's text names (SMTP has no header for it), at most MAX_THROTTLE_PAUSE;
+    else `default`."""
+    if result.retry_after is not None:
+        return result.retry_after
+    hint = _HINT.search(result.reason)
+    if hint is None:
+        return default
+    seconds = float(hint[1]) * _UNIT[hint[2][0].lower()]
+    return min(MAX_THROTTLE_PAUSE, seconds) if seconds > 0 else default
+
+
 def account_of(config: Config) -> str:
     """The sending account a rate limit is kept for: the backend and its login."""
     d = config.delivery
@@ -288,10 +310,12 @@ class SharedRateLimit:
         rate: float,
         burst: int,
         *,
+        pause: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.inner, self.store, self.account = backend, store, account
         self.rate, self.burst, self._sleep = rate, burst, sleep
+        self.pause = pause  #: seconds of a "too fast" that names no wait
         self.name = backend.name
         #: Messages handed over (and their outcomes recorded) at a time: one connection,
         #: one take from the bucket, one transaction for each SEND_CHUNK, not each message.
@@ -310,7 +334,7 @@ class SharedRateLimit:
         results = self.inner.send(emails)
         throttled = [r for r in results if r.status == "retry" and r.reason.startswith(THROTTLED)]
         if throttled:
-            wait = max(r.retry_after or THROTTLE_PAUSE for r in throttled)
+            wait = max(throttle_pause(r, self.pause) for r in throttled)
             self.store.pause_sending(self.account, wait)
         fault_point("send_batch")
         return results

@@ -269,7 +269,7 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
     from digest.config import DeliveryConfig, SmtpConfig
     from digest.deliver import make_backend
     from digest.tasks import install
-    from digest.work import THROTTLE_PAUSE, SharedRateLimit
+    from digest.work import SharedRateLimit
     from tests.factories import make_email
     from tests.smtp_servers import Transient
 
@@ -280,7 +280,15 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
     delivery = replace(DeliveryConfig(), backend="smtp", smtp=smtp)
     slept: list[float] = []
     with open_store(url) as one, open_store(url) as two:
-        backend = SharedRateLimit(make_backend(delivery), one, "acct", 0, 10, sleep=slept.append)  # type: ignore[arg-type]
+        backend = SharedRateLimit(
+            make_backend(delivery),
+            one,  # type: ignore[arg-type]
+            "acct",
+            0,
+            10,
+            pause=45.0,  # [workers] throttle_pause_seconds: the reply names no wait
+            sleep=slept.append,
+        )
         try:
             [result] = backend.send([make_email(1)])
         finally:
@@ -288,7 +296,7 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
         assert result.status == "retry" and result.reason.startswith("421")
         assert slept == []  # it was not paused before
         wait, taken = two.take_send_tokens("acct", 1, 0, 10)  # type: ignore[attr-defined]
-        assert not taken and THROTTLE_PAUSE - 5 < wait <= THROTTLE_PAUSE
+        assert not taken and 40 < wait <= 45
 
 
 def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
@@ -335,3 +343,22 @@ def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
         assert (second.due, second.claimed) == (1, 1)
         assert store.due_keys(now) == []  # 5 moved on to its time today
         assert [i for _, i in store.due_keys(now + timedelta(hours=14))] == [5]
+
+
+def test_a_wait_the_reply_names_is_the_pause() -> None:
+    """SMTP has no Retry-After: a 421/451 that names its wait ("try again in 5 minutes")
+    pauses that long (at most an hour); one that names none pauses the configured time;
+    a backend's own Retry-After (SendGrid) comes first."""
+    from digest.deliver import SendResult
+    from digest.work import MAX_THROTTLE_PAUSE, throttle_pause
+
+    def pause(reason: str, retry_after: float | None = None) -> float:
+        return throttle_pause(SendResult("d", "retry", reason, retry_after), 60.0)
+
+    assert pause("451 4.7.1 Greylisted, please try again in 5 minutes") == 300
+    assert pause("421 4.7.0 Too many messages; retry after 90s") == 90
+    assert pause("450 4.2.1 Rate limited, wait 30 sec") == 30
+    assert pause("421 4.7.0 Deferred for 2 hours") == MAX_THROTTLE_PAUSE
+    assert pause("421 4.3.2 Service shutting down, try again later") == 60
+    assert pause("451 4.7.1 Try again in 0 seconds") == 60
+    assert pause("429 Too Many Requests", retry_after=12.5) == 12.5
