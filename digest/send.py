@@ -41,6 +41,9 @@ LEASE_TTL = timedelta(minutes=10)
 CLAIM_BATCH = 200
 #: Readers planned (ranked, rendered into claims) at a time: bounds the memory of a run.
 PLAN_PAGE = 2000
+#: Which readers a plan reads: the confirmed ones with ids in (after, up to] (all when
+#: None), or a function that gives them a page at a time (a worker's shard of due readers).
+Readers = tuple[int, int | None] | Callable[[], Iterator[list[Subscriber]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,16 +232,16 @@ def due_pager(
     now: datetime,
     digest_date: date | None,
     skipped: dict[int, str],
-    readers: tuple[int, int | None] = (0, None),
+    readers: Readers = (0, None),
 ) -> Callable[[], Iterator[list[Due]]]:
-    """A function that reads the due readers a page at a time (each call anew), those
-    with ids in `readers` (after the first, up to and including the second: all when
-    None): a worker's ranking shard plans a range of them."""
+    """A function that reads the due readers a page at a time (each call anew), of
+    `readers`: a worker's ranking shard plans a range of them."""
     first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
     claimed = store.claimed_since((now - timedelta(days=2)).date())
 
     def due_pages() -> Iterator[list[Due]]:
-        for page in _reader_pages(store, *readers):
+        pages = readers() if callable(readers) else _reader_pages(store, *readers)
+        for page in pages:
             last = store.last_digests([r.id for r in page])
             yield due_readers(page, last, claimed, now, first_rows, digest_date, skipped)
 
@@ -252,7 +255,7 @@ def _plan(
     digest_date: date | None,
     notes: tuple[str, ...],
     skipped: dict[int, str],
-    readers: tuple[int, int | None] = (0, None),
+    readers: Readers = (0, None),
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 

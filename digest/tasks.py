@@ -1,10 +1,11 @@
 """Procrastinate tasks, for a PostgreSQL store: `digest worker` runs them, `digest
 schedule` queues the periodic ones. The work itself is `digest/work.py`.
 
-    digest.sweep          (each tick; one waiting at a time) due readers -> rank_shard jobs,
-                          retries due -> send_batch jobs
-    digest.rank_shard     plan + claim a range of readers; send_batch jobs in the same
-                          transaction as the claims
+    digest.sweep          (each tick; one waiting at a time) due readers (an index of
+                          their next send times) -> rank_shard jobs, retries due ->
+                          send_batch jobs
+    digest.rank_shard     plan + claim a range of due readers; send_batch jobs in the
+                          same transaction as the claims
     digest.send_batch     lease, send, record (idempotent)
     digest.retry_stalled  (each tick) jobs of workers whose heartbeat stopped run again
     digest.fetch          (on [schedule] cron) ingest every source, then queue publish
@@ -86,11 +87,16 @@ def sweep_task() -> None:
         log.info("sweep: %s", work.sweep(ctx.config, store, ctx.clock()).summary())
 
 
-def rank_shard_task(after: int, upto: int, now: str) -> None:
+def rank_shard_task(after: list[Any] | None, upto: list[Any], now: str) -> None:
     ctx = _ctx()
+    if not isinstance(upto, list):  # ids: a job an older version queued
+        log.warning("rank shard %r: of an older version; the next sweep plans it", upto)
+        return
+    first = (str(after[0]), int(after[1])) if after else None
+    last = (str(upto[0]), int(upto[1]))
     with open_store(ctx.url) as store:
-        report = work.rank_shard(ctx.config, store, datetime.fromisoformat(now), after, upto)
-        log.info("rank shard (%d, %d]: %s", after, upto, report.summary())
+        report = work.rank_shard(ctx.config, store, datetime.fromisoformat(now), first, last)
+        log.info("rank shard (%s, %s]: %s", first, last, report.summary())
 
 
 def send_batch_task(ids: list[str]) -> None:
@@ -103,6 +109,7 @@ def send_batch_task(ids: list[str]) -> None:
             work.account_of(ctx.config),
             cfg.rate,
             cfg.burst,
+            pause=cfg.throttle_pause_seconds,
         )
         try:
             report = work.send_batch(ctx.config, store, backend, ctx.clock(), ids)
@@ -164,9 +171,8 @@ def run_scheduler(
     stop: threading.Event | None = None,
 ) -> int:
     """Queue the periodic jobs until SIGTERM/SIGINT (or `stop`): a stalled-job retry
-    every `tick` seconds, a sweep every `sweep_every` (each at most one waiting: a sweep
-    reads every confirmed reader, so not every tick), and a fetch at each `[schedule]
-    cron` time. Returns the number of ticks."""
+    every `tick` seconds, a sweep every `sweep_every` (each at most one waiting), and a
+    fetch at each `[schedule] cron` time. Returns the number of ticks."""
     from apscheduler.triggers.cron import CronTrigger
 
     install(url)

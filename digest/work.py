@@ -2,28 +2,33 @@
 batch, under a rate limit every worker shares. `digest/tasks.py` wires these into
 Procrastinate; tests call them directly.
 
-    sweep(now)             the due readers, counted a page at a time, cut into shards of
-                           at most `[workers] shard_readers`: one `rank_shard` job each;
-                           and one `send_batch` job per batch of retries whose time has
-                           come (or pending deliveries whose job was lost)
-    rank_shard(first, last, now)
-                           plans the shard's due readers (`send._plan`, the planner of
-                           `digest send`: one paper index for the shard), claims them
+    sweep(now)             the readers whose next send time has come (from its index:
+                           `Store.due_keys`, a page of keys at a time, never the whole
+                           list), cut into shards of at most `[workers] shard_readers`
+                           by that order: one `rank_shard` job each; and one
+                           `send_batch` job per batch of retries whose time has come (or
+                           pending deliveries whose job was lost)
+    rank_shard(after, upto, now)
+                           plans the shard's due readers (`Store.due_subscribers` of its
+                           range of keys, through `send._plan`, the planner of `digest
+                           send`: one paper index for the shard), claims them
                            `[workers] batch` at a time, and defers each claimed batch's
                            `send_batch` job in the claim's own transaction
     send_batch(ids)        leases the ids still to send (SKIP LOCKED + a session lock
                            each), sends them through `Dispatcher.deliver_ids` (the loop
                            of `digest send`), records outcomes while holding the lease
 
-Every step is idempotent: a shard run twice finds its readers claimed; a batch run twice
-finds its deliveries sent or leased by the other (`deliver_ids` of nothing).
+Every step is idempotent: a shard run twice finds its readers claimed (a claim moves a
+reader's next send time to their next day: out of every shard of this sweep); a batch
+run twice finds its deliveries sent or leased by the other (`deliver_ids` of nothing).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,8 +38,10 @@ from digest.codec import FreezeCache
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.dispatch import Dispatcher
-from digest.send import _claim, _plan, due_pager
+from digest.model import Subscriber
+from digest.send import PLAN_PAGE, Readers, _claim, _plan
 from digest.store.base import Connection, iso
+from digest.store.readers import DueKey
 
 #: Procrastinate's queue and task names (the jobs' rows name them).
 QUEUE = "digest"
@@ -47,14 +54,24 @@ SWEEP, RANK_SHARD, SEND_BATCH, FETCH, PUBLISH = (
 )
 #: A pending delivery untouched this long has lost its job: the sweep defers it again.
 LOST_AFTER = timedelta(minutes=10)
-#: How long a throttled account pauses when the server gave no Retry-After (SMTP 421/451).
-THROTTLE_PAUSE = 60.0
+#: The longest pause a server's "try again in ..." sets for every worker (a reply that
+#: names a day must not stop all sending for it; SendGrid's Retry-After has its own cap).
+MAX_THROTTLE_PAUSE = 3600.0
+#: A wait an SMTP reply names: "try again in 5 minutes", "retry after 300s", "wait 30 sec".
+_HINT = re.compile(
+    r"\b(?:in|after|wait(?:ing)?|for)\s+(\d{1,6}(?:\.\d+)?)\s*"
+    r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b",
+    re.IGNORECASE,
+)
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
 #: Messages a worker hands the backend at a time. A worker killed mid-chunk resends at
 #: most this many (each with its Message-ID, so the receiving side sees the duplicate);
 #: one message at a time costs a connection and two transactions per message (x3 slower).
 SEND_CHUNK = 10
 #: Replies that mean "the account is sending too fast": every worker pauses.
 THROTTLED = ("429 ", "421 ", "451 ")
+#: Keys of due readers a sweep reads at a time.
+SWEEP_PAGE = 10_000
 
 
 class WorkStore(Protocol):
@@ -105,8 +122,9 @@ _FAULTS_HIT: dict[str, bool] = {}
 class SweepReport:
     """What a sweep queued."""
 
-    due: int = 0
-    shards: tuple[tuple[int, int], ...] = ()  #: (after id, up to id) of each shard queued
+    due: int = 0  #: readers whose next send time has come
+    #: (after, up to) of each shard queued: keys of `Store.due_keys` (None: from the first)
+    shards: tuple[tuple[DueKey | None, DueKey], ...] = ()
     resent: int = 0  #: deliveries queued again (retries due, lost jobs)
 
     def summary(self) -> str:
@@ -118,20 +136,21 @@ def sweep(config: Config, store: Any, now: datetime) -> SweepReport:
     again; see the module docstring. Run while shards of an earlier sweep still wait, it
     queues only the resends (their readers would be planned twice)."""
     size = config.workers.shard_readers
-    shards: list[tuple[int, int]] = []
-    due, count, after, last_id = 0, 0, 0, 0
+    shards: list[tuple[DueKey | None, DueKey]] = []
+    due, count = 0, 0
+    start: DueKey | None = None  # the key just before the shard being counted
+    key: DueKey | None = None
     if not store.jobs_waiting(RANK_SHARD):
-        for page in due_pager(store, now, None, {})():
-            for d in page:
+        while page := store.due_keys(now, after=key, limit=SWEEP_PAGE):
+            for key in page:
                 due += 1
                 count += 1
-                last_id = d.subscriber.id
                 if count == size:
-                    shards.append((after, last_id))
-                    after, count = last_id, 0
-        if count:
-            shards.append((after, last_id))
-    args = [{"after": a, "upto": b, "now": iso(now)} for a, b in shards]
+                    shards.append((start, key))
+                    start, count = key, 0
+        if count and key is not None:
+            shards.append((start, key))
+    args = [{"after": list(a) if a else None, "upto": list(b), "now": iso(now)} for a, b in shards]
     store.defer(RANK_SHARD, QUEUE, args)
     stale = store.stale_delivery_ids(iso(now), iso(now - LOST_AFTER), 100 * config.workers.batch)
     store.defer(SEND_BATCH, QUEUE, _batches(stale, config.workers.batch))
@@ -159,11 +178,42 @@ class ShardReport:
         )
 
 
+def shard_readers(store: Any, now: datetime, after: DueKey | None, upto: DueKey) -> Readers:
+    """The readers of the shard (after, upto] of the due readers at `now` (keys of
+    `Store.due_keys`), for the planner: a function reading them a page at a time.
+
+    The planner reads them twice (first for the papers and keywords its index needs,
+    then to rank), so the second reading keeps to the readers of the first: one who
+    subscribed in between waits for the next sweep rather than be ranked on an index
+    made without their keywords."""
+    first: set[int] | None = None
+
+    def pages() -> Iterator[list[Subscriber]]:
+        nonlocal first
+        seen, key = set[int](), after
+        while found := store.due_subscribers(now, after=key, upto=upto, limit=PLAN_PAGE):
+            page = [sub for _, sub in found if first is None or sub.id in first]
+            seen.update(sub.id for sub in page)
+            if page:
+                yield page
+            key = found[-1][0]
+        if first is None:
+            first = seen
+
+    return pages
+
+
 def rank_shard(
-    config: Config, store: Any, now: datetime, after: int, upto: int, *, notes: Sequence[str] = ()
+    config: Config,
+    store: Any,
+    now: datetime,
+    after: DueKey | None,
+    upto: DueKey,
+    *,
+    notes: Sequence[str] = (),
 ) -> ShardReport:
-    """Plan and claim the due readers with ids in (after, upto], deferring each claimed
-    batch's `send_batch` job in the claim's transaction."""
+    """Plan and claim the due readers of the shard (after, upto] (`shard_readers`),
+    deferring each claimed batch's `send_batch` job in the claim's transaction."""
     report = ShardReport()
     frozen, stored = FreezeCache(), set[str]()
     installation = store.installation_id
@@ -173,7 +223,8 @@ def rank_shard(
         store.defer_jobs(db, SEND_BATCH, QUEUE, _batches(new, batch))
         report.batches += 1
 
-    for page in _plan(config, store, now, None, tuple(notes), report.skipped, (after, upto)):
+    readers = shard_readers(store, now, after, upto)
+    for page in _plan(config, store, now, None, tuple(notes), report.skipped, readers):
         report.due += page.due
         report.empty += page.empty
         for start in range(0, len(page.planned), batch):
@@ -183,6 +234,11 @@ def rank_shard(
             report.claimed += len(new)
             stored.update(k for c in claims if c.delivery_id in new for k in c.records)
             fault_point("rank_shard")
+    # Those left are not due yet today (their stored time was a bound: days went by
+    # without a digest), had nothing new, or cannot be read: move the first on.
+    left = store.due_keys(now, after=after, upto=upto, limit=config.workers.shard_readers)
+    if left:
+        store.advance_next_send([i for _, i in left], now)
     return report
 
 
@@ -218,6 +274,19 @@ def _no_renew(elapsed: timedelta) -> None:
     """A batch holds its leases for as long as its session lives: nothing to renew."""
 
 
+def throttle_pause(result: SendResult, default: float) -> float:
+    """How long a "too fast" reply pauses the account: the backend's Retry-After, else a
+    wait the reply's text names (SMTP has no header for it), at most MAX_THROTTLE_PAUSE;
+    else `default`."""
+    if result.retry_after is not None:
+        return result.retry_after
+    hint = _HINT.search(result.reason)
+    if hint is None:
+        return default
+    seconds = float(hint[1]) * _UNIT[hint[2][0].lower()]
+    return min(MAX_THROTTLE_PAUSE, seconds) if seconds > 0 else default
+
+
 def account_of(config: Config) -> str:
     """The sending account a rate limit is kept for: the backend and its login."""
     d = config.delivery
@@ -241,10 +310,12 @@ class SharedRateLimit:
         rate: float,
         burst: int,
         *,
+        pause: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.inner, self.store, self.account = backend, store, account
         self.rate, self.burst, self._sleep = rate, burst, sleep
+        self.pause = pause  #: seconds of a "too fast" that names no wait
         self.name = backend.name
         #: Messages handed over (and their outcomes recorded) at a time: one connection,
         #: one take from the bucket, one transaction for each SEND_CHUNK, not each message.
@@ -263,7 +334,7 @@ class SharedRateLimit:
         results = self.inner.send(emails)
         throttled = [r for r in results if r.status == "retry" and r.reason.startswith(THROTTLED)]
         if throttled:
-            wait = max(r.retry_after or THROTTLE_PAUSE for r in throttled)
+            wait = max(throttle_pause(r, self.pause) for r in throttled)
             self.store.pause_sending(self.account, wait)
         fault_point("send_batch")
         return results

@@ -23,6 +23,7 @@ LAYERS = [
     "digest.errors",
     "digest.text",
     "digest.model",
+    "digest.due",
     "digest.keywords",
     "digest.codec",
     "digest.sources",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -292,6 +292,67 @@ def test_subscribers_their_profiles_and_status(store: Any) -> None:
     assert sorted(store.subscribers_by_id([3, 1, 99])) == [1, 3]
     assert store.remove_profile(1, "other") and not store.remove_profile(1, "other")
     assert store.subscriber(1).profiles == (PROFILE,)
+
+
+@exercises("due_keys", "due_subscribers", "advance_next_send", "claim_deliveries", "set_paused")
+def test_readers_are_due_by_their_next_send_time(store: Any) -> None:
+    """Each write that moves a reader's next send time moves it in the index: a new
+    reader is due from their send time on the day they confirmed, a claim moves them to
+    the next day (a week for weekly readers), pausing, unsubscribing or a reader with no
+    profile takes them out, resuming puts them back; a reader whose day went by without
+    a digest is moved on to their send time of today."""
+    tokyo, _ = store.upsert_subscriber(  # 07:00 in Tokyo is 22:00 UTC the day before
+        "tokyo@example.org", PROFILE, now=T0, timezone="Asia/Tokyo", confirmed=True
+    )
+    early, _ = store.upsert_subscriber(
+        "early@example.org", PROFILE, now=T0, send_at="06:00", confirmed=True
+    )
+    weekly, _ = store.upsert_subscriber(
+        "weekly@example.org", PROFILE, now=T0, frequency="weekly", confirmed=True
+    )
+    store.upsert_subscriber("none@example.org", None, now=T0, confirmed=True)  # no profile
+    store.upsert_subscriber("pending@example.org", PROFILE, now=T0)
+    at = lambda day, hour: datetime.combine(day, time(hour), UTC).isoformat()  # noqa: E731
+    before = DAY - timedelta(1)
+    assert store.due_keys(T0) == [
+        (at(before, 22), tokyo.id),
+        (at(DAY, 6), early.id),
+        (at(DAY, 7), weekly.id),
+    ]
+    assert store.due_keys(T0 - timedelta(minutes=61)) == [(at(before, 22), tokyo.id)]
+    page = store.due_keys(T0, limit=1)
+    assert store.due_keys(T0, after=page[-1], limit=1) == [(at(DAY, 6), early.id)]
+    assert store.due_keys(T0, after=page[-1], upto=(at(DAY, 6), early.id)) == [
+        (at(DAY, 6), early.id)
+    ]
+    got = store.due_subscribers(T0, after=page[-1])
+    assert [(k, s.email, s.profiles) for k, s in got] == [
+        ((at(DAY, 6), early.id), "early@example.org", (PROFILE,)),
+        ((at(DAY, 7), weekly.id), "weekly@example.org", (PROFILE,)),
+    ]
+    store.claim_deliveries([claim("e", early.id, DAY, ()), claim("w", weekly.id, DAY, ())], T0)
+    assert store.due_keys(T0 + timedelta(7)) == [
+        (at(before, 22), tokyo.id),
+        (at(DAY + timedelta(1), 6), early.id),
+        (at(DAY + timedelta(7), 7), weekly.id),
+    ]
+    assert store.set_paused(early.id, True, T0)
+    assert [i for _, i in store.due_keys(T0 + timedelta(7))] == [tokyo.id, weekly.id]
+    assert store.set_paused(early.id, False, T0)  # resumed: due the day after their last
+    assert (at(DAY + timedelta(1), 6), early.id) in store.due_keys(T0 + timedelta(7))
+    store.set_subscriber_status(tokyo.id, "unsubscribed", T0)
+    store.upsert_subscriber("early@example.org", None, now=T0, send_at="08:30")
+    assert store.due_keys(T0 + timedelta(7)) == [
+        (datetime.combine(DAY + timedelta(1), time(8, 30), UTC).isoformat(), early.id),
+        (at(DAY + timedelta(7), 7), weekly.id),
+    ]
+    late, _ = store.upsert_subscriber(  # due at 23:00 yesterday; none was sent
+        "late@example.org", PROFILE, now=T0 - timedelta(1), send_at="23:00", confirmed=True
+    )
+    assert (at(before, 23), late.id) in store.due_keys(T0)
+    store.advance_next_send([late.id, early.id], T0)
+    assert store.due_keys(T0) == []
+    assert (at(DAY, 23), late.id) in store.due_keys(T0 + timedelta(7))
 
 
 @exercises(

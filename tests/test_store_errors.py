@@ -89,6 +89,9 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "subscriber_by_email": call("ada@example.org"),
     "subscribers": call(status="confirmed"),
     "subscriber_page": call(after_id=0, limit=10),
+    "due_keys": call(T0),
+    "due_subscribers": call(T0, limit=10),
+    "advance_next_send": call([SUBSCRIBER_ID], T0),
     "subscribers_by_id": call([SUBSCRIBER_ID]),
     # deliveries
     "claim_deliveries": call(

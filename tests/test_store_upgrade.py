@@ -398,3 +398,19 @@ def test_an_upgraded_store_keeps_paper_vectors(version: int, tmp_path: Path) -> 
         longer = replace(PAPERS[1], abstract=more, first_seen=NEXT_DAY)
         store.add_papers([longer])
         assert [p.id for p in store.papers_lacking_vectors("m")] == ["2510.12345"]
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_knows_when_its_readers_are_due(version: int, tmp_path: Path) -> None:
+    """Version 15: each reader's next send time, filled by the step from their settings
+    and latest digest: Ada (London, 06:30) the day after her latest digest, Dee (UTC,
+    07:00, no digest yet) from the day she confirmed; Bob (unsubscribed) and Eve
+    (paused) are not due."""
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    with opened(version, tmp_path) as store:
+        found = store.due_keys(far)
+    ada_day = "2025-10-18" if version >= 4 else "2025-10-17"  # d-upto (v4) is of the 17th
+    expected = [] if version < 2 else [(f"{ada_day}T05:30:00+00:00", 1)]
+    if version >= 9:
+        expected.insert(0, ("2025-10-16T07:00:00+00:00", 3))
+    assert found == expected

@@ -19,7 +19,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,7 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
     from digest.config import DeliveryConfig, SmtpConfig
     from digest.deliver import make_backend
     from digest.tasks import install
-    from digest.work import THROTTLE_PAUSE, SharedRateLimit
+    from digest.work import SharedRateLimit
     from tests.factories import make_email
     from tests.smtp_servers import Transient
 
@@ -280,7 +280,15 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
     delivery = replace(DeliveryConfig(), backend="smtp", smtp=smtp)
     slept: list[float] = []
     with open_store(url) as one, open_store(url) as two:
-        backend = SharedRateLimit(make_backend(delivery), one, "acct", 0, 10, sleep=slept.append)  # type: ignore[arg-type]
+        backend = SharedRateLimit(
+            make_backend(delivery),
+            one,  # type: ignore[arg-type]
+            "acct",
+            0,
+            10,
+            pause=45.0,  # [workers] throttle_pause_seconds: the reply names no wait
+            sleep=slept.append,
+        )
         try:
             [result] = backend.send([make_email(1)])
         finally:
@@ -288,4 +296,69 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
         assert result.status == "retry" and result.reason.startswith("421")
         assert slept == []  # it was not paused before
         wait, taken = two.take_send_tokens("acct", 1, 0, 10)  # type: ignore[attr-defined]
-        assert not taken and THROTTLE_PAUSE - 5 < wait <= THROTTLE_PAUSE
+        assert not taken and 40 < wait <= 45
+
+
+def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
+    pg_cluster: Any, config: Any
+) -> None:
+    """The sweep cuts the readers whose next send time has come (not the ones due later
+    today, nor the paused) into shards by that order; a shard plans and claims its own
+    readers, which leaves them out of every later sweep of the day; run again, it finds
+    nothing to claim."""
+    from dataclasses import replace
+
+    from digest import work
+    from digest.model import Paper
+    from digest.tasks import install
+
+    url = pg_cluster.create_database("sweep")
+    install(url)
+    config = replace(config, workers=replace(config.workers, shard_readers=2, batch=10))
+    now = datetime(2025, 10, 16, 9, tzinfo=UTC)
+    lora = Paper("2510.00001", "LoRA adapters", "Low-rank adapters.", first_seen=now)
+    profile = Profile("p", keywords=(Keyword("LoRA"),))
+    with open_store(url) as store:
+        store.add_papers([lora], arrived_at=now - timedelta(hours=1))
+        rows = [
+            ImportRow(i, f"r{i}@example.org", profile, "UTC", at)
+            for i, at in enumerate(["08:00", "07:00", "08:30", "08:00", "23:00"], 1)
+        ]
+        list(store.upsert_subscribers(rows, now - timedelta(days=1), confirmed=True))
+        store.set_paused(4, True, now)
+        report = work.sweep(config, store, now)
+        key = {
+            i: (f"2025-10-15T{t}:00+00:00", i) for i, t in enumerate(("08:00", "07:00", "08:30"), 1)
+        }
+        late = ("2025-10-15T23:00:00+00:00", 5)  # not due until 23:00 today: found, moved on
+        assert report.due == 4 and report.shards == ((None, key[1]), (key[1], late))
+        assert work.sweep(config, store, now).shards == ()  # shards wait: no second set
+        first = work.rank_shard(config, store, now, *report.shards[0])
+        assert (first.due, first.claimed) == (2, 2)
+        assert {d.subscriber_id for d in store.deliveries()} == {1, 2}
+        assert store.due_keys(now) == [key[3], late]
+        again = work.rank_shard(config, store, now, *report.shards[0])
+        assert (again.due, again.claimed) == (0, 0)
+        second = work.rank_shard(config, store, now, *report.shards[1])
+        assert (second.due, second.claimed) == (1, 1)
+        assert store.due_keys(now) == []  # 5 moved on to its time today
+        assert [i for _, i in store.due_keys(now + timedelta(hours=14))] == [5]
+
+
+def test_a_wait_the_reply_names_is_the_pause() -> None:
+    """SMTP has no Retry-After: a 421/451 that names its wait ("try again in 5 minutes")
+    pauses that long (at most an hour); one that names none pauses the configured time;
+    a backend's own Retry-After (SendGrid) comes first."""
+    from digest.deliver import SendResult
+    from digest.work import MAX_THROTTLE_PAUSE, throttle_pause
+
+    def pause(reason: str, retry_after: float | None = None) -> float:
+        return throttle_pause(SendResult("d", "retry", reason, retry_after), 60.0)
+
+    assert pause("451 4.7.1 Greylisted, please try again in 5 minutes") == 300
+    assert pause("421 4.7.0 Too many messages; retry after 90s") == 90
+    assert pause("450 4.2.1 Rate limited, wait 30 sec") == 30
+    assert pause("421 4.7.0 Deferred for 2 hours") == MAX_THROTTLE_PAUSE
+    assert pause("421 4.3.2 Service shutting down, try again later") == 60
+    assert pause("451 4.7.1 Try again in 0 seconds") == 60
+    assert pause("429 Too Many Requests", retry_after=12.5) == 12.5

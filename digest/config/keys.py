@@ -85,6 +85,7 @@ SCHEMA = Table(
                 "rate": NUMBER,
                 "burst": WHOLE,
                 "stalled_after_seconds": NUMBER,
+                "throttle_pause_seconds": NUMBER,
             }
         ),
         "delivery": Table(

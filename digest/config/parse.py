@@ -324,12 +324,16 @@ def _workers(r: _Reader) -> WorkersConfig:
     stalled = float(r.get("stalled_after_seconds", (int, float), 30.0))
     if not math.isfinite(stalled) or stalled < 1:
         r.fail("stalled_after_seconds", stalled, "must be at least 1")
+    pause = float(r.get("throttle_pause_seconds", (int, float), 60.0))
+    if not math.isfinite(pause) or not 1 <= pause <= 86400:
+        r.fail("throttle_pause_seconds", pause, "must be from 1 to 86400 (a day)")
     return WorkersConfig(
         shard_readers=_positive(r, "shard_readers", 50_000),
         batch=_positive(r, "batch", 500),
         rate=rate,
         burst=_positive(r, "burst", 100),
         stalled_after_seconds=stalled,
+        throttle_pause_seconds=pause,
     )
 
 

@@ -102,6 +102,10 @@ class WorkersConfig:
     burst: int = 100
     #: A job whose worker sent no heartbeat for this long is run again elsewhere.
     stalled_after_seconds: float = 30.0
+    #: How long every worker pauses the account when the server says "too fast" (SMTP
+    #: 421/451, SendGrid 429) without saying for how long (Retry-After, "try again in 5
+    #: minutes").
+    throttle_pause_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 from digest.model import Claim, Delivery, LastDigest, Outcome
 from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.lease import owner_is_dead
+from digest.store.next_send import refresh_next_send
 
 _COLUMNS = (
     "d.id, d.subscriber_id, s.email, d.digest_date, d.state, d.attempts, d.next_attempt_at,"
@@ -61,6 +62,7 @@ class DeliveriesMixin(StoreBase):
             new = self._write_claims(db, first_of_each(claims, self._claimed(db, claims)), iso(now))
             records = {k: v for c in new for k, v in c.records.items()}
             self._insert_records(db, records)
+            refresh_next_send(db, [c.subscriber_id for c in new], now)  # a day (week) later
             if then is not None and new:
                 then(db, [c.delivery_id for c in new])
         return [c.delivery_id for c in new]

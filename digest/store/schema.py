@@ -34,6 +34,7 @@ from digest.codec import keywords_to_json
 from digest.errors import QueryError
 from digest.keywords import parse_keywords
 from digest.model import Keyword
+from digest.store.next_send import fill_next_send
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -357,6 +358,19 @@ def update_from_13_to_14(db: sqlite3.Connection) -> None:
         "INSERT INTO postings_state (last_block, backfill_from)"
         " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
     )
+
+
+def update_from_14_to_15(db: sqlite3.Connection) -> None:
+    """`subscribers.next_send_at`: each reader's next send time (UTC; NULL when they
+    cannot be due), kept by every write that changes it (`store.next_send`) and indexed,
+    so that finding the readers due now reads those, not the whole list. Filled here for
+    the readers there are, from their settings and latest digest."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN next_send_at TEXT")
+    db.execute(
+        "CREATE INDEX subscribers_next_send ON subscribers (next_send_at, id)"
+        " WHERE next_send_at IS NOT NULL"
+    )
+    fill_next_send(db)
 
 
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:

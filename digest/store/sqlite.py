@@ -8,7 +8,7 @@ from digest.store.deliveries import DeliveriesMixin
 from digest.store.journal import JournalMixin
 from digest.store.papers import FetchStateMixin, PapersMixin
 from digest.store.ratings import RatingsMixin
-from digest.store.readers import ReaderPagesMixin
+from digest.store.readers import DueReadersMixin, ReaderPagesMixin
 from digest.store.subscribers import SubscribersMixin
 from digest.store.terms import TermsMixin
 from digest.store.vectors import VectorsMixin
@@ -18,6 +18,7 @@ class Store(
     PapersMixin,
     TermsMixin,
     VectorsMixin,
+    DueReadersMixin,
     SubscribersMixin,
     ReaderPagesMixin,
     RatingsMixin,

@@ -3,8 +3,8 @@ inside the store's own transactions, deliveries leased to one send batch, and th
 sending accounts' shared token buckets.
 
 - The queue is Procrastinate's (`digest/tasks.py`); its schema is applied here, under the
-  migrations' advisory lock, once per database (`install_work_queue`), beside one table
-  of our own, `send_rate`.
+  migrations' advisory lock, once per database (`install_work_queue`). Our own table,
+  `send_rate`, is made by the store's schema (`store.pg.schema`, step 15).
 - `defer_jobs` inserts jobs into Procrastinate's `procrastinate_jobs` (what its
   `procrastinate_defer_jobs_v1`, run by `Task.defer`, does) on the store's connection, so
   a ranking shard's claims and the send-batch jobs that will send them commit together.
@@ -29,12 +29,6 @@ from psycopg.types.json import Jsonb
 from digest.store.base import Connection
 from digest.store.pg.base import PgBase, lock_key
 
-_SEND_RATE = (
-    "CREATE TABLE IF NOT EXISTS send_rate (account text PRIMARY KEY,"
-    " tokens double precision NOT NULL, at timestamptz NOT NULL,"
-    " paused_until timestamptz)"
-)
-
 
 def delivery_lock(delivery_id: str) -> int:
     """The advisory lock key of one delivery's send lease."""
@@ -45,12 +39,11 @@ class PgWorkQueue(PgBase):
     """The job queue's tables, deferring in a transaction, send leases, rate buckets."""
 
     def install_work_queue(self, queue_schema: str) -> bool:
-        """Apply Procrastinate's schema (`queue_schema`, its schema.sql) and `send_rate`
-        unless there; True when this call made them. Under the migrations' lock: workers
-        starting together make them once."""
+        """Apply Procrastinate's schema (`queue_schema`, its schema.sql) unless it is
+        there; True when this call made it. Under the migrations' lock: workers starting
+        together make it once."""
         with self._transaction("making the job queue's tables") as db:
             db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("migrations"),))
-            db.execute(_SEND_RATE)
             found = db.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
             if found[0]:
                 return False
