@@ -57,7 +57,8 @@ from digest.rank import (  # noqa: E402
 from digest.rank.acronyms import ACRONYMS  # noqa: E402
 from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
 from digest.rank.index import build_index  # noqa: E402
-from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select  # noqa: E402
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors  # noqa: E402
+from digest.rank.select import select  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
 NOW = datetime(2025, 10, 17, 6, 0)
