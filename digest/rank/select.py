@@ -27,8 +27,13 @@ import scipy.sparse as sp
 
 from digest.model import Profile
 from digest.rank.cutoff import thresholds
+from digest.rank.fork import fork_map
 from digest.rank.score import Compiled, Selections, lookup
 from digest.rank.settings import RankSettings
+
+#: One chunk's result: items per profile, their paper columns, relevance and score, and
+#: the pairs that passed per profile (`_top`).
+Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 #: Score buckets `_contenders` counts in (scores lie in [0, 1]).
 _BUCKETS = 256
@@ -46,6 +51,7 @@ def select(
     settings: RankSettings,
     excluded: sp.csr_matrix | None = None,
     first_column: np.ndarray | None = None,
+    workers: int = 1,
 ) -> Selections:
     """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
 
@@ -55,7 +61,8 @@ def select(
     `excluded` (profiles x papers, non-zero where a profile must not get a paper: what
     its reader was sent already) drops pairs before the cut, so a profile still gets its
     max_items; so does `first_column` (profile i considers paper columns from
-    first_column[i] on).
+    first_column[i] on). `workers` > 1 splits the chunks over that many processes
+    (`fork.fork_map`: the same chunks, the same result, merged in profile order).
     """
     log_miss = scores.copy()
     log_miss.data = np.log1p(-log_miss.data)
@@ -71,8 +78,8 @@ def select(
         [default if p.max_items is None else p.max_items for p in profiles], np.int64
     )
     chunk = max(1, settings.profile_chunk)
-    parts = []
-    for lo in range(0, len(profiles), chunk):
+
+    def one(lo: int) -> Part:
         hi = min(lo + chunk, len(profiles))
         log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
         rows, cols, rv = _past_floor(log_rel, floors_all[lo:hi])
@@ -90,7 +97,13 @@ def select(
         if excluded is not None and excluded[lo:hi].nnz:
             keep = lookup(excluded[lo:hi], rows, cols) == 0
             rows, cols, rv = rows[keep], cols[keep], rv[keep]
-        parts.append(_top(rows, cols, rv, rv * prior[cols], limits_all[lo:hi]))
+        return _top(rows, cols, rv, rv * prior[cols], limits_all[lo:hi])
+
+    starts = list(range(0, len(profiles), chunk))
+    # each process a contiguous run of chunks: its part of the result is one piece
+    size = max(1, -(-len(starts) // max(1, workers)))  # chunks a process
+    runs = [starts[k : k + size] for k in range(0, len(starts), size)]
+    parts = [p for got in fork_map(lambda run: [one(lo) for lo in run], runs, workers) for p in got]
     offsets = np.zeros(len(profiles) + 1, dtype=np.int64)
     if parts:
         np.cumsum(np.concatenate([p[0] for p in parts]), out=offsets[1:])
@@ -147,7 +160,7 @@ def _vetoed(
 
 def _top(
     rows: np.ndarray, cols: np.ndarray, rv: np.ndarray, sc: np.ndarray, limits: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> Part:
     """(items per row, their columns, relevance, score, pairs that passed per row): each
     row's best `limits[row]` pairs by score, best first; ties keep the pairs' order."""
     n = len(limits)
