@@ -83,16 +83,21 @@ def select(
         hi = min(lo + chunk, len(profiles))
         log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
         rows, cols, rv = _past_floor(log_rel, floors_all[lo:hi])
+        out = None  # pairs left out before the day's bar is set: vetoed, before the window
         ex = compiled.excludes[lo:hi]
         if ex.nnz and len(rows):
-            keep = ~_vetoed(ex, vetoes, rows, cols)
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
+            out = _vetoed(ex, vetoes, rows, cols)
         if first_column is not None:
-            keep = cols >= first_column[lo:hi][rows]
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
+            early = cols < first_column[lo:hi][rows]
+            out = early if out is None else out | early
+        keep = None if out is None else ~out
         if adaptive[lo:hi].any() and settings.cutoff_ratio > 0 and len(rows):
-            # the day each profile reads is its window (vetoes applied), ledger included
-            keep = rv >= _day_thresholds(rows, rv, own_all[lo:hi], settings)[rows]
+            # the day each profile reads is its window (vetoes applied), ledger included;
+            # a pair left out sets no bar (relevance 0: every pair here has more)
+            seen = rv if out is None else np.where(out, np.float32(0), rv)
+            bar = rv >= _day_thresholds(rows, seen, own_all[lo:hi], settings)[rows]
+            keep = bar if keep is None else keep & bar
+        if keep is not None:  # one pass for all three
             rows, cols, rv = rows[keep], cols[keep], rv[keep]
         if excluded is not None and excluded[lo:hi].nnz:
             keep = lookup(excluded[lo:hi], rows, cols) == 0
@@ -128,7 +133,7 @@ def _past_floor(
         idx = np.flatnonzero(log_rel.data <= limit[0])
     else:
         idx = np.flatnonzero(log_rel.data <= np.repeat(limit, lengths))
-    rows = np.repeat(np.arange(len(floors), dtype=np.int64), lengths)[idx]
+    rows = np.repeat(np.arange(len(floors), dtype=np.int32), lengths)[idx]
     return rows, log_rel.indices[idx], -np.expm1(log_rel.data[idx])
 
 
@@ -151,10 +156,11 @@ def _vetoed(
         compact[which] = np.arange(len(which))
         out[check] = lookup(pattern, compact[rows[check]], cols[check]) > 0
         return out
-    bitmap = np.zeros(pattern.shape, dtype=bool)
-    bitmap[np.repeat(np.arange(len(which)), np.diff(pattern.indptr)), pattern.indices] = True
+    width = pattern.shape[1]  # flat indices: cheaper than a 2-d fancy index
+    bitmap = np.zeros(len(which) * width, dtype=bool)
+    bitmap[np.repeat(np.arange(len(which)) * width, np.diff(pattern.indptr)) + pattern.indices] = 1
     compact = np.cumsum(has) - 1  # row -> its place among the rows with exclusions
-    out[check] = bitmap[compact[rows[check]], cols[check]]
+    out[check] = bitmap[compact[rows[check]] * width + cols[check]]
     return out
 
 
@@ -192,10 +198,17 @@ def _contenders(
     if not len(rows):
         return rows, cols, rv, sc
     n = len(limits)
-    bucket = np.minimum((sc * _BUCKETS).astype(np.int64), _BUCKETS - 1)
-    hist = np.bincount(rows * _BUCKETS + bucket, minlength=n * _BUCKETS).reshape(n, _BUCKETS)
-    at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # pairs in this bucket or above
-    lowest = np.maximum((at_least >= limits[:, None]).sum(axis=1) - 1, 0)
+    bucket = (sc * np.float32(_BUCKETS)).astype(np.int32)
+    np.minimum(bucket, _BUCKETS - 1, out=bucket)
+    cell = (
+        rows * _BUCKETS + bucket
+        if n * _BUCKETS < 2**31
+        else rows * _BUCKETS + bucket.astype(np.int64)
+    )
+    below = np.cumsum(np.bincount(cell, minlength=n * _BUCKETS).reshape(n, _BUCKETS), axis=1)
+    # the highest bucket b whose pairs and those above hold the limit: the pairs at or
+    # above b are total - below[b - 1] >= limit, i.e. below[b - 1] <= total - limit
+    lowest = (below[:, :-1] <= (below[:, -1] - limits)[:, None]).sum(axis=1)
     keep = bucket >= lowest[rows]
     return rows[keep], cols[keep], rv[keep], sc[keep]
 
