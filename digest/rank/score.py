@@ -21,7 +21,8 @@ keyword suffices, each further match adds):
 A paper is kept when relevance passes the profile's cut-off (`cutoff`: its own min_score,
 else max(floor, ratio * its best relevance of the day); relevance, so the tie-breakers can
 never lift an irrelevant paper in) and no exclusion matches it; the best `max_items` by
-score are kept.
+score are kept (`select` computes relevance, the gates and the cut, a chunk of profiles
+at a time).
 Because each keyword is divided by its own maximum attainable BM25 score, relevance 1.0
 means "the heaviest keyword matches as strongly as BM25 can tell" for every profile, and
 one min_score means the same thing everywhere.
