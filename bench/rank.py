@@ -12,7 +12,10 @@ Each measurement runs in a fresh process (so ru_maxrss is that run's peak) and t
 of several runs is printed:
 
 - core: index the papers + score every (profile, paper) pair + gate + top-k selection
-  (`build_index`, `compile_profiles`, `keyword_scores`, `select`): the batched part;
+  (`build_index`, `compile_profiles`, `keyword_scores`, `select`): the batched part, in
+  one process and with `--workers` processes (`build_index` analyses the papers and
+  `select` cuts the profiles' chunks in forked children: `rank.fork`); CPU-seconds
+  include the children's;
 - stored: core as a send runs it (`send.py`, `window.py`): the papers' terms as ingest kept
   them (`encode_terms`, made before the clock starts, as ingest did on an earlier day) and
   an index of the profiles' features only (`keyword_features`, `prepare(blobs, wanted)`),
@@ -22,7 +25,7 @@ of several runs is printed:
 - bm25s: one `get_scores` + top-k per profile over the same papers (bm25s' own index,
   English stopwords, PyStemmer): timed over a sample of profiles and extrapolated to all.
 
-usage: python bench/rank.py [--papers 2000] [--profiles 100000] [--runs 3]
+usage: python bench/rank.py [--papers 2000] [--profiles 100000] [--runs 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ from digest.rank import (  # noqa: E402
 from digest.rank.acronyms import ACRONYMS  # noqa: E402
 from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
 from digest.rank.index import build_index  # noqa: E402
-from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select  # noqa: E402
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors  # noqa: E402
+from digest.rank.select import select  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
 NOW = datetime(2025, 10, 17, 6, 0)
@@ -138,7 +142,11 @@ def _peak_mib() -> float:
 
 
 def _stored(
-    papers: list[Paper], profiles: list[Profile], settings: RankSettings, blobs: dict[str, bytes]
+    papers: list[Paper],
+    profiles: list[Profile],
+    settings: RankSettings,
+    blobs: dict[str, bytes],
+    workers: int,
 ) -> tuple[int, dict]:
     """The `stored` mode: its items and the CPU-seconds of each step."""
     cpu: dict[str, float] = {}
@@ -158,22 +166,29 @@ def _stored(
     vetoes = phrase.copy()
     vetoes.data[:] = 1.0
     lap("scores")
-    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings)
+    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, workers=workers)
     lap("select")
     return len(chosen.papers), {"cpu_steps": cpu}
 
 
-def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
+def _cpu() -> float:
+    """CPU-seconds of this process and of its children that have ended."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
     papers, profiles = synthetic_day(n_papers, n_profiles)
     base = _peak_mib()
     settings = RankSettings()
     # ingest's work, done on an earlier day: outside the clocks
     blobs = dict(encode_terms(papers, None)) if mode == "stored" else {}
     t0 = time.perf_counter()
-    c0 = time.process_time()
+    c0 = _cpu()
     if mode == "core":
         analyzer = Analyzer()
-        index = build_index(papers, analyzer, settings)
+        index = build_index(papers, analyzer, settings, workers=workers)
         compiled = compile_profiles(profiles, analyzer, settings)
         scores, phrase = keyword_scores(compiled.plans, index, settings)
         vetoes = phrase.copy()
@@ -181,7 +196,7 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
         pop, rec = paper_priors(papers, NOW, settings)
         prior = 1 - settings.popularity_weight - settings.recency_weight
         prior = prior + settings.popularity_weight * pop + settings.recency_weight * rec
-        chosen = select(compiled, scores, vetoes, profiles, prior, settings)
+        chosen = select(compiled, scores, vetoes, profiles, prior, settings, workers=workers)
         items = len(chosen.papers)
         extra = {
             "plans": len(compiled.plans),
@@ -189,7 +204,7 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
             "keyword_paper_nnz": int(scores.nnz),
         }
     elif mode == "stored":
-        items, extra = _stored(papers, profiles, settings, blobs)
+        items, extra = _stored(papers, profiles, settings, blobs, workers)
     elif mode == "full":
         result = rank(papers, profiles, NOW, settings)
         items = sum(map(len, result))
@@ -221,9 +236,10 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
             items += int((scores[top] > 0).sum())
         extra = {}
     seconds = time.perf_counter() - t0
-    cpu_seconds = time.process_time() - c0
+    cpu_seconds = _cpu() - c0
     return {
         "mode": mode,
+        "workers": workers,
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "peak_mib": _peak_mib(),
@@ -233,7 +249,7 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
     }
 
 
-def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
+def _run(mode: str, n_papers: int, n_profiles: int, runs: int, workers: int = 1) -> dict:
     got = []
     for _ in range(runs):
         out = subprocess.run(
@@ -246,6 +262,8 @@ def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
                 str(n_papers),
                 "--profiles",
                 str(n_profiles),
+                "--workers",
+                str(workers),
             ],
             capture_output=True,
             text=True,
@@ -339,26 +357,31 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--full-profiles", type=int, default=10_000)
     ap.add_argument("--bm25s-sample", type=int, default=2_000)
+    ap.add_argument("--workers", type=int, default=2, help="processes for core and stored")
     ap.add_argument("--one", choices=["core", "stored", "full", "bm25s"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(_one(args.one, args.papers, args.profiles)))
+        print(json.dumps(_one(args.one, args.papers, args.profiles, args.workers)))
         return 0
     n, p = args.papers, args.profiles
     print(
         f"synthetic day: {n} papers, {p} profiles of 2-6 keywords; median of {args.runs} runs,"
         " each in a fresh process; peak = ru_maxrss of that process (includes the inputs)"
     )
-    core = _run("core", n, p, args.runs)
+    w = args.workers
+    for workers in sorted({1, w}):
+        core = _run("core", n, p, args.runs, workers)
+        print(
+            f"core (index + score all {n * p:,} pairs + top-k), {workers} process(es):"
+            f" {core['seconds']:.2f} s {core['all']} ({core['cpu_seconds']:.2f} CPU-s),"
+            f" peak {core['peak_mib']:.0f} MiB (inputs alone {core['peak_before_mib']:.0f}"
+            f" MiB); {core['plans']} distinct keywords, {core['features']} features,"
+            f" {core['items']} items selected"
+        )
+    stored = _run("stored", n, p, args.runs, w)
     print(
-        f"core (index + score all {n * p:,} pairs + top-k): {core['seconds']:.2f} s "
-        f"{core['all']} ({core['cpu_seconds']:.2f} CPU-s), peak {core['peak_mib']:.0f} MiB"
-        f" (inputs alone {core['peak_before_mib']:.0f} MiB); {core['plans']} distinct"
-        f" keywords, {core['features']} features, {core['items']} items selected"
-    )
-    stored = _run("stored", n, p, args.runs)
-    print(
-        f"core as a send runs it (ingest's kept terms, an index of the profiles' features):"
+        f"core as a send runs it (ingest's kept terms, an index of the profiles' features;"
+        f" select in {w} process(es)):"
         f" {stored['seconds']:.2f} s {stored['all']} ({stored['cpu_seconds']:.2f} CPU-s;"
         f" first run's steps {stored['cpu_steps']}), peak {stored['peak_mib']:.0f} MiB,"
         f" {stored['items']} items selected"

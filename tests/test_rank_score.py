@@ -243,12 +243,12 @@ def test_one_index_serves_readers_with_different_windows_and_ledgers() -> None:
 
 
 def test_the_top_k_prefilter_keeps_each_profiles_best_in_order() -> None:
-    """`score._contenders` drops only pairs that cannot make their profile's top
+    """`select._contenders` drops only pairs that cannot make their profile's top
     `limit`: sorting what it keeps gives the same first `limit` pairs, ties included
     (scores on and next to bucket edges, limits of 0, 1 and more than a row holds)."""
     import numpy as np
 
-    from digest.rank.score import _contenders
+    from digest.rank.select import _contenders
 
     rng = np.random.default_rng(3)
     n_rows = 40

@@ -23,7 +23,8 @@ from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
-from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors, select
+from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors
+from digest.rank.select import select
 from digest.rank.settings import RankSettings
 from digest.rank.terms import PaperTerms, terms_for, terms_kept, terms_wanted
 

@@ -5,7 +5,7 @@
     Audit.below(n) -> list[Verdict]              the next n papers under the cut
 
 No second implementation of scoring: the per-keyword scores are `score.keyword_scores`,
-relevance and order come from `score.select` itself, run with the profile's cut opened
+relevance and order come from `select.select` itself, run with the profile's cut opened
 (min_score 0, max_items all papers) so every matching paper shows, then the profile's own
 min_score and max_items are applied to that list in its order: exactly the cut `select`
 makes (the same stable order, the same tests), so "in" here is "in the digest".
@@ -28,7 +28,8 @@ from digest.model import Paper, Profile
 from digest.rank.cutoff import cut
 from digest.rank.learn import Rated, augment
 from digest.rank.ranker import Prepared, _excluded, keyword_evidence
-from digest.rank.score import Selections, compile_profiles, lookup, select
+from digest.rank.score import Selections, compile_profiles, lookup
+from digest.rank.select import select
 
 #: Why a paper is out, by rule; "in" when it is in the digest.
 IN, EXCLUDED, SENT, BELOW, PAST = (
