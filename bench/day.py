@@ -21,8 +21,16 @@ whose first run was stopped is not run again. The world is built once per N, and
 run starts from a copy of it. Medians of --runs runs (1 from 100,000 readers on); the
 machine is shared, so the figures are noisy.
 
+`--year` measures the archive instead (issue 10, item 8; bench/_year_world.py): a year of
+--papers a day published from scratch, again with nothing changed, and after one new day
+through the real ingest; the year's world is built once under --world (some 9 GB and
+a quarter of an hour for 365 x 2,000; `--year-days` for a smaller one) and reused. A
+world kept by an earlier version is brought up to date first, in place (the schema, and
+the postings backfill that the first ingest after an upgrade does: its CPU is printed).
+
 usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
                            [--papers 2000] [--quick] [--profile] [--world DIR]
+       python bench/day.py --year [--year-days 365] [--papers 2000] [--runs 1] [--world DIR]
 """
 
 from __future__ import annotations
@@ -446,6 +454,27 @@ def row(n: int, runs: list[dict[str, Any]], naive: dict[str, Any]) -> tuple[str,
     return table_line(cells), notes
 
 
+def year(args: argparse.Namespace) -> int:
+    """`--year`: bench/_year_world.py's publish figures of a kept year world."""
+    import _year_world
+
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start, "
+        f"Python {platform.python_version()}; the archive of {args.year_days} days x "
+        f"{args.papers:,} papers; CPU includes worker processes; the machine is shared: "
+        "figures are noisy",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-year-") as tmp:
+        home = args.world or Path(tmp)
+        where = _year_world.kept_world(home, args.year_days, args.papers)
+        print(_year_world.bring_up_to_date(where), flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-year-sites-", dir=home) as sites:
+            for line in _year_world.measure_year(where, Path(sites), args.runs):
+                print(line, flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readers", default="1000,10000", help="comma-separated Ns")
@@ -461,12 +490,23 @@ def main() -> int:
         help="keep each N's world under this directory and reuse it next time (it is "
         "rebuilt when missing; delete it after changing the store's schema or ingest)",
     )
+    ap.add_argument(
+        "--semantic",
+        action="store_true",
+        help="with the optional semantic layer (its extra installed): ingest embeds every "
+        "new paper (~0.1 CPU-s each) and ranking fuses the vectors; off by default, as in "
+        "the default install, so the figures are the lexical day's",
+    )
+    ap.add_argument("--year", action="store_true", help="the year's archive figures instead")
+    ap.add_argument("--year-days", type=int, default=365, help="days of the --year world")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("work", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
+    if not args.phase and not args.prepare:  # the parent decides; its children inherit it
+        os.environ["DIGEST_SEMANTIC"] = "on" if args.semantic else "off"
     if args.quick:
         global FORK
         FORK = True
@@ -477,11 +517,14 @@ def main() -> int:
     if args.phase:
         print(json.dumps(run_phase(args.phase, args.work, args)))
         return 0
+    if args.year:
+        return year(args)
     print(
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start, "
         f"Python {platform.python_version()}; a day of {args.papers:,} papers after "
         f"{world.HISTORY} such days; median of {args.runs} runs (1 from 100,000 readers); "
-        f"--budget {args.budget:.0f} s a phase; CPU includes worker processes; "
+        f"--budget {args.budget:.0f} s a phase; semantic layer "
+        f"{'on' if args.semantic else 'off (--semantic)'}; CPU includes worker processes; "
         "the machine is shared: figures are noisy"
     )
     print(table_line([c[0] for c in COLUMNS]))

@@ -3,7 +3,7 @@
 1. ingests seeds/ into a temporary SQLite store (`digest --db TMP ingest`),
 2. ranks each dev profile's `keywords` with `digest rank --json` (no --limit, so the run
    holds exactly what a digest would: what passes the cut-off, up to max_items) and prints
-   evaluate.py's table: the dev figures of the shipped defaults;
+   evaluate.py's table: the dev figures of the shipped defaults, lexical only;
 3. tuning, honestly: the constants in TUNED were chosen on these profiles. Each point of a
    fixed grid over them is ranked in process (`rank.rank_prepared`, the same code; a
    self-check asserts the defaults' point equals step 2) and scored per profile; then for
@@ -11,9 +11,14 @@
    grid order) scores the held-out one: the mean of those is the leave-one-profile-out
    (LOPO) figure, what to expect on unseen profiles. Printed twice: with one global
    threshold (cutoff_ratio 0: the rule before the per-profile cut-off) and with it;
-4. learning from ratings (bench/ratings_eval.py): simulated readers rate 3 + 3 papers a
+4. the semantic layer (`papers-digest[semantic]`; skipped without it): the papers'
+   vectors from a cache on disk (var/bench-vectors, by model and text hash: a rerun embeds
+   nothing) kept in the store, `digest rank --json` with the layer on, and its constants
+   (TUNED_DENSE) tuned the same way: dev, LOPO of the dense constants alone, and LOPO of
+   all six (each fold picks the lexical constants, then the dense ones, on the other 15);
+5. learning from ratings (bench/ratings_eval.py): simulated readers rate 3 + 3 papers a
    profile, the rest is scored with and without their ratings (dev and leave-one-out);
-5. a bm25s baseline over the same stored papers (title + abstract, English stopwords,
+6. a bm25s baseline over the same stored papers (title + abstract, English stopwords,
    PyStemmer English stemmer, the keywords joined as one query, top 10).
 
 The judgements live in ../shared/eval (override with DIGEST_EVAL_DIR).
@@ -26,8 +31,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = Path(
@@ -37,8 +44,9 @@ EVAL_DIR = Path(
 NOW = "2025-12-31T08:00:00+00:00"
 
 
-def digest(db: Path, *args: str) -> str:
-    """Run the installed CLI (the same code a user runs) and return its stdout."""
+def digest(db: Path, *args: str, semantic: bool = False) -> str:
+    """Run the installed CLI (the same code a user runs) and return its stdout; the
+    semantic layer off (DIGEST_SEMANTIC=off) unless `semantic`."""
     cmd = [
         sys.executable,
         "-m",
@@ -51,7 +59,8 @@ def digest(db: Path, *args: str) -> str:
         NOW,
         *args,
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    env = os.environ | {"DIGEST_SEMANTIC": "on" if semantic else "off"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"eval: {' '.join(cmd[3:])} failed: {done.stderr.strip()}")
     return done.stdout
@@ -71,11 +80,12 @@ def evaluate(qrels: Path, rows: list[dict]) -> str:
         os.unlink(f.name)
 
 
-def ours(db: Path, specs: list[dict]) -> list[dict]:
+def ours(db: Path, specs: list[dict], semantic: bool = False) -> list[dict]:
+    """Each dev profile ranked by `digest rank --json` (with the semantic layer or not)."""
     rows = []
     for spec in specs:
         args = [arg for kw in spec["keywords"] for arg in ("--keywords", kw)]
-        for line in digest(db, "rank", *args, "--json").splitlines():
+        for line in digest(db, "rank", *args, "--json", semantic=semantic).splitlines():
             item = json.loads(line)
             rows.append({"profile": spec["name"], "title": item["title"], "score": item["score"]})
     return rows
@@ -114,7 +124,38 @@ def bm25s_baseline(papers: list[dict], specs: list[dict], k: int = 10) -> list[d
     return rows
 
 
-def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
+@dataclass
+class Tuned:
+    """What step 3 found, for step 4 (the semantic layer) to build on."""
+
+    text: str
+    ev: Any
+    qrels: dict[str, Any]
+    papers: list[Any]
+    points: list[Any]  #: the lexical grid's points (`bench.lopo.Point`)
+    at_defaults: Any  #: the shipped defaults' point
+
+
+def runs_by_profile(rows: list[dict]) -> dict[str, list[str]]:
+    """CLI rows as profile -> titles, best first (what `score_run` reads)."""
+    run: dict[str, list[str]] = {}
+    for row in rows:
+        run.setdefault(row["profile"], []).append(row["title"])
+    return run
+
+
+def table_line(label: str, m: dict[str, float]) -> str:
+    """One row of the tuning tables."""
+    return (
+        f"{label:34} {m['ndcg']:8.3f} {m['p']:6.2f} {m['recall2']:7.2f}"
+        f" {m['set_p']:6.2f} {m['set_r']:6.2f} {m['f1']:6.2f}"
+    )
+
+
+HEADER = f"{'':34} {'nDCG@10':>8} {'P@10':>6} {'R2@20':>7} {'setP':>6} {'setR':>6} {'F1':>6}"
+
+
+def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> Tuned:
     """Step 3: which constants are tuned, their values chosen on all profiles, and the dev
     and leave-one-profile-out means with and without the per-profile cut-off."""
     sys.path.insert(0, str(ROOT))
@@ -139,24 +180,15 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
     points = grid(ev, qrels, papers, datetime.fromisoformat(NOW), defaults)
     shipped = {k: getattr(defaults, k) for k in TUNED}
     at_defaults = next(pt for pt in points if pt.values == shipped)
-    cli_run: dict[str, list[str]] = {}
-    for row in cli_rows:
-        cli_run.setdefault(row["profile"], []).append(row["title"])
-    if score_run(ev, qrels, cli_run) != at_defaults.rows:
+    if score_run(ev, qrels, runs_by_profile(cli_rows)) != at_defaults.rows:
         raise SystemExit("eval: the in-process ranking of the defaults differs from the CLI's")
     n = len(qrels["profiles"])
     everyone = list(range(n))
     lines = [
         f"tuned on these {n} profiles (grid; chosen by mean (nDCG@10 + set F1) / 2):",
         *(f"  {k:18} grid {list(v)}  shipped {shipped[k]}" for k, v in TUNED.items()),
-        f"{'':34} {'nDCG@10':>8} {'P@10':>6} {'R2@20':>7} {'setP':>6} {'setR':>6} {'F1':>6}",
+        HEADER,
     ]
-
-    def line(label: str, m: dict[str, float]) -> str:
-        return (
-            f"{label:34} {m['ndcg']:8.3f} {m['p']:6.2f} {m['recall2']:7.2f}"
-            f" {m['set_p']:6.2f} {m['set_r']:6.2f} {m['f1']:6.2f}"
-        )
 
     for label, keep in (
         ("global min_score (cutoff_ratio 0)", lambda pt: pt.values["cutoff_ratio"] == 0),
@@ -166,17 +198,17 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> str:
         best = best_point(some, everyone)
         held, chosen = lopo(some, n)
         lines.append(f"{label}: best on all {n}: {best.values}")
-        lines.append(line("  dev (tuned on all)", mean(best.rows)))
-        lines.append(line("  leave-one-profile-out", held))
+        lines.append(table_line("  dev (tuned on all)", mean(best.rows)))
+        lines.append(table_line("  leave-one-profile-out", held))
         picks = sorted({tuple(sorted(pt.values.items())) for pt in chosen})
         lines.append(f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}")
-    lines.append(line("shipped defaults (dev)", mean(at_defaults.rows)))
+    lines.append(table_line("shipped defaults (dev)", mean(at_defaults.rows)))
     ceiling = oracle_f1(ev, qrels, papers, datetime.fromisoformat(NOW), defaults)
     lines.append(
         f"ceiling of any cut-off on the shipped order (best prefix of <= max_items per profile,"
         f" chosen with hindsight): set F1 {ceiling:.3f}"
     )
-    return "\n".join(lines)
+    return Tuned("\n".join(lines), ev, qrels, papers, points, at_defaults)
 
 
 def ratings(db: Path) -> str:
@@ -192,6 +224,68 @@ def ratings(db: Path) -> str:
     return report(EVAL_DIR, papers, blobs, datetime.fromisoformat(NOW))
 
 
+def fill_vectors(db: Path, papers: list[Any]) -> Any:
+    """The papers' vectors from the on-disk cache (`bench._vectors`, embedding only the
+    texts it lacks), kept in the eval store too: the CLI run and the in-process grid
+    read the same vectors, so the self-check can be exact. Returns the DenseDay."""
+    from bench._vectors import cached_vectors
+    from digest.rank import dense
+    from digest.store import Store
+
+    day = cached_vectors(papers)
+    with Store(db) as store:
+        store.keep_paper_vectors(
+            ((p.id, dense.encode_vector(v)) for p, v in zip(papers, day.vectors, strict=True)),
+            day.model,
+        )
+    return day
+
+
+def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str:
+    """Step 4: the semantic layer (`papers-digest[semantic]`): `digest rank --json` with
+    it on (evaluate.py's table), then its two constants (TUNED_DENSE) tuned on the dev
+    profiles on top of the shipped lexical ones, dev and leave-one-profile-out; the LOPO
+    over all six constants picks the lexical ones, then the dense ones, on the other 15."""
+    from bench.lopo import TUNED_DENSE, best_point, grid, lopo, mean, nested_lopo, score_run
+    from digest.rank import RankSettings, encoder
+
+    if not encoder.all_installed():
+        return "skipped: pip install -e '.[semantic]' to measure it"
+    ev, qrels, papers = tuned.ev, tuned.qrels, tuned.papers
+    day = fill_vectors(db, papers)
+    cli_rows = ours(db, specs, semantic=True)
+    now = datetime.fromisoformat(NOW)
+    defaults = RankSettings()
+    points = grid(ev, qrels, papers, now, defaults, TUNED_DENSE, day)
+    shipped = {k: getattr(defaults, k) for k in TUNED_DENSE}
+    at_shipped = next(pt for pt in points if pt.values == shipped)
+    if score_run(ev, qrels, runs_by_profile(cli_rows)) != at_shipped.rows:
+        raise SystemExit("eval: the in-process semantic ranking differs from the CLI's")
+    n = len(qrels["profiles"])
+    best = best_point(points, list(range(n)))
+    held, chosen = lopo(points, n)
+    picks = sorted({tuple(sorted(pt.values.items())) for pt in chosen})
+    all_held, all_chosen = nested_lopo(ev, qrels, papers, now, tuned.points, day)
+    all_picks = sorted({tuple(sorted(v.items())) for v in all_chosen})
+    lexical_held, _ = lopo(tuned.points, n)
+    lines = [
+        evaluate(qrels_path, cli_rows).rstrip(),
+        f"tuned on the same {n} profiles, on top of the shipped lexical constants:",
+        *(f"  {k:18} grid {list(v)}  shipped {shipped[k]}" for k, v in TUNED_DENSE.items()),
+        HEADER,
+        table_line("lexical only, shipped (dev)", mean(tuned.at_defaults.rows)),
+        table_line("semantic, shipped (dev)", mean(at_shipped.rows)),
+        f"best on all {n}: {best.values}",
+        table_line("semantic, tuned on all (dev)", mean(best.rows)),
+        table_line("semantic, LOPO (dense constants)", held),
+        f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
+        table_line("lexical only, LOPO (4 lexical)", lexical_held),
+        table_line("semantic, LOPO (all 6 constants)", all_held),
+        f"  LOPO picked {len(all_picks)} distinct point(s) of the six",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     qrels = EVAL_DIR / "dev_qrels.json"
     if not qrels.exists():
@@ -205,10 +299,16 @@ def main() -> int:
         db = Path(tmp) / "eval.sqlite3"
         print("ingest:", digest(db, "ingest").strip())
         papers = [json.loads(line) for line in digest(db, "papers", "--json").splitlines()]
-        print(f"\npapers-digest ranker (`digest rank --json`, default settings, now={NOW[:10]}):")
+        print(
+            f"\npapers-digest ranker (`digest rank --json`, default settings, lexical only,"
+            f" now={NOW[:10]}):"
+        )
         cli_rows = ours(db, specs)
         print(evaluate(qrels, cli_rows))
-        print(tuning(qrels, db, cli_rows))
+        tuned = tuning(qrels, db, cli_rows)
+        print(tuned.text)
+        print("\nthe semantic layer (all-MiniLM-L6-v2 vectors, `digest rank --json` with it on):")
+        print(semantic(db, specs, qrels, tuned))
         print("\nlearning from ratings (bench/ratings_eval.py):")
         print(ratings(db))
     print("\nbm25s baseline (title + abstract, PyStemmer English, top 10):")

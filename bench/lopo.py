@@ -87,14 +87,18 @@ def grid(
     papers: Sequence[Paper],
     now: datetime,
     base: rank.RankSettings,
+    tuned: dict[str, tuple[float, ...]] | None = None,
+    day: Any = None,
 ) -> list[Point]:
-    """Every grid point of TUNED, ranked and scored (one index for all of them)."""
+    """Every point of `tuned` (default TUNED) over `base`, ranked and scored on one index
+    of the papers; `day`: their vectors (a `rank.dense.DenseDay`) for the semantic layer."""
+    tuned = TUNED if tuned is None else tuned
     specs = qrels["profiles"]
     profiles: list[Profile] = [rank.make_profile(s["name"], s["keywords"]) for s in specs]
-    prepared = rank.prepare(papers, now, base)
+    prepared = rank.prepare(papers, now, base, dense=day)
     points = []
-    for combo in itertools.product(*TUNED.values()):
-        values = dict(zip(TUNED, combo, strict=True))
+    for combo in itertools.product(*tuned.values()):
+        values = dict(zip(tuned, combo, strict=True))
         # the index depends on none of the tuned constants, so it is shared
         ranked = rank.rank_prepared(replace(prepared, settings=replace(base, **values)), profiles)
         run = {
@@ -102,6 +106,41 @@ def grid(
         }
         points.append(Point(values, score_run(ev, qrels, run)))
     return points
+
+
+#: The semantic layer's constants (`rank.dense`), tuned on top of the lexical ones.
+TUNED_DENSE: dict[str, tuple[float, ...]] = {
+    "dense_z": (4.0, 3.5, 3.0, 2.5),
+    "dense_credit": (0.3, 0.4, 0.5, 0.6, 0.7),
+}
+
+
+def nested_lopo(
+    ev: ModuleType,
+    qrels: dict[str, Any],
+    papers: Sequence[Paper],
+    now: datetime,
+    lexical: Sequence[Point],
+    day: Any,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Leave-one-profile-out over all the tuned constants, lexical and dense: for each
+    held-out profile, the lexical point best on the other profiles, then on top of it the
+    TUNED_DENSE point best on them, scores the held-out profile. Returns the mean of those
+    rows and each fold's chosen values."""
+    n = len(qrels["profiles"])
+    dense_points: dict[tuple[tuple[str, float], ...], list[Point]] = {}
+    held, chosen = [], []
+    for out in range(n):
+        others = [i for i in range(n) if i != out]
+        lex = best_point(lexical, others)
+        key = tuple(sorted(lex.values.items()))
+        if key not in dense_points:  # a handful of distinct lexical picks: grid each once
+            base = replace(rank.RankSettings(), **lex.values)
+            dense_points[key] = grid(ev, qrels, papers, now, base, TUNED_DENSE, day)
+        pick = best_point(dense_points[key], others)
+        held.append(pick.rows[out])
+        chosen.append(lex.values | pick.values)
+    return mean(held), chosen
 
 
 def mean(rows: Sequence[dict[str, float]]) -> dict[str, float]:

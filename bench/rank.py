@@ -12,13 +12,20 @@ Each measurement runs in a fresh process (so ru_maxrss is that run's peak) and t
 of several runs is printed:
 
 - core: index the papers + score every (profile, paper) pair + gate + top-k selection
-  (`build_index`, `compile_profiles`, `keyword_scores`, `select`): the batched part;
+  (`build_index`, `compile_profiles`, `keyword_scores`, `select`): the batched part, in
+  one process and with `--workers` processes (`build_index` analyses the papers and
+  `select` cuts the profiles' chunks in forked children: `rank.fork`); CPU-seconds
+  include the children's;
+- stored: core as a send runs it (`send.py`, `window.py`): the papers' terms as ingest kept
+  them (`encode_terms`, made before the clock starts, as ingest did on an earlier day) and
+  an index of the profiles' features only (`keyword_features`, `prepare(blobs, wanted)`),
+  then the same compile + score + select; it also prints the CPU-seconds of each step;
 - full: `rank()`, i.e. core + explanations (DigestItems, matches, snippets) for every
   selected item; run on fewer profiles, since it builds one object per item;
 - bm25s: one `get_scores` + top-k per profile over the same papers (bm25s' own index,
   English stopwords, PyStemmer): timed over a sample of profiles and extrapolated to all.
 
-usage: python bench/rank.py [--papers 2000] [--profiles 100000] [--runs 3]
+usage: python bench/rank.py [--papers 2000] [--profiles 100000] [--runs 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,11 +49,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from digest.model import Paper, Profile  # noqa: E402
-from digest.rank import RankSettings, make_profile, rank  # noqa: E402
+from digest.rank import (  # noqa: E402
+    RankSettings,
+    encode_terms,
+    keyword_features,
+    make_profile,
+    prepare,
+    rank,
+)
 from digest.rank.acronyms import ACRONYMS  # noqa: E402
 from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
 from digest.rank.index import build_index  # noqa: E402
-from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select  # noqa: E402
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors  # noqa: E402
+from digest.rank.select import select  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
 NOW = datetime(2025, 10, 17, 6, 0)
@@ -124,14 +141,54 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
+def _stored(
+    papers: list[Paper],
+    profiles: list[Profile],
+    settings: RankSettings,
+    blobs: dict[str, bytes],
+    workers: int,
+) -> tuple[int, dict]:
+    """The `stored` mode: its items and the CPU-seconds of each step."""
+    cpu: dict[str, float] = {}
+    last = [time.process_time()]
+
+    def lap(name: str) -> None:
+        now = time.process_time()
+        cpu[name] = round(now - last[0], 2)
+        last[0] = now
+
+    keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
+    prepared = prepare(papers, NOW, settings, None, blobs, keyword_features(keywords, settings))
+    lap("index")
+    compiled = compile_profiles(profiles, prepared.analyzer, settings)
+    lap("compile")
+    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    vetoes = phrase.copy()
+    vetoes.data[:] = 1.0
+    lap("scores")
+    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, workers=workers)
+    lap("select")
+    return len(chosen.papers), {"cpu_steps": cpu}
+
+
+def _cpu() -> float:
+    """CPU-seconds of this process and of its children that have ended."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
     papers, profiles = synthetic_day(n_papers, n_profiles)
     base = _peak_mib()
     settings = RankSettings()
+    # ingest's work, done on an earlier day: outside the clocks
+    blobs = dict(encode_terms(papers, None)) if mode == "stored" else {}
     t0 = time.perf_counter()
+    c0 = _cpu()
     if mode == "core":
         analyzer = Analyzer()
-        index = build_index(papers, analyzer, settings)
+        index = build_index(papers, analyzer, settings, workers=workers)
         compiled = compile_profiles(profiles, analyzer, settings)
         scores, phrase = keyword_scores(compiled.plans, index, settings)
         vetoes = phrase.copy()
@@ -139,13 +196,15 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
         pop, rec = paper_priors(papers, NOW, settings)
         prior = 1 - settings.popularity_weight - settings.recency_weight
         prior = prior + settings.popularity_weight * pop + settings.recency_weight * rec
-        chosen = select(compiled, scores, vetoes, profiles, prior, settings)
+        chosen = select(compiled, scores, vetoes, profiles, prior, settings, workers=workers)
         items = len(chosen.papers)
         extra = {
             "plans": len(compiled.plans),
             "features": len(index.vocab),
             "keyword_paper_nnz": int(scores.nnz),
         }
+    elif mode == "stored":
+        items, extra = _stored(papers, profiles, settings, blobs, workers)
     elif mode == "full":
         result = rank(papers, profiles, NOW, settings)
         items = sum(map(len, result))
@@ -177,9 +236,12 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
             items += int((scores[top] > 0).sum())
         extra = {}
     seconds = time.perf_counter() - t0
+    cpu_seconds = _cpu() - c0
     return {
         "mode": mode,
+        "workers": workers,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "peak_mib": _peak_mib(),
         "peak_before_mib": base,
         "items": items,
@@ -187,7 +249,7 @@ def _one(mode: str, n_papers: int, n_profiles: int) -> dict:
     }
 
 
-def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
+def _run(mode: str, n_papers: int, n_profiles: int, runs: int, workers: int = 1) -> dict:
     got = []
     for _ in range(runs):
         out = subprocess.run(
@@ -200,6 +262,8 @@ def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
                 str(n_papers),
                 "--profiles",
                 str(n_profiles),
+                "--workers",
+                str(workers),
             ],
             capture_output=True,
             text=True,
@@ -210,9 +274,80 @@ def _run(mode: str, n_papers: int, n_profiles: int, runs: int) -> dict:
     return {
         **got[0],
         "seconds": med,
+        "cpu_seconds": statistics.median(g["cpu_seconds"] for g in got),
         "all": [round(g["seconds"], 2) for g in got],
         "peak_mib": max(g["peak_mib"] for g in got),
     }
+
+
+def semantic_cost(n_papers: int, n_profiles: int, sample: int = 200, runs: int = 3) -> str:
+    """The semantic layer's cost, in this process's CPU time (medians of `runs`):
+
+    - the one-off embedding of new papers (what ingest adds): `sample` seed-like texts
+      (a seed title + 6 seed sentences, ~ an abstract), per paper, times n_papers;
+    - the naive alternative: embedding the day's papers at every ranking instead of
+      reading the stored vectors (decoding n_papers float16 blobs), as a ratio;
+    - the profiles' keywords, embedded once per ranking process (`DenseDay` caches them);
+    - a batch of profiles ranked with the layer on vs off (`rank_prepared` on one index
+      of n_papers): what the dense product, z-scores and fusion add per batch."""
+    import numpy as np
+
+    from digest.rank import dense, encoder, prepare, rank_prepared
+
+    if not encoder.all_installed():
+        return "semantic layer: skipped (pip install -e '.[semantic]')"
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def median_cpu(work: Callable[[], object]) -> float:
+        spent = []
+        for _ in range(runs):
+            t0 = cpu()
+            work()
+            spent.append(cpu() - t0)
+        return statistics.median(spent)
+
+    titles, sentences = _seed_texts()
+    texts = [f"{t}. {' '.join(sentences[j : j + 6])}" for j, t in enumerate(titles[:sample])]
+    model = encoder.load_encoder()
+    vectors = model.encode(texts)
+    per_paper = median_cpu(lambda: model.encode(texts)) / len(texts)
+    papers, profiles = synthetic_day(n_papers, min(n_profiles, 2_000))
+    rng = np.random.default_rng(3)
+    rows = vectors[rng.integers(0, len(vectors), n_papers)]
+    blobs = {p.id: dense.encode_vector(v) for p, v in zip(papers, rows, strict=True)}
+    decode = median_cpu(lambda: dense.decode_vectors(papers, blobs))
+    stored, present = dense.decode_vectors(papers, blobs)
+    keywords = sorted({kw.text for pr in profiles for kw in pr.keywords})
+    t0 = cpu()
+    model.encode(keywords)
+    per_keyword = (cpu() - t0) / len(keywords)
+    lexical = prepare(papers, NOW, RankSettings())
+    day = dense.DenseDay(stored, present, model.encode, model.model)
+    day.keyword_matrix(keywords)  # embedded above: counted there, not in the batch
+    semantic = replace(lexical, dense=day)
+    off = median_cpu(lambda: rank_prepared(lexical, profiles))
+    on = median_cpu(lambda: rank_prepared(semantic, profiles))
+    embed_all = per_paper * n_papers
+    return "\n".join(
+        [
+            f"semantic layer (all-MiniLM-L6-v2 on numpy, {encoder.MAX_TOKENS} word pieces, one"
+            f" BLAS thread; CPU-s, medians of {runs}):",
+            f"  embedding new papers: {per_paper * 1000:.0f} ms a paper ({len(texts)} seed-like"
+            f" texts): {n_papers} papers {embed_all:.0f} CPU-s, once, at ingest (one process,"
+            f" one core: ~{embed_all:.0f} s wall on an idle core, whatever the core count)",
+            f"  reading their stored vectors instead: {decode * 1000:.1f} ms for {n_papers}"
+            f" (embedding them at each ranking, the naive way, costs {embed_all / decode:,.0f}x)",
+            f"  keywords: {per_keyword * 1000:.1f} ms each, once per ranking process;"
+            f" {len(profiles)} synthetic profiles have {len(keywords)} distinct keywords:"
+            f" {per_keyword * len(keywords):.1f} CPU-s",
+            f"  a batch of {len(profiles)} profiles x {n_papers} papers: {off:.2f} CPU-s"
+            f" lexical, {on:.2f} with the layer (+{on - off:.2f}: the dense product, z-scores"
+            f" and fusion; x{on / off:.2f})",
+        ]
+    )
 
 
 def main() -> int:
@@ -222,22 +357,34 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--full-profiles", type=int, default=10_000)
     ap.add_argument("--bm25s-sample", type=int, default=2_000)
-    ap.add_argument("--one", choices=["core", "full", "bm25s"], help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=2, help="processes for core and stored")
+    ap.add_argument("--one", choices=["core", "stored", "full", "bm25s"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(_one(args.one, args.papers, args.profiles)))
+        print(json.dumps(_one(args.one, args.papers, args.profiles, args.workers)))
         return 0
     n, p = args.papers, args.profiles
     print(
         f"synthetic day: {n} papers, {p} profiles of 2-6 keywords; median of {args.runs} runs,"
         " each in a fresh process; peak = ru_maxrss of that process (includes the inputs)"
     )
-    core = _run("core", n, p, args.runs)
+    w = args.workers
+    for workers in sorted({1, w}):
+        core = _run("core", n, p, args.runs, workers)
+        print(
+            f"core (index + score all {n * p:,} pairs + top-k), {workers} process(es):"
+            f" {core['seconds']:.2f} s {core['all']} ({core['cpu_seconds']:.2f} CPU-s),"
+            f" peak {core['peak_mib']:.0f} MiB (inputs alone {core['peak_before_mib']:.0f}"
+            f" MiB); {core['plans']} distinct keywords, {core['features']} features,"
+            f" {core['items']} items selected"
+        )
+    stored = _run("stored", n, p, args.runs, w)
     print(
-        f"core (index + score all {n * p:,} pairs + top-k): {core['seconds']:.2f} s "
-        f"{core['all']}, peak {core['peak_mib']:.0f} MiB (inputs alone "
-        f"{core['peak_before_mib']:.0f} MiB); {core['plans']} distinct keywords, "
-        f"{core['features']} features, {core['items']} items selected"
+        f"core as a send runs it (ingest's kept terms, an index of the profiles' features;"
+        f" select in {w} process(es)):"
+        f" {stored['seconds']:.2f} s {stored['all']} ({stored['cpu_seconds']:.2f} CPU-s;"
+        f" first run's steps {stored['cpu_steps']}), peak {stored['peak_mib']:.0f} MiB,"
+        f" {stored['items']} items selected"
     )
     full = _run("full", n, args.full_profiles, args.runs)
     print(
@@ -250,6 +397,7 @@ def main() -> int:
         f"bm25s loop, {args.bm25s_sample} profiles: {bm['seconds']:.2f} s {bm['all']} -> "
         f"extrapolated to {p}: {bm['seconds'] * scale:.1f} s (indexing included once)"
     )
+    print(semantic_cost(n, p))
     return 0
 
 

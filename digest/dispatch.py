@@ -121,12 +121,15 @@ class Dispatcher:
         """Send every pending delivery and due retry the store holds, a page at a time."""
         if self.paused:
             return
-        ids = self.store.due_delivery_ids(self.now)
+        self.deliver_ids(self.store.due_delivery_ids(self.now))
+
+    def deliver_ids(self, ids: Sequence[str]) -> None:
+        """Send these stored deliveries, a page at a time (`pending`; a worker's batch)."""
         self.expected += len(ids)
         for start in range(0, len(ids), PAGE):
             if self.paused:
                 return
-            page = self.store.deliveries_by_id(ids[start : start + PAGE])
+            page = self.store.deliveries_by_id(list(ids[start : start + PAGE]))
             records = records_for((d.content for d in page), self.store.frozen_items)
             readers = self.store.subscribers_by_id([d.subscriber_id for d in page])
             jobs = [_stored_job(d, readers.get(d.subscriber_id)) for d in page]

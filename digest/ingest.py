@@ -135,6 +135,7 @@ def ingest(
         errors.extend(url_report.errors)
     if counts.new or counts.updated:  # ranking will read them from now on: analyse them once
         analyse_recent(config, store, now)
+        embed_recent(config, store, now)
     return IngestReport(
         files=len(jobs) + (url_report.files if url_report else 0),
         entries=entries,
@@ -153,12 +154,80 @@ ANALYSE_BACK = timedelta(days=8)
 
 def analyse_recent(config: Config, store: Store, now: datetime) -> int:
     """Analyse the papers that arrived in the last `ANALYSE_BACK` and have no terms kept
-    under today's analysis (new ones, enriched ones), and keep them; how many."""
+    under today's analysis (new ones, enriched ones), and keep them (and their postings);
+    how many."""
     from digest import rank  # numpy and the stemmer: only when there is something to do
 
     key = rank.terms_key(config.synonyms or None)
     lacking = store.papers_lacking_terms(key, store.row_arrived_by(now - ANALYSE_BACK))
-    return store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
+    kept = store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
+    # After an upgrade to kept postings, the first ingest makes those of the papers
+    # analysed before (`Store.backfill_postings`, a batch a transaction); then none.
+    while store.backfill_postings():
+        pass
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedReport:
+    """What `embed_missing` did: papers embedded, and how many had a vector already."""
+
+    embedded: int
+    kept: int  #: papers that already had a vector of this model (left as they were)
+    model: str
+    cpu_seconds: float
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        rate = f", {self.cpu_seconds / self.embedded:.3f} CPU-s a paper" if self.embedded else ""
+        return (
+            f"{self.embedded} papers embedded, {self.kept} had a vector already"
+            f" ({self.model}; {self.cpu_seconds:.1f} CPU-s{rate})"
+        )
+
+
+#: Papers embedded and committed together: an interrupted backfill keeps what it did.
+EMBED_CHUNK = 256
+
+
+def embed_missing(
+    store: Store,
+    after_row: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> EmbedReport:
+    """Embed every paper after `after_row` that has no vector of the installed model and
+    keep the vectors (the semantic layer: `rank.dense`), `EMBED_CHUNK` a transaction.
+    Raises `SemanticUnavailable` when the `semantic` extra is not installed."""
+    import time
+
+    from digest.rank import dense, encoder
+
+    model = encoder.load_encoder()
+    lacking = store.papers_lacking_vectors(model.model, after_row)
+    kept = store.count_paper_vectors(model.model)
+    start = time.process_time()
+    for lo in range(0, len(lacking), EMBED_CHUNK):
+        part = lacking[lo : lo + EMBED_CHUNK]
+        vectors = model.encode([dense.paper_text(p) for p in part])
+        store.keep_paper_vectors(
+            ((p.id, dense.encode_vector(v)) for p, v in zip(part, vectors, strict=True)),
+            model.model,
+        )
+        if progress:
+            progress(lo + len(part), len(lacking), "embed")
+    return EmbedReport(len(lacking), kept, model.model, time.process_time() - start)
+
+
+def embed_recent(config: Config, store: Store, now: datetime) -> int:
+    """With the semantic layer on (`window.kept_vectors` says when), embed the papers that
+    arrived in the last `ANALYSE_BACK` and have no vector yet; how many (0 when off)."""
+    if config.ranking.dense_credit <= 0:
+        return 0
+    from digest.rank import encoder
+
+    if not encoder.semantic_available():
+        return 0
+    return embed_missing(store, store.row_arrived_by(now - ANALYSE_BACK)).embedded
 
 
 def _ingest_urls(

@@ -123,6 +123,9 @@ class Profile:
     min_score: float | None = None
 
 
+#: The `Match.fields` of a keyword a paper matched by meaning (the semantic layer: its
+#: text is close to the keyword's) rather than by its words.
+MEANING = ("meaning",)
 #: The `Match.fields` of a paper that came in or moved up by the reader's ratings
 #: (`rank.learn`): its `keyword` is then the title of the liked paper it is like.
 RATINGS_FIELD = "ratings"
@@ -135,7 +138,8 @@ class Match:
     """Where one keyword matched a paper (or, `by_ratings`, which liked paper it is like)."""
 
     keyword: str  #: the keyword as the user typed it
-    fields: tuple[str, ...]  #: "title" and/or "abstract"
+    #: "title" and/or "abstract"; `MEANING` when the paper matched it by meaning alone
+    fields: tuple[str, ...]
     #: The words of the paper that matched, as written there (`text-to-speech` for the
     #: keyword `TTS`), title first, each spelling once; () when unknown (older records).
     words: tuple[str, ...] = ()
@@ -159,6 +163,11 @@ class Match:
     def shown(self) -> tuple[str, ...]:
         """The words a why-line shows: three of `words`, or the keyword when none known."""
         return self.words[:3] or (self.keyword,)
+
+    @property
+    def by_meaning(self) -> bool:
+        """True when the paper matched this keyword by meaning, not by its words."""
+        return self.fields == MEANING
 
     @property
     def names_keyword(self) -> bool:
@@ -189,18 +198,39 @@ class DigestItem:
 
     @property
     def why(self) -> str:
-        """One line: the words that matched, where, and for which keyword; and the liked
-        paper when the reader's ratings brought it in or moved it up."""
+        """One line: the words that matched, where, and for which keyword; the keywords it
+        is close to by meaning alone; and the liked paper when the reader's ratings brought
+        it in or moved it up."""
         if not self.matches:
             return "popular today"
         parts = []
         for m in self.matches:
-            if m.by_ratings:
+            if m.by_ratings or m.by_meaning:
                 continue
             label = f"{'partly ' if m.partly else ''}{', '.join(m.shown)} ({' + '.join(m.fields)})"
             parts.append(label if m.names_keyword else f"{label} for {m.keyword}")
-        liked = [f"by your ratings (like: {m.liked})" for m in self.matches if m.by_ratings]
-        return "; ".join(([f"matches {'; '.join(parts)}"] if parts else []) + liked)
+        close = [m.keyword for m in self.matches if m.by_meaning]
+        liked = [m.liked for m in self.matches if m.by_ratings]
+        return why_line(parts, close, liked)
+
+    @property
+    def by_meaning(self) -> bool:
+        """True when the paper came in by meaning: a keyword matched it by meaning and
+        none by its words (the reader's ratings aside)."""
+        kinds = [m.by_meaning for m in self.matches if not m.by_ratings]
+        return bool(kinds) and all(kinds)
+
+
+def why_line(lexical: list[str], close: list[str], liked: list[str]) -> str:
+    """A why-line from its parts, each already escaped for the output format: the
+    keywords matched by their words (`lexical`), those the paper is close to by meaning
+    alone (`close`), and the liked papers it is like (`liked`, shortened titles)."""
+    out = [f"matches {'; '.join(lexical)}"] if lexical else []
+    if close:
+        said = f"close in meaning to {', '.join(close)}"
+        out.append(said if lexical else f"by meaning: {said}")
+    out += [f"by your ratings (like: {title})" for title in liked]
+    return "; ".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from digest.deliver import Backend
     from digest.enrol import ImportReport, import_subscribers
     from digest.ingest import IngestReport, ingest
+    from digest.rank.dense import DenseDay
     from digest.store import Store
     from digest.window import Window, kept_terms, recent_window, stored_papers, window_since
 
@@ -83,10 +84,12 @@ def build_digest(
     blobs: Mapping[str, bytes] | None = None,
     sent: Collection[str] = (),
     rated: Sequence[rank.Rated] = (),
+    dense: DenseDay | None = None,
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
     papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again;
-    `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them)."""
+    `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them);
+    `dense`: the papers' vectors for the semantic layer (`kept_vectors`; None: words alone)."""
     from digest import rank
 
     if not profiles:
@@ -95,7 +98,7 @@ def build_digest(
         settings, synonyms = config.ranking, config.synonyms or None
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms)  # index only those
-        prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted)
+        prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
         assigned = rank.assign_ratings(profiles, rated, prepared.analyzer, settings)
         excluded = [sent] * len(profiles) if sent else None
         ranked = rank.rank_prepared(prepared, profiles, excluded, ratings=assigned or None)
@@ -123,11 +126,13 @@ def rank_stored(
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
     stored paper), best first; `sent`, `rated`: a reader's sent papers and ratings."""
-    from digest.window import kept_terms, stored_papers
+    from digest.window import kept_terms, kept_vectors, stored_papers
 
     papers = stored_papers(store, window)
-    blobs = kept_terms(config, store, papers)
-    digest = build_digest(config, papers, [profile], now, blobs=blobs, sent=sent, rated=rated)
+    blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    digest = build_digest(
+        config, papers, [profile], now, blobs=blobs, sent=sent, rated=rated, dense=dense
+    )
     return list(digest.sections[0].items)
 
 
@@ -145,15 +150,23 @@ def preview(
     the digest; `Digest.papers_considered` tells an empty window from no match. `sent`,
     `rated`: a reader's sent papers and ratings (`digest preview --subscriber`)."""
     from digest.render import make_environment, render_digest
-    from digest.window import kept_terms, stored_papers
+    from digest.window import kept_terms, kept_vectors, stored_papers
 
     papers = stored_papers(store, window)
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
-    blobs = kept_terms(config, store, papers)
+    blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
     digest = build_digest(
-        config, papers, [profile], now, notes=notes, blobs=blobs, sent=sent, rated=rated
+        config,
+        papers,
+        [profile],
+        now,
+        notes=notes,
+        blobs=blobs,
+        sent=sent,
+        rated=rated,
+        dense=dense,
     )
     env = make_environment(config.templates_dir)
     text = render_digest(
@@ -348,7 +361,7 @@ def run(
     """
     from digest.ingest import ingest
     from digest.render import make_environment, render_digest
-    from digest.window import kept_terms, recent_window, stored_papers
+    from digest.window import kept_terms, kept_vectors, recent_window, stored_papers
 
     report = ingest(config, store, now=now, progress=progress)
     profiles = list(config.profiles)
@@ -361,8 +374,8 @@ def run(
         notes.append("No new papers arrived in the last day: the sources gave nothing new.")
     if not profiles:
         notes.append(f"No [[profiles]] in {config.path}: add one to get a digest.")
-    blobs = kept_terms(config, store, papers)
-    digest = build_digest(config, papers, profiles, now, notes=notes, blobs=blobs)
+    blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    digest = build_digest(config, papers, profiles, now, notes=notes, blobs=blobs, dense=dense)
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir
     written = []

@@ -20,23 +20,23 @@ with the number of distinct windows.
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
 import numpy as np
 
-from digest import rank
+from digest import due, rank
 from digest.model import Digest, DigestSection, LastDigest, Paper, Profile, Subscriber
 
 if TYPE_CHECKING:
     from digest.rank.learn import Rated
 
-#: How far back a first digest looks, by frequency.
-PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+#: How far back a first digest looks, by frequency (`due`: the one rule of when).
+PERIODS = due.PERIODS
+WEEK = due.GAP_DAYS["weekly"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +93,7 @@ class Ledgers(Mapping[int, frozenset[str]]):
 
 def local_day(sub: Subscriber, now: datetime) -> tuple[date, bool]:
     """The subscriber's local date now, and whether their send time has passed."""
-    local = _local_now(sub.timezone, now)
-    return local.date(), local.time() >= _send_time(sub.send_at)
-
-
-@functools.lru_cache(maxsize=1024)  # a run asks for the same few zones and times
-def _local_now(timezone: str, now: datetime) -> datetime:
-    return now.astimezone(ZoneInfo(timezone))
-
-
-@functools.lru_cache(maxsize=2048)
-def _send_time(send_at: str) -> time:
-    hour, minute = (int(x) for x in send_at.split(":"))
-    return time(hour, minute)
+    return due.local_day(sub.timezone, sub.send_at, now)
 
 
 def due_readers(
@@ -146,7 +134,7 @@ def due_readers(
         if not time_has_come or (sub.id, day) in claimed:
             continue
         before = last.get(sub.id)
-        if sub.frequency == "weekly" and before and (day - before.digest_date).days < 7:
+        if sub.frequency == "weekly" and before and (day - before.digest_date).days < WEEK:
             continue
         period = PERIODS.get(sub.frequency, PERIODS["daily"])
         if before is not None and before.papers_upto is not None:

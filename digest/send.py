@@ -19,7 +19,7 @@ send runs from working at once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -33,7 +33,7 @@ from digest.model import Claim, Keyword, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
 from digest.store.lease import this_owner
-from digest.window import reader_ratings
+from digest.window import kept_vectors, reader_ratings
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
@@ -41,6 +41,9 @@ LEASE_TTL = timedelta(minutes=10)
 CLAIM_BATCH = 200
 #: Readers planned (ranked, rendered into claims) at a time: bounds the memory of a run.
 PLAN_PAGE = 2000
+#: Which readers a plan reads: the confirmed ones with ids in (after, up to] (all when
+#: None), or a function that gives them a page at a time (a worker's shard of due readers).
+Readers = tuple[int, int | None] | Callable[[], Iterator[list[Subscriber]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,27 @@ class _Page:
     total: int  #: readers due in all pages
 
 
+def due_pager(
+    store: Store,
+    now: datetime,
+    digest_date: date | None,
+    skipped: dict[int, str],
+    readers: Readers = (0, None),
+) -> Callable[[], Iterator[list[Due]]]:
+    """A function that reads the due readers a page at a time (each call anew), of
+    `readers`: a worker's ranking shard plans a range of them."""
+    first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
+    claimed = store.claimed_since((now - timedelta(days=2)).date())
+
+    def due_pages() -> Iterator[list[Due]]:
+        pages = readers() if callable(readers) else _reader_pages(store, *readers)
+        for page in pages:
+            last = store.last_digests([r.id for r in page])
+            yield due_readers(page, last, claimed, now, first_rows, digest_date, skipped)
+
+    return due_pages
+
+
 def _plan(
     config: Config,
     store: Store,
@@ -231,6 +255,7 @@ def _plan(
     digest_date: date | None,
     notes: tuple[str, ...],
     skipped: dict[int, str],
+    readers: Readers = (0, None),
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 
@@ -240,13 +265,7 @@ def _plan(
     one index, each reader cut to their own window: memory follows the page, not the list.
     """
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
-    first_rows = {freq: store.row_arrived_by(now - period) for freq, period in PERIODS.items()}
-    claimed = store.claimed_since((now - timedelta(days=2)).date())
-
-    def due_pages() -> Iterator[list[Due]]:
-        for readers in _reader_pages(store):
-            last = store.last_digests([r.id for r in readers])
-            yield due_readers(readers, last, claimed, now, first_rows, digest_date, skipped)
+    due_pages = due_pager(store, now, digest_date, skipped, readers)
 
     low: int | None = None
     keywords: set[Keyword] = set()
@@ -266,7 +285,8 @@ def _plan(
     settings, synonyms = config.ranking, config.synonyms or None
     blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
-    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted)
+    dense = kept_vectors(config, store, window)  # None unless the semantic layer is on
+    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted, dense)
     ledgers = Ledgers(*store.sent_pairs(ids, low), ids)
     for due in due_pages():
         if not due:
@@ -287,10 +307,17 @@ def _plan(
         yield _Page(len(due), empty, planned, high, total)
 
 
-def _reader_pages(store: Store) -> Iterator[list[Subscriber]]:
-    """The confirmed readers, `PLAN_PAGE` at a time, by id."""
-    after = 0
+def _reader_pages(
+    store: Store, after: int = 0, upto: int | None = None
+) -> Iterator[list[Subscriber]]:
+    """The confirmed readers with ids after `after` (up to `upto`), `PLAN_PAGE` at a
+    time, by id."""
     while page := store.subscriber_page(after_id=after, limit=PLAN_PAGE, status="confirmed"):
+        if upto is not None and page[-1].id > upto:
+            page = [r for r in page if r.id <= upto]
+            if page:
+                yield page
+            return
         yield page
         after = page[-1].id
 

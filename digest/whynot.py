@@ -11,7 +11,7 @@ from digest.config import Config
 from digest.model import Profile
 from digest.rank.whynot import Audit, audit
 from digest.store import Store
-from digest.window import Window, kept_terms, stored_papers
+from digest.window import Window, kept_terms, kept_vectors, stored_papers
 
 
 def audit_stored(
@@ -29,6 +29,6 @@ def audit_stored(
     settings, synonyms = config.ranking, config.synonyms or None
     papers = stored_papers(store, window)
     wanted = rank.keyword_features([*profile.keywords, *profile.exclude], settings, synonyms)
-    blobs = kept_terms(config, store, papers)
-    prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted)
+    blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
     return audit(prepared, profile, sent, rated)

@@ -21,6 +21,7 @@ from digest.store import Store, open_store
 
 if TYPE_CHECKING:
     from digest import rank
+    from digest.rank.dense import DenseDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,26 @@ def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[st
     return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
+def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> DenseDay | None:
+    """The semantic layer's side of ranking `papers` (their stored vectors, and the
+    encoder for keywords), or None when the layer is off: the extra is not installed,
+    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector."""
+    if not papers or config.ranking.dense_credit <= 0:
+        return None
+    from digest.rank import encoder
+
+    if not encoder.semantic_available():
+        return None
+    blobs = store.paper_vectors([p.id for p in papers], encoder.model_id())
+    if not blobs:
+        return None
+    from digest.rank import dense
+
+    model = encoder.load_encoder()
+    vectors, present = dense.decode_vectors(papers, blobs)
+    return dense.DenseDay(vectors, present, model.encode, model.model)
+
+
 def reader_ratings(
     store: Store, subscriber_ids: Sequence[int], synonyms: Mapping[str, Sequence[str]] | None
 ) -> dict[int, list[rank.Rated]]:
@@ -85,7 +106,8 @@ def reader_ratings(
 @dataclass(frozen=True, slots=True)
 class KeptTermsRanker:
     """`rank.rank` on the terms ingest kept (in `store_path`), indexing only the profiles'
-    features: a day of the archive costs its reading, not its analysis. Picklable, so the
+    features, read from the kept postings (`rank.postings`): a day of the archive costs
+    the postings of those features, not the reading of every paper's terms. Picklable, so the
     archive's worker processes can take it; each call opens the store to read."""
 
     store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
@@ -99,12 +121,18 @@ class KeptTermsRanker:
         synonyms: Mapping[str, Sequence[str]] | None = None,
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
+        from digest.rank.postings import wanted_terms
 
-        with open_store(self.store_path) as store:
-            blobs = store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)
-        prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted)
+        key = rank.terms_key(synonyms or None)
+        with open_store(self.store_path) as store:
+            # The postings of the wanted features; the blobs of papers without postings.
+            counts = store.term_counts([p.id for p in papers], key)
+            kept = wanted_terms(papers, counts, store.posting_rows, wanted)
+            lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
+            blobs = store.paper_terms(lacking, key) if lacking else {}
+        prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted, kept=kept)
         return [r.items for r in rank.rank_prepared(prepared, profiles)]
 
 

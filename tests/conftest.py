@@ -78,12 +78,35 @@ from tests.smtp_servers import SmtpServer, TlsPair, tls_pair  # noqa: E402
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
+# The semantic layer (`papers-digest[semantic]`, which `make test` installs) stays off in
+# every test but its own (tests/test_semantic.py turns it on): with it on, each ingest of
+# the seeds would embed 331 papers (~25 CPU-s), and the lexical tests' expected output
+# would change. Subprocesses (CLI tests) inherit it.
+os.environ["DIGEST_SEMANTIC"] = "off"
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Debian's chromium (make test installs it when it can) and the flags for this machine:
 #: headless, no sandbox as root, and no background traffic to a network we do not have.
 CHROMIUM = Path("/usr/bin/chromium")
+#: axe-core's options for every page a browser test checks: every rule, but only the
+#: violations gathered and sent back (axe's passes and "incomplete" lists are what the
+#: default spends much of its time serialising; nothing here reads them).
+AXE_OPTIONS: dict[str, object] = {"resultTypes": ["violations"]}
+#: ... and in the dark scheme, the rules that read colours: the rest of axe's findings do
+#: not depend on the scheme (the same markup), and were found in the light pass.
+AXE_DARK_OPTIONS: dict[str, object] = {
+    **AXE_OPTIONS,
+    "runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]},
+}
+
+
+def axe_options(scheme: str) -> dict[str, object]:
+    """axe-core's options for a page shown in `scheme` ("light" or "dark")."""
+    return AXE_DARK_OPTIONS if scheme == "dark" else AXE_OPTIONS
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -126,9 +149,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The LONG_POLES files first (longest first), every other file after them in its
-    usual order; tests keep their order within a file."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cluster",
+        action="store_true",
+        help="also run the tests marked `cluster`: the workers' end-to-end proof at the "
+        "issue's size (5,000 readers, ~100 s: `make cluster-proof`, which `make test` runs "
+        "after the suite)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `cluster` tests left out unless --cluster; the LONG_POLES files first (longest
+    first), every other file after them in its usual order; tests keep their order within
+    a file."""
+    if not config.getoption("--cluster"):
+        left = [item for item in items if item.get_closest_marker("cluster")]
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = [item for item in items if not item.get_closest_marker("cluster")]
     rank = {name: i for i, name in enumerate(LONG_POLES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 

@@ -67,6 +67,10 @@ def test_missing_required_config(tmp_path: Path) -> None:
         ("[store\npath='x'\n", r"config\.toml: not valid TOML"),
         ("[schedule]\ncron='61 6 * * *'\n", r"schedule\.cron = '61 6 \* \* \*': not a crontab"),
         ("[schedule]\ntimezone='Mars/Olympus'\n", r"schedule\.timezone = 'Mars/Olympus'"),
+        (
+            "[workers]\nthrottle_pause_seconds=0\n",
+            r"workers\.throttle_pause_seconds = 0\.0: must be from 1 to 86400",
+        ),
     ],
 )
 def test_errors_name_file_key_and_value(tmp_path: Path, text: str, message: str) -> None:

@@ -98,3 +98,35 @@ def test_base64_lines_are_76_columns_and_end_with_the_data() -> None:
         assert 0 < len(lines[-1]) <= 76 or size == 0, size
         assert base64.b64decode(b"".join(lines)) == data
         assert b"".join(lines) == binascii.b2a_base64(data, newline=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.lists(st.sampled_from([*" \t.=é—\x00\r\u2028ax", "x" * 70]), max_size=12).map("".join),
+        max_size=8,
+    )
+)
+def test_line_by_line_quoted_printable_is_the_whole_body_encoded(lines: list[str]) -> None:
+    """The text part is encoded a line at a time (each distinct line once a run): the
+    same bytes as binascii encoding the body at once, long lines, trailing blanks, a lone
+    dot and CRs included; asked twice (the second time from the cache), the same again."""
+    import binascii
+
+    from digest.deliver.wire import _lines, _quoted_printable
+
+    text = "\n".join(lines)
+    whole = binascii.b2a_qp(_lines(text), istext=True).replace(b"\n", b"\r\n")
+    assert _quoted_printable(text) == whole
+    assert _quoted_printable(text) == whole
+
+
+def test_the_date_is_written_in_the_offset_given() -> None:
+    """The Date header is cached per send time; one instant in two offsets stays two."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    for when in (noon, noon.astimezone(timezone(timedelta(hours=1))), noon):
+        out = make_email(date=when)
+        assert_same(out)
+        assert _parse(message_bytes(out) or b"")["Date"].datetime.utcoffset() == when.utcoffset()

@@ -36,6 +36,34 @@ FILLER = [
     ("Chess engines and search", "Tree search with learned values plays chess."),
     ("Traffic prediction on road graphs", "Road sensors feed a traffic predictor."),
 ]
+# a day of a realistic size: the like's lift is measured against the day's background,
+# and in a dozen papers no paper can stand far above it
+_TOPICS = [
+    "volcano",
+    "glacier",
+    "harbour",
+    "orchard",
+    "canyon",
+    "meadow",
+    "lagoon",
+    "prairie",
+    "tundra",
+    "savanna",
+    "desert",
+    "reef",
+    "delta",
+    "fjord",
+    "marsh",
+    "steppe",
+    "plateau",
+    "estuary",
+    "jungle",
+    "atoll",
+]
+FILLER += [
+    (f"{a.capitalize()} and {b} surveys", f"Surveys of the {a} near the {b} are compiled.")
+    for a, b in zip(_TOPICS, _TOPICS[7:] + _TOPICS[:7], strict=True)
+]
 LIKED = make_paper(
     "Protein folding with residue contact maps",
     "Residue contact maps predict protein folding; contacts between residues constrain the"

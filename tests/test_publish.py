@@ -449,3 +449,31 @@ def test_every_published_file_is_byte_for_byte_the_golden_one(golden_site: Path)
 def test_golden_pages_read_as_kept(golden_site: Path, page: str) -> None:
     """A few whole pages, kept so that a change shows as a readable diff."""
     assert_golden(GOLDEN_SITE / GOLDEN_PAGES[page], (golden_site / page).read_text("utf-8"))
+
+
+def test_day_rows_escape_each_text_even_one_holding_a_nul() -> None:
+    """`other_papers_html` escapes a row's texts in one call joined at NUL; a text with a
+    NUL of its own (cleaned text never has one) is escaped on its own, not split."""
+    from digest.publish.site import _escaped
+
+    texts = ['<a href="x">', "Tom & Jerry's", "a\0<b>"]
+    first_two = ["&lt;a href=&#34;x&#34;&gt;", "Tom &amp; Jerry&#39;s"]
+    assert _escaped(texts) == [*first_two, "a\0&lt;b&gt;"]
+    assert _escaped(texts[:2]) == first_two
+
+
+def test_a_paper_gets_a_permalink_exactly_when_it_has_no_readable_link() -> None:
+    """`has_page` (what decides a permalink without making a day's listings) says what
+    `readable_links` would: a safe url or an arXiv id of the right shape."""
+    from digest.publish.views import has_page, readable_links
+
+    papers = [
+        make_paper("Plain", url="https://example.org/p"),
+        make_paper("Hostile", url="javascript:alert(1)"),
+        make_paper("Spaced", url="https://example.org/a b"),
+        make_paper("Arxiv only", arxiv_id="2510.12345"),
+        make_paper("Bad id", arxiv_id="../../etc"),
+        make_paper("Nothing"),
+    ]
+    assert [has_page(p) for p in papers] == [bool(readable_links(p)) for p in papers]
+    assert [has_page(p) for p in papers] == [True, False, False, True, False, False]

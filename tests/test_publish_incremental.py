@@ -277,3 +277,34 @@ def test_a_month_read_at_once_is_in_the_order_of_all_papers(seeded: Store) -> No
         date(2025, 12, 1),
         date(2025, 12, 26),
     ]
+
+
+def _damage_picks(site: Path, day: str) -> None:
+    """Garble the second line of a day's state (its picks), keeping the first."""
+    path = site / DAYS_DIR / f"{day}.json"
+    head, _, _ = path.read_text(encoding="utf-8").partition("\n")
+    path.write_text(head + "\n{not json", encoding="utf-8")
+
+
+def test_a_new_day_parses_only_the_saved_picks_its_pages_show(
+    config: Config, seeded: Store, tmp_path: Path
+) -> None:
+    """With one recent day and one feed entry, a new day's pages show the picks of its
+    own month only: March's saved picks are not parsed (their damage goes unnoticed),
+    December's are, and a damaged one there means every day is built again, to the
+    bytes of a publish from scratch."""
+    config = replace(config, publish=replace(config.publish, recent_days=1, feed_entries=1))
+    site = tmp_path / "site"
+    publish(config, seeded, NOW, out_dir=site)
+    _damage_picks(site, "2025-03-13")
+    seeded.add_papers([day_paper("Tiny TTS for hearing aids", "2025-12-31")])
+    report = publish(config, seeded, NOW, out_dir=site)
+    assert (report.read_days, report.ranked_days, report.days) == (1, 1, 5)
+    assert "profiles/speech/2025-12.html" in report.written_paths  # it shows 2025-12-26
+    _damage_picks(site, "2025-12-26")
+    seeded.add_papers([day_paper("Speech tokens for hearing aids", "2025-12-31")])
+    rebuilt = publish(config, seeded, NOW, out_dir=site)
+    assert rebuilt.read_days == 5  # every day, and the damaged days ranked again
+    scratch = tmp_path / "scratch"
+    publish(config, seeded, NOW, out_dir=scratch)
+    assert published_files(site) == published_files(scratch)

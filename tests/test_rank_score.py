@@ -240,3 +240,33 @@ def test_one_index_serves_readers_with_different_windows_and_ledgers() -> None:
     assert len(ledger.items) == 2 and not {i.paper.id for i in ledger.items} & {"0", "1", "4"}
     # what matched in all, before the cut: "N more matched today"
     assert (everyone.matched, late.matched, ledger.matched) == (6, 3, 3)
+
+
+def test_the_top_k_prefilter_keeps_each_profiles_best_in_order() -> None:
+    """`select._contenders` drops only pairs that cannot make their profile's top
+    `limit`: sorting what it keeps gives the same first `limit` pairs, ties included
+    (scores on and next to bucket edges, limits of 0, 1 and more than a row holds)."""
+    import numpy as np
+
+    from digest.rank.select import _contenders
+
+    rng = np.random.default_rng(3)
+    n_rows = 40
+    rows = np.sort(rng.integers(0, n_rows, 3000))
+    edges = np.array([0.25, 0.5, 127 / 256, 1.0], np.float32)
+    sc = np.where(
+        rng.random(3000) < 0.3, rng.choice(edges, 3000), rng.random(3000).astype(np.float32)
+    ).astype(np.float32)
+    cols = rng.integers(0, 500, 3000)
+    limits = rng.choice(np.array([0, 1, 5, 10, 200]), n_rows)
+
+    def top(r: np.ndarray, c: np.ndarray, s: np.ndarray) -> list[tuple[int, int, float]]:
+        order = np.argsort(r + (1.0 - s.astype(np.float64)) * 0.5, kind="stable")
+        r, c, s = r[order], c[order], s[order]
+        rank_in_row = np.arange(len(r)) - np.searchsorted(r, np.arange(n_rows))[r]
+        keep = rank_in_row < limits[r]
+        return list(zip(r[keep].tolist(), c[keep].tolist(), s[keep].tolist(), strict=True))
+
+    kept = _contenders(rows, cols, sc, sc, limits)
+    assert len(kept[0]) < len(rows) / 2  # it does prune
+    assert top(kept[0], kept[1], kept[3]) == top(rows, cols, sc)

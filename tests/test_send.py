@@ -29,7 +29,7 @@ from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
 from digest.deliver import OutgoingEmail, SendResult, make_backend
 from digest.deliver.memory import MemoryBackend
-from digest.model import Delivery, Digest, Profile
+from digest.model import Delivery, Digest, DigestItem, DigestSection, Profile
 from digest.rank import make_profile, terms_key
 from digest.send import delivery_id, send
 from digest.store import Store
@@ -324,6 +324,31 @@ def test_compact_freezing_with_a_run_s_caches_is_freezing_without(
     for digest, claim in zip(thawed_digests, claims, strict=True):
         assert freeze_compact(digest, refrozen) == claim
     assert (len(refrozen.items), len(refrozen.papers)) == (len(item_records), len(papers))
+
+
+def test_a_compact_claim_is_the_json_of_its_digest_keys_sorted() -> None:
+    """freeze_compact writes the digest's JSON from cached parts (a profile's once a run):
+    the same text json.dumps(..., sort_keys=True) gives for it, hostile strings too."""
+    from .factories import make_paper
+
+    odd = 'Ünï "q" \\ </script>\u2028\x00\r\n=?utf-8?b?QQ==?= 🙂'
+    named = make_profile(odd, ("LoRA", '"video diffusion"'), ("survey",), 3, 0.25)
+    plain = make_profile("plain", ("RLHF",))
+    papers = [make_paper(f"{odd} {n}", f"{odd}. Abstract {n}.") for n in range(3)]
+    item = DigestItem(papers[0], 0.123456, (), (odd,))
+    sections = (
+        DigestSection(named, (item, DigestItem(papers[1], 1.0)), 4),
+        DigestSection(plain, (), 0),
+        DigestSection(named, (DigestItem(papers[2], 0.5),), 0),
+    )
+    cache = FreezeCache()
+    for notes in ((), (odd, "A source failed")):
+        digest = Digest(DAY1.date(), odd, sections, 2000, notes)
+        content, records = freeze_compact(digest, cache)
+        assert content == json.dumps(json.loads(content), ensure_ascii=False, sort_keys=True)
+        assert thaw_compact(content, records) == digest
+        assert (content, records) == freeze_compact(digest)  # the cache changes nothing
+    assert len(cache.profiles) == 2
 
 
 def test_cli_subscribe_confirm_send(project: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ class Recording:
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
+    " paper_vectors, term_postings, term_counts, term_blocks,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -169,6 +170,64 @@ def test_terms_are_kept_per_analysis(store: Any) -> None:
     assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
 
 
+@exercises("keep_paper_terms", "term_counts", "posting_rows", "backfill_postings")
+def test_kept_terms_keep_their_postings(store: Any) -> None:
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.postings import make_blocks
+    from digest.rank.terms import analyze, encode
+
+    papers = [paper(1, abstract="LoRA adapters for speech."), paper(2)]
+    store.add_papers(papers, arrived_at=T0)
+    blobs = [(p.id, encode(p, analyze(p, analyzer_for(None)))) for p in papers]
+    store.keep_paper_terms(blobs, "k1")
+    counts = store.term_counts(["2510.00001", "2510.00002", "2510.00009"], "k1")
+    assert (
+        sorted(counts) == ["2510.00001", "2510.00002"]
+        and store.term_counts(["2510.00001"], "k2") == {}
+    )
+    (block,) = make_blocks(blobs)
+    first = counts["2510.00001"]
+    assert (first.slot, first.bits, first.text) == (0, block.bits, block.papers[0][2])
+    cells = [(first.block, bucket) for bucket, _ in block.rows]
+    assert store.posting_rows(cells) == {
+        cell: row for cell, (_, row) in zip(cells, block.rows, strict=True)
+    }
+    store.keep_paper_terms(blobs[:1], "k1")  # kept again: a new block; the old one stays
+    moved = store.term_counts(["2510.00001", "2510.00002"], "k1")
+    assert moved["2510.00001"].block > first.block == moved["2510.00002"].block
+    store.keep_paper_terms(blobs[1:], "k1")  # now the first block has no paper left: gone
+    assert store.posting_rows(cells) == {}
+    assert store.backfill_postings() == 0  # a new store has nothing to backfill
+    # A store upgraded from version 13: kept blobs without postings, and the marker the
+    # upgrade leaves; a paper given twice in one keep gets one slot.
+    store.store._db.execute("DELETE FROM term_counts")
+    store.store._db.execute("UPDATE postings_state SET backfill_from = 0")
+    assert store.term_counts(["2510.00001", "2510.00002"], "k1") == {}
+    assert store.backfill_postings(papers=1) == 1 and store.backfill_postings() == 1
+    assert store.backfill_postings() == 0
+    assert sorted(store.term_counts(["2510.00001", "2510.00002"], "k1")) == [
+        "2510.00001",
+        "2510.00002",
+    ]
+    store.keep_paper_terms([blobs[0], blobs[0]], "k1")
+    assert store.term_counts(["2510.00001"], "k1")["2510.00001"].slot == 0
+
+
+@exercises("keep_paper_vectors", "paper_vectors", "papers_lacking_vectors", "count_paper_vectors")
+def test_vectors_are_kept_per_model(store: Any) -> None:
+    store.add_papers([paper(1), paper(2)], arrived_at=T0)
+    assert [p.id for p in store.papers_lacking_vectors("m1")] == ["2510.00001", "2510.00002"]
+    assert store.keep_paper_vectors([("2510.00001", b"\x00\x3c" * 3)], "m1") == 1
+    assert store.paper_vectors(["2510.00001", "2510.00002"], "m1") == {"2510.00001": b"\x00<" * 3}
+    assert store.paper_vectors(["2510.00001"], "m2") == {}
+    assert [p.id for p in store.papers_lacking_vectors("m1")] == ["2510.00002"]
+    assert [p.id for p in store.papers_lacking_vectors("m1", after_row=2)] == []
+    assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (1, 0)
+    # another model's vector replaces it (one vector a paper: the model in use)
+    store.keep_paper_vectors([("2510.00001", b"\x01\x3c" * 3)], "m2")
+    assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (0, 1)
+
+
 @exercises("save_fetch_state", "fetch_state")
 def test_fetch_state_is_replaced(store: Any) -> None:
     assert store.fetch_state("hf") is None
@@ -233,6 +292,67 @@ def test_subscribers_their_profiles_and_status(store: Any) -> None:
     assert sorted(store.subscribers_by_id([3, 1, 99])) == [1, 3]
     assert store.remove_profile(1, "other") and not store.remove_profile(1, "other")
     assert store.subscriber(1).profiles == (PROFILE,)
+
+
+@exercises("due_keys", "due_subscribers", "advance_next_send", "claim_deliveries", "set_paused")
+def test_readers_are_due_by_their_next_send_time(store: Any) -> None:
+    """Each write that moves a reader's next send time moves it in the index: a new
+    reader is due from their send time on the day they confirmed, a claim moves them to
+    the next day (a week for weekly readers), pausing, unsubscribing or a reader with no
+    profile takes them out, resuming puts them back; a reader whose day went by without
+    a digest is moved on to their send time of today."""
+    tokyo, _ = store.upsert_subscriber(  # 07:00 in Tokyo is 22:00 UTC the day before
+        "tokyo@example.org", PROFILE, now=T0, timezone="Asia/Tokyo", confirmed=True
+    )
+    early, _ = store.upsert_subscriber(
+        "early@example.org", PROFILE, now=T0, send_at="06:00", confirmed=True
+    )
+    weekly, _ = store.upsert_subscriber(
+        "weekly@example.org", PROFILE, now=T0, frequency="weekly", confirmed=True
+    )
+    store.upsert_subscriber("none@example.org", None, now=T0, confirmed=True)  # no profile
+    store.upsert_subscriber("pending@example.org", PROFILE, now=T0)
+    at = lambda day, hour: datetime.combine(day, time(hour), UTC).isoformat()  # noqa: E731
+    before = DAY - timedelta(1)
+    assert store.due_keys(T0) == [
+        (at(before, 22), tokyo.id),
+        (at(DAY, 6), early.id),
+        (at(DAY, 7), weekly.id),
+    ]
+    assert store.due_keys(T0 - timedelta(minutes=61)) == [(at(before, 22), tokyo.id)]
+    page = store.due_keys(T0, limit=1)
+    assert store.due_keys(T0, after=page[-1], limit=1) == [(at(DAY, 6), early.id)]
+    assert store.due_keys(T0, after=page[-1], upto=(at(DAY, 6), early.id)) == [
+        (at(DAY, 6), early.id)
+    ]
+    got = store.due_subscribers(T0, after=page[-1])
+    assert [(k, s.email, s.profiles) for k, s in got] == [
+        ((at(DAY, 6), early.id), "early@example.org", (PROFILE,)),
+        ((at(DAY, 7), weekly.id), "weekly@example.org", (PROFILE,)),
+    ]
+    store.claim_deliveries([claim("e", early.id, DAY, ()), claim("w", weekly.id, DAY, ())], T0)
+    assert store.due_keys(T0 + timedelta(7)) == [
+        (at(before, 22), tokyo.id),
+        (at(DAY + timedelta(1), 6), early.id),
+        (at(DAY + timedelta(7), 7), weekly.id),
+    ]
+    assert store.set_paused(early.id, True, T0)
+    assert [i for _, i in store.due_keys(T0 + timedelta(7))] == [tokyo.id, weekly.id]
+    assert store.set_paused(early.id, False, T0)  # resumed: due the day after their last
+    assert (at(DAY + timedelta(1), 6), early.id) in store.due_keys(T0 + timedelta(7))
+    store.set_subscriber_status(tokyo.id, "unsubscribed", T0)
+    store.upsert_subscriber("early@example.org", None, now=T0, send_at="08:30")
+    assert store.due_keys(T0 + timedelta(7)) == [
+        (datetime.combine(DAY + timedelta(1), time(8, 30), UTC).isoformat(), early.id),
+        (at(DAY + timedelta(7), 7), weekly.id),
+    ]
+    late, _ = store.upsert_subscriber(  # due at 23:00 yesterday; none was sent
+        "late@example.org", PROFILE, now=T0 - timedelta(1), send_at="23:00", confirmed=True
+    )
+    assert (at(before, 23), late.id) in store.due_keys(T0)
+    store.advance_next_send([late.id, early.id], T0)
+    assert store.due_keys(T0) == []
+    assert (at(DAY, 23), late.id) in store.due_keys(T0 + timedelta(7))
 
 
 @exercises(

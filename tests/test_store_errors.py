@@ -70,6 +70,13 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "paper_terms": call([PAPER.id], "k"),
     "keep_paper_terms": call([(PAPER.id, b"blob")], "k"),
     "papers_lacking_terms": call("k", 0),
+    "term_counts": call([PAPER.id], "k"),
+    "posting_rows": call([(1, 0)]),
+    "backfill_postings": call(),
+    "paper_vectors": call([PAPER.id], "m"),
+    "keep_paper_vectors": call([(PAPER.id, b"blob")], "m"),
+    "papers_lacking_vectors": call("m", 0),
+    "count_paper_vectors": call("m"),
     "newest_arrival": call(),
     "fetch_state": call("hf"),
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),
@@ -82,6 +89,9 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "subscriber_by_email": call("ada@example.org"),
     "subscribers": call(status="confirmed"),
     "subscriber_page": call(after_id=0, limit=10),
+    "due_keys": call(T0),
+    "due_subscribers": call(T0, limit=10),
+    "advance_next_send": call([SUBSCRIBER_ID], T0),
     "subscribers_by_id": call([SUBSCRIBER_ID]),
     # deliveries
     "claim_deliveries": call(

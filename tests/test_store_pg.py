@@ -238,3 +238,54 @@ def test_claimers_meeting_in_opposite_orders_wait_instead_of_deadlocking(pg_clus
         claimer.join()
         assert got == [[]]  # the other host had both
         assert sorted(d.id for d in store.deliveries()) == ["other-1", "other-2", "warm"]
+
+
+def test_a_version_12_database_is_upgraded_and_keeps_its_papers(pg_cluster: Any) -> None:
+    """A database made before paper vectors (PostgreSQL support began at 12) gets
+    `paper_vectors` in place (`update_from_12_to_13`), its papers untouched, and its
+    readers' next send times (`update_from_14_to_15`)."""
+    from digest.store.pg.connection import PgConnection
+    from digest.store.pg.schema import VERSION_TABLE, update_from_0_to_12
+
+    url = pg_cluster.create_database("from12")
+    with psycopg.connect(url, autocommit=True) as raw:
+        db = PgConnection(raw)
+        with raw.transaction():
+            db.execute(VERSION_TABLE)
+            update_from_0_to_12(db)
+            db.execute("INSERT INTO schema_version (version) VALUES (12)")
+            db.execute(
+                "INSERT INTO papers (id, folded_title, title, first_seen, last_seen)"
+                " VALUES ('p1', 'old', 'Old', ?, ?)",
+                (T0, T0),
+            )
+            db.execute(
+                "INSERT INTO subscribers (id, email, status, timezone, send_at, created_at,"
+                " confirmed_at) VALUES (1, 'a@x.org', 'confirmed', 'Asia/Tokyo', '08:00', ?, ?)",
+                (T0, T0),
+            )
+            db.execute(
+                "INSERT INTO subscriber_profiles (subscriber_id, name, keywords)"
+                " VALUES (1, 'p', '[]')"
+            )
+            # `digest worker` made the token buckets itself before version 15
+            db.execute(
+                "CREATE TABLE send_rate (account text PRIMARY KEY, tokens double precision"
+                " NOT NULL, at timestamptz NOT NULL, paused_until timestamptz)"
+            )
+            db.execute("INSERT INTO send_rate VALUES ('acct', 0, now(), now() + interval '1 hour')")
+    with open_store(url) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 15
+        # step 15 filled the reader's next send time: 08:00 in Tokyo on the day confirmed
+        assert store.due_keys(T0) == [("2025-10-15T23:00:00+00:00", 1)]
+        wait, taken = store.take_send_tokens("acct", 1, 0, 10)  # type: ignore[attr-defined]
+        assert not taken and wait > 3000  # the bucket's pause is kept
+        assert [p.id for p in store.papers_lacking_vectors("m")] == ["p1"]
+        store.keep_paper_vectors([("p1", b"\x00<")], "m")
+        assert store.paper_vectors(["p1"], "m") == {"p1": b"\x00<"}
+
+
+def test_a_new_database_has_the_token_buckets_without_a_worker(pg_cluster: Any) -> None:
+    """`send_rate` is the schema's (step 15), not made by the first worker to start."""
+    with open_store(pg_cluster.create_database("buckets")) as store:
+        assert store.take_send_tokens("acct", 1, 1.0, 10) == (0.0, True)  # type: ignore[attr-defined]

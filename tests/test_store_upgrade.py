@@ -371,3 +371,46 @@ def test_an_upgraded_store_keeps_ratings(version: int, tmp_path: Path) -> None:
         (rating,) = store.ratings(sub.id)
         assert (rating.paper_id, rating.vote, rating.via) == ("2510.12345", -1, "manage")
         assert rating.title == "LoRA for Video Diffusion"
+        if version >= 12:  # the fixture's own rating reads back
+            bob = store.subscriber_by_email("bob@example.org")
+            assert bob is not None
+            assert [(r.paper_id, r.vote) for r in store.ratings(bob.id)] == [("2510.12345", 1)]
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_keeps_paper_vectors(version: int, tmp_path: Path) -> None:
+    """Version 13: a paper's vector, per model; a paper whose text changes loses it (it
+    is embedded anew), and so does one that another model's vector replaces."""
+    with opened(version, tmp_path) as store:
+        if version < 2:
+            store.add_papers(PAPERS)
+        ids = [p.id for p in store.papers()]
+        assert store.papers_lacking_vectors("m") and store.paper_vectors(ids, "m") == {}
+        assert store.keep_paper_vectors([(i, b"\x00v\xff") for i in ids], "m") == len(ids)
+        assert store.paper_vectors(ids, "m") == dict.fromkeys(ids, b"\x00v\xff")
+        assert store.paper_vectors(ids, "other") == {}
+        assert store.papers_lacking_vectors("m") == []
+        assert store.count_paper_vectors("m") == len(ids)
+        assert [p.id for p in store.papers_lacking_vectors("other")] == [
+            p.id for _, p in store.arrivals(0, store.newest_paper_row())
+        ]
+        more = PAPERS[1].abstract + " A source gave the whole abstract later."
+        longer = replace(PAPERS[1], abstract=more, first_seen=NEXT_DAY)
+        store.add_papers([longer])
+        assert [p.id for p in store.papers_lacking_vectors("m")] == ["2510.12345"]
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_an_upgraded_store_knows_when_its_readers_are_due(version: int, tmp_path: Path) -> None:
+    """Version 15: each reader's next send time, filled by the step from their settings
+    and latest digest: Ada (London, 06:30) the day after her latest digest, Dee (UTC,
+    07:00, no digest yet) from the day she confirmed; Bob (unsubscribed) and Eve
+    (paused) are not due."""
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    with opened(version, tmp_path) as store:
+        found = store.due_keys(far)
+    ada_day = "2025-10-18" if version >= 4 else "2025-10-17"  # d-upto (v4) is of the 17th
+    expected = [] if version < 2 else [(f"{ada_day}T05:30:00+00:00", 1)]
+    if version >= 9:
+        expected.insert(0, ("2025-10-16T07:00:00+00:00", 3))
+    assert found == expected

@@ -15,7 +15,7 @@ from digest.config import Config
 from digest.serve import make_server, serve_in_thread
 from digest.store import Store
 
-from .conftest import CHROMIUM
+from .conftest import CHROMIUM, axe_options
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 axe_module = pytest.importorskip("axe_playwright_python.sync_playwright", reason="no axe-core")
@@ -48,7 +48,7 @@ def serious(page: Any, schemes: tuple[str, ...] = ("light",)) -> list[str]:
     found = []
     for scheme in schemes:
         page.emulate_media(color_scheme=scheme)
-        for v in AXE.run(page).response["violations"]:
+        for v in AXE.run(page, options=axe_options(scheme)).response["violations"]:
             if v["impact"] in ("serious", "critical"):
                 found.append(f"{scheme}: {v['id']}: {[n['target'] for n in v['nodes']]}")
     return found

@@ -10,7 +10,10 @@ from digest.cli import (  # noqa: F401  (registers the commands)
     papers,
     ratings,
     schedule,
+    semantic,
     site,
+    subscribers,
+    worker,
 )
 from digest.cli.base import CliError, cli
 from digest.cli.papers import paper_json

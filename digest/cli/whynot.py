@@ -143,7 +143,14 @@ def _explain(verdict: Verdict, profile: Profile) -> None:
     width = max((len(k.keyword) for k in verdict.keywords), default=0)
     for k in verdict.keywords:
         what = f"{k.score:.3f}" if k.score else "0 (no match)"
+        if k.by_meaning:
+            what += " by meaning (no word of it matches; the paper is close to it)"
+        elif k.meaning:
+            what += f" (words {k.lexical:.3f}, with meaning {k.meaning:.3f})"
         click.echo(f"    {k.keyword:<{width}}  weight {k.weight:.2f}  score {what}")
+    meaning_only = all(k.by_meaning or not k.score for k in verdict.keywords)
+    if meaning_only and any(k.by_meaning for k in verdict.keywords):
+        click.echo("  it comes in by meaning (the semantic layer), not by a keyword")
 
 
 def _headline(v: Verdict) -> str:
@@ -184,6 +191,13 @@ def _row(v: Verdict, full: bool = False) -> dict[str, Any]:
         row["liked"] = v.liked
         row["vetoed_by"] = list(v.vetoed_by)
         row["keywords"] = [
-            {"keyword": k.keyword, "weight": k.weight, "score": k.score} for k in v.keywords
+            {
+                "keyword": k.keyword,
+                "weight": k.weight,
+                "score": k.score,
+                "meaning": k.meaning,
+                "by_meaning": k.by_meaning,
+            }
+            for k in v.keywords
         ]
     return row

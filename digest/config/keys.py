@@ -78,6 +78,16 @@ SCHEMA = Table(
         ),
         "schedule": Table({"cron": STRING, "timezone": STRING, "misfire_grace_seconds": WHOLE}),
         "security": Table({"secret": STRING}),
+        "workers": Table(
+            {
+                "shard_readers": WHOLE,
+                "batch": WHOLE,
+                "rate": NUMBER,
+                "burst": WHOLE,
+                "stalled_after_seconds": NUMBER,
+                "throttle_pause_seconds": NUMBER,
+            }
+        ),
         "delivery": Table(
             {
                 "backend": STRING,

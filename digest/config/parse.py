@@ -25,6 +25,7 @@ from digest.config.schema import (
     SendgridConfig,
     SmtpConfig,
     SourceConfig,
+    WorkersConfig,
 )
 from digest.errors import ConfigError, QueryError, SourceError
 from digest.model import Profile
@@ -203,6 +204,7 @@ def _parse(raw: dict[str, Any], path: Path, shown: str) -> Config:
         delivery=_delivery(_Reader(file, "delivery", top.get("delivery", dict, {})), root),
         secret=_secret(_Reader(file, "security", top.get("security", dict, {}))),
         schedule=_schedule(_Reader(file, "schedule", top.get("schedule", dict, {}))),
+        workers=_workers(_Reader(file, "workers", top.get("workers", dict, {}))),
         store_path=root / store.get("path", str, DEFAULT_STORE),
         store_url=store_url,
         sources=tuple(sources),
@@ -313,6 +315,26 @@ def _schedule(r: _Reader) -> ScheduleConfig:
         except ValueError as exc:
             r.fail("cron", cron, f"not a crontab expression ({exc}); e.g. '0 6 * * *'")
     return ScheduleConfig(cron, timezone, _positive(r, "misfire_grace_seconds", 3600))
+
+
+def _workers(r: _Reader) -> WorkersConfig:
+    rate = float(r.get("rate", (int, float), 0.0))
+    if not math.isfinite(rate) or rate < 0:
+        r.fail("rate", rate, "must be a number of messages a second >= 0 (0: no limit)")
+    stalled = float(r.get("stalled_after_seconds", (int, float), 30.0))
+    if not math.isfinite(stalled) or stalled < 1:
+        r.fail("stalled_after_seconds", stalled, "must be at least 1")
+    pause = float(r.get("throttle_pause_seconds", (int, float), 60.0))
+    if not math.isfinite(pause) or not 1 <= pause <= 86400:
+        r.fail("throttle_pause_seconds", pause, "must be from 1 to 86400 (a day)")
+    return WorkersConfig(
+        shard_readers=_positive(r, "shard_readers", 50_000),
+        batch=_positive(r, "batch", 500),
+        rate=rate,
+        burst=_positive(r, "burst", 100),
+        stalled_after_seconds=stalled,
+        throttle_pause_seconds=pause,
+    )
 
 
 def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:

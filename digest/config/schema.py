@@ -89,6 +89,26 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    """`[workers]`: `digest worker` on a PostgreSQL store (`digest/tasks.py`)."""
+
+    #: Due readers one ranking shard plans and claims (a shard is one job).
+    shard_readers: int = 50_000
+    #: Deliveries one send-batch job sends.
+    batch: int = 500
+    #: Messages a second per sending account, shared by every worker (0: no limit).
+    rate: float = 0.0
+    #: Messages that may go at once after a quiet spell (the token bucket's size).
+    burst: int = 100
+    #: A job whose worker sent no heartbeat for this long is run again elsewhere.
+    stalled_after_seconds: float = 30.0
+    #: How long every worker pauses the account when the server says "too fast" (SMTP
+    #: 421/451, SendGrid 429) without saying for how long (Retry-After, "try again in 5
+    #: minutes").
+    throttle_pause_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
@@ -111,6 +131,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
     #: HMAC secret for tokens: DIGEST_SECRET in the environment wins over config.toml.
     secret: str = ""
     #: `[store] url`: a PostgreSQL store (`postgresql://user@host:port/db`) instead of

@@ -37,8 +37,9 @@ last publish), ranked when their papers changed, and planned, a month at a time,
 worker processes when many days need ranking (`days`); the other days' pages and
 search shards are neither planned nor rendered, their picks come from the saved state.
 Site-wide pages (index, profile pages, feeds, sitemap, the search day list) are planned
-every time from the saved states of all days (picks and display copies of the picked
-papers), so no more than a month of papers is ever held at once. A file whose inputs
+every time from the saved states of all days (keys, counts, and the picks and display
+copies of the picked papers of the days a page being made shows: `SavedPicks`), so no
+more than a month of papers is ever held at once. A file whose inputs
 are unchanged is not rendered, and a file whose rendering is byte-identical is not
 rewritten, so mtimes say what really changed. Files the previous publish wrote that
 are no longer part of the site are removed. `full=True` reads and plans every day (a
@@ -48,7 +49,7 @@ change to an old paper then shows).
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -68,6 +69,7 @@ from digest.publish.feeds import feed_pages, sitemap_pages, static_pages
 from digest.publish.manifest import (
     DAYS_DIR,
     MANIFEST_NAME,
+    DamagedState,
     DayState,
     Manifest,
     day_path,
@@ -149,9 +151,16 @@ def publish(
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _publish_locked(
-                config, papers, now, ranker, out, progress, workers, full, reopen, terms
-            )
+            try:
+                return _publish_locked(
+                    config, papers, now, ranker, out, progress, workers, full, reopen, terms
+                )
+            except DamagedState:
+                # A saved day's picks could not be read back: build every day again
+                # (which reads no saved picks but ranks the days whose are damaged).
+                return _publish_locked(
+                    config, papers, now, ranker, out, progress, workers, True, reopen, terms
+                )
         except OSError as exc:
             raise PublishError(f"{out}: cannot write the site ({exc})") from None
 
@@ -260,17 +269,44 @@ def _publish_locked(
     )
 
 
+class SavedPicks(Mapping[date, list[Pick]]):
+    """Each day's picks from its saved state, parsed when first asked for; the display
+    copies of its picked papers go into `papers` then. The site-wide pages of a new day
+    show the picks of some thirty days (index, profile front pages, the month's pages,
+    feeds); a year holds 365."""
+
+    def __init__(self, states: Mapping[date, DayState], papers: dict[str, Paper]) -> None:
+        self._states, self._papers = states, papers
+        self._parsed: dict[date, list[Pick]] = {}
+
+    def __getitem__(self, day: date) -> list[Pick]:
+        got = self._parsed.get(day)
+        if got is None:
+            raw_picks, raw_papers = self._states[day].details()
+            try:
+                got = [pick_from_json(day, raw) for raw in raw_picks]
+                for pid, raw in raw_papers.items():
+                    self._papers.setdefault(pid, from_display_copy(raw))
+            except (KeyError, TypeError, ValueError):
+                raise DamagedState(f"the saved picks of {day} are damaged") from None
+            self._parsed[day] = got
+        return got
+
+    def __iter__(self) -> Iterator[date]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 def _site_archive(
     config: Config, infos: Sequence[ProfileInfo], states: dict[date, DayState]
 ) -> Archive:
-    """What the site-wide pages are made of: every day's saved state (counts, keys,
-    picks and display copies of the picked papers); no day's papers."""
-    picks: dict[date, list[Pick]] = {}
+    """What the site-wide pages are made of: every day's saved state (counts, keys, and
+    when a page shows them its picks and display copies of the picked papers); no day's
+    papers."""
     papers: dict[str, Paper] = {}
-    for d, state in states.items():
-        picks[d] = [pick_from_json(d, raw) for raw in state.picks]
-        for pid, raw in state.papers.items():
-            papers.setdefault(pid, from_display_copy(raw))
+    picks = SavedPicks(states, papers)
     archive = Archive(
         title=config.digest_title,
         base_url=config.publish.base_url,
@@ -285,6 +321,7 @@ def _site_archive(
         recent_days=config.publish.recent_days,
         feed_entries=config.publish.feed_entries,
         subscribe_url=_subscribe_url(config),
+        pick_counts={d: s.per_profile for d, s in states.items()},
     )
     return archive  # no `index_picks`: only permalinks (day pages) show a paper's picks
 

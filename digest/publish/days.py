@@ -16,13 +16,14 @@ returns the states, what it wrote, and the inputs hash of every file it planned.
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,7 +32,14 @@ import jinja2
 
 from digest.config import Config
 from digest.model import Paper
-from digest.publish.manifest import DayState, day_path, paper_key, same_content, write_atomic
+from digest.publish.manifest import (
+    DamagedState,
+    DayState,
+    day_path,
+    paper_key,
+    same_content,
+    write_atomic,
+)
 from digest.publish.names import day_of, plain, shorten
 from digest.publish.picks import Pick, RankFn, day_key, pick_from_json, pick_to_json, rank_days
 from digest.publish.search import TermsFn, day_search_pages
@@ -99,13 +107,33 @@ def _cached_picks(day: date, state: DayState | None, key: str) -> list[Pick] | N
     if state is None or state.key != key:
         return None
     try:
-        return [pick_from_json(day, raw) for raw in state.picks]
-    except (KeyError, TypeError, ValueError):
+        return [pick_from_json(day, raw) for raw in state.details()[0]]
+    except (KeyError, TypeError, ValueError, DamagedState):
         return None  # a damaged cache entry: rank the day again
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """No cyclic garbage collection for a while. A chunk makes some million objects that
+    live until it ends (a month of papers, their terms, listings and rows), none of them
+    in a cycle: each collection of the oldest generation walks all of them again, a
+    sixth of a chunk's CPU; freeing by reference count is unaffected."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResult:
     """Read, rank, plan and write the days of `job` (see the module docstring)."""
+    with _no_cycle_collection():
+        return _build_days(job, site, source)
+
+
+def _build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResult:
     config = site.config
     first, last = job.days[0], job.days[-1]
     wanted = set(job.days)
@@ -180,12 +208,16 @@ def _write(out: Path, page: Page, old_key: str | None) -> bool:
 def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
     """What the next publish needs of a day it does not read again."""
     picks = archive.picks.get(day, [])
+    per_profile = [0] * len(archive.profiles)
+    for pick in picks:
+        per_profile[pick.profile] += 1
     return DayState(
         key=archive.day_keys[day],
         count=archive.counts[day],
         picks=[pick_to_json(p) for p in picks],
         papers={p.paper_id: display_copy(archive.papers[p.paper_id]) for p in picks},
         pages={p.path: p.key for p in pages},
+        per_profile=tuple(per_profile),
     )
 
 

@@ -13,6 +13,7 @@ set; more than 50,000 URLs are split into sitemap-N.xml files under a sitemap in
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time
 from urllib.parse import quote
 
@@ -40,9 +41,21 @@ def _render(env: jinja2.Environment, name: str, **context: object) -> bytes:
     return env.get_template(name).render(**context).encode("utf-8", "replace")
 
 
-def _feed_entries(archive: Archive, picks: list[Pick], href_prefix: str) -> list[dict]:
-    """Entries of a feed, one per (day, paper): profiles that picked it become categories."""
+def _feed_entries(archive: Archive, days: Iterable[list[Pick]], href_prefix: str) -> list[dict]:
+    """Entries of a feed, one per (day, paper): profiles that picked it become categories.
+    `days`: the feed's picks, a list a day, newest day first; only as many days are taken
+    as the newest `feed_entries` entries need (a year's picks are not read)."""
     entries: dict[tuple[date, str], dict] = {}
+    for picks in days:
+        if len(entries) >= archive.feed_entries:
+            break  # an entry is a (day, paper): an older day has none of the kept ones
+        _add_entries(archive, picks, href_prefix, entries)
+    return list(entries.values())
+
+
+def _add_entries(
+    archive: Archive, picks: list[Pick], href_prefix: str, entries: dict[tuple[date, str], dict]
+) -> None:
     for pick in picks:
         key = (pick.day, pick.paper_id)
         if key in entries:
@@ -60,7 +73,17 @@ def _feed_entries(archive: Archive, picks: list[Pick], href_prefix: str) -> list
             "summary": f"{pick.why}. {sentences(paper.abstract)}",
             "categories": [archive.profiles[pick.profile].name],
         }
-    return list(entries.values())
+
+
+def _days_of(archive: Archive, profile: int | None = None) -> Iterator[list[Pick]]:
+    """A feed's picks a day at a time, newest day first, read as they are taken: one
+    profile's in rank order, or (None) every profile's, the best score first (all.atom)."""
+    for day in archive.days:
+        picks = archive.picks.get(day, [])
+        if profile is None:
+            yield sorted(picks, key=lambda p: -p.score)
+        else:
+            yield [p for p in picks if p.profile == profile]
 
 
 def feed_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> list[Page]:
@@ -68,14 +91,11 @@ def feed_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -> l
     base = archive.base_url
     # A feed without entries is as new as the newest day (known without its papers).
     latest = datetime.combine(archive.days[0], time.min, UTC) if archive.days else _EPOCH
-    feeds: list[tuple[str, str, str, list[Pick]]] = []
-    all_picks = [p for day in archive.days for p in archive.picks.get(day, [])]
-    # all.atom: newest day first, then the best score of the day first.
-    all_picks.sort(key=lambda p: (-p.day.toordinal(), -p.score))
-    feeds.append(("all", f"{archive.title}: every profile", "index.html", all_picks))
+    feeds: list[tuple[str, str, str, Iterator[list[Pick]]]] = []
+    feeds.append(("all", f"{archive.title}: every profile", "index.html", _days_of(archive)))
     for i, info in enumerate(archive.profiles):
         title = f"{archive.title}: {info.name}"
-        feeds.append((info.slug, title, info.page, archive.profile_picks(i)))
+        feeds.append((info.slug, title, info.page, _days_of(archive, i)))
     pages = []
     prefix = base if base else "../"
     for slug, title, alternate, picks in feeds:

@@ -7,9 +7,11 @@ Two kinds of build state live in the output directory, beside the pages:
   the store's row high-water mark and the day published through (so the next publish
   knows which papers are new), the ranking basis and the templates' hash (when either
   changes every day is planned again), and the list of published days.
-- `.publish-days/YYYY-MM-DD.json`, one a day: its cache key, paper count, picks, display
-  copies of the papers picked (what index, profile pages and feeds show of them) and the
-  inputs hash of every file that belongs to the day (day page, permalinks, search shard).
+- `.publish-days/YYYY-MM-DD.json`, one a day: its cache key, paper count, the inputs hash
+  of every file that belongs to the day (day page, permalinks, search shard) and how many
+  picks each profile has; on a second line its picks and display copies of the papers
+  picked (what index, profile pages and feeds show of them), parsed only for the days
+  whose picks a page being made shows (`DayState.details`).
 
 A day's state is rewritten only when the day changes, so a new day costs one small file,
 not a rewrite of a year's state. A page whose inputs hash is unchanged is neither rendered
@@ -30,12 +32,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from digest.errors import PublishError
 from digest.model import Paper
 
 MANIFEST_NAME = ".publish-manifest.json"
 DAYS_DIR = ".publish-days"
 #: Bump when the state layout changes: an unknown version is read as empty.
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4  # 4: a day's state is two lines, its picks parsed when shown
 
 
 def inputs_hash(*parts: object) -> str:
@@ -64,40 +67,73 @@ def paper_key(paper: Paper) -> str:
     return h.hexdigest()
 
 
+class DamagedState(PublishError):
+    """A day's saved picks could not be read back (`publish` then builds every day)."""
+
+
 @dataclass(slots=True)
 class DayState:
-    """What the last publish knew of one day (the JSON of `.publish-days/<day>.json`)."""
+    """What the last publish knew of one day (`.publish-days/<day>.json`).
+
+    The file is two lines of JSON: the day's key, count, pages and picks per profile,
+    which every publish reads for every day; then its picks and the display copies of the
+    picked papers (nine tenths of it), parsed only when a page that shows them is made
+    (`details`): a new day's publish shows some thirty days of a year's picks."""
 
     key: str  #: the day's cache key (ranking basis + its papers' fingerprints)
     count: int  #: papers of the day
-    picks: list[list]  #: picks in `pick_to_json` form, in rank order
-    papers: dict[str, list[Any]]  #: paper id -> `views.display_copy` (picked papers only)
+    #: picks in `pick_to_json` form, in rank order (None: not parsed yet, see `details`)
+    picks: list[list] | None
+    #: paper id -> `views.display_copy` (picked papers only; None: not parsed yet)
+    papers: dict[str, list[Any]] | None
     pages: dict[str, str]  #: path -> inputs hash of the files that belong to this day
+    per_profile: tuple[int, ...] = ()  #: how many picks each profile has (config order)
+    unparsed: str = ""  #: the second line, while `picks` and `papers` are None
+
+    def details(self) -> tuple[list[list], dict[str, list[Any]]]:
+        """(picks, papers), parsed from the file on first use; `DamagedState` when they
+        cannot be."""
+        if self.picks is None or self.papers is None:
+            try:
+                raw = json.loads(self.unparsed)
+                self.picks, self.papers = list(raw["picks"]), dict(raw["papers"])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                raise DamagedState("a saved day's picks are damaged") from None
+            self.unparsed = ""
+        return self.picks, self.papers
 
     def dumps(self) -> str:
-        data = {
+        picks, papers = self.details()
+        head = {
             "version": MANIFEST_VERSION,
             "key": self.key,
             "count": self.count,
-            "picks": self.picks,
-            "papers": self.papers,
             "pages": self.pages,
+            "per_profile": list(self.per_profile),
         }
-        return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        # json.dumps never writes a raw newline (it escapes one in a string as \n).
+        return "\n".join(
+            json.dumps(part, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            for part in (head, {"picks": picks, "papers": papers})
+        )
 
     @classmethod
     def loads(cls, text: str) -> DayState | None:
-        """The state in `text`, or None when it is damaged or of another version."""
+        """The state in `text` (its picks left unparsed), or None when its first line is
+        damaged or of another version."""
+        head_text, _, rest = text.partition("\n")
         try:
-            raw = json.loads(text)
-            if raw.get("version") != MANIFEST_VERSION:
+            raw = json.loads(head_text)
+            if raw.get("version") != MANIFEST_VERSION or not rest:
                 return None
             return cls(
                 key=str(raw["key"]),
                 count=int(raw["count"]),
-                picks=list(raw["picks"]),
-                papers=dict(raw["papers"]),
+                picks=None,
+                papers=None,
                 pages={str(k): str(v) for k, v in raw["pages"].items()},
+                per_profile=tuple(int(n) for n in raw["per_profile"]),
+                unparsed=rest,
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None

@@ -69,7 +69,7 @@ def profile_pages(archive: Archive, env: jinja2.Environment, globals_key: str) -
     pages: list[Page] = []
     for i, info in enumerate(archive.profiles):
         counts = {
-            month: sum(1 for d in days for p in archive.picks.get(d, []) if p.profile == i)
+            month: sum(archive.picks_per_profile(d)[i] for d in days)
             for month, days in months.items()
         }
         listed = [(m, n) for m, n in counts.items() if n]

@@ -136,7 +136,7 @@ def day_search_pages(
     papers = archive.day_papers[day]
     key = day_search_key(archive, day, synonyms)
     permalinked = archive.permalinked(day)
-    listings = archive.listings
+    listings = archive.day_listings(day)
     page = day_href("", day)
 
     @functools.cache  # one day's rows, cut into files

@@ -82,9 +82,9 @@ def index_page(archive: Archive, env: jinja2.Environment, globals_key: str) -> P
             recent.append((day, day_href("", day), archive.counts[day], per_profile))
         all_days = [(d, day_href("", d), archive.counts[d]) for d in archive.days]
         totals = [0] * len(archive.profiles)
-        for picks in archive.picks.values():
-            for p in picks:
-                totals[p.profile] += 1
+        for day in archive.days:
+            for i, n in enumerate(archive.picks_per_profile(day)):
+                totals[i] += n
         return render(
             env,
             "site/index.html.j2",
@@ -128,16 +128,28 @@ def other_papers_html(
         else:
             href, links = listed.links[0][1], listed.links[1:]
         external = ' rel="noopener noreferrer"' if href.startswith("http") else ""
+        href, title, meta, *texts = _escaped(
+            [href, listed.title, paper_meta(p), *(t for link in links for t in link)]
+        )
         more = "".join(
-            f' · <a href="{escape(url)}" rel="noopener noreferrer">{escape(label)}</a>'
-            for label, url in links
+            f' · <a href="{url}" rel="noopener noreferrer">{label}</a>'
+            for label, url in zip(texts[::2], texts[1::2], strict=True)
         )
         rows.append(
-            f'<li class="item" id="{listed.anchor}"><a class="title" href="{escape(href)}"'
-            f'{external}>{escape(listed.title)}</a><div class="meta">'
-            f"{escape(paper_meta(p))}{more}</div></li>\n"
+            f'<li class="item" id="{listed.anchor}"><a class="title" href="{href}"'
+            f'{external}>{title}</a><div class="meta">{meta}{more}</div></li>\n'
         )
     return Markup("".join(rows))
+
+
+def _escaped(texts: list[str]) -> list[str]:
+    """`escape` of each text, as plain strings. One call for all of them, joined at NUL
+    (which `escape` leaves alone, and which cleaned text never holds): `escape` makes a
+    Markup object each call, and a day page would make ten thousand of them."""
+    joined = "\0".join(texts)
+    if joined.count("\0") != len(texts) - 1:  # a NUL of its own: one at a time
+        return [str(escape(t)) for t in texts]
+    return str.split(escape(joined), "\0")
 
 
 def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: date) -> list[Page]:
@@ -166,7 +178,7 @@ def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: 
             count=archive.counts[day],
             sections=sections,
             others=len(others),
-            others_html=other_papers_html(others, permalinked, archive.listings),
+            others_html=other_papers_html(others, permalinked, archive.day_listings(day)),
             previous=(previous, day_href("../", previous)) if previous else None,
             **common,
         )

@@ -16,6 +16,7 @@ some ten thousand permalinks, not 730,000 files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -58,8 +59,10 @@ class Archive:
     days: list[date]
     counts: dict[date, int]
     day_keys: dict[date, str]
-    picks: dict[date, list[Pick]]
-    #: the papers of the days read, and display copies of every day's picked papers
+    #: each day's picks (site-wide pages: read from the saved states when first asked for)
+    picks: Mapping[date, list[Pick]]
+    #: the papers of the days read, and display copies of the picked papers of the days
+    #: whose picks were asked for
     papers: dict[str, Paper]
     #: the days read this time -> their papers (other days are not rendered again)
     day_papers: dict[date, list[Paper]]
@@ -71,10 +74,14 @@ class Archive:
     subscribe_url: str = ""
     #: paper id -> its picks (filled by `index_picks`)
     picks_of_paper: dict[str, list[Pick]] = field(default_factory=dict)
+    #: day -> how many picks each profile has, where known without reading its picks
+    pick_counts: dict[date, tuple[int, ...]] = field(default_factory=dict)
     #: day -> ids of its papers with a permalink (filled by `permalinked`)
     permalinks: dict[date, set[str]] = field(default_factory=dict)
-    #: paper id -> what its day page and its search row both show (filled by `permalinked`)
+    #: paper id -> what its day page and its search row both show (`day_listings`)
     listings: dict[str, Listing] = field(default_factory=dict)
+    #: the days whose papers are in `listings`
+    listed: set[date] = field(default_factory=set)
 
     def index_picks(self) -> None:
         self.picks_of_paper = {}
@@ -87,6 +94,16 @@ class Archive:
         assert paper.first_seen is not None  # stored papers always have it
         return day_of(paper.first_seen)
 
+    def picks_per_profile(self, day: date) -> tuple[int, ...]:
+        """How many picks each profile has on `day` (saved counts: no picks are read)."""
+        got = self.pick_counts.get(day)
+        if got is None:
+            counts = [0] * len(self.profiles)
+            for pick in self.picks.get(day, []):
+                counts[pick.profile] += 1
+            got = tuple(counts)
+        return got
+
     def profile_picks(self, index: int, days: list[date] | None = None) -> list[Pick]:
         """A profile's picks across `days` (all days when None): newest day first, best
         first within a day."""
@@ -97,12 +114,18 @@ class Archive:
         """Ids of the papers of a day read this time that get a permalink page."""
         if day not in self.permalinks:
             picked = {p.paper_id for p in self.picks.get(day, [])}
-            listed = {p.id: Listing.of(p) for p in self.day_papers[day]}
-            self.listings.update(listed)
             self.permalinks[day] = {
-                pid for pid, got in listed.items() if pid in picked or not got.links
+                p.id for p in self.day_papers[day] if p.id in picked or not has_page(p)
             }
         return self.permalinks[day]
+
+    def day_listings(self, day: date) -> dict[str, Listing]:
+        """The listings of a day read this time (`listings`, made when a page that shows
+        them is rendered: the days a publish reads again are mostly not)."""
+        if day not in self.listed:
+            self.listings.update({p.id: Listing.of(p) for p in self.day_papers[day]})
+            self.listed.add(day)
+        return self.listings
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +253,13 @@ def external_links(paper: Paper) -> list[tuple[str, str]]:
     if paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id) and hf not in dict(links).values():
         links.append(("Hugging Face", hf))
     return links
+
+
+def has_page(paper: Paper) -> bool:
+    """Whether the paper has a page elsewhere: `readable_links(paper)` is not empty."""
+    if paper.url and safe_url(paper.url):
+        return True
+    return bool(paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id))
 
 
 def readable_links(paper: Paper) -> list[tuple[str, str]]:

@@ -3,7 +3,9 @@
     analyzer   text -> features (NFKC, LaTeX, case, stems, hyphen/space/solid, acronyms)
     query      `Keyword`s -> a validated `Profile` (`make_profile`) and features per keyword
     index      papers -> sparse BM25F feature x paper matrices
-    score      all profiles x all papers in sparse products, gate and top-k (`select`)
+    score      all profiles x all papers' keyword scores in sparse products
+    select     relevance per (profile, paper), the gates and each profile's top-k
+    fork       a batch's parts in forked processes that share the index (`workers`)
     explain    matched keywords, fields and snippets per item; `match_spans` for templates
     terms      a paper's analysed text, kept by the store so it is analysed once
     learn      readers' ratings as one more term of their profiles (`Rated`)

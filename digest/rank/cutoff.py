@@ -22,7 +22,7 @@ leave-one-profile-out figures (the README reports them). A gap rule (cut at the 
 in the sorted scores) and a robust z-score over the profile's matched scores (median/MAD)
 were measured too and scored no better there, so the rule stays this simple.
 
-`thresholds` is the batched form `score.select` uses for every profile at once;
+`thresholds` is the batched form `select.select` uses for every profile at once;
 `cut` is the same rule for one profile's vector, with the reason a paper fell below it
 (for explanations).
 """

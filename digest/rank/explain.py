@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from digest.model import DigestItem, Keyword, Match, Paper, Profile
+from digest.model import MEANING, DigestItem, Keyword, Match, Paper, Profile
 from digest.rank.analyzer import (
     Analyzer,
     SynonymsKey,
@@ -140,11 +140,14 @@ def explain(
     analyzer: Analyzer,
     settings: RankSettings,
     memo: ExplainMemo | None = None,
+    meaning: sp.csr_matrix | None = None,
 ) -> list[tuple[DigestItem, ...]]:
     """Turn selections into DigestItems: matched keywords, where, and snippets.
 
     `memo` carries the abstracts' spans and the snippets from one call to the next (pages
-    of readers ranked on one index); without it they last one call.
+    of readers ranked on one index); without it they last one call. `meaning`: the
+    semantic layer's evidence per plan and paper (`rank.dense`); a keyword that did not
+    match by its words but has some becomes a `Match` with fields ("meaning",).
     """
     rows, cols = [], []
     for i in range(len(chosen)):
@@ -177,6 +180,11 @@ def explain(
         memo = ExplainMemo(frozenset().union(*plan_features))
     if len(memo.matches) > MATCHES_LIMIT:
         memo.matches.clear()
+    by_meaning = (
+        (lookup(meaning, all_rows, all_cols) > 0).tolist()
+        if meaning is not None and meaning.nnz
+        else None
+    )
     flags = (got, in_t, in_a)
     out: list[tuple[DigestItem, ...]] = []
     at = 0
@@ -189,7 +197,7 @@ def explain(
         for j, col in enumerate(sel_papers):
             body = _body(
                 papers[col], col, profile, pids, n, at + j, flags, compiled.plans,
-                plan_features, memo, analyzer, settings,
+                plan_features, memo, analyzer, settings, by_meaning,
             )  # fmt: skip
             items.append(DigestItem(papers[col], round(sel_scores[j], 6), *body))
         at += n * len(pids)
@@ -210,20 +218,27 @@ def _body(
     memo: ExplainMemo,
     analyzer: Analyzer,
     settings: RankSettings,
+    by_meaning: list[bool] | None = None,
 ) -> tuple[tuple[Match, ...], tuple[str, ...]]:
     """One item's matches (which keywords, where) and snippets; `first` is its place in
-    the `flags` (matched, in title, in abstract) of its profile's first keyword."""
+    the `flags` (matched, in title, in abstract) of its profile's first keyword, and in
+    `by_meaning` (the semantic layer's evidence, when on)."""
     got, in_t, in_a = flags
     ways, matched, names, in_abstract = [], [], [], False
+    close: list[str] = []  # keywords the paper is close to by meaning alone
     for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
         x = first + k * n
-        if pid < 0 or not got[x]:
+        if pid < 0:
+            continue
+        if not got[x]:
+            if by_meaning is not None and by_meaning[x]:
+                close.append(kw.text)
             continue
         ways.append((kw.text, kw.phrase, in_t[x], in_a[x]))
         matched.append(pid)
         names.append((kw.text, kw.phrase))
         in_abstract = in_abstract or in_a[x]
-    key_of_ways = (col, *ways)
+    key_of_ways = (col, *ways, *(("meaning", text) for text in close))
     matches = memo.matches.get(key_of_ways)
     if matches is None:
         title_map = memo.titles.get(col)
@@ -238,7 +253,7 @@ def _body(
         matches = memo.matches[key_of_ways] = tuple(
             Match(text, _FIELDS[(title, abstract)], *evidence(plans[pid], maps))
             for (text, _, title, abstract), pid in zip(ways, matched, strict=True)
-        )
+        ) + tuple(Match(text, MEANING) for text in close)
     # Readers who share keywords share the paper's snippets; a paper none of whose matched
     # keywords is in its abstract shows its opening (no need to find spans).
     key = (col, *names) if in_abstract else (col,)

@@ -13,6 +13,7 @@ Dividing each keyword by its own maximum is what makes scores comparable across 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 
 from digest.model import Paper
 from digest.rank.analyzer import Analyzer
+from digest.rank.fork import can_fork, fork_map
 from digest.rank.settings import RankSettings
 from digest.rank.terms import PaperTerms, terms_for
 
@@ -58,6 +60,8 @@ def _only(terms: PaperTerms, wanted: frozenset[str]) -> PaperTerms:
     """
     title = sorted(wanted.intersection(terms.title))
     abstract = sorted(wanted.intersection(terms.abstract))
+    if tuple(title) == terms.title and tuple(abstract) == terms.abstract:
+        return terms  # already narrowed and in order: most papers of a wanted index
     t_counts = dict(zip(terms.title, terms.title_counts, strict=True)) if title else {}
     a_counts = dict(zip(terms.abstract, terms.abstract_counts, strict=True)) if abstract else {}
     return PaperTerms(
@@ -76,6 +80,7 @@ def build_index(
     settings: RankSettings,
     terms: Iterable[PaperTerms] | None = None,
     wanted: Collection[str] | None = None,
+    workers: int = 1,
 ) -> PaperIndex:
     """Build the matrices from each paper's terms (the j-th for `papers[j]`, as ingest
     kept them), analysing the papers when no terms are given.
@@ -83,8 +88,15 @@ def build_index(
     `wanted`: the only features the index needs to hold (those of the profiles that will
     be ranked on it); the others are left out, which changes no score (a feature's idf
     and saturation depend on the papers alone) and saves most of the work.
+    `workers` > 1 analyses the papers (when no terms are given) in that many processes
+    (`fork.fork_map`), a contiguous share each, their terms taken in paper order.
     """
-    if terms is None:
+    if terms is None and workers > 1 and can_fork():
+        size = -(-len(papers) // workers)
+        shares = [papers[k : k + size] for k in range(0, len(papers), size)]
+        analysed = fork_map(lambda share: list(terms_for(share, analyzer)), shares, workers)
+        terms = itertools.chain.from_iterable(analysed)
+    elif terms is None:
         terms = terms_for(papers, analyzer)
     if wanted is not None:
         features = frozenset(wanted)

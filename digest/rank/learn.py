@@ -367,7 +367,7 @@ def augment(
     ratings: Sequence[Sequence[Rated]],
 ) -> Learned | None:
     """The rated profiles' tastes as one more plan each (weight 1, no exclusions, no
-    keyword of theirs), in the matrices `score.select` reads; None when no profile has a
+    keyword of theirs), in the matrices `select.select` reads; None when no profile has a
     rating (then nothing is built: readers without ratings cost nothing)."""
     rated = {i: r for r, i in enumerate(i for i, rs in enumerate(ratings) if rs)}
     if not rated:

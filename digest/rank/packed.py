@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -97,25 +98,35 @@ def wanted_terms(
     parts: list[bytes] = []
     heads: list[tuple[int, int, int, int, int]] = []
     for j, (paper, blob) in enumerate(zip(papers, blobs, strict=True)):
-        head = _head(paper, blob)
-        if head is None:
+        if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
+            continue
+        _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
+        if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * (nt + na) + _padded(
+            width * (nt + na)
+        ):
+            continue  # damaged: not what `pack` writes
+        if text != text_hash(paper):
             continue
         chosen.append(j)
-        parts.append(blob)  # type: ignore[arg-type]  # `_head` saw it
-        heads.append(head)
+        parts.append(blob)
+        heads.append((tw, aw, nt, na, width))
     if not chosen:
         return out
     names = {feature_hash(f): f for f in wanted}
     found = _scan(b"".join(parts), [len(b) for b in parts], heads, names)
     for k, j in enumerate(chosen):
         tw, aw, _, _, _ = heads[k]
-        title, abstract = found.get(k, ((), ()))
+        fields = found.get(k)
+        if fields is None:  # most papers of a day: none of the wanted features
+            out[j] = ((), (), tw, (), (), aw)
+            continue
+        title, abstract = fields
         out[j] = (
-            tuple(names[h] for h, _ in title),
-            tuple(c for _, c in title),
+            tuple([names[h] for h, _ in title]),
+            tuple([c for _, c in title]),
             tw,
-            tuple(names[h] for h, _ in abstract),
-            tuple(c for _, c in abstract),
+            tuple([names[h] for h, _ in abstract]),
+            tuple([c for _, c in abstract]),
             aw,
         )
     return out
@@ -175,38 +186,49 @@ def _scan(
     return out
 
 
-def _head(paper: Paper, blob: bytes | None) -> tuple[int, int, int, int, int] | None:
-    """(title words, abstract words, title features, abstract's, count width) of a packed
-    blob made from `paper`'s text as it is now; None for anything else (missing, the JSON
-    layout, damaged: not what `pack` writes, or made from another text)."""
+def unpack(blob: bytes | None) -> Unpacked | None:
+    """Every feature of a packed blob with the head's figures, whatever paper it was made
+    for (the caller compares `text` with `text_hash` of the paper as it is now); None
+    where the blob is missing, not packed or damaged. What the kept postings are built
+    from (`rank.postings`)."""
     if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
         return None
     _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
-    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * (nt + na) + _padded(
-        width * (nt + na)
-    ):
+    n = nt + na
+    if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * n + _padded(width * n):
         return None
-    return (tw, aw, nt, na, width) if text == text_hash(paper) else None
+    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
+    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
+    return Unpacked(text, int(tw), int(aw), int(nt), hashes, counts)
 
 
-def feature_hashes(paper: Paper, blob: bytes | None) -> np.ndarray | None:
-    """Every feature hash of a packed blob (the title's, then the abstract's; uint64), or
-    None where `wanted_terms` would not read it either (the archive's search index)."""
-    head = _head(paper, blob)
-    if head is None or blob is None:
-        return None
-    return np.frombuffer(blob, dtype="<u8", count=head[2] + head[3], offset=_HEAD.size)
+@dataclass(frozen=True, slots=True)
+class Unpacked:
+    """A packed blob's content (`unpack`): arrays read in place, not copied."""
+
+    text: bytes  #: the text hash it was made from
+    title_words: int
+    abstract_words: int
+    title_features: int  #: the first this many of `hashes` are the title's
+    hashes: np.ndarray  #: uint64 (little-endian), the title's then the abstract's
+    counts: np.ndarray  #: each feature's count in its field
 
 
 def hashed_terms(paper: Paper, blob: bytes | None) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Every feature of a packed blob as (hashes, counts, how many of them are the
     title's), for models over all of a paper's features (`learn`); None where the blob
     is missing, not packed, damaged or made from another text."""
-    head = _head(paper, blob)
-    if head is None or blob is None:
+    got = unpack(blob)
+    if got is None or got.text != text_hash(paper):
         return None
-    _, _, nt, na, width = head
-    n = nt + na
-    hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
-    counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
-    return hashes.astype(np.uint64), counts.astype(np.float32), int(nt)
+    return got.hashes.astype(np.uint64), got.counts.astype(np.float32), got.title_features
+
+
+def feature_hashes(paper: Paper, blob: bytes | None) -> np.ndarray | None:
+    """Every feature hash of a packed blob (the title's, then the abstract's; uint64), or
+    None where the blob is missing, not packed, damaged or made from another text (the
+    archive's search index)."""
+    got = unpack(blob)
+    if got is None or got.text != text_hash(paper):
+        return None
+    return got.hashes

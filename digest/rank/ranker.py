@@ -18,13 +18,15 @@ import scipy.sparse as sp
 
 from digest.model import DigestItem, Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer, analyzer_for
+from digest.rank.dense import DenseDay, fuse, keyword_meaning
 from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
-from digest.rank.score import compile_profiles, keyword_scores, paper_priors, select
+from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors
+from digest.rank.select import select
 from digest.rank.settings import RankSettings
-from digest.rank.terms import terms_for, terms_wanted
+from digest.rank.terms import PaperTerms, terms_for, terms_kept, terms_wanted
 
 DEFAULT_SETTINGS = RankSettings()
 
@@ -46,6 +48,8 @@ class Prepared:
     #: The papers' kept terms, and their tf-idf vectors once a rated profile needs them
     #: (`learn`: readers without ratings never build them).
     vectors: VectorMemo | None = None
+    #: The semantic layer's paper vectors, in `papers` order (None: lexical only).
+    dense: DenseDay | None = None
 
 
 def prepare(
@@ -55,6 +59,8 @@ def prepare(
     synonyms: Mapping[str, Sequence[str]] | None = None,
     blobs: Mapping[str, bytes] | None = None,
     wanted: Collection[str] | None = None,
+    dense: DenseDay | None = None,
+    kept: Sequence[PaperTerms | None] | None = None,
 ) -> Prepared:
     """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
 
@@ -62,11 +68,17 @@ def prepare(
     `terms.terms_key(synonyms)`); a paper without a valid one is analysed here.
     `wanted`: `keyword_features` of every profile that will be ranked on this index (None:
     any profile may be); the index then holds those features only.
+    `dense`: the papers' vectors for the semantic layer (`rank.dense`), row j for
+    `papers[j]`; None ranks by the words alone.
+    `kept[j]`: `papers[j]`'s terms of the `wanted` features as its kept postings give
+    them (`rank.postings.wanted_terms`), None where it has none (then its blob is read).
     """
     analyzer = analyzer_for(synonyms)
     # An index of known features decodes only those of each kept blob.
     if wanted is None:
         terms = terms_for(papers, analyzer, blobs)
+    elif kept is not None:
+        terms = terms_kept(papers, analyzer, kept, blobs, wanted)
     else:
         terms = terms_wanted(papers, analyzer, blobs, wanted)
     index = build_index(papers, analyzer, settings, terms, wanted)
@@ -76,7 +88,7 @@ def prepare(
     column = {p.id: j for j, p in enumerate(papers)}
     memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
     vectors = VectorMemo(blobs)
-    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors)
+    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense)
 
 
 def keyword_features(
@@ -93,6 +105,35 @@ def keyword_features(
         if plan is not None:
             out |= plan.index_features()
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Each keyword plan's score in each paper (plans x papers, sparse), by source."""
+
+    lexical: sp.csr_matrix  #: s(k, p) from the words (`score.keyword_scores`)
+    phrase: sp.csr_matrix  #: its phrase part (what exclusions veto on)
+    meaning: sp.csr_matrix | None  #: from the semantic layer (`rank.dense`); None: off
+    fused: sp.csr_matrix  #: what the ranker selects on: `dense.fuse` of the two
+
+
+def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
+    """The keywords' evidence on the prepared papers: the words', and, when the semantic
+    layer is on, meaning's, fused (`rank.dense`). The one place the two meet, for `rank`
+    and for `rank --explain`."""
+    settings = prepared.settings
+    lexical, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    day = prepared.dense
+    if day is None or settings.dense_credit <= 0 or compiled.texts is None:
+        return Evidence(lexical, phrase, None, lexical)
+    texts = [
+        t if plan is not None else None
+        for t, plan in zip(compiled.texts, compiled.plans, strict=True)
+    ]
+    meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
+    if not meaning.nnz:  # nothing stands out today: exactly the lexical ranking
+        return Evidence(lexical, phrase, meaning, lexical)
+    return Evidence(lexical, phrase, meaning, fuse(lexical, meaning))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +167,8 @@ def rank_prepared(
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
     compiled = compile_profiles(profiles, analyzer, settings)
-    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
-    vetoes = phrase.copy()
+    evidence = keyword_evidence(prepared, compiled)
+    scores, vetoes = evidence.fused, evidence.phrase.copy()
     vetoes.data[:] = 1.0
     learned = augment(prepared, compiled, scores, vetoes, ratings) if ratings else None
     if learned is not None:
@@ -141,11 +182,12 @@ def rank_prepared(
         profiles,
         compiled,
         chosen,
-        scores,
+        evidence.lexical,
         prepared.index,
         analyzer,
         settings,
         prepared.memo,
+        evidence.meaning,
     )
     if learned is not None:
         items = learned.explain(items, prepared.column)

@@ -21,7 +21,8 @@ keyword suffices, each further match adds):
 A paper is kept when relevance passes the profile's cut-off (`cutoff`: its own min_score,
 else max(floor, ratio * its best relevance of the day); relevance, so the tie-breakers can
 never lift an irrelevant paper in) and no exclusion matches it; the best `max_items` by
-score are kept.
+score are kept (`select` computes relevance, the gates and the cut, a chunk of profiles
+at a time).
 Because each keyword is divided by its own maximum attainable BM25 score, relevance 1.0
 means "the heaviest keyword matches as strongly as BM25 can tell" for every profile, and
 one min_score means the same thing everywhere.
@@ -29,17 +30,18 @@ one min_score means the same thing everywhere.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 
 import numpy as np
 import scipy.sparse as sp
 
 from digest.model import Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer
-from digest.rank.cutoff import thresholds
 from digest.rank.index import PaperIndex
 from digest.rank.query import KeywordPlan, compile_keyword
 from digest.rank.settings import RankSettings
@@ -49,13 +51,35 @@ _MAX_SAT = 0.999  # keeps log1p(-s) finite
 
 
 @dataclass(frozen=True, slots=True)
+class Ragged:
+    """A list of int lists held flat: row i is values[offsets[i]:offsets[i + 1]].
+
+    One list a profile would be 100,000 objects for the garbage collector to walk at
+    every full collection while they live; rows are made when asked for (the few
+    profiles that get explained)."""
+
+    values: list[int]
+    offsets: list[int]  #: len(self) + 1 positions
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[int]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
     """All profiles' keywords as matrices over one shared list of keyword plans."""
 
     plans: list[KeywordPlan | None]
     weights: sp.csr_matrix  #: profiles x plans, relative keyword weights
     excludes: sp.csr_matrix  #: profiles x plans, 1.0 for each exclusion
-    keyword_plans: list[list[int]]  #: per profile, plan id of each keyword (-1: none)
+    keyword_plans: Ragged  #: per profile, plan id of each keyword (-1: none)
+    texts: list[str] | None = None  #: the keyword text of each plan, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,40 +104,53 @@ class Selections:
 def compile_profiles(
     profiles: Sequence[Profile], analyzer: Analyzer, settings: RankSettings
 ) -> Compiled:
-    """Compile each distinct keyword once (profiles share many) into weight matrices."""
-    plan_of: dict[tuple[str, bool], int] = {}
-    plans: list[KeywordPlan | None] = []
+    """Compile each distinct keyword once (profiles share many) into weight matrices.
 
-    def plan_id(text: str, phrase: bool) -> int:
-        key = (text, phrase)
-        got = plan_of.get(key)
-        if got is None:
-            got = plan_of[key] = len(plans)
-            plans.append(compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share))
-        return got
-
-    w_rows, w_cols, w_vals, e_rows, e_cols, per_profile = [], [], [], [], [], []
-    for i, profile in enumerate(profiles):
-        ids = [plan_id(kw.text, kw.phrase) for kw in profile.keywords]
-        live = [(pid, kw.weight) for pid, kw in zip(ids, profile.keywords, strict=True)]
-        live = [(pid, w) for pid, w in live if plans[pid] is not None and w > 0]
-        top = max((w for _, w in live), default=1.0)
-        for pid, w in live:
-            w_rows.append(i)
-            w_cols.append(pid)
-            w_vals.append(w / top)
-        for kw in profile.exclude:
-            pid = plan_id(kw.text, kw.phrase)
-            if plans[pid] is not None:
-                e_rows.append(i)
-                e_cols.append(pid)
-        per_profile.append([pid if plans[pid] is not None else -1 for pid in ids])
+    Plans are numbered in order of first appearance (each profile's keywords, then its
+    exclusions, profile after profile) and the matrices' entries come in profile order:
+    the product in `select` sums a profile's keywords in that order. Each keyword is
+    read in C loops (`map`, `attrgetter`) and numbered with numpy: 100,000 profiles
+    hold ~500,000 keywords, and a Python statement for each was most of the time.
+    """
+    kws = list(map(attrgetter("keywords"), profiles))
+    exs = list(map(attrgetter("exclude"), profiles))
+    n_kw = np.fromiter(map(len, kws), np.int64, len(kws))
+    n_ex = np.fromiter(map(len, exs), np.int64, len(exs))
+    chain = itertools.chain.from_iterable
+    flat = list(chain(chain(zip(kws, exs, strict=True))))
+    n = len(flat)
+    texts = list(map(attrgetter("text"), flat))
+    phrase = np.fromiter(map(attrgetter("phrase"), flat), bool, n)
+    weight = np.fromiter(map(attrgetter("weight"), flat), np.float64, n)
+    text_id = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    code = np.fromiter(map(text_id.__getitem__, texts), np.int64, n) * 2 + phrase
+    # plan id = rank of a (text, phrase) by its first appearance
+    distinct, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    appearance = np.argsort(first, kind="stable")
+    pid = np.empty(len(distinct), np.int64)
+    pid[appearance] = np.arange(len(distinct))
+    pid = pid[inverse.reshape(-1)]
+    keys = [(texts[j], bool(phrase[j])) for j in first[appearance].tolist()]
+    plans = [compile_keyword(Keyword(t, p), analyzer, settings.exact_share) for t, p in keys]
+    real = np.fromiter((p is not None for p in plans), bool, len(plans))[pid]
+    row = np.repeat(np.arange(len(profiles), dtype=np.int64), n_kw + n_ex)
+    is_kw = np.repeat(np.tile([True, False], len(profiles)), np.column_stack([n_kw, n_ex]).ravel())
+    live = is_kw & real & (weight > 0)
+    top = np.zeros(len(profiles))
+    np.maximum.at(top, row[live], weight[live])
     shape = (len(profiles), len(plans))
-    weights = sp.csr_matrix((np.asarray(w_vals, np.float32), (w_rows, w_cols)), shape=shape)
-    excludes = sp.csr_matrix((np.ones(len(e_rows), np.float32), (e_rows, e_cols)), shape=shape)
+    relative = (weight[live] / top[row[live]]).astype(np.float32)
+    weights = sp.csr_matrix((relative, (row[live], pid[live])), shape=shape)
+    drop = ~is_kw & real
+    excludes = sp.csr_matrix(
+        (np.ones(int(drop.sum()), np.float32), (row[drop], pid[drop])), shape=shape
+    )
     weights.sum_duplicates()
     excludes.sum_duplicates()
-    return Compiled(plans, weights, excludes, per_profile)
+    per_profile = Ragged(
+        np.where(real, pid, -1)[is_kw].tolist(), np.concatenate([[0], np.cumsum(n_kw)]).tolist()
+    )
+    return Compiled(plans, weights, excludes, per_profile, [t for t, _ in keys])
 
 
 def keyword_scores(
@@ -204,105 +241,6 @@ def paper_priors(
         if day is not None:
             rec[j] = 0.5 ** (max((today - day).days, 0) / half)
     return pop.astype(np.float32), rec.astype(np.float32)
-
-
-def select(
-    compiled: Compiled,
-    scores: sp.csr_matrix,
-    vetoes: sp.csr_matrix,
-    profiles: Sequence[Profile],
-    prior: np.ndarray,
-    settings: RankSettings,
-    excluded: sp.csr_matrix | None = None,
-    first_column: np.ndarray | None = None,
-) -> Selections:
-    """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
-
-    Everything stays sparse: only (profile, paper) pairs with some matching keyword exist
-    in the product, the gate drops most of them, and the survivors are sorted by
-    (profile, -score, paper) with one argsort; each profile keeps its first max_items.
-    Memory is bounded by the chunk's pairs, not by profiles x papers. `excluded` (profiles
-    x papers, non-zero where a profile must not get a paper: what its reader was sent
-    already) drops pairs before the cut, so a profile still gets its max_items; so does
-    `first_column` (profile i considers paper columns from first_column[i] on).
-    """
-    log_miss = scores.copy()
-    log_miss.data = np.log1p(-log_miss.data)
-    floors_all = np.array([max(settings.min_score_of(p), 1e-6) for p in profiles], np.float32)
-    limits_all = np.array([settings.max_items_of(p) for p in profiles], np.int64)
-    # the gate below applies min_score and the floor; the day's part is for profiles
-    # without their own min_score (NaN), the others pass it (threshold 0)
-    own_all = np.array([np.nan if p.min_score is None else 0.0 for p in profiles])
-    adaptive = np.isnan(own_all)
-    chunk = max(1, settings.profile_chunk)
-    counts, cols_out, rel_out, score_out, passed = [], [], [], [], []
-    for lo in range(0, len(profiles), chunk):
-        hi = min(lo + chunk, len(profiles))
-        log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
-        # relevance >= floor  <=>  log(1 - relevance) <= log(1 - floor): test before expm1
-        limit = np.log1p(-floors_all[lo:hi])
-        if np.all(limit == limit[0]):
-            idx = np.flatnonzero(log_rel.data <= limit[0])
-            rows = np.searchsorted(log_rel.indptr, idx, side="right") - 1
-        else:
-            rows = np.repeat(np.arange(hi - lo), np.diff(log_rel.indptr))
-            idx = np.flatnonzero(log_rel.data <= limit[rows])
-            rows = rows[idx]
-        cols, rv = log_rel.indices[idx], -np.expm1(log_rel.data[idx])
-        ex = compiled.excludes[lo:hi]
-        if ex.nnz:  # vetoes are looked up for the survivors of profiles with exclusions
-            check = np.flatnonzero(np.diff(ex.indptr)[rows] > 0)
-            hit = lookup((ex @ vetoes).tocsr(), rows[check], cols[check]) > 0
-            alive = np.ones(len(rows), dtype=bool)
-            alive[check[hit]] = False
-            rows, cols, rv = rows[alive], cols[alive], rv[alive]
-        if first_column is not None:
-            keep = cols >= first_column[lo:hi][rows]
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
-        if adaptive[lo:hi].any() and settings.cutoff_ratio > 0 and len(rows):
-            # the day each profile reads is its window (vetoes applied), ledger included
-            keep = rv >= _day_thresholds(rows, rv, own_all[lo:hi], settings)[rows]
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
-        if excluded is not None and excluded[lo:hi].nnz:
-            keep = lookup(excluded[lo:hi], rows, cols) == 0
-            rows, cols, rv = rows[keep], cols[keep], rv[keep]
-        sc = rv * prior[cols]
-        # rows ascending, then score descending; stable sort keeps paper order on ties
-        order = np.argsort(rows + (1.0 - sc.astype(np.float64)) * 0.5, kind="stable")
-        rows, cols, rv, sc = rows[order], cols[order], rv[order], sc[order]
-        starts = np.searchsorted(rows, np.arange(hi - lo))
-        rank_in_row = np.arange(len(rows)) - starts[rows]
-        take = rank_in_row < limits_all[lo:hi][rows]
-        counts.append(np.bincount(rows[take], minlength=hi - lo))
-        passed.append(np.bincount(rows, minlength=hi - lo))
-        cols_out.append(cols[take].astype(np.int64))
-        rel_out.append(rv[take].astype(np.float64))
-        score_out.append(sc[take].astype(np.float64))
-    offsets = np.zeros(len(profiles) + 1, dtype=np.int64)
-    if counts:
-        np.cumsum(np.concatenate(counts), out=offsets[1:])
-
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-
-    return Selections(
-        offsets,
-        cat(cols_out, np.int64),
-        cat(rel_out, np.float64),
-        cat(score_out, np.float64),
-        cat(passed, np.int64),
-    )
-
-
-def _day_thresholds(
-    rows: np.ndarray, rv: np.ndarray, own: np.ndarray, settings: RankSettings
-) -> np.ndarray:
-    """`cutoff.thresholds` of a chunk's profiles from their surviving pairs (`rows`
-    ascending, as the CSR product yields them): the best of each row by one reduceat."""
-    best = np.zeros(len(own), dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    best[rows[starts]] = np.maximum.reduceat(rv, starts)
-    return thresholds(best, own, 0.0, settings.cutoff_ratio)
 
 
 def lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

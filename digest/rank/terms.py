@@ -270,5 +270,22 @@ def terms_wanted(
             yield old if old is not None else analyze(paper, analyzer)
 
 
+def terms_kept(
+    papers: Sequence[Paper],
+    analyzer: Analyzer,
+    kept: Sequence[PaperTerms | None],
+    blobs: Mapping[str, bytes] | None,
+    wanted: Collection[str],
+) -> Iterator[PaperTerms]:
+    """`terms_wanted`, with the terms of each paper taken from `kept[j]` where there is
+    one (made from its postings: `rank.postings.wanted_terms`): only the others' blobs are
+    read (or their text analysed)."""
+    rest = terms_wanted(
+        [p for p, k in zip(papers, kept, strict=True) if k is None], analyzer, blobs, wanted
+    )
+    for got in kept:
+        yield got if got is not None else next(rest)
+
+
 #: Papers whose packed blobs are read at once (some 6 KB each: 25 MB a batch).
 BATCH = 4096

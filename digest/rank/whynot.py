@@ -5,7 +5,7 @@
     Audit.below(n) -> list[Verdict]              the next n papers under the cut
 
 No second implementation of scoring: the per-keyword scores are `score.keyword_scores`,
-relevance and order come from `score.select` itself, run with the profile's cut opened
+relevance and order come from `select.select` itself, run with the profile's cut opened
 (min_score 0, max_items all papers) so every matching paper shows, then the profile's own
 min_score and max_items are applied to that list in its order: exactly the cut `select`
 makes (the same stable order, the same tests), so "in" here is "in the digest".
@@ -27,8 +27,9 @@ from digest.keywords import format_keyword
 from digest.model import Paper, Profile
 from digest.rank.cutoff import cut
 from digest.rank.learn import Rated, augment
-from digest.rank.ranker import Prepared, _excluded
-from digest.rank.score import Selections, compile_profiles, keyword_scores, lookup, select
+from digest.rank.ranker import Prepared, _excluded, keyword_evidence
+from digest.rank.score import Selections, compile_profiles, lookup
+from digest.rank.select import select
 
 #: Why a paper is out, by rule; "in" when it is in the digest.
 IN, EXCLUDED, SENT, BELOW, PAST = (
@@ -47,6 +48,23 @@ class KeywordScore:
     keyword: str  #: as typed (`format_keyword`)
     weight: float  #: relative to the profile's heaviest keyword (1.0 for it)
     score: float  #: s(k, p) in [0, 1); 0 when it does not match
+    #: the part of `score` that is by meaning (the semantic layer, `rank.dense`): the
+    #: evidence the paper's closeness to the keyword gave; 0 without the layer
+    meaning: float = 0.0
+
+    @property
+    def by_meaning(self) -> bool:
+        """True when the keyword matched by meaning alone (none of its words)."""
+        return self.meaning > 0 and self.lexical == 0
+
+    @property
+    def lexical(self) -> float:
+        """The part of `score` that is by the keyword's words."""
+        return (
+            round(max(0.0, 1 - (1 - self.score) / (1 - self.meaning)), 6)
+            if self.meaning
+            else self.score
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +100,9 @@ class Audit:
     _keywords: tuple[KeywordScore, ...]  #: the profile's keywords (score unset)
     _plans: tuple[int, ...]  #: plan id of each keyword (-1: matches nothing)
     _vetoes: tuple[tuple[str, int], ...]  #: (exclusion as typed, plan id)
-    _scores: sp.csr_matrix
+    _scores: sp.csr_matrix  #: the fused evidence `select` ranks on
     _phrase: sp.csr_matrix
+    _meaning: sp.csr_matrix | None  #: the semantic layer's part of it (None: off)
     threshold: float  #: the relevance a paper needs today: `select`'s own cut-off
     cut_reason: str  #: that cut-off's rule in words, e.g. "below 0.5 x the day's best ..."
     _lifted: dict[int, str]  #: column -> the liked paper's title, where ratings lifted it
@@ -115,10 +134,16 @@ class Audit:
         paper = self.prepared.papers[column]
         relevance, score = self._relevance.get(column, (0.0, 0.0))
         cols = np.full(len(self._plans), column, np.int64)
-        got = lookup(self._scores, np.maximum(np.asarray(self._plans, np.int64), 0), cols)
+        plan_ids = np.maximum(np.asarray(self._plans, np.int64), 0)
+        got = lookup(self._scores, plan_ids, cols)
+        meant = (
+            lookup(self._meaning, plan_ids, cols)
+            if self._meaning is not None
+            else np.zeros(len(plan_ids), np.float32)
+        )
         keywords = tuple(
-            replace(k, score=round(float(s), 6) if pid >= 0 else 0.0)
-            for k, s, pid in zip(self._keywords, got, self._plans, strict=True)
+            replace(k, score=round(float(s), 6), meaning=round(float(m), 6)) if pid >= 0 else k
+            for k, s, m, pid in zip(self._keywords, got, meant, self._plans, strict=True)
         )
         vetoed_by = tuple(
             text
@@ -168,8 +193,9 @@ def audit(
     # The exclusions as a second profile's keywords: their plan ids, in the same plans.
     vetoing = Profile("exclusions", profile.exclude)
     compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings)
-    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
-    vetoes = phrase.copy()
+    evidence = keyword_evidence(prepared, compiled)
+    scores = evidence.fused
+    vetoes = evidence.phrase.copy()
     vetoes.data[:] = 1.0
     learned = augment(prepared, compiled, scores, vetoes, [rated, ()]) if rated else None
     lifted: dict[int, str] = {}
@@ -218,6 +244,7 @@ def audit(
         exclusions,
         scores,
         vetoes,
+        evidence.meaning,
         floor,
         _below_reason(day.reason, profile.min_score, floor),
         lifted,

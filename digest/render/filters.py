@@ -15,7 +15,7 @@ import markdown as markdown_lib
 import nh3
 from markupsafe import Markup, escape
 
-from digest.model import Digest, DigestItem, Paper, Profile
+from digest.model import Digest, DigestItem, Paper, Profile, why_line
 from digest.text import clean
 
 # Inline specials; `#`, `+`, `-`, `>` and `1.` matter only where a line starts.
@@ -43,12 +43,13 @@ def sentences(text: object, count: int = 2, max_chars: int = 400) -> str:
     return out
 
 
+_SAFE_URL = re.compile(r"https?://[^\s\"'<>`]+")
+
+
 def safe_url(url: object) -> str:
     """`url` when it is http(s) with no spaces or quotes, else "" (no javascript: links)."""
     text = clean(url) if url else ""
-    if re.fullmatch(r"https?://[^\s\"'<>`]+", text):
-        return text
-    return ""
+    return text if _SAFE_URL.fullmatch(text) else ""
 
 
 #: Names an item lists before "et al.".
@@ -58,7 +59,14 @@ AUTHORS_SHOWN = 3
 def authors_line(paper: Paper) -> str:
     """`Ada Lovelace, Alan Turing, Grace Hopper et al.`: the first three names, "et al."
     when there are more; else the organisation, a count, or "authors unknown"."""
-    names = [n for n in (clean(a) for a in paper.authors) if n]
+    # Clean only as many names as are shown, and one more to know whether there are
+    # more (an archive's day page lists 2,000 papers).
+    names = []
+    for author in paper.authors:
+        if name := clean(author):
+            names.append(name)
+            if len(names) > AUTHORS_SHOWN:
+                break
     if names:
         more = len(names) > AUTHORS_SHOWN or (paper.authors_count or 0) > AUTHORS_SHOWN
         return ", ".join(names[:AUTHORS_SHOWN]) + (" et al." if more else "")
@@ -135,14 +143,15 @@ def why(item: DigestItem, fmt: str = "text") -> str:
     )
     parts = []
     for match in item.matches:
-        if match.by_ratings:
+        if match.by_ratings or match.by_meaning:
             continue
         said = ", ".join(emphasis(w) for w in match.shown)
         part = f"{'partly ' if match.partly else ''}{said} ({' + '.join(match.fields)})"
         parts.append(part if match.names_keyword else f"{part} for {plain(match.keyword)}")
+    close = [plain(m.keyword) for m in item.matches if m.by_meaning]
     # A paper the reader's likes brought in or moved up names the liked paper.
-    liked = [f"by your ratings (like: {plain(m.liked)})" for m in item.matches if m.by_ratings]
-    joined = "; ".join(([f"matches {'; '.join(parts)}"] if parts else []) + liked)
+    liked = [plain(m.liked) for m in item.matches if m.by_ratings]
+    joined = why_line(parts, close, liked)
     return Markup(joined) if fmt == "html" else joined
 
 

@@ -19,17 +19,16 @@ the URL, what happened and what to do):
     other HTTP 4xx (404, 403 ...) -> SourceError at once: retrying will not help
     body larger than max_bytes    -> SourceError at once (the stream is abandoned)
 
-Politeness: arXiv asks for no more than one request every 3 seconds; `HostGate` spaces
-the requests to each host (every `*.arxiv.org` host: 3 s; other hosts: no gap).
+Politeness (`digest.sources.polite`): arXiv asks for one request every 3 seconds at
+most; `HostGate` spaces the requests to each host (every `*.arxiv.org` host: 3 s; other
+hosts: no gap).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -40,16 +39,18 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest.errors import SourceError
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
+from digest.sources.polite import (  # noqa: F401  (ARXIV_MIN_INTERVAL, default_interval: part of this module's API)
+    ARXIV_MIN_INTERVAL,
+    HostGate,
+    RetryPolicy,
+    Sleep,
+    default_interval,
+)
 
 #: Responses larger than this are refused (decoded size: a gzip bomb is refused too).
 DEFAULT_MAX_BYTES = 20_000_000
 #: Connect quickly or give up; a listing page or feed never needs more than 30 s.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-#: arXiv's terms: "no more than one request every three seconds".
-ARXIV_MIN_INTERVAL = 3.0
 
 
 def _version() -> str:
@@ -131,61 +132,8 @@ class FetchResult:
         return self.status == "ok"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently to retry 429, 5xx and network failures."""
-
-    attempts: int = 4  #: requests in all, the first included
-    backoff: float = 1.0  #: the first wait, doubled for each retry ...
-    max_backoff: float = 30.0  #: ... up to this
-    #: A Retry-After longer than this is not waited for: the fetch fails, to be tried later.
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int) -> float:
-        """The wait after failed attempt number `attempt` (1-based)."""
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-
-
-def default_interval(host: str) -> float:
-    """Seconds between two requests to `host`: 3 for arXiv hosts, none for others."""
-    host = host.lower().rstrip(".")
-    return ARXIV_MIN_INTERVAL if host == "arxiv.org" or host.endswith(".arxiv.org") else 0.0
-
-
-class HostGate:
-    """Spaces the requests to each host: a request waits until the host's gap has passed.
-
-    Thread-safe: each caller reserves the next free slot under the lock and sleeps
-    outside it, so requests to other hosts are not held up.
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
-        interval: Callable[[str], float] = default_interval,
-    ) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._interval = interval
-        self._next_free: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, host: str) -> float:
-        """Block until a request to `host` may start; returns the seconds waited."""
-        gap = self._interval(host)
-        if gap <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_free.get(host, now))
-            self._next_free[host] = start + gap
-        if start > now:
-            self._sleep(start - now)
-        return start - now
-
-
+#: The retries of a `fetch` not given a policy (frozen: sharing it is safe).
+DEFAULT_RETRY = RetryPolicy()
 #: The process-wide gate used when `fetch` is not given one.
 _SHARED_GATE = HostGate()
 
@@ -208,7 +156,7 @@ def fetch(
     max_bytes: int = DEFAULT_MAX_BYTES,
     user_agent: str = USER_AGENT,
     timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-    retry: RetryPolicy = RetryPolicy(),  # frozen: sharing the default is safe
+    retry: RetryPolicy = DEFAULT_RETRY,
     accept: str | None = None,
 ) -> FetchResult:
     """GET `url` politely; returns the body and the new `FetchState`, or raises SourceError.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from digest.model import Claim, Delivery, LastDigest, Outcome
 from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.lease import owner_is_dead
+from digest.store.next_send import refresh_next_send
 
 _COLUMNS = (
     "d.id, d.subscriber_id, s.email, d.digest_date, d.state, d.attempts, d.next_attempt_at,"
@@ -37,7 +38,13 @@ class DeliveriesMixin(StoreBase):
         " WHERE s.id IN ({marks})"
     )
 
-    def claim_deliveries(self, claims: Sequence[Claim], now: datetime) -> list[str]:
+    def claim_deliveries(
+        self,
+        claims: Sequence[Claim],
+        now: datetime,
+        *,
+        then: Callable[[Connection, list[str]], None] | None = None,
+    ) -> list[str]:
         """Record pending deliveries and mark their papers sent; returns the delivery ids
         of those that were new (the ones this call claimed), in the order given.
 
@@ -45,6 +52,8 @@ class DeliveriesMixin(StoreBase):
         is skipped; the others are written with their sent-ledger rows and item records in
         one transaction: all or none land. An item record many claims share is written
         once (records are named by a hash of their content: the same key, the same text).
+        `then(db, new ids)` runs inside that transaction (a worker defers the send jobs
+        of what it claimed: both commit, or neither).
         """
         if not claims:
             return []
@@ -53,6 +62,9 @@ class DeliveriesMixin(StoreBase):
             new = self._write_claims(db, first_of_each(claims, self._claimed(db, claims)), iso(now))
             records = {k: v for c in new for k, v in c.records.items()}
             self._insert_records(db, records)
+            refresh_next_send(db, [c.subscriber_id for c in new], now)  # a day (week) later
+            if then is not None and new:
+                then(db, [c.delivery_id for c in new])
         return [c.delivery_id for c in new]
 
     def _prepare_claims(self, claims: Sequence[Claim]) -> None:

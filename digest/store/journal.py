@@ -129,7 +129,8 @@ class JournalMixin(StoreBase):
         with self._transaction("applying queued unsubscribes") as db:
             db.executemany(
                 "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?,"
-                " paused_at = NULL WHERE id = ? AND email = ? AND status != 'unsubscribed'",
+                " paused_at = NULL, next_send_at = NULL"
+                " WHERE id = ? AND email = ? AND status != 'unsubscribed'",
                 [(time_text(e.at), e.subscriber_id, e.email) for e in entries],
             )
 

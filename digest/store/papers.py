@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row
+from digest.codec import PAPER_COLUMNS, paper_from_cells, paper_from_row, paper_row
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
 from digest.store.base import Connection, StoreBase, iso, rows_in
 from digest.store.merge import Same, merge, sameness, storable
+from digest.store.postings import forget_postings
 from digest.text import fold_title
 
 __all__ = ["FetchStateMixin", "IngestCounts", "PapersMixin", "merge"]
@@ -99,6 +100,8 @@ class PapersMixin(StoreBase):
         db.execute(f"UPDATE papers SET {_SET} WHERE id=?", (*_to_row(merged)[1:], old.id))
         if (merged.title, merged.abstract) != (old.title, old.abstract):  # analyse it anew
             db.execute("DELETE FROM paper_terms WHERE paper_id = ?", (old.id,))
+            forget_postings(db, [old.id])
+            db.execute("DELETE FROM paper_vectors WHERE paper_id = ?", (old.id,))
         return IngestCounts(updated=1, title_merges=noted)
 
     @staticmethod
@@ -146,8 +149,9 @@ class PapersMixin(StoreBase):
         # byte order is code point order), and Python's sorts are stable.
         rows.sort(key=lambda r: r["id"])
         rows.sort(key=lambda r: r["first_seen"], reverse=True)
-        sources = self._sources_of([r["id"] for r in rows])
-        return [paper_from_row(row, tuple(sources.get(row["id"], ()))) for row in rows]
+        sources = self._sources_of([r[0] for r in rows])
+        # The rows hold PAPER_COLUMNS only, in order (id first).
+        return [paper_from_cells(row, tuple(sources.get(row[0], ()))) for row in rows]
 
     def paper_days(self, since: date | None = None) -> list[date]:
         """The UTC days on which stored papers were first seen (from `since`), oldest

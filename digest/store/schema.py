@@ -34,6 +34,7 @@ from digest.codec import keywords_to_json
 from digest.errors import QueryError
 from digest.keywords import parse_keywords
 from digest.model import Keyword
+from digest.store.next_send import fill_next_send
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -312,6 +313,64 @@ def update_from_11_to_12(db: sqlite3.Connection) -> None:
         PRIMARY KEY (subscriber_id, paper_id)
     ) WITHOUT ROWID""")
     db.execute("CREATE INDEX ratings_paper ON ratings(paper_id)")
+
+
+def update_from_12_to_13(db: sqlite3.Connection) -> None:
+    """`paper_vectors`: each paper's sentence vector for the optional semantic layer
+    (`papers-digest[semantic]`), made once at ingest (or by `digest embed`) so that
+    ranking never runs the model over a day's papers. `model` names the model and how much
+    text it read (`rank.encoder.model_id`): a vector of another model is not comparable and
+    is ignored; `data` is the vector as float16 (`rank.dense.encode_vector`)."""
+    db.execute(
+        "CREATE TABLE paper_vectors (paper_id TEXT PRIMARY KEY"
+        " REFERENCES papers(id) ON DELETE CASCADE, model TEXT NOT NULL, data BLOB NOT NULL)"
+        " WITHOUT ROWID"
+    )
+
+
+def update_from_13_to_14(db: sqlite3.Connection) -> None:
+    """The kept postings (`rank.postings`): the inverted form of the kept terms, so that
+    ranking a day for a few profiles reads the postings of their features, not every
+    paper's blob. `term_blocks`: the papers kept at once (one ingest's), with the analysis
+    `key` and how many low bits of a feature hash pick its bucket; `term_counts`: each
+    paper's block and slot, text hash and word counts; `term_postings`: one row a bucket,
+    its rowid `block * 65536 + bucket` (a rowid table: rows of a few KB, read by key);
+    `postings_state`: the last block number given (numbers are never given again) and
+    the paper row the backfill goes on from (NULL: nothing left). The postings of the
+    papers already analysed are made after the upgrade, by the next ingest
+    (`Store.backfill_postings`): some minutes for a year of papers, which opening an
+    upgraded store does not wait for."""
+    db.execute(
+        "CREATE TABLE term_blocks (block INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+        " bits INTEGER NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE term_counts (paper_id TEXT PRIMARY KEY"
+        " REFERENCES papers(id) ON DELETE CASCADE,"
+        " block INTEGER NOT NULL REFERENCES term_blocks(block), slot INTEGER NOT NULL,"
+        " text_hash BLOB NOT NULL, title_words INTEGER NOT NULL,"
+        " abstract_words INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX term_counts_block ON term_counts(block, slot)")
+    db.execute("CREATE TABLE term_postings (cell INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE postings_state (last_block INTEGER NOT NULL, backfill_from INTEGER)")
+    db.execute(
+        "INSERT INTO postings_state (last_block, backfill_from)"
+        " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
+def update_from_14_to_15(db: sqlite3.Connection) -> None:
+    """`subscribers.next_send_at`: each reader's next send time (UTC; NULL when they
+    cannot be due), kept by every write that changes it (`store.next_send`) and indexed,
+    so that finding the readers due now reads those, not the whole list. Filled here for
+    the readers there are, from their settings and latest digest."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN next_send_at TEXT")
+    db.execute(
+        "CREATE INDEX subscribers_next_send ON subscribers (next_send_at, id)"
+        " WHERE next_send_at IS NOT NULL"
+    )
+    fill_next_send(db)
 
 
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:

@@ -8,14 +8,17 @@ from digest.store.deliveries import DeliveriesMixin
 from digest.store.journal import JournalMixin
 from digest.store.papers import FetchStateMixin, PapersMixin
 from digest.store.ratings import RatingsMixin
-from digest.store.readers import ReaderPagesMixin
+from digest.store.readers import DueReadersMixin, ReaderPagesMixin
 from digest.store.subscribers import SubscribersMixin
 from digest.store.terms import TermsMixin
+from digest.store.vectors import VectorsMixin
 
 
 class Store(
     PapersMixin,
     TermsMixin,
+    VectorsMixin,
+    DueReadersMixin,
     SubscribersMixin,
     ReaderPagesMixin,
     RatingsMixin,

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from digest.codec import keywords_from_json, keywords_to_json
 from digest.model import Profile, Subscriber
 from digest.store.base import IN_CHUNK, Connection, StoreBase, iso, rows_in
+from digest.store.next_send import refresh_next_send
 
 _SUB_COLUMNS = (
     "id, email, status, timezone, send_at, frequency, notify_empty, created_at, confirmed_at,"
@@ -148,6 +149,7 @@ class SubscribersMixin(StoreBase):
                 )
             if profile is not None:
                 db.execute(_PROFILE_UPSERT, _profile_values(sid, profile))
+            refresh_next_send(db, [sid], now)
         found = self.subscriber(sid)
         assert found is not None
         return found, created
@@ -220,6 +222,7 @@ class SubscribersMixin(StoreBase):
         profile_rows: list[tuple[Any, ...]] = []
         created: list[Subscriber] = []
         changed = unchanged = kept = 0
+        touched: list[int] = []  # readers whose next send time may move
         for want in page:
             row = found.get(want.email)
             if row is None:
@@ -250,6 +253,8 @@ class SubscribersMixin(StoreBase):
                     dirty = True
             changed += dirty
             unchanged += not dirty
+            if dirty:
+                touched.append(sid)
         db.executemany(
             f"INSERT INTO subscribers ({', '.join(_INSERT_COLUMNS)})"
             f" VALUES ({','.join('?' * len(_INSERT_COLUMNS))})",
@@ -260,6 +265,7 @@ class SubscribersMixin(StoreBase):
             updates,
         )
         db.executemany(_PROFILE_UPSERT, profile_rows)
+        refresh_next_send(db, [*(row[0] for row in inserts), *touched], datetime.fromisoformat(now))
         return UpsertCounts(len(inserts), changed, unchanged, kept, tuple(created))
 
     def _next_subscriber_id(self, db: Connection) -> int:
@@ -278,6 +284,7 @@ class SubscribersMixin(StoreBase):
                 " WHERE id = ? AND status != ?",
                 (status, iso(now), subscriber_id, status),
             )
+            refresh_next_send(db, [subscriber_id], now)
             return cur.rowcount > 0
 
     def remove_profile(self, subscriber_id: int, name: str) -> bool:
@@ -286,6 +293,7 @@ class SubscribersMixin(StoreBase):
                 "DELETE FROM subscriber_profiles WHERE subscriber_id = ? AND name = ?",
                 (subscriber_id, name),
             )
+            refresh_next_send(db, [subscriber_id], None)
             return cur.rowcount > 0
 
     def subscriber(self, subscriber_id: int) -> Subscriber | None:

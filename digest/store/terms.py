@@ -1,7 +1,8 @@
 """Paper terms: each paper's analysed text, kept so it is analysed once. Part of the store.
 
 The blobs are opaque here (`digest.rank.terms` makes and reads them); `key` says which
-analysis made a blob, and a reader asks for its own key only.
+analysis made a blob, and a reader asks for its own key only. Keeping blobs keeps their
+postings too, in the same transaction (`store.postings`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from collections.abc import Iterable, Sequence
 
 from digest.codec import PAPER_COLUMNS, paper_from_row
 from digest.model import Paper
-from digest.store.base import StoreBase, rows_in
+from digest.store.base import rows_in
+from digest.store.postings import PostingsMixin
 
 
-class TermsMixin(StoreBase):
-    """The `paper_terms` table."""
+class TermsMixin(PostingsMixin):
+    """The `paper_terms` table (and, through `PostingsMixin`, the postings made of it)."""
 
     def paper_terms(self, ids: Sequence[str], key: str) -> dict[str, bytes]:
         """The blobs of these papers made under `key` (papers without one are left out)."""
@@ -22,7 +24,8 @@ class TermsMixin(StoreBase):
         return {pid: bytes(data) for pid, data in rows_in(self._db, sql, ids, (key,))}
 
     def keep_paper_terms(self, blobs: Iterable[tuple[str, bytes]], key: str) -> int:
-        """Keep (paper id, blob) pairs made under `key`, replacing older ones; how many."""
+        """Keep (paper id, blob) pairs made under `key`, replacing older ones, and their
+        postings; how many."""
         rows = [(pid, key, data) for pid, data in blobs]
         with self._transaction() as db:
             db.executemany(
@@ -30,6 +33,7 @@ class TermsMixin(StoreBase):
                 " ON CONFLICT(paper_id) DO UPDATE SET key = excluded.key, data = excluded.data",
                 rows,
             )
+            self._keep_postings(db, [(pid, data) for pid, _, data in rows], key)
         return len(rows)
 
     def papers_lacking_terms(self, key: str, after_row: int) -> list[Paper]:

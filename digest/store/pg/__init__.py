@@ -8,10 +8,11 @@ Imported only when a URL names PostgreSQL: psycopg is an optional dependency
 """
 
 from digest.store.pg.deliveries import PgDeliveries
+from digest.store.pg.work import PgWorkQueue
 from digest.store.sqlite import Store
 
 
-class PgStore(PgDeliveries, Store):
+class PgStore(PgWorkQueue, PgDeliveries, Store):
     """A papers-digest store in a PostgreSQL database. Use as a context manager."""
 
 

@@ -21,7 +21,9 @@ What differs from SQLite, and why:
   many years of history there are, and old months can be detached and archived whole.
   A key of a partitioned table must hold the partition key, so the primary key is
   (id, digest_date) and `claim_deliveries` checks a delivery id across days itself;
-- leases are session advisory locks (`store.pg.leases`); `locks` only says who holds one.
+- leases are session advisory locks (`store.pg.leases`); `locks` only says who holds one;
+- `send_rate` (from version 15) is the workers' token bucket per sending account
+  (`store.pg.work`): only a PostgreSQL store has workers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import secrets
 from collections.abc import Callable
 
 from digest.store.base import Connection
+from digest.store.next_send import fill_next_send
 
 _TABLES_V12 = (
     """CREATE TABLE papers (
@@ -159,9 +162,73 @@ def update_from_0_to_12(db: Connection) -> None:
     db.execute("INSERT INTO installation (key, value) VALUES ('id', ?)", (secrets.token_hex(16),))
 
 
+def update_from_12_to_13(db: Connection) -> None:
+    """`paper_vectors`, as SQLite's step 13 (`store.schema.update_from_12_to_13`): each
+    paper's sentence vector for the optional semantic layer, by model."""
+    db.execute(
+        """CREATE TABLE paper_vectors (
+            paper_id text COLLATE "C" PRIMARY KEY REFERENCES papers (id) ON DELETE CASCADE,
+            model    text COLLATE "C" NOT NULL,
+            data     bytea NOT NULL
+        )"""
+    )
+
+
+def update_from_13_to_14(db: Connection) -> None:
+    """The kept postings, as SQLite's step 14 (`store.schema.update_from_13_to_14`)."""
+    db.execute(
+        """CREATE TABLE term_blocks (
+            block bigint PRIMARY KEY,
+            key   text COLLATE "C" NOT NULL,
+            bits  integer NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE term_counts (
+            paper_id       text COLLATE "C" PRIMARY KEY REFERENCES papers (id) ON DELETE CASCADE,
+            block          bigint NOT NULL REFERENCES term_blocks (block),
+            slot           integer NOT NULL,
+            text_hash      bytea NOT NULL,
+            title_words    bigint NOT NULL,
+            abstract_words bigint NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX term_counts_block ON term_counts (block, slot)")
+    db.execute("CREATE TABLE term_postings (cell bigint PRIMARY KEY, data bytea NOT NULL)")
+    db.execute("CREATE TABLE postings_state (last_block bigint NOT NULL, backfill_from bigint)")
+    db.execute(
+        "INSERT INTO postings_state (last_block, backfill_from)"
+        " SELECT 0, CASE WHEN EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
+def update_from_14_to_15(db: Connection) -> None:
+    """`subscribers.next_send_at`, indexed, filled for the readers there are: as
+    SQLite's step 15 (`store.schema.update_from_14_to_15`). And `send_rate`, the
+    workers' token bucket per sending account (`store.pg.work`), which `digest worker`
+    made itself before (IF NOT EXISTS: a database it made keeps its buckets)."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN next_send_at timestamptz")
+    db.execute(
+        "CREATE INDEX subscribers_next_send ON subscribers (next_send_at, id)"
+        " WHERE next_send_at IS NOT NULL"
+    )
+    fill_next_send(db)
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS send_rate (
+            account      text PRIMARY KEY,
+            tokens       double precision NOT NULL,
+            at           timestamptz NOT NULL,
+            paused_until timestamptz
+        )"""
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
+    12: (13, update_from_12_to_13),
+    13: (14, update_from_13_to_14),
+    14: (15, update_from_14_to_15),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
