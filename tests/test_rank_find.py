@@ -13,8 +13,8 @@ from .factories import make_paper
 ANALYZER = analyzer_for(None)
 
 
-def found(query: str, text: str) -> bool:
-    have = search_terms(text, ANALYZER)
+def found(query: str, title: str, abstract: str = "") -> bool:
+    have = search_terms(make_paper(title, abstract), ANALYZER)
     return search_matches(compile_search(query, ANALYZER), have)
 
 
@@ -40,6 +40,16 @@ def test_the_search_uses_the_rankers_word_rules(query: str, text: str, expected:
     assert found(query, text) is expected
 
 
+def test_an_abstract_counts_for_the_words_it_uses_twice() -> None:
+    once = "We study speech. Results are strong."
+    twice = "We study speech. Speech results are strong."
+    assert not found("speech", "A model", once)
+    assert found("speech", "A model", twice)
+    assert found("speech", "A speech model", once)  # a title's words always count
+    assert found("fine-tuning", "A model", "Fine-tuning helps; finetuning more helps more.")
+    assert not found("speech, -survey", "A speech model", "A survey. Another survey.")
+
+
 def test_bad_syntax_is_a_query_error() -> None:
     with pytest.raises(QueryError):
         compile_search("lora^-1", ANALYZER)
@@ -47,18 +57,21 @@ def test_bad_syntax_is_a_query_error() -> None:
 
 def test_a_papers_hashes_are_the_same_from_kept_terms_or_its_text() -> None:
     """The index reads the hashes ingest kept (packed, or spelled in the JSON layout) and
-    analyses a paper without any: the same set of hashes each way, exact forms included
-    (a hash does not say what it is), which `search_terms` leaves out."""
+    analyses a paper without any: the same set of hashes each way (the title's, and the
+    abstract's used twice), exact forms included (a hash does not say what it is), which
+    `search_terms` leaves out."""
     from digest.rank import packed, terms
 
-    paper = make_paper("Fine-tuning LoRA models", "We adapt transformers with LoRA.")
+    paper = make_paper("Fine-tuning LoRA models", "We adapt transformers with LoRA. LoRA wins.")
     kept = terms.analyze(paper, ANALYZER)
     blobs = {"packed": terms.encode(paper, kept), "json": terms.encode_json(paper, kept)}
     assert packed.is_packed(blobs["packed"]) and not packed.is_packed(blobs["json"])
-    wanted = {packed.feature_hash(f) for f in (*kept.title, *kept.abstract)}
+    often = [f for f, n in zip(kept.abstract, kept.abstract_counts, strict=True) if n >= 2]
+    assert "≡lora" in often and "transform" not in often
+    wanted = {packed.feature_hash(f) for f in (*kept.title, *often)}
     for blob in (blobs["packed"], blobs["json"], None, b"damaged"):
         (got,) = search_hashes([paper], ANALYZER, {paper.id: blob} if blob else None)
         assert set(got.tolist()) == wanted
-    features = search_terms("Fine-tuning LoRA models", ANALYZER)
+    features = search_terms(make_paper("Fine-tuning LoRA models", ""), ANALYZER)
     assert {"finetun", "≡lora", "model"} <= features
     assert not any(f.startswith("=") for f in features)

@@ -54,18 +54,25 @@ def split_hash(h: int) -> tuple[int, int]:
 
 
 def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(characters, length of each value) of `values` (below 2**40) as varints."""
+    """(characters, length of each value) of `values` (below 2**40) as varints.
+
+    Written digit by digit from each value's last one: digit k (from the end) exists
+    for the values longer than k, so each pass touches only those (most postings' gaps
+    are one or two digits)."""
     v = values.astype(np.int64)
     lengths = np.ones(len(v), dtype=np.int64)
     for k in range(1, 8):
-        lengths += v >= 1 << (5 * k)
-    widest = int(lengths.max(initial=1))
-    digits = np.empty((len(v), widest), dtype=np.int64)
-    for k in range(widest):
-        left = np.maximum(lengths - 1 - k, 0)  # digits after this one
-        digits[:, k] = ((v >> (5 * left)) & 31) + 32 * (left > 0)
-    used = np.arange(widest) < lengths[:, None]
-    return _CODES[digits[used]], lengths
+        longer = v >= 1 << (5 * k)
+        if not longer.any():
+            break
+        lengths += longer
+    ends = np.cumsum(lengths) - 1  # where each value's last digit goes
+    out = np.empty(int(ends[-1]) + 1 if len(v) else 0, dtype=np.uint8)
+    out[ends] = _CODES[v & 31]
+    for k in range(1, int(lengths.max(initial=1))):
+        some = np.flatnonzero(lengths > k)
+        out[ends[some] - k] = _CODES[((v[some] >> (5 * k)) & 31) + 32]
+    return out, lengths
 
 
 def encode_day(papers: Sequence[np.ndarray]) -> tuple[np.ndarray, bytes]:

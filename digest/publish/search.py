@@ -46,7 +46,7 @@ from digest.errors import PublishError
 from digest.model import Paper
 from digest.publish.manifest import inputs_hash
 from digest.publish.names import plain
-from digest.publish.postings import FINE, KEY_BITS, encode_day
+from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_day
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
 from digest.rank.analyzer import STOPWORDS, analyzer_for
@@ -55,7 +55,7 @@ from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
 #: Bump when the files' layout changes.
-SEARCH_VERSION = 4
+SEARCH_VERSION = 5
 #: Part of the site's globals key: a new layout reads every day again (a day that is not
 #: read keeps the search files it has).
 SEARCH_FORMAT = (SEARCH_VERSION, FINE, KEY_BITS)
@@ -68,6 +68,8 @@ ROWS_PER_FILE = 50
 BUCKET_CHARS = 32_000
 _DAY_HEAD = struct.Struct("<4sII")
 _DAY_MAGIC = b"PDS1"
+_IN_ALPHABET = np.zeros(256, dtype=bool)
+_IN_ALPHABET[np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)] = True
 
 #: The kept terms of some papers (`window.KeptTerms`): (papers, synonyms) -> {id: blob}.
 TermsFn = Callable[[Sequence[Paper], Mapping[str, Sequence[str]] | None], Mapping[str, bytes]]
@@ -179,7 +181,13 @@ def _day_data(out: Path, day: date) -> tuple[np.ndarray, bytes]:
         ) from None
     magic, _, fine = _DAY_HEAD.unpack_from(raw)
     start = _DAY_HEAD.size + 4 * (FINE + 1)
-    if magic != _DAY_MAGIC or fine != FINE or len(raw) < start:
+    # Its characters go into scripts unescaped: only the postings' alphabet may be there.
+    if (
+        magic != _DAY_MAGIC
+        or fine != FINE
+        or len(raw) < start
+        or not _IN_ALPHABET[np.frombuffer(raw, dtype=np.uint8, offset=start)].all()
+    ):
         raise PublishError(f"{path}: not a search postings file; run `digest publish --full`")
     offsets = np.frombuffer(raw, dtype="<u4", count=FINE + 1, offset=_DAY_HEAD.size)
     return offsets.astype(np.int64), raw[start:]
@@ -195,7 +203,7 @@ def _bucket_count(out: Path, days: Sequence[date]) -> int:
     return min(FINE, 1 << (want - 1).bit_length())
 
 
-def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[str]:
+def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[bytes]:
     """Every bucket of a month: for each day (newest first), its chunks of the bucket."""
     per = FINE // buckets
     parts: list[list[bytes]] = [[] for _ in range(buckets)]
@@ -204,7 +212,7 @@ def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[str]
         cuts = offsets[::per].tolist()
         for j in range(buckets):
             parts[j].append(chars[cuts[j] : cuts[j + 1]])
-    return [b"".join(p).decode("ascii") for p in parts]
+    return [b"".join(p) for p in parts]
 
 
 def search_pages(
@@ -233,8 +241,14 @@ def search_pages(
         )
         build = functools.cache(functools.partial(_month_buckets, out, tuple(days), buckets))
 
-        def bucket(n: int, build: Callable[[], list[str]] = build, month: str = month) -> bytes:
-            return _shard_script(f"{month}/{n}", build()[n])
+        def bucket(n: int, build: Callable[[], list[bytes]] = build, month: str = month) -> bytes:
+            # postings are characters of `postings.ALPHABET` only: nothing to escape
+            return (
+                b"(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
+                + f'["{month}/{n}"] = "'.encode("ascii")
+                + build()[n]
+                + b'";\n'
+            )
 
         for n in range(buckets):
             path = f"search/{month}/b-{n}.js"

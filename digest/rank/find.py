@@ -14,8 +14,10 @@ a paper is found when it matches the keyword fully:
   only some of them; a search box does not list those);
 
 and no exclusion matches it as a phrase (as the ranker's vetoes). The features are those
-of `Analyzer.features` over title and abstract, so the search and the ranker cannot
-disagree about what a word is. The archive's index holds each paper's features as the
+of `Analyzer.features` over the title, and over the abstract for the features it uses
+at least twice (`ABSTRACT_MIN_COUNT`: results are listed by day, not by score, and a
+word said once in passing is mostly not what the paper is about), so the search and the
+ranker cannot disagree about what a word is. The archive's index holds each paper's features as the
 64-bit hashes ingest keeps (`search_hashes`: `packed.feature_hash`, read from the kept
 terms, the paper analysed only when it has none); the browser
 (`templates/site/static/search.js`) compiles the query with the same Snowball stemmer
@@ -25,6 +27,7 @@ looks them up.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -86,36 +89,55 @@ def search_matches(query: SearchQuery, have: Collection[str]) -> bool:
     )
 
 
-def search_terms(text: str, analyzer: Analyzer) -> set[str]:
-    """The features of a text as the ranker indexes them, without the exact forms a
-    search does not use (the index holds those too: a kept hash does not say which it is)."""
-    features, _ = analyzer.features(text)
-    return {f for f in features if not f.startswith(EXACT_PREFIX)}
+#: An abstract's feature is searchable when the abstract has it at least this often (a
+#: title's always is). A word an abstract uses once is mostly said in passing: indexing
+#: those too made the archive's index 4.7 times larger (the seeds: 693 features a paper
+#: against 146) and filled results, which are listed newest first, not by score, with
+#: papers about something else.
+ABSTRACT_MIN_COUNT = 2
+
+
+def search_terms(paper: Paper, analyzer: Analyzer) -> set[str]:
+    """The features a search finds `paper` by, as the ranker's analysis gives them: its
+    title's, and its abstract's used `ABSTRACT_MIN_COUNT` times or more; without the
+    exact forms a search does not use (the index holds those too: a kept hash does not
+    say which it is)."""
+    title, _ = analyzer.features(paper.title)
+    abstract = Counter(analyzer.features(paper.abstract or "")[0])
+    kept = {*title, *(f for f, n in abstract.items() if n >= ABSTRACT_MIN_COUNT)}
+    return {f for f in kept if not f.startswith(EXACT_PREFIX)}
 
 
 def search_hashes(
     papers: Sequence[Paper], analyzer: Analyzer, blobs: Mapping[str, bytes] | None = None
 ) -> list[np.ndarray]:
-    """Each paper's feature hashes (uint64, title's then abstract's, repeats allowed):
-    read from its kept terms (`blobs[paper.id]`) where they are packed and still true,
-    else from a JSON blob, else analysed (so a paper's hashes are the same either way)."""
+    """Each paper's searchable feature hashes (uint64: the title's, then the abstract's
+    used `ABSTRACT_MIN_COUNT` times or more): read from its kept terms (`blobs[paper.id]`)
+    where they are packed and still true, else from a JSON blob, else analysed (so a
+    paper's hashes are the same either way)."""
     out = []
     for paper in papers:
         blob = blobs.get(paper.id) if blobs else None
-        got = packed.feature_hashes(paper, blob)
-        if got is None:
-            decoded = terms.decode(paper, blob) if blob is not None else None
-            if decoded is not None:
-                features: Iterable[str] = (*decoded.title, *decoded.abstract)
-            else:
-                features = (
-                    *analyzer.features(paper.title)[0],
-                    *analyzer.features(paper.abstract or "")[0],
-                )
-            got = np.fromiter(
-                (packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64
-            )
-        out.append(got)
+        got = packed.unpack(blob)
+        if got is not None and got.text == packed.text_hash(paper):
+            nt = got.title_features
+            often = nt + np.flatnonzero(got.counts[nt:] >= ABSTRACT_MIN_COUNT)
+            out.append(np.concatenate((got.hashes[:nt], got.hashes[often])))
+            continue
+        decoded = terms.decode(paper, blob) if blob is not None else None
+        if decoded is None:
+            decoded = terms.analyze(paper, analyzer)
+        features = (
+            *decoded.title,
+            *(
+                f
+                for f, n in zip(decoded.abstract, decoded.abstract_counts, strict=True)
+                if n >= ABSTRACT_MIN_COUNT
+            ),
+        )
+        out.append(
+            np.fromiter((packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64)
+        )
     return out
 
 

@@ -222,13 +222,3 @@ def hashed_terms(paper: Paper, blob: bytes | None) -> tuple[np.ndarray, np.ndarr
     if got is None or got.text != text_hash(paper):
         return None
     return got.hashes.astype(np.uint64), got.counts.astype(np.float32), got.title_features
-
-
-def feature_hashes(paper: Paper, blob: bytes | None) -> np.ndarray | None:
-    """Every feature hash of a packed blob (the title's, then the abstract's; uint64), or
-    None where the blob is missing, not packed, damaged or made from another text (the
-    archive's search index)."""
-    got = unpack(blob)
-    if got is None or got.text != text_hash(paper):
-        return None
-    return got.hashes
