@@ -253,10 +253,10 @@ def test_search_finds_what_the_ranker_matches(site: Path, page: Any) -> None:
     papers = _papers(config)
     # Words and joined pairs of the seeds themselves, sampled evenly.
     tokens = [t for p in papers[::17] for t in tokenize(p.abstract or "")]
-    sampled = [tokens[i].word for i in range(0, len(tokens), 151)]
+    sampled = [tokens[i].word for i in range(0, len(tokens), 307)]
     sampled += [
         f"{tokens[i - 1].word} {tokens[i].word}"
-        for i in range(1, len(tokens), 173)
+        for i in range(1, len(tokens), 347)
         if tokens[i].joined
     ]
     page.goto((site / "index.html").as_uri())
@@ -281,7 +281,7 @@ def test_search_finds_what_the_ranker_matches(site: Path, page: Any) -> None:
         assert int(results.get_attribute("data-count")) == len(want), query
         assert sorted(results.locator("li a.title").all_inner_texts()) == want, query
         checked += 1
-    assert checked > 40 and paged > 3  # common words took several pages
+    assert checked > 35 and paged > 3  # common words took several pages
     assert page.errors == [] and page.dialogs == []
 
 
