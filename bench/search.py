@@ -23,13 +23,16 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-#: Rare and common words, phrases, an exclusion: "model" and "learning" are in most papers.
+#: Rare and common words, phrases, an exclusion, a word no paper has (every month is
+#: searched): "model" and "learning" are in most papers.
 QUERIES = [
     "lora",
     "fine-tuning",
     '"video diffusion"',
     "large language models",
-    "speech -survey",
+    "speech, -survey",
+    "zebrafish",
+    "retrieval augmented generation",
     "model",
     "learning, data",
 ]
