@@ -231,7 +231,7 @@ def publish(
     store itself is handed in, so a publish reads only the days that may have changed
     (`full=True`: every day)."""
     from digest import publish as site
-    from digest.window import KeptTermsRanker
+    from digest.window import KeptTerms, KeptTermsRanker
 
     return site.publish(
         config,
@@ -243,6 +243,7 @@ def publish(
         workers=workers,
         full=full,
         reopen=functools.partial(type(store), store.location),  # workers read it themselves
+        terms=KeptTerms(store.location),
     )
 
 

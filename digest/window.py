@@ -134,3 +134,20 @@ class KeptTermsRanker:
             blobs = store.paper_terms(lacking, key) if lacking else {}
         prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted, kept=kept)
         return [r.items for r in rank.rank_prepared(prepared, profiles)]
+
+
+@dataclass(frozen=True, slots=True)
+class KeptTerms:
+    """The terms ingest kept for some papers (in `store_path`, under the analysis of
+    `synonyms`): what the archive's search index is made of. Picklable, like
+    `KeptTermsRanker`; each call opens the store to read."""
+
+    store_path: Path | str  #: a SQLite file or a PostgreSQL URL (`store.open_store`)
+
+    def __call__(
+        self, papers: Sequence[Paper], synonyms: Mapping[str, Sequence[str]] | None = None
+    ) -> Mapping[str, bytes]:
+        from digest import rank
+
+        with open_store(self.store_path) as store:
+            return store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))

@@ -124,20 +124,20 @@ def test_site_has_every_page_and_every_relative_link_resolves(
     )
 
 
-def search_shard(site: Path, day: str) -> dict:
-    """The JSON of a day's search shard (`search/<day>.js`)."""
-    raw = (site / "search" / f"{day}.js").read_text(encoding="ascii")
-    prefix = f'(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {{}})["{day}"] = '
-    assert raw.startswith(prefix) and raw.endswith(";\n")
-    return json.loads(raw.removeprefix(prefix).removesuffix(";\n"))
-
-
-def search_days(site: Path) -> list[list]:
-    """The day list of `search-index.js`: [day, shard src, papers] newest first."""
-    raw = (site / "search-index.js").read_text(encoding="ascii")
-    data = json.loads(raw.removeprefix("window.PAPERS_DIGEST_INDEX = ").rstrip().rstrip(";"))
-    assert data["version"] == 2
-    return data["days"]
+def search_rows(site: Path) -> dict[str, list[list]]:
+    """day -> its search rows (`search/rows/<day>-N.js`), in order."""
+    shards = "(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
+    out: dict[str, list[list]] = {}
+    paths = sorted(
+        (site / "search" / "rows").glob("*.js"), key=lambda p: (p.stem[:10], len(p.stem), p.stem)
+    )
+    for path in paths:
+        day, n = path.stem[:10], path.stem[11:]
+        raw = path.read_text(encoding="ascii")
+        prefix = f'{shards}["{day}/r{n}"] = '
+        assert raw.startswith(prefix) and raw.endswith(";\n")
+        out.setdefault(day, []).extend(json.loads(raw.removeprefix(prefix).removesuffix(";\n")))
+    return out
 
 
 def feed_of(path: Path) -> feedparser.FeedParserDict:
@@ -254,10 +254,16 @@ def test_one_new_day_rewrites_only_the_pages_it_touches(
         "feeds/speech.atom",
         "profiles/speech/2025-12.html",  # its month page; the front page lists the month
         "feeds/all.atom",
-        "search-index.js",  # the day list, and the new day's shard
-        "search/2025-12-30.js",
+        "search-index.js",  # the month list, and the new day's search files
+        "search/rows/2025-12-30-0.js",
+        ".publish-search/2025-12-30.bin",
         "sitemap.xml",
-    }
+    } | {p for p in report.written_paths if p.startswith("search/2025-12/")}
+    # Only the new day's month of the search index is made again.
+    assert any(p.startswith("search/2025-12/b-") for p in report.written_paths)
+    assert not any(
+        p.startswith(("search/2025-11/", "search/2025-03/")) for p in report.written_paths
+    )
     after = snapshot(site)
     changed = {p for p in after if before.get(p) != after[p]}
     # ... and the build state: the manifest and the new day's saved state, nothing more.
@@ -281,10 +287,15 @@ def test_vanished_days_and_papers_lose_their_pages_and_foreign_files_stay(
     # As of 2025-12-01 the last day had not happened yet: its pages must go.
     report = publish(config, seeded, datetime(2025, 12, 1, tzinfo=UTC), out_dir=site)
     assert report.days == 3
-    # The day page, its search shard, its papers' permalinks and the profiles' month pages.
-    assert report.removed == 2 + len(late) + len(december)
+    # The day page, its search files, its papers' permalinks and the profiles' month pages.
+    month_files = report.removed - 2 - len(late) - len(december)
+    assert month_files >= 2  # the month's search buckets and rows
     assert not (site / "days" / "2025-12-26.html").exists()
-    assert not (site / "search" / "2025-12-26.js").exists()
+    assert not (site / ".publish-search" / "2025-12-26.bin").exists()
+    assert not any((site / "search" / "rows").glob("2025-12-26-*"))
+    assert not (site / "search" / "2025-12").exists() or not any(
+        (site / "search" / "2025-12").iterdir()
+    )
     assert not any((site / "profiles").glob("*/2025-12.html"))
     assert all(not (site / "papers" / paper_file(p.id)).exists() for p in late)
     assert (site / "CNAME").is_file()
@@ -315,7 +326,8 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     slug = profile_slug(HOSTILE_PROFILE)
     assert re.fullmatch(r"[a-z0-9-]+", slug)
     assert (site / "profiles" / f"{slug}.html").is_file()
-    scripts = [site / "search-index.js", *site.glob("search/*.js")]
+    scripts = [site / "search-index.js", *site.glob("search/*/*.js")]
+    assert len(scripts) > 10
     for page in [*site.rglob("*.html"), *site.rglob("*.atom"), *scripts]:
         text = page.read_text(encoding="utf-8")
         assert "<script>alert" not in text, page
@@ -345,8 +357,7 @@ def test_hostile_text_is_inert_in_html_atom_and_search_index(
     for script in scripts:
         raw = script.read_text(encoding="ascii")
         assert "<" not in raw and ">" not in raw and "&" not in raw, script
-    shard = search_shard(site, "2025-12-30")
-    rows = {row[0]: row for row in shard["papers"]}
+    rows = {row[0]: row for day in search_rows(site).values() for row in day}
     row = rows[f"papers/{paper_file(hostile.id)}"]  # picked (speech): it has a permalink
     assert row[1] == HOSTILE_TITLE.replace("\u202e", "")
     assert len(rows[f"papers/{paper_file(big.id)}"][1]) > 100_000  # titles stay whole

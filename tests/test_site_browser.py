@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import sys
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from digest.config import Config, load_config
+from digest.model import Paper
 from digest.pipeline import build_digest, publish
 from digest.render import EmailRenderer, Links, make_environment
 from digest.store import Store
@@ -103,9 +105,14 @@ def test_search_from_file_url(site: Path, page: object, tmp_path: Path) -> None:
     page.goto((site / "index.html").as_uri())  # type: ignore[attr-defined]
     titles = search(page, "randlora")
     assert titles == ["RandLoRA: Full-rank parameter-efficient fine-tuning of large models"]
-    # Two words: both must occur (in the title or the start of the abstract).
+    # Two words: both must occur (in the title, or twice in the abstract): "diffusion"
+    # in this title, "video" in its abstract; ReVideo's abstract says "diffusion" once.
     titles = search(page, "video diffusion")
-    assert "ReVideo: Remake a Video with Motion and Content Control" in titles
+    assert (
+        "VFX Creator: Animated Visual Effect Generation with Controllable Diffusion Transformer"
+        in titles
+    )
+    assert "ReVideo: Remake a Video with Motion and Content Control" not in titles
     page.screenshot(path=str(tmp_path / "search-file.png"), full_page=False)  # type: ignore[attr-defined]
     page.locator("#search-results li a.title").first.click()  # type: ignore[attr-defined]
     page.wait_for_url("**/papers/*.html")  # type: ignore[attr-defined]
@@ -185,6 +192,118 @@ def test_search_over_http_and_from_another_page(served: str, page: object, tmp_p
     assert page.errors == [] and page.dialogs == []  # type: ignore[attr-defined]
 
 
+def _papers(config: Config) -> list[Paper]:
+    with Store(config.store_path) as store:
+        return store.papers()
+
+
+def _paper_features(config: Config) -> list[tuple[str, set[str]]]:
+    """(title as shown, features) of every published paper, as `digest.rank.find` reads it."""
+    from digest.publish.names import plain
+    from digest.rank.analyzer import analyzer_for
+    from digest.rank.find import search_terms
+
+    analyzer = analyzer_for(config.synonyms or None)
+    return [
+        (
+            plain(p.title).strip(),
+            search_terms(p, analyzer),
+        )
+        for p in _papers(config)
+    ]
+
+
+#: What readers type: words that are substrings of others, hyphen/space/solid spellings,
+#: plurals, acronyms and their expansions, phrases, alternatives and exclusions.
+QUERIES = [
+    "lora",
+    "LoRA",
+    "low-rank adaptation",
+    "fine-tuning",
+    "fine tuning",
+    "finetuning",
+    "finetunes",
+    "video diffusion",
+    '"video diffusion"',
+    "LLMs",
+    "large language models",
+    "diffusion models, speech",
+    "speech -recognition",
+    "text-to-speech",
+    "exploration",
+    "transformers",
+    "model",
+    "the",
+    "agent^2",
+    "Met^2Net",
+    "zebrafish",
+    "state of the art",
+]
+
+
+def test_search_finds_what_the_ranker_matches(site: Path, page: Any) -> None:
+    """Every query's results (all of them: "More results" until every month is searched)
+    are the papers `find.search_matches` finds: the ranker's word rules."""
+    from digest.rank.analyzer import analyzer_for, tokenize
+    from digest.rank.find import compile_search, search_matches
+
+    config = load_config(site.parent / "config.toml", required=True)
+    analyzer = analyzer_for(config.synonyms or None)
+    features = _paper_features(config)
+    papers = _papers(config)
+    # Words and joined pairs of the seeds themselves, sampled evenly.
+    tokens = [t for p in papers[::17] for t in tokenize(p.abstract or "")]
+    sampled = [tokens[i].word for i in range(0, len(tokens), 307)]
+    sampled += [
+        f"{tokens[i - 1].word} {tokens[i].word}"
+        for i in range(1, len(tokens), 347)
+        if tokens[i].joined
+    ]
+    page.goto((site / "index.html").as_uri())
+    box, results = page.locator("#search-input"), page.locator("#search-results")
+    more = page.locator("#search-more")
+    checked = paged = 0
+    for query in QUERIES + sampled:
+        box.fill(query)
+        box.press("Enter")
+        page.wait_for_function(
+            "q => document.getElementById('search-results').dataset.query === q", arg=query
+        )
+        while results.get_attribute("data-complete") != "1" or more.is_visible():
+            shows = results.get_attribute("data-shows")
+            more.click()
+            page.wait_for_function(
+                "n => document.getElementById('search-results').dataset.shows !== n", arg=shows
+            )
+            paged += 1
+        compiled = compile_search(query, analyzer)
+        want = sorted(title for title, have in features if search_matches(compiled, have))
+        assert int(results.get_attribute("data-count")) == len(want), query
+        assert sorted(results.locator("li a.title").all_inner_texts()) == want, query
+        checked += 1
+    assert checked > 35 and paged > 3  # common words took several pages
+    assert page.errors == [] and page.dialogs == []
+
+
+def test_the_browsers_stemmer_is_the_rankers(site: Path, page: Any) -> None:
+    """static/snowball-english.js stems every word of the archive, and every pair of
+    joined words written solid, as PyStemmer does (the ranker's stems)."""
+    from digest.rank.analyzer import stem, tokenize
+
+    config = load_config(site.parent / "config.toml", required=True)
+    words: set[str] = set()
+    for paper in _papers(config):
+        tokens = tokenize(f"{paper.title}. {paper.abstract}")
+        words.update(t.word for t in tokens)
+        words.update(a.word + b.word for a, b in itertools.pairwise(tokens) if b.joined)
+    vocabulary = sorted(words)
+    assert len(vocabulary) > 10_000
+    page.goto((site / "index.html").as_uri())
+    page.add_script_tag(path=str(site / "static" / "snowball-english.js"))
+    stems = page.evaluate("ws => ws.map(w => window.PAPERS_DIGEST_STEM(w))", vocabulary)
+    assert dict(zip(vocabulary, stems, strict=True)) == {w: stem(w) for w in vocabulary}
+
+
 def test_items_link_out_and_say_why_and_axe_finds_nothing_serious(site: Path, page: Any) -> None:
     """The day page's item: its words marked in the why-line and snippet, its links (each
     once, no `javascript:`); then axe-core on the index, a day page, a permalink and the
@@ -218,4 +337,27 @@ def test_items_link_out_and_say_why_and_axe_finds_nothing_serious(site: Path, pa
                 if v["impact"] in ("serious", "critical") or name == "email.html":
                     found.append(f"{name} {scheme}: {v['id']} {v['impact']}")
     assert found == []
+    assert page.errors == [] and page.dialogs == []
+
+
+def test_search_results_pass_axe_and_page_on_by_keyboard(site: Path, page: Any) -> None:
+    """A common word: a first page of results and "More results", which the keyboard
+    reaches and presses; axe finds nothing serious in the results either."""
+    page.goto((site / "index.html").as_uri())
+    titles = search(page, "model")
+    results = page.locator("#search-results")
+    assert len(titles) == 50 and page.locator("#search-more").is_visible()
+    found = [
+        f"{v['id']} {v['impact']}"
+        for v in axe_module.Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert found == []
+    shows = results.get_attribute("data-shows")
+    page.locator("#search-more").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.getElementById('search-results').dataset.shows !== n", arg=shows
+    )
+    assert results.locator("li").count() > 50
     assert page.errors == [] and page.dialogs == []

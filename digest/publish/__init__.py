@@ -22,8 +22,9 @@ of static files with relative links only, so it works from file:// and under any
                                 paper with no page elsewhere (no source URL or arXiv id)
     feeds/<slug>.atom           Atom per profile; feeds/all.atom for every profile's picks
     sitemap.xml                 only when [publish] base_url is set (absolute URLs needed)
-    search-index.js, search/    the day list and one shard a day: title, link and the
-                                first 120 characters of each abstract (`search`)
+    search-index.js, search/    the search index: every paper's features (as hashes) a
+                                month at a time, and each day's rows: title, link and
+                                the first 120 characters of each abstract (`search`)
     .publish-manifest.json, .publish-days/   the build state (`manifest`)
 
 Why not a permalink per paper: a year at 2,000 papers a day would be 730,000 files, most
@@ -79,7 +80,7 @@ from digest.publish.manifest import (
 from digest.publish.names import day_of, unique_slugs
 from digest.publish.picks import Pick, RankFn, pick_from_json, ranking_basis
 from digest.publish.profiles import profile_pages
-from digest.publish.search import index_list_page
+from digest.publish.search import SEARCH_FORMAT, TermsFn, search_pages
 from digest.publish.site import SITE_VERSION, TEMPLATES, Page, index_page, template_hash
 from digest.publish.source import PaperSource, Reading, plan_reading
 from digest.publish.views import Archive, ProfileInfo, from_display_copy
@@ -126,6 +127,7 @@ def publish(
     workers: int | None = None,
     full: bool = False,
     reopen: SourceOpener | None = None,
+    terms: TermsFn | None = None,
 ) -> PublishReport:
     """Write (or bring up to date) the static archive of `papers` (the store, or the
     stored papers) up to `now`.
@@ -134,7 +136,9 @@ def publish(
     to `[publish] dir`. `workers` is the number of processes that build days (None: one
     per CPU when many days need ranking); they read the store through `reopen` (without
     it, days are built in this process). `full` reads and plans every day, not only the
-    ones that may have changed. Raises `PublishError` when the directory cannot be written.
+    ones that may have changed. `terms` reads the papers' kept terms for the search index
+    (`window.KeptTerms`; without it their texts are analysed). Raises `PublishError` when
+    the directory cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:
@@ -149,13 +153,13 @@ def publish(
         try:
             try:
                 return _publish_locked(
-                    config, papers, now, ranker, out, progress, workers, full, reopen
+                    config, papers, now, ranker, out, progress, workers, full, reopen, terms
                 )
             except DamagedState:
                 # A saved day's picks could not be read back: build every day again
                 # (which reads no saved picks but ranks the days whose are damaged).
                 return _publish_locked(
-                    config, papers, now, ranker, out, progress, workers, True, reopen
+                    config, papers, now, ranker, out, progress, workers, True, reopen, terms
                 )
         except OSError as exc:
             raise PublishError(f"{out}: cannot write the site ({exc})") from None
@@ -171,10 +175,13 @@ def _publish_locked(
     workers: int | None,
     full: bool,
     reopen: SourceOpener | None,
+    terms: TermsFn | None,
 ) -> PublishReport:
     manifest = Manifest.load(out)
     env = site_environment(config.templates_dir)
-    globals_key = inputs_hash(SITE_VERSION, config.digest_title, template_hash(env, TEMPLATES))
+    globals_key = inputs_hash(
+        SITE_VERSION, SEARCH_FORMAT, config.digest_title, template_hash(env, TEMPLATES)
+    )
     basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None)
     today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
     # Only a saved state made with the same ranking and templates may stand for days
@@ -192,7 +199,7 @@ def _publish_locked(
         ProfileInfo(p.name, slug, *map(tuple, profile_text(p)))
         for p, slug in zip(profiles, unique_slugs([p.name for p in profiles]), strict=True)
     )
-    site = SiteContext(config, out, globals_key, basis, infos, ranker)
+    site = SiteContext(config, out, globals_key, basis, infos, ranker, terms)
     jobs = []
     before = max(kept, default=None)
     for days in month_chunks(reading.days):
@@ -217,7 +224,7 @@ def _publish_locked(
     site_wide.append(index_page(archive, env, globals_key))
     site_wide += profile_pages(archive, env, globals_key)
     site_wide += feed_pages(archive, env, globals_key)
-    site_wide.append(index_list_page(archive))
+    site_wide += search_pages(archive, out, config.synonyms or None)
     site_wide += sitemap_pages(archive, env, _sitemap_paths(archive, site_wide, states))
 
     old_keys = dict(manifest.pages)

@@ -42,7 +42,7 @@ from digest.publish.manifest import (
 )
 from digest.publish.names import day_of, plain, shorten
 from digest.publish.picks import Pick, RankFn, day_key, pick_from_json, pick_to_json, rank_days
-from digest.publish.search import shard_page
+from digest.publish.search import TermsFn, day_search_pages
 from digest.publish.site import Page, day_pages
 from digest.publish.source import PaperSource
 from digest.publish.views import Archive, ProfileInfo, display_copy
@@ -64,6 +64,7 @@ class SiteContext:
     basis: str
     profiles: tuple[ProfileInfo, ...]
     ranker: RankFn
+    terms: TermsFn | None = None  #: the papers' kept terms, for the search index
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,10 @@ def _build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysRes
     written: list[str] = []
     planned: list[str] = []
     for d in reversed(list(by_day)):  # oldest first, as the chunks go
-        pages = [*day_pages(archive, env, site.globals_key, d), shard_page(archive, d)]
+        pages = [
+            *day_pages(archive, env, site.globals_key, d),
+            *day_search_pages(archive, d, config.synonyms or None, site.terms),
+        ]
         old = job.saved[d].pages if d in job.saved else {}
         for page in pages:
             planned.append(page.path)

@@ -28,7 +28,12 @@ from digest.render import sentences
 
 #: Most URLs one sitemap file may hold (sitemaps.org).
 SITEMAP_LIMIT = 50_000
-STATIC = ("static/style.css", "static/search.js")
+STATIC = (
+    "static/style.css",
+    "static/search.js",
+    "static/snowball-english.js",
+    "static/blake2b.js",
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -145,7 +150,7 @@ def sitemap_pages(
 
 
 def static_pages(env: jinja2.Environment) -> list[Page]:
-    """The stylesheet and the search script, copied from templates/site/static/."""
+    """The stylesheet and the search scripts, copied from templates/site/static/."""
     assert env.loader is not None
     pages = []
     for path in STATIC:

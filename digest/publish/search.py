@@ -1,37 +1,78 @@
-"""The search index: a small list of days, and one shard of papers per day.
+"""The search index: the ranker's features of every paper, inverted a month at a time.
 
-    search-index.js          window.PAPERS_DIGEST_INDEX = {"version": 2, "days": [[day,
-                             "search/<day>.js?v=<key>", papers], ...]} (newest day first)
-    search/YYYY-MM-DD.js     adds {"day": day, "papers": [[href, title, lede], ...]} to
-                             window.PAPERS_DIGEST_SHARDS[day]
+    search-index.js           window.PAPERS_DIGEST_INDEX: version, the months (newest
+                              first) with their bucket count, key and days (day, papers,
+                              key), the stop words and the synonym table
+    search/YYYY-MM/b-N.js     bucket N of a month: the postings of the features whose
+                              hash falls in it, day by day (`postings`)
+    search/rows/DAY-N.js      rows N*ROWS_PER_FILE ... of a day: [href, title, lede]
+    .publish-search/DAY.bin   a day's postings as the month's buckets are cut from them
+                              (build state: browsers never load it)
 
-A row holds a paper's title and the first `LEDE_CHARS` characters of its abstract (cut at
-a word), never the whole abstract: at 2,000 papers a day a year of shards is some 0.3 KB a
-paper instead of 1.8. `href` is the paper's permalink, or its entry on its day page
-(`days/<day>.html#p-<id>`) when it has none. A shard belongs to its day: it is rewritten
-only when the day changes, so a new day writes one shard and the short day list; the
-`?v=` of each shard makes browsers fetch a changed shard again.
+A search compiles the query in the browser as `digest.rank.find` does (the same
+Snowball stemmer, a JavaScript build of it, and the same synonym table), hashes the
+features it needs (`packed.feature_hash`, the id ingest keeps for each paper's feature),
+and loads, month by month from the newest, the one bucket of each feature; it stops
+when it has a page of results ("More results" goes on), then loads the rows of the
+results it shows. A bucket is some tens of KB however large the month, so a year's
+first search loads a few hundred KB, not the year.
 
-Both are scripts that set globals, not JSON fetched at run time, because Chromium blocks
-fetch() of file:// URLs; their JSON has `<`, `>` and `&` escaped so no string in it can
-end a script element or be read as markup.
+The index is made from the feature hashes ingest kept (`find.search_hashes`): no paper is
+analysed again for it, and it holds no text: a row has a paper's title and the first
+`LEDE_CHARS` characters of its abstract (cut at a word), never the whole abstract.
+`href` is the paper's permalink, or its entry on its day page (`days/<day>.html#p-<id>`)
+when it has none. A day's files are written only when its day changes; a month's
+buckets are cut again (a concatenation of its days' postings, nothing decoded) only when
+one of its days did, and `?v=` of its key makes browsers fetch them again.
+
+Every file a browser loads is a script that sets a global, not JSON fetched at run time,
+because Chromium blocks fetch() of file:// URLs; their JSON has `<`, `>` and `&` escaped
+so no string in it can end a script element or be read as markup.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from pathlib import Path
 
+import numpy as np
+
+from digest.errors import PublishError
+from digest.model import Paper
 from digest.publish.manifest import inputs_hash
 from digest.publish.names import plain
+from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_day
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
+from digest.rank.analyzer import STOPWORDS, analyzer_for
+from digest.rank.find import search_hashes, synonym_table
+from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
-#: Bump when the shard rows change.
-SEARCH_VERSION = 2
+#: Bump when the files' layout changes.
+SEARCH_VERSION = 5
+#: Part of the site's globals key: a new layout reads every day again (a day that is not
+#: read keeps the search files it has).
+SEARCH_FORMAT = (SEARCH_VERSION, FINE, KEY_BITS)
 #: How much of an abstract a search row holds (then cut back to a word).
 LEDE_CHARS = 120
+#: Rows a row file holds (a result page of 50 from one day loads one or two).
+ROWS_PER_FILE = 50
+#: A month gets as many buckets as keep each near this many characters (a power of two,
+#: at most `postings.FINE`).
+BUCKET_CHARS = 32_000
+_DAY_HEAD = struct.Struct("<4sII")
+_DAY_MAGIC = b"PDS1"
+_IN_ALPHABET = np.zeros(256, dtype=bool)
+_IN_ALPHABET[np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)] = True
+
+#: The kept terms of some papers (`window.KeptTerms`): (papers, synonyms) -> {id: blob}.
+TermsFn = Callable[[Sequence[Paper], Mapping[str, Sequence[str]] | None], Mapping[str, bytes]]
 
 
 def script_json(value: object) -> str:
@@ -52,49 +93,176 @@ def lede(text: str, limit: int = LEDE_CHARS) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.") + "…"
 
 
-def shard_path(day: date) -> str:
-    return f"search/{day.isoformat()}.js"
+def day_data_path(day: date) -> str:
+    return f".publish-search/{day.isoformat()}.bin"
 
 
-def shard_key(archive: Archive, day: date) -> str:
-    """A shard shows the day's papers and which of them have permalinks (the picks): the
-    day's cache key covers both."""
-    return inputs_hash("search", SEARCH_VERSION, LEDE_CHARS, day.isoformat(), archive.day_keys[day])
+def rows_path(day: date, n: int) -> str:
+    return f"search/rows/{day.isoformat()}-{n}.js"
 
 
-def shard_page(archive: Archive, day: date) -> Page:
-    """`search/<day>.js` for a day read this time."""
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def day_search_key(archive: Archive, day: date, synonyms: Mapping | None) -> str:
+    """A day's search files show its papers and which have permalinks (the picks): the
+    day's cache key covers both; the analysis (code and synonyms) makes the features."""
+    return inputs_hash(
+        "search",
+        SEARCH_VERSION,
+        LEDE_CHARS,
+        ROWS_PER_FILE,
+        SEARCH_FORMAT,
+        day.isoformat(),
+        archive.day_keys[day],
+        terms_key(synonyms),
+    )
+
+
+def _shard_script(name: str, value: object) -> bytes:
+    return (
+        "(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
+        f'["{name}"] = {script_json(value)};\n'
+    ).encode("ascii")
+
+
+def day_search_pages(
+    archive: Archive,
+    day: date,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+    terms: TermsFn | None = None,
+) -> list[Page]:
+    """A day's search rows and postings, for a day read this time. `terms` gives the
+    papers' kept terms (without it, or for a paper it has none of, the text is analysed)."""
+    papers = archive.day_papers[day]
+    key = day_search_key(archive, day, synonyms)
     permalinked = archive.permalinked(day)
+    listings = archive.day_listings(day)
+    page = day_href("", day)
 
-    def render() -> bytes:
-        page = day_href("", day)
-        listings = archive.day_listings(day)
-        rows = [
+    @functools.cache  # one day's rows, cut into files
+    def rows() -> list[list[str]]:
+        return [
             [
                 paper_href("", p.id) if p.id in permalinked else f"{page}#{listings[p.id].anchor}",
                 listings[p.id].title.strip(),
                 lede(p.abstract),
             ]
-            for p in archive.day_papers[day]
+            for p in papers
         ]
-        data = script_json({"day": day.isoformat(), "papers": rows})
-        return (
-            "(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
-            f'["{day.isoformat()}"] = {data};\n'
-        ).encode("ascii")
 
-    return Page(shard_path(day), shard_key(archive, day), render)
+    def row_file(n: int) -> bytes:
+        chunk = rows()[n * ROWS_PER_FILE : (n + 1) * ROWS_PER_FILE]
+        return _shard_script(f"{day.isoformat()}/r{n}", chunk)
 
+    def data() -> bytes:
+        blobs = terms(papers, synonyms) if terms is not None else None
+        offsets, chars = encode_day(search_hashes(papers, analyzer_for(synonyms), blobs))
+        head = _DAY_HEAD.pack(_DAY_MAGIC, len(papers), FINE)
+        return head + offsets.astype("<u4").tobytes() + chars
 
-def index_list_page(archive: Archive) -> Page:
-    """`search-index.js`: every day's shard (with its key, so a changed one is fetched)."""
-    days = [
-        [d.isoformat(), f"{shard_path(d)}?v={shard_key(archive, d)[:10]}", archive.counts[d]]
-        for d in archive.days
+    out = [
+        Page(rows_path(day, n), key, functools.partial(row_file, n))
+        for n in range(-(-len(papers) // ROWS_PER_FILE))
     ]
+    out.append(Page(day_data_path(day), key, data))
+    return out
+
+
+def _day_data(out: Path, day: date) -> tuple[np.ndarray, bytes]:
+    """(chunk offsets, characters) of a day's postings file."""
+    path = out / day_data_path(day)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise PublishError(
+            f"{path}: the search postings of {day} are missing; run `digest publish --full`"
+        ) from None
+    magic, _, fine = _DAY_HEAD.unpack_from(raw)
+    start = _DAY_HEAD.size + 4 * (FINE + 1)
+    # Its characters go into scripts unescaped: only the postings' alphabet may be there.
+    if (
+        magic != _DAY_MAGIC
+        or fine != FINE
+        or len(raw) < start
+        or not _IN_ALPHABET[np.frombuffer(raw, dtype=np.uint8, offset=start)].all()
+    ):
+        raise PublishError(f"{path}: not a search postings file; run `digest publish --full`")
+    offsets = np.frombuffer(raw, dtype="<u4", count=FINE + 1, offset=_DAY_HEAD.size)
+    return offsets.astype(np.int64), raw[start:]
+
+
+def _bucket_count(out: Path, days: Sequence[date]) -> int:
+    """Buckets for a month: its postings' size over `BUCKET_CHARS`, a power of two."""
+    chars = 0
+    for d in days:
+        with contextlib.suppress(OSError):  # `_day_data` says what is wrong when it is cut
+            chars += (out / day_data_path(d)).stat().st_size - _DAY_HEAD.size - 4 * (FINE + 1)
+    want = max(1, -(-chars // BUCKET_CHARS))
+    return min(FINE, 1 << (want - 1).bit_length())
+
+
+def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[bytes]:
+    """Every bucket of a month: for each day (newest first), its chunks of the bucket."""
+    per = FINE // buckets
+    parts: list[list[bytes]] = [[] for _ in range(buckets)]
+    for d in days:
+        offsets, chars = _day_data(out, d)
+        cuts = offsets[::per].tolist()
+        for j in range(buckets):
+            parts[j].append(chars[cuts[j] : cuts[j + 1]])
+    return [b"".join(p) for p in parts]
+
+
+def search_pages(
+    archive: Archive, out: Path, synonyms: Mapping[str, Sequence[str]] | None = None
+) -> list[Page]:
+    """`search-index.js` and every month's buckets (cut from the day files that this
+    publish and the ones before wrote, read when a month's bucket is rendered)."""
+    months: dict[str, list[date]] = {}
+    for d in archive.days:  # newest first
+        months.setdefault(month_of(d), []).append(d)
+    listed, pages = [], []
+    for month, days in months.items():
+        day_keys = [day_search_key(archive, d, synonyms) for d in days]
+        key = inputs_hash("search-month", SEARCH_VERSION, BUCKET_CHARS, month, day_keys)
+        buckets = _bucket_count(out, days)
+        listed.append(
+            [
+                month,
+                buckets,
+                key[:10],
+                [
+                    [d.isoformat(), archive.counts[d], k[:10]]
+                    for d, k in zip(days, day_keys, strict=True)
+                ],
+            ]
+        )
+        build = functools.cache(functools.partial(_month_buckets, out, tuple(days), buckets))
+
+        def bucket(n: int, build: Callable[[], list[bytes]] = build, month: str = month) -> bytes:
+            # postings are characters of `postings.ALPHABET` only: nothing to escape
+            return (
+                b"(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
+                + f'["{month}/{n}"] = "'.encode("ascii")
+                + build()[n]
+                + b'";\n'
+            )
+
+        for n in range(buckets):
+            path = f"search/{month}/b-{n}.js"
+            pages.append(Page(path, f"{key}:{buckets}", functools.partial(bucket, n)))
+    index = {
+        "version": SEARCH_VERSION,
+        "fine": FINE,
+        "rows": ROWS_PER_FILE,
+        "months": listed,
+        "stop": sorted(STOPWORDS),
+        "syn": synonym_table(analyzer_for(synonyms).synonyms),
+    }
 
     def render() -> bytes:
-        data = script_json({"version": SEARCH_VERSION, "days": days})
-        return f"window.PAPERS_DIGEST_INDEX = {data};\n".encode("ascii")
+        return f"window.PAPERS_DIGEST_INDEX = {script_json(index)};\n".encode("ascii")
 
-    return Page(SEARCH_INDEX, inputs_hash("search-index", days), render)
+    return [Page(SEARCH_INDEX, inputs_hash("search-index", index), render), *pages]
