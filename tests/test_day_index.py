@@ -9,6 +9,8 @@ interface on both backends; the contract test runs them on PostgreSQL too).
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -24,7 +26,7 @@ from digest.dayindex import build, decode, index_key, shared_index
 from digest.model import Paper
 from digest.rank import make_profile
 from digest.send import Indexer, Window, _plan, stored_index
-from digest.store import Store
+from digest.store import Store, open_store
 from digest.work import shard_readers
 from tests.conftest import SEED_ARRIVAL
 
@@ -222,3 +224,40 @@ def test_the_stored_index_covers_what_it_says() -> None:
     kept = KeptDayIndex(10, 20, b"")
     assert kept.covers(10, 20) and kept.covers(15, 20) and not kept.covers(9, 20)
     assert not kept.covers(10, 21)
+
+
+def test_shards_asking_together_on_postgresql_wait_for_one_build(pg_cluster: Any) -> None:
+    """The second of two connections asking for the same index waits on the key's lock
+    while the first builds, then takes the first's: built once."""
+    url = pg_cluster.create_database("day_index_race")
+    building, release = threading.Event(), threading.Event()
+    built: list[tuple[int, int]] = []
+    got: dict[str, bytes] = {}
+
+    def build(low: int, high: int) -> bytes:
+        built.append((low, high))
+        building.set()
+        assert release.wait(30)
+        return b"the index"
+
+    def ask(name: str, low: int) -> None:
+        with open_store(url) as store:
+            kept = store.share_day_index("k", low, 20, NOW, build)
+            assert kept is not None
+            got[name] = kept.data
+
+    first = threading.Thread(target=ask, args=("first", 0))
+    first.start()
+    assert building.wait(30)
+    second = threading.Thread(target=ask, args=("second", 5))
+    second.start()
+    with open_store(url) as watcher:  # until the second waits for the lock
+        deadline = time.monotonic() + 30
+        while not watcher._db.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone():
+            assert time.monotonic() < deadline, "the second never waited for the lock"
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert built == [(0, 20)] and got == {"first": b"the index", "second": b"the index"}
