@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from digest import rank
 from digest.codec import FreezeCache, freeze_compact
@@ -29,11 +30,14 @@ from digest.config import Config
 from digest.deliver import Backend
 from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
 from digest.errors import DeliveryError
-from digest.model import Claim, Keyword, Subscriber
+from digest.model import Claim, Keyword, Paper, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
 from digest.store.lease import this_owner
 from digest.window import kept_vectors, reader_ratings
+
+if TYPE_CHECKING:
+    from digest.rank.dense import DenseDay
 
 LEASE = "send"
 LEASE_TTL = timedelta(minutes=10)
@@ -217,6 +221,34 @@ def _report(dispatcher: Dispatcher, **planning: object) -> SendReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """The papers a plan ranks: those whose rows are in (low, high], in row order."""
+
+    papers: list[Paper]
+    low: int
+    high: int
+
+
+#: Makes a plan's index of its window for the features `wanted` (`rank.prepare`):
+#: `stored_index`, or the day's index `digest worker`'s shards share (`dayindex`).
+Indexer = Callable[[Config, Store, datetime, Window, set[str], "DenseDay | None"], "rank.Prepared"]
+
+
+def stored_index(
+    config: Config,
+    store: Store,
+    now: datetime,
+    window: Window,
+    wanted: set[str],
+    dense: DenseDay | None,
+) -> rank.Prepared:
+    """The window's index of the `wanted` features, from the terms ingest kept."""
+    synonyms = config.synonyms or None
+    blobs = store.paper_terms([p.id for p in window.papers], rank.terms_key(synonyms))
+    return rank.prepare(window.papers, now, config.ranking, synonyms, blobs, wanted, dense)
+
+
+@dataclass(frozen=True, slots=True)
 class _Page:
     """The plans for one page of due readers."""
 
@@ -256,14 +288,16 @@ def _plan(
     notes: tuple[str, ...],
     skipped: dict[int, str],
     readers: Readers = (0, None),
+    indexer: Indexer | None = None,
 ) -> Iterator[_Page]:
     """Read what the planner needs from the store, and plan the due readers page by page.
 
     Readers are read a page at a time, twice: once to find where the oldest window
     starts, then to plan. The papers since the oldest window are indexed once
-    (`rank.prepare`, from the terms ingest kept) and every page is ranked against that
+    (`indexer`: `stored_index` unless given) and every page is ranked against that
     one index, each reader cut to their own window: memory follows the page, not the list.
     """
+    indexer = indexer or stored_index
     high = store.newest_paper_row()  # rows committed from here on go to the next digests
     due_pages = due_pager(store, now, digest_date, skipped, readers)
 
@@ -283,10 +317,9 @@ def _plan(
     # The email shows the sentences that matched, with the words that matched marked
     # (templates/email/_item.*): the ranker finds them once per paper and keywords.
     settings, synonyms = config.ranking, config.synonyms or None
-    blobs = store.paper_terms(ids, rank.terms_key(synonyms))  # kept by ingest
     wanted = rank.keyword_features(keywords, settings, synonyms)
     dense = kept_vectors(config, store, window)  # None unless the semantic layer is on
-    prepared = rank.prepare(window, now, settings, synonyms, blobs, wanted, dense)
+    prepared = indexer(config, store, now, Window(window, low, high), wanted, dense)
     ledgers = Ledgers(*store.sent_pairs(ids, low), ids)
     for due in due_pages():
         if not due:

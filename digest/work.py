@@ -11,7 +11,8 @@ Procrastinate; tests call them directly.
     rank_shard(after, upto, now)
                            plans the shard's due readers (`Store.due_subscribers` of its
                            range of keys, through `send._plan`, the planner of `digest
-                           send`: one paper index for the shard), claims them
+                           send`, on the day's paper index every shard shares:
+                           `dayindex`), claims them
                            `[workers] batch` at a time, and defers each claimed batch's
                            `send_batch` job in the claim's own transaction
     send_batch(ids)        leases the ids still to send (SKIP LOCKED + a session lock
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 from digest.codec import FreezeCache
 from digest.config import Config
+from digest.dayindex import shared_index
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.dispatch import Dispatcher
 from digest.model import Subscriber
@@ -224,7 +226,8 @@ def rank_shard(
         report.batches += 1
 
     readers = shard_readers(store, now, after, upto)
-    for page in _plan(config, store, now, None, tuple(notes), report.skipped, readers):
+    planned = _plan(config, store, now, None, tuple(notes), report.skipped, readers, shared_index)
+    for page in planned:
         report.due += page.due
         report.empty += page.empty
         for start in range(0, len(page.planned), batch):

@@ -43,6 +43,7 @@ LAYERS = [
     "digest.enrol",
     "digest.dispatch",
     "digest.send",
+    "digest.dayindex",
     "digest.publish",
     "digest.pipeline",
     "digest.work",

@@ -59,7 +59,7 @@ class Recording:
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
-    " paper_vectors, term_postings, term_counts, term_blocks,"
+    " paper_vectors, term_postings, term_counts, term_blocks, day_index,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -211,6 +211,38 @@ def test_kept_terms_keep_their_postings(store: Any) -> None:
     ]
     store.keep_paper_terms([blobs[0], blobs[0]], "k1")
     assert store.term_counts(["2510.00001"], "k1")["2510.00001"].slot == 0
+
+
+@exercises("day_index", "share_day_index")
+def test_the_day_index_is_made_once_for_what_it_covers(store: Any) -> None:
+    made: list[tuple[int, int]] = []
+
+    def build(low: int, high: int) -> bytes | None:
+        made.append((low, high))
+        return f"{low}-{high}".encode() if high < 100 else None
+
+    assert store.day_index("k") is None
+    first = store.share_day_index("k", 10, 20, T0, build)
+    assert (first.low, first.high, first.data) == (10, 20, b"10-20")
+    got = store.day_index("k")
+    assert (got.low, got.high, got.data) == (10, 20, b"10-20")
+    # Covered (a shard whose readers' windows start later): kept, not made again.
+    assert store.share_day_index("k", 15, 20, T0, build).data == b"10-20"
+    assert made == [(10, 20)]
+    # The same papers, an older reader: made for both shards' papers.
+    assert store.share_day_index("k", 5, 20, T0, build).data == b"5-20"
+    # Papers arrived since: made for the new window only.
+    assert store.share_day_index("k", 12, 30, T0, build).data == b"12-30"
+    assert made == [(10, 20), (5, 20), (12, 30)]
+    # Too big to share: nothing kept, the kept one stays.
+    assert store.share_day_index("k", 12, 200, T0, build) is None
+    assert store.day_index("k").data == b"12-30"
+    # Another key (other code or synonyms): its own row; an old one goes when one is kept.
+    later = T0 + timedelta(days=2)
+    assert store.share_day_index("k2", 0, 5, later, build).data == b"0-5"
+    assert store.day_index("k") is None and store.day_index("k2").high == 5
+    assert store.share_day_index("k", 0, 5, later, build).data == b"0-5"
+    assert store.day_index("k2").data == b"0-5"  # kept the same day: both stay
 
 
 @exercises("keep_paper_vectors", "paper_vectors", "papers_lacking_vectors", "count_paper_vectors")

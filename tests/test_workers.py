@@ -302,15 +302,21 @@ def test_an_smtp_421_pauses_the_account_for_every_worker(
 
 
 def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
-    pg_cluster: Any, config: Any
+    pg_cluster: Any, config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sweep cuts the readers whose next send time has come (not the ones due later
     today, nor the paused) into shards by that order; a shard plans and claims its own
     readers, which leaves them out of every later sweep of the day; run again, it finds
-    nothing to claim."""
+    nothing to claim. The day's paper index is made by the first shard, for all."""
     from dataclasses import replace
 
-    from digest import work
+    from digest import dayindex, work
+
+    builds: list[int] = []
+    build = dayindex.build
+    monkeypatch.setattr(
+        dayindex, "build", lambda papers, blobs: builds.append(1) or build(papers, blobs)
+    )
     from digest.model import Paper
     from digest.tasks import install
 
@@ -345,6 +351,7 @@ def test_a_sweep_reads_the_due_readers_only_and_a_shard_claims_its_own(
         assert (second.due, second.claimed) == (1, 1)
         assert store.due_keys(now) == []  # 5 moved on to its time today
         assert [i for _, i in store.due_keys(now + timedelta(hours=14))] == [5]
+        assert builds == [1] and store.day_index(dayindex.index_key(None)) is not None
 
 
 def test_a_wait_the_reply_names_is_the_pause() -> None:

@@ -373,6 +373,20 @@ def update_from_14_to_15(db: sqlite3.Connection) -> None:
     fill_next_send(db)
 
 
+def update_from_15_to_16(db: sqlite3.Connection) -> None:
+    """`day_index`: the day's paper index, made once for every ranking shard of
+    `digest worker` to load (`store.day_index`, `digest.dayindex`)."""
+    db.execute(
+        """CREATE TABLE day_index (
+            key     TEXT PRIMARY KEY,
+            low     INTEGER NOT NULL,
+            high    INTEGER NOT NULL,
+            made_at TEXT NOT NULL,
+            data    BLOB NOT NULL
+        )"""
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

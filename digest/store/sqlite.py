@@ -4,6 +4,7 @@ same ones on PostgreSQL. Import it from `digest.store`."""
 from pathlib import Path
 
 from digest.store.base import DEFAULT_TIMEOUT
+from digest.store.day_index import DayIndexMixin
 from digest.store.deliveries import DeliveriesMixin
 from digest.store.journal import JournalMixin
 from digest.store.papers import FetchStateMixin, PapersMixin
@@ -17,6 +18,7 @@ from digest.store.vectors import VectorsMixin
 class Store(
     PapersMixin,
     TermsMixin,
+    DayIndexMixin,
     VectorsMixin,
     DueReadersMixin,
     SubscribersMixin,

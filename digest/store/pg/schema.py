@@ -23,7 +23,8 @@ What differs from SQLite, and why:
   (id, digest_date) and `claim_deliveries` checks a delivery id across days itself;
 - leases are session advisory locks (`store.pg.leases`); `locks` only says who holds one;
 - `send_rate` (from version 15) is the workers' token bucket per sending account
-  (`store.pg.work`): only a PostgreSQL store has workers.
+  (`store.pg.work`): only a PostgreSQL store has workers. `day_index` (16), which they
+  share, is in both (one `Store` interface), used by the workers only.
 """
 
 from __future__ import annotations
@@ -223,12 +224,27 @@ def update_from_14_to_15(db: Connection) -> None:
     )
 
 
+def update_from_15_to_16(db: Connection) -> None:
+    """`day_index`, as SQLite's step 16 (`store.schema.update_from_15_to_16`): the day's
+    paper index, made once for every ranking shard to load."""
+    db.execute(
+        """CREATE TABLE day_index (
+            key     text COLLATE "C" PRIMARY KEY,
+            low     bigint NOT NULL,
+            high    bigint NOT NULL,
+            made_at timestamptz NOT NULL,
+            data    bytea NOT NULL
+        )"""
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
     12: (13, update_from_12_to_13),
     13: (14, update_from_13_to_14),
     14: (15, update_from_14_to_15),
+    15: (16, update_from_15_to_16),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
