@@ -131,10 +131,14 @@ def search_rows(site: Path) -> dict[str, list[list]]:
     paths = sorted(
         (site / "search" / "rows").glob("*.js"), key=lambda p: (p.stem[:10], len(p.stem), p.stem)
     )
+    listed = (site / "search-index.js").read_text(encoding="ascii")
+    index = json.loads(listed.removeprefix("window.PAPERS_DIGEST_INDEX = ").removesuffix(";\n"))
+    day_keys = {d[0]: d[2] for m in index["months"] for d in m[3]}
     for path in paths:
         day, n = path.stem[:10], path.stem[11:]
         raw = path.read_text(encoding="ascii")
-        prefix = f'{shards}["{day}/r{n}"] = '
+        # named with the day's key in the index: a stale file is not read for a new list
+        prefix = f'{shards}["{day}@{day_keys[day]}/r{n}"] = '
         assert raw.startswith(prefix) and raw.endswith(";\n")
         out.setdefault(day, []).extend(json.loads(raw.removeprefix(prefix).removesuffix(";\n")))
     return out

@@ -308,3 +308,24 @@ def test_a_new_day_parses_only_the_saved_picks_its_pages_show(
     scratch = tmp_path / "scratch"
     publish(config, seeded, NOW, out_dir=scratch)
     assert published_files(site) == published_files(scratch)
+
+
+@pytest.mark.parametrize("damage", ["empty", "cut", "foreign"])
+def test_damaged_search_postings_mean_every_day_is_built_again(
+    config: Config, seeded: Store, tmp_path: Path, damage: str
+) -> None:
+    """A day's postings (build state) that are missing, cut short or not in the postings'
+    alphabet are never cut into buckets: the publish builds every day again, to the bytes
+    of a publish from scratch, instead of a traceback or a bucket a browser misreads."""
+    site = tmp_path / "site"
+    publish(config, seeded, NOW, out_dir=site)
+    path = site / ".publish-search" / "2025-12-26.bin"
+    raw = path.read_bytes()
+    path.write_bytes({"empty": b"", "cut": raw[:-200], "foreign": raw[:-1] + b'"'}[damage])
+    seeded.add_papers([day_paper("Tiny TTS for hearing aids", "2025-12-31")])  # December again
+    report = publish(config, seeded, NOW, out_dir=site)
+    assert report.read_days == 5
+    assert path.read_bytes() == raw
+    scratch = tmp_path / "scratch"
+    publish(config, seeded, NOW, out_dir=scratch)
+    assert published_files(site) == published_files(scratch)

@@ -216,6 +216,8 @@ def _paper_features(config: Config) -> list[tuple[str, set[str]]]:
 #: What readers type: words that are substrings of others, hyphen/space/solid spellings,
 #: plurals, acronyms and their expansions, phrases, alternatives and exclusions.
 QUERIES = [
+    "constructor",  # a name every JavaScript object inherits
+    "speech, - survey",  # a spaced exclusion
     "lora",
     "LoRA",
     "low-rank adaptation",
@@ -382,5 +384,18 @@ def test_search_results_pass_axe_and_page_on_by_keyboard(site: Path, page: Any) 
     page.wait_for_function(
         "n => document.getElementById('search-results').dataset.shows !== n", arg=shows
     )
-    assert results.locator("li").count() > 50
+    first = results.locator("li").count()
+    assert first > 50
+    # Two clicks at once (a double click) go on once: no result twice, no month skipped.
+    shows = results.get_attribute("data-shows")
+    page.evaluate(
+        "() => { const m = document.getElementById('search-more'); m.click(); m.click(); }"
+    )
+    page.wait_for_function(
+        "n => document.getElementById('search-results').dataset.shows !== n", arg=shows
+    )
+    hrefs = results.locator("li a.title").evaluate_all("as => as.map(a => a.href)")
+    assert (
+        len(hrefs) == len(set(hrefs)) == min(first + 50, int(results.get_attribute("data-count")))
+    )
     assert page.errors == [] and page.dialogs == []

@@ -42,15 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from digest.errors import PublishError
 from digest.model import Paper
-from digest.publish.manifest import inputs_hash
+from digest.publish.manifest import DamagedState, inputs_hash
 from digest.publish.names import plain
 from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_day
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
 from digest.rank.analyzer import STOPWORDS, analyzer_for
-from digest.rank.find import search_hashes, synonym_table
+from digest.rank.find import ABSTRACT_MIN_COUNT, search_hashes, synonym_table
 from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
@@ -58,7 +57,7 @@ SEARCH_INDEX = "search-index.js"
 SEARCH_VERSION = 5
 #: Part of the site's globals key: a new layout reads every day again (a day that is not
 #: read keeps the search files it has).
-SEARCH_FORMAT = (SEARCH_VERSION, FINE, KEY_BITS)
+SEARCH_FORMAT = (SEARCH_VERSION, FINE, KEY_BITS, ABSTRACT_MIN_COUNT)
 #: How much of an abstract a search row holds (then cut back to a word).
 LEDE_CHARS = 120
 #: Rows a row file holds (a result page of 50 from one day loads one or two).
@@ -154,7 +153,7 @@ def day_search_pages(
 
     def row_file(n: int) -> bytes:
         chunk = rows()[n * ROWS_PER_FILE : (n + 1) * ROWS_PER_FILE]
-        return _shard_script(f"{day.isoformat()}/r{n}", chunk)
+        return _shard_script(f"{day.isoformat()}@{key[:10]}/r{n}", chunk)
 
     def data() -> bytes:
         blobs = terms(papers, synonyms) if terms is not None else None
@@ -170,27 +169,36 @@ def day_search_pages(
     return out
 
 
-def _day_data(out: Path, day: date) -> tuple[np.ndarray, bytes]:
-    """(chunk offsets, characters) of a day's postings file."""
+def _day_data(out: Path, day: date, papers: int) -> tuple[np.ndarray, bytes]:
+    """(chunk offsets, characters) of a day's postings file (build state), checked: a
+    file that is missing or not what `day_search_pages` writes for the day's `papers`
+    is deleted and `DamagedState` raised, so that `publish` makes every day again
+    (which writes it anew) rather than cut buckets a browser cannot read."""
     path = out / day_data_path(day)
+    start = _DAY_HEAD.size + 4 * (FINE + 1)
     try:
         raw = path.read_bytes()
     except OSError:
-        raise PublishError(
-            f"{path}: the search postings of {day} are missing; run `digest publish --full`"
-        ) from None
-    magic, _, fine = _DAY_HEAD.unpack_from(raw)
-    start = _DAY_HEAD.size + 4 * (FINE + 1)
-    # Its characters go into scripts unescaped: only the postings' alphabet may be there.
-    if (
-        magic != _DAY_MAGIC
-        or fine != FINE
-        or len(raw) < start
-        or not _IN_ALPHABET[np.frombuffer(raw, dtype=np.uint8, offset=start)].all()
-    ):
-        raise PublishError(f"{path}: not a search postings file; run `digest publish --full`")
-    offsets = np.frombuffer(raw, dtype="<u4", count=FINE + 1, offset=_DAY_HEAD.size)
-    return offsets.astype(np.int64), raw[start:]
+        raw = b""
+    offsets = np.zeros(0, dtype=np.int64)
+    good = len(raw) >= start
+    if good:
+        magic, count, fine = _DAY_HEAD.unpack_from(raw)
+        offsets = np.frombuffer(raw, dtype="<u4", count=FINE + 1, offset=_DAY_HEAD.size)
+        offsets = offsets.astype(np.int64)
+        # Its characters go into scripts unescaped: only the postings' alphabet may be there.
+        good = (
+            (magic, count, fine) == (_DAY_MAGIC, papers, FINE)
+            and offsets[0] == 0
+            and offsets[-1] == len(raw) - start
+            and bool((np.diff(offsets) >= 0).all())
+            and bool(_IN_ALPHABET[np.frombuffer(raw, dtype=np.uint8, offset=start)].all())
+        )
+    if not good:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise DamagedState(f"{path}: the search postings of {day} are missing or damaged")
+    return offsets, raw[start:]
 
 
 def _bucket_count(out: Path, days: Sequence[date]) -> int:
@@ -203,12 +211,15 @@ def _bucket_count(out: Path, days: Sequence[date]) -> int:
     return min(FINE, 1 << (want - 1).bit_length())
 
 
-def _month_buckets(out: Path, days: tuple[date, ...], buckets: int) -> list[bytes]:
-    """Every bucket of a month: for each day (newest first), its chunks of the bucket."""
+def _month_buckets(
+    out: Path, days: tuple[date, ...], counts: tuple[int, ...], buckets: int
+) -> list[bytes]:
+    """Every bucket of a month: for each day (newest first; `counts[i]` papers on
+    `days[i]`), its chunks of the bucket."""
     per = FINE // buckets
     parts: list[list[bytes]] = [[] for _ in range(buckets)]
-    for d in days:
-        offsets, chars = _day_data(out, d)
+    for d, count in zip(days, counts, strict=True):
+        offsets, chars = _day_data(out, d, count)
         cuts = offsets[::per].tolist()
         for j in range(buckets):
             parts[j].append(chars[cuts[j] : cuts[j + 1]])
@@ -228,24 +239,32 @@ def search_pages(
         day_keys = [day_search_key(archive, d, synonyms) for d in days]
         key = inputs_hash("search-month", SEARCH_VERSION, BUCKET_CHARS, month, day_keys)
         buckets = _bucket_count(out, days)
+        # In each bucket's global name too: a bucket read with another month's list of
+        # days (a cached index, a publish half written) is not found rather than misread.
+        short = inputs_hash(key, buckets)[:10]
         listed.append(
             [
                 month,
                 buckets,
-                key[:10],
+                short,
                 [
                     [d.isoformat(), archive.counts[d], k[:10]]
                     for d, k in zip(days, day_keys, strict=True)
                 ],
             ]
         )
-        build = functools.cache(functools.partial(_month_buckets, out, tuple(days), buckets))
+        counts = tuple(archive.counts[d] for d in days)
+        build = functools.cache(
+            functools.partial(_month_buckets, out, tuple(days), counts, buckets)
+        )
 
-        def bucket(n: int, build: Callable[[], list[bytes]] = build, month: str = month) -> bytes:
+        def bucket(
+            n: int, build: Callable[[], list[bytes]] = build, name: str = f"{month}@{short}"
+        ) -> bytes:
             # postings are characters of `postings.ALPHABET` only: nothing to escape
             return (
                 b"(window.PAPERS_DIGEST_SHARDS = window.PAPERS_DIGEST_SHARDS || {})"
-                + f'["{month}/{n}"] = "'.encode("ascii")
+                + f'["{name}/{n}"] = "'.encode("ascii")
                 + build()[n]
                 + b'";\n'
             )
@@ -265,4 +284,5 @@ def search_pages(
     def render() -> bytes:
         return f"window.PAPERS_DIGEST_INDEX = {script_json(index)};\n".encode("ascii")
 
-    return [Page(SEARCH_INDEX, inputs_hash("search-index", index), render), *pages]
+    # The list last: a browser that has it finds every file it names already written.
+    return [*pages, Page(SEARCH_INDEX, inputs_hash("search-index", index), render)]

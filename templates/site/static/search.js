@@ -114,6 +114,9 @@
     }
     body = body.split("").filter(function (c) { return QUOTES.indexOf(c) < 0; }).join("")
       .replace(/\s+/g, " ").trim();
+    // "- survey" is kept whole by the parser, and then read as an exclusion all the same
+    // (make_profile, find.compile_search: a keyword whose text starts with "-").
+    if (!negated && body[0] === "-") { negated = true; body = body.slice(1).trim(); }
     return body ? { text: body, phrase: phrase, negated: negated } : null;
   }
 
@@ -212,7 +215,7 @@
   }
 
   // --- postings (digest/publish/postings.py) -------------------------------------------
-  var hashes = {};  // feature -> [chunk, key]
+  var hashes = Object.create(null);  // feature -> [chunk, key] (no inherited keys)
   function featureHash(f) {
     if (!hashes[f]) {
       var b = window.PAPERS_DIGEST_BLAKE2B(new TextEncoder().encode(f), undefined, 8);
@@ -235,7 +238,10 @@
     }
   };
   Reader.prototype.skip = function (n) {  // n varints
-    while (n > 0) { if (VALUE[this.text[this.at++]] < 32) n--; }
+    while (n > 0) {
+      if (this.at >= this.text.length) throw new Error("bad postings");
+      if (VALUE[this.text[this.at++]] < 32) n--;
+    }
   };
 
   // Papers of `month` (numbered over its days, newest first) in bucket text `text` that
@@ -279,13 +285,20 @@
   // --- matching ----------------------------------------------------------------------
   function monthSize(month) { var n = 0; month[3].forEach(function (d) { n += d[1]; }); return n; }
 
-  function matchMonth(month, plans, excludes, features) {
-    var n = monthSize(month), memo = {};
+  // A bucket that cannot be read (not loaded, or not of this month's list of days)
+  // finds nothing and marks the search as incomplete.
+  function matchMonth(month, plans, excludes, search) {
+    var n = monthSize(month), memo = Object.create(null);
     function has(f) {
       if (!memo[f]) {
-        var b = bucketOf(month, f), text = shards()[month[0] + "/" + b.n], bits = new Uint8Array(n);
-        if (typeof text === "string" && SAFE_BUCKET.test(text)) {
+        var b = bucketOf(month, f), bits = new Uint8Array(n);
+        var text = shards()[month[0] + "@" + month[2] + "/" + b.n];
+        try {
+          if (typeof text !== "string" || !SAFE_BUCKET.test(text)) throw new Error("no bucket");
           postingsOf(text, month, b.q, b.key).forEach(function (k) { if (k < n) bits[k] = 1; });
+        } catch (e) {
+          bits = new Uint8Array(n);
+          search.failed = true;
         }
         memo[f] = bits;
       }
@@ -338,6 +351,7 @@
   }
 
   function show(search) {
+    search.busy = false;
     var hits = search.hits, shown = Math.min(hits.length, search.limit);
     var complete = search.next >= index.months.length;
     clear(list);
@@ -352,7 +366,7 @@
     }
     status.textContent = text;
     hits.slice(0, shown).forEach(function (hit) {
-      var file = shards()[hit.day + "/r" + Math.floor(hit.i / index.rows)];
+      var file = shards()[hit.day + "@" + hit.key + "/r" + Math.floor(hit.i / index.rows)];
       var row = Array.isArray(file) ? file[hit.i % index.rows] : null;
       if (!Array.isArray(row) || typeof row[0] !== "string" || !SAFE_HREF.test(row[0])) return;
       var title = String(row[1] || ""), lede = String(row[2] || "");
@@ -399,14 +413,14 @@
     scripts(Object.keys(srcs), function (ok) {
       if (search !== current) return;
       search.failed = search.failed || !ok;
-      search.hits = search.hits.concat(matchMonth(month, search.plans, search.excludes));
+      search.hits = search.hits.concat(matchMonth(month, search.plans, search.excludes, search));
       search.next++;
       proceed(search);
     });
   }
 
   function run(query) {
-    var search = { query: query, hits: [], next: 0, limit: MAX_RESULTS, failed: false };
+    var search = { query: query, hits: [], next: 0, limit: MAX_RESULTS, failed: false, busy: true };
     current = search;
     clear(list);
     if (more) more.hidden = true;
@@ -443,7 +457,8 @@
   });
   if (more) {
     more.addEventListener("click", function () {
-      if (!current) return;
+      if (!current || current.busy) return;  // a second click while the first loads
+      current.busy = true;
       current.limit += MAX_RESULTS;
       status.textContent = "Searching\u2026";
       proceed(current);
