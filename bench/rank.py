@@ -20,6 +20,8 @@ of several runs is printed:
   them (`encode_terms`, made before the clock starts, as ingest did on an earlier day) and
   an index of the profiles' features only (`keyword_features`, `prepare(blobs, wanted)`),
   then the same compile + score + select; it also prints the CPU-seconds of each step;
+- stored-postings: stored, with the papers' terms of the profiles' features read from
+  the postings ingest keeps (`rank.postings`, made before the clock starts);
 - full: `rank()`, i.e. core + explanations (DigestItems, matches, snippets) for every
   selected item; run on fewer profiles, since it builds one object per item;
 - bm25s: one `get_scores` + top-k per profile over the same papers (bm25s' own index,
@@ -147,8 +149,10 @@ def _stored(
     settings: RankSettings,
     blobs: dict[str, bytes],
     workers: int,
+    postings: tuple[dict, dict] | None = None,
 ) -> tuple[int, dict]:
-    """The `stored` mode: its items and the CPU-seconds of each step."""
+    """The `stored` mode: its items and the CPU-seconds of each step. With `postings`
+    (`kept_postings`), the index reads the wanted features' postings, as a send does."""
     cpu: dict[str, float] = {}
     last = [time.process_time()]
 
@@ -158,7 +162,16 @@ def _stored(
         last[0] = now
 
     keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
-    prepared = prepare(papers, NOW, settings, None, blobs, keyword_features(keywords, settings))
+    wanted = keyword_features(keywords, settings)
+    kept = None
+    if postings is not None:  # the postings of the wanted features, as the store gives them
+        from digest.rank.postings import wanted_terms
+
+        counts, rows = postings
+        kept = wanted_terms(
+            papers, counts, lambda cells: {c: rows[c] for c in cells if c in rows}, wanted
+        )
+    prepared = prepare(papers, NOW, settings, None, blobs, wanted, kept=kept)
     lap("index")
     compiled = compile_profiles(profiles, prepared.analyzer, settings)
     lap("compile")
@@ -169,6 +182,20 @@ def _stored(
     chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, workers=workers)
     lap("select")
     return len(chosen.papers), {"cpu_steps": cpu}
+
+
+def kept_postings(blobs: dict[str, bytes]) -> tuple[dict, dict]:
+    """The postings the store keeps of these blobs (`rank.postings.make_blocks`, ingest's
+    work): (paper id -> its `KeptCounts`, (block, bucket) -> row)."""
+    from digest.rank.postings import KeptCounts, make_blocks
+
+    counts, rows = {}, {}
+    for block, made in enumerate(make_blocks(blobs.items())):
+        for pid, slot, text, tw, aw in made.papers:
+            counts[pid] = KeptCounts(block, slot, made.bits, text, tw, aw)
+        for bucket, row in made.rows:
+            rows[(block, bucket)] = row
+    return counts, rows
 
 
 def _cpu() -> float:
@@ -183,7 +210,8 @@ def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
     base = _peak_mib()
     settings = RankSettings()
     # ingest's work, done on an earlier day: outside the clocks
-    blobs = dict(encode_terms(papers, None)) if mode == "stored" else {}
+    blobs = dict(encode_terms(papers, None)) if mode.startswith("stored") else {}
+    postings = kept_postings(blobs) if mode == "stored-postings" else None
     t0 = time.perf_counter()
     c0 = _cpu()
     if mode == "core":
@@ -203,8 +231,8 @@ def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
             "features": len(index.vocab),
             "keyword_paper_nnz": int(scores.nnz),
         }
-    elif mode == "stored":
-        items, extra = _stored(papers, profiles, settings, blobs, workers)
+    elif mode.startswith("stored"):
+        items, extra = _stored(papers, profiles, settings, blobs, workers, postings)
     elif mode == "full":
         result = rank(papers, profiles, NOW, settings)
         items = sum(map(len, result))
@@ -358,7 +386,11 @@ def main() -> int:
     ap.add_argument("--full-profiles", type=int, default=10_000)
     ap.add_argument("--bm25s-sample", type=int, default=2_000)
     ap.add_argument("--workers", type=int, default=2, help="processes for core and stored")
-    ap.add_argument("--one", choices=["core", "stored", "full", "bm25s"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--one",
+        choices=["core", "stored", "stored-postings", "full", "bm25s"],
+        help=argparse.SUPPRESS,
+    )
     args = ap.parse_args()
     if args.one:
         print(json.dumps(_one(args.one, args.papers, args.profiles, args.workers)))
@@ -385,6 +417,12 @@ def main() -> int:
         f" {stored['seconds']:.2f} s {stored['all']} ({stored['cpu_seconds']:.2f} CPU-s;"
         f" first run's steps {stored['cpu_steps']}), peak {stored['peak_mib']:.0f} MiB,"
         f" {stored['items']} items selected"
+    )
+    kept = _run("stored-postings", n, p, args.runs, w)
+    print(
+        f"the same on the kept postings of the profiles' features (as `digest send` reads them"
+        f" now): {kept['seconds']:.2f} s {kept['all']} ({kept['cpu_seconds']:.2f} CPU-s;"
+        f" first run's steps {kept['cpu_steps']}), peak {kept['peak_mib']:.0f} MiB"
     )
     full = _run("full", n, args.full_profiles, args.runs)
     print(

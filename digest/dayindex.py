@@ -51,7 +51,7 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +68,7 @@ from digest.rank.postings import BLOCK_PAPERS, MAX_BITS, KeptCounts, make_blocks
 from digest.rank.terms import PaperTerms
 from digest.send import Window, stored_index
 from digest.store import Store
+from digest.window import StoredBlobs
 
 if TYPE_CHECKING:
     from digest.rank.dense import DenseDay
@@ -195,36 +196,6 @@ def _checked(a: dict[str, np.ndarray]) -> DayIndex | None:
         )
     }
     return DayIndex(counts, cells.astype(np.int64), ends.astype(np.int64), data)
-
-
-class StoredBlobs(Mapping[str, bytes]):
-    """The kept blobs of `ids`: `first` at once, the others read from the store in one go
-    when one of them is first asked for. A shard ranking on the day index needs the
-    blobs of the papers it does not hold only, unless a reader's ratings make the day's
-    vectors (`rank.learn`), which read every paper's."""
-
-    def __init__(self, store: Store, key: str, ids: Sequence[str], first: Sequence[str]):
-        self._store, self._key, self._ids = store, key, ids
-        self._found = store.paper_terms(first, key) if first else {}
-        self._asked = set(first)
-
-    def _all(self) -> dict[str, bytes]:
-        if len(self._asked) < len(self._ids):
-            rest = [i for i in self._ids if i not in self._asked]
-            self._found.update(self._store.paper_terms(rest, self._key))
-            self._asked.update(rest)
-        return self._found
-
-    def __getitem__(self, pid: str) -> bytes:
-        if pid in self._found or pid in self._asked:
-            return self._found[pid]
-        return self._all()[pid]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._ids)  # how many it may hold: asking that reads nothing
 
 
 def shared_index(

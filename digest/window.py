@@ -8,7 +8,7 @@ reading the kept terms, for the archive (its workers open the store themselves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -151,3 +151,33 @@ class KeptTerms:
 
         with open_store(self.store_path) as store:
             return store.paper_terms([p.id for p in papers], rank.terms_key(synonyms or None))
+
+
+class StoredBlobs(Mapping[str, bytes]):
+    """The kept blobs of `ids`: `first` at once, the others read from the store in one go
+    when one of them is first asked for. A ranking on postings (the store's, or the day
+    index the workers share) needs the blobs of the papers without postings only, unless
+    a reader's ratings make the day's vectors (`rank.learn`), which read every paper's."""
+
+    def __init__(self, store: Store, key: str, ids: Sequence[str], first: Sequence[str]):
+        self._store, self._key, self._ids = store, key, ids
+        self._found = store.paper_terms(first, key) if first else {}
+        self._asked = set(first)
+
+    def _all(self) -> dict[str, bytes]:
+        if len(self._asked) < len(self._ids):
+            rest = [i for i in self._ids if i not in self._asked]
+            self._found.update(self._store.paper_terms(rest, self._key))
+            self._asked.update(rest)
+        return self._found
+
+    def __getitem__(self, pid: str) -> bytes:
+        if pid in self._found or pid in self._asked:
+            return self._found[pid]
+        return self._all()[pid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._ids)  # how many it may hold: asking that reads nothing

@@ -85,6 +85,26 @@ def test_ranking_a_day_from_postings_equals_ranking_it_from_the_blobs(
     assert items == [r.items for r in got]
 
 
+def test_the_sends_index_reads_postings_and_ranks_as_the_blobs_do(
+    seeded_config: Config, seeded_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`send.stored_index` (the daily send's index) reads the postings of its readers'
+    features and no blob, and ranks as an index made from every paper's blob."""
+    from digest.send import Window, stored_index
+
+    store, config = seeded_store, seeded_config
+    rows = store.arrivals(0, store.newest_paper_row())
+    window = Window([p for _, p in rows], 0, store.newest_paper_row())
+    synonyms = config.synonyms or None
+    wanted = wanted_of(config, PROFILES)
+    blobs = store.paper_terms([p.id for p in window.papers], terms_key(synonyms))
+    from_blobs = prepare(window.papers, NOW, config.ranking, synonyms, blobs, wanted)
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "paper_terms", lambda *a: pytest.fail("read a blob"))
+        prepared = stored_index(config, store, NOW, window, wanted, None)
+    assert rank_prepared(prepared, PROFILES) == rank_prepared(from_blobs, PROFILES)
+
+
 def test_papers_in_many_blocks_and_papers_kept_again_rank_the_same(
     seeded_config: Config, seeded_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
