@@ -150,27 +150,17 @@ def ingest(
 #: a digest ranks (a week for weekly readers) and a day to spare. Older papers, after the
 #: analysis changed, are analysed when something ranks them.
 ANALYSE_BACK = timedelta(days=8)
-#: Older papers without terms analysed at most this many an ingest, newest first (some
-#: 4 CPU-s): after the analysis changes (any edit of the analyzer's code, or the
-#: synonyms) or an upgrade from a store that kept none, the history gets its terms back
-#: over some ingests, instead of being analysed again, and not kept, by every ranking
-#: and publish that reads it.
-ANALYSE_OLDER = 2_000
 
 
 def analyse_recent(config: Config, store: Store, now: datetime) -> int:
     """Analyse the papers that arrived in the last `ANALYSE_BACK` and have no terms kept
-    under today's analysis (new ones, enriched ones), then up to `ANALYSE_OLDER` older
-    ones, and keep them (and their postings); how many."""
+    under today's analysis (new ones, enriched ones), and keep them (and their postings);
+    how many."""
     from digest import rank  # numpy and the stemmer: only when there is something to do
 
-    synonyms = config.synonyms or None
-    key = rank.terms_key(synonyms)
+    key = rank.terms_key(config.synonyms or None)
     lacking = store.papers_lacking_terms(key, store.row_arrived_by(now - ANALYSE_BACK))
-    kept = store.keep_paper_terms(rank.encode_terms(lacking, synonyms), key)
-    older = store.papers_lacking_terms(key, 0, limit=ANALYSE_OLDER, newest_first=True)
-    if older:
-        kept += store.keep_paper_terms(rank.encode_terms(older, synonyms), key)
+    kept = store.keep_paper_terms(rank.encode_terms(lacking, config.synonyms or None), key)
     # After an upgrade to kept postings, the first ingest makes those of the papers
     # analysed before (`Store.backfill_postings`, a batch a transaction); then none.
     while store.backfill_postings():

@@ -168,11 +168,6 @@ def test_terms_are_kept_per_analysis(store: Any) -> None:
     assert store.paper_terms(["2510.00001"], "k2") == {}
     assert [p.id for p in store.papers_lacking_terms("k1", 0)] == ["2510.00002"]
     assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
-    assert [p.id for p in store.papers_lacking_terms("k2", 0, newest_first=True)] == [
-        "2510.00002",
-        "2510.00001",
-    ]
-    assert [p.id for p in store.papers_lacking_terms("k2", 0, limit=1)] == ["2510.00001"]
 
 
 @exercises("keep_paper_terms", "term_counts", "posting_rows", "backfill_postings")

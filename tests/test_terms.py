@@ -123,36 +123,17 @@ def test_a_paper_whose_text_grows_is_analysed_again(seeded_config: Config, empty
     assert kept_all(stored, blob, synonyms) == analyze(stored, analyzer_for(synonyms))
 
 
-def test_older_papers_get_their_terms_back_a_batch_an_ingest(
-    seeded_config: Config, empty: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After the analysis changes (or an upgrade from a store that kept none), ingest
-    analyses the recent window, then a bounded batch of older papers, newest first: the
-    history gets its terms back over some ingests instead of never."""
-    import digest.ingest
-
+def test_only_the_recent_window_is_analysed_at_ingest(seeded_config: Config, empty: Store) -> None:
+    """After the analysis changes, ingest re-analyses what digests rank (the last 8 days),
+    not the whole history; older papers are analysed when something ranks them."""
     store = empty
-    monkeypatch.setattr(digest.ingest, "ANALYSE_OLDER", 2)
-    old = [
-        make_paper(
-            f"An old paper {n}", f"Old text {n}.", seen=SEED_ARRIVAL - timedelta(days=40 - n)
-        )
-        for n in range(3)
-    ]
+    old = make_paper("An old paper", "Old text.", seen=SEED_ARRIVAL - timedelta(days=30))
     new = make_paper("A new paper", "New text.", seen=SEED_ARRIVAL)
-    for paper in old:
-        store.add_papers([paper], arrived_at=paper.first_seen)
+    store.add_papers([old], arrived_at=SEED_ARRIVAL - timedelta(days=30))
     store.add_papers([new], arrived_at=SEED_ARRIVAL)
+    assert analyse_recent(seeded_config, store, SEED_ARRIVAL) == 1
     key = terms_key(seeded_config.synonyms or None)
-    assert analyse_recent(seeded_config, store, SEED_ARRIVAL) == 3  # the new one, 2 old
-    assert set(store.paper_terms([p.id for p in (*old, new)], key)) == {
-        new.id,
-        old[1].id,
-        old[2].id,
-    }
-    assert analyse_recent(seeded_config, store, SEED_ARRIVAL) == 1  # the oldest, next time
-    assert analyse_recent(seeded_config, store, SEED_ARRIVAL) == 0
-    assert store.papers_lacking_terms(key, 0) == []
+    assert set(store.paper_terms([old.id, new.id], key)) == {new.id}
 
 
 def test_an_index_of_the_wanted_features_ranks_the_same(

@@ -36,17 +36,13 @@ class TermsMixin(PostingsMixin):
             self._keep_postings(db, [(pid, data) for pid, _, data in rows], key)
         return len(rows)
 
-    def papers_lacking_terms(
-        self, key: str, after_row: int, *, limit: int | None = None, newest_first: bool = False
-    ) -> list[Paper]:
+    def papers_lacking_terms(self, key: str, after_row: int) -> list[Paper]:
         """The papers whose row is after `after_row` and that have no blob under `key`
-        (new ones, ones whose text changed, or all of them after the analysis changed),
-        in arrival order (`newest_first`: the other way), at most `limit`."""
-        order = "DESC" if newest_first else "ASC"
+        (new ones, ones whose text changed, or all of them after the analysis changed)."""
         rows = self._db.execute(
             f"SELECT {', '.join('p.' + c for c in PAPER_COLUMNS)} FROM papers p"
             " LEFT JOIN paper_terms t ON t.paper_id = p.id AND t.key = ?"
-            f" WHERE p.rowid > ? AND t.paper_id IS NULL ORDER BY p.rowid {order} LIMIT ?",
-            (key, after_row, 2**62 if limit is None else limit),
+            " WHERE p.rowid > ? AND t.paper_id IS NULL ORDER BY p.rowid",
+            (key, after_row),
         ).fetchall()
         return [paper_from_row(r) for r in rows]
