@@ -34,7 +34,7 @@ from digest.model import Claim, Keyword, Paper, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
 from digest.store.lease import this_owner
-from digest.window import StoredBlobs, kept_vectors, reader_ratings
+from digest.window import kept_index, kept_vectors, reader_ratings
 
 if TYPE_CHECKING:
     from digest.rank.dense import DenseDay
@@ -242,22 +242,10 @@ def stored_index(
     wanted: set[str],
     dense: DenseDay | None,
 ) -> rank.Prepared:
-    """The window's index of the `wanted` features, from the terms ingest kept: their
-    postings (`rank.postings`: what the window's papers hold of those features, some
-    2,000 rows a day instead of every paper's 6 KB blob), and the blobs of papers without
-    postings (all of them only when a rated reader needs the day's vectors). The same
-    index either way: postings only stand for a blob of the same text."""
-    from digest.rank.postings import wanted_terms
-
+    """The window's index of the `wanted` features, from the terms ingest kept
+    (`window.kept_index`: their postings, and blobs only where needed)."""
     synonyms = config.synonyms or None
-    key = rank.terms_key(synonyms)
-    papers = window.papers
-    kept = wanted_terms(
-        papers, store.term_counts([p.id for p in papers], key), store.posting_rows, wanted
-    )
-    lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
-    blobs = StoredBlobs(store, key, [p.id for p in papers], lacking)
-    return rank.prepare(papers, now, config.ranking, synonyms, blobs, wanted, dense, kept=kept)
+    return kept_index(store, window.papers, now, config.ranking, synonyms, wanted, dense)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,19 +121,39 @@ class KeptTermsRanker:
         synonyms: Mapping[str, Sequence[str]] | None = None,
     ) -> list[tuple[DigestItem, ...]]:
         from digest import rank
-        from digest.rank.postings import wanted_terms
 
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
         wanted = rank.keyword_features(keywords, settings, synonyms or None)
-        key = rank.terms_key(synonyms or None)
         with open_store(self.store_path) as store:
-            # The postings of the wanted features; the blobs of papers without postings.
-            counts = store.term_counts([p.id for p in papers], key)
-            kept = wanted_terms(papers, counts, store.posting_rows, wanted)
-            lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
-            blobs = store.paper_terms(lacking, key) if lacking else {}
-        prepared = rank.prepare(papers, now, settings, synonyms or None, blobs, wanted, kept=kept)
-        return [r.items for r in rank.rank_prepared(prepared, profiles)]
+            prepared = kept_index(store, papers, now, settings, synonyms or None, wanted)
+            return [r.items for r in rank.rank_prepared(prepared, profiles)]
+
+
+def kept_index(
+    store: Store,
+    papers: Sequence[Paper],
+    now: datetime,
+    settings: RankSettings,
+    synonyms: Mapping[str, Sequence[str]] | None,
+    wanted: set[str],
+    dense: DenseDay | None = None,
+) -> rank.Prepared:
+    """The index of `papers` for the `wanted` features from what ingest kept: their
+    postings (`rank.postings`: what the papers hold of those features, not every
+    paper's 6 KB blob), and the blobs of papers without postings (all of them only when
+    a rated reader needs the day's vectors: `StoredBlobs`). The same index either way:
+    postings only stand for a blob of the same text. The archive's ranker and a send's
+    plan (`send.stored_index`) index this way."""
+    from digest import rank
+    from digest.rank.postings import wanted_terms
+
+    key = rank.terms_key(synonyms)
+    kept = wanted_terms(
+        papers, store.term_counts([p.id for p in papers], key), store.posting_rows, wanted
+    )
+    lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
+    blobs = StoredBlobs(store, key, [p.id for p in papers], lacking)
+    return rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense, kept=kept)
 
 
 @dataclass(frozen=True, slots=True)
