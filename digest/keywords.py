@@ -76,9 +76,11 @@ def _parse_one(raw: str) -> Keyword | None:
                 f"keyword {_short(raw.strip())!r} has weight {m.group(2)}; "
                 f"a weight must be above 0 and at most {MAX_WEIGHT:g}"
             )
-    negated = body.startswith("-") and len(body) > 1 and not body[1].isspace()
+    # `-survey` and `- survey` are both exclusions, as make_profile and the archive's
+    # search box (digest/rank/find.py) read them; a lone `-` is punctuation.
+    negated = body.startswith("-") and bool(body[1:].strip())
     if negated:
-        body = body[1:]
+        body = body[1:].lstrip()
     phrase = False
     if body[:1] in _QUOTES:
         inner = body[1:]

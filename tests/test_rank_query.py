@@ -47,6 +47,14 @@ def test_make_profile_moves_minus_keywords_to_exclusions() -> None:
     assert {k.text for k in profile.exclude} == {"diffusion", "video generation"}
 
 
+def test_a_space_after_the_minus_still_excludes() -> None:
+    # The archive's search box (rank/find.py) reads `- survey` as an exclusion: so do we,
+    # and the stored text carries no stray space.
+    assert parse_keywords("- survey") == (Keyword("-survey"),)
+    profile = make_profile("p", "LoRA, - survey, -  video  diffusion")
+    assert {k.text for k in profile.exclude} == {"survey", "video diffusion"}
+
+
 def test_limits_left_unset_follow_the_ranking_defaults() -> None:
     profile = make_profile("p", "LoRA")
     assert (profile.max_items, profile.min_score) == (None, None)
