@@ -75,3 +75,28 @@ def test_a_papers_hashes_are_the_same_from_kept_terms_or_its_text() -> None:
     features = search_terms(make_paper("Fine-tuning LoRA models", ""), ANALYZER)
     assert {"finetun", "≡lora", "model"} <= features
     assert not any(f.startswith("=") for f in features)
+
+
+def test_a_days_hashes_read_at_once_are_each_papers_own() -> None:
+    """`search_hashes` of many papers at once (packed blobs read as one array, with JSON,
+    stale and missing blobs between them, counts wider than a byte, a paper without
+    features) gives each paper what it gets alone, in order."""
+    from digest.rank import terms
+
+    papers = [
+        make_paper("Fine-tuning LoRA models", "We adapt transformers with LoRA. LoRA wins."),
+        make_paper("Speech at scale", " ".join(["speech"] * 300) + " and TTS, TTS."),
+        make_paper("", ""),
+        make_paper("Video diffusion", "Diffusion for video. Video diffusion wins."),
+        make_paper("Stale blob", "Its text changed after it was kept."),
+        make_paper("Quantization", "Quantization of quantization models."),
+    ]
+    blobs = {p.id: terms.encode(p, terms.analyze(p, ANALYZER)) for p in papers}
+    blobs[papers[3].id] = terms.encode_json(papers[3], terms.analyze(papers[3], ANALYZER))
+    blobs[papers[4].id] = blobs[papers[0].id]  # made from another text
+    del blobs[papers[5].id]
+    alone = [search_hashes([p], ANALYZER, blobs)[0].tolist() for p in papers]
+    together = [a.tolist() for a in search_hashes(papers, ANALYZER, blobs)]
+    assert together == alone
+    assert together[2] == [] and len(together[1]) > 2
+    assert [a.tolist() for a in search_hashes(papers[:3], ANALYZER, blobs)] == alone[:3]

@@ -530,3 +530,27 @@ def test_the_base(store: Any, backend: Callable[[], Store]) -> None:
     with backend() as again:  # opening it again migrates nothing and keeps the id
         assert (again.schema_version, again.installation_id) == (SCHEMA_VERSION, made)
     assert json.loads(json.dumps(made)) == made
+
+
+def test_papers_read_together_are_each_rows_own() -> None:
+    """`codec.papers_from_cells` (a month of rows, list columns parsed at once) makes
+    what `paper_from_cells` makes of each row, and a cell that is not one JSON value
+    fails as it does alone."""
+    from digest.codec import PAPER_COLUMNS, paper_from_cells, paper_row, papers_from_cells
+
+    from .factories import make_paper
+
+    at = PAPER_COLUMNS.index("authors")
+    rows = [list(paper_row(make_paper(f"Paper {i}", "Text."))) for i in range(5)]
+    rows[0][at] = json.dumps(["A, B", 'C "D"'])
+    rows[1][at] = "null"
+    rows[2][at] = None
+    rows[3][at] = "[]"
+    rows[4][at] = '["x", 3]'
+    sources = {rows[0][0]: ("seeds",)}
+    alone = [paper_from_cells(r, tuple(sources.get(r[0], ()))) for r in rows]
+    assert papers_from_cells(rows, sources) == alone
+    assert alone[0].authors == ("A, B", 'C "D"') and alone[4].authors == ("x", "3")
+    rows[1][at] = '"a", "b"'  # two values: not a list cell
+    with pytest.raises(ValueError):
+        papers_from_cells(rows, sources)

@@ -80,7 +80,12 @@ def encode_day(papers: Sequence[np.ndarray]) -> tuple[np.ndarray, bytes]:
     characters). `papers[i]`: the feature hashes (uint64, repeats allowed) of paper i."""
     n = len(papers)
     sizes = np.fromiter((len(a) for a in papers), dtype=np.int64, count=n)
-    hashes = np.concatenate(papers) if n else np.zeros(0, dtype=np.uint64)
+    return encode_joined(np.concatenate(papers) if n else np.zeros(0, dtype=np.uint64), sizes)
+
+
+def encode_joined(hashes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """`encode_day` of the papers' hashes one after another (`sizes[i]` of paper i)."""
+    n = len(sizes)
     owner = np.repeat(np.arange(n, dtype=np.uint64), sizes)
     folded = hashes.astype(np.uint64) >> np.uint64(64 - FINE_BITS - KEY_BITS)  # chunk, key
     if n < 1 << 24:  # chunk, key and paper in one 64-bit number: one sort

@@ -17,7 +17,7 @@ when it has a page of results ("More results" goes on), then loads the rows of t
 results it shows. A bucket is some tens of KB however large the month, so a year's
 first search loads a few hundred KB, not the year.
 
-The index is made from the feature hashes ingest kept (`find.search_hashes`): no paper is
+The index is made from the feature hashes ingest kept (`find.search_hashes_joined`): no paper is
 analysed again for it, and it holds no text: a row has a paper's title and the first
 `LEDE_CHARS` characters of its abstract (cut at a word), never the whole abstract.
 `href` is the paper's permalink, or its entry on its day page (`days/<day>.html#p-<id>`)
@@ -45,11 +45,11 @@ import numpy as np
 from digest.model import Paper
 from digest.publish.manifest import DamagedState, inputs_hash
 from digest.publish.names import plain
-from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_day
+from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_joined
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
 from digest.rank.analyzer import STOPWORDS, analyzer_for
-from digest.rank.find import ABSTRACT_MIN_COUNT, search_hashes, synonym_table
+from digest.rank.find import ABSTRACT_MIN_COUNT, search_hashes_joined, synonym_table
 from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
@@ -157,7 +157,7 @@ def day_search_pages(
 
     def data() -> bytes:
         blobs = terms(papers, synonyms) if terms is not None else None
-        offsets, chars = encode_day(search_hashes(papers, analyzer_for(synonyms), blobs))
+        offsets, chars = encode_joined(*search_hashes_joined(papers, analyzer_for(synonyms), blobs))
         head = _DAY_HEAD.pack(_DAY_MAGIC, len(papers), FINE)
         return head + offsets.astype("<u4").tobytes() + chars
 

@@ -256,10 +256,12 @@ def external_links(paper: Paper) -> list[tuple[str, str]]:
 
 
 def has_page(paper: Paper) -> bool:
-    """Whether the paper has a page elsewhere: `readable_links(paper)` is not empty."""
-    if paper.url and safe_url(paper.url):
+    """Whether the paper has a page elsewhere: `readable_links(paper)` is not empty. The
+    arXiv id first: a pattern match, where the url's check cleans it (asked of every
+    paper of a day)."""
+    if paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id):
         return True
-    return bool(paper.arxiv_id and ARXIV_ID.fullmatch(paper.arxiv_id))
+    return bool(paper.url and safe_url(paper.url))
 
 
 def readable_links(paper: Paper) -> list[tuple[str, str]]:

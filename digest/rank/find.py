@@ -112,33 +112,104 @@ def search_hashes(
     papers: Sequence[Paper], analyzer: Analyzer, blobs: Mapping[str, bytes] | None = None
 ) -> list[np.ndarray]:
     """Each paper's searchable feature hashes (uint64: the title's, then the abstract's
-    used `ABSTRACT_MIN_COUNT` times or more): read from its kept terms (`blobs[paper.id]`)
-    where they are packed and still true, else from a JSON blob, else analysed (so a
-    paper's hashes are the same either way)."""
-    out = []
-    for paper in papers:
+    used `ABSTRACT_MIN_COUNT` times or more): `search_hashes_joined` cut per paper."""
+    hashes, sizes = search_hashes_joined(papers, analyzer, blobs)
+    return np.split(hashes, np.cumsum(sizes)[:-1]) if len(papers) else []
+
+
+def search_hashes_joined(
+    papers: Sequence[Paper], analyzer: Analyzer, blobs: Mapping[str, bytes] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(every paper's searchable feature hashes one after another, how many each has):
+    read from its kept terms (`blobs[paper.id]`) where they are packed and still true,
+    else from a JSON blob, else analysed (so a paper's hashes are the same either way).
+
+    The packed blobs of all the papers are read as one array (`_packed_search_hashes`): a
+    day at 2,000 papers took some 60 ms reading them one at a time."""
+    fits: list[tuple[int, bytes, packed.Head]] = []
+    others: dict[int, np.ndarray] = {}
+    for i, paper in enumerate(papers):
         blob = blobs.get(paper.id) if blobs else None
-        got = packed.unpack(blob)
-        if got is not None and got.text == packed.text_hash(paper):
-            nt = got.title_features
-            often = nt + np.flatnonzero(got.counts[nt:] >= ABSTRACT_MIN_COUNT)
-            out.append(np.concatenate((got.hashes[:nt], got.hashes[often])))
+        head = packed.head(blob)
+        if head is not None and head.text == packed.text_hash(paper):
+            assert blob is not None
+            fits.append((i, blob, head))
             continue
-        decoded = terms.decode(paper, blob) if blob is not None else None
-        if decoded is None:
-            decoded = terms.analyze(paper, analyzer)
-        features = (
-            *decoded.title,
-            *(
-                f
-                for f, n in zip(decoded.abstract, decoded.abstract_counts, strict=True)
-                if n >= ABSTRACT_MIN_COUNT
-            ),
-        )
-        out.append(
-            np.fromiter((packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64)
-        )
-    return out
+        others[i] = _hashes_of(paper, analyzer, blob)
+    joined, sizes = _packed_search_hashes([b for _, b, _ in fits], [h for _, _, h in fits])
+    if not others:
+        return joined, sizes
+    parts: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)] * len(papers)
+    cut = np.split(joined, np.cumsum(sizes)[:-1]) if fits else []
+    for (i, _, _), got in zip(fits, cut, strict=True):
+        parts[i] = got
+    for i, got in others.items():
+        parts[i] = got
+    out_sizes = np.fromiter((len(a) for a in parts), dtype=np.int64, count=len(parts))
+    return np.concatenate(parts).astype(np.uint64), out_sizes
+
+
+def _hashes_of(paper: Paper, analyzer: Analyzer, blob: bytes | None) -> np.ndarray:
+    """A paper's searchable hashes from a JSON blob, or from its analysed text."""
+    decoded = terms.decode(paper, blob) if blob is not None else None
+    if decoded is None:
+        decoded = terms.analyze(paper, analyzer)
+    features = (
+        *decoded.title,
+        *(
+            f
+            for f, n in zip(decoded.abstract, decoded.abstract_counts, strict=True)
+            if n >= ABSTRACT_MIN_COUNT
+        ),
+    )
+    return np.fromiter((packed.feature_hash(f) for f in dict.fromkeys(features)), dtype=np.uint64)
+
+
+def _packed_search_hashes(
+    blobs: Sequence[bytes], heads: Sequence[packed.Head]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`search_hashes_joined` of packed blobs (checked: `packed.head`), all at once: every
+    title feature, and every abstract feature whose count is `ABSTRACT_MIN_COUNT` or more,
+    in blob order. Feature i of the day (`step`) is feature i - before[k] of its blob k."""
+    if not blobs:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    joined = b"".join(blobs)
+    shape = np.array(
+        [
+            (h.title_features, h.features, h.width, len(b))
+            for h, b in zip(heads, blobs, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    nt, n, width, length = shape.T
+    first = np.zeros(len(blobs), dtype=np.int64)  # each blob's first hash, in words
+    np.cumsum(length[:-1] // 8, out=first[1:])
+    first += packed.HEAD_WORDS
+    before = np.cumsum(n) - n  # the day's features before each blob's
+    total = int(n.sum())
+    step = np.arange(total, dtype=np.int64)
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    counts_at = 8 * (first + n)  # each blob's first count, in bytes
+    if (width == 1).all():  # the usual case: a count is one byte
+        count = raw[step + np.repeat(counts_at - before, n)]
+    else:
+        owner = np.repeat(np.arange(len(blobs)), n)
+        at = counts_at[owner] + width[owner] * (step - before[owner])
+        count = raw[at].astype(np.int64)
+        for b in (1, 2, 3):  # wider counts: the next bytes, little-endian
+            wide = np.flatnonzero(width[owner] > b)
+            count[wide] += raw[at[wide] + b].astype(np.int64) << (8 * b)
+    # The title's features: +1 where a blob's begin, -1 where they end, summed up.
+    edges = np.zeros(total + 1, dtype=np.int8)  # within 0..1 however summed
+    np.add.at(edges, before, 1)
+    np.add.at(edges, before + nt, -1)
+    keep = (count >= ABSTRACT_MIN_COUNT) | np.cumsum(edges[:-1], dtype=np.int8).view(bool)
+    chosen = np.flatnonzero(keep)
+    words = np.frombuffer(joined, dtype="<u8")
+    hashes = words[chosen + np.repeat(first - before, n)[chosen]].astype(np.uint64)
+    kept = np.zeros(total + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept[1:])
+    return hashes, kept[before + n] - kept[before]
 
 
 def synonym_table(synonyms: SynonymTable) -> dict[str, dict[str, str]]:
@@ -157,6 +228,7 @@ __all__ = [
     "compile_search",
     "plan_matches",
     "search_hashes",
+    "search_hashes_joined",
     "search_matches",
     "search_terms",
     "synonym_table",

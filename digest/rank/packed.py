@@ -186,20 +186,50 @@ def _scan(
     return out
 
 
-def unpack(blob: bytes | None) -> Unpacked | None:
-    """Every feature of a packed blob with the head's figures, whatever paper it was made
-    for (the caller compares `text` with `text_hash` of the paper as it is now); None
-    where the blob is missing, not packed or damaged. What the kept postings are built
-    from (`rank.postings`)."""
+#: 8-byte words of the head: a blob's hashes begin at this word.
+HEAD_WORDS = _HEAD.size // 8
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A packed blob's head, checked against the blob's length (`head`)."""
+
+    text: bytes  #: the text hash it was made from
+    title_words: int
+    abstract_words: int
+    title_features: int  #: the first this many features are the title's
+    features: int  #: the title's and the abstract's
+    width: int  #: bytes of a count: 1, 2 or 4
+
+
+def head(blob: bytes | None) -> Head | None:
+    """The head of a packed blob, or None where the blob is missing, not packed or
+    damaged (its length is not what the head says): what `unpack` reads, without the
+    arrays, for readers of many blobs at once (`find.search_hashes_joined`)."""
     if blob is None or blob[:4] != MAGIC or len(blob) < _HEAD.size or len(blob) % 8:
         return None
     _, text, tw, aw, nt, na, width = _HEAD.unpack_from(blob)
     n = nt + na
     if width not in (1, 2, 4) or len(blob) != _HEAD.size + 8 * n + _padded(width * n):
         return None
+    return Head(text, tw, aw, nt, n, width)
+
+
+def unpack(blob: bytes | None) -> Unpacked | None:
+    """Every feature of a packed blob with the head's figures, whatever paper it was made
+    for (the caller compares `text` with `text_hash` of the paper as it is now); None
+    where the blob is missing, not packed or damaged. What the kept postings are built
+    from (`rank.postings`)."""
+    got = head(blob)
+    if got is None:
+        return None
+    assert blob is not None
+    n, width = got.features, got.width
     hashes = np.frombuffer(blob, dtype="<u8", count=n, offset=_HEAD.size)
     counts = np.frombuffer(blob, dtype=f"<u{width}", count=n, offset=_HEAD.size + 8 * n)
-    return Unpacked(text, int(tw), int(aw), int(nt), hashes, counts)
+    return Unpacked(
+        got.text, got.title_words, got.abstract_words, got.title_features, hashes, counts
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,12 @@ that share a title are two. Merging two records of a paper keeps the richer, fie
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from digest.codec import PAPER_COLUMNS, paper_from_cells, paper_from_row, paper_row
+from digest.codec import PAPER_COLUMNS, paper_from_row, paper_row, papers_from_cells
 from digest.errors import StoreError
 from digest.model import FetchRecord, Paper
 from digest.store.base import Connection, StoreBase, iso, rows_in
@@ -23,6 +24,7 @@ from digest.text import fold_title
 __all__ = ["FetchStateMixin", "IngestCounts", "PapersMixin", "merge"]
 
 _COLUMNS = ", ".join(PAPER_COLUMNS)
+_FIRST_SEEN = PAPER_COLUMNS.index("first_seen")
 _MARKS = ",".join("?" * (len(PAPER_COLUMNS) + 2))
 _SET = ", ".join(f"{c}=?" for c in PAPER_COLUMNS if c != "id")
 
@@ -147,11 +149,10 @@ class PapersMixin(StoreBase):
         # `papers`' order (first_seen DESC, id), sorted here: SQLite would sort whole rows
         # (a month's abstracts) in a temporary table. Text compares alike in both (UTF-8
         # byte order is code point order), and Python's sorts are stable.
-        rows.sort(key=lambda r: r["id"])
-        rows.sort(key=lambda r: r["first_seen"], reverse=True)
-        sources = self._sources_of([r[0] for r in rows])
+        rows.sort(key=operator.itemgetter(0))  # id
+        rows.sort(key=operator.itemgetter(_FIRST_SEEN), reverse=True)
         # The rows hold PAPER_COLUMNS only, in order (id first).
-        return [paper_from_cells(row, tuple(sources.get(row[0], ()))) for row in rows]
+        return papers_from_cells(rows, self._sources_of([r[0] for r in rows]))
 
     def paper_days(self, since: date | None = None) -> list[date]:
         """The UTC days on which stored papers were first seen (from `since`), oldest
