@@ -29,7 +29,7 @@ world kept by an earlier version is brought up to date first, in place (the sche
 the postings backfill that the first ingest after an upgrade does: its CPU is printed).
 
 usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
-                           [--papers 2000] [--quick] [--profile] [--world DIR]
+                           [--papers 2000] [--quick] [--profile [PHASE]] [--world DIR]
        python bench/day.py --year [--year-days 365] [--papers 2000] [--runs 1] [--world DIR]
 """
 
@@ -369,16 +369,23 @@ def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -
     got["ingest"] = child("--phase", "ingest", str(work), *common)
     got["sizes"].append(db.stat().st_size)
     shutil.copytree(work, smtp_work)
-    profile = ["--profile"] if args.profile else []
-    got["send-outbox"] = child("--phase", "send-outbox", str(work), *common, *profile)
+
+    def profile(phase: str) -> list[str]:
+        return ["--profile", phase] if args.profile == phase else []
+
+    got["send-outbox"] = child(
+        "--phase", "send-outbox", str(work), *common, *profile("send-outbox")
+    )
     got["sizes"].append(db.stat().st_size)
     sink, port = start_sink()
     assert sink.stdin is not None and sink.stdout is not None
-    got["send-smtp"] = child("--phase", "send-smtp", str(smtp_work), *common, "--port", str(port))
+    got["send-smtp"] = child(
+        "--phase", "send-smtp", str(smtp_work), *common, "--port", str(port), *profile("send-smtp")
+    )
     sink.stdin.close()
     got["send-smtp"]["received"] = int(sink.stdout.readline())
     sink.wait(timeout=30)
-    got["publish"] = child("--phase", "publish", str(work), *common)
+    got["publish"] = child("--phase", "publish", str(work), *common, *profile("publish"))
     if naive:
         got["naive"] = child("--phase", "naive", str(work), *common)
         got["rank"] = child("--phase", "rank", str(work), *common)
@@ -483,7 +490,13 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=30, help="readers in the naive loop")
     ap.add_argument("--papers", type=int, default=2_000, help="papers a day")
     ap.add_argument("--quick", action="store_true", help="smoke run: 200 readers, 40 papers a day")
-    ap.add_argument("--profile", action="store_true", help="cProfile send-outbox (1st run)")
+    ap.add_argument(
+        "--profile",
+        nargs="?",
+        const="send-outbox",
+        choices=("send-outbox", "send-smtp", "publish"),
+        help="cProfile this phase of the 1st run (default send-outbox) and print it",
+    )
     ap.add_argument(
         "--world",
         type=Path,
@@ -544,7 +557,7 @@ def main() -> int:
             runs: list[dict[str, Any]] = []
             while len(runs) < (1 if n >= 100_000 else args.runs):
                 runs.append(one_run(prepared, Path(tmp) / f"run-{len(runs)}", args, not runs))
-                args.profile = False
+                args.profile = None
                 if any(runs[0][p]["stopped"] for p in PHASES):
                     break  # a stopped phase would only be stopped again
             line, notes = row(n, runs, runs[0]["naive"])
@@ -565,8 +578,9 @@ def main() -> int:
             )
             for note in notes:
                 print(f"{'':9}{note}")
-            if "profile" in runs[0]["send-outbox"]:
-                print(runs[0]["send-outbox"]["profile"])
+            for phase in ("send-outbox", "send-smtp", "publish"):
+                if "profile" in runs[0][phase]:
+                    print(f"cProfile of {phase}:\n" + runs[0][phase]["profile"])
             if not args.world:
                 shutil.rmtree(prepared)
     return 0
