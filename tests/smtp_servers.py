@@ -72,6 +72,7 @@ class Received:
     data: bytes
     tls: bool  #: whether the session was encrypted (STARTTLS or implicit TLS)
     login: str | None  #: the user name the session logged in with, if any
+    mail_options: tuple[str, ...] = ()  #: what MAIL FROM declared (SIZE=...)
 
     @property
     def message(self) -> EmailMessage:
@@ -83,11 +84,23 @@ class Received:
 class Handler:
     """Base handler: counts DATA attempts and records what it accepts."""
 
+    #: Whether EHLO offers PIPELINING (RFC 2920), as the relays a list sends through do;
+    #: aiosmtpd reads pipelined commands either way, but does not say so itself.
+    pipelining = False
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.received: list[Received] = []
         self.attempts = 0  #: DATA commands seen (accepted or not)
         self.rcpt_attempts = 0  #: RCPT commands seen
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list:
+        session.host_name = hostname  # the hook's job, once there is one
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
@@ -123,7 +136,14 @@ class Handler:
         tls = session.ssl is not None or (
             transport is not None and transport.get_extra_info("ssl_object") is not None
         )
-        record = Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), content, tls, login)
+        record = Received(
+            str(envelope.mail_from),
+            tuple(envelope.rcpt_tos),
+            content,
+            tls,
+            login,
+            tuple(envelope.mail_options),
+        )
         with self._lock:
             self.received.append(record)
         return "250 2.0.0 OK queued"
@@ -257,6 +277,7 @@ class SmtpServer:
         """`tls` offers STARTTLS; `implicit_tls` wraps the socket (SMTPS);
         `users` (name -> password) enables AUTH, which aiosmtpd offers only over TLS."""
         self.handler = handler or Recording()
+        self.pipelining = False  #: offered by the handlers `reset` installs
         self.connections = 0  #: TCP connections accepted (not counting aiosmtpd's own probe)
         self._lock = threading.Lock()
         kwargs: dict[str, Any] = {"server_hostname": "smtp.test", "ready_timeout": 10.0}
@@ -287,7 +308,9 @@ class SmtpServer:
     def reset(self, handler: Handler | None = None) -> None:
         """Answer new connections with `handler` (a fresh `Recording` by default) and count
         connections from zero: a clean server for the next test."""
-        self.handler = self._controller.handler = handler or Recording()
+        handler = handler or Recording()
+        handler.pipelining = self.pipelining
+        self.handler = self._controller.handler = handler
         with self._lock:
             self.connections = 0
 

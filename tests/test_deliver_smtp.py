@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import smtplib
+from collections.abc import Iterator
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.deliver import SendResult, make_backend
-from digest.deliver.smtp import SmtpBackend
+from digest.deliver.smtp import SmtpBackend, _quoted
+from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
 from tests.factories import make_email
 from tests.smtp_servers import (
@@ -35,10 +41,14 @@ def statuses(results: list[SendResult]) -> list[str]:
     return [r.status for r in results]
 
 
-@pytest.fixture
-def server(smtp_server: SmtpServer) -> SmtpServer:
-    """The session's plain SMTP server with a fresh `Recording` handler."""
-    return smtp_server
+@pytest.fixture(params=["lockstep", "pipelining"])
+def server(smtp_server: SmtpServer, request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """The session's plain SMTP server with a fresh `Recording` handler; every test runs
+    against a server that offers PIPELINING and one that does not."""
+    smtp_server.pipelining = request.param == "pipelining"
+    smtp_server.reset()
+    yield smtp_server
+    smtp_server.pipelining = False
 
 
 def test_accepts_and_the_server_gets_the_message(server: SmtpServer) -> None:
@@ -51,6 +61,25 @@ def test_accepts_and_the_server_gets_the_message(server: SmtpServer) -> None:
     assert msg["Subject"] == "Grüße x Bcc: evil@x" and msg["Bcc"] is None
     assert msg["Message-ID"] == "<d-0001@digest.example.org>"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_lines_that_start_with_a_dot_arrive_as_written(server: SmtpServer) -> None:
+    text = ".NET models\n.\n..two dots\nend\n" + "x" * 75 + ".after a soft break\n"
+    email = make_email(1, text=text)
+    assert statuses(backend_for(server).send([email, make_email(2)])) == ["sent", "sent"]
+    first = server.received[0]
+    assert first.data == message_bytes(email)  # not cut at the lone "." line
+    body = first.message.get_body(("plain",))
+    assert body is not None and body.get_content().replace("\r\n", "\n") == text
+    assert first.mail_options == (f"SIZE={len(first.data)}",)
+
+
+@given(
+    st.text(alphabet="ab.@<>\"' ()[]:;,\\!#$%&*+/=?^_`{|}~-é\t", max_size=24)
+    | st.from_regex(r"[a-z0-9.+_-]{1,12}@[a-z0-9.-]{1,12}", fullmatch=True)
+)
+def test_envelope_addresses_are_written_as_smtplib_writes_them(address: str) -> None:
+    assert _quoted(address) == smtplib.quoteaddr(address)
 
 
 def test_an_internationalised_address_goes_out_as_smtputf8(server: SmtpServer) -> None:
@@ -235,17 +264,17 @@ def test_make_backend_refuses_incomplete_settings(
     ("code", "stage"), [(550, "MAIL"), (530, "MAIL"), (553, "MAIL"), (530, "RCPT")]
 )
 def test_a_refused_sender_pauses_the_whole_batch_unsent(
-    smtp_server: SmtpServer, code: int, stage: str
+    server: SmtpServer, code: int, stage: str
 ) -> None:
-    smtp_server.reset(RejectingSender(code, stage))
-    results = backend_for(smtp_server).send([make_email(1), make_email(2), make_email(3)])
+    server.reset(RejectingSender(code, stage))
+    results = backend_for(server).send([make_email(1), make_email(2), make_email(3)])
     assert statuses(results) == ["paused", "paused", "paused"]
     assert f"{code}" in results[0].reason and "sender" in results[0].reason
-    assert smtp_server.handler.mail_attempts == 1  # the rest were not even tried
-    assert smtp_server.received == []
+    assert server.handler.mail_attempts == 1  # the rest were not even tried
+    assert server.received == []
 
 
-def test_a_message_too_big_at_mail_from_fails_only_itself(smtp_server: SmtpServer) -> None:
-    smtp_server.reset(RejectingSender(552, "MAIL", first=1))
-    results = backend_for(smtp_server).send([make_email(1), make_email(2)])
+def test_a_message_too_big_at_mail_from_fails_only_itself(server: SmtpServer) -> None:
+    server.reset(RejectingSender(552, "MAIL", first=1))
+    results = backend_for(server).send([make_email(1), make_email(2)])
     assert statuses(results) == ["failed", "sent"]

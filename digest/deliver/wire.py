@@ -7,12 +7,18 @@ content-derived boundary) straight to bytes: headers RFC 2047-encoded where they
 ASCII and folded under 78 columns, text/plain quoted-printable and text/html base64
 through binascii (C). Addresses that need SMTPUTF8 go through `build_message` instead.
 Tests parse both forms back and compare them.
+
+No line of these bytes starts with "." (headers start with a name or a space, base64
+has no dot, and the quoted-printable text writes a dot that would start a line as
+"=2E"), so SMTP's DATA needs no dot-stuffing: the SMTP backend sends them as they are
+instead of scanning every message for a line to stuff.
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
+import re
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 
@@ -136,10 +142,47 @@ class _LineCache:
                 # As the line stands in a body: followed by its newline (which decides
                 # where a long line breaks), here taken off again; soft breaks get CRLF.
                 got = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
+                if got.startswith(b".") or b"\n." in got:
+                    got = _no_leading_dot(got)
             if len(self.young) >= self.limit:
                 self.old, self.young = self.young, {}
             self.young[line] = got
         return got
+
+
+#: A quoted-printable token: an escape or one literal byte.
+_QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|[^=]")
+#: binascii's limit: 76 columns, a soft break's "=" included.
+_QP_COLUMNS = 76
+
+
+def _no_leading_dot(encoded: bytes) -> bytes:
+    """One line's quoted-printable (soft breaks as "=\\r\\n") re-wrapped so that no
+    physical line starts with ".": such a dot is written "=2E" (the same character once
+    decoded), and the line breaks as binascii breaks it, at most 76 columns.
+
+    Why: SMTP ends DATA at a line holding only ".", so a client doubles every dot that
+    starts a line; bytes without one go out as they are (RFC 2049 advises encoding a
+    leading dot for the same reason)."""
+    tokens = _QP_TOKEN.findall(encoded.replace(b"=\r\n", b""))
+    lines: list[bytes] = []
+    line: list[bytes] = []
+    width = 0
+    for n, token in enumerate(tokens):
+        if not line and token == b".":
+            token = b"=2E"
+        # binascii's rule: a break leaves room for its "=", but the last byte of a line
+        # may take the 76th column.
+        room = _QP_COLUMNS if n == len(tokens) - 1 and len(token) == 1 else _QP_COLUMNS - 1
+        if line and width + len(token) > room:
+            lines.append(b"".join(line) + b"=")
+            line, width = [], 0
+            if token == b".":
+                token = b"=2E"
+        line.append(token)
+        width += len(token)
+    lines.append(b"".join(line))
+    return b"\r\n".join(lines)
 
 
 #: Lines a send keeps encoded (two generations of this many: ~10 MB at most).
@@ -152,11 +195,10 @@ def _quoted_printable(text: str) -> bytes:
     binascii's encoder (C, but ~10 us a KB) decides each output byte from its own line
     alone when the data holds no CR (`_lines` makes sure) and ends with a newline, so a
     body is encoded line by line and each distinct line once: readers share most lines
-    of their digests. Equal to encoding the whole body at once (tests check).
+    of their digests. Equal to encoding the whole body at once (tests check) but for a
+    dot that would start a line, written "=2E" (`_no_leading_dot`).
     """
-    body = _lines(text)
-    if b"\r" in body:  # a lone CR in a line: not line by line (it never is, after _lines)
-        return binascii.b2a_qp(body, istext=True).replace(b"\n", b"\r\n")
+    body = _lines(text)  # no CR left in it: each line is encoded alone
     # The cache's young generation answers most lines without a Python call each (a
     # method call a line cost more than the dict lookup); a miss goes through `encode`.
     young, encode = _QP_LINES.young.get, _QP_LINES.encode
