@@ -129,6 +129,24 @@ def test_line_by_line_quoted_printable_is_the_whole_body_encoded(lines: list[str
         assert ours == whole
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*" \t.=éax—\x00", "x" * 40, ".x", "=."]), max_size=40))
+def test_a_dot_that_would_start_a_line_is_escaped_within_76_columns(parts: list[str]) -> None:
+    """What a rating link (dots everywhere, soft breaks anywhere) becomes: every physical
+    line within 76 columns, none starting with ".", every break soft, the same bytes
+    once decoded."""
+    import binascii
+
+    from digest.deliver.wire import _no_leading_dot
+
+    line = "".join(parts).encode()
+    encoded = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
+    physical = _no_leading_dot(encoded).split(b"\r\n")
+    assert all(len(p) <= 76 and not p.startswith(b".") for p in physical)
+    assert all(p.endswith(b"=") for p in physical[:-1])
+    assert binascii.a2b_qp(b"\n".join(physical)) == line
+
+
 def test_the_date_is_written_in_the_offset_given() -> None:
     """The Date header is cached per send time; one instant in two offsets stays two."""
     from datetime import UTC, datetime, timedelta, timezone

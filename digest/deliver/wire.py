@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import re
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 
@@ -123,6 +122,52 @@ def _base64(data: bytes) -> bytes:
     return body + tail if tail else body[:-2]
 
 
+#: binascii's limit: 76 columns, a soft break's "=" included.
+_QP_COLUMNS = 76
+
+
+def _no_leading_dot(encoded: bytes) -> bytes:
+    """One line's quoted-printable (soft breaks as "=\\r\\n") with every physical line
+    that would start with "." starting "=2E" instead (the same character once decoded),
+    still within 76 columns: what no longer fits moves to the next piece.
+
+    Why: SMTP ends DATA at a line holding only ".", so a client doubles every dot that
+    starts a line; bytes without one go out as they are (RFC 2045 lets any octet be
+    written "=XX"). Only lines that need it come here (a soft break before a dot: about
+    half of the rating-link lines, full of dots), so it works on pieces, not bytes."""
+    pieces = encoded.split(b"=\r\n")  # a literal "=" is always escaped: these are breaks
+    out: list[bytes] = []
+    carry = b""
+    for n, piece in enumerate(pieces):
+        piece = carry + piece
+        carry = b""
+        last = n == len(pieces) - 1
+        while True:
+            if piece.startswith(b"."):
+                piece = b"=2E" + piece[1:]
+            if len(piece) <= (_QP_COLUMNS if last else _QP_COLUMNS - 1):
+                break
+            cut = _QP_COLUMNS - 1  # a piece that goes on: 75 columns and its "="
+            if piece[cut - 1] == 0x3D:  # never inside an escape ("=XX")
+                cut -= 1
+            elif piece[cut - 2] == 0x3D:
+                cut -= 2
+            if not last:
+                piece, carry = piece[:cut], piece[cut:]
+                break
+            out.append(piece[:cut])
+            piece = piece[cut:]
+        out.append(piece)
+    return b"=\r\n".join(out)
+
+
+def _qp_line(line: bytes) -> bytes:
+    """One line's quoted-printable, as it stands in a body: followed by its newline
+    (which decides where a long line breaks), here taken off again; soft breaks CRLF."""
+    got = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
+    return _no_leading_dot(got) if got.startswith(b".") or b"\n." in got else got
+
+
 class _LineCache:
     """Quoted-printable of whole lines, kept in two generations: a line asked for again
     moves to the young one, and when the young one is full the old one is dropped. The
@@ -139,50 +184,11 @@ class _LineCache:
         if got is None:
             got = self.old.get(line)
             if got is None:
-                # As the line stands in a body: followed by its newline (which decides
-                # where a long line breaks), here taken off again; soft breaks get CRLF.
-                got = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
-                if got.startswith(b".") or b"\n." in got:
-                    got = _no_leading_dot(got)
+                got = _qp_line(line)
             if len(self.young) >= self.limit:
                 self.old, self.young = self.young, {}
             self.young[line] = got
         return got
-
-
-#: A quoted-printable token: an escape or one literal byte.
-_QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|[^=]")
-#: binascii's limit: 76 columns, a soft break's "=" included.
-_QP_COLUMNS = 76
-
-
-def _no_leading_dot(encoded: bytes) -> bytes:
-    """One line's quoted-printable (soft breaks as "=\\r\\n") re-wrapped so that no
-    physical line starts with ".": such a dot is written "=2E" (the same character once
-    decoded), and the line breaks as binascii breaks it, at most 76 columns.
-
-    Why: SMTP ends DATA at a line holding only ".", so a client doubles every dot that
-    starts a line; bytes without one go out as they are (RFC 2049 advises encoding a
-    leading dot for the same reason)."""
-    tokens = _QP_TOKEN.findall(encoded.replace(b"=\r\n", b""))
-    lines: list[bytes] = []
-    line: list[bytes] = []
-    width = 0
-    for n, token in enumerate(tokens):
-        if not line and token == b".":
-            token = b"=2E"
-        # binascii's rule: a break leaves room for its "=", but the last byte of a line
-        # may take the 76th column.
-        room = _QP_COLUMNS if n == len(tokens) - 1 and len(token) == 1 else _QP_COLUMNS - 1
-        if line and width + len(token) > room:
-            lines.append(b"".join(line) + b"=")
-            line, width = [], 0
-            if token == b".":
-                token = b"=2E"
-        line.append(token)
-        width += len(token)
-    lines.append(b"".join(line))
-    return b"\r\n".join(lines)
 
 
 #: Lines a send keeps encoded (two generations of this many: ~10 MB at most).
@@ -202,7 +208,8 @@ def _quoted_printable(text: str) -> bytes:
     # The cache's young generation answers most lines without a Python call each (a
     # method call a line cost more than the dict lookup); a miss goes through `encode`.
     young, encode = _QP_LINES.young.get, _QP_LINES.encode
-    return b"\r\n".join([young(line) or encode(line) for line in body.split(b"\n")])
+    lines = body.split(b"\n")
+    return b"\r\n".join([(young(line) or encode(line)) if line else b"" for line in lines])
 
 
 def message_bytes(email: OutgoingEmail) -> bytes | None:
