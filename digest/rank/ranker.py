@@ -23,7 +23,15 @@ from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
-from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors
+from digest.rank.related import RelatedTerms
+from digest.rank.score import (
+    Compiled,
+    compile_profiles,
+    keyword_scores,
+    paper_priors,
+    related_scores,
+    with_related,
+)
 from digest.rank.select import select
 from digest.rank.settings import RankSettings
 from digest.rank.terms import PaperTerms, terms_for, terms_kept, terms_wanted
@@ -50,6 +58,8 @@ class Prepared:
     vectors: VectorMemo | None = None
     #: The semantic layer's paper vectors, in `papers` order (None: lexical only).
     dense: DenseDay | None = None
+    #: The stored papers' related terms (`rank.related`; None: keywords' own words only).
+    related: RelatedTerms | None = None
 
 
 def prepare(
@@ -61,6 +71,7 @@ def prepare(
     wanted: Collection[str] | None = None,
     dense: DenseDay | None = None,
     kept: Sequence[PaperTerms | None] | None = None,
+    related: RelatedTerms | None = None,
 ) -> Prepared:
     """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
 
@@ -72,6 +83,9 @@ def prepare(
     `papers[j]`; None ranks by the words alone.
     `kept[j]`: `papers[j]`'s terms of the `wanted` features as its kept postings give
     them (`rank.postings.wanted_terms`), None where it has none (then its blob is read).
+    `related`: the stored papers' related terms (`rank.related`); the profiles ranked on
+    this index then also match papers that say their keywords in other words (pass the
+    same table to `keyword_features` for `wanted`).
     """
     analyzer = analyzer_for(synonyms)
     # An index of known features decodes only those of each kept blob.
@@ -88,20 +102,26 @@ def prepare(
     column = {p.id: j for j, p in enumerate(papers)}
     memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
     vectors = VectorMemo(blobs)
-    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense)
+    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense, related)
 
 
 def keyword_features(
     keywords: Iterable[Keyword],
     settings: RankSettings = DEFAULT_SETTINGS,
     synonyms: Mapping[str, Sequence[str]] | None = None,
+    related: RelatedTerms | None = None,
 ) -> set[str]:
     """Every index feature that ranking profiles with these keywords (wanted or excluded)
-    looks up: what `prepare(wanted=...)` must keep."""
+    looks up: what `prepare(wanted=...)` must keep (with `related`, their related terms
+    too)."""
     analyzer = analyzer_for(synonyms)
+    bridged = related is not None and bool(related) and settings.related_credit > 0
     out: set[str] = set()
     for text, phrase in {(kw.text, kw.phrase) for kw in keywords}:
         plan = compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share)
+        if plan is not None and bridged:
+            assert related is not None
+            plan = with_related(plan, related, settings)
         if plan is not None:
             out |= plan.index_features()
     return out
@@ -111,10 +131,15 @@ def keyword_features(
 class Evidence:
     """Each keyword plan's score in each paper (plans x papers, sparse), by source."""
 
-    lexical: sp.csr_matrix  #: s(k, p) from the words (`score.keyword_scores`)
+    #: s(k, p) from the words (`score.keyword_scores`), or from related terms where
+    #: those give more (`score.related_scores`)
+    lexical: sp.csr_matrix
     phrase: sp.csr_matrix  #: its phrase part (what exclusions veto on)
     meaning: sp.csr_matrix | None  #: from the semantic layer (`rank.dense`); None: off
     fused: sp.csr_matrix  #: what the ranker selects on: `dense.fuse` of the two
+    #: 1 where the lexical evidence came from related terms alone (the keyword's own
+    #: words give none); None: no related terms
+    related: sp.csr_matrix | None = None
 
 
 def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
@@ -123,17 +148,24 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
     and for `rank --explain`."""
     settings = prepared.settings
     lexical, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    bridged = related_scores(compiled.plans, prepared.index, settings)
+    alone = None
+    if bridged is not None and bridged.nnz:
+        alone = bridged - bridged.multiply(lexical > 0)  # where the words give nothing
+        alone.eliminate_zeros()
+        lexical = lexical.maximum(bridged).tocsr()
+        alone.data[:] = 1.0
     day = prepared.dense
     if day is None or settings.dense_credit <= 0 or compiled.texts is None:
-        return Evidence(lexical, phrase, None, lexical)
+        return Evidence(lexical, phrase, None, lexical, alone)
     texts = [
         t if plan is not None else None
         for t, plan in zip(compiled.texts, compiled.plans, strict=True)
     ]
     meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
     if not meaning.nnz:  # nothing stands out today: exactly the lexical ranking
-        return Evidence(lexical, phrase, meaning, lexical)
-    return Evidence(lexical, phrase, meaning, fuse(lexical, meaning))
+        return Evidence(lexical, phrase, meaning, lexical, alone)
+    return Evidence(lexical, phrase, meaning, fuse(lexical, meaning), alone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +198,7 @@ def rank_prepared(
     for name, given in (("exclude_ids", exclude_ids), ("start", start), ("ratings", ratings)):
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
-    compiled = compile_profiles(profiles, analyzer, settings)
+    compiled = compile_profiles(profiles, analyzer, settings, prepared.related)
     evidence = keyword_evidence(prepared, compiled)
     scores, vetoes = evidence.fused, evidence.phrase.copy()
     vetoes.data[:] = 1.0
@@ -188,6 +220,7 @@ def rank_prepared(
         settings,
         prepared.memo,
         evidence.meaning,
+        evidence.related,
     )
     if learned is not None:
         items = learned.explain(items, prepared.column)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import attrgetter
 
@@ -44,6 +44,7 @@ from digest.model import Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer
 from digest.rank.index import PaperIndex
 from digest.rank.query import KeywordPlan, compile_keyword
+from digest.rank.related import RelatedTerms
 from digest.rank.settings import RankSettings
 
 DEFAULT_SETTINGS = RankSettings()
@@ -102,7 +103,10 @@ class Selections:
 
 
 def compile_profiles(
-    profiles: Sequence[Profile], analyzer: Analyzer, settings: RankSettings
+    profiles: Sequence[Profile],
+    analyzer: Analyzer,
+    settings: RankSettings,
+    related: RelatedTerms | None = None,
 ) -> Compiled:
     """Compile each distinct keyword once (profiles share many) into weight matrices.
 
@@ -111,6 +115,8 @@ def compile_profiles(
     the product in `select` sums a profile's keywords in that order. Each keyword is
     read in C loops (`map`, `attrgetter`) and numbered with numpy: 100,000 profiles
     hold ~500,000 keywords, and a Python statement for each was most of the time.
+    `related`: the stored papers' related terms (`rank.related`); each plan then carries
+    its keyword's (`with_related`), when `settings.related_credit` is positive.
     """
     kws = list(map(attrgetter("keywords"), profiles))
     exs = list(map(attrgetter("exclude"), profiles))
@@ -132,6 +138,8 @@ def compile_profiles(
     pid = pid[inverse.reshape(-1)]
     keys = [(texts[j], bool(phrase[j])) for j in first[appearance].tolist()]
     plans = [compile_keyword(Keyword(t, p), analyzer, settings.exact_share) for t, p in keys]
+    if related and settings.related_credit > 0:
+        plans = [with_related(plan, related, settings) for plan in plans]
     real = np.fromiter((p is not None for p in plans), bool, len(plans))[pid]
     row = np.repeat(np.arange(len(profiles), dtype=np.int64), n_kw + n_ex)
     is_kw = np.repeat(np.tile([True, False], len(profiles)), np.column_stack([n_kw, n_ex]).ravel())
@@ -151,6 +159,47 @@ def compile_profiles(
         np.where(real, pid, -1)[is_kw].tolist(), np.concatenate([[0], np.cumsum(n_kw)]).tolist()
     )
     return Compiled(plans, weights, excludes, per_profile, [t for t, _ in keys])
+
+
+def with_related(
+    plan: KeywordPlan | None, related: RelatedTerms, settings: RankSettings
+) -> KeywordPlan | None:
+    """`plan` with its keyword's related terms (the `related_terms` heaviest of its
+    anchors' neighbours, the keyword's own features left out)."""
+    if plan is None:
+        return None
+    found = related.neighbours(plan.anchors(), plan.all_features())[: settings.related_terms]
+    return replace(plan, related=found) if found else plan
+
+
+def related_scores(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex, settings: RankSettings
+) -> sp.csr_matrix | None:
+    """related(k, p) = related_credit * min(1, sum_g r(k, g) * sat(g, p)) for every plan
+    and paper (`rank.related`), below min_evidence dropped; None when no plan has
+    related terms in the index."""
+    vocab = index.vocab
+    q: tuple[list[int], list[int], list[float]] = ([], [], [])
+    for k, plan in enumerate(plans):
+        if plan is None:
+            continue
+        for g, r in plan.related:
+            at = vocab.get(g)
+            if at is not None:
+                q[0].append(k)
+                q[1].append(at)
+                q[2].append(r)
+    if not q[0]:
+        return None
+    shape = (len(plans), len(vocab))
+    weights = sp.csr_matrix((np.asarray(q[2], np.float32), (q[0], q[1])), shape=shape)
+    weights.sum_duplicates()
+    got = (weights @ index.sat).tocsr()
+    got.data = np.minimum(got.data, 1.0) * np.float32(settings.related_credit)
+    got.data = np.minimum(got.data, _MAX_SAT)
+    got.data[got.data < settings.min_evidence] = 0.0
+    got.eliminate_zeros()
+    return got.astype(np.float32)
 
 
 def keyword_scores(

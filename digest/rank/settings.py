@@ -91,6 +91,12 @@ class RankSettings:
     #: chosen on the dev set by `make eval` (leave-one-profile-out figures in the README).
     dense_z: float = 3.5
     dense_credit: float = 0.4
+    #: Related terms (`rank.related`; only with a related-terms table in the store): a
+    #: paper that says a keyword in other words, i.e. has terms the stored papers use
+    #: with it, matches the keyword with up to `related_credit` (less than the keyword
+    #: itself can reach), by its `related_terms` heaviest related terms. 0 turns it off.
+    related_credit: float = 0.0
+    related_terms: int = 20
     #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
     profile_chunk: int = 4096
     #: Snippets per item, and their length in characters.
