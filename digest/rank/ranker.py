@@ -88,6 +88,8 @@ def prepare(
     same table to `keyword_features` for `wanted`).
     """
     analyzer = analyzer_for(synonyms)
+    if related and settings.related_credit > 0 and wanted is not None and kept is None:
+        wanted = set(wanted) | related.expand(wanted)  # their related terms are looked up
     # An index of known features decodes only those of each kept blob.
     if wanted is None:
         terms = terms_for(papers, analyzer, blobs)

@@ -26,14 +26,14 @@ why-line says the paper came in by related terms (`Match.fields` == ("related",)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
-from digest.rank.analyzer import EXACT_PREFIX
-from digest.rank.terms import PaperTerms
+from digest.model import Paper
+from digest.rank.analyzer import EXACT_PREFIX, STOPWORDS, Analyzer, tokenize
 
 #: (related feature, r) pairs, best first.
 Neighbours = tuple[tuple[str, float], ...]
@@ -85,20 +85,39 @@ class RelatedTerms:
 _BLOCK = 2048
 
 
+def paper_features(paper: Paper, analyzer: Analyzer, memo: dict[str, bool]) -> set[str]:
+    """The features of a paper's title and abstract that can stand for a topic: exact word
+    forms left out (their stems stand for them), and so is any feature made of a function
+    word ("the", "for": alone or in a pair such as "forparamet"), which says nothing of
+    what a paper is about. `memo`: span text -> kept, shared across papers."""
+    out: set[str] = set()
+    for text in (paper.title, paper.abstract or ""):
+        for f, start, end in analyzer.feature_spans(text):
+            if f.startswith(EXACT_PREFIX) or f in out:
+                continue
+            span = text[start:end]
+            keep = memo.get(span)
+            if keep is None:
+                keep = memo[span] = not any(t.word in STOPWORDS for t in tokenize(span))
+            if keep:
+                out.add(f)
+    return out
+
+
 def learn(
-    terms: Iterable[PaperTerms],
+    docs: Iterable[Collection[str]],
     min_papers: int = 3,
     max_share: float = 0.1,
     min_weight: float = 0.3,
     top: int = 20,
     smoothing: float = 1.0,
 ) -> RelatedTerms:
-    """The related-terms table of a corpus (pure): each paper's features of title and
-    abstract, exact word forms left out (their stems stand for them), counted once a
-    paper. A feature is an anchor when `min_papers` papers hold it; its related terms are
-    as the module docstring says. Cost: the co-occurring pairs of the papers' features,
-    in blocks of anchors (some seconds for 5,000 papers)."""
-    docs = [{f for f in (*t.title, *t.abstract) if not f.startswith(EXACT_PREFIX)} for t in terms]
+    """The related-terms table of a corpus (pure): `docs` holds each paper's features
+    (`paper_features`), each counted once a paper. A feature is an anchor when
+    `min_papers` papers hold it; its related terms are as the module docstring says.
+    Cost: the co-occurring pairs of the papers' features, in blocks of anchors (some
+    seconds for 5,000 papers)."""
+    docs = [set(d) for d in docs]
     n = len(docs)
     if not n:
         return RelatedTerms({}, 0)

@@ -168,7 +168,7 @@ def with_related(
     anchors' neighbours, the keyword's own features left out)."""
     if plan is None:
         return None
-    found = related.neighbours(plan.anchors(), plan.all_features())[: settings.related_terms]
+    found = related.neighbours(plan.anchors(), plan.all_features())[: int(settings.related_terms)]
     return replace(plan, related=found) if found else plan
 
 
