@@ -258,12 +258,20 @@ def bridges(tuned: Tuned) -> str:
     on_shipped = grid(ev, qrels, papers, now, defaults, TUNED_RELATED, None, related)
     shipped = {k: getattr(defaults, k) for k in TUNED_RELATED}
     at_shipped = next(pt for pt in on_shipped if pt.values == shipped)
-    without = next(pt for pt in on_shipped if pt.values["related_credit"] == 0)
+    without = next(
+        pt
+        for pt in on_shipped
+        if pt.values == {**shipped, "related_credit": 0.0, "sense_floor": 1.0}
+    )
     best = best_point(on_shipped, everyone)
     held, chosen = lopo(on_shipped, n)
     picks = sorted({tuple(sorted(pt.values.items())) for pt in chosen})
-    forced = [pt for pt in on_shipped if pt.values["related_credit"] > 0]
+    forced = [
+        pt for pt in on_shipped if pt.values["related_credit"] > 0 or pt.values["sense_floor"] < 1
+    ]
     forced_held, _ = lopo(forced, n)
+    related_only, _ = lopo([pt for pt in on_shipped if pt.values["sense_floor"] == 1], n)
+    sense_only, _ = lopo([pt for pt in on_shipped if pt.values["related_credit"] == 0], n)
     lexical_held, _ = lopo(lexical, n)
     all_held, all_chosen = nested_lopo(
         ev, qrels, papers, now, lexical, None, TUNED_RELATED, related
@@ -279,6 +287,8 @@ def bridges(tuned: Tuned) -> str:
         table_line("bridges, LOPO (bridge constants)", held),
         f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
         table_line("bridges forced on, LOPO", forced_held),
+        table_line("related terms only, LOPO", related_only),
+        table_line("sense only, LOPO", sense_only),
         table_line("without bridges, LOPO (4 lexical)", lexical_held),
         table_line("with bridges, LOPO (all 6)", all_held),
         f"  LOPO picked {len(all_picks)} distinct point(s) of the six",

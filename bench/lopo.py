@@ -122,6 +122,7 @@ TUNED_DENSE: dict[str, tuple[float, ...]] = {
 TUNED_RELATED: dict[str, tuple[float, ...]] = {
     "related_credit": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),
     "related_terms": (5.0, 10.0, 20.0),
+    "sense_floor": (1.0, 0.8, 0.6, 0.4, 0.2),
 }
 
 

@@ -69,8 +69,8 @@ def kept_related(
     synonyms: Mapping[str, Sequence[str]] | None,
 ) -> RelatedTerms | None:
     """The kept related terms of these features (a ranking's own: `rank.keyword_features`),
-    or None when bridges are off (`settings.related_credit` 0) or none are kept."""
-    if settings.related_credit <= 0 or not features:
+    or None when ranking reads none (`settings.uses_related`) or none are kept."""
+    if not settings.uses_related or not features:
         return None
     from digest import rank
 
@@ -81,7 +81,7 @@ def kept_related(
 
 def related_for(config: Config, store: Store, keywords: Iterable[Keyword]) -> RelatedTerms | None:
     """`kept_related` of the features these keywords (wanted or excluded) look up."""
-    if config.ranking.related_credit <= 0:
+    if not config.ranking.uses_related:
         return None
     from digest import rank
 

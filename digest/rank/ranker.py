@@ -26,10 +26,13 @@ from digest.rank.query import compile_keyword
 from digest.rank.related import RelatedTerms
 from digest.rank.score import (
     Compiled,
+    Sense,
     compile_profiles,
     keyword_scores,
     paper_priors,
+    related_evidence,
     related_scores,
+    sense_of,
     with_related,
 )
 from digest.rank.select import select
@@ -88,7 +91,7 @@ def prepare(
     same table to `keyword_features` for `wanted`).
     """
     analyzer = analyzer_for(synonyms)
-    if related and settings.related_credit > 0 and wanted is not None and kept is None:
+    if related and settings.uses_related and wanted is not None and kept is None:
         wanted = set(wanted) | related.expand(wanted)  # their related terms are looked up
     # An index of known features decodes only those of each kept blob.
     if wanted is None:
@@ -117,7 +120,7 @@ def keyword_features(
     looks up: what `prepare(wanted=...)` must keep (with `related`, their related terms
     too)."""
     analyzer = analyzer_for(synonyms)
-    bridged = related is not None and bool(related) and settings.related_credit > 0
+    bridged = related is not None and bool(related) and settings.uses_related
     out: set[str] = set()
     for text, phrase in {(kw.text, kw.phrase) for kw in keywords}:
         plan = compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share)
@@ -142,6 +145,8 @@ class Evidence:
     #: 1 where the lexical evidence came from related terms alone (the keyword's own
     #: words give none); None: no related terms
     related: sp.csr_matrix | None = None
+    #: what `select` weighs partial matches of multi-word keywords by (None: sense off)
+    sense: Sense | None = None
 
 
 def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
@@ -150,7 +155,9 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
     and for `rank --explain`."""
     settings = prepared.settings
     lexical, phrase = keyword_scores(compiled.plans, prepared.index, settings)
-    bridged = related_scores(compiled.plans, prepared.index, settings)
+    words = lexical
+    raw = related_evidence(compiled.plans, prepared.index)
+    bridged = related_scores(raw, settings) if raw is not None else None
     alone = None
     if bridged is not None and bridged.nnz:
         alone = bridged - bridged.multiply(lexical > 0)  # where the words give nothing
@@ -158,16 +165,18 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
         lexical = lexical.maximum(bridged).tocsr()
         alone.data[:] = 1.0
     day = prepared.dense
-    if day is None or settings.dense_credit <= 0 or compiled.texts is None:
-        return Evidence(lexical, phrase, None, lexical, alone)
-    texts = [
-        t if plan is not None else None
-        for t, plan in zip(compiled.texts, compiled.plans, strict=True)
-    ]
-    meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
-    if not meaning.nnz:  # nothing stands out today: exactly the lexical ranking
-        return Evidence(lexical, phrase, meaning, lexical, alone)
-    return Evidence(lexical, phrase, meaning, fuse(lexical, meaning), alone)
+    meaning = None
+    fused = lexical
+    if day is not None and settings.dense_credit > 0 and compiled.texts is not None:
+        texts = [
+            t if plan is not None else None
+            for t, plan in zip(compiled.texts, compiled.plans, strict=True)
+        ]
+        meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
+        if meaning.nnz:  # else nothing stands out today: exactly the lexical ranking
+            fused = fuse(lexical, meaning)
+    sense = sense_of(words, phrase, raw, fused, settings) if settings.sense_floor < 1 else None
+    return Evidence(lexical, phrase, meaning, fused, alone, sense)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +219,17 @@ def rank_prepared(
         exclude_ids = learned.exclude_ids(exclude_ids, len(profiles))
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
-    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
+    chosen = select(
+        compiled,
+        scores,
+        vetoes,
+        profiles,
+        prepared.prior,
+        settings,
+        excluded,
+        starts,
+        sense=evidence.sense,
+    )
     items = explain(
         papers,
         profiles,

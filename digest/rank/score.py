@@ -116,7 +116,7 @@ def compile_profiles(
     read in C loops (`map`, `attrgetter`) and numbered with numpy: 100,000 profiles
     hold ~500,000 keywords, and a Python statement for each was most of the time.
     `related`: the stored papers' related terms (`rank.related`); each plan then carries
-    its keyword's (`with_related`), when `settings.related_credit` is positive.
+    its keyword's (`with_related`), when `settings.uses_related`.
     """
     kws = list(map(attrgetter("keywords"), profiles))
     exs = list(map(attrgetter("exclude"), profiles))
@@ -138,7 +138,7 @@ def compile_profiles(
     pid = pid[inverse.reshape(-1)]
     keys = [(texts[j], bool(phrase[j])) for j in first[appearance].tolist()]
     plans = [compile_keyword(Keyword(t, p), analyzer, settings.exact_share) for t, p in keys]
-    if related and settings.related_credit > 0:
+    if related and settings.uses_related:
         plans = [with_related(plan, related, settings) for plan in plans]
     real = np.fromiter((p is not None for p in plans), bool, len(plans))[pid]
     row = np.repeat(np.arange(len(profiles), dtype=np.int64), n_kw + n_ex)
@@ -172,12 +172,12 @@ def with_related(
     return replace(plan, related=found) if found else plan
 
 
-def related_scores(
-    plans: Sequence[KeywordPlan | None], index: PaperIndex, settings: RankSettings
+def related_evidence(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex
 ) -> sp.csr_matrix | None:
-    """related(k, p) = related_credit * min(1, sum_g r(k, g) * sat(g, p)) for every plan
-    and paper (`rank.related`), below min_evidence dropped; None when no plan has
-    related terms in the index."""
+    """min(1, sum_g r(k, g) * sat(g, p)) for every plan and paper (`rank.related`): how
+    much a paper says each keyword in other words; None when no plan has related terms
+    in the index."""
     vocab = index.vocab
     q: tuple[list[int], list[int], list[float]] = ([], [], [])
     for k, plan in enumerate(plans):
@@ -195,11 +195,54 @@ def related_scores(
     weights = sp.csr_matrix((np.asarray(q[2], np.float32), (q[0], q[1])), shape=shape)
     weights.sum_duplicates()
     got = (weights @ index.sat).tocsr()
-    got.data = np.minimum(got.data, 1.0) * np.float32(settings.related_credit)
-    got.data = np.minimum(got.data, _MAX_SAT)
+    got.data = np.minimum(got.data, 1.0)
+    return got.astype(np.float32)
+
+
+def related_scores(raw: sp.csr_matrix, settings: RankSettings) -> sp.csr_matrix | None:
+    """related(k, p) = related_credit * `related_evidence`, below min_evidence dropped:
+    what a keyword's related terms give a paper (None when the bridges are off)."""
+    if settings.related_credit <= 0:
+        return None
+    got = raw.copy()
+    got.data = np.minimum(got.data * np.float32(settings.related_credit), _MAX_SAT)
     got.data[got.data < settings.min_evidence] = 0.0
     got.eliminate_zeros()
-    return got.astype(np.float32)
+    return got
+
+
+@dataclass(frozen=True, slots=True)
+class Sense:
+    """What `select` needs to weigh partial matches (`RankSettings.sense_floor`), plans x
+    papers, both as log(1 - x) so a profile's noisy OR is one product."""
+
+    #: log(1 - s) where s came from some words of a multi-word keyword alone
+    partial: sp.csr_matrix
+    #: log(1 - c), c the paper's context for the keyword: the keyword as a whole (its
+    #: phrase) or its related terms (`related_evidence`)
+    context: sp.csr_matrix
+
+
+def sense_of(
+    words: sp.csr_matrix,
+    phrase: sp.csr_matrix,
+    related: sp.csr_matrix | None,
+    scores: sp.csr_matrix,
+    settings: RankSettings,
+) -> Sense:
+    """The `Sense` of the evidence: `words` (s(k, p) from the keywords' own words),
+    `phrase` (its phrase part), `related` (`related_evidence`, or None) and `scores`
+    (what is selected on)."""
+    mask = (words > phrase).astype(np.float32)  # the words apart gave more: some alone
+    partial = scores.multiply(mask).tocsr()
+    partial.data = np.log1p(-np.minimum(partial.data, _MAX_SAT))
+    context = phrase.copy().tocsr()
+    context.data[context.data < settings.min_evidence] = 0.0
+    context.eliminate_zeros()
+    if related is not None:
+        context = context.maximum(related).tocsr()
+    context.data = np.log1p(-np.minimum(context.data, _MAX_SAT))
+    return Sense(partial.astype(np.float32), context.astype(np.float32))
 
 
 def keyword_scores(

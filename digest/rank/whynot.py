@@ -192,7 +192,7 @@ def audit(
     papers, settings = prepared.papers, prepared.settings
     # The exclusions as a second profile's keywords: their plan ids, in the same plans.
     vetoing = Profile("exclusions", profile.exclude)
-    compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings)
+    compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings, prepared.related)
     evidence = keyword_evidence(prepared, compiled)
     scores = evidence.fused
     vetoes = evidence.phrase.copy()
@@ -205,11 +205,16 @@ def audit(
         lifted = learned.taste.lifted[0]
     opened = [replace(profile, min_score=0.0, max_items=max(len(papers), 1))]
     unruled = replace(compiled, excludes=sp.csr_matrix(compiled.excludes.shape, dtype=np.float32))
-    every = select(unruled, scores, vetoes, opened, prepared.prior, settings)
+    sense = evidence.sense
+    every = select(unruled, scores, vetoes, opened, prepared.prior, settings, sense=sense)
     ledger = _excluded(prepared, [set(sent)])
-    eligible = select(compiled, scores, vetoes, opened, prepared.prior, settings, ledger)
+    eligible = select(
+        compiled, scores, vetoes, opened, prepared.prior, settings, ledger, sense=sense
+    )
     # The day's bar, as `select` sets it: over the papers not vetoed (sent ones count).
-    unvetoed = _by_column(select(compiled, scores, vetoes, opened, prepared.prior, settings))
+    unvetoed = _by_column(
+        select(compiled, scores, vetoes, opened, prepared.prior, settings, sense=sense)
+    )
     rel = np.array([r for r, _ in unvetoed.values()], np.float32)
     day = cut(rel, settings, profile.min_score, len(rel) + 1)  # the bar alone, no cap
     floor = max(day.threshold, 1e-6)
