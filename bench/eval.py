@@ -290,8 +290,8 @@ def bridges(tuned: Tuned) -> str:
         table_line("related terms only, LOPO", related_only),
         table_line("sense only, LOPO", sense_only),
         table_line("without bridges, LOPO (4 lexical)", lexical_held),
-        table_line("with bridges, LOPO (all 6)", all_held),
-        f"  LOPO picked {len(all_picks)} distinct point(s) of the six",
+        table_line("with bridges, LOPO (all 7)", all_held),
+        f"  LOPO picked {len(all_picks)} distinct point(s) of the seven",
         "  per profile nDCG@10/F1 without -> with (best on all): "
         + ", ".join(
             f"{s['name']} {a['ndcg']:.2f}/{a['f1']:.2f}->{b['ndcg']:.2f}/{b['f1']:.2f}"
@@ -368,7 +368,7 @@ def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str
         f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
         table_line("lexical only, LOPO (4 lexical)", lexical_held),
         table_line("semantic, LOPO (all 6 constants)", all_held),
-        f"  LOPO picked {len(all_picks)} distinct point(s) of the six",
+        f"  LOPO picked {len(all_picks)} distinct point(s) of the seven",
     ]
     return "\n".join(lines)
 

@@ -33,6 +33,7 @@ from digest.rank.score import (
     related_evidence,
     related_scores,
     sense_of,
+    specificity,
     with_related,
 )
 from digest.rank.select import select
@@ -175,7 +176,10 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
         meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
         if meaning.nnz:  # else nothing stands out today: exactly the lexical ranking
             fused = fuse(lexical, meaning)
-    sense = sense_of(words, phrase, raw, fused, settings) if settings.sense_floor < 1 else None
+    sense = None
+    if settings.sense_floor < 1:
+        specific = specificity(compiled.plans, prepared.index, phrase)
+        sense = sense_of(words, phrase, raw, fused, settings, specific)
     return Evidence(lexical, phrase, meaning, fused, alone, sense)
 
 

@@ -214,13 +214,53 @@ def related_scores(raw: sp.csr_matrix, settings: RankSettings) -> sp.csr_matrix 
 @dataclass(frozen=True, slots=True)
 class Sense:
     """What `select` needs to weigh partial matches (`RankSettings.sense_floor`), plans x
-    papers, both as log(1 - x) so a profile's noisy OR is one product."""
+    papers, as log(1 - x) so a profile's noisy OR is one product."""
 
     #: log(1 - s) where s came from some words of a multi-word keyword alone
     partial: sp.csr_matrix
+    #: the same, times g = sense_floor + (1 - sense_floor) * specificity: what it counts
+    #: for where the paper shows no context
+    doubted: sp.csr_matrix
     #: log(1 - c), c the paper's context for the keyword: the keyword as a whole (its
     #: phrase) or its related terms (`related_evidence`)
     context: sp.csr_matrix
+
+
+def specificity(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex, phrase: sp.csr_matrix
+) -> sp.csr_matrix:
+    """How much the words of each multi-word keyword that a paper has stand for the
+    keyword, plans x papers in [0, 1]: min(1, sum over its words u in the paper of
+    P(keyword | u)), P counted over the indexed papers (the papers with u that have the
+    keyword's phrase, smoothed). "unlearning" mostly comes as "machine unlearning" or
+    close, "mixture" of "data mixture" mostly as a mixture of experts: the first alone
+    is trusted, the second doubted."""
+    vocab = index.vocab
+    present = index.sat.copy()
+    present.data[:] = 1.0
+    has_phrase = phrase.copy().tocsr()
+    has_phrase.data[:] = 1.0
+    rows: list[int] = []
+    cols: list[int] = []
+    for k, plan in enumerate(plans):
+        if plan is None or not plan.bag:
+            continue
+        for unit in plan.bag:
+            at = vocab.get(unit.features[0][0])
+            if at is not None:
+                rows.append(k)
+                cols.append(at)
+    shape = (len(plans), len(vocab))
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    r, c = np.asarray(rows), np.asarray(cols)
+    both = np.asarray(has_phrase[r].multiply(present[c]).sum(axis=1)).ravel()
+    alone = np.diff(present.indptr)[c]
+    trust = both / (alone + 1.0)
+    weights = sp.csr_matrix((trust.astype(np.float32), (r, c)), shape=shape)
+    got = (weights @ present).tocsr()
+    got.data = np.minimum(got.data, 1.0)
+    return got.astype(np.float32)
 
 
 def sense_of(
@@ -229,20 +269,34 @@ def sense_of(
     related: sp.csr_matrix | None,
     scores: sp.csr_matrix,
     settings: RankSettings,
+    specific: sp.csr_matrix,
 ) -> Sense:
     """The `Sense` of the evidence: `words` (s(k, p) from the keywords' own words),
-    `phrase` (its phrase part), `related` (`related_evidence`, or None) and `scores`
-    (what is selected on)."""
+    `phrase` (its phrase part), `related` (`related_evidence`, or None), `scores` (what
+    is selected on) and `specific` (`specificity`)."""
     mask = (words > phrase).astype(np.float32)  # the words apart gave more: some alone
     partial = scores.multiply(mask).tocsr()
     partial.data = np.log1p(-np.minimum(partial.data, _MAX_SAT))
+    floor = settings.sense_floor
+    trust = np.minimum(lookup_csr(specific, partial), 1.0)
+    doubted = sp.csr_matrix(
+        (partial.data * (floor + (1.0 - floor) * trust), partial.indices, partial.indptr),
+        shape=partial.shape,
+    )
     context = phrase.copy().tocsr()
     context.data[context.data < settings.min_evidence] = 0.0
     context.eliminate_zeros()
     if related is not None:
         context = context.maximum(related).tocsr()
     context.data = np.log1p(-np.minimum(context.data, _MAX_SAT))
-    return Sense(partial.astype(np.float32), context.astype(np.float32))
+    return Sense(partial.astype(np.float32), doubted.astype(np.float32), context.astype(np.float32))
+
+
+def lookup_csr(matrix: sp.csr_matrix, at: sp.csr_matrix) -> np.ndarray:
+    """`matrix` at each stored entry of `at` (a CSR matrix of the same shape), in `at`'s
+    order."""
+    rows = np.repeat(np.arange(at.shape[0]), np.diff(at.indptr))
+    return lookup(matrix, rows, at.indices)
 
 
 def keyword_scores(

@@ -87,7 +87,7 @@ def select(
         hi = min(lo + chunk, len(profiles))
         log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
         if sense is not None:
-            log_rel = _sensed(log_rel, compiled.weights[lo:hi], sense, settings.sense_floor)
+            log_rel = _sensed(log_rel, compiled.weights[lo:hi], sense)
         rows, cols, rv = _past_floor(log_rel, floors_all[lo:hi])
         out = None  # pairs left out before the day's bar is set: vetoed, before the window
         ex = compiled.excludes[lo:hi]
@@ -127,29 +127,26 @@ def select(
     )
 
 
-def _sensed(
-    log_rel: sp.csr_matrix, weights: sp.csr_matrix, sense: Sense, floor: float
-) -> sp.csr_matrix:
-    """`log_rel` with each profile's partial matches counted g times, g = floor + (1 -
-    floor) * context, context the noisy OR of the paper's context over the profile's
-    keywords: log_rel + (g - 1) * (W @ partial)."""
+def _sensed(log_rel: sp.csr_matrix, weights: sp.csr_matrix, sense: Sense) -> sp.csr_matrix:
+    """`log_rel` with each profile's partial matches doubted where the paper shows little
+    context: log_rel + (1 - context) * (W @ doubted - W @ partial), context the noisy OR
+    of the paper's context over the profile's keywords (`score.Sense`)."""
     n_plans = weights.shape[1]
-    partial, context = sense.partial, sense.context
-    if partial.shape[0] < n_plans:  # plans added after the evidence (ratings: `learn`)
-        partial = sp.vstack(
-            [partial, sp.csr_matrix((n_plans - partial.shape[0], partial.shape[1]))]
-        )
-        context = sp.vstack(
-            [context, sp.csr_matrix((n_plans - context.shape[0], context.shape[1]))]
-        )
-    part = (weights @ partial).tocsr()
-    if not part.nnz:
+
+    def padded(m: sp.csr_matrix) -> sp.csr_matrix:
+        if m.shape[0] >= n_plans:
+            return m
+        # plans added after the evidence (ratings: `learn`) have no partial matches
+        return sp.vstack([m, sp.csr_matrix((n_plans - m.shape[0], m.shape[1]))]).tocsr()
+
+    lift = (weights @ padded(sense.doubted) - weights @ padded(sense.partial)).tocsr()
+    lift.eliminate_zeros()
+    if not lift.nnz:
         return log_rel
-    ctx = (weights @ context).tocsr()
-    rows = np.repeat(np.arange(part.shape[0]), np.diff(part.indptr))
-    shown = -np.expm1(lookup(ctx, rows, part.indices))
-    g = floor + (1.0 - floor) * shown
-    adjust = sp.csr_matrix(((g - 1.0) * part.data, part.indices, part.indptr), shape=part.shape)
+    ctx = (weights @ padded(sense.context)).tocsr()
+    rows = np.repeat(np.arange(lift.shape[0]), np.diff(lift.indptr))
+    unshown = np.exp(lookup(ctx, rows, lift.indices))  # 1 - context
+    adjust = sp.csr_matrix((unshown * lift.data, lift.indices, lift.indptr), shape=lift.shape)
     return (log_rel + adjust).tocsr()
 
 
