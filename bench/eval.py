@@ -368,7 +368,7 @@ def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str
         f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
         table_line("lexical only, LOPO (4 lexical)", lexical_held),
         table_line("semantic, LOPO (all 6 constants)", all_held),
-        f"  LOPO picked {len(all_picks)} distinct point(s) of the seven",
+        f"  LOPO picked {len(all_picks)} distinct point(s) of the six",
     ]
     return "\n".join(lines)
 

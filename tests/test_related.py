@@ -40,7 +40,7 @@ def corpus() -> list[Paper]:
     ]
     other = [
         paper(f"o{i}", f"Graph networks {i}", "Message passing over graphs, with benchmarks.")
-        for i in range(40)
+        for i in range(60)
     ]
     return [*kd, *other]
 
@@ -57,7 +57,7 @@ def test_terms_the_papers_use_with_a_keyword_are_related_to_it() -> None:
     assert all(0 < r <= 1 for r in related.values())
     assert "graph" not in related  # never with the keyword
     assert not {"a", "by", "astud", "froma"} & related.keys()  # function words say nothing
-    assert table.papers == 44
+    assert table.papers == 64
 
 
 def test_a_paper_that_says_the_keyword_in_other_words_comes_in_by_related_terms() -> None:
@@ -96,7 +96,7 @@ def test_the_store_keeps_the_table_under_its_key(tmp_path: Path) -> None:
         n = store.keep_related_terms("k", table.rows(), table.papers, NOW)
         assert n == len(table.rows())
         rows, papers = store.related_terms("k", ["≡kd", "nothing"])
-        assert papers == 44
+        assert papers == 64
         assert RelatedTerms.from_rows(rows, papers).neighbours(["≡kd"]) == table.neighbours(["≡kd"])
         assert store.related_terms("other", ["≡kd"]) == ([], 0)
         store.keep_related_terms("k", [("a", "b", 0.5)], 2, NOW)  # replaces the table
@@ -123,8 +123,87 @@ def test_digest_related_learns_from_the_stored_papers(tmp_path: Path) -> None:
     runner = CliRunner()
     got = runner.invoke(cli, ["--db", str(db), "--now", NOW.isoformat(), "related", "--json"])
     assert got.exit_code == 0, got.output
-    assert '"papers": 44' in got.output
+    assert '"papers": 64' in got.output
     with Store(db) as store:
         rows, papers = store.related_terms(terms_key(None), None)
-    assert papers == 44
+    assert papers == 64
     assert RelatedTerms.from_rows(rows, papers) == table_of(corpus())
+
+
+def sense_day() -> list[Paper]:
+    """ "mixture" mostly as a mixture of experts; "data mixture" in a few papers."""
+    moe = [
+        paper(f"moe{i}", f"Sparse mixture of experts {i}", "Experts routed per token.")
+        for i in range(6)
+    ]
+    mix = [
+        paper(f"mix{i}", f"Tuning the data mixture {i}", "We weigh domains of the data mixture.")
+        for i in range(3)
+    ]
+    filler = [paper(f"f{i}", f"Graph networks {i}", "Message passing on data.") for i in range(20)]
+    return [*moe, *mix, *filler]
+
+
+def relevance(day: list[Paper], keywords: list[str], floor: float) -> dict[str, float]:
+    settings = replace(RankSettings(), sense_floor=floor, default_max_items=100)
+    profile = make_profile("p", keywords, min_score=0.0)
+    (got,) = rank_prepared(prepare(day, NOW, settings), [profile])
+    return {i.paper.id: i.score for i in got.items}
+
+
+def test_an_ambiguous_word_alone_counts_less_unless_the_paper_shows_the_profiles_sense() -> None:
+    plain = paper("plain", "Mixture models for routing", "A mixture of experts.")
+    with_context = paper(
+        "context", "Mixture models for routing", "A mixture, chosen by data selection."
+    )
+    day = [*sense_day(), plain, with_context]
+    keywords = ["data mixture", "data selection"]
+    off, on = relevance(day, keywords, 1.0), relevance(day, keywords, 0.2)
+    assert on["plain"] < 0.6 * off["plain"]  # "mixture" alone: mostly experts here
+    # the profile's other keyword as a whole shows the profile's sense: it loses less
+    assert on["context"] / off["context"] > 0.85 > on["plain"] / off["plain"]
+    # the keyword as a whole is never doubted
+    assert on["mix0"] == off["mix0"]
+
+
+def test_a_word_that_stands_for_its_keyword_is_not_doubted() -> None:
+    day = [
+        *[
+            paper(f"mu{i}", f"Machine unlearning {i}", "Machine unlearning of data.")
+            for i in range(4)
+        ],
+        *[paper(f"m{i}", f"Machine translation {i}", "Translation by machine.") for i in range(8)],
+        *[paper(f"f{i}", f"Graph networks {i}", "Message passing.") for i in range(20)],
+        paper("llm", "LLM unlearning", "Unlearning for language models."),
+        paper("mt", "Machine translation again", "A machine translates."),
+    ]
+    off, on = (
+        relevance(day, ["machine unlearning"], 1.0),
+        relevance(day, ["machine unlearning"], 0.2),
+    )
+    lost_llm, lost_mt = on.get("llm", 0) / off["llm"], on.get("mt", 0) / off.get("mt", 1)
+    assert lost_llm > lost_mt  # "unlearning" comes with "machine unlearning", "machine" not
+
+
+def test_rank_and_its_explanation_say_a_paper_came_in_by_related_terms(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[store]\npath = "s.sqlite3"\n\n[ranking]\nrelated_credit = 0.9\n', encoding="utf-8"
+    )
+    new = paper("new", "Compact models", "The student imitates the teacher outputs.")
+    with Store(tmp_path / "s.sqlite3") as store:
+        store.add_papers([*corpus(), new])
+
+    def run(*args: str) -> str:
+        config = ["--config", str(tmp_path / "config.toml"), "--now", NOW.isoformat()]
+        got = CliRunner().invoke(cli, [*config, *args])
+        assert got.exit_code == 0, got.output
+        return got.stdout
+
+    before = run("rank", "-k", "knowledge distillation", "--all")
+    assert "Compact models" not in before  # no table yet: the words alone
+    assert run("related").startswith("related terms of ")
+    shown = run("rank", "-k", "knowledge distillation", "--all")
+    assert "Compact models" in shown
+    assert "(related) for knowledge distillation" in shown
+    why = run("rank", "-k", "knowledge distillation", "--all", "--explain", "new")
+    assert "by related terms" in why
