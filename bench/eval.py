@@ -11,6 +11,10 @@
    grid order) scores the held-out one: the mean of those is the leave-one-profile-out
    (LOPO) figure, what to expect on unseen profiles. Printed twice: with one global
    threshold (cutoff_ratio 0: the rule before the per-profile cut-off) and with it;
+3b. vocabulary bridges (`rank.related`: related terms learned from the stored papers by
+   `digest related`, run after the ingest): their constants (TUNED_RELATED) tuned the same
+   way, dev and LOPO with and without the bridges (each fold picks the lexical constants
+   with the bridges off, then the bridges' constants, related_credit 0 among them);
 4. the semantic layer (`papers-digest[semantic]`; skipped without it): the papers'
    vectors from a cache on disk (var/bench-vectors, by model and text hash: a rerun embeds
    nothing) kept in the store, `digest rank --json` with the layer on, and its constants
@@ -134,6 +138,7 @@ class Tuned:
     papers: list[Any]
     points: list[Any]  #: the lexical grid's points (`bench.lopo.Point`)
     at_defaults: Any  #: the shipped defaults' point
+    related: Any = None  #: the store's related-terms table (`rank.related.RelatedTerms`)
 
 
 def runs_by_profile(rows: list[dict]) -> dict[str, list[str]]:
@@ -169,15 +174,17 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> Tuned:
         oracle_f1,
         score_run,
     )
-    from digest.rank import RankSettings
+    from digest.rank import RankSettings, terms_key
+    from digest.rank.related import RelatedTerms
     from digest.store import Store
 
     ev = load_evaluate(EVAL_DIR)
     qrels = json.loads(qrels_path.read_text(encoding="utf-8"))
     with Store(db) as store:
         papers = [p for _, p in store.arrivals(0, store.newest_paper_row())]
+        related = RelatedTerms.from_rows(*store.related_terms(terms_key(None), None))
     defaults = RankSettings()
-    points = grid(ev, qrels, papers, datetime.fromisoformat(NOW), defaults)
+    points = grid(ev, qrels, papers, datetime.fromisoformat(NOW), defaults, related=related)
     shipped = {k: getattr(defaults, k) for k in TUNED}
     at_defaults = next(pt for pt in points if pt.values == shipped)
     if score_run(ev, qrels, runs_by_profile(cli_rows)) != at_defaults.rows:
@@ -208,7 +215,90 @@ def tuning(qrels_path: Path, db: Path, cli_rows: list[dict]) -> Tuned:
         f"ceiling of any cut-off on the shipped order (best prefix of <= max_items per profile,"
         f" chosen with hindsight): set F1 {ceiling:.3f}"
     )
-    return Tuned("\n".join(lines), ev, qrels, papers, points, at_defaults)
+    return Tuned("\n".join(lines), ev, qrels, papers, points, at_defaults, related)
+
+
+def grid_lines(n: int, tuned: dict[str, tuple[float, ...]], shipped: dict[str, Any]) -> list[str]:
+    """The head of a layer's tuning table: its grid, what ships, the column names."""
+    return [
+        f"tuned on the same {n} profiles, on top of the shipped lexical constants:",
+        *(f"  {k:18} grid {list(v)}  shipped {shipped[k]}" for k, v in tuned.items()),
+        HEADER,
+    ]
+
+
+def best_lines(n: int, best: Any, label: str) -> list[str]:
+    """The point best on all `n` profiles, and its dev figures."""
+    return [f"best on all {n}: {best.values}", table_line(label, mean_of(best.rows))]
+
+
+def mean_of(rows: list[dict[str, float]]) -> dict[str, float]:
+    from bench.lopo import mean
+
+    return mean(rows)
+
+
+def bridges(tuned: Tuned) -> str:
+    """Step 3b: the vocabulary bridges' constants (TUNED_RELATED) on top of the lexical
+    ones, dev and leave-one-profile-out, with and without the bridges."""
+    from dataclasses import replace
+
+    from bench.lopo import TUNED_RELATED, best_point, grid, lopo, mean, nested_lopo
+    from digest.rank import RankSettings
+
+    ev, qrels, papers, related = tuned.ev, tuned.qrels, tuned.papers, tuned.related
+    if not related:
+        return "skipped: the store has no related terms (`digest related`)"
+    now = datetime.fromisoformat(NOW)
+    n = len(qrels["profiles"])
+    everyone = list(range(n))
+    defaults = RankSettings()
+    off = replace(defaults, related_credit=0.0)
+    lexical = grid(ev, qrels, papers, now, off)  # the lexical grid, bridges off
+    on_shipped = grid(ev, qrels, papers, now, defaults, TUNED_RELATED, None, related)
+    shipped = {k: getattr(defaults, k) for k in TUNED_RELATED}
+    at_shipped = next(pt for pt in on_shipped if pt.values == shipped)
+    without = next(
+        pt
+        for pt in on_shipped
+        if pt.values == {**shipped, "related_credit": 0.0, "sense_floor": 1.0}
+    )
+    best = best_point(on_shipped, everyone)
+    held, chosen = lopo(on_shipped, n)
+    picks = sorted({tuple(sorted(pt.values.items())) for pt in chosen})
+    forced = [
+        pt for pt in on_shipped if pt.values["related_credit"] > 0 or pt.values["sense_floor"] < 1
+    ]
+    forced_held, _ = lopo(forced, n)
+    related_only, _ = lopo([pt for pt in on_shipped if pt.values["sense_floor"] == 1], n)
+    sense_only, _ = lopo([pt for pt in on_shipped if pt.values["related_credit"] == 0], n)
+    lexical_held, _ = lopo(lexical, n)
+    all_held, all_chosen = nested_lopo(
+        ev, qrels, papers, now, lexical, None, TUNED_RELATED, related
+    )
+    all_picks = sorted({tuple(sorted(v.items())) for v in all_chosen})
+    lines = [
+        f"related terms of {len(related.table)} features, learned from {related.papers}"
+        " stored papers (`digest related`)",
+        *grid_lines(n, TUNED_RELATED, shipped),
+        table_line("without bridges, shipped (dev)", mean(without.rows)),
+        table_line("with bridges, shipped (dev)", mean(at_shipped.rows)),
+        *best_lines(n, best, "bridges, tuned on all (dev)"),
+        table_line("bridges, LOPO (bridge constants)", held),
+        f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
+        table_line("bridges forced on, LOPO", forced_held),
+        table_line("related terms only, LOPO", related_only),
+        table_line("sense only, LOPO", sense_only),
+        table_line("without bridges, LOPO (4 lexical)", lexical_held),
+        table_line("with bridges, LOPO (all 7)", all_held),
+        f"  LOPO picked {len(all_picks)} distinct point(s) of the seven",
+        "  per profile nDCG@10/F1 without -> with (best on all): "
+        + ", ".join(
+            f"{s['name']} {a['ndcg']:.2f}/{a['f1']:.2f}->{b['ndcg']:.2f}/{b['f1']:.2f}"
+            for s, a, b in zip(qrels["profiles"], without.rows, best.rows, strict=True)
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def ratings(db: Path) -> str:
@@ -270,13 +360,10 @@ def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str
     lexical_held, _ = lopo(tuned.points, n)
     lines = [
         evaluate(qrels_path, cli_rows).rstrip(),
-        f"tuned on the same {n} profiles, on top of the shipped lexical constants:",
-        *(f"  {k:18} grid {list(v)}  shipped {shipped[k]}" for k, v in TUNED_DENSE.items()),
-        HEADER,
+        *grid_lines(n, TUNED_DENSE, shipped),
         table_line("lexical only, shipped (dev)", mean(tuned.at_defaults.rows)),
         table_line("semantic, shipped (dev)", mean(at_shipped.rows)),
-        f"best on all {n}: {best.values}",
-        table_line("semantic, tuned on all (dev)", mean(best.rows)),
+        *best_lines(n, best, "semantic, tuned on all (dev)"),
         table_line("semantic, LOPO (dense constants)", held),
         f"  LOPO picked {len(picks)} distinct point(s): {[dict(p) for p in picks]}",
         table_line("lexical only, LOPO (4 lexical)", lexical_held),
@@ -298,6 +385,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "eval.sqlite3"
         print("ingest:", digest(db, "ingest").strip())
+        print("related:", digest(db, "related").strip())
         papers = [json.loads(line) for line in digest(db, "papers", "--json").splitlines()]
         print(
             f"\npapers-digest ranker (`digest rank --json`, default settings, lexical only,"
@@ -307,6 +395,8 @@ def main() -> int:
         print(evaluate(qrels, cli_rows))
         tuned = tuning(qrels, db, cli_rows)
         print(tuned.text)
+        print("\nvocabulary bridges (related terms from the stored papers, `rank.related`):")
+        print(bridges(tuned))
         print("\nthe semantic layer (all-MiniLM-L6-v2 vectors, `digest rank --json` with it on):")
         print(semantic(db, specs, qrels, tuned))
         print("\nlearning from ratings (bench/ratings_eval.py):")

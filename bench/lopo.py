@@ -89,13 +89,15 @@ def grid(
     base: rank.RankSettings,
     tuned: dict[str, tuple[float, ...]] | None = None,
     day: Any = None,
+    related: Any = None,
 ) -> list[Point]:
     """Every point of `tuned` (default TUNED) over `base`, ranked and scored on one index
-    of the papers; `day`: their vectors (a `rank.dense.DenseDay`) for the semantic layer."""
+    of the papers; `day`: their vectors (a `rank.dense.DenseDay`) for the semantic layer;
+    `related`: the related-terms table (`rank.related.RelatedTerms`) for the bridges."""
     tuned = TUNED if tuned is None else tuned
     specs = qrels["profiles"]
     profiles: list[Profile] = [rank.make_profile(s["name"], s["keywords"]) for s in specs]
-    prepared = rank.prepare(papers, now, base, dense=day)
+    prepared = rank.prepare(papers, now, base, dense=day, related=related)
     points = []
     for combo in itertools.product(*tuned.values()):
         values = dict(zip(tuned, combo, strict=True))
@@ -115,6 +117,15 @@ TUNED_DENSE: dict[str, tuple[float, ...]] = {
 }
 
 
+#: The vocabulary bridges' constants (`rank.related`), tuned on top of the lexical ones;
+#: related_credit 0 is the ranker without them.
+TUNED_RELATED: dict[str, tuple[float, ...]] = {
+    "related_credit": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "related_terms": (5.0, 10.0, 20.0),
+    "sense_floor": (1.0, 0.8, 0.6, 0.4, 0.2),
+}
+
+
 def nested_lopo(
     ev: ModuleType,
     qrels: dict[str, Any],
@@ -122,11 +133,14 @@ def nested_lopo(
     now: datetime,
     lexical: Sequence[Point],
     day: Any,
+    tuned: dict[str, tuple[float, ...]] | None = None,
+    related: Any = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Leave-one-profile-out over all the tuned constants, lexical and dense: for each
-    held-out profile, the lexical point best on the other profiles, then on top of it the
-    TUNED_DENSE point best on them, scores the held-out profile. Returns the mean of those
-    rows and each fold's chosen values."""
+    """Leave-one-profile-out over all the tuned constants, lexical and `tuned` (default
+    TUNED_DENSE): for each held-out profile, the lexical point best on the other
+    profiles, then on top of it the `tuned` point best on them, scores the held-out
+    profile. Returns the mean of those rows and each fold's chosen values."""
+    tuned = TUNED_DENSE if tuned is None else tuned
     n = len(qrels["profiles"])
     dense_points: dict[tuple[tuple[str, float], ...], list[Point]] = {}
     held, chosen = [], []
@@ -136,7 +150,7 @@ def nested_lopo(
         key = tuple(sorted(lex.values.items()))
         if key not in dense_points:  # a handful of distinct lexical picks: grid each once
             base = replace(rank.RankSettings(), **lex.values)
-            dense_points[key] = grid(ev, qrels, papers, now, base, TUNED_DENSE, day)
+            dense_points[key] = grid(ev, qrels, papers, now, base, tuned, day, related)
         pick = best_point(dense_points[key], others)
         held.append(pick.rows[out])
         chosen.append(lex.values | pick.values)

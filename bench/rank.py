@@ -22,6 +22,9 @@ of several runs is printed:
   then the same compile + score + select; it also prints the CPU-seconds of each step;
 - stored-postings: stored, with the papers' terms of the profiles' features read from
   the postings ingest keeps (`rank.postings`, made before the clock starts);
+- stored-bridges: stored-postings with the vocabulary bridges on (`rank.related`: the
+  related terms learned from the day's papers before the clock starts, as `digest
+  related` would; related_credit 0.7): what looking up and scoring related terms adds;
 - full: `rank()`, i.e. core + explanations (DigestItems, matches, snippets) for every
   selected item; run on fewer profiles, since it builds one object per item;
 - bm25s: one `get_scores` + top-k per profile over the same papers (bm25s' own index,
@@ -62,7 +65,13 @@ from digest.rank import (  # noqa: E402
 from digest.rank.acronyms import ACRONYMS  # noqa: E402
 from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
 from digest.rank.index import build_index  # noqa: E402
-from digest.rank.score import compile_profiles, keyword_scores, paper_priors  # noqa: E402
+from digest.rank.related import RelatedTerms, learn, paper_features  # noqa: E402
+from digest.rank.score import (  # noqa: E402
+    compile_profiles,
+    keyword_scores,
+    paper_priors,
+    related_scores,
+)
 from digest.rank.select import select  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
@@ -150,9 +159,11 @@ def _stored(
     blobs: dict[str, bytes],
     workers: int,
     postings: tuple[dict, dict] | None = None,
+    related: RelatedTerms | None = None,
 ) -> tuple[int, dict]:
     """The `stored` mode: its items and the CPU-seconds of each step. With `postings`
-    (`kept_postings`), the index reads the wanted features' postings, as a send does."""
+    (`kept_postings`), the index reads the wanted features' postings, as a send does;
+    with `related`, the bridges' related terms are looked up and scored too."""
     cpu: dict[str, float] = {}
     last = [time.process_time()]
 
@@ -162,7 +173,7 @@ def _stored(
         last[0] = now
 
     keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
-    wanted = keyword_features(keywords, settings)
+    wanted = keyword_features(keywords, settings, None, related)
     kept = None
     if postings is not None:  # the postings of the wanted features, as the store gives them
         from digest.rank.postings import wanted_terms
@@ -171,11 +182,14 @@ def _stored(
         kept = wanted_terms(
             papers, counts, lambda cells: {c: rows[c] for c in cells if c in rows}, wanted
         )
-    prepared = prepare(papers, NOW, settings, None, blobs, wanted, kept=kept)
+    prepared = prepare(papers, NOW, settings, None, blobs, wanted, kept=kept, related=related)
     lap("index")
-    compiled = compile_profiles(profiles, prepared.analyzer, settings)
+    compiled = compile_profiles(profiles, prepared.analyzer, settings, related)
     lap("compile")
     scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    bridged = related_scores(compiled.plans, prepared.index, settings)
+    if bridged is not None:
+        scores = scores.maximum(bridged).tocsr()
     vetoes = phrase.copy()
     vetoes.data[:] = 1.0
     lap("scores")
@@ -211,7 +225,13 @@ def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
     settings = RankSettings()
     # ingest's work, done on an earlier day: outside the clocks
     blobs = dict(encode_terms(papers, None)) if mode.startswith("stored") else {}
-    postings = kept_postings(blobs) if mode == "stored-postings" else None
+    bridges = mode == "stored-bridges"
+    postings = kept_postings(blobs) if mode in ("stored-postings", "stored-bridges") else None
+    related = None
+    if bridges:  # `digest related`'s work, done before: outside the clocks
+        analyzer, memo = Analyzer(), dict[str, bool]()
+        related = learn(paper_features(p, analyzer, memo) for p in papers)
+        settings = replace(settings, related_credit=0.7)
     t0 = time.perf_counter()
     c0 = _cpu()
     if mode == "core":
@@ -232,7 +252,7 @@ def _one(mode: str, n_papers: int, n_profiles: int, workers: int = 1) -> dict:
             "keyword_paper_nnz": int(scores.nnz),
         }
     elif mode.startswith("stored"):
-        items, extra = _stored(papers, profiles, settings, blobs, workers, postings)
+        items, extra = _stored(papers, profiles, settings, blobs, workers, postings, related)
     elif mode == "full":
         result = rank(papers, profiles, NOW, settings)
         items = sum(map(len, result))
@@ -388,7 +408,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="processes for core and stored")
     ap.add_argument(
         "--one",
-        choices=["core", "stored", "stored-postings", "full", "bm25s"],
+        choices=["core", "stored", "stored-postings", "stored-bridges", "full", "bm25s"],
         help=argparse.SUPPRESS,
     )
     args = ap.parse_args()
@@ -423,6 +443,13 @@ def main() -> int:
         f"the same on the kept postings of the profiles' features (as `digest send` reads them"
         f" now): {kept['seconds']:.2f} s {kept['all']} ({kept['cpu_seconds']:.2f} CPU-s;"
         f" first run's steps {kept['cpu_steps']}), peak {kept['peak_mib']:.0f} MiB"
+    )
+    bridged = _run("stored-bridges", n, p, args.runs, w)
+    print(
+        f"the same with the vocabulary bridges on (related terms of the day's papers,"
+        f" related_credit 0.7): {bridged['seconds']:.2f} s {bridged['all']}"
+        f" ({bridged['cpu_seconds']:.2f} CPU-s; first run's steps {bridged['cpu_steps']}),"
+        f" peak {bridged['peak_mib']:.0f} MiB, {bridged['items']} items selected"
     )
     full = _run("full", n, args.full_profiles, args.runs)
     print(

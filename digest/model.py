@@ -126,6 +126,9 @@ class Profile:
 #: The `Match.fields` of a keyword a paper matched by meaning (the semantic layer: its
 #: text is close to the keyword's) rather than by its words.
 MEANING = ("meaning",)
+#: The `Match.fields` of a keyword a paper matched by related terms alone (terms the
+#: stored papers use with the keyword, `rank.related`), not by the keyword's own words.
+RELATED = ("related",)
 #: The `Match.fields` of a paper that came in or moved up by the reader's ratings
 #: (`rank.learn`): its `keyword` is then the title of the liked paper it is like.
 RATINGS_FIELD = "ratings"
@@ -168,6 +171,11 @@ class Match:
     def by_meaning(self) -> bool:
         """True when the paper matched this keyword by meaning, not by its words."""
         return self.fields == MEANING
+
+    @property
+    def by_related(self) -> bool:
+        """True when the paper matched this keyword by related terms, not its own words."""
+        return self.fields == RELATED
 
     @property
     def names_keyword(self) -> bool:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from digest.enrol import ImportReport, import_subscribers
     from digest.ingest import IngestReport, ingest
     from digest.rank.dense import DenseDay
+    from digest.rank.related import RelatedTerms
     from digest.store import Store
     from digest.window import Window, kept_terms, recent_window, stored_papers, window_since
 
@@ -85,11 +86,13 @@ def build_digest(
     sent: Collection[str] = (),
     rated: Sequence[rank.Rated] = (),
     dense: DenseDay | None = None,
+    related: RelatedTerms | None = None,
 ) -> Digest:
     """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
     papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again;
     `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them);
-    `dense`: the papers' vectors for the semantic layer (`kept_vectors`; None: words alone)."""
+    `dense`: the papers' vectors for the semantic layer (`kept_vectors`; None: words alone);
+    `related`: the stored papers' related terms (`bridges.related_for`; None: none)."""
     from digest import rank
 
     if not profiles:
@@ -97,8 +100,11 @@ def build_digest(
     else:
         settings, synonyms = config.ranking, config.synonyms or None
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
-        wanted = rank.keyword_features(keywords, settings, synonyms)  # index only those
-        prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
+        # index only those
+        wanted = rank.keyword_features(keywords, settings, synonyms, related)
+        prepared = rank.prepare(
+            papers, now, settings, synonyms, blobs, wanted, dense, related=related
+        )
         assigned = rank.assign_ratings(profiles, rated, prepared.analyzer, settings)
         excluded = [sent] * len(profiles) if sent else None
         ranked = rank.rank_prepared(prepared, profiles, excluded, ratings=assigned or None)
@@ -126,12 +132,22 @@ def rank_stored(
 ) -> list[DigestItem]:
     """What a digest for `profile` would hold of the papers in `window` (default: every
     stored paper), best first; `sent`, `rated`: a reader's sent papers and ratings."""
+    from digest.bridges import related_for
     from digest.window import kept_terms, kept_vectors, stored_papers
 
     papers = stored_papers(store, window)
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    related = related_for(config, store, (*profile.keywords, *profile.exclude))
     digest = build_digest(
-        config, papers, [profile], now, blobs=blobs, sent=sent, rated=rated, dense=dense
+        config,
+        papers,
+        [profile],
+        now,
+        blobs=blobs,
+        sent=sent,
+        rated=rated,
+        dense=dense,
+        related=related,
     )
     return list(digest.sections[0].items)
 
@@ -149,6 +165,7 @@ def preview(
     """Rank the papers in `window` (default: every stored paper) for one profile and render
     the digest; `Digest.papers_considered` tells an empty window from no match. `sent`,
     `rated`: a reader's sent papers and ratings (`digest preview --subscriber`)."""
+    from digest.bridges import related_for
     from digest.render import make_environment, render_digest
     from digest.window import kept_terms, kept_vectors, stored_papers
 
@@ -157,6 +174,7 @@ def preview(
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    related = related_for(config, store, (*profile.keywords, *profile.exclude))
     digest = build_digest(
         config,
         papers,
@@ -167,6 +185,7 @@ def preview(
         sent=sent,
         rated=rated,
         dense=dense,
+        related=related,
     )
     env = make_environment(config.templates_dir)
     text = render_digest(
@@ -359,6 +378,7 @@ def run(
     subscribers due now get theirs through `backend` (skipped when None); the static
     archive is published last.
     """
+    from digest.bridges import related_for
     from digest.ingest import ingest
     from digest.render import make_environment, render_digest
     from digest.window import kept_terms, kept_vectors, recent_window, stored_papers
@@ -375,7 +395,10 @@ def run(
     if not profiles:
         notes.append(f"No [[profiles]] in {config.path}: add one to get a digest.")
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
-    digest = build_digest(config, papers, profiles, now, notes=notes, blobs=blobs, dense=dense)
+    related = related_for(config, store, [k for p in profiles for k in (*p.keywords, *p.exclude)])
+    digest = build_digest(
+        config, papers, profiles, now, notes=notes, blobs=blobs, dense=dense, related=related
+    )
     env = make_environment(config.templates_dir)
     out_dir = config.preview_dir
     written = []

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from digest import rank
+from digest.bridges import related_for
 from digest.config import Config
 from digest.model import Profile
 from digest.rank.whynot import Audit, audit
@@ -28,7 +29,9 @@ def audit_stored(
     papers they rated for this profile."""
     settings, synonyms = config.ranking, config.synonyms or None
     papers = stored_papers(store, window)
-    wanted = rank.keyword_features([*profile.keywords, *profile.exclude], settings, synonyms)
+    keywords = [*profile.keywords, *profile.exclude]
+    related = related_for(config, store, keywords)
+    wanted = rank.keyword_features(keywords, settings, synonyms, related)
     blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
-    prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense)
+    prepared = rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense, related=related)
     return audit(prepared, profile, sent, rated)

@@ -143,17 +143,24 @@ def kept_index(
     paper's 6 KB blob), and the blobs of papers without postings (all of them only when
     a rated reader needs the day's vectors: `StoredBlobs`). The same index either way:
     postings only stand for a blob of the same text. The archive's ranker and a send's
-    plan (`send.stored_index`) index this way."""
+    plan (`send.stored_index`) index this way. With bridges on (`[ranking]
+    related_credit`), the kept related terms of `wanted` join it (`digest.bridges`)."""
     from digest import rank
+    from digest.bridges import kept_related
     from digest.rank.postings import wanted_terms
 
     key = rank.terms_key(synonyms)
+    related = kept_related(store, settings, wanted, synonyms)
+    if related is not None:
+        wanted = wanted | related.expand(wanted)
     kept = wanted_terms(
         papers, store.term_counts([p.id for p in papers], key), store.posting_rows, wanted
     )
     lacking = [p.id for p, got in zip(papers, kept, strict=True) if got is None]
     blobs = StoredBlobs(store, key, [p.id for p in papers], lacking)
-    return rank.prepare(papers, now, settings, synonyms, blobs, wanted, dense, kept=kept)
+    return rank.prepare(
+        papers, now, settings, synonyms, blobs, wanted, dense, kept=kept, related=related
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ LAYERS = [
     "digest.deliver",
     "digest.render",
     "digest.plan",
+    "digest.bridges",
     "digest.window",
     "digest.whynot",
     "digest.ingest",

@@ -60,6 +60,7 @@ class Recording:
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
     " paper_vectors, term_postings, term_counts, term_blocks, day_index,"
+    " related_terms, related_state,"
     " paper_sources, papers, fetch_state, locks"
 )
 
@@ -258,6 +259,19 @@ def test_vectors_are_kept_per_model(store: Any) -> None:
     # another model's vector replaces it (one vector a paper: the model in use)
     store.keep_paper_vectors([("2510.00001", b"\x01\x3c" * 3)], "m2")
     assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (0, 1)
+
+
+@exercises("keep_related_terms", "related_terms")
+def test_related_terms_are_kept_per_key_and_replaced_whole(store: Any) -> None:
+    assert store.related_terms("k", ["f"]) == ([], 0)
+    rows = [("f", "g", 0.75), ("f", "h", 0.5), ("e", "g", 0.25)]
+    assert store.keep_related_terms("k", rows, 331, T0) == 3
+    assert sorted(store.related_terms("k", ["f", "x"])[0]) == [("f", "g", 0.75), ("f", "h", 0.5)]
+    assert store.related_terms("k", ["f"])[1] == 331
+    assert sorted(store.related_terms("k", None)[0]) == sorted(rows)
+    assert store.related_terms("k2", None) == ([], 0)
+    store.keep_related_terms("k", [("e", "h", 1.0)], 5, T0)
+    assert store.related_terms("k", None) == ([("e", "h", 1.0)], 5)
 
 
 @exercises("save_fetch_state", "fetch_state")

@@ -79,6 +79,8 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "keep_paper_vectors": call([(PAPER.id, b"blob")], "m"),
     "papers_lacking_vectors": call("m", 0),
     "count_paper_vectors": call("m"),
+    "keep_related_terms": call("k", [("f", "g", 0.5)], 3, T0),
+    "related_terms": call("k", ["f"]),
     "newest_arrival": call(),
     "fetch_state": call("hf"),
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),

@@ -9,6 +9,7 @@ from digest.cli import (  # noqa: F401  (registers the commands)
     mail,
     papers,
     ratings,
+    related,
     schedule,
     semantic,
     site,

@@ -145,6 +145,8 @@ def _explain(verdict: Verdict, profile: Profile) -> None:
         what = f"{k.score:.3f}" if k.score else "0 (no match)"
         if k.by_meaning:
             what += " by meaning (no word of it matches; the paper is close to it)"
+        elif k.by_related:
+            what += " by related terms (no word of it matches; terms papers use with it do)"
         elif k.meaning:
             what += f" (words {k.lexical:.3f}, with meaning {k.meaning:.3f})"
         click.echo(f"    {k.keyword:<{width}}  weight {k.weight:.2f}  score {what}")
@@ -197,6 +199,7 @@ def _row(v: Verdict, full: bool = False) -> dict[str, Any]:
                 "score": k.score,
                 "meaning": k.meaning,
                 "by_meaning": k.by_meaning,
+                "by_related": k.by_related,
             }
             for k in v.keywords
         ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from digest.model import MEANING, DigestItem, Keyword, Match, Paper, Profile
+from digest.model import MEANING, RELATED, DigestItem, Keyword, Match, Paper, Profile
 from digest.rank.analyzer import (
     Analyzer,
     SynonymsKey,
@@ -25,7 +25,7 @@ from digest.rank.analyzer import (
     synonyms_key,
 )
 from digest.rank.index import PaperIndex
-from digest.rank.query import KeywordPlan, compile_keyword
+from digest.rank.query import KeywordPlan, Unit, compile_keyword
 from digest.rank.score import Compiled, Selections, lookup
 from digest.rank.settings import RankSettings
 
@@ -141,6 +141,7 @@ def explain(
     settings: RankSettings,
     memo: ExplainMemo | None = None,
     meaning: sp.csr_matrix | None = None,
+    related: sp.csr_matrix | None = None,
 ) -> list[tuple[DigestItem, ...]]:
     """Turn selections into DigestItems: matched keywords, where, and snippets.
 
@@ -148,6 +149,8 @@ def explain(
     of readers ranked on one index); without it they last one call. `meaning`: the
     semantic layer's evidence per plan and paper (`rank.dense`); a keyword that did not
     match by its words but has some becomes a `Match` with fields ("meaning",).
+    `related`: 1 where a keyword matched by related terms alone (`rank.related`): its
+    `Match` has fields ("related",) and the related words the paper holds.
     """
     rows, cols = [], []
     for i in range(len(chosen)):
@@ -177,12 +180,18 @@ def explain(
     in_a = (lookup((any_feature @ index.in_abstract).tocsr(), all_rows, all_cols) > 0).tolist()
     plan_features = [plan.all_features() if plan else set() for plan in compiled.plans]
     if memo is None:
-        memo = ExplainMemo(frozenset().union(*plan_features))
+        bridges = [{g for g, _ in plan.related} for plan in compiled.plans if plan]
+        memo = ExplainMemo(frozenset().union(*plan_features, *bridges))
     if len(memo.matches) > MATCHES_LIMIT:
         memo.matches.clear()
     by_meaning = (
         (lookup(meaning, all_rows, all_cols) > 0).tolist()
         if meaning is not None and meaning.nnz
+        else None
+    )
+    by_related = (
+        (lookup(related, all_rows, all_cols) > 0).tolist()
+        if related is not None and related.nnz
         else None
     )
     flags = (got, in_t, in_a)
@@ -197,7 +206,7 @@ def explain(
         for j, col in enumerate(sel_papers):
             body = _body(
                 papers[col], col, profile, pids, n, at + j, flags, compiled.plans,
-                plan_features, memo, analyzer, settings, by_meaning,
+                plan_features, memo, analyzer, settings, by_meaning, by_related,
             )  # fmt: skip
             items.append(DigestItem(papers[col], round(sel_scores[j], 6), *body))
         at += n * len(pids)
@@ -219,6 +228,7 @@ def _body(
     analyzer: Analyzer,
     settings: RankSettings,
     by_meaning: list[bool] | None = None,
+    by_related: list[bool] | None = None,
 ) -> tuple[tuple[Match, ...], tuple[str, ...]]:
     """One item's matches (which keywords, where) and snippets; `first` is its place in
     the `flags` (matched, in title, in abstract) of its profile's first keyword, and in
@@ -226,6 +236,7 @@ def _body(
     got, in_t, in_a = flags
     ways, matched, names, in_abstract = [], [], [], False
     close: list[str] = []  # keywords the paper is close to by meaning alone
+    bridged: list[tuple[str, int]] = []  # keywords it matched by related terms alone
     for k, (kw, pid) in enumerate(zip(profile.keywords, pids, strict=True)):
         x = first + k * n
         if pid < 0:
@@ -234,18 +245,26 @@ def _body(
             if by_meaning is not None and by_meaning[x]:
                 close.append(kw.text)
             continue
+        if by_related is not None and by_related[x]:
+            bridged.append((kw.text, pid))
+            continue
         ways.append((kw.text, kw.phrase, in_t[x], in_a[x]))
         matched.append(pid)
         names.append((kw.text, kw.phrase))
         in_abstract = in_abstract or in_a[x]
-    key_of_ways = (col, *ways, *(("meaning", text) for text in close))
+    key_of_ways = (
+        col,
+        *ways,
+        *(("meaning", text) for text in close),
+        *(("related", text) for text, _ in bridged),
+    )
     matches = memo.matches.get(key_of_ways)
     if matches is None:
         title_map = memo.titles.get(col)
         if title_map is None:
             title_map = memo.titles[col] = AbstractMap.build(paper.title, analyzer, memo.wanted)
         abstract_map = memo.maps.get(col)
-        if abstract_map is None and in_abstract:
+        if abstract_map is None and (in_abstract or bridged):
             abstract_map = memo.maps[col] = AbstractMap.build(
                 paper.abstract or "", analyzer, memo.wanted
             )
@@ -254,6 +273,9 @@ def _body(
             Match(text, _FIELDS[(title, abstract)], *evidence(plans[pid], maps))
             for (text, _, title, abstract), pid in zip(ways, matched, strict=True)
         ) + tuple(Match(text, MEANING) for text in close)
+        matches += tuple(
+            Match(text, RELATED, related_words(plans[pid], maps)) for text, pid in bridged
+        )
     # Readers who share keywords share the paper's snippets; a paper none of whose matched
     # keywords is in its abstract shows its opening (no need to find spans).
     key = (col, *names) if in_abstract else (col,)
@@ -309,6 +331,13 @@ def evidence(plan: KeywordPlan | None, maps: Sequence[AbstractMap]) -> tuple[tup
             word = amap.text[start:reach]
             words.setdefault("".join(c for c in word.casefold() if c.isalnum()), word)
     return tuple(words.values())[:MAX_WORDS], bool(plan.bag) and not whole
+
+
+def related_words(plan: KeywordPlan | None, maps: Sequence[AbstractMap]) -> tuple[str, ...]:
+    """The related terms of `plan` (`rank.related`) as the `maps` write them."""
+    if plan is None or not plan.related:
+        return ()
+    return evidence(KeywordPlan(Unit(tuple((g, 1.0) for g, _ in plan.related))), maps)[0]
 
 
 #: Where a keyword matched, by (in title, in abstract); a match that is in neither

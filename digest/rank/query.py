@@ -176,6 +176,9 @@ class KeywordPlan:
     phrase: Unit
     need_all: tuple[str, ...] = ()
     bag: tuple[Unit, ...] = ()
+    #: Terms the stored papers use for this keyword, with their weights
+    #: (`rank.related`; empty unless a related-terms table was given).
+    related: tuple[tuple[str, float], ...] = ()
 
     def all_features(self) -> set[str]:
         """Every feature that can show this keyword matched (for explanations)."""
@@ -185,9 +188,14 @@ class KeywordPlan:
         return out
 
     def index_features(self) -> set[str]:
-        """Every feature scoring this keyword looks up in the index (`all_features` and
-        the pairs a phrase needs)."""
-        return self.all_features() | set(self.need_all)
+        """Every feature scoring this keyword looks up in the index (`all_features`, the
+        pairs a phrase needs and the related terms)."""
+        return self.all_features() | set(self.need_all) | {g for g, _ in self.related}
+
+    def anchors(self) -> list[str]:
+        """The features that stand for the keyword as a whole (its phrase, exact word
+        forms aside): what its related terms are learned for (`rank.related`)."""
+        return [f for f, _ in self.phrase.features if not f.startswith(EXACT_PREFIX)]
 
 
 def _word_unit(word: str, synonyms: SynonymTable, exact_share: float) -> Unit:

@@ -23,7 +23,19 @@ from digest.rank.explain import ExplainMemo, explain
 from digest.rank.index import PaperIndex, build_index
 from digest.rank.learn import Rated, VectorMemo, augment
 from digest.rank.query import compile_keyword
-from digest.rank.score import Compiled, compile_profiles, keyword_scores, paper_priors
+from digest.rank.related import RelatedTerms
+from digest.rank.score import (
+    Compiled,
+    Sense,
+    compile_profiles,
+    keyword_scores,
+    paper_priors,
+    related_evidence,
+    related_scores,
+    sense_of,
+    specificity,
+    with_related,
+)
 from digest.rank.select import select
 from digest.rank.settings import RankSettings
 from digest.rank.terms import PaperTerms, terms_for, terms_kept, terms_wanted
@@ -50,6 +62,8 @@ class Prepared:
     vectors: VectorMemo | None = None
     #: The semantic layer's paper vectors, in `papers` order (None: lexical only).
     dense: DenseDay | None = None
+    #: The stored papers' related terms (`rank.related`; None: keywords' own words only).
+    related: RelatedTerms | None = None
 
 
 def prepare(
@@ -61,6 +75,7 @@ def prepare(
     wanted: Collection[str] | None = None,
     dense: DenseDay | None = None,
     kept: Sequence[PaperTerms | None] | None = None,
+    related: RelatedTerms | None = None,
 ) -> Prepared:
     """Index `papers` for ranking at `now` (pure); `rank_prepared` scores profiles on it.
 
@@ -72,8 +87,13 @@ def prepare(
     `papers[j]`; None ranks by the words alone.
     `kept[j]`: `papers[j]`'s terms of the `wanted` features as its kept postings give
     them (`rank.postings.wanted_terms`), None where it has none (then its blob is read).
+    `related`: the stored papers' related terms (`rank.related`); the profiles ranked on
+    this index then also match papers that say their keywords in other words (pass the
+    same table to `keyword_features` for `wanted`).
     """
     analyzer = analyzer_for(synonyms)
+    if related and settings.uses_related and wanted is not None and kept is None:
+        wanted = set(wanted) | related.expand(wanted)  # their related terms are looked up
     # An index of known features decodes only those of each kept blob.
     if wanted is None:
         terms = terms_for(papers, analyzer, blobs)
@@ -88,20 +108,26 @@ def prepare(
     column = {p.id: j for j, p in enumerate(papers)}
     memo = ExplainMemo(frozenset(wanted)) if wanted is not None else None
     vectors = VectorMemo(blobs)
-    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense)
+    return Prepared(papers, index, prior, analyzer, settings, column, memo, vectors, dense, related)
 
 
 def keyword_features(
     keywords: Iterable[Keyword],
     settings: RankSettings = DEFAULT_SETTINGS,
     synonyms: Mapping[str, Sequence[str]] | None = None,
+    related: RelatedTerms | None = None,
 ) -> set[str]:
     """Every index feature that ranking profiles with these keywords (wanted or excluded)
-    looks up: what `prepare(wanted=...)` must keep."""
+    looks up: what `prepare(wanted=...)` must keep (with `related`, their related terms
+    too)."""
     analyzer = analyzer_for(synonyms)
+    bridged = related is not None and bool(related) and settings.uses_related
     out: set[str] = set()
     for text, phrase in {(kw.text, kw.phrase) for kw in keywords}:
         plan = compile_keyword(Keyword(text, phrase), analyzer, settings.exact_share)
+        if plan is not None and bridged:
+            assert related is not None
+            plan = with_related(plan, related, settings)
         if plan is not None:
             out |= plan.index_features()
     return out
@@ -111,10 +137,17 @@ def keyword_features(
 class Evidence:
     """Each keyword plan's score in each paper (plans x papers, sparse), by source."""
 
-    lexical: sp.csr_matrix  #: s(k, p) from the words (`score.keyword_scores`)
+    #: s(k, p) from the words (`score.keyword_scores`), or from related terms where
+    #: those give more (`score.related_scores`)
+    lexical: sp.csr_matrix
     phrase: sp.csr_matrix  #: its phrase part (what exclusions veto on)
     meaning: sp.csr_matrix | None  #: from the semantic layer (`rank.dense`); None: off
     fused: sp.csr_matrix  #: what the ranker selects on: `dense.fuse` of the two
+    #: 1 where the lexical evidence came from related terms alone (the keyword's own
+    #: words give none); None: no related terms
+    related: sp.csr_matrix | None = None
+    #: what `select` weighs partial matches of multi-word keywords by (None: sense off)
+    sense: Sense | None = None
 
 
 def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
@@ -123,17 +156,31 @@ def keyword_evidence(prepared: Prepared, compiled: Compiled) -> Evidence:
     and for `rank --explain`."""
     settings = prepared.settings
     lexical, phrase = keyword_scores(compiled.plans, prepared.index, settings)
+    words = lexical
+    raw = related_evidence(compiled.plans, prepared.index)
+    bridged = related_scores(raw, settings) if raw is not None else None
+    alone = None
+    if bridged is not None and bridged.nnz:
+        alone = bridged - bridged.multiply(lexical > 0)  # where the words give nothing
+        alone.eliminate_zeros()
+        lexical = lexical.maximum(bridged).tocsr()
+        alone.data[:] = 1.0
     day = prepared.dense
-    if day is None or settings.dense_credit <= 0 or compiled.texts is None:
-        return Evidence(lexical, phrase, None, lexical)
-    texts = [
-        t if plan is not None else None
-        for t, plan in zip(compiled.texts, compiled.plans, strict=True)
-    ]
-    meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
-    if not meaning.nnz:  # nothing stands out today: exactly the lexical ranking
-        return Evidence(lexical, phrase, meaning, lexical)
-    return Evidence(lexical, phrase, meaning, fuse(lexical, meaning))
+    meaning = None
+    fused = lexical
+    if day is not None and settings.dense_credit > 0 and compiled.texts is not None:
+        texts = [
+            t if plan is not None else None
+            for t, plan in zip(compiled.texts, compiled.plans, strict=True)
+        ]
+        meaning = keyword_meaning(day, texts, settings.dense_z, settings.dense_credit)
+        if meaning.nnz:  # else nothing stands out today: exactly the lexical ranking
+            fused = fuse(lexical, meaning)
+    sense = None
+    if settings.sense_floor < 1:
+        specific = specificity(compiled.plans, prepared.index, phrase)
+        sense = sense_of(words, phrase, raw, fused, settings, specific)
+    return Evidence(lexical, phrase, meaning, fused, alone, sense)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +213,7 @@ def rank_prepared(
     for name, given in (("exclude_ids", exclude_ids), ("start", start), ("ratings", ratings)):
         if given is not None and len(given) != len(profiles):
             raise ValueError(f"{name} needs one entry per profile")
-    compiled = compile_profiles(profiles, analyzer, settings)
+    compiled = compile_profiles(profiles, analyzer, settings, prepared.related)
     evidence = keyword_evidence(prepared, compiled)
     scores, vetoes = evidence.fused, evidence.phrase.copy()
     vetoes.data[:] = 1.0
@@ -176,7 +223,17 @@ def rank_prepared(
         exclude_ids = learned.exclude_ids(exclude_ids, len(profiles))
     excluded = _excluded(prepared, exclude_ids) if exclude_ids is not None else None
     starts = np.asarray(start, np.int64) if start is not None else None
-    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, excluded, starts)
+    chosen = select(
+        compiled,
+        scores,
+        vetoes,
+        profiles,
+        prepared.prior,
+        settings,
+        excluded,
+        starts,
+        sense=evidence.sense,
+    )
     items = explain(
         papers,
         profiles,
@@ -188,6 +245,7 @@ def rank_prepared(
         settings,
         prepared.memo,
         evidence.meaning,
+        evidence.related,
     )
     if learned is not None:
         items = learned.explain(items, prepared.column)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from operator import attrgetter
 
@@ -44,6 +44,7 @@ from digest.model import Keyword, Paper, Profile
 from digest.rank.analyzer import Analyzer
 from digest.rank.index import PaperIndex
 from digest.rank.query import KeywordPlan, compile_keyword
+from digest.rank.related import RelatedTerms
 from digest.rank.settings import RankSettings
 
 DEFAULT_SETTINGS = RankSettings()
@@ -102,7 +103,10 @@ class Selections:
 
 
 def compile_profiles(
-    profiles: Sequence[Profile], analyzer: Analyzer, settings: RankSettings
+    profiles: Sequence[Profile],
+    analyzer: Analyzer,
+    settings: RankSettings,
+    related: RelatedTerms | None = None,
 ) -> Compiled:
     """Compile each distinct keyword once (profiles share many) into weight matrices.
 
@@ -111,6 +115,8 @@ def compile_profiles(
     the product in `select` sums a profile's keywords in that order. Each keyword is
     read in C loops (`map`, `attrgetter`) and numbered with numpy: 100,000 profiles
     hold ~500,000 keywords, and a Python statement for each was most of the time.
+    `related`: the stored papers' related terms (`rank.related`); each plan then carries
+    its keyword's (`with_related`), when `settings.uses_related`.
     """
     kws = list(map(attrgetter("keywords"), profiles))
     exs = list(map(attrgetter("exclude"), profiles))
@@ -132,6 +138,8 @@ def compile_profiles(
     pid = pid[inverse.reshape(-1)]
     keys = [(texts[j], bool(phrase[j])) for j in first[appearance].tolist()]
     plans = [compile_keyword(Keyword(t, p), analyzer, settings.exact_share) for t, p in keys]
+    if related and settings.uses_related:
+        plans = [with_related(plan, related, settings) for plan in plans]
     real = np.fromiter((p is not None for p in plans), bool, len(plans))[pid]
     row = np.repeat(np.arange(len(profiles), dtype=np.int64), n_kw + n_ex)
     is_kw = np.repeat(np.tile([True, False], len(profiles)), np.column_stack([n_kw, n_ex]).ravel())
@@ -151,6 +159,144 @@ def compile_profiles(
         np.where(real, pid, -1)[is_kw].tolist(), np.concatenate([[0], np.cumsum(n_kw)]).tolist()
     )
     return Compiled(plans, weights, excludes, per_profile, [t for t, _ in keys])
+
+
+def with_related(
+    plan: KeywordPlan | None, related: RelatedTerms, settings: RankSettings
+) -> KeywordPlan | None:
+    """`plan` with its keyword's related terms (the `related_terms` heaviest of its
+    anchors' neighbours, the keyword's own features left out)."""
+    if plan is None:
+        return None
+    found = related.neighbours(plan.anchors(), plan.all_features())[: int(settings.related_terms)]
+    return replace(plan, related=found) if found else plan
+
+
+def related_evidence(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex
+) -> sp.csr_matrix | None:
+    """min(1, sum_g r(k, g) * sat(g, p)) for every plan and paper (`rank.related`): how
+    much a paper says each keyword in other words; None when no plan has related terms
+    in the index."""
+    vocab = index.vocab
+    q: tuple[list[int], list[int], list[float]] = ([], [], [])
+    for k, plan in enumerate(plans):
+        if plan is None:
+            continue
+        for g, r in plan.related:
+            at = vocab.get(g)
+            if at is not None:
+                q[0].append(k)
+                q[1].append(at)
+                q[2].append(r)
+    if not q[0]:
+        return None
+    shape = (len(plans), len(vocab))
+    weights = sp.csr_matrix((np.asarray(q[2], np.float32), (q[0], q[1])), shape=shape)
+    weights.sum_duplicates()
+    got = (weights @ index.sat).tocsr()
+    got.data = np.minimum(got.data, 1.0)
+    return got.astype(np.float32)
+
+
+def related_scores(raw: sp.csr_matrix, settings: RankSettings) -> sp.csr_matrix | None:
+    """related(k, p) = related_credit * `related_evidence`, below min_evidence dropped:
+    what a keyword's related terms give a paper (None when the bridges are off)."""
+    if settings.related_credit <= 0:
+        return None
+    got = raw.copy()
+    got.data = np.minimum(got.data * np.float32(settings.related_credit), _MAX_SAT)
+    got.data[got.data < settings.min_evidence] = 0.0
+    got.eliminate_zeros()
+    return got
+
+
+@dataclass(frozen=True, slots=True)
+class Sense:
+    """What `select` needs to weigh partial matches (`RankSettings.sense_floor`), plans x
+    papers, as log(1 - x) so a profile's noisy OR is one product."""
+
+    #: log(1 - s) where s came from some words of a multi-word keyword alone
+    partial: sp.csr_matrix
+    #: the same, times g = sense_floor + (1 - sense_floor) * specificity: what it counts
+    #: for where the paper shows no context
+    doubted: sp.csr_matrix
+    #: log(1 - c), c the paper's context for the keyword: the keyword as a whole (its
+    #: phrase) or its related terms (`related_evidence`)
+    context: sp.csr_matrix
+
+
+def specificity(
+    plans: Sequence[KeywordPlan | None], index: PaperIndex, phrase: sp.csr_matrix
+) -> sp.csr_matrix:
+    """How much the words of each multi-word keyword that a paper has stand for the
+    keyword, plans x papers in [0, 1]: min(1, sum over its words u in the paper of
+    P(keyword | u)), P counted over the indexed papers (the papers with u that have the
+    keyword's phrase, smoothed). "unlearning" mostly comes as "machine unlearning" or
+    close, "mixture" of "data mixture" mostly as a mixture of experts: the first alone
+    is trusted, the second doubted."""
+    vocab = index.vocab
+    present = index.sat.copy()
+    present.data[:] = 1.0
+    has_phrase = phrase.copy().tocsr()
+    has_phrase.data[:] = 1.0
+    rows: list[int] = []
+    cols: list[int] = []
+    for k, plan in enumerate(plans):
+        if plan is None or not plan.bag:
+            continue
+        for unit in plan.bag:
+            at = vocab.get(unit.features[0][0])
+            if at is not None:
+                rows.append(k)
+                cols.append(at)
+    shape = (len(plans), len(vocab))
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    r, c = np.asarray(rows), np.asarray(cols)
+    both = np.asarray(has_phrase[r].multiply(present[c]).sum(axis=1)).ravel()
+    alone = np.diff(present.indptr)[c]
+    trust = both / (alone + 1.0)
+    weights = sp.csr_matrix((trust.astype(np.float32), (r, c)), shape=shape)
+    got = (weights @ present).tocsr()
+    got.data = np.minimum(got.data, 1.0)
+    return got.astype(np.float32)
+
+
+def sense_of(
+    words: sp.csr_matrix,
+    phrase: sp.csr_matrix,
+    related: sp.csr_matrix | None,
+    scores: sp.csr_matrix,
+    settings: RankSettings,
+    specific: sp.csr_matrix,
+) -> Sense:
+    """The `Sense` of the evidence: `words` (s(k, p) from the keywords' own words),
+    `phrase` (its phrase part), `related` (`related_evidence`, or None), `scores` (what
+    is selected on) and `specific` (`specificity`)."""
+    mask = (words > phrase).astype(np.float32)  # the words apart gave more: some alone
+    partial = scores.multiply(mask).tocsr()
+    partial.data = np.log1p(-np.minimum(partial.data, _MAX_SAT))
+    floor = settings.sense_floor
+    trust = np.minimum(lookup_csr(specific, partial), 1.0)
+    doubted = sp.csr_matrix(
+        (partial.data * (floor + (1.0 - floor) * trust), partial.indices, partial.indptr),
+        shape=partial.shape,
+    )
+    context = phrase.copy().tocsr()
+    context.data[context.data < settings.min_evidence] = 0.0
+    context.eliminate_zeros()
+    if related is not None:
+        context = context.maximum(related).tocsr()
+    context.data = np.log1p(-np.minimum(context.data, _MAX_SAT))
+    return Sense(partial.astype(np.float32), doubted.astype(np.float32), context.astype(np.float32))
+
+
+def lookup_csr(matrix: sp.csr_matrix, at: sp.csr_matrix) -> np.ndarray:
+    """`matrix` at each stored entry of `at` (a CSR matrix of the same shape), in `at`'s
+    order."""
+    rows = np.repeat(np.arange(at.shape[0]), np.diff(at.indptr))
+    return lookup(matrix, rows, at.indices)
 
 
 def keyword_scores(

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from digest.model import Profile
 from digest.rank.cutoff import thresholds
 from digest.rank.fork import fork_map
-from digest.rank.score import Compiled, Selections, lookup
+from digest.rank.score import Compiled, Selections, Sense, lookup
 from digest.rank.settings import RankSettings
 
 #: One chunk's result: items per profile, their paper columns, relevance and score, and
@@ -52,6 +52,7 @@ def select(
     excluded: sp.csr_matrix | None = None,
     first_column: np.ndarray | None = None,
     workers: int = 1,
+    sense: Sense | None = None,
 ) -> Selections:
     """Relevance of every (profile, paper), gated, blended and cut, in profile chunks.
 
@@ -63,6 +64,9 @@ def select(
     max_items; so does `first_column` (profile i considers paper columns from
     first_column[i] on). `workers` > 1 splits the chunks over that many processes
     (`fork.fork_map`: the same chunks, the same result, merged in profile order).
+    `sense` (`score.sense_of`, when `settings.sense_floor` < 1): partial matches of
+    multi-word keywords count less in a profile where the paper shows little context
+    (`_sensed`).
     """
     log_miss = scores.copy()
     log_miss.data = np.log1p(-log_miss.data)
@@ -82,6 +86,8 @@ def select(
     def one(lo: int) -> Part:
         hi = min(lo + chunk, len(profiles))
         log_rel = (compiled.weights[lo:hi] @ log_miss).tocsr()
+        if sense is not None:
+            log_rel = _sensed(log_rel, compiled.weights[lo:hi], sense)
         rows, cols, rv = _past_floor(log_rel, floors_all[lo:hi])
         out = None  # pairs left out before the day's bar is set: vetoed, before the window
         ex = compiled.excludes[lo:hi]
@@ -119,6 +125,29 @@ def select(
     return Selections(
         offsets, cat(1, np.int64), cat(2, np.float64), cat(3, np.float64), cat(4, np.int64)
     )
+
+
+def _sensed(log_rel: sp.csr_matrix, weights: sp.csr_matrix, sense: Sense) -> sp.csr_matrix:
+    """`log_rel` with each profile's partial matches doubted where the paper shows little
+    context: log_rel + (1 - context) * (W @ doubted - W @ partial), context the noisy OR
+    of the paper's context over the profile's keywords (`score.Sense`)."""
+    n_plans = weights.shape[1]
+
+    def padded(m: sp.csr_matrix) -> sp.csr_matrix:
+        if m.shape[0] >= n_plans:
+            return m
+        # plans added after the evidence (ratings: `learn`) have no partial matches
+        return sp.vstack([m, sp.csr_matrix((n_plans - m.shape[0], m.shape[1]))]).tocsr()
+
+    lift = (weights @ padded(sense.doubted) - weights @ padded(sense.partial)).tocsr()
+    lift.eliminate_zeros()
+    if not lift.nnz:
+        return log_rel
+    ctx = (weights @ padded(sense.context)).tocsr()
+    rows = np.repeat(np.arange(lift.shape[0]), np.diff(lift.indptr))
+    unshown = np.exp(lookup(ctx, rows, lift.indices))  # 1 - context
+    adjust = sp.csr_matrix((unshown * lift.data, lift.indices, lift.indptr), shape=lift.shape)
+    return (log_rel + adjust).tocsr()
 
 
 def _past_floor(

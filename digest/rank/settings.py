@@ -91,11 +91,29 @@ class RankSettings:
     #: chosen on the dev set by `make eval` (leave-one-profile-out figures in the README).
     dense_z: float = 3.5
     dense_credit: float = 0.4
+    #: Related terms (`rank.related`; only with a related-terms table in the store): a
+    #: paper that says a keyword in other words, i.e. has terms the stored papers use
+    #: with it, matches the keyword with up to `related_credit` (less than the keyword
+    #: itself can reach), by its `related_terms` heaviest related terms. 0 turns it off.
+    related_credit: float = 0.0
+    related_terms: int = 20
+    #: Sense for ambiguous keywords (`select`): where only some words of a multi-word
+    #: keyword match a paper (its general word alone, say "mixture" of "data mixture"),
+    #: that evidence counts as (1 - s) ** g with g = sense_floor + (1 - sense_floor) *
+    #: context, context being how much the paper shows the profile's keywords as wholes
+    #: or the terms the stored papers use with them (`rank.related`), as a noisy OR over
+    #: the profile's keywords. 1 turns it off.
+    sense_floor: float = 1.0
     #: Profiles scored per batch: bounds memory at about chunk x papers x 8 bytes.
     profile_chunk: int = 4096
     #: Snippets per item, and their length in characters.
     snippets: int = 2
     snippet_chars: int = 220
+
+    @property
+    def uses_related(self) -> bool:
+        """True when ranking reads the related terms (bridges or sense on)."""
+        return self.related_credit > 0 or self.sense_floor < 1
 
     def max_items_of(self, profile: Profile) -> int:
         """The profile's own max_items, or the default when it set none."""

@@ -51,6 +51,9 @@ class KeywordScore:
     #: the part of `score` that is by meaning (the semantic layer, `rank.dense`): the
     #: evidence the paper's closeness to the keyword gave; 0 without the layer
     meaning: float = 0.0
+    #: True when `score` came from the keyword's related terms alone (`rank.related`):
+    #: none of its words is in the paper, terms the stored papers use with it are
+    by_related: bool = False
 
     @property
     def by_meaning(self) -> bool:
@@ -106,6 +109,8 @@ class Audit:
     threshold: float  #: the relevance a paper needs today: `select`'s own cut-off
     cut_reason: str  #: that cut-off's rule in words, e.g. "below 0.5 x the day's best ..."
     _lifted: dict[int, str]  #: column -> the liked paper's title, where ratings lifted it
+    #: 1 where a plan's evidence came from its related terms alone (None: bridges off)
+    _related: sp.csr_matrix | None = None
 
     @property
     def min_score(self) -> float:
@@ -141,9 +146,18 @@ class Audit:
             if self._meaning is not None
             else np.zeros(len(plan_ids), np.float32)
         )
+        bridged = (
+            lookup(self._related, plan_ids, cols) > 0
+            if self._related is not None
+            else np.zeros(len(plan_ids), bool)
+        )
         keywords = tuple(
-            replace(k, score=round(float(s), 6), meaning=round(float(m), 6)) if pid >= 0 else k
-            for k, s, m, pid in zip(self._keywords, got, meant, self._plans, strict=True)
+            replace(k, score=round(float(s), 6), meaning=round(float(m), 6), by_related=bool(b))
+            if pid >= 0
+            else k
+            for k, s, m, b, pid in zip(
+                self._keywords, got, meant, bridged, self._plans, strict=True
+            )
         )
         vetoed_by = tuple(
             text
@@ -192,7 +206,7 @@ def audit(
     papers, settings = prepared.papers, prepared.settings
     # The exclusions as a second profile's keywords: their plan ids, in the same plans.
     vetoing = Profile("exclusions", profile.exclude)
-    compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings)
+    compiled = compile_profiles([profile, vetoing], prepared.analyzer, settings, prepared.related)
     evidence = keyword_evidence(prepared, compiled)
     scores = evidence.fused
     vetoes = evidence.phrase.copy()
@@ -205,11 +219,16 @@ def audit(
         lifted = learned.taste.lifted[0]
     opened = [replace(profile, min_score=0.0, max_items=max(len(papers), 1))]
     unruled = replace(compiled, excludes=sp.csr_matrix(compiled.excludes.shape, dtype=np.float32))
-    every = select(unruled, scores, vetoes, opened, prepared.prior, settings)
+    sense = evidence.sense
+    every = select(unruled, scores, vetoes, opened, prepared.prior, settings, sense=sense)
     ledger = _excluded(prepared, [set(sent)])
-    eligible = select(compiled, scores, vetoes, opened, prepared.prior, settings, ledger)
+    eligible = select(
+        compiled, scores, vetoes, opened, prepared.prior, settings, ledger, sense=sense
+    )
     # The day's bar, as `select` sets it: over the papers not vetoed (sent ones count).
-    unvetoed = _by_column(select(compiled, scores, vetoes, opened, prepared.prior, settings))
+    unvetoed = _by_column(
+        select(compiled, scores, vetoes, opened, prepared.prior, settings, sense=sense)
+    )
     rel = np.array([r for r, _ in unvetoed.values()], np.float32)
     day = cut(rel, settings, profile.min_score, len(rel) + 1)  # the bar alone, no cap
     floor = max(day.threshold, 1e-6)
@@ -248,6 +267,7 @@ def audit(
         floor,
         _below_reason(day.reason, profile.min_score, floor),
         lifted,
+        evidence.related,
     )
 
 

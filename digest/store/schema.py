@@ -387,6 +387,23 @@ def update_from_15_to_16(db: sqlite3.Connection) -> None:
     )
 
 
+def update_from_16_to_17(db: sqlite3.Connection) -> None:
+    """`related_terms`: the related-terms table learned from the stored papers
+    (`rank.related`, `digest related`), one row a (feature, related feature) under the
+    analysis `key` that made the features; `related_state`: how many papers it was
+    learned from, and when. Empty until `digest related` runs: ranking without it uses
+    the keywords' own words, as before."""
+    db.execute(
+        "CREATE TABLE related_terms (key TEXT NOT NULL, feature TEXT NOT NULL,"
+        " related TEXT NOT NULL, weight REAL NOT NULL,"
+        " PRIMARY KEY (key, feature, related)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE related_state (key TEXT PRIMARY KEY, papers INTEGER NOT NULL,"
+        " made_at TEXT NOT NULL)"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

@@ -10,6 +10,7 @@ from digest.store.journal import JournalMixin
 from digest.store.papers import FetchStateMixin, PapersMixin
 from digest.store.ratings import RatingsMixin
 from digest.store.readers import DueReadersMixin, ReaderPagesMixin
+from digest.store.related import RelatedMixin
 from digest.store.subscribers import SubscribersMixin
 from digest.store.terms import TermsMixin
 from digest.store.vectors import VectorsMixin
@@ -20,6 +21,7 @@ class Store(
     TermsMixin,
     DayIndexMixin,
     VectorsMixin,
+    RelatedMixin,
     DueReadersMixin,
     SubscribersMixin,
     ReaderPagesMixin,

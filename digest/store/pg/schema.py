@@ -238,6 +238,20 @@ def update_from_15_to_16(db: Connection) -> None:
     )
 
 
+def update_from_16_to_17(db: Connection) -> None:
+    """`related_terms` and `related_state`, as SQLite's step 17
+    (`store.schema.update_from_16_to_17`): the related terms learned from the papers."""
+    db.execute(
+        'CREATE TABLE related_terms (key text COLLATE "C" NOT NULL,'
+        ' feature text COLLATE "C" NOT NULL, related text COLLATE "C" NOT NULL,'
+        " weight double precision NOT NULL, PRIMARY KEY (key, feature, related))"
+    )
+    db.execute(
+        'CREATE TABLE related_state (key text COLLATE "C" PRIMARY KEY,'
+        " papers bigint NOT NULL, made_at timestamptz NOT NULL)"
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
@@ -245,6 +259,7 @@ PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     13: (14, update_from_13_to_14),
     14: (15, update_from_14_to_15),
     15: (16, update_from_15_to_16),
+    16: (17, update_from_16_to_17),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
