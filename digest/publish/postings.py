@@ -96,10 +96,10 @@ def encode_joined(hashes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, by
         features, paper = both >> np.uint64(24), (both & np.uint64(0xFFFFFF)).astype(np.int64)
     else:
         order = np.lexsort((owner, folded))
-        features, paper = folded[order], owner[order]
+        features, owners = folded[order], owner[order]
         keep = np.ones(len(features), dtype=bool)
-        keep[1:] = (features[1:] != features[:-1]) | (paper[1:] != paper[:-1])
-        features, paper = features[keep], paper[keep].astype(np.int64)
+        keep[1:] = (features[1:] != features[:-1]) | (owners[1:] != owners[:-1])
+        features, paper = features[keep], owners[keep].astype(np.int64)
     new = np.ones(len(features), dtype=bool)
     new[1:] = features[1:] != features[:-1]
     starts = np.flatnonzero(new)
