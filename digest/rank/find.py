@@ -207,10 +207,10 @@ def _packed_search_hashes(
     before = np.cumsum(n) - n  # the kept features before each blob's
     total = int(n.sum())
     counts_at = 8 * (first + n)  # each blob's first count, in bytes
-    if (width == 1).all():  # the usual case: a count is one byte
-        at = np.repeat(counts_at - before, n)
-        at += np.arange(total, dtype=np.int64)
-        keep = raw[at] >= ABSTRACT_MIN_COUNT
+    if (width == 1).all():  # the usual case: a count is one byte, a blob's are one run
+        runs = zip(counts_at.tolist(), (counts_at + n).tolist(), strict=True)
+        counts = np.frombuffer(b"".join([joined[lo:hi] for lo, hi in runs]), dtype=np.uint8)
+        keep = counts >= ABSTRACT_MIN_COUNT
     else:
         step = np.arange(total, dtype=np.int64)
         owner = np.repeat(np.arange(len(n)), n)
