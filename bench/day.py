@@ -27,10 +27,14 @@ through the real ingest; the year's world is built once under --world (some 9 GB
 a quarter of an hour for 365 x 2,000; `--year-days` for a smaller one) and reused. A
 world kept by an earlier version is brought up to date first, in place (the schema, and
 the postings backfill that the first ingest after an upgrade does: its CPU is printed).
+The sites it publishes and the world's copy for the new day (as large as the world's
+store) go under --year-work (default: the temporary directory, $TMPDIR), never under
+--world.
 
 usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
                            [--papers 2000] [--quick] [--profile [PHASE]] [--world DIR]
        python bench/day.py --year [--year-days 365] [--papers 2000] [--runs 1] [--world DIR]
+                           [--year-work DIR]
 """
 
 from __future__ import annotations
@@ -476,7 +480,8 @@ def year(args: argparse.Namespace) -> int:
         home = args.world or Path(tmp)
         where = _year_world.kept_world(home, args.year_days, args.papers)
         print(_year_world.bring_up_to_date(where), flush=True)
-        with tempfile.TemporaryDirectory(prefix="bench-year-sites-", dir=home) as sites:
+        # Not under the world's directory: the sites and the store's copy are some GB.
+        with tempfile.TemporaryDirectory(prefix="bench-year-sites-", dir=args.year_work) as sites:
             for line in _year_world.measure_year(where, Path(sites), args.runs):
                 print(line, flush=True)
     return 0
@@ -512,6 +517,12 @@ def main() -> int:
     )
     ap.add_argument("--year", action="store_true", help="the year's archive figures instead")
     ap.add_argument("--year-days", type=int, default=365, help="days of the --year world")
+    ap.add_argument(
+        "--year-work",
+        type=Path,
+        help="where --year puts its sites and the world's copy (default: $TMPDIR); it needs "
+        "room for a copy of the world's store",
+    )
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

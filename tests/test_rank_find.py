@@ -100,3 +100,28 @@ def test_a_days_hashes_read_at_once_are_each_papers_own() -> None:
     assert together == alone
     assert together[2] == [] and len(together[1]) > 2
     assert [a.tolist() for a in search_hashes(papers[:3], ANALYZER, blobs)] == alone[:3]
+
+
+def test_damaged_packed_blobs_among_sound_ones_are_analysed_instead() -> None:
+    """A packed blob whose head does not fit its length (cut short, a count width no blob
+    has) is not read among the others' (its hashes would be another paper's bytes): the
+    paper gets the hashes of its analysed text, and its neighbours their own."""
+    from digest.rank import terms
+
+    papers = [
+        make_paper("Fine-tuning LoRA models", "We adapt transformers with LoRA. LoRA wins."),
+        make_paper("Speech at scale", "Speech and TTS, TTS and speech."),
+        make_paper("Video diffusion", "Diffusion for video. Video diffusion wins."),
+        make_paper("Quantization", "Quantization of quantization models."),
+    ]
+    sound = {p.id: terms.encode(p, terms.analyze(p, ANALYZER)) for p in papers}
+    analysed = [set(search_hashes([p], ANALYZER)[0].tolist()) for p in papers]
+    cut = dict(sound)
+    cut[papers[1].id] = sound[papers[1].id][:-8]  # shorter than its head says
+    odd = bytearray(sound[papers[2].id])
+    odd[28] = 3  # a count width `pack` never writes
+    cut[papers[2].id] = bytes(odd)
+    got = search_hashes(papers, ANALYZER, cut)
+    assert [set(a.tolist()) for a in got] == analysed
+    assert got[0].tolist() == search_hashes(papers[:1], ANALYZER, sound)[0].tolist()
+    assert got[3].tolist() == search_hashes(papers[3:], ANALYZER, sound)[0].tolist()

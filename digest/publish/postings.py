@@ -88,15 +88,18 @@ def encode_joined(hashes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, by
     n = len(sizes)
     owner = np.repeat(np.arange(n, dtype=np.uint64), sizes)
     folded = hashes.astype(np.uint64) >> np.uint64(64 - FINE_BITS - KEY_BITS)  # chunk, key
-    if n < 1 << 24:  # chunk, key and paper in one 64-bit number: one sort
+    if n < 1 << 24:  # chunk, key and paper in one 64-bit number: one sort, repeats dropped
         both = np.sort((folded << np.uint64(24)) | owner)
-        features, paper = both >> np.uint64(24), both & np.uint64(0xFFFFFF)
+        keep = np.ones(len(both), dtype=bool)
+        keep[1:] = both[1:] != both[:-1]
+        both = both[keep]
+        features, paper = both >> np.uint64(24), (both & np.uint64(0xFFFFFF)).astype(np.int64)
     else:
         order = np.lexsort((owner, folded))
-        features, paper = folded[order], owner[order]
-    keep = np.ones(len(features), dtype=bool)
-    keep[1:] = (features[1:] != features[:-1]) | (paper[1:] != paper[:-1])
-    features, paper = features[keep], paper[keep].astype(np.int64)
+        features, owners = folded[order], owner[order]
+        keep = np.ones(len(features), dtype=bool)
+        keep[1:] = (features[1:] != features[:-1]) | (owners[1:] != owners[:-1])
+        features, paper = features[keep], owners[keep].astype(np.int64)
     new = np.ones(len(features), dtype=bool)
     new[1:] = features[1:] != features[:-1]
     starts = np.flatnonzero(new)
@@ -111,9 +114,9 @@ def encode_joined(hashes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, by
     dense = 6 * counts > n
     of_posting = np.repeat(np.arange(len(unique)), counts)
     sparse_posting = ~dense[of_posting]
-    paper_gap = paper.copy()
-    later = ~new
-    paper_gap[later] = paper[later] - paper[np.flatnonzero(later) - 1] - 1
+    paper_gap = np.empty_like(paper)  # a feature's first paper, then the gaps
+    paper_gap[1:] = paper[1:] - paper[:-1] - 1
+    paper_gap[new] = paper[new]
     width = -(-n // 6)
     dense_rows = np.cumsum(dense) - 1
     dense_posting = ~sparse_posting
@@ -145,12 +148,12 @@ def _interleave(
     np.cumsum(totals, out=offsets[1:])
     out = np.empty(int(offsets[-1]), dtype=np.uint8)
     before = np.zeros(FINE, dtype=np.int64)  # this section's start inside each chunk
-    for (chars, lengths, chunks), mine in zip(sections, per_chunk, strict=True):
+    for (chars, _, _), mine in zip(sections, per_chunk, strict=True):
         flat_start = np.zeros(FINE, dtype=np.int64)  # chunk j's part in `chars`
         np.cumsum(mine[:-1], out=flat_start[1:])
         base = offsets[:-1] + before - flat_start
-        where = np.repeat(chunks, lengths)
-        out[np.arange(len(chars)) + base[where]] = chars
+        # chunk j's characters are one run in `chars` (items come in chunk order)
+        out[np.arange(len(chars)) + np.repeat(base, mine)] = chars
         before += mine
     return offsets, out.tobytes()
 

@@ -117,26 +117,37 @@ def other_papers_html(
 
     Made here rather than in day.html.j2: a year at 2,000 papers a day is 730,000 of these
     rows, and a Jinja loop with filters costs several times what this does. Every piece of
-    paper text goes through `escape`; urls are `readable_links` (in `listings`), which
-    passed `safe_url`.
+    paper text goes through `escape` (all of a day's at once); urls are `readable_links`
+    (in `listings`), which passed `safe_url`.
     """
-    rows = []
+    texts: list[str] = []  # each paper's href, title, meta, then its links' label and url
+    more_links: list[int] = []
     for p in papers:
         listed = listings[p.id]
         if p.id in permalinked:
-            href, links = paper_href("../", p.id), []
-        else:
-            href, links = listed.links[0][1], listed.links[1:]
-        external = ' rel="noopener noreferrer"' if href.startswith("http") else ""
-        href, title, meta, *texts = _escaped(
-            [href, listed.title, paper_meta(p), *(t for link in links for t in link)]
-        )
+            texts += (paper_href("../", p.id), listed.title, paper_meta(p))
+            more_links.append(0)
+            continue
+        links = listed.links
+        texts += (links[0][1], listed.title, paper_meta(p))
+        for link in links[1:]:
+            texts += link
+        more_links.append(len(links) - 1)
+    escaped = _escaped(texts)
+    rows = []
+    at = 0
+    for p, n in zip(papers, more_links, strict=True):
+        href, title, meta = escaped[at : at + 3]
         more = "".join(
-            f' · <a href="{url}" rel="noopener noreferrer">{label}</a>'
-            for label, url in zip(texts[::2], texts[1::2], strict=True)
+            [
+                f' · <a href="{escaped[k + 1]}" rel="noopener noreferrer">{escaped[k]}</a>'
+                for k in range(at + 3, at + 3 + 2 * n, 2)
+            ]
         )
+        at += 3 + 2 * n
+        external = ' rel="noopener noreferrer"' if href.startswith("http") else ""
         rows.append(
-            f'<li class="item" id="{listed.anchor}"><a class="title" href="{href}"'
+            f'<li class="item" id="{listings[p.id].anchor}"><a class="title" href="{href}"'
             f'{external}>{title}</a><div class="meta">{meta}{more}</div></li>\n'
         )
     return Markup("".join(rows))
@@ -149,7 +160,7 @@ def _escaped(texts: list[str]) -> list[str]:
     joined = "\0".join(texts)
     if joined.count("\0") != len(texts) - 1:  # a NUL of its own: one at a time
         return [str(escape(t)) for t in texts]
-    return str.split(escape(joined), "\0")
+    return str.split(escape(joined), "\0") if texts else []
 
 
 def day_pages(archive: Archive, env: jinja2.Environment, globals_key: str, day: date) -> list[Page]:

@@ -18,8 +18,11 @@ import scipy.sparse as sp
 
 from digest.model import MEANING, RELATED, DigestItem, Keyword, Match, Paper, Profile
 from digest.rank.analyzer import (
+    _JOINING_GAP,
+    _RAW_WORD,
     Analyzer,
     SynonymsKey,
+    _split_raw,
     analyzer_for,
     analyzer_for_key,
     synonyms_key,
@@ -47,6 +50,92 @@ def _trim(text: str, start: int, end: int, limit: int) -> str:
     return ("…" if lo > 0 else "") + text[lo:hi].strip() + ("…" if hi < len(text) else "")
 
 
+#: Spellings and pairs a `_SpanFinder` remembers before it starts over.
+FINDER_LIMIT = 250_000
+
+
+class _SpanFinder:
+    """`Analyzer.feature_spans(text, wanted)` of one analyzer and one `wanted` set, the
+    same spans in the same order, for explanations (a few dozen wanted features; most
+    words have none of them): each written word's sub-words and their wanted features,
+    and each joined pair's, are worked out once and remembered, instead of filtering
+    every feature of every word of every text. The words and their joins are the
+    analyzer's own (`_split_raw`, `_JOINING_GAP`), so are the features (its memoised
+    `_word_features`, `_solid` and synonym `scan`)."""
+
+    def __init__(self, analyzer: Analyzer, wanted: frozenset[str]) -> None:
+        self.analyzer, self.wanted = analyzer, wanted
+        self._words: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+        self._pairs: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def _word(self, raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        wanted, features = self.wanted, self.analyzer._word_features
+        got = tuple(
+            (word, tuple(f for f in features(cased, word) if f in wanted))
+            for word, cased in _split_raw(raw)
+        )
+        if len(self._words) >= FINDER_LIMIT:
+            self._words.clear()
+        self._words[raw] = got
+        return got
+
+    def _pair(self, prev: str, word: str) -> tuple[str, ...]:
+        got = tuple(f for f in self.analyzer._solid(prev + word) if f in self.wanted)
+        if len(self._pairs) >= FINDER_LIMIT:
+            self._pairs.clear()
+        self._pairs[(prev, word)] = got
+        return got
+
+    def spans(self, text: str) -> list[tuple[str, int, int]]:
+        """(feature, start, end) of the wanted features of `text`, as `feature_spans`."""
+        out: list[tuple[str, int, int]] = []
+        append = out.append
+        words: list[str] = []
+        joined: list[bool] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        known, pairs, gap = self._words, self._pairs, _JOINING_GAP.fullmatch
+        prev_end = -1
+        prev = ""
+        for m in _RAW_WORD.finditer(text):
+            start, end = m.span()
+            join = prev_end >= 0 and gap(text, prev_end, start) is not None
+            raw = m.group()
+            subs = known.get(raw)
+            if subs is None:
+                subs = self._word(raw)
+            for word, feats in subs:
+                for f in feats:
+                    append((f, start, end))
+                if join and words:
+                    got = pairs.get((prev, word))
+                    if got is None:
+                        got = self._pair(prev, word)
+                    for f in got:
+                        append((f, starts[-1], end))
+                words.append(word)
+                joined.append(join)
+                starts.append(start)
+                ends.append(end)
+                prev = word
+                join = True  # later pieces of one written word stand together
+            prev_end = end
+        wanted = self.wanted
+        out.extend(
+            (f, starts[i], ends[j])
+            for f, i, j in self.analyzer.synonyms.scan(words, joined)
+            if f in wanted
+        )
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def _span_finder(analyzer: Analyzer, wanted: frozenset[str]) -> _SpanFinder:
+    """The finder of an analyzer and a wanted set, kept across calls (a publish ranks a
+    year of days with one set: each spelling is worked out once)."""
+    return _SpanFinder(analyzer, wanted)
+
+
 @dataclass(frozen=True, slots=True)
 class AbstractMap:
     """An abstract cut into sentences, with where each feature occurs (sentence, span)."""
@@ -64,7 +153,8 @@ class AbstractMap:
             pos = start + len(part)
         starts = [a for a, _ in bounds]
         where: dict[str, list[tuple[int, int, int]]] = {}
-        spans = analyzer.feature_spans(text, wanted) if wanted else ()  # none wanted: bounds
+        # none wanted: bounds only
+        spans = _span_finder(analyzer, frozenset(wanted)).spans(text) if wanted else ()
         for feature, start, end in spans:
             sentence = max(bisect.bisect_right(starts, start) - 1, 0)
             where.setdefault(feature, []).append((sentence, start, end))
@@ -362,7 +452,7 @@ def match_spans(
     key = synonyms_key(synonyms)
     analyzer = analyzer_for(synonyms)
     wanted = _wanted(profile.keywords, key)
-    spans = sorted((s, e) for _, s, e in analyzer.feature_spans(text, wanted))
+    spans = sorted((s, e) for _, s, e in _span_finder(analyzer, wanted).spans(text))
     merged: list[tuple[int, int]] = []
     for s, e in spans:
         if merged and s <= merged[-1][1]:
