@@ -481,6 +481,8 @@ def year(args: argparse.Namespace) -> int:
         where = _year_world.kept_world(home, args.year_days, args.papers)
         print(_year_world.bring_up_to_date(where), flush=True)
         # Not under the world's directory: the sites and the store's copy are some GB.
+        if args.year_work is not None:
+            args.year_work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="bench-year-sites-", dir=args.year_work) as sites:
             for line in _year_world.measure_year(where, Path(sites), args.runs):
                 print(line, flush=True)
