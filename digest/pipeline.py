@@ -100,8 +100,7 @@ def build_digest(
     else:
         settings, synonyms = config.ranking, config.synonyms or None
         keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
-        # index only those
-        wanted = rank.keyword_features(keywords, settings, synonyms, related)
+        wanted = rank.keyword_features(keywords, settings, synonyms, related)  # index those
         prepared = rank.prepare(
             papers, now, settings, synonyms, blobs, wanted, dense, related=related
         )

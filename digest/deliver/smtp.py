@@ -285,7 +285,7 @@ def _transact(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
             conn.putcmd(verb, args)
         code, resp = conn.getreply()
         if code == 421:  # the server is closing: nothing more comes on this connection
-            conn.close()
+            _abandon(conn, code)
             raise failure or _refusal(verb, code, resp, sender, to)
         if code in _ACCEPTED[verb]:
             if verb == "data" and failure is not None:  # DATA taken after a refusal:
@@ -296,7 +296,7 @@ def _transact(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
         if not pipelined:
             break
     if failure is not None:
-        _abandon(conn, 0)
+        _abandon(conn, code)  # (not 421: that raised above)
         raise failure
     conn.send(data + b".\r\n")
     code, resp = conn.getreply()

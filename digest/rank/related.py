@@ -9,9 +9,9 @@ term g is related to a feature f when the papers that use g mostly use f too
 
 kept when at least `min_papers` papers hold both, g is not a common word (it occurs in at
 most `max_share` of the papers) and r reaches `min_weight`; a feature keeps its `top`
-best. `learn` computes the table offline (`digest related`, or ingest when the store has
-none for the analysis: `pipeline`), the store keeps it (`store.related`), and ranking
-reads the rows of its keywords' features only.
+best. `learn` computes the table offline (`digest related`: `bridges.learn_related`),
+the store keeps it (`store.related`), and ranking reads the rows of its keywords'
+features only.
 
 A keyword's related terms are those of its phrase features (for one word, the word; for
 several, the words together), without the keyword's own words: a paper that has them is
