@@ -88,3 +88,14 @@ def related_for(config: Config, store: Store, keywords: Iterable[Keyword]) -> Re
     synonyms = config.synonyms or None
     wanted = rank.keyword_features(list(keywords), config.ranking, synonyms)
     return kept_related(store, config.ranking, wanted, synonyms)
+
+
+def related_stamp(config: Config, store: Store) -> str:
+    """Which related-terms table a ranking with this config reads ("" when it reads none:
+    bridges off, or no table kept). The archive's picks are cached under it
+    (`publish.picks.ranking_basis`), so relearning the table ranks the days again."""
+    if not config.ranking.uses_related:
+        return ""
+    from digest import rank
+
+    return store.related_made(rank.terms_key(config.synonyms or None))

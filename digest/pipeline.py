@@ -249,6 +249,7 @@ def publish(
     store itself is handed in, so a publish reads only the days that may have changed
     (`full=True`: every day)."""
     from digest import publish as site
+    from digest.bridges import related_stamp
     from digest.window import KeptTerms, KeptTermsRanker
 
     return site.publish(
@@ -262,6 +263,7 @@ def publish(
         full=full,
         reopen=functools.partial(type(store), store.location),  # workers read it themselves
         terms=KeptTerms(store.location),
+        related=related_stamp(config, store),
     )
 
 

@@ -33,6 +33,7 @@ from digest.model import Digest, DigestSection, LastDigest, Paper, Profile, Subs
 
 if TYPE_CHECKING:
     from digest.rank.learn import Rated
+    from digest.rank.related import RelatedTerms
 
 #: How far back a first digest looks, by frequency (`due`: the one rule of when).
 PERIODS = due.PERIODS
@@ -162,6 +163,7 @@ def plan_digests(
     notes: Sequence[str] = (),
     prepared: rank.Prepared | None = None,
     ratings: Mapping[int, Sequence[Rated]] | None = None,
+    related: RelatedTerms | None = None,
 ) -> tuple[list[Planned], int]:
     """Each due reader's digest from `arrivals` ((row, paper) in row order), and how many
     were left out because nothing new matched and the reader asked for no empty note.
@@ -171,11 +173,14 @@ def plan_digests(
     may take (bounded by the digest's size, not by the reader's history). `prepared`:
     `rank.prepare` of the arrivals' papers, to share it between pages of readers.
     `ratings[reader]`: the papers they rated (`rank.learn`), each counted for the
-    profiles it is about (`learn.assign`).
+    profiles it is about (`learn.assign`). `related`: the stored papers' related terms
+    (`bridges.related_for`), read when the planner indexes the arrivals itself (a given
+    `prepared` already holds them: `window.kept_index`).
     """
     rows = [r for r, _ in arrivals]
     if prepared is None:
-        prepared = rank.prepare([p for _, p in arrivals], now, settings, synonyms)
+        papers = [p for _, p in arrivals]
+        prepared = rank.prepare(papers, now, settings, synonyms, related=related)
     profiles: list[Profile] = []
     owners: list[tuple[int, Profile, int]] = []
     excludes: list[Collection[str]] = []

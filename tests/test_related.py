@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -207,3 +207,60 @@ def test_rank_and_its_explanation_say_a_paper_came_in_by_related_terms(tmp_path:
     assert "(related) for knowledge distillation" in shown
     why = run("rank", "-k", "knowledge distillation", "--all", "--explain", "new")
     assert "by related terms" in why
+
+
+def test_a_planner_that_indexes_the_arrivals_itself_reads_the_related_terms() -> None:
+    from digest.plan import Due, plan_digests
+
+    from .test_plan import reader
+
+    new = paper("new", "Compact models", "The student imitates the teacher outputs.")
+    arrivals = list(enumerate([*corpus(), new], start=1))
+    kd = make_profile("kd", ["knowledge distillation"], min_score=0.0)
+    due = [Due(reader(1, profiles=(kd,)), NOW.date(), 0, NOW - timedelta(days=1))]
+
+    def planned(related: RelatedTerms | None) -> set[str]:
+        got, _ = plan_digests(
+            due, arrivals, {}, NOW, settings=ON, synonyms=None, title="t", related=related
+        )
+        return set(got[0].paper_ids)
+
+    assert "new" not in planned(None)
+    assert "new" in planned(table_of(corpus()))
+
+
+def test_relearning_the_table_ranks_the_archive_again_while_bridges_are_on(
+    tmp_path: Path,
+) -> None:
+    from digest.config import load_config
+    from digest.pipeline import publish
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        '[store]\npath = "s.sqlite3"\n\n[ranking]\nrelated_credit = 0.9\n\n'
+        '[[profiles]]\nname = "kd"\nkeywords = ["knowledge distillation"]\nmin_score = 0.0\n',
+        encoding="utf-8",
+    )
+    config = load_config(config_path)
+    site = tmp_path / "site"
+    new = paper("new", "Compact models", "The student imitates the teacher outputs.")
+
+    def kd_day_picks() -> str:  # the profile's months list its picks alone
+        months = sorted((site / "profiles" / "kd").glob("*.html"))
+        return "".join(m.read_text(encoding="utf-8") for m in months)
+
+    with Store(tmp_path / "s.sqlite3") as store:
+        store.add_papers([*corpus()[4:], new])  # no distillation papers yet
+        store.keep_related_terms(terms_key(None), *_table_rows(corpus()[4:]), NOW)
+        first = publish(config, store, NOW, out_dir=site)
+        assert first.ranked_days == 1 and "Compact models" not in kd_day_picks()
+        assert publish(config, store, NOW, out_dir=site).ranked_days == 0
+        learned = table_of(corpus())  # the table relearned from more papers
+        store.keep_related_terms(terms_key(None), learned.rows(), learned.papers, NOW)
+        again = publish(config, store, NOW, out_dir=site)
+        assert again.ranked_days == 1 and "Compact models" in kd_day_picks()
+
+
+def _table_rows(papers: list[Paper]) -> tuple[list[tuple[str, str, float]], int]:
+    table = table_of(papers)
+    return table.rows(), table.papers

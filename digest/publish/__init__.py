@@ -49,6 +49,7 @@ change to an old paper then shows).
 from __future__ import annotations
 
 import fcntl
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -128,6 +129,7 @@ def publish(
     full: bool = False,
     reopen: SourceOpener | None = None,
     terms: TermsFn | None = None,
+    related: str = "",
 ) -> PublishReport:
     """Write (or bring up to date) the static archive of `papers` (the store, or the
     stored papers) up to `now`.
@@ -137,8 +139,9 @@ def publish(
     per CPU when many days need ranking); they read the store through `reopen` (without
     it, days are built in this process). `full` reads and plans every day, not only the
     ones that may have changed. `terms` reads the papers' kept terms for the search index
-    (`window.KeptTerms`; without it their texts are analysed). Raises `PublishError` when
-    the directory cannot be written.
+    (`window.KeptTerms`; without it their texts are analysed). `related`: which
+    related-terms table `ranker` reads (`bridges.related_stamp`), part of the picks' cache
+    key. Raises `PublishError` when the directory cannot be written.
     """
     out = Path(out_dir if out_dir is not None else config.publish.dir)
     try:
@@ -150,17 +153,14 @@ def publish(
     # build state must describe exactly the pages on disk.
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        locked = functools.partial(_publish_locked, config, papers, now, ranker, out, progress)
         try:
             try:
-                return _publish_locked(
-                    config, papers, now, ranker, out, progress, workers, full, reopen, terms
-                )
+                return locked(workers, full, reopen, terms, related)
             except DamagedState:
                 # A saved day's picks could not be read back: build every day again
                 # (which reads no saved picks but ranks the days whose are damaged).
-                return _publish_locked(
-                    config, papers, now, ranker, out, progress, workers, True, reopen, terms
-                )
+                return locked(workers, True, reopen, terms, related)
         except OSError as exc:
             raise PublishError(f"{out}: cannot write the site ({exc})") from None
 
@@ -176,13 +176,14 @@ def _publish_locked(
     full: bool,
     reopen: SourceOpener | None,
     terms: TermsFn | None,
+    related: str,
 ) -> PublishReport:
     manifest = Manifest.load(out)
     env = site_environment(config.templates_dir)
     globals_key = inputs_hash(
         SITE_VERSION, SEARCH_FORMAT, config.digest_title, template_hash(env, TEMPLATES)
     )
-    basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None)
+    basis = ranking_basis(config.profiles, config.ranking, config.synonyms or None, related)
     today = day_of(now if now.tzinfo else now.replace(tzinfo=UTC))
     # Only a saved state made with the same ranking and templates may stand for days
     # that are not read again.

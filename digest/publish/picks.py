@@ -50,10 +50,16 @@ class Pick:
 
 
 def ranking_basis(
-    profiles: Sequence[Profile], settings: RankSettings, synonyms: Mapping | None
+    profiles: Sequence[Profile],
+    settings: RankSettings,
+    synonyms: Mapping | None,
+    related: str = "",
 ) -> str:
-    """A hash of everything besides the papers that decides a day's picks."""
-    text = repr((PICKS_VERSION, tuple(profiles), settings, sorted((synonyms or {}).items())))
+    """A hash of everything besides the papers that decides a day's picks. `related`: which
+    related-terms table the ranker reads (`bridges.related_stamp`; "" when none, which
+    leaves the hash as it was before bridges existed)."""
+    parts: tuple = (PICKS_VERSION, tuple(profiles), settings, sorted((synonyms or {}).items()))
+    text = repr((*parts, related) if related else parts)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 

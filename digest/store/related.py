@@ -57,3 +57,11 @@ class RelatedMixin(StoreBase):
         )
         rows = [(str(f), str(g), float(w)) for f, g, w in rows_in(self._db, sql, features, (key,))]
         return rows, int(state[0])
+
+    def related_made(self, key: str) -> str:
+        """Which table is kept under `key`: its paper count and when it was learned
+        ("" when none is), so a cache of rankings that read it knows when it changed."""
+        state = self._db.execute(
+            "SELECT papers, made_at FROM related_state WHERE key = ?", (key,)
+        ).fetchone()
+        return "" if state is None else f"{int(state[0])}@{state[1]}"
