@@ -261,17 +261,21 @@ def test_vectors_are_kept_per_model(store: Any) -> None:
     assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (0, 1)
 
 
-@exercises("keep_related_terms", "related_terms")
+@exercises("keep_related_terms", "related_terms", "related_made")
 def test_related_terms_are_kept_per_key_and_replaced_whole(store: Any) -> None:
     assert store.related_terms("k", ["f"]) == ([], 0)
+    assert store.related_made("k") == ""
     rows = [("f", "g", 0.75), ("f", "h", 0.5), ("e", "g", 0.25)]
     assert store.keep_related_terms("k", rows, 331, T0) == 3
     assert sorted(store.related_terms("k", ["f", "x"])[0]) == [("f", "g", 0.75), ("f", "h", 0.5)]
     assert store.related_terms("k", ["f"])[1] == 331
     assert sorted(store.related_terms("k", None)[0]) == sorted(rows)
     assert store.related_terms("k2", None) == ([], 0)
-    store.keep_related_terms("k", [("e", "h", 1.0)], 5, T0)
+    made = store.related_made("k")
+    assert made and store.related_made("k2") == ""
+    store.keep_related_terms("k", [("e", "h", 1.0)], 5, T0 + timedelta(hours=1))
     assert store.related_terms("k", None) == ([("e", "h", 1.0)], 5)
+    assert store.related_made("k") not in ("", made)  # relearned: another table
 
 
 @exercises("save_fetch_state", "fetch_state")

@@ -81,6 +81,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "count_paper_vectors": call("m"),
     "keep_related_terms": call("k", [("f", "g", 0.5)], 3, T0),
     "related_terms": call("k", ["f"]),
+    "related_made": call("k"),
     "newest_arrival": call(),
     "fetch_state": call("hf"),
     "save_fetch_state": call("hf", "https://example.org/feed", "{}", T0, "ok"),
