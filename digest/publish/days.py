@@ -46,6 +46,7 @@ from digest.publish.search import TermsFn, day_search_pages
 from digest.publish.site import Page, day_pages
 from digest.publish.source import PaperSource
 from digest.publish.views import Archive, ProfileInfo, display_copy
+from digest.rank.texthash import sharing_text_hashes
 from digest.render import make_environment
 
 #: Opens the store again in a worker process (`functools.partial(Store, path)`).
@@ -128,8 +129,10 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def build_days(job: DaysJob, site: SiteContext, source: PaperSource) -> DaysResult:
-    """Read, rank, plan and write the days of `job` (see the module docstring)."""
-    with _no_cycle_collection():
+    """Read, rank, plan and write the days of `job` (see the module docstring). Each
+    paper's text is hashed once for the chunk (`rank.texthash`): its fingerprint, the
+    check of its kept postings and of its search hashes all take the same hash."""
+    with _no_cycle_collection(), sharing_text_hashes():
         return _build_days(job, site, source)
 
 

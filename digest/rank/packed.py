@@ -34,15 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from digest.model import Paper
+from digest.rank.texthash import text_hash as text_hash  # re-exported: blobs hold it
 
 MAGIC = b"PTv2"
 _HEAD = struct.Struct("<4s8sIIIIB3x")
-
-
-def text_hash(paper: Paper) -> bytes:
-    """8 bytes that change when the paper's title or abstract does."""
-    text = f"{paper.title}\0{paper.abstract or ''}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=8).digest()
 
 
 def feature_hash(feature: str) -> int:
