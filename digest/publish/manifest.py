@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import operator
 import os
 import tempfile
@@ -34,6 +35,7 @@ from typing import Any
 
 from digest.errors import PublishError
 from digest.model import Paper
+from digest.rank.texthash import text_hash
 
 MANIFEST_NAME = ".publish-manifest.json"
 DAYS_DIR = ".publish-days"
@@ -48,22 +50,30 @@ def inputs_hash(*parts: object) -> str:
 
 
 #: What a page may show of a paper besides its title and abstract: every other field but
-#: `last_seen` (each sighting moves it, and no page shows it).
-_OTHER_FIELDS = operator.attrgetter(
-    *(f.name for f in fields(Paper) if f.name not in ("title", "abstract", "last_seen"))
+#: `last_seen` (each sighting moves it, and no page shows it); the two times apart
+#: (`marshal` takes no date).
+_TIMES = ("published", "first_seen")
+_PLAIN_FIELDS = operator.attrgetter(
+    *(f.name for f in fields(Paper) if f.name not in ("title", "abstract", "last_seen", *_TIMES))
 )
 
 
 def paper_key(paper: Paper) -> str:
-    """A hash of everything a page may show of a paper. Cheaper than the JSON of
-    `codec.paper_fingerprint` (it is taken of every paper of every day read: a whole
-    year's from scratch), and only compared with keys made by this same function."""
-    title = paper.title.encode("utf-8", "surrogatepass")
-    abstract = paper.abstract.encode("utf-8", "surrogatepass")
-    h = hashlib.blake2b(b"%d:%d:" % (len(title), len(abstract)), digest_size=12)
-    h.update(title)
-    h.update(abstract)
-    h.update(repr(_OTHER_FIELDS(paper)).encode("utf-8", "surrogatepass"))
+    """A hash of everything a page may show of a paper: its text hash (`rank.texthash`,
+    taken once per paper while a chunk of days is built and shared with the ranking and
+    the search index) and the `marshal` of its other fields (version 2: no references
+    between objects, so equal values give equal bytes whichever objects hold them).
+    Cheaper than the JSON of `codec.paper_fingerprint` or a `repr` (it is taken of every
+    paper of every day read: a whole year's from scratch), and only compared with keys
+    made by this same function."""
+    published, seen = paper.published, paper.first_seen
+    other = (
+        _PLAIN_FIELDS(paper),
+        None if published is None else published.toordinal(),
+        None if seen is None else seen.isoformat(),
+    )
+    h = hashlib.blake2b(text_hash(paper), digest_size=12)
+    h.update(marshal.dumps(other, 2))
     return h.hexdigest()
 
 
