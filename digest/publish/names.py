@@ -80,7 +80,13 @@ def feed_id(slug: str) -> str:
 
 def plain(text: object) -> str:
     """Text safe to show anywhere, spaces kept at the ends (for highlight segments)."""
-    out = _UNSAFE.sub("", str(text))
+    out = str(text)
+    # Printable text has none of `_UNSAFE` (controls, format characters such as the bidi
+    # ones, surrogates and non-characters are all unprintable) and no white space but
+    # " ": most titles and abstracts, which then skip the regex's scan.
+    if out.isprintable():
+        return _SPACES.sub(" ", out) if "  " in out else out
+    out = _UNSAFE.sub("", out)
     # Checking is far cheaper than substituting every single space of an abstract;
     # isprintable() is False for any white space but " " (and for a few harmless others).
     return _SPACES.sub(" ", out) if "  " in out or not out.isprintable() else out
