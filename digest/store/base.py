@@ -73,7 +73,8 @@ def rows_in(
     for start in range(0, len(values), IN_CHUNK):
         chunk = values[start : start + IN_CHUNK]
         marks = ",".join("?" * len(chunk))
-        yield from db.execute(sql.replace("{marks}", marks), (*before, *chunk))
+        # fetchall: the chunk's rows in one call, not a step of the cursor each
+        yield from db.execute(sql.replace("{marks}", marks), (*before, *chunk)).fetchall()
 
 
 def explain(exc: sqlite3.Error) -> str:
