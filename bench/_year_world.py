@@ -344,7 +344,7 @@ def _bring_up_to_date(where: Path) -> str:
         return f"world: {where} is up to date"
     used, wall = _cpu() - start, time.perf_counter() - wall
     return (
-        f"world: {where} upgraded: the postings of {papers:,} papers backfilled in "
+        f"world: {where} upgraded: the postings or search rows of {papers:,} papers backfilled in "
         f"{used:.1f} CPU-s ({wall:.0f} s wall), once"
     )
 

@@ -58,7 +58,8 @@ class Recording:
 
 #: Tables a PostgreSQL test starts without rows in (the schema and installation stay).
 _TABLES = (
-    "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_terms,"
+    "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_search,"
+    " paper_terms,"
     " paper_vectors, term_postings, term_counts, term_blocks, day_index,"
     " related_terms, related_state,"
     " paper_sources, papers, fetch_state, locks"
@@ -171,7 +172,7 @@ def test_terms_are_kept_per_analysis(store: Any) -> None:
     assert [p.id for p in store.papers_lacking_terms("k1", 2)] == []
 
 
-@exercises("keep_paper_terms", "term_counts", "posting_rows", "backfill_postings")
+@exercises("keep_paper_terms", "term_counts", "posting_rows", "backfill_postings", "paper_search")
 def test_kept_terms_keep_their_postings(store: Any) -> None:
     from digest.rank.analyzer import analyzer_for
     from digest.rank.postings import make_blocks
@@ -181,6 +182,12 @@ def test_kept_terms_keep_their_postings(store: Any) -> None:
     store.add_papers(papers, arrived_at=T0)
     blobs = [(p.id, encode(p, analyze(p, analyzer_for(None)))) for p in papers]
     store.keep_paper_terms(blobs, "k1")
+    # and each blob's search row (`rank.searchrows`), under its key only
+    assert sorted(store.paper_search(["2510.00001", "2510.00002", "2510.00009"], "k1")) == [
+        "2510.00001",
+        "2510.00002",
+    ]
+    assert store.paper_search(["2510.00001"], "k2") == {}
     counts = store.term_counts(["2510.00001", "2510.00002", "2510.00009"], "k1")
     assert (
         sorted(counts) == ["2510.00001", "2510.00002"]

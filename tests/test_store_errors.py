@@ -73,6 +73,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "term_counts": call([PAPER.id], "k"),
     "posting_rows": call([(1, 0)]),
     "backfill_postings": call(),
+    "paper_search": call([PAPER.id], "k"),
     "day_index": call("k"),
     "share_day_index": call("k", 0, 1, T0, lambda low, high: b"index"),
     "paper_vectors": call([PAPER.id], "m"),

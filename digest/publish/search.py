@@ -17,7 +17,8 @@ when it has a page of results ("More results" goes on), then loads the rows of t
 results it shows. A bucket is some tens of KB however large the month, so a year's
 first search loads a few hundred KB, not the year.
 
-The index is made from the feature hashes ingest kept (`find.search_hashes_joined`): no paper is
+The index is made from the feature hashes ingest kept (`rank.searchrows`: each paper's
+searchable hashes, or else its kept blob's, `find.search_hashes_joined`): no paper is
 analysed again for it, and it holds no text: a row has a paper's title and the first
 `LEDE_CHARS` characters of its abstract (cut at a word), never the whole abstract.
 `href` is the paper's permalink, or its entry on its day page (`days/<day>.html#p-<id>`)
@@ -49,7 +50,8 @@ from digest.publish.postings import ALPHABET, FINE, KEY_BITS, encode_joined
 from digest.publish.site import Page
 from digest.publish.views import Archive, day_href, paper_href
 from digest.rank.analyzer import STOPWORDS, analyzer_for
-from digest.rank.find import ABSTRACT_MIN_COUNT, search_hashes_joined, synonym_table
+from digest.rank.find import ABSTRACT_MIN_COUNT, synonym_table
+from digest.rank.searchrows import joined_hashes
 from digest.rank.terms import terms_key
 
 SEARCH_INDEX = "search-index.js"
@@ -70,7 +72,8 @@ _DAY_MAGIC = b"PDS1"
 _IN_ALPHABET = np.zeros(256, dtype=bool)
 _IN_ALPHABET[np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)] = True
 
-#: The kept terms of some papers (`window.KeptTerms`): (papers, synonyms) -> {id: blob}.
+#: The kept terms of some papers (`window.KeptTerms`): (papers, synonyms) -> {id: their
+#: search row (`rank.searchrows`) or blob}.
 TermsFn = Callable[[Sequence[Paper], Mapping[str, Sequence[str]] | None], Mapping[str, bytes]]
 
 
@@ -156,8 +159,8 @@ def day_search_pages(
         return _shard_script(f"{day.isoformat()}@{key[:10]}/r{n}", chunk)
 
     def data() -> bytes:
-        blobs = terms(papers, synonyms) if terms is not None else None
-        offsets, chars = encode_joined(*search_hashes_joined(papers, analyzer_for(synonyms), blobs))
+        kept = terms(papers, synonyms) if terms is not None else {}
+        offsets, chars = encode_joined(*joined_hashes(papers, kept, analyzer_for(synonyms), kept))
         head = _DAY_HEAD.pack(_DAY_MAGIC, len(papers), FINE)
         return head + offsets.astype("<u4").tobytes() + chars
 

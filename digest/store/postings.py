@@ -6,6 +6,10 @@ and after an upgrade for the papers analysed before it (`backfill_postings`). A 
 kept again moves to the new block, a paper whose text changes loses its postings with
 its blob (`forget_postings`), and a block no paper points to any more is deleted: a
 paper's counts row exists only while its postings are true of its text.
+
+The search rows of the same blobs (`paper_search`, `rank.searchrows`: what the archive's
+search index reads of a paper) are kept with the postings, and after the upgrade to them
+backfilled once the postings are (`backfill_postings` again); a row goes with its blob.
 """
 
 from __future__ import annotations
@@ -46,18 +50,35 @@ class PostingsMixin(StoreBase):
         wanted = [block * CELLS + bucket for block, bucket in cells]
         return {divmod(cell, CELLS): bytes(data) for cell, data in rows_in(self._db, sql, wanted)}
 
+    def paper_search(self, ids: Sequence[str], key: str) -> dict[str, bytes]:
+        """The search rows (`rank.searchrows`) of these papers' blobs made under `key`
+        (papers without one are left out: their blobs stand for them)."""
+        sql = "SELECT paper_id, data FROM paper_search WHERE key = ? AND paper_id IN ({marks})"
+        return {pid: bytes(data) for pid, data in rows_in(self._db, sql, ids, (key,))}
+
     def backfill_postings(self, papers: int = 4096) -> int:
         """Make the postings of up to `papers` more papers that were analysed before the
-        store kept postings (after the upgrade to them), in arrival order; how many
-        papers were looked at (0: none is left, and nothing more to do)."""
-        row = self._db.execute("SELECT backfill_from FROM postings_state").fetchone()
+        store kept postings (after the upgrade to them), in arrival order, then their
+        search rows (after the upgrade to those, schema 18); how many papers were looked
+        at (0: none is left, and nothing more to do)."""
+        unindexed = " LEFT JOIN term_counts c ON c.paper_id = p.id"
+        done = self._backfill("backfill_from", unindexed, "c.paper_id IS NULL", papers)
+        if done is not None:
+            return done
+        return self._backfill("search_from", "", "1", papers) or 0
+
+    def _backfill(self, column: str, join: str, lacking: str, papers: int) -> int | None:
+        """One batch of the backfill whose next row is `postings_state.<column>` (None:
+        that backfill is done): the postings (`backfill_from`) or the search rows
+        (`search_from`) of up to `papers` kept blobs whose papers match `lacking`, in
+        arrival order; how many were looked at."""
+        row = self._db.execute(f"SELECT {column} FROM postings_state").fetchone()
         if row is None or row[0] is None:
-            return 0
+            return None
         found = self._db.execute(
-            "SELECT p.rowid, t.paper_id, t.key, t.data FROM papers p"
-            " JOIN paper_terms t ON t.paper_id = p.id"
-            " LEFT JOIN term_counts c ON c.paper_id = p.id"
-            " WHERE p.rowid >= ? AND c.paper_id IS NULL ORDER BY p.rowid LIMIT ?",
+            f"SELECT p.rowid, t.paper_id, t.key, t.data FROM papers p"
+            f" JOIN paper_terms t ON t.paper_id = p.id{join}"
+            f" WHERE p.rowid >= ? AND {lacking} ORDER BY p.rowid LIMIT ?",
             (row[0], papers),
         ).fetchall()
         by_key: dict[str, list[tuple[str, bytes]]] = {}
@@ -65,18 +86,23 @@ class PostingsMixin(StoreBase):
             by_key.setdefault(key, []).append((pid, bytes(data)))
         with self._transaction() as db:
             for key, blobs in by_key.items():
-                self._keep_postings(db, blobs, key)
+                if column == "backfill_from":
+                    self._keep_postings(db, blobs, key)
+                else:
+                    _keep_search(db, blobs, key)
             after = found[-1][0] + 1 if len(found) == papers else None  # None: done
-            db.execute("UPDATE postings_state SET backfill_from = ?", (after,))
+            db.execute(f"UPDATE postings_state SET {column} = ?", (after,))
         return len(found)
 
     def _keep_postings(self, db: Connection, blobs: Sequence[tuple[str, bytes]], key: str) -> None:
-        """Index these papers' blobs (made under `key`) as new blocks, in transaction `db`;
-        their earlier postings die, and a block left without papers goes."""
+        """Index these papers' blobs (made under `key`) as new blocks, and keep their
+        search rows, in transaction `db`; their earlier postings die, and a block left
+        without papers goes."""
         from digest.rank.postings import make_blocks
 
         latest = dict(blobs)  # a paper given twice keeps its last blob, as paper_terms does
         forget_postings(db, list(latest))
+        _keep_search(db, list(latest.items()), key)
         self._serialize(db, "postings")
         for block in make_blocks(latest.items()):
             # A new number, never one a deleted block had: a reader that found a paper's
@@ -96,6 +122,22 @@ class PostingsMixin(StoreBase):
                 "INSERT INTO term_postings (cell, data) VALUES (?, ?)",
                 [(number * CELLS + bucket, data) for bucket, data in block.rows],
             )
+
+
+def _keep_search(db: Connection, blobs: Sequence[tuple[str, bytes]], key: str) -> None:
+    """In transaction `db`: the search rows of these blobs (made under `key`), replacing
+    the papers' earlier ones; a blob that makes none (a JSON one) leaves its paper none."""
+    from digest.rank.searchrows import rows_of_blobs
+
+    ids = [pid for pid, _ in blobs]
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"DELETE FROM paper_search WHERE paper_id IN ({marks})", chunk)
+    db.executemany(
+        "INSERT INTO paper_search (paper_id, key, data) VALUES (?, ?, ?)",
+        [(pid, key, row) for pid, row in rows_of_blobs(blobs)],
+    )
 
 
 def forget_postings(db: Connection, ids: Sequence[str]) -> None:

@@ -404,6 +404,28 @@ def update_from_16_to_17(db: sqlite3.Connection) -> None:
     )
 
 
+def update_from_17_to_18(db: sqlite3.Connection) -> None:
+    """`paper_search`: each kept packed blob's searchable feature hashes
+    (`rank.searchrows`), under the blob's analysis `key`, so that the archive's search
+    index reads some 0.67 KB a paper rather than its 5.6 KB blob; it goes with its blob
+    (ON DELETE CASCADE) and is made again with it. `postings_state.search_from`: the
+    paper row the backfill of the blobs kept before goes on from (NULL: nothing left),
+    made by the next ingest (`Store.backfill_postings`, after the postings' own). A
+    store whose postings are still to be backfilled gets its rows with them (a paper
+    kept between the upgrade to postings and their backfill has no row: its blob stands
+    for it)."""
+    db.execute(
+        "CREATE TABLE paper_search (paper_id TEXT PRIMARY KEY"
+        " REFERENCES paper_terms(paper_id) ON DELETE CASCADE, key TEXT NOT NULL,"
+        " data BLOB NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("ALTER TABLE postings_state ADD COLUMN search_from INTEGER")
+    db.execute(
+        "UPDATE postings_state SET search_from = CASE WHEN backfill_from IS NULL"
+        " AND EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
 def _parsed(typed: list[str]) -> tuple[Keyword, ...]:
     try:
         return parse_keywords([str(t) for t in typed])

@@ -252,6 +252,21 @@ def update_from_16_to_17(db: Connection) -> None:
     )
 
 
+def update_from_17_to_18(db: Connection) -> None:
+    """`paper_search` and `postings_state.search_from`, as SQLite's step 18
+    (`store.schema.update_from_17_to_18`): each kept blob's searchable hashes."""
+    db.execute(
+        'CREATE TABLE paper_search (paper_id text COLLATE "C" PRIMARY KEY'
+        " REFERENCES paper_terms (paper_id) ON DELETE CASCADE,"
+        ' key text COLLATE "C" NOT NULL, data bytea NOT NULL)'
+    )
+    db.execute("ALTER TABLE postings_state ADD COLUMN search_from bigint")
+    db.execute(
+        "UPDATE postings_state SET search_from = CASE WHEN backfill_from IS NULL"
+        " AND EXISTS (SELECT 1 FROM paper_terms) THEN 0 END"
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
@@ -260,6 +275,7 @@ PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     14: (15, update_from_14_to_15),
     15: (16, update_from_15_to_16),
     16: (17, update_from_16_to_17),
+    17: (18, update_from_17_to_18),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
