@@ -53,6 +53,10 @@ def title_id(title: str, link: str = "") -> str:
 def clean(text: object) -> str:
     """Text safe to show anywhere: controls and bidi overrides removed, spaces collapsed."""
     text = str(text)
+    # Printable text holds nothing `_UNSAFE` removes (controls and bidi characters are
+    # unprintable) and no white space but " ": most of it is clean already (urls, names).
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
     return _clean_short(text) if len(text) <= 300 else _clean(text)
 
 
