@@ -35,6 +35,7 @@ import math
 import struct
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,9 +59,10 @@ ABSTRACT = 1 << 15
 _HEAD = struct.Struct("<IIB7x")
 
 
-@dataclass(frozen=True, slots=True)
-class KeptCounts:
-    """One paper's row beside its postings: where they are, and its word counts."""
+class KeptCounts(NamedTuple):
+    """One paper's row beside its postings: where they are, and its word counts (a named
+    tuple: a day's ranking reads 2,000 of them, a year's publish 730,000, and a tuple is
+    made at a fraction of a frozen dataclass's cost)."""
 
     block: int
     slot: int
