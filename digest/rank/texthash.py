@@ -28,8 +28,10 @@ _shared: dict[int, tuple[Paper, bytes]] | None = None
 def compute_text_hash(paper: Paper) -> bytes:
     """8 bytes that change when the paper's title or abstract does (blake2b: the same in
     every process and Python version; ingest keeps it beside a paper's terms)."""
-    text = f"{paper.title}\0{paper.abstract or ''}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=8).digest()
+    h = hashlib.blake2b(paper.title.encode("utf-8", "surrogatepass"), digest_size=8)
+    h.update(b"\0")  # the hash of title NUL abstract, without joining them first
+    h.update((paper.abstract or "").encode("utf-8", "surrogatepass"))
+    return h.digest()
 
 
 def text_hash(paper: Paper) -> bytes:
