@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import importlib
 import multiprocessing
 import os
 import threading
@@ -43,7 +44,7 @@ from digest.publish.manifest import (
 from digest.publish.names import day_of, plain, shorten
 from digest.publish.picks import Pick, RankFn, day_key, pick_from_json, pick_to_json, rank_days
 from digest.publish.search import TermsFn, day_search_pages
-from digest.publish.site import Page, day_pages
+from digest.publish.site import TEMPLATES, Page, day_pages
 from digest.publish.source import PaperSource
 from digest.publish.views import Archive, ProfileInfo, display_copy
 from digest.rank.texthash import sharing_text_hashes
@@ -224,6 +225,17 @@ def _day_state(archive: Archive, day: date, pages: list[Page]) -> DayState:
     )
 
 
+def _warm(site: SiteContext, rank_days_hint: int) -> None:
+    """What each forked worker would do for itself first, done once before they are
+    forked (they inherit it): the site's templates compiled and, when days are to be
+    ranked, the ranker's modules (numpy, scipy, the stemmer) imported."""
+    env = site_environment(site.config.templates_dir)
+    for name in TEMPLATES:
+        env.get_template(name)
+    if rank_days_hint:
+        importlib.import_module("digest.rank.ranker")
+
+
 def _run_chunk(args: tuple[DaysJob, SiteContext, SourceOpener]) -> DaysResult:
     """Worker entry point: open the store, build one chunk."""
     job, site, opener = args
@@ -250,6 +262,8 @@ def run_chunks(
     # refresh thread, say) can deadlock the child: then spawn, which re-imports instead.
     single = threading.active_count() == 1
     method = "fork" if single and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "fork":
+        _warm(site, rank_days_hint)
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(method)
