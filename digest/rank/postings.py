@@ -206,7 +206,9 @@ def wanted_terms(
     wanted features: what `terms_wanted` and `index.build_index(wanted=...)` make of its
     blob. None for a paper without counts, or with counts of another text (the caller
     reads its blob instead)."""
-    out: list[PaperTerms | None] = [None] * len(papers)
+    # Each paper's terms are made once: its word counts wait in `words` until its hits
+    # are known (a day's 2,000 papers, a year's 730,000).
+    words: list[tuple[int, int] | None] = [None] * len(papers)
     columns: dict[int, np.ndarray] = {}  # block -> the column of each slot (-1: none)
     bits_of: dict[int, int] = {}
     for j, paper in enumerate(papers):
@@ -217,10 +219,27 @@ def wanted_terms(
             columns[got.block] = np.full(BLOCK_PAPERS, -1, np.int64)
             bits_of[got.block] = got.bits
         columns[got.block][got.slot] = j
-        out[j] = PaperTerms((), (), got.title_words, (), (), got.abstract_words)
+        words[j] = (got.title_words, got.abstract_words)
+    out: list[PaperTerms | None] = [None] * len(papers)
     names = sorted(wanted)
-    if not names or not columns:
-        return out
+    if names and columns:
+        _found(out, words, columns, bits_of, rows_for, names)
+    for j, counted in enumerate(words):
+        if counted is not None and out[j] is None:  # counted, none of the wanted features
+            out[j] = PaperTerms((), (), counted[0], (), (), counted[1])
+    return out
+
+
+def _found(
+    out: list[PaperTerms | None],
+    words: list[tuple[int, int] | None],
+    columns: dict[int, np.ndarray],
+    bits_of: dict[int, int],
+    rows_for: RowsFn,
+    names: list[str],
+) -> None:
+    """The terms of the papers (by column) that have some of the wanted features `names`,
+    from the postings of the blocks in `columns`, put into `out`."""
     hashes = np.fromiter((packed.feature_hash(f) for f in names), np.uint64, count=len(names))
     needed: dict[tuple[int, int], np.ndarray] = {}  # (block, bucket) -> its wanted features
     for block, bits in bits_of.items():
@@ -247,7 +266,7 @@ def wanted_terms(
             tfs.append(count[lo:hi])
             features.append(np.full(hi - lo, f, np.int64))
     if not cols:
-        return out
+        return
     col, field = np.concatenate(cols), np.concatenate(codes) >= ABSTRACT
     tf, feature = np.concatenate(tfs).astype(np.int64), np.concatenate(features)
     ours = col >= 0
@@ -255,22 +274,24 @@ def wanted_terms(
     order = np.argsort((col * 2 + field) * len(names) + feature, kind="stable")
     _narrowed(
         out,
+        words,
         col[order].tolist(),
         field[order].tolist(),
         tf[order].tolist(),
         [names[f] for f in feature[order].tolist()],
     )
-    return out
 
 
 def _narrowed(
     out: list[PaperTerms | None],
+    words: list[tuple[int, int] | None],
     cols: list[int],
     fields: list[bool],
     tfs: list[int],
     names: list[str],
 ) -> None:
-    """Put each column's hits (sorted by column, field, feature) into its terms."""
+    """Put each column's hits (sorted by column, field, feature) into its terms, with
+    its word counts (`words`)."""
     i, n = 0, len(cols)
     while i < n:
         j = cols[i]
@@ -280,14 +301,14 @@ def _narrowed(
         m = k
         while m < n and cols[m] == j:
             m += 1
-        base = out[j]
-        assert base is not None
+        counted = words[j]
+        assert counted is not None
         out[j] = PaperTerms(
             tuple(names[i:k]),
             tuple(tfs[i:k]),
-            base.title_words,
+            counted[0],
             tuple(names[k:m]),
             tuple(tfs[k:m]),
-            base.abstract_words,
+            counted[1],
         )
         i = m
