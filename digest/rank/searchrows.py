@@ -38,6 +38,7 @@ BITS = 40
 _BYTES = BITS // 8
 MAGIC = b"PSH" + bytes([BITS])
 _HEAD = len(MAGIC) + 8
+_TOP = np.uint64(((1 << BITS) - 1) << (64 - BITS))
 
 
 def rows_of_blobs(blobs: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -88,11 +89,12 @@ def joined_hashes(
             good.append(row)
         else:
             missing.append(i)
-    sizes = np.fromiter(((len(r) - _HEAD) // _BYTES for r in good), dtype=np.int64, count=len(good))
-    body = np.frombuffer(b"".join([r[_HEAD:] for r in good]), dtype=np.uint8)
-    wide = np.zeros((len(body) // _BYTES, 8), dtype=np.uint8)
-    wide[:, 8 - _BYTES :] = body.reshape(-1, _BYTES)
-    hashes = wide.view("<u8").reshape(-1)
+    sizes = (np.fromiter(map(len, good), dtype=np.int64, count=len(good)) - _HEAD) // _BYTES
+    # Each hash read as the 8 bytes that end with its 5 (the 3 before it are the previous
+    # hash's, or padding), then those low 3 bytes cleared: one strided pass, no copy.
+    padded = bytes(8 - _BYTES) + b"".join([r[_HEAD:] for r in good])
+    count = (len(padded) - (8 - _BYTES)) // _BYTES
+    hashes = np.ndarray((count,), dtype="<u8", buffer=padded, strides=(_BYTES,)) & _TOP
     if not missing:
         return hashes, sizes
     rest_hashes, rest_sizes = search_hashes_joined([papers[i] for i in missing], analyzer, blobs)
