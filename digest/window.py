@@ -90,17 +90,35 @@ def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> Dense
 
 
 def reader_ratings(
-    store: Store, subscriber_ids: Sequence[int], synonyms: Mapping[str, Sequence[str]] | None
+    store: Store,
+    subscriber_ids: Sequence[int],
+    synonyms: Mapping[str, Sequence[str]] | None,
+    vector_model: str | None = None,
 ) -> dict[int, list[rank.Rated]]:
     """What the ranker learns from for these readers (one query for all of them): each
-    one's rated papers, with the terms ingest kept for them."""
+    one's rated papers, with the terms ingest kept for them and, given the semantic
+    layer's `vector_model` (`DenseDay.model`, `ratings_model`), their stored vectors."""
     from digest import rank
 
     found = store.rated_papers(subscriber_ids, rank.terms_key(synonyms or None))
+    vectors: Mapping[str, bytes] = {}
+    if vector_model is not None:
+        ids = sorted({paper.id for rows in found.values() for paper, _, _ in rows})
+        vectors = store.paper_vectors(ids, vector_model) if ids else {}
     return {
-        sid: [rank.Rated(paper, vote, blob) for paper, vote, blob in rows]
+        sid: [rank.Rated(paper, vote, blob, vectors.get(paper.id)) for paper, vote, blob in rows]
         for sid, rows in found.items()
     }
+
+
+def ratings_model(config: Config) -> str | None:
+    """The model whose stored vectors a reader's ratings are read with (`reader_ratings`):
+    the semantic layer's when it is on for this config, else None (words alone)."""
+    if config.ranking.dense_credit <= 0 or config.ranking.like_dense <= 0:
+        return None
+    from digest.rank import encoder
+
+    return encoder.model_id() if encoder.semantic_available() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,3 +207,46 @@ def test_a_sent_digest_says_by_meaning(config: Config, monkeypatch: pytest.Monke
     assert "Neural voices that read text aloud" in text
     assert "by meaning: close in meaning to speech synthesis" in text
     assert "Object detection" not in text
+
+
+@needs_extra
+def test_a_send_reads_a_liked_papers_stored_vector(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `like_dense` on, `digest send` reads the stored vector of a paper the reader
+    liked last week (not one of the day's): a paper that says the same thing in other
+    words comes in by their ratings; with words alone it does not."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    liked = Paper(
+        "liked",
+        "Phoneme strings rendered as waveforms",
+        "Waveform generators render phoneme strings.",
+        first_seen=NOW - timedelta(days=7),
+    )
+
+    with Store(config.store_path) as store:
+        store.add_papers([liked], arrived_at=NOW - timedelta(days=7))
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 26
+        spec = rank.make_profile("zebrafish", ["zebrafish"])  # no paper has the word
+        for who in ("ada@example.org", "bob@example.org"):
+            sub = subscribe(config, store, who, spec, NOW - timedelta(days=1), confirmed=True)
+            assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+    words = replace(config, ranking=replace(config.ranking, like_dense=0.0))
+    with Store(config.store_path) as store:
+        plan = send(words, store, None, NOW, dry_run=True)
+    assert (plan.due, plan.empty) == (2, 2)  # words alone: nothing for them today
+    meant = replace(config, ranking=replace(config.ranking, like_dense=1.0))
+    with Store(config.store_path) as store:
+        backend = make_backend(meant.delivery)
+        assert send(meant, store, backend, NOW).sent == 2
+        backend.close()
+    for eml in config.delivery.outbox_dir.glob("*.eml"):
+        body = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+        text = body.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Neural voices that read text aloud" in text
+        assert f"by your ratings (like: {liked.title})" in text
+        assert "Object detection" not in text
