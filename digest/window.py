@@ -8,7 +8,7 @@ reading the kept terms, for the archive (its workers open the store themselves).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +20,8 @@ from digest.rank import RankSettings
 from digest.store import Store, open_store
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from digest import rank
     from digest.rank.dense import DenseDay
 
@@ -86,7 +88,45 @@ def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> Dense
 
     model = encoder.load_encoder()
     vectors, present = dense.decode_vectors(papers, blobs)
-    return dense.DenseDay(vectors, present, model.encode, model.model)
+    keywords = KeptKeywordVectors(store, model.encode, model.model)
+    return dense.DenseDay(vectors, present, keywords, model.model)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptKeywordVectors:
+    """The semantic layer's keyword embedder (`dense.EmbedFn`) through the store: the
+    vectors kept for these texts are read, and only the texts no process embedded before
+    are embedded, then kept (`keyword_vectors`). A keyword then costs its ~7 ms of
+    embedding once, not in every process that ranks it. A store that cannot be written
+    (a read-only file) still ranks: the vectors are then this process's alone."""
+
+    store: Store
+    encode: Callable[[Sequence[str]], np.ndarray]
+    model: str
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        from digest.errors import StoreError
+        from digest.rank import dense
+
+        found: dict[str, np.ndarray] = {}
+        for text, blob in self.store.keyword_vectors(list(texts), self.model).items():
+            vector = dense.decode_keyword(blob)
+            if vector is not None:
+                found[text] = vector
+        missing = sorted({t for t in texts if t not in found})
+        if missing:
+            made = self.encode(missing)
+            found.update(zip(missing, made, strict=True))
+            try:
+                pairs = ((t, dense.encode_keyword(v)) for t, v in zip(missing, made, strict=True))
+                self.store.keep_keyword_vectors(pairs, self.model)
+            except StoreError:
+                pass  # kept next time a process can write; ranked the same either way
+        if not texts:
+            return np.zeros((0, dense.DIM), np.float32)
+        return np.stack([np.asarray(found[t], np.float32) for t in texts])
 
 
 def reader_ratings(

@@ -6,6 +6,7 @@ test_semantic.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,3 +136,33 @@ def test_the_archive_cache_keys_ignore_what_only_ratings_read() -> None:
         assert ranking_basis(profiles, replace(base, **{name: 3}), None) == key, name
     assert ranking_basis(profiles, replace(base, default_max_items=3), None) != key
     assert ranking_basis(profiles, replace(base, dense_credit=0.1), None) != key
+
+
+def test_keyword_vectors_are_embedded_once_and_kept(tmp_path: Path) -> None:
+    """`window.KeptKeywordVectors`: a keyword is embedded the first time a process ranks
+    it and kept; the next process reads it back bit for bit and embeds nothing."""
+    from digest.window import KeptKeywordVectors
+
+    asked: list[list[str]] = []
+
+    def embed(texts: Sequence[str]) -> np.ndarray:  # a stand-in model: a vector per text
+        asked.append(list(texts))
+        rng = np.random.default_rng([ord(c) for t in texts for c in t])
+        rows = rng.normal(size=(len(texts), dense.DIM)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    with Store(tmp_path / "s.sqlite3") as store:
+        first = KeptKeywordVectors(store, embed, "m@128")(["tts", "lora", "tts"])
+        assert asked == [["lora", "tts"]] and first.shape == (3, dense.DIM)
+        assert np.array_equal(first[0], first[2])
+        again = KeptKeywordVectors(store, embed, "m@128")(["lora", "tts", "vit"])
+        assert asked[1:] == [["vit"]]  # only the new one
+        assert np.array_equal(again[0], first[1]) and np.array_equal(again[1], first[0])
+        other = KeptKeywordVectors(store, embed, "other@128")(["lora"])
+        assert asked[2:] == [["lora"]] and other.shape == (1, dense.DIM)  # per model
+        # a store that cannot be written still ranks: embedded, for this process only
+        store._db.execute("PRAGMA query_only = 1")
+        KeptKeywordVectors(store, embed, "m@128")(["sam"])
+        assert asked[3:] == [["sam"]]
+        store._db.execute("PRAGMA query_only = 0")
+        assert store.keyword_vectors(["sam", "vit"], "m@128").keys() == {"vit"}

@@ -47,6 +47,18 @@ def test_encoder_gives_sentence_transformers_vectors() -> None:
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+@needs_extra
+def test_batches_in_threads_give_the_same_vectors() -> None:
+    """`encode(..., workers=2)` (what ingest uses on 2 cores) runs batches at once: the
+    same vectors, bit for bit, in the order given."""
+    ref = json.loads((FIXTURES / "semantic" / "reference.json").read_text(encoding="utf-8"))
+    texts = [*ref["texts"], "a short one", "speech synthesis"]
+    model = encoder.load_encoder()
+    one = model.encode(texts, batch=2)
+    assert np.array_equal(model.encode(texts, batch=2, workers=2), one)
+    assert np.array_equal(model.encode(texts[::-1], batch=2, workers=3), one[::-1])
+
+
 def unit(*values: float) -> np.ndarray:
     v = np.zeros(dense.DIM, np.float32)
     v[: len(values)] = values
@@ -207,6 +219,9 @@ def test_a_sent_digest_says_by_meaning(config: Config, monkeypatch: pytest.Monke
     assert "Neural voices that read text aloud" in text
     assert "by meaning: close in meaning to speech synthesis" in text
     assert "Object detection" not in text
+    with Store(config.store_path) as store:  # the keyword's vector is kept: embedded once
+        kept = store.keyword_vectors(["speech synthesis"], encoder.model_id())
+    assert kept.keys() == {"speech synthesis"}
 
 
 @needs_extra

@@ -252,6 +252,15 @@ def update_from_16_to_17(db: Connection) -> None:
     )
 
 
+def update_from_17_to_18(db: Connection) -> None:
+    """`keyword_vectors`, as SQLite's step 18 (`store.schema.update_from_17_to_18`): each
+    keyword text's sentence vector for the semantic layer, by model."""
+    db.execute(
+        'CREATE TABLE keyword_vectors (model text COLLATE "C" NOT NULL,'
+        ' text text COLLATE "C" NOT NULL, data bytea NOT NULL, PRIMARY KEY (model, text))'
+    )
+
+
 #: Each step by the version it starts from, and the version it reaches.
 PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     0: (12, update_from_0_to_12),
@@ -260,6 +269,7 @@ PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     14: (15, update_from_14_to_15),
     15: (16, update_from_15_to_16),
     16: (17, update_from_16_to_17),
+    17: (18, update_from_17_to_18),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
