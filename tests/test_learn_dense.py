@@ -11,8 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from digest import rank
+from digest.config import Config
 from digest.model import Paper
 from digest.rank import dense
 from digest.rank.learn import Rated
@@ -166,3 +168,24 @@ def test_keyword_vectors_are_embedded_once_and_kept(tmp_path: Path) -> None:
         assert asked[3:] == [["sam"]]
         store._db.execute("PRAGMA query_only = 0")
         assert store.keyword_vectors(["sam", "vit"], "m@128").keys() == {"vit"}
+
+
+def test_ratings_read_stored_vectors_only_when_meaning_counts(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`window.ratings_model`: which model's vectors a reader's rated papers are read with
+    (`rank --subscriber`, `preview --subscriber`): none while like_dense is 0 (shipped),
+    the layer is switched off, or its keyword part is."""
+    from digest.rank import encoder
+    from digest.window import ratings_model
+
+    def at(**values: float) -> Config:
+        return replace(config, ranking=replace(config.ranking, **values))
+
+    monkeypatch.delenv("DIGEST_SEMANTIC", raising=False)
+    assert ratings_model(config) is None  # like_dense 0
+    on = ratings_model(at(like_dense=0.5))
+    assert on == (encoder.model_id() if encoder.all_installed() else None)
+    assert ratings_model(at(like_dense=0.5, dense_credit=0.0)) is None
+    monkeypatch.setenv("DIGEST_SEMANTIC", "off")
+    assert ratings_model(at(like_dense=0.5)) is None
