@@ -364,9 +364,9 @@ def semantic_cost(n_papers: int, n_profiles: int, sample: int = 200, runs: int =
     model = encoder.load_encoder()
     vectors = model.encode(texts)
     per_paper = median_cpu(lambda: model.encode(texts)) / len(texts)
-    from digest.ingest import _cores
+    from digest.ingest import available_cores
 
-    cores = _cores()
+    cores = available_cores()
     walls = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -71,10 +71,15 @@ def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[st
     return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
-def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> DenseDay | None:
+def kept_vectors(
+    config: Config, store: Store, papers: Sequence[Paper], keep_keywords: bool = True
+) -> DenseDay | None:
     """The semantic layer's side of ranking `papers` (their stored vectors, and the
     encoder for keywords), or None when the layer is off: the extra is not installed,
-    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector."""
+    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector.
+    `keep_keywords`: the keywords' vectors are kept in the store for later processes
+    (`KeptKeywordVectors`); False for what anonymous visitors type (the web's previews),
+    which is embedded for this ranking only."""
     if not papers or config.ranking.dense_credit <= 0:
         return None
     from digest.rank import encoder
@@ -88,7 +93,7 @@ def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> Dense
 
     model = encoder.load_encoder()
     vectors, present = dense.decode_vectors(papers, blobs)
-    keywords = KeptKeywordVectors(store, model.encode, model.model)
+    keywords = KeptKeywordVectors(store, model.encode, model.model, keep=keep_keywords)
     return dense.DenseDay(vectors, present, keywords, model.model)
 
 
@@ -103,8 +108,10 @@ class KeptKeywordVectors:
     store: Store
     encode: Callable[[Sequence[str]], np.ndarray]
     model: str
+    keep: bool = True  #: False: read the kept ones, but keep none of these texts
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text (len(texts) x DIM float32), as `dense.EmbedFn`."""
         import numpy as np
 
         from digest.errors import StoreError
@@ -119,11 +126,12 @@ class KeptKeywordVectors:
         if missing:
             made = self.encode(missing)
             found.update(zip(missing, made, strict=True))
-            try:
-                pairs = ((t, dense.encode_keyword(v)) for t, v in zip(missing, made, strict=True))
-                self.store.keep_keyword_vectors(pairs, self.model)
-            except StoreError:
-                pass  # kept next time a process can write; ranked the same either way
+            if self.keep and not self.store.read_only:
+                try:
+                    kept = [dense.encode_keyword(v) for v in made]
+                    self.store.keep_keyword_vectors(zip(missing, kept, strict=True), self.model)
+                except StoreError:
+                    pass  # kept next time a process can write; ranked the same either way
         if not texts:
             return np.zeros((0, dense.DIM), np.float32)
         return np.stack([np.asarray(found[t], np.float32) for t in texts])

@@ -168,6 +168,9 @@ def test_keyword_vectors_are_embedded_once_and_kept(tmp_path: Path) -> None:
         assert asked[3:] == [["sam"]]
         store._db.execute("PRAGMA query_only = 0")
         assert store.keyword_vectors(["sam", "vit"], "m@128").keys() == {"vit"}
+        # what an anonymous visitor types in a web preview is not kept (keep=False)
+        KeptKeywordVectors(store, embed, "m@128", keep=False)(["anon", "vit"])
+        assert asked[4:] == [["anon"]] and not store.keyword_vectors(["anon"], "m@128")
 
 
 def test_ratings_read_stored_vectors_only_when_meaning_counts(
@@ -189,3 +192,24 @@ def test_ratings_read_stored_vectors_only_when_meaning_counts(
     assert ratings_model(at(like_dense=0.5, dense_credit=0.0)) is None
     monkeypatch.setenv("DIGEST_SEMANTIC", "off")
     assert ratings_model(at(like_dense=0.5)) is None
+
+
+def test_a_readers_taste_does_not_depend_on_who_else_is_in_the_batch() -> None:
+    """A profile whose liked paper has no vector is read by its words, whether or not
+    another rated profile in the same ranking call brings vectors; on a day whose newest
+    papers are not embedded yet, as while ingest catches up."""
+    papers = [*_papers(), MEANT]
+    day, blob = _vectors(papers)
+    present = day.present.copy()
+    present[::3] = False  # a third of the day has no vector yet
+    day = replace(day, present=present)
+    settings = replace(rank.RankSettings(), like_dense=0.75)
+    prepared = rank.prepare(papers, NOW, settings, dense=day)
+    speech = rank.make_profile("speech", "speech")
+    alone = rank.rank_prepared(prepared, [speech], ratings=[[Rated(LIKED, 1)]])
+    both = rank.rank_prepared(
+        prepared, [speech, speech], ratings=[[Rated(LIKED, 1)], [Rated(LIKED, 1, vector=blob)]]
+    )
+    assert both[0] == alone[0]
+    words = replace(prepared, settings=replace(settings, like_dense=0.0))
+    assert alone == rank.rank_prepared(words, [speech], ratings=[[Rated(LIKED, 1)]])

@@ -265,3 +265,23 @@ def test_a_send_reads_a_liked_papers_stored_vector(
         assert "Neural voices that read text aloud" in text
         assert f"by your ratings (like: {liked.title})" in text
         assert "Object detection" not in text
+
+
+@needs_extra
+def test_previews_of_anonymous_keywords_keep_nothing(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web's previews rank what anyone types (`keep_keywords=False`): embedded for
+    that ranking, never kept; a reader's preview keeps its keywords for later processes."""
+    from digest import pipeline
+
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    with Store(config.store_path) as store:
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 25
+        typed = rank.make_profile("anon", ["speech synthesis"])
+        digest, _ = pipeline.preview(config, store, typed, NOW, "text", keep_keywords=False)
+        assert [i.paper.id for s in digest.sections for i in s.items] == ["tts"]
+        assert not store.keyword_vectors(["speech synthesis"], encoder.model_id())
+        pipeline.preview(config, store, typed, NOW, "text")
+        assert store.keyword_vectors(["speech synthesis"], encoder.model_id())

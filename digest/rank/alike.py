@@ -35,6 +35,15 @@ from digest.rank.settings import RankSettings
 from digest.rank.terms import analyze, decode
 
 
+class DayVectors(Protocol):
+    """What `Meaning` reads of the semantic layer's day (`dense.DenseDay`)."""
+
+    @property
+    def vectors(self) -> np.ndarray: ...
+    @property
+    def present(self) -> np.ndarray: ...
+
+
 class RatedPaper(Protocol):
     """What a rated paper brings (`learn.Rated`)."""
 
@@ -117,6 +126,7 @@ def build_vectors(
 
 
 def unit(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` with each non-empty row scaled to unit length."""
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     out = sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
@@ -225,12 +235,117 @@ def fused_z(
     (module docstring). `lexical`: the rows' tf-idf similarities; `dense`: their cosines
     (rows x papers); `has[r]`: row r's query has a vector; `present[p]`: paper p has one;
     `rated[r, p]`: p is one of row r's reader's rated papers (left out of the background:
-    a paper is most like itself)."""
+    a paper is most like itself).
+
+    Over the papers with a vector, the words' z and the meaning's are each standardised
+    over those papers, mixed, and the mix standardised again; a paper without one (not
+    embedded yet) keeps its words' z over the whole day. Both are then "standard
+    deviations above this row's day", the scale `like_background` and `like_gain` read."""
     background = ~rated
     z = z_rows(lexical.toarray(), background)
     if weight <= 0 or not has.any() or not present.any():
         return z
-    meaning = z_rows(dense, background & present[None, :])
-    both = has[:, None] & present[None, :]
-    mixed = np.where(both, (1.0 - weight) * z + weight * meaning, z)
-    return np.where(has[:, None], z_rows(mixed, background), z)
+    both = background & present[None, :]
+    mixed = z_rows((1.0 - weight) * z_rows(z, both) + weight * z_rows(dense, both), both)
+    return np.where(has[:, None] & present[None, :], mixed, z)
+
+
+def lift(sims: sp.csr_matrix, settings: RankSettings, n_papers: int) -> sp.csr_matrix:
+    """How far each entry of a row of (words') similarities stands above the row's
+    background, in [0, 1]: 0 up to `like_background` standard deviations above the row's
+    mean over the day's papers (zeros count), rising to 1 at `like_gain` deviations more."""
+    total = np.asarray(sims.sum(axis=1)).ravel()
+    squares = np.asarray(sims.multiply(sims).sum(axis=1)).ravel()
+    n = max(n_papers, 1)
+    mean = total / n
+    std = np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0.0)), 1e-6)
+    bg = mean + settings.like_background * std
+    span = np.maximum(settings.like_gain, 1e-6) * std
+    rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
+    out = sims.copy()
+    out.data = np.clip((out.data - bg[rows]) / span[rows], 0.0, 1.0).astype(np.float32)
+    out.eliminate_zeros()
+    return out
+
+
+#: Rows of a taste made dense at once (`Meaning`): bounds its memory at about
+#: CHUNK x papers x 4 bytes a few times over, whatever the page of readers.
+CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """The semantic layer's side of a taste (`learn.taste`): the day's vectors and the
+    rated papers', and how alike a query row is by words and meaning (`fused_z`)."""
+
+    vectors: np.ndarray  #: the day's papers x DIM (zeros where absent)
+    present: np.ndarray  #: the day's paper p has a vector
+    rated: np.ndarray  #: rated paper i's unit vector (zeros where it has none)
+    has: np.ndarray  #: rated paper i has a vector
+    rated_cols: np.ndarray  #: bool, rated profile x papers: the profile's rated papers
+    settings: RankSettings
+
+    @staticmethod
+    def of(
+        day: DayVectors | None,
+        flat: Sequence[RatedPaper],
+        column: Mapping[str, int],
+        rated_cols: sp.csr_matrix,
+        settings: RankSettings,
+    ) -> Meaning | None:
+        """None unless the layer is on for these ratings (vectors, `like_dense` > 0)."""
+        if day is None or settings.like_dense <= 0 or not day.present.any():
+            return None
+        vecs, has = rated_vectors(day.vectors, day.present, flat, column)
+        if not has.any():
+            return None
+        return Meaning(day.vectors, day.present, vecs, has, rated_cols.toarray() > 0, settings)
+
+    def fused(
+        self, words: sp.csr_matrix, vecs: np.ndarray, has: np.ndarray, owners: np.ndarray
+    ) -> np.ndarray:
+        """`fused_z` of query rows: their words' similarities, their vectors (`has`: which
+        have one) and the rated profile each belongs to."""
+        cosines = vecs @ self.vectors.T
+        rated = self.rated_cols[owners]
+        return fused_z(words, cosines, has, self.present, rated, self.settings.like_dense)
+
+    def lift(
+        self, words: sp.csr_matrix, vecs: np.ndarray, has: np.ndarray, owners: np.ndarray
+    ) -> sp.csr_matrix:
+        """`lift` on the fused z-scores, clip((z - like_background) / like_gain, 0, 1) with
+        0 at each row's rated papers; a row whose query has no vector is the words' `lift`
+        exactly. CHUNK rows at a time."""
+        s, n_papers = self.settings, len(self.present)
+        plain = lift(words, s, n_papers)
+        parts = []
+        for lo in range(0, words.shape[0], CHUNK):
+            at = slice(lo, lo + CHUNK)
+            if not has[at].any():
+                parts.append(plain[at])
+                continue
+            z = self.fused(words[at], vecs[at], has[at], owners[at])
+            out = np.clip((z - s.like_background) / max(s.like_gain, 1e-6), 0.0, 1.0)
+            out[self.rated_cols[owners[at]]] = 0.0
+            out[~has[at]] = plain[at][~has[at]].toarray()
+            parts.append(sp.csr_matrix(out.astype(np.float32)))
+        if not parts:
+            return sp.csr_matrix((0, n_papers), dtype=np.float32)
+        return sp.vstack(parts, format="csr", dtype=np.float32)
+
+    def nearest(
+        self, words: sp.csr_matrix, queries: np.ndarray, owners: np.ndarray, lifted: sp.csr_matrix
+    ) -> sp.csr_matrix:
+        """Rated papers `queries` x papers: each one's fused z at the papers its profile's
+        likes lifted (`lifted`, profile x papers), nothing elsewhere: which liked paper a
+        lifted one is most like. CHUNK rows at a time."""
+        parts = []
+        for lo in range(0, words.shape[0], CHUNK):
+            at = slice(lo, lo + CHUNK)
+            mine = queries[at]
+            z = self.fused(words[at], self.rated[mine], self.has[mine], owners[at])
+            wanted = lifted[owners[at]].toarray() > 0
+            parts.append(sp.csr_matrix(np.where(wanted, z, 0.0).astype(np.float32)))
+        if not parts:
+            return sp.csr_matrix((0, len(self.present)), dtype=np.float32)
+        return sp.vstack(parts, format="csr", dtype=np.float32)

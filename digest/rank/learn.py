@@ -37,8 +37,8 @@ z of the papers' sentence embeddings mixed with weight `like_dense` and standard
 again, so a like also lifts papers that say the same thing in other words. Without it
 (or `like_dense` = 0) z is the words' alone, as above.
 
-Pure, like the rest of `rank`: ratings are given (papers with their kept terms and,
-where they are not among the day's, their stored vectors), nothing is read. Readers
+Pure, like the rest of `rank`: ratings are given (papers with their kept terms and their
+stored vectors, which count where the paper is not among the day's), nothing is read. Readers
 without ratings cost nothing: the vectors are built the first time a ranking call has a
 rated profile, once per `Prepared`.
 """
@@ -55,12 +55,12 @@ import scipy.sparse as sp
 from digest.model import RATINGS_FIELD, DigestItem, Keyword, Match, Paper, Profile
 from digest.rank import packed
 from digest.rank.alike import (
+    Meaning,
     VectorMemo,
     Vectors,
-    fused_z,
     hashed,
+    lift,
     queries,
-    rated_vectors,
     similarities,
     top_per_row,
     vectors,
@@ -97,8 +97,8 @@ class Rated:
     vote: int  #: +1 "more like this", -1 "not for me"
     #: The paper's kept terms (`terms.encode`, as the store keeps them); None: analysed.
     terms: bytes | None = None
-    #: Its stored vector (`dense.encode_vector`), for the semantic layer; None: none, or
-    #: the paper is one of the day's (whose vectors the day has).
+    #: Its stored vector (`dense.encode_vector`), for the semantic layer; None: none was
+    #: read. A paper of the day takes its row of the day's vectors before this.
     vector: bytes | None = None
 
 
@@ -155,16 +155,20 @@ def taste(
 
     words_like = unrated(similarities(vectors, (mean @ q).tocsr()), np.arange(n))
     words_dis = unrated(similarities(vectors, q[dislikes]), owner[dislikes])
-    meaning = _Meaning.of(dense, flat, column, rated_cols, settings)
+    meaning = Meaning.of(dense, flat, column, rated_cols, settings)
     if meaning is None:
-        like = _lift(words_like, settings, n_papers)
-        dis = _lift(words_dis, settings, n_papers)
+        like = lift(words_like, settings, n_papers)
+        dis = lift(words_dis, settings, n_papers)
     else:
+        # each profile's liked papers that have a vector: their centroid is its query
+        with_vector = likes[meaning.has[likes]]
         liked = sp.csr_matrix(
-            (meaning.has[likes].astype(np.float32), (owner[likes], likes)), shape=(n, len(flat))
+            (np.ones(len(with_vector), np.float32), (owner[with_vector], with_vector)),
+            shape=(n, len(flat)),
         )
         centroids = np.asarray(liked @ meaning.rated)
-        like = meaning.lift(words_like, centroids, liked.getnnz(axis=1) > 0, np.arange(n))
+        has_centroid = np.bincount(owner[with_vector], minlength=n) > 0
+        like = meaning.lift(words_like, centroids, has_centroid, np.arange(n))
         dis = meaning.lift(
             words_dis, meaning.rated[dislikes], meaning.has[dislikes], owner[dislikes]
         )
@@ -178,81 +182,13 @@ def taste(
     if like.nnz:
         each = similarities(vectors, q[likes])
         if meaning is not None:  # the liked paper nearest by words and meaning
-            each = sp.csr_matrix(meaning.z(unrated(each, owner[likes]), likes, owner[likes]))
+            each = meaning.nearest(unrated(each, owner[likes]), likes, owner[likes], like)
         rows = np.repeat(np.arange(n), np.diff(like.indptr))
         for r, col in zip(rows.tolist(), like.indices.tolist(), strict=True):
             mine = likes[owner[likes] == r]
             sims = each[np.searchsorted(likes, mine), col].toarray().ravel()
             lifted[r][col] = flat[int(mine[int(np.argmax(sims))])].paper.title
     return Taste(scores, lifted)
-
-
-@dataclass(frozen=True, slots=True)
-class _Meaning:
-    """The semantic layer's side of a taste: the day's vectors, the rated papers'."""
-
-    day: DenseDay
-    rated: np.ndarray  #: rated paper i's unit vector (zeros where it has none)
-    has: np.ndarray  #: rated paper i has a vector
-    rated_cols: np.ndarray  #: bool, rated profile x papers: the profile's rated papers
-    settings: RankSettings
-
-    @staticmethod
-    def of(
-        dense: DenseDay | None,
-        flat: Sequence[Rated],
-        column: Mapping[str, int],
-        rated_cols: sp.csr_matrix,
-        settings: RankSettings,
-    ) -> _Meaning | None:
-        """None unless the layer is on for these ratings (vectors, `like_dense` > 0)."""
-        if dense is None or settings.like_dense <= 0 or not dense.present.any():
-            return None
-        vecs, has = rated_vectors(dense.vectors, dense.present, flat, column)
-        if not has.any():
-            return None
-        return _Meaning(dense, vecs, has, rated_cols.toarray() > 0, settings)
-
-    def z(self, words: sp.csr_matrix, queries: np.ndarray, owners: np.ndarray) -> np.ndarray:
-        """`alike.fused_z` of rows of rated papers (`queries`: their indices)."""
-        return self.fused(words, self.rated[queries], self.has[queries], owners)
-
-    def fused(
-        self, words: sp.csr_matrix, vecs: np.ndarray, has: np.ndarray, owners: np.ndarray
-    ) -> np.ndarray:
-        cosines = vecs @ self.day.vectors.T
-        rated = self.rated_cols[owners]
-        w = self.settings.like_dense
-        return fused_z(words, cosines, has, self.day.present, rated, w)
-
-    def lift(
-        self, words: sp.csr_matrix, vecs: np.ndarray, has: np.ndarray, owners: np.ndarray
-    ) -> sp.csr_matrix:
-        """`_lift` on the fused z-scores: clip((z - like_background) / like_gain, 0, 1),
-        0 at each row's rated papers."""
-        z = self.fused(words, vecs, has, owners)
-        s = self.settings
-        out = np.clip((z - s.like_background) / max(s.like_gain, 1e-6), 0.0, 1.0)
-        out[self.rated_cols[owners]] = 0.0
-        return sp.csr_matrix(out.astype(np.float32))
-
-
-def _lift(sims: sp.csr_matrix, settings: RankSettings, n_papers: int) -> sp.csr_matrix:
-    """How far each entry of a row stands above the row's background, in [0, 1]: 0 up to
-    `like_background` standard deviations above the row's mean over the day's papers
-    (zeros count), rising to 1 at `like_gain` deviations more."""
-    total = np.asarray(sims.sum(axis=1)).ravel()
-    squares = np.asarray(sims.multiply(sims).sum(axis=1)).ravel()
-    n = max(n_papers, 1)
-    mean = total / n
-    std = np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0.0)), 1e-6)
-    bg = mean + settings.like_background * std
-    span = np.maximum(settings.like_gain, 1e-6) * std
-    rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-    out = sims.copy()
-    out.data = np.clip((out.data - bg[rows]) / span[rows], 0.0, 1.0).astype(np.float32)
-    out.eliminate_zeros()
-    return out
 
 
 def _max_by_owner(m: sp.csr_matrix, owner: np.ndarray, n: int, n_papers: int) -> sp.csr_matrix:
