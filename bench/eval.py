@@ -301,17 +301,23 @@ def bridges(tuned: Tuned) -> str:
     return "\n".join(lines)
 
 
-def ratings(db: Path) -> str:
-    """Step 5: simulated readers who rate 3 + 3 papers, scored on the rest."""
+def ratings(db: Path, day: Any = None) -> str:
+    """Step 5: simulated readers who rate 3 + 3 papers, scored on the rest; with `day`
+    (step 4's DenseDay: the vectors are in the store) also with the semantic layer on."""
     sys.path.insert(0, str(ROOT))
     from bench.ratings_eval import report
     from digest import rank
+    from digest.rank import dense
     from digest.store import Store
 
     with Store(db) as store:
         papers = [p for _, p in store.arrivals(0, store.newest_paper_row())]
         blobs = store.paper_terms([p.id for p in papers], rank.terms_key(None))
-    return report(EVAL_DIR, papers, blobs, datetime.fromisoformat(NOW))
+        ours = None
+        if day is not None:  # in this order of the papers
+            vectors = store.paper_vectors([p.id for p in papers], day.model)
+            ours = dense.DenseDay(*dense.decode_vectors(papers, vectors), day.embed, day.model)
+    return report(EVAL_DIR, papers, blobs, datetime.fromisoformat(NOW), ours)
 
 
 def fill_vectors(db: Path, papers: list[Any]) -> Any:
@@ -331,16 +337,17 @@ def fill_vectors(db: Path, papers: list[Any]) -> Any:
     return day
 
 
-def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str:
+def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> tuple[str, Any]:
     """Step 4: the semantic layer (`papers-digest[semantic]`): `digest rank --json` with
     it on (evaluate.py's table), then its two constants (TUNED_DENSE) tuned on the dev
     profiles on top of the shipped lexical ones, dev and leave-one-profile-out; the LOPO
-    over all six constants picks the lexical ones, then the dense ones, on the other 15."""
+    over all six constants picks the lexical ones, then the dense ones, on the other 15.
+    Returns the text and the papers' DenseDay (None when skipped), for step 5."""
     from bench.lopo import TUNED_DENSE, best_point, grid, lopo, mean, nested_lopo, score_run
     from digest.rank import RankSettings, encoder
 
     if not encoder.all_installed():
-        return "skipped: pip install -e '.[semantic]' to measure it"
+        return "skipped: pip install -e '.[semantic]' to measure it", None
     ev, qrels, papers = tuned.ev, tuned.qrels, tuned.papers
     day = fill_vectors(db, papers)
     cli_rows = ours(db, specs, semantic=True)
@@ -370,7 +377,7 @@ def semantic(db: Path, specs: list[dict], qrels_path: Path, tuned: Tuned) -> str
         table_line("semantic, LOPO (all 6 constants)", all_held),
         f"  LOPO picked {len(all_picks)} distinct point(s) of the six",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), day
 
 
 def main() -> int:
@@ -398,9 +405,10 @@ def main() -> int:
         print("\nvocabulary bridges (related terms from the stored papers, `rank.related`):")
         print(bridges(tuned))
         print("\nthe semantic layer (all-MiniLM-L6-v2 vectors, `digest rank --json` with it on):")
-        print(semantic(db, specs, qrels, tuned))
+        text, day = semantic(db, specs, qrels, tuned)
+        print(text)
         print("\nlearning from ratings (bench/ratings_eval.py):")
-        print(ratings(db))
+        print(ratings(db, day))
     print("\nbm25s baseline (title + abstract, PyStemmer English, top 10):")
     print(evaluate(qrels, bm25s_baseline(papers, specs)))
     return 0

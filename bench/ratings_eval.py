@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.lopo import Point, best_point, load_evaluate, lopo, mean, score_run  # noqa: E402
 from digest import rank  # noqa: E402
 from digest.model import Paper, Profile  # noqa: E402
+from digest.rank.dense import DenseDay  # noqa: E402
 from digest.rank.learn import Rated  # noqa: E402
 
 LIKES, DISLIKES = 3, 3
@@ -44,6 +45,13 @@ TUNED: dict[str, tuple[float, ...]] = {
     "like_gain": (1.0, 2.0, 4.0),
     "like_max_papers": (5, 10),
     "dislike_weight": (0.0, 0.5, 1.0),
+}
+#: With the semantic layer, how much meaning counts in "alike", chosen the same way, with
+#: the lift's constants beside it (a mixed z has another tail than the words' alone).
+TUNED_MEANING: dict[str, tuple[float, ...]] = {
+    "like_dense": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "like_background": (1.0, 2.0),
+    "like_gain": (2.0, 4.0),
 }
 
 
@@ -93,15 +101,17 @@ def _run(specs: list[dict], ranked: list[rank.Ranked], ratings: list[list[Rated]
     return run
 
 
-def report(eval_dir: Path, papers: Sequence[Paper], blobs: dict[str, bytes], now: datetime) -> str:
-    """The simulated readers' figures: keywords alone vs with ratings (shipped, dev-tuned,
-    leave-one-profile-out), on the papers left once the rated ones are taken out."""
-    ev = load_evaluate(eval_dir)
-    qrels = json.loads((eval_dir / "dev_qrels.json").read_text(encoding="utf-8"))
+def simulate(
+    ev: ModuleType,
+    qrels: dict[str, Any],
+    profiles: list[Profile],
+    prepared: rank.Prepared,
+    tuned: dict[str, tuple[float, ...]],
+) -> tuple[list[list[Rated]], dict[str, Any], list[dict], list[Point]]:
+    """The simulated readers on `prepared`: their ratings, the judgements left, the
+    keywords' rows on those, and each grid point of `tuned` (over the prepared settings)
+    ranked with the ratings and scored on the rest."""
     specs = qrels["profiles"]
-    profiles = [rank.make_profile(s["name"], s["keywords"]) for s in specs]
-    base = rank.RankSettings()
-    prepared = rank.prepare(papers, now, base, blobs=blobs)
     ratings = simulated_ratings(ev, qrels, prepared, profiles)
     rest = _rest(ev, qrels, ratings)
     gone = [{r.paper.id for r in rs} for rs in ratings]
@@ -109,11 +119,31 @@ def report(eval_dir: Path, papers: Sequence[Paper], blobs: dict[str, bytes], now
         ev, rest, _run(specs, rank.rank_prepared(prepared, profiles, gone), ratings)
     )
     points = []
-    for combo in itertools.product(*TUNED.values()):
-        values = dict(zip(TUNED, combo, strict=True))
-        settings = replace(base, **values)
-        ranked = rank.rank_prepared(replace(prepared, settings=settings), profiles, ratings=ratings)
+    for combo in itertools.product(*tuned.values()):
+        values = dict(zip(tuned, combo, strict=True))
+        at = replace(prepared, settings=replace(prepared.settings, **values))
+        ranked = rank.rank_prepared(at, profiles, ratings=ratings)
         points.append(Point(values, score_run(ev, rest, _run(specs, ranked, ratings))))
+    return ratings, rest, keywords, points
+
+
+def report(
+    eval_dir: Path,
+    papers: Sequence[Paper],
+    blobs: dict[str, bytes],
+    now: datetime,
+    day: DenseDay | None = None,
+) -> str:
+    """The simulated readers' figures: keywords alone vs with ratings (shipped, dev-tuned,
+    leave-one-profile-out), on the papers left once the rated ones are taken out; with
+    `day` (the papers' vectors, in `papers` order) the same with the semantic layer on."""
+    ev = load_evaluate(eval_dir)
+    qrels = json.loads((eval_dir / "dev_qrels.json").read_text(encoding="utf-8"))
+    specs = qrels["profiles"]
+    profiles = [rank.make_profile(s["name"], s["keywords"]) for s in specs]
+    base = rank.RankSettings()
+    prepared = rank.prepare(papers, now, base, blobs=blobs)
+    ratings, rest, keywords, points = simulate(ev, qrels, profiles, prepared, TUNED)
     shipped_values = {k: getattr(base, k) for k in TUNED}
     ranked = rank.rank_prepared(prepared, profiles, ratings=ratings)
     shipped = Point(shipped_values, score_run(ev, rest, _run(specs, ranked, ratings)))
@@ -149,7 +179,60 @@ def report(eval_dir: Path, papers: Sequence[Paper], blobs: dict[str, bytes], now
             for s, k, r in zip(specs, keywords, shipped.rows, strict=True)
         ),
     ]
+    if day is not None:
+        lines += meaning_lines(
+            ev, qrels, profiles, rank.prepare(papers, now, base, blobs=blobs, dense=day)
+        )
     return "\n".join(lines)
+
+
+def meaning_lines(
+    ev: ModuleType, qrels: dict[str, Any], profiles: list[Profile], prepared: rank.Prepared
+) -> list[str]:
+    """With the semantic layer on: the readers rate what its ranking shows them, and
+    `like_dense` with the lift's two constants (TUNED_MEANING) are chosen on the dev
+    profiles, dev and leave-one-profile-out; like_dense 0 is the taste of words alone."""
+    specs, base = qrels["profiles"], prepared.settings
+    _, _, keywords, points = simulate(ev, qrels, profiles, prepared, TUNED_MEANING)
+
+    def at(**values: float) -> Point:
+        want = {k: getattr(base, k) for k in TUNED_MEANING} | values
+        return next(pt for pt in points if pt.values == want)
+
+    shipped, words = at(), at(like_dense=0.0)
+    n = len(specs)
+    best = best_point(points, list(range(n)))
+    mixed = best_point([pt for pt in points if pt.values["like_dense"] > 0], list(range(n)))
+    held, chosen = lopo(points, n)
+
+    def line(label: str, m: dict[str, float]) -> str:
+        return (
+            f"  {label:34} {m['ndcg']:8.3f} {m['p']:6.2f} {m['recall2']:7.2f}"
+            f" {m['set_p']:6.2f} {m['set_r']:6.2f} {m['f1']:6.2f}"
+        )
+
+    return [
+        "with the semantic layer on (the readers rate what its ranking shows them;"
+        " the taste by words and meaning, `rank.alike`):",
+        *(
+            f"    {k:16} grid {list(v)}  shipped {getattr(base, k)}"
+            for k, v in TUNED_MEANING.items()
+        ),
+        f"  {'':34} {'nDCG@10':>8} {'P@10':>6} {'R2@20':>7} {'setP':>6} {'setR':>6} {'F1':>6}",
+        line("semantic keywords alone", mean(keywords)),
+        line("ratings, shipped", mean(shipped.rows)),
+        line("ratings by words (like_dense 0)", mean(words.rows)),
+        line(f"ratings, best on all {n}", mean(best.rows)),
+        line("ratings, best with like_dense > 0", mean(mixed.rows)),
+        line("ratings, leave-one-profile-out", held),
+        f"  best on all: {best.values}; best with meaning: {mixed.values}",
+        f"  LOPO picked like_dense {sorted(pt.values['like_dense'] for pt in chosen)}",
+        "  per profile nDCG@10 semantic keywords -> words -> best with meaning: "
+        + ", ".join(
+            f"{s['name']} {k['ndcg']:.2f}->{w['ndcg']:.2f}->{m['ndcg']:.2f}"
+            for s, k, w, m in zip(specs, keywords, words.rows, mixed.rows, strict=True)
+        ),
+    ]
 
 
 def main() -> int:

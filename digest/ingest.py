@@ -208,7 +208,7 @@ def embed_missing(
     start = time.process_time()
     for lo in range(0, len(lacking), EMBED_CHUNK):
         part = lacking[lo : lo + EMBED_CHUNK]
-        vectors = model.encode([dense.paper_text(p) for p in part])
+        vectors = model.encode([dense.paper_text(p) for p in part], workers=available_cores())
         store.keep_paper_vectors(
             ((p.id, dense.encode_vector(v)) for p, v in zip(part, vectors, strict=True)),
             model.model,
@@ -216,6 +216,13 @@ def embed_missing(
         if progress:
             progress(lo + len(part), len(lacking), "embed")
     return EmbedReport(len(lacking), kept, model.model, time.process_time() - start)
+
+
+def available_cores() -> int:
+    """The cores this process may run on: the embedding's threads (`Encoder.encode`)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def embed_recent(config: Config, store: Store, now: datetime) -> int:

@@ -160,10 +160,12 @@ def preview(
     window: Window | None = None,
     sent: Collection[str] = (),
     rated: Sequence[rank.Rated] = (),
+    keep_keywords: bool = True,
 ) -> tuple[Digest, str]:
     """Rank the papers in `window` (default: every stored paper) for one profile and render
     the digest; `Digest.papers_considered` tells an empty window from no match. `sent`,
-    `rated`: a reader's sent papers and ratings (`digest preview --subscriber`)."""
+    `rated`: a reader's sent papers and ratings (`digest preview --subscriber`);
+    `keep_keywords`: False for keywords anonymous visitors typed (`window.kept_vectors`)."""
     from digest.bridges import related_for
     from digest.render import make_environment, render_digest
     from digest.window import kept_terms, kept_vectors, stored_papers
@@ -172,7 +174,8 @@ def preview(
     notes = [] if papers else ["The store holds no papers yet: run `digest ingest` first."]
     if not papers and window is not None and window.after is not None and store.count_papers():
         notes = [f"No papers arrived {window.label}."]
-    blobs, dense = kept_terms(config, store, papers), kept_vectors(config, store, papers)
+    blobs = kept_terms(config, store, papers)
+    dense = kept_vectors(config, store, papers, keep_keywords)
     related = related_for(config, store, (*profile.keywords, *profile.exclude))
     digest = build_digest(
         config,

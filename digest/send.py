@@ -319,12 +319,14 @@ def _plan(
     settings, synonyms = config.ranking, config.synonyms or None
     wanted = rank.keyword_features(keywords, settings, synonyms)
     dense = kept_vectors(config, store, window)  # None unless the semantic layer is on
+    # the rated papers' vectors too, when meaning counts in their taste
+    model = dense.model if dense is not None and settings.like_dense > 0 else None
     prepared = indexer(config, store, now, Window(window, low, high), wanted, dense)
     ledgers = Ledgers(*store.sent_pairs(ids, low), ids)
     for due in due_pages():
         if not due:
             continue
-        ratings = reader_ratings(store, [d.subscriber.id for d in due], synonyms)
+        ratings = reader_ratings(store, [d.subscriber.id for d in due], synonyms, model)
         planned, empty = plan_digests(
             due,
             arrivals,

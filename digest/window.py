@@ -8,7 +8,7 @@ reading the kept terms, for the archive (its workers open the store themselves).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +20,8 @@ from digest.rank import RankSettings
 from digest.store import Store, open_store
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from digest import rank
     from digest.rank.dense import DenseDay
 
@@ -69,10 +71,15 @@ def kept_terms(config: Config, store: Store, papers: Sequence[Paper]) -> dict[st
     return store.paper_terms([p.id for p in papers], rank.terms_key(config.synonyms or None))
 
 
-def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> DenseDay | None:
+def kept_vectors(
+    config: Config, store: Store, papers: Sequence[Paper], keep_keywords: bool = True
+) -> DenseDay | None:
     """The semantic layer's side of ranking `papers` (their stored vectors, and the
     encoder for keywords), or None when the layer is off: the extra is not installed,
-    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector."""
+    DIGEST_SEMANTIC=off, `[ranking] dense_credit` is 0, or no paper has a vector.
+    `keep_keywords`: the keywords' vectors are kept in the store for later processes
+    (`KeptKeywordVectors`); False for what anonymous visitors type (the web's previews),
+    which is embedded for this ranking only."""
     if not papers or config.ranking.dense_credit <= 0:
         return None
     from digest.rank import encoder
@@ -86,21 +93,80 @@ def kept_vectors(config: Config, store: Store, papers: Sequence[Paper]) -> Dense
 
     model = encoder.load_encoder()
     vectors, present = dense.decode_vectors(papers, blobs)
-    return dense.DenseDay(vectors, present, model.encode, model.model)
+    keywords = KeptKeywordVectors(store, model.encode, model.model, keep=keep_keywords)
+    return dense.DenseDay(vectors, present, keywords, model.model)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptKeywordVectors:
+    """The semantic layer's keyword embedder (`dense.EmbedFn`) through the store: the
+    vectors kept for these texts are read, and only the texts no process embedded before
+    are embedded, then kept (`keyword_vectors`). A keyword then costs its ~7 ms of
+    embedding once, not in every process that ranks it. A store that cannot be written
+    (a read-only file) still ranks: the vectors are then this process's alone."""
+
+    store: Store
+    encode: Callable[[Sequence[str]], np.ndarray]
+    model: str
+    keep: bool = True  #: False: read the kept ones, but keep none of these texts
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text (len(texts) x DIM float32), as `dense.EmbedFn`."""
+        import numpy as np
+
+        from digest.errors import StoreError
+        from digest.rank import dense
+
+        found: dict[str, np.ndarray] = {}
+        for text, blob in self.store.keyword_vectors(list(texts), self.model).items():
+            vector = dense.decode_keyword(blob)
+            if vector is not None:
+                found[text] = vector
+        missing = sorted({t for t in texts if t not in found})
+        if missing:
+            made = self.encode(missing)
+            found.update(zip(missing, made, strict=True))
+            if self.keep and not self.store.read_only:
+                try:
+                    kept = [dense.encode_keyword(v) for v in made]
+                    self.store.keep_keyword_vectors(zip(missing, kept, strict=True), self.model)
+                except StoreError:
+                    pass  # kept next time a process can write; ranked the same either way
+        if not texts:
+            return np.zeros((0, dense.DIM), np.float32)
+        return np.stack([np.asarray(found[t], np.float32) for t in texts])
 
 
 def reader_ratings(
-    store: Store, subscriber_ids: Sequence[int], synonyms: Mapping[str, Sequence[str]] | None
+    store: Store,
+    subscriber_ids: Sequence[int],
+    synonyms: Mapping[str, Sequence[str]] | None,
+    vector_model: str | None = None,
 ) -> dict[int, list[rank.Rated]]:
     """What the ranker learns from for these readers (one query for all of them): each
-    one's rated papers, with the terms ingest kept for them."""
+    one's rated papers, with the terms ingest kept for them and, given the semantic
+    layer's `vector_model` (`DenseDay.model`, `ratings_model`), their stored vectors."""
     from digest import rank
 
     found = store.rated_papers(subscriber_ids, rank.terms_key(synonyms or None))
+    vectors: Mapping[str, bytes] = {}
+    if vector_model is not None:
+        ids = sorted({paper.id for rows in found.values() for paper, _, _ in rows})
+        vectors = store.paper_vectors(ids, vector_model) if ids else {}
     return {
-        sid: [rank.Rated(paper, vote, blob) for paper, vote, blob in rows]
+        sid: [rank.Rated(paper, vote, blob, vectors.get(paper.id)) for paper, vote, blob in rows]
         for sid, rows in found.items()
     }
+
+
+def ratings_model(config: Config) -> str | None:
+    """The model whose stored vectors a reader's ratings are read with (`reader_ratings`):
+    the semantic layer's when it is on for this config, else None (words alone)."""
+    if config.ranking.dense_credit <= 0 or config.ranking.like_dense <= 0:
+        return None
+    from digest.rank import encoder
+
+    return encoder.model_id() if encoder.semantic_available() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from digest.model import Keyword, Profile, Subscriber
 from digest.rank import make_profile
 from digest.render.notices import confirmation_email
 from digest.store import Store
-from digest.store import subscribers as store_subscribers
+from digest.store import upserts as store_upserts
 from digest.subscriptions import subscribe
 from digest.tokens import load_secret
 
@@ -275,12 +275,12 @@ def test_upsert_subscribers_is_upsert_subscriber_row_by_row(
                 frequency=row.frequency,
                 confirmed=confirmed,
             )
-        with mock.patch.object(store_subscribers, "UPSERT_PAGE", 2):  # several pages
+        with mock.patch.object(store_upserts, "UPSERT_PAGE", 2):  # several pages
             pages = list(bulk_store.upsert_subscribers(rows, NOW, confirmed=confirmed))
         assert bulk_store.subscribers() == one_by_one.subscribers()
         addresses = {row.email for row in rows}
         assert len(pages) == (len(addresses) + 1) // 2
-        total = sum(pages, store_subscribers.UpsertCounts())
+        total = sum(pages, store_upserts.UpsertCounts())
         assert total.new == len(addresses - known) and total.addresses == len(addresses)
         assert list(total.created) == [bulk_store.subscriber(s.id) for s in total.created]
 
@@ -314,7 +314,7 @@ def test_a_refused_confirmation_is_reported_and_the_import_stays(
     steps: list[tuple[int, int, str]] = []
     data = "".join(f"{c}@example.org,LoRA\n" for c in "abcde").encode()
     with (
-        mock.patch.object(store_subscribers, "UPSERT_PAGE", 2),
+        mock.patch.object(store_upserts, "UPSERT_PAGE", 2),
         mock.patch.object(enrol, "CONFIRMATION_BATCH", 1),
         mock.patch.object(bulk, "_PROGRESS_EVERY", 2),
     ):

@@ -41,6 +41,7 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, 
             "security.secrte: unknown key; did you mean",
         ),
         ("[ranking]\ntitle_wieght = 2\n", "ranking.title_wieght: unknown key; did you mean"),
+        ("[ranking]\nlike_dense = 2.5\n", "ranking.like_dense = 2.5: must be between 0 and 1"),
         ("[delivery.smtp]\nprot = 587\n", "delivery.smtp.prot: unknown key; did you mean port?"),
         (
             "[[sources]]\nname = 's'\nkind = 'listing'\npth = 'x'\n",

@@ -81,7 +81,7 @@ def test_rows_go_with_their_blobs_and_are_backfilled_after_the_upgrade(
     seeded_store: Store,
 ) -> None:
     papers, ids, before = stored(seeded_store)
-    db = seeded_store._sqlite  # as a store upgraded to schema 18 is: no row yet
+    db = seeded_store._sqlite  # as a store upgraded to schema 19 is: no row yet
     db.execute("DELETE FROM paper_search")
     db.execute("UPDATE postings_state SET search_from = 0")
     assert seeded_store.paper_search(ids, KEY) == {}

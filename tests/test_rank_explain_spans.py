@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.rank.analyzer import Analyzer
-from digest.rank.explain import _span_finder
+from digest.rank.snippets import span_finder
 
 PLAIN = Analyzer()
 WITH_SYNONYMS = Analyzer(
@@ -34,7 +34,7 @@ def test_the_finder_gives_the_analyzers_spans_in_its_order() -> None:
         every = _wanted(analyzer, TEXTS)
         some = _wanted(analyzer, ["LoRA video diffusion", "data removal", "speech"])
         for wanted in (every, some, frozenset({"≡lora"})):
-            finder = _span_finder(analyzer, wanted)
+            finder = span_finder(analyzer, wanted)
             for _ in range(2):  # the second time from what it remembered
                 for text in TEXTS:
                     assert finder.spans(text) == analyzer.feature_spans(text, wanted)
@@ -52,6 +52,6 @@ GAPS = st.sampled_from([" ", "-", " - ", ", ", ". ", " (", ") ", "--", "\u2011",
 def test_any_text_of_such_words_gives_the_same_spans(parts: list[tuple[str, str]]) -> None:
     text = "".join(w + g for w, g in parts)
     wanted = _wanted(WITH_SYNONYMS, ["LoRA fine-tuning", "video diffusion", "data removal"])
-    assert _span_finder(WITH_SYNONYMS, wanted).spans(text) == WITH_SYNONYMS.feature_spans(
+    assert span_finder(WITH_SYNONYMS, wanted).spans(text) == WITH_SYNONYMS.feature_spans(
         text, wanted
     )

@@ -47,6 +47,18 @@ def test_encoder_gives_sentence_transformers_vectors() -> None:
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+@needs_extra
+def test_batches_in_threads_give_the_same_vectors() -> None:
+    """`encode(..., workers=2)` (what ingest uses on 2 cores) runs batches at once: the
+    same vectors, bit for bit, in the order given."""
+    ref = json.loads((FIXTURES / "semantic" / "reference.json").read_text(encoding="utf-8"))
+    texts = [*ref["texts"], "a short one", "speech synthesis"]
+    model = encoder.load_encoder()
+    one = model.encode(texts, batch=2)
+    assert np.array_equal(model.encode(texts, batch=2, workers=2), one)
+    assert np.array_equal(model.encode(texts[::-1], batch=2, workers=3), one[::-1])
+
+
 def unit(*values: float) -> np.ndarray:
     v = np.zeros(dense.DIM, np.float32)
     v[: len(values)] = values
@@ -207,3 +219,69 @@ def test_a_sent_digest_says_by_meaning(config: Config, monkeypatch: pytest.Monke
     assert "Neural voices that read text aloud" in text
     assert "by meaning: close in meaning to speech synthesis" in text
     assert "Object detection" not in text
+    with Store(config.store_path) as store:  # the keyword's vector is kept: embedded once
+        kept = store.keyword_vectors(["speech synthesis"], encoder.model_id())
+    assert kept.keys() == {"speech synthesis"}
+
+
+@needs_extra
+def test_a_send_reads_a_liked_papers_stored_vector(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `like_dense` on, `digest send` reads the stored vector of a paper the reader
+    liked last week (not one of the day's): a paper that says the same thing in other
+    words comes in by their ratings; with words alone it does not."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    liked = Paper(
+        "liked",
+        "Phoneme strings rendered as waveforms",
+        "Waveform generators render phoneme strings.",
+        first_seen=NOW - timedelta(days=7),
+    )
+
+    with Store(config.store_path) as store:
+        store.add_papers([liked], arrived_at=NOW - timedelta(days=7))
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 26
+        spec = rank.make_profile("zebrafish", ["zebrafish"])  # no paper has the word
+        for who in ("ada@example.org", "bob@example.org"):
+            sub = subscribe(config, store, who, spec, NOW - timedelta(days=1), confirmed=True)
+            assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+    words = replace(config, ranking=replace(config.ranking, like_dense=0.0))
+    with Store(config.store_path) as store:
+        plan = send(words, store, None, NOW, dry_run=True)
+    assert (plan.due, plan.empty) == (2, 2)  # words alone: nothing for them today
+    meant = replace(config, ranking=replace(config.ranking, like_dense=1.0))
+    with Store(config.store_path) as store:
+        backend = make_backend(meant.delivery)
+        assert send(meant, store, backend, NOW).sent == 2
+        backend.close()
+    for eml in config.delivery.outbox_dir.glob("*.eml"):
+        body = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+        text = body.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Neural voices that read text aloud" in text
+        assert f"by your ratings (like: {liked.title})" in text
+        assert "Object detection" not in text
+
+
+@needs_extra
+def test_previews_of_anonymous_keywords_keep_nothing(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web's previews rank what anyone types (`keep_keywords=False`): embedded for
+    that ranking, never kept; a reader's preview keeps its keywords for later processes."""
+    from digest import pipeline
+
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    with Store(config.store_path) as store:
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 25
+        typed = rank.make_profile("anon", ["speech synthesis"])
+        digest, _ = pipeline.preview(config, store, typed, NOW, "text", keep_keywords=False)
+        assert [i.paper.id for s in digest.sections for i in s.items] == ["tts"]
+        assert not store.keyword_vectors(["speech synthesis"], encoder.model_id())
+        pipeline.preview(config, store, typed, NOW, "text")
+        assert store.keyword_vectors(["speech synthesis"], encoder.model_id())

@@ -60,7 +60,7 @@ class Recording:
 _TABLES = (
     "ratings, frozen_items, deliveries, subscriber_profiles, subscribers, paper_search,"
     " paper_terms,"
-    " paper_vectors, term_postings, term_counts, term_blocks, day_index,"
+    " paper_vectors, keyword_vectors, term_postings, term_counts, term_blocks, day_index,"
     " related_terms, related_state,"
     " paper_sources, papers, fetch_state, locks"
 )
@@ -266,6 +266,23 @@ def test_vectors_are_kept_per_model(store: Any) -> None:
     # another model's vector replaces it (one vector a paper: the model in use)
     store.keep_paper_vectors([("2510.00001", b"\x01\x3c" * 3)], "m2")
     assert (store.count_paper_vectors("m1"), store.count_paper_vectors("m2")) == (0, 1)
+
+
+@exercises("keep_keyword_vectors", "keyword_vectors")
+def test_keyword_vectors_are_kept_per_model_and_first_come_stays(store: Any) -> None:
+    assert store.keyword_vectors(["lora", "tts"], "m1") == {}
+    assert store.keep_keyword_vectors([("lora", b"\x00\x3c" * 3), ("TTS", b"t")], "m1") == 2
+    assert store.keyword_vectors(["lora", "tts", "TTS"], "m1") == {
+        "lora": b"\x00<" * 3,
+        "TTS": b"t",
+    }
+    assert store.keyword_vectors(["lora"], "m2") == {}
+    # kept already (another process embedded it meanwhile): the first one stays
+    store.keep_keyword_vectors([("lora", b"other")], "m1")
+    store.keep_keyword_vectors([("lora", b"m2's")], "m2")
+    assert store.keyword_vectors(["lora"], "m1") == {"lora": b"\x00<" * 3}
+    assert store.keyword_vectors(["lora"], "m2") == {"lora": b"m2's"}
+    assert store.keyword_vectors([], "m1") == {}
 
 
 @exercises("keep_related_terms", "related_terms", "related_made")

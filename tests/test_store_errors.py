@@ -80,6 +80,8 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "keep_paper_vectors": call([(PAPER.id, b"blob")], "m"),
     "papers_lacking_vectors": call("m", 0),
     "count_paper_vectors": call("m"),
+    "keyword_vectors": call(["lora"], "m"),
+    "keep_keyword_vectors": call([("lora", b"blob")], "m"),
     "keep_related_terms": call("k", [("f", "g", 0.5)], 3, T0),
     "related_terms": call("k", ["f"]),
     "related_made": call("k"),

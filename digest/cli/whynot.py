@@ -63,10 +63,11 @@ def reader_profile(
         if profile.name == profile_name:
             from digest import rank
             from digest.rank.analyzer import analyzer_for
-            from digest.window import reader_ratings
+            from digest.window import ratings_model, reader_ratings
 
             synonyms, settings = obj.config.synonyms or None, obj.config.ranking
-            mine = reader_ratings(store, [sub.id], synonyms).get(sub.id, [])
+            model = ratings_model(obj.config)
+            mine = reader_ratings(store, [sub.id], synonyms, model).get(sub.id, [])
             by_profile = rank.assign_ratings(sub.profiles, mine, analyzer_for(synonyms), settings)
             return profile, store.sent_paper_ids(sub.id), by_profile[at]
     have = ", ".join(repr(n) for n in names) or "none"

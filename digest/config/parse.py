@@ -348,7 +348,14 @@ def _ranking(path: Path, table: dict[str, Any]) -> RankSettings:
             raise ConfigError(f"{path}: ranking.{key} = {value!r}: must be a finite number >= 0")
         values[key] = type(getattr(defaults, key))(value)
     settings = RankSettings(**values)
-    for key in ("b", "exact_share", "scattered_credit", "default_min_score", "cutoff_ratio"):
+    for key in (
+        "b",
+        "exact_share",
+        "scattered_credit",
+        "default_min_score",
+        "cutoff_ratio",
+        "like_dense",
+    ):
         if getattr(settings, key) > 1:
             raise ConfigError(
                 f"{path}: ranking.{key} = {getattr(settings, key)!r}: must be between 0 and 1"

@@ -55,10 +55,16 @@ def ranking_basis(
     synonyms: Mapping | None,
     related: str = "",
 ) -> str:
-    """A hash of everything besides the papers that decides a day's picks. `related`: which
-    related-terms table the ranker reads (`bridges.related_stamp`; "" when none, which
-    leaves the hash as it was before bridges existed)."""
-    parts: tuple = (PICKS_VERSION, tuple(profiles), settings, sorted((synonyms or {}).items()))
+    """A hash of everything besides the papers that decides a day's picks: the settings
+    but those only ratings read (`RankSettings.without_ratings`: the archive's profiles
+    have none). `related`: which related-terms table the ranker reads
+    (`bridges.related_stamp`; "" when none)."""
+    parts: tuple = (
+        PICKS_VERSION,
+        tuple(profiles),
+        settings.without_ratings(),
+        sorted((synonyms or {}).items()),
+    )
     text = repr((*parts, related) if related else parts)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 

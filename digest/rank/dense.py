@@ -53,6 +53,19 @@ def encode_vector(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f2").tobytes()
 
 
+def encode_keyword(vector: np.ndarray) -> bytes:
+    """A keyword's unit vector as the store keeps it: float32, little-endian, exactly as
+    the model made it (so a kept keyword ranks as a freshly embedded one)."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def decode_keyword(blob: bytes, dim: int = DIM) -> np.ndarray | None:
+    """A kept keyword vector, or None when the blob is not one of `dim` floats."""
+    if len(blob) != 4 * dim:
+        return None
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
 def decode_vectors(
     papers: Sequence[Paper], blobs: Mapping[str, bytes], dim: int = DIM
 ) -> tuple[np.ndarray, np.ndarray]:

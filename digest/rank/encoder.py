@@ -140,8 +140,10 @@ class Encoder:
             )
         self.dim = int(self._words.shape[1])
 
-    def encode(self, texts: Sequence[str], batch: int = BATCH) -> np.ndarray:
-        """One L2-normalised row per text (n x 384 float32), in the order given."""
+    def encode(self, texts: Sequence[str], batch: int = BATCH, workers: int = 1) -> np.ndarray:
+        """One L2-normalised row per text (n x 384 float32), in the order given.
+        `workers` > 1 runs that many batches at once in threads (numpy's products release
+        the GIL): the same vectors, bit for bit, in about 1/workers of the wall time."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -149,12 +151,24 @@ class Encoder:
 
         ids = self._tokenize(list(texts))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        # One BLAS thread: these products are small, and OpenBLAS's threads spin on a busy
-        # machine (measured: 7x the CPU time for the same vectors on 2 shared cores).
+        parts = [order[lo : lo + batch] for lo in range(0, len(order), batch)]
+
+        def forward(part: list[int]) -> np.ndarray:
+            return self._forward([ids[i] for i in part])
+
+        # One BLAS thread per batch: these products are small, and OpenBLAS's threads spin
+        # on a busy machine (measured: 7x the CPU time for the same vectors on 2 shared
+        # cores); a second core is used by a second batch instead.
         with threadpool_limits(limits=1, user_api="blas"):
-            for lo in range(0, len(order), batch):
-                part = order[lo : lo + batch]
-                out[part] = self._forward([ids[i] for i in part])
+            if workers <= 1 or len(parts) < 2:
+                for part in parts:
+                    out[part] = forward(part)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(workers, len(parts))) as pool:
+                    for part, vectors in zip(parts, pool.map(forward, parts), strict=True):
+                        out[part] = vectors
         return out
 
     def _forward(self, pieces: Sequence[Sequence[int]]) -> np.ndarray:

@@ -2,6 +2,7 @@
 their profile, with the keywords as the prior.
 
     vectors(prepared)            the day's papers as tf-idf rows over all their features
+                                 (`alike`, with the semantic layer's vectors when on)
     taste(prepared, ratings)     per rated profile: a score per paper in (-1, 1), and the
                                  liked paper that lifted it
     augment(...)                 those scores as one extra "keyword" of each rated profile
@@ -30,16 +31,22 @@ most `like_max_papers` of them), and a dislike multiplies what a paper misses by
 weak one falls under the cut. The rated papers themselves never come back (`rank` adds
 them to what the profile must not get).
 
-Pure, like the rest of `rank`: ratings are given (papers with their kept terms), nothing
-is read. Readers without ratings cost nothing: the vectors are built the first time a
-ranking call has a rated profile, once per `Prepared`. `similarities` is the one seam
-where another kind of paper vector (dense embeddings) can join the lexical one.
+With the semantic layer on (the day's papers have vectors, `Prepared.dense`), sim and z
+above are words and meaning together: z is `alike.fused_z`, the tf-idf z and the cosine
+z of the papers' sentence embeddings mixed with weight `like_dense` and standardised
+again, so a like also lifts papers that say the same thing in other words. Without it
+(or `like_dense` = 0) z is the words' alone, as above.
+
+Pure, like the rest of `rank`: ratings are given (papers with their kept terms and their
+stored vectors, which count where the paper is not among the day's), nothing is read. Readers
+without ratings cost nothing: the vectors are built the first time a ranking call has a
+rated profile, once per `Prepared`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -47,11 +54,22 @@ import scipy.sparse as sp
 
 from digest.model import RATINGS_FIELD, DigestItem, Keyword, Match, Paper, Profile
 from digest.rank import packed
+from digest.rank.alike import (
+    Meaning,
+    VectorMemo,
+    Vectors,
+    hashed,
+    lift,
+    queries,
+    similarities,
+    top_per_row,
+    vectors,
+)
 from digest.rank.analyzer import Analyzer
+from digest.rank.dense import DenseDay
 from digest.rank.query import compile_keyword
 from digest.rank.score import Compiled
 from digest.rank.settings import RankSettings
-from digest.rank.terms import analyze, decode
 
 
 class Day(Protocol):
@@ -67,6 +85,8 @@ class Day(Protocol):
     def column(self) -> Mapping[str, int]: ...
     @property
     def vectors(self) -> VectorMemo | None: ...
+    @property
+    def dense(self) -> DenseDay | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,144 +97,9 @@ class Rated:
     vote: int  #: +1 "more like this", -1 "not for me"
     #: The paper's kept terms (`terms.encode`, as the store keeps them); None: analysed.
     terms: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Vectors:
-    """Papers as unit-length tf-idf rows over hashed features (`packed.feature_hash`)."""
-
-    keys: np.ndarray  #: sorted uint64 feature hashes: column j is keys[j]
-    idf: np.ndarray  #: per column
-    df: np.ndarray  #: per column: how many of the papers have the feature
-    rows: sp.csr_matrix  #: papers x columns, float32, each row of unit length
-    unseen_idf: float  #: the idf of a feature none of the papers has
-
-
-@dataclass
-class VectorMemo:
-    """What `vectors` needs to build the day's vectors when first asked, and then them."""
-
-    blobs: Mapping[str, bytes] | None
-    built: Vectors | None = field(default=None)
-
-
-def hashed(
-    paper: Paper, blob: bytes | None, analyzer: Analyzer
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """A paper's features as (hashes, counts, how many are the title's): read from its
-    packed blob, else from a JSON one (hashed here), else analysed."""
-    got = packed.hashed_terms(paper, blob)
-    if got is not None:
-        return got
-    terms = decode(paper, blob) if blob is not None else None
-    if terms is None:
-        terms = analyze(paper, analyzer)
-    names = (*terms.title, *terms.abstract)
-    hashes = np.fromiter((packed.feature_hash(f) for f in names), np.uint64, count=len(names))
-    counts = np.asarray((*terms.title_counts, *terms.abstract_counts), np.float32)
-    return hashes, counts, len(terms.title)
-
-
-def _tf(
-    found: Sequence[tuple[np.ndarray, np.ndarray, int]], settings: RankSettings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, hash, weighted term frequency) of every feature of `found`, a title's
-    counting `title_weight` times, repeats of a hash in one paper summed later."""
-    rows = np.repeat(np.arange(len(found)), [len(h) for h, _, _ in found])
-    hashes = np.concatenate([h for h, _, _ in found]) if found else np.zeros(0, np.uint64)
-    tf = []
-    for h, counts, nt in found:
-        weight = np.full(len(h), settings.abstract_weight, np.float32)
-        weight[:nt] = settings.title_weight
-        tf.append(counts * weight)
-    return rows, hashes, np.concatenate(tf) if tf else np.zeros(0, np.float32)
-
-
-def build_vectors(
-    papers: Sequence[Paper],
-    blobs: Mapping[str, bytes] | None,
-    analyzer: Analyzer,
-    settings: RankSettings,
-) -> Vectors:
-    """The papers' unit tf-idf rows: (1 + log tf) x idf, idf = 1 + log((1 + n) / (1 + df))."""
-    found = [hashed(p, blobs.get(p.id) if blobs else None, analyzer) for p in papers]
-    rows, hashes, tf = _tf(found, settings)
-    keys, cols = np.unique(hashes, return_inverse=True)
-    m = sp.csr_matrix((tf, (rows, cols)), shape=(len(papers), len(keys)), dtype=np.float32)
-    m.sum_duplicates()
-    df = np.bincount(m.indices, minlength=len(keys)).astype(np.float64)
-    n = len(papers)
-    idf = (1.0 + np.log((1.0 + n) / (1.0 + df))).astype(np.float32)
-    m.data = (1.0 + np.log(np.maximum(m.data, 1.0))) * idf[m.indices]
-    return Vectors(keys, idf, df.astype(np.int64), _unit(m), float(1.0 + np.log(1.0 + n)))
-
-
-def _unit(m: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    out = sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ m, dtype=np.float32)
-    return out
-
-
-def queries(
-    vectors: Vectors,
-    rated: Sequence[Rated],
-    analyzer: Analyzer,
-    settings: RankSettings,
-    among: Sequence[bool] | None = None,
-) -> sp.csr_matrix:
-    """Each rated paper as a "more like this" query over the vectors' columns: its
-    `query_terms` heaviest tf-idf features that some other paper of the day has, unit
-    length (the norm counts its other features too, so a paper like no other scores low).
-    `among[i]`: rated paper i is one of the vectors' papers (its own features do not
-    count as shared with the day)."""
-    found = [hashed(r.paper, r.terms, analyzer) for r in rated]
-    rows, hashes, tf = _tf(found, settings)
-    at = np.minimum(np.searchsorted(vectors.keys, hashes), max(len(vectors.keys) - 1, 0))
-    known = vectors.keys[at] == hashes if len(vectors.keys) else np.zeros(len(hashes), bool)
-    # one entry per (row, hash): a feature written in the title and the abstract is one
-    m = sp.csr_matrix(
-        (tf, (rows, np.where(known, at, len(vectors.keys)))),
-        shape=(len(rated), len(vectors.keys) + 1),
-        dtype=np.float32,
-    )
-    m.sum_duplicates()
-    idf = np.append(vectors.idf, np.float32(vectors.unseen_idf))
-    m.data = (1.0 + np.log(np.maximum(m.data, 1.0))) * idf[m.indices]
-    m = _unit(m)
-    m = m[:, : len(vectors.keys)].tocsr()  # a feature the day lacks can match nothing
-    if among is not None:  # a feature only the rated paper itself has matches nothing else
-        own = np.repeat(np.asarray(among, bool), np.diff(m.indptr))
-        m.data[own & (vectors.df[m.indices] < 2)] = 0.0
-        m.eliminate_zeros()
-    return _top_per_row(m, settings.query_terms)
-
-
-def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """`m` with only the k largest entries of each row (ties: the first columns)."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((m.indices, -m.data, rows))
-    starts = m.indptr[:-1][rows[order]]
-    keep = order[(np.arange(len(order)) - starts) < k]
-    out = sp.csr_matrix(
-        (m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape, dtype=np.float32
-    )
-    return out
-
-
-def vectors(
-    memo: VectorMemo, papers: Sequence[Paper], analyzer: Analyzer, settings: RankSettings
-) -> Vectors:
-    """The papers' vectors, built on first use and kept in `memo` (one per `Prepared`)."""
-    if memo.built is None:
-        memo.built = build_vectors(papers, memo.blobs, analyzer, settings)
-    return memo.built
-
-
-def similarities(vectors: Vectors, query_rows: sp.csr_matrix) -> sp.csr_matrix:
-    """query rows x papers: how alike each query is to each paper (the seam where a dense
-    similarity would be blended in when papers carry embeddings)."""
-    return sp.csr_matrix(query_rows @ vectors.rows.T, dtype=np.float32)
+    #: Its stored vector (`dense.encode_vector`), for the semantic layer; None: none was
+    #: read. A paper of the day takes its row of the day's vectors before this.
+    vector: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +119,13 @@ def taste(
     column: Mapping[str, int],
     analyzer: Analyzer,
     settings: RankSettings,
+    dense: DenseDay | None = None,
 ) -> Taste:
     """Each rated profile's s(p) over the vectors' papers (see the module docstring):
     likes as the mean of their queries (a centroid: what the liked papers share), each
-    dislike on its own (the nearest one counts: "not for me" is about that paper)."""
+    dislike on its own (the nearest one counts: "not for me" is about that paper). With
+    `dense` (the semantic layer's vectors of the same papers) and `like_dense` > 0, how
+    alike is words and meaning together (`alike.fused_z`)."""
     n_papers = vectors.rows.shape[0]
     flat = [r for rs in ratings for r in rs]
     owner = np.repeat(np.arange(len(ratings)), [len(rs) for rs in ratings])
@@ -265,12 +153,27 @@ def taste(
     def unrated(sims: sp.csr_matrix, owners: np.ndarray) -> sp.csr_matrix:
         return (sims - sims.multiply(rated_cols[owners])).tocsr()
 
-    like = _lift(
-        unrated(similarities(vectors, (mean @ q).tocsr()), np.arange(n)), settings, n_papers
-    )
-    like = _top_per_row(like, settings.like_max_papers)
+    words_like = unrated(similarities(vectors, (mean @ q).tocsr()), np.arange(n))
+    words_dis = unrated(similarities(vectors, q[dislikes]), owner[dislikes])
+    meaning = Meaning.of(dense, flat, column, rated_cols, settings)
+    if meaning is None:
+        like = lift(words_like, settings, n_papers)
+        dis = lift(words_dis, settings, n_papers)
+    else:
+        # each profile's liked papers that have a vector: their centroid is its query
+        with_vector = likes[meaning.has[likes]]
+        liked = sp.csr_matrix(
+            (np.ones(len(with_vector), np.float32), (owner[with_vector], with_vector)),
+            shape=(n, len(flat)),
+        )
+        centroids = np.asarray(liked @ meaning.rated)
+        has_centroid = np.bincount(owner[with_vector], minlength=n) > 0
+        like = meaning.lift(words_like, centroids, has_centroid, np.arange(n))
+        dis = meaning.lift(
+            words_dis, meaning.rated[dislikes], meaning.has[dislikes], owner[dislikes]
+        )
+    like = top_per_row(like, settings.like_max_papers)
     like.data *= settings.like_weight
-    dis = _lift(unrated(similarities(vectors, q[dislikes]), owner[dislikes]), settings, n_papers)
     dis = _max_by_owner(dis, owner[dislikes], n, n_papers)
     dis.data *= settings.dislike_weight
     scores = (like - dis).tocsr()
@@ -278,30 +181,14 @@ def taste(
     lifted: list[dict[int, str]] = [{} for _ in ratings]
     if like.nnz:
         each = similarities(vectors, q[likes])
+        if meaning is not None:  # the liked paper nearest by words and meaning
+            each = meaning.nearest(unrated(each, owner[likes]), likes, owner[likes], like)
         rows = np.repeat(np.arange(n), np.diff(like.indptr))
         for r, col in zip(rows.tolist(), like.indices.tolist(), strict=True):
             mine = likes[owner[likes] == r]
             sims = each[np.searchsorted(likes, mine), col].toarray().ravel()
             lifted[r][col] = flat[int(mine[int(np.argmax(sims))])].paper.title
     return Taste(scores, lifted)
-
-
-def _lift(sims: sp.csr_matrix, settings: RankSettings, n_papers: int) -> sp.csr_matrix:
-    """How far each entry of a row stands above the row's background, in [0, 1]: 0 up to
-    `like_background` standard deviations above the row's mean over the day's papers
-    (zeros count), rising to 1 at `like_gain` deviations more."""
-    total = np.asarray(sims.sum(axis=1)).ravel()
-    squares = np.asarray(sims.multiply(sims).sum(axis=1)).ravel()
-    n = max(n_papers, 1)
-    mean = total / n
-    std = np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0.0)), 1e-6)
-    bg = mean + settings.like_background * std
-    span = np.maximum(settings.like_gain, 1e-6) * std
-    rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-    out = sims.copy()
-    out.data = np.clip((out.data - bg[rows]) / span[rows], 0.0, 1.0).astype(np.float32)
-    out.eliminate_zeros()
-    return out
 
 
 def _max_by_owner(m: sp.csr_matrix, owner: np.ndarray, n: int, n_papers: int) -> sp.csr_matrix:
@@ -375,7 +262,12 @@ def augment(
     memo = prepared.vectors if prepared.vectors is not None else VectorMemo(None)
     vec = vectors(memo, prepared.papers, prepared.analyzer, prepared.settings)
     found = taste(
-        vec, [ratings[i] for i in rated], prepared.column, prepared.analyzer, prepared.settings
+        vec,
+        [ratings[i] for i in rated],
+        prepared.column,
+        prepared.analyzer,
+        prepared.settings,
+        prepared.dense,
     )
     n_plans, n_profiles = len(compiled.plans), compiled.weights.shape[0]
     extra = sp.csr_matrix(

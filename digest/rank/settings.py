@@ -5,9 +5,24 @@ config.toml's `[ranking]` table maps 1:1 onto these field names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 
 from digest.model import Profile
+
+#: The fields that take effect only where a reader's ratings are ranked (`rank.learn`):
+#: the archive ranks the config's profiles, which have none, so they are not part of
+#: what decides its picks (`without_ratings`).
+RATINGS_ONLY = frozenset(
+    {
+        "query_terms",
+        "like_background",
+        "like_gain",
+        "like_weight",
+        "like_max_papers",
+        "dislike_weight",
+        "like_dense",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,12 @@ class RankSettings:
     like_weight: float = 0.7
     like_max_papers: int = 10
     dislike_weight: float = 1.0
+    #: With the semantic layer on, how much meaning counts in "alike" (`rank.alike`: the
+    #: z of the papers' embeddings mixed with the words' tf-idf z; 0 = words alone, and
+    #: the rated papers' vectors are not read). Chosen on the dev set by `make eval`
+    #: (bench/ratings_eval.py, with like_background and like_gain beside it): 0, as no
+    #: mix beat the words' taste there (README, "Learning from ratings").
+    like_dense: float = 0.0
     #: The semantic layer (`rank.dense`; only with `papers-digest[semantic]` installed
     #: and paper vectors in the store): a paper whose similarity to a keyword has a z-score
     #: of at least `dense_z` against the day's papers gets `dense_credit` (more above it)
@@ -114,6 +135,14 @@ class RankSettings:
     def uses_related(self) -> bool:
         """True when ranking reads the related terms (bridges or sense on)."""
         return self.related_credit > 0 or self.sense_floor < 1
+
+    def without_ratings(self) -> tuple[tuple[str, object], ...]:
+        """(name, value) of every field that decides a ranking without ratings: what the
+        archive's cache keys hash, so a ratings constant changed or added leaves them."""
+        names = (f.name for f in fields(self))
+        return tuple(
+            (n, v) for n, v in zip(names, astuple(self), strict=True) if n not in RATINGS_ONLY
+        )
 
     def max_items_of(self, profile: Profile) -> int:
         """The profile's own max_items, or the default when it set none."""

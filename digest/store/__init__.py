@@ -19,7 +19,7 @@ from digest.store.journal import QueuedUnsubscribe
 from digest.store.papers import IngestCounts, merge
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.sqlite import Store
-from digest.store.subscribers import UpsertCounts
+from digest.store.upserts import UpsertCounts
 
 
 def is_store_url(location: Path | str) -> bool:

@@ -59,7 +59,7 @@ class PostingsMixin(StoreBase):
     def backfill_postings(self, papers: int = 4096) -> int:
         """Make the postings of up to `papers` more papers that were analysed before the
         store kept postings (after the upgrade to them), in arrival order, then their
-        search rows (after the upgrade to those, schema 18); how many papers were looked
+        search rows (after the upgrade to those, schema 19); how many papers were looked
         at (0: none is left, and nothing more to do)."""
         unindexed = " LEFT JOIN term_counts c ON c.paper_id = p.id"
         done = self._backfill("backfill_from", unindexed, "c.paper_id IS NULL", papers)

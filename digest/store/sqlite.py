@@ -11,8 +11,8 @@ from digest.store.papers import FetchStateMixin, PapersMixin
 from digest.store.ratings import RatingsMixin
 from digest.store.readers import DueReadersMixin, ReaderPagesMixin
 from digest.store.related import RelatedMixin
-from digest.store.subscribers import SubscribersMixin
 from digest.store.terms import TermsMixin
+from digest.store.upserts import UpsertsMixin
 from digest.store.vectors import VectorsMixin
 
 
@@ -23,7 +23,7 @@ class Store(
     VectorsMixin,
     RelatedMixin,
     DueReadersMixin,
-    SubscribersMixin,
+    UpsertsMixin,
     ReaderPagesMixin,
     RatingsMixin,
     DeliveriesMixin,

@@ -119,7 +119,9 @@ async def _preview(site: Site, request: Request) -> Response:
         window = pipeline.recent_window(now)  # what a new reader's first digest holds
 
         def render(store: Store) -> str:
-            return pipeline.preview(site.config, store, profile, now, fmt, window)[1]
+            return pipeline.preview(
+                site.config, store, profile, now, fmt, window, keep_keywords=False
+            )[1]
 
         body = await site.run_preview(render)
     except DigestError as exc:

@@ -173,7 +173,9 @@ def preview_handler(site: Site) -> Endpoint:
         window = pipeline.recent_window(now, frequency)
 
         def rank_today(store: Store) -> dict[str, object]:
-            digest, _ = pipeline.preview(site.config, store, profile, now, "text", window)
+            digest, _ = pipeline.preview(
+                site.config, store, profile, now, "text", window, keep_keywords=False
+            )
             items = [i for s in digest.sections for i in s.items]
             more = sum(s.more for s in digest.sections) + max(0, len(items) - PREVIEW_ITEMS)
             return {

@@ -253,8 +253,17 @@ def update_from_16_to_17(db: Connection) -> None:
 
 
 def update_from_17_to_18(db: Connection) -> None:
-    """`paper_search` and `postings_state.search_from`, as SQLite's step 18
-    (`store.schema.update_from_17_to_18`): each kept blob's searchable hashes."""
+    """`keyword_vectors`, as SQLite's step 18 (`store.schema.update_from_17_to_18`): each
+    keyword text's sentence vector for the semantic layer, by model."""
+    db.execute(
+        'CREATE TABLE keyword_vectors (model text COLLATE "C" NOT NULL,'
+        ' text text COLLATE "C" NOT NULL, data bytea NOT NULL, PRIMARY KEY (model, text))'
+    )
+
+
+def update_from_18_to_19(db: Connection) -> None:
+    """`paper_search` and `postings_state.search_from`, as SQLite's step 19
+    (`store.schema.update_from_18_to_19`): each kept blob's searchable hashes."""
     db.execute(
         'CREATE TABLE paper_search (paper_id text COLLATE "C" PRIMARY KEY'
         " REFERENCES paper_terms (paper_id) ON DELETE CASCADE,"
@@ -276,6 +285,7 @@ PG_MIGRATIONS: dict[int, tuple[int, Callable[[Connection], None]]] = {
     15: (16, update_from_15_to_16),
     16: (17, update_from_16_to_17),
     17: (18, update_from_17_to_18),
+    18: (19, update_from_18_to_19),
 }
 #: The table that holds the version (SQLite's `PRAGMA user_version`).
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
