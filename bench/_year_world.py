@@ -356,7 +356,11 @@ def _cpu() -> float:
 
 
 def _publish(where: Path, site: Path, now: datetime) -> dict[str, float]:
-    """One `pipeline.publish` of the world in `where` into `site`: its figures."""
+    """One `pipeline.publish` of the world in `where` into `site`: its figures. The
+    allocator tuned first, as the `digest` command does (`digest.memory`)."""
+    from digest.memory import keep_freed_memory
+
+    keep_freed_memory()
     config = load_config(where / "config.toml", required=True)
     with Store(config.store_path) as store:
         start, wall = _cpu(), time.perf_counter()

@@ -144,7 +144,11 @@ def prepare(work: Path, n: int, per_day: int) -> dict[str, Any]:
 
 
 def run_phase(phase: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One phase of the measured day in this process; its figures."""
+    """One phase of the measured day in this process; its figures. The allocator is
+    tuned first, as the `digest` command does (`digest.memory`)."""
+    from digest.memory import keep_freed_memory
+
+    keep_freed_memory()
     if phase == "send-smtp":
         text = (work / "smtp.toml").read_text().replace("port = 0", f"port = {args.port}")
         (work / "smtp.toml").write_text(text)

@@ -200,6 +200,9 @@ def cli(
       digest schedule                     the same, on a schedule
     """
 
+    from digest.memory import keep_freed_memory
+
+    keep_freed_memory()  # before any work or worker process: see digest/memory.py
     ctx.obj = _Ctx(config_path, db, now, allow_local_links)
 
 
