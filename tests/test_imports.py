@@ -21,6 +21,7 @@ DIGEST = Path(__file__).resolve().parent.parent / "digest"
 LAYERS = [
     "digest",  # the package's own __init__
     "digest.errors",
+    "digest.memory",
     "digest.text",
     "digest.model",
     "digest.due",
