@@ -65,13 +65,9 @@ from digest.rank import (  # noqa: E402
 from digest.rank.acronyms import ACRONYMS  # noqa: E402
 from digest.rank.analyzer import STOPWORDS, Analyzer  # noqa: E402
 from digest.rank.index import build_index  # noqa: E402
+from digest.rank.ranker import keyword_evidence  # noqa: E402
 from digest.rank.related import RelatedTerms, learn, paper_features  # noqa: E402
-from digest.rank.score import (  # noqa: E402
-    compile_profiles,
-    keyword_scores,
-    paper_priors,
-    related_scores,
-)
+from digest.rank.score import compile_profiles, keyword_scores, paper_priors  # noqa: E402
 from digest.rank.select import select  # noqa: E402
 from digest.text import title_id  # noqa: E402
 
@@ -186,14 +182,21 @@ def _stored(
     lap("index")
     compiled = compile_profiles(profiles, prepared.analyzer, settings, related)
     lap("compile")
-    scores, phrase = keyword_scores(compiled.plans, prepared.index, settings)
-    bridged = related_scores(compiled.plans, prepared.index, settings)
-    if bridged is not None:
-        scores = scores.maximum(bridged).tocsr()
-    vetoes = phrase.copy()
+    # the ranker's own evidence (words, bridges, sense), as `rank_prepared` takes it
+    evidence = keyword_evidence(prepared, compiled)
+    vetoes = evidence.phrase.copy()
     vetoes.data[:] = 1.0
     lap("scores")
-    chosen = select(compiled, scores, vetoes, profiles, prepared.prior, settings, workers=workers)
+    chosen = select(
+        compiled,
+        evidence.fused,
+        vetoes,
+        profiles,
+        prepared.prior,
+        settings,
+        workers=workers,
+        sense=evidence.sense,
+    )
     lap("select")
     return len(chosen.papers), {"cpu_steps": cpu}
 
