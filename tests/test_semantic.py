@@ -285,3 +285,46 @@ def test_previews_of_anonymous_keywords_keep_nothing(
         assert not store.keyword_vectors(["speech synthesis"], encoder.model_id())
         pipeline.preview(config, store, typed, NOW, "text")
         assert store.keyword_vectors(["speech synthesis"], encoder.model_id())
+
+
+@needs_extra
+def test_rank_explain_says_a_paper_came_in_by_ratings_by_meaning(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest rank --subscriber --explain` with `[ranking] like_dense` on reads the liked
+    paper's stored vector as the send does (it arrived last week: not one of the day's
+    papers ranked here), and says the paper came in by the ratings."""
+    from .test_cli import invoke
+
+    monkeypatch.delenv("DIGEST_SEMANTIC")
+    config_file = project / "config.toml"
+    config_file.write_text(config_file.read_text() + "\n[ranking]\nlike_dense = 1.0\n")
+    liked = Paper(
+        "liked",
+        "Phoneme strings rendered as waveforms",
+        "Waveform generators render phoneme strings.",
+        first_seen=NOW - timedelta(days=7),
+    )
+    from digest.config import load_config
+
+    config = load_config(config_file, required=True)
+    with Store(config.store_path) as store:
+        store.add_papers([liked], arrived_at=NOW - timedelta(days=7))
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 26
+        spec = rank.make_profile("zebrafish", ["zebrafish"])
+        sub = subscribe(
+            config, store, "ada@example.org", spec, NOW - timedelta(days=1), confirmed=True
+        )
+        assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+    at = NOW.isoformat()
+    code, out, _ = invoke(
+        project, "rank", "--subscriber", "ada@example.org", "--explain", "tts", now=at
+    )
+    assert code == 0 and "IN the digest" in out, out
+    assert f"by your ratings (like: {liked.title})" in out
+    config_file.write_text(config_file.read_text().replace("like_dense = 1.0", "like_dense = 0"))
+    code, out, _ = invoke(
+        project, "rank", "--subscriber", "ada@example.org", "--explain", "tts", now=at
+    )
+    assert code == 0 and "OUT" in out, out  # by its words alone the like reaches nothing
