@@ -224,6 +224,28 @@ def test_a_sent_digest_says_by_meaning(config: Config, monkeypatch: pytest.Monke
     assert kept.keys() == {"speech synthesis"}
 
 
+#: A paper about speech synthesis that shares no word with `tiny_day`'s "tts" paper.
+LIKED = Paper(
+    "liked",
+    "Phoneme strings rendered as waveforms",
+    "Waveform generators render phoneme strings.",
+    first_seen=NOW - timedelta(days=7),
+)
+
+
+def _readers_who_liked(config: Config, *emails: str) -> None:
+    """LIKED arrived last week, `tiny_day` two hours ago, all embedded; each reader, of a
+    profile no paper's words reach ("zebrafish"), liked LIKED yesterday."""
+    with Store(config.store_path) as store:
+        store.add_papers([LIKED], arrived_at=NOW - timedelta(days=7))
+        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
+        assert embed_missing(store).embedded == 26
+        spec = rank.make_profile("zebrafish", ["zebrafish"])  # no paper has the word
+        for who in emails:
+            sub = subscribe(config, store, who, spec, NOW - timedelta(days=1), confirmed=True)
+            assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+
+
 @needs_extra
 def test_a_send_reads_a_liked_papers_stored_vector(
     config: Config, monkeypatch: pytest.MonkeyPatch
@@ -235,21 +257,7 @@ def test_a_send_reads_a_liked_papers_stored_vector(
 
     monkeypatch.setenv("DIGEST_SECRET", "test-secret-0123456789abcdef-0123")
     monkeypatch.delenv("DIGEST_SEMANTIC")
-    liked = Paper(
-        "liked",
-        "Phoneme strings rendered as waveforms",
-        "Waveform generators render phoneme strings.",
-        first_seen=NOW - timedelta(days=7),
-    )
-
-    with Store(config.store_path) as store:
-        store.add_papers([liked], arrived_at=NOW - timedelta(days=7))
-        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
-        assert embed_missing(store).embedded == 26
-        spec = rank.make_profile("zebrafish", ["zebrafish"])  # no paper has the word
-        for who in ("ada@example.org", "bob@example.org"):
-            sub = subscribe(config, store, who, spec, NOW - timedelta(days=1), confirmed=True)
-            assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+    _readers_who_liked(config, "ada@example.org", "bob@example.org")
     words = replace(config, ranking=replace(config.ranking, like_dense=0.0))
     with Store(config.store_path) as store:
         plan = send(words, store, None, NOW, dry_run=True)
@@ -263,7 +271,7 @@ def test_a_send_reads_a_liked_papers_stored_vector(
         body = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
         text = body.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "Neural voices that read text aloud" in text
-        assert f"by your ratings (like: {liked.title})" in text
+        assert f"by your ratings (like: {LIKED.title})" in text
         assert "Object detection" not in text
 
 
@@ -299,30 +307,15 @@ def test_rank_explain_says_a_paper_came_in_by_ratings_by_meaning(
     monkeypatch.delenv("DIGEST_SEMANTIC")
     config_file = project / "config.toml"
     config_file.write_text(config_file.read_text() + "\n[ranking]\nlike_dense = 1.0\n")
-    liked = Paper(
-        "liked",
-        "Phoneme strings rendered as waveforms",
-        "Waveform generators render phoneme strings.",
-        first_seen=NOW - timedelta(days=7),
-    )
     from digest.config import load_config
 
-    config = load_config(config_file, required=True)
-    with Store(config.store_path) as store:
-        store.add_papers([liked], arrived_at=NOW - timedelta(days=7))
-        store.add_papers(tiny_day(), arrived_at=NOW - timedelta(hours=2))
-        assert embed_missing(store).embedded == 26
-        spec = rank.make_profile("zebrafish", ["zebrafish"])
-        sub = subscribe(
-            config, store, "ada@example.org", spec, NOW - timedelta(days=1), confirmed=True
-        )
-        assert store.rate(sub.subscriber.id, "liked", 1, NOW - timedelta(days=1))
+    _readers_who_liked(load_config(config_file, required=True), "ada@example.org")
     at = NOW.isoformat()
     code, out, _ = invoke(
         project, "rank", "--subscriber", "ada@example.org", "--explain", "tts", now=at
     )
     assert code == 0 and "IN the digest" in out, out
-    assert f"by your ratings (like: {liked.title})" in out
+    assert f"by your ratings (like: {LIKED.title})" in out
     config_file.write_text(config_file.read_text().replace("like_dense = 1.0", "like_dense = 0"))
     code, out, _ = invoke(
         project, "rank", "--subscriber", "ada@example.org", "--explain", "tts", now=at

@@ -70,11 +70,24 @@ def rows_in(
 ) -> Iterator[Any]:
     """The rows of `sql` for all `values`, asked `IN_CHUNK` at a time: `{marks}` in `sql`
     stands for the `?, ?, ...` of one chunk; `before` is bound ahead of them."""
+    for sql_chunk, args in _in_chunks(sql, values, before):
+        # fetchall: the chunk's rows in one call, not a step of the cursor each
+        yield from db.execute(sql_chunk, args).fetchall()
+
+
+def execute_in(db: Connection, sql: str, values: Sequence[Any]) -> None:
+    """`sql` (a DELETE or UPDATE whose `{marks}` stands for one chunk's `?, ?, ...`) for
+    all `values`, `IN_CHUNK` at a time, as `rows_in` asks."""
+    for sql_chunk, args in _in_chunks(sql, values, ()):
+        db.execute(sql_chunk, args)
+
+
+def _in_chunks(
+    sql: str, values: Sequence[Any], before: Sequence[Any]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
     for start in range(0, len(values), IN_CHUNK):
         chunk = values[start : start + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        # fetchall: the chunk's rows in one call, not a step of the cursor each
-        yield from db.execute(sql.replace("{marks}", marks), (*before, *chunk)).fetchall()
+        yield sql.replace("{marks}", ",".join("?" * len(chunk))), (*before, *chunk)
 
 
 def explain(exc: sqlite3.Error) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from digest.store.base import IN_CHUNK, Connection, StoreBase, rows_in
+from digest.store.base import Connection, StoreBase, execute_in, rows_in
 
 if TYPE_CHECKING:
     from digest.rank.postings import KeptCounts
@@ -129,11 +129,7 @@ def _keep_search(db: Connection, blobs: Sequence[tuple[str, bytes]], key: str) -
     the papers' earlier ones; a blob that makes none (a JSON one) leaves its paper none."""
     from digest.rank.searchrows import rows_of_blobs
 
-    ids = [pid for pid, _ in blobs]
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start : start + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        db.execute(f"DELETE FROM paper_search WHERE paper_id IN ({marks})", chunk)
+    execute_in(db, "DELETE FROM paper_search WHERE paper_id IN ({marks})", [p for p, _ in blobs])
     db.executemany(
         "INSERT INTO paper_search (paper_id, key, data) VALUES (?, ?, ?)",
         [(pid, key, row) for pid, row in rows_of_blobs(blobs)],
@@ -145,10 +141,7 @@ def forget_postings(db: Connection, ids: Sequence[str]) -> None:
     or they are kept again), and a block left without papers goes."""
     sql = "SELECT DISTINCT block FROM term_counts WHERE paper_id IN ({marks})"
     blocks = {block for (block,) in rows_in(db, sql, ids)}
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start : start + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        db.execute(f"DELETE FROM term_counts WHERE paper_id IN ({marks})", chunk)
+    execute_in(db, "DELETE FROM term_counts WHERE paper_id IN ({marks})", ids)
     for block in blocks:
         if db.execute("SELECT 1 FROM term_counts WHERE block = ? LIMIT 1", (block,)).fetchone():
             continue
