@@ -67,9 +67,9 @@ import _day_data as world  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
 from digest import pipeline  # noqa: E402
-from digest.codec import records_for, thaw_compact  # noqa: E402
 from digest.config import Config, load_config  # noqa: E402
 from digest.deliver import make_backend  # noqa: E402
+from digest.frozen import records_for, thaw_compact  # noqa: E402
 from digest.model import Digest, DigestSection  # noqa: E402
 from digest.rank import make_profile, rank  # noqa: E402
 from digest.render import EmailRenderer, make_environment  # noqa: E402

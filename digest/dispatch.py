@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from digest.codec import ItemBody, records_for, thaw_compact
 from digest.config import Config
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.errors import DeliveryError
+from digest.frozen import ItemBody, records_for, thaw_compact
 from digest.links import link
 from digest.model import Delivery, Digest, Outcome, Subscriber
 from digest.render import EmailRenderer, Links, make_environment

@@ -4,7 +4,7 @@ Parsers yield `Paper` records; the store keeps them and hands back `Paper` with 
 bookkeeping fields (`sources`, `first_seen`, `last_seen`) filled in; the ranker turns
 papers and `Profile`s into `DigestItem`s; renderers turn a `Digest` into text. The send
 loop claims a `Claim` per reader and day, and records an `Outcome` per attempt. `codec`
-is the one place that turns these into rows and JSON and back.
+is the one place that turns these into rows and JSON and back (`frozen`: digests).
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ class Claim:
     digest_date: date
     window_start: datetime | None  #: papers that arrived after this ...
     window_end: datetime  #: ... and up to this
-    content: str  #: the frozen digest (`codec.freeze_compact`)
+    content: str  #: the frozen digest (`frozen.freeze_compact`)
     paper_ids: tuple[str, ...]  #: what goes into the sent-ledger
     #: The newest paper row the digest considered: the next one starts after it.
     papers_upto: int | None = None

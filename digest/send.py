@@ -25,11 +25,11 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from digest import rank
-from digest.codec import FreezeCache, freeze_compact
 from digest.config import Config
 from digest.deliver import Backend
 from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
 from digest.errors import DeliveryError
+from digest.frozen import FreezeCache, freeze_compact
 from digest.model import Claim, Keyword, Paper, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store

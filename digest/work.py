@@ -35,11 +35,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from digest.codec import FreezeCache
 from digest.config import Config
 from digest.dayindex import shared_index
 from digest.deliver import Backend, OutgoingEmail, SendResult
 from digest.dispatch import Dispatcher
+from digest.frozen import FreezeCache
 from digest.model import Subscriber
 from digest.send import PLAN_PAGE, Readers, _claim, _plan
 from digest.store.base import Connection, iso

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from digest import dayindex, rank
-from digest.codec import freeze_digest
 from digest.config import Config
 from digest.dayindex import build, decode, index_key, shared_index
+from digest.frozen import freeze_digest
 from digest.model import Paper
 from digest.rank import make_profile
 from digest.send import Indexer, Window, _plan, stored_index

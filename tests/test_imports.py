@@ -27,6 +27,7 @@ LAYERS = [
     "digest.due",
     "digest.keywords",
     "digest.codec",
+    "digest.frozen",
     "digest.sources",
     "digest.rank",
     "digest.config",

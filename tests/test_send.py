@@ -23,12 +23,12 @@ from click.testing import CliRunner
 
 from digest import pipeline
 from digest.cli import cli
-from digest.codec import FreezeCache, freeze_compact, item_keys, records_for, thaw_compact
-from digest.codec import freeze_digest as freeze
-from digest.codec import thaw_digest as thaw
 from digest.config import Config, load_config
 from digest.deliver import OutgoingEmail, SendResult, make_backend
 from digest.deliver.memory import MemoryBackend
+from digest.frozen import FreezeCache, freeze_compact, item_keys, records_for, thaw_compact
+from digest.frozen import freeze_digest as freeze
+from digest.frozen import thaw_digest as thaw
 from digest.model import Delivery, Digest, DigestItem, DigestSection, Profile
 from digest.rank import make_profile, terms_key
 from digest.send import delivery_id, send

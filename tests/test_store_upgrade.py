@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.codec import thaw_digest
 from digest.errors import StoreError
+from digest.frozen import thaw_digest
 from digest.model import Delivery, FetchRecord, Keyword, Paper
 from digest.store import SCHEMA_VERSION, IngestCounts, Store, schema
 from digest.store.schema import MIGRATIONS, collect_steps

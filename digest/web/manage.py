@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest import rank, subscriptions
-from digest.codec import records_for, thaw_compact
 from digest.errors import DigestError, SubscriptionError
+from digest.frozen import records_for, thaw_compact
 from digest.links import link
 from digest.model import VOTES, Delivery, Profile, Rating, Subscriber
 from digest.store import Store
