@@ -21,6 +21,12 @@ whose first run was stopped is not run again. The world is built once per N, and
 run starts from a copy of it. Medians of --runs runs (1 from 100,000 readers on); the
 machine is shared, so the figures are noisy.
 
+`--baseline DIR` sends the same day with another checkout's code too (`git worktree add
+DIR REV`), from a world its own code built (its schema, its ingest), right after each run
+of this code, and prints both rates and their ratio: this shared machine's speed moves
+from day to day by more than most changes (session 12's code measured 1,093 digests a
+CPU-second at 20,000 readers then, 616-647 on a later day), the ratio much less.
+
 `--year` measures the archive instead (issue 10, item 8; bench/_year_world.py): a year of
 --papers a day published from scratch, again with nothing changed, and after one new day
 through the real ingest; the year's world is built once under --world (some 9 GB and
@@ -33,6 +39,7 @@ store) go under --year-work (default: the temporary directory, $TMPDIR), never u
 
 usage: python bench/day.py [--readers 1000,10000] [--runs 3] [--budget 300] [--sample 30]
                            [--papers 2000] [--quick] [--profile [PHASE]] [--world DIR]
+                           [--baseline DIR]
        python bench/day.py --year [--year-days 365] [--papers 2000] [--runs 1] [--world DIR]
                            [--year-work DIR]
 """
@@ -63,6 +70,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import _baseline as baseline  # noqa: E402
 import _day_data as world  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
@@ -521,6 +529,14 @@ def main() -> int:
         "new paper (~0.1 CPU-s each) and ranking fuses the vectors; off by default, as in "
         "the default install, so the figures are the lexical day's",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also send with the code of this checkout (e.g. `git worktree add DIR REV`), "
+        "from its own world, after each run of this code, and print both rates and their "
+        "ratio: the machine's speed changes from day to day, the ratio much less",
+    )
     ap.add_argument("--year", action="store_true", help="the year's archive figures instead")
     ap.add_argument("--year-days", type=int, default=365, help="days of the --year world")
     ap.add_argument(
@@ -537,6 +553,8 @@ def main() -> int:
     os.environ.setdefault("DIGEST_SECRET", "bench-secret-of-at-least-32-bytes")
     if not args.phase and not args.prepare:  # the parent decides; its children inherit it
         os.environ["DIGEST_SEMANTIC"] = "on" if args.semantic else "off"
+    else:  # a phase run by hand: the default install's lexical day, as the parent's
+        os.environ.setdefault("DIGEST_SEMANTIC", "off")
     if args.quick:
         global FORK
         FORK = True
@@ -571,13 +589,20 @@ def main() -> int:
                 built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
                 (prepared / "built.json").write_text(json.dumps(built))
             built_in = time.perf_counter() - start
+            base = baseline.world(args.baseline, home, n, args) if args.baseline else None
             runs: list[dict[str, Any]] = []
+            based: list[dict[str, Any]] = []
             while len(runs) < (1 if n >= 100_000 else args.runs):
                 runs.append(one_run(prepared, Path(tmp) / f"run-{len(runs)}", args, not runs))
                 args.profile = None
+                if base is not None:
+                    work = Path(tmp) / f"baseline-{len(based)}"
+                    based.append(baseline.run(args.baseline, base, work, args))
                 if any(runs[0][p]["stopped"] for p in PHASES):
                     break  # a stopped phase would only be stopped again
             line, notes = row(n, runs, runs[0]["naive"])
+            if based:
+                notes.append(baseline.note(args.baseline, runs, based))
             ranked, started = runs[0]["rank"], runs[0]["startup"]
             stored = built["papers"] + args.papers
             notes.append(

@@ -5,6 +5,7 @@ Behaviour only: no figure is checked, a benchmark's numbers belong to the machin
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -14,8 +15,11 @@ COLUMNS = 14  #: readers, 4 phases, RSS, store growth x2, rates x2, digest size 
 
 
 def test_quick_run_prints_the_header_and_one_row() -> None:
+    """With `--baseline` (here this very checkout, so its own world and phases): the other
+    code's rate beside this one's, and their ratio."""
+    script = str(ROOT / "bench" / "day.py")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "day.py"), "--quick", "--runs", "1"],
+        [sys.executable, script, "--quick", "--runs", "1", "--baseline", str(ROOT)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -31,3 +35,6 @@ def test_quick_run_prints_the_header_and_one_row() -> None:
     assert len(rows) == 1
     assert rows[0][0] == "200" and len(rows[0]) == COLUMNS
     assert "sent to the outbox" in done.stdout and "received" in done.stdout
+    (base,) = [line for line in lines if line.strip().startswith("baseline ")]
+    assert f"({ROOT})" in base and "digests/CPU-s to the outbox (runs: " in base
+    assert re.search(r"this code \d+ \(runs: \d+\): \d+\.\d\dx$", base), base
