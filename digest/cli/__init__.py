@@ -6,6 +6,7 @@ registers them on the group.
 
 from digest.cli import (  # noqa: F401  (registers the commands)
     config_cmd,
+    daily,
     mail,
     papers,
     ratings,
