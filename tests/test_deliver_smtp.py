@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from digest.config import DeliveryConfig, SmtpConfig
 from digest.deliver import SendResult, make_backend
-from digest.deliver.smtp import SmtpBackend, _quoted
+from digest.deliver.smtp import SmtpBackend
+from digest.deliver.smtp_transaction import _quoted
 from digest.deliver.wire import message_bytes
 from digest.errors import DeliveryError
 from tests.factories import make_email
