@@ -288,9 +288,10 @@ class SynonymTable:
         """Multi-word group spellings in a word run: (feature, first word, last word)."""
         n = len(words)
         prefixes = self._prefixes
-        # Where a group can start, found by one comprehension: most words start none.
-        for i in [i for i, word in enumerate(words) if word in prefixes]:
+        for i in range(n):
             solid = words[i]
+            if solid not in prefixes:
+                continue
             j = i
             while j + 1 < n and joined[j + 1]:
                 j += 1
