@@ -21,13 +21,18 @@ from pathlib import Path
 from typing import Any
 
 
-def _child(code: Path, *args: str) -> dict[str, Any]:
-    """`code`'s bench/day.py with `args` in another process; the JSON its last line prints."""
-    script = code / "bench" / "day.py"
+def script_json(script: Path, *args: str) -> dict[str, Any]:
+    """`script` with `args` in another process; the JSON its last line prints (day.py's
+    `child` runs its own phases this way too)."""
     done = subprocess.run(
         [sys.executable, str(script), *args], check=True, capture_output=True, text=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(code: Path, *args: str) -> dict[str, Any]:
+    """`code`'s bench/day.py with `args` in another process."""
+    return script_json(code / "bench" / "day.py", *args)
 
 
 def world(code: Path, home: Path, n: int, args: argparse.Namespace) -> Path:

@@ -336,10 +336,7 @@ def child(*args: str) -> dict[str, Any]:
     """Run this script with `args` in another process; the JSON its last line prints."""
     if FORK:
         return _forked(list(args))
-    done = subprocess.run(
-        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return baseline.script_json(Path(__file__), *args)
 
 
 def _forked(args: list[str]) -> dict[str, Any]:
