@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from _later import Later
+
 
 def script_json(script: Path, *args: str) -> dict[str, Any]:
     """`script` with `args` in another process; the JSON its last line prints (day.py's
@@ -40,22 +42,25 @@ def world(code: Path, home: Path, n: int, args: argparse.Namespace) -> Path:
     under --world (and reused from there, as this code's is)."""
     where = home / f"baseline-world-{n}-{args.papers}"
     if not (args.world and (where / "built.json").exists()):
-        shutil.rmtree(where, ignore_errors=True)
+        Later(home).put(where)
         built = _child(code, "--prepare", str(n), "--papers", str(args.papers), str(where))
         (where / "built.json").write_text(json.dumps(built))
     return where
 
 
-def run(code: Path, prepared: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    code: Path, prepared: Path, work: Path, args: argparse.Namespace, later: Later
+) -> dict[str, Any]:
     """The other code through the day's ingest and its send to the outbox, from a copy of
-    its world; the send's figures (cpu, sent, ...) as its phase printed them."""
+    its world; the send's figures (cpu, sent, ...) as its phase printed them. The copy
+    goes to `later`, as this code's do."""
     shutil.copytree(prepared, work)
     common = ["--budget", str(args.budget), "--sample", str(args.sample)]
     try:
         _child(code, "--phase", "ingest", str(work), *common)
         return _child(code, "--phase", "send-outbox", str(work), *common)
     finally:
-        shutil.rmtree(work)
+        later.put(work)
 
 
 def revision(code: Path) -> str:

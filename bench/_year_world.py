@@ -425,7 +425,8 @@ def measure_year(where: Path, work: Path, runs: int = 1, new_day_runs: int = 3) 
     - again with nothing changed (no file may be written);
     - one new day: a copy of the world gets the next day's 2,000 papers through the real
       ingest (unmeasured), then publishes into a copy of the year's site (`new_day_runs`
-      times, each on a fresh copy of the site).
+      times, each on a fresh copy of the site; the copies stay until the end, as every
+      site does: a deletion would make the next run's files dearer, bench/_later.py).
 
     `work` holds the sites and the world's copy (the store is copied once, some GB). The
     last two run in a new process each (`_publish_child`), so their figures include what
@@ -457,8 +458,7 @@ def measure_year(where: Path, work: Path, runs: int = 1, new_day_runs: int = 3) 
     for n in range(new_day_runs):
         again = work / f"new-day-{n}"
         shutil.copytree(site, again, symlinks=True)
-        new_day.append(_publish_child(copy, again, later))
-        shutil.rmtree(again)
+        new_day.append(_publish_child(copy, again, later))  # kept: bench/_later.py
     lines.append(_line("one new day", new_day))
     processes = [r["process_cpu"] for r in unchanged + new_day]
     lines.append(

@@ -72,6 +72,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import _baseline as baseline  # noqa: E402
 import _day_data as world  # noqa: E402
+from _later import Later  # noqa: E402
 from send import start_sink  # noqa: E402  (bench/send.py's SMTP sink)
 
 from digest import pipeline  # noqa: E402
@@ -119,6 +120,7 @@ def set_status(store: Store, readers: list[world.Reader], status: str, now: date
 def prepare(work: Path, n: int, per_day: int) -> dict[str, Any]:
     """The project, every day's capture, the readers, and the earlier days run."""
     work.mkdir(parents=True)
+    later = Later(work.parent)
     config = load_config(world.write_project(work), required=True)
     seeds = world.seed_papers()
     for day in world.days():
@@ -136,7 +138,7 @@ def prepare(work: Path, n: int, per_day: int) -> dict[str, Any]:
             pipeline.ingest(config, store, [str(world.capture_path(work, day))], now=ingest_at)
             sent += pipeline.send_due(config, store, backend, world.at(day, world.SEND_AT)).sent
             pipeline.publish(config, store, world.at(day, world.PUBLISH_AT), out_dir=work / "site")
-            shutil.rmtree(work / config.delivery.outbox_dir, ignore_errors=True)
+            later.put(work / config.delivery.outbox_dir)  # the bench deletes it at its end
             if k == 0:  # away from the 2nd earlier day on
                 set_status(store, paused, "unsubscribed", world.at(day, 20))
         set_status(store, paused, "confirmed", world.at(world.DAY, 1))
@@ -371,8 +373,11 @@ def _forked(args: list[str]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -> dict[str, Any]:
-    """The measured day once, from a copy of the prepared world."""
+def one_run(
+    prepared: Path, work: Path, args: argparse.Namespace, naive: bool, later: Later
+) -> dict[str, Any]:
+    """The measured day once, from a copy of the prepared world; its copies go to
+    `later` (deleted when the bench ends, not before the next run: bench/_later.py)."""
     smtp_work = work.with_name(work.name + "-smtp")
     shutil.copytree(prepared, work)
     db = work / "var" / "digest.sqlite3"
@@ -403,8 +408,8 @@ def one_run(prepared: Path, work: Path, args: argparse.Namespace, naive: bool) -
         got["naive"] = child("--phase", "naive", str(work), *common)
         got["rank"] = child("--phase", "rank", str(work), *common)
         got["startup"] = startup(work, repeat=1 if args.quick else 5)
-    shutil.rmtree(work)
-    shutil.rmtree(smtp_work)
+    later.put(work)
+    later.put(smtp_work)
     return got
 
 
@@ -575,53 +580,66 @@ def main() -> int:
     print(table_line([c[0] for c in COLUMNS]))
     print(table_line([c[1] for c in COLUMNS]))
     with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
-        for n in (int(x) for x in args.readers.split(",")):
-            home = args.world or Path(tmp)
-            prepared, start = home / f"world-{n}-{args.papers}", time.perf_counter()
-            reused = bool(args.world and (prepared / "built.json").exists())
-            if reused:
-                built = json.loads((prepared / "built.json").read_text())
-            else:
-                shutil.rmtree(prepared, ignore_errors=True)
-                built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
-                (prepared / "built.json").write_text(json.dumps(built))
-            built_in = time.perf_counter() - start
-            base = baseline.world(args.baseline, home, n, args) if args.baseline else None
-            runs: list[dict[str, Any]] = []
-            based: list[dict[str, Any]] = []
-            while len(runs) < (1 if n >= 100_000 else args.runs):
-                runs.append(one_run(prepared, Path(tmp) / f"run-{len(runs)}", args, not runs))
-                args.profile = None
-                if base is not None:
-                    work = Path(tmp) / f"baseline-{len(based)}"
-                    based.append(baseline.run(args.baseline, base, work, args))
-                if any(runs[0][p]["stopped"] for p in PHASES):
-                    break  # a stopped phase would only be stopped again
-            line, notes = row(n, runs, runs[0]["naive"])
-            if based:
-                notes.append(baseline.note(args.baseline, runs, based))
-            ranked, started = runs[0]["rank"], runs[0]["startup"]
-            stored = built["papers"] + args.papers
-            notes.append(
-                f"digest rank (one reader's keywords): the day's papers {ranked['rank_day']:.2f}"
-                f" CPU s ({ranked['rank_day_items']} items), --all {stored:,} papers"
-                f" {ranked['rank_all']:.2f} CPU s; CLI start-up (wall, median of 5): "
-                + ", ".join(f"digest {c} {t:.2f} s" for c, t in started.items())
-            )
-            print(line)
-            notes.append(
-                f"world: {built['papers']:,} papers, {built['history_sent']:,} digests sent on "
-                f"the earlier days, "
-                + (f"reused from {prepared}" if reused else f"built in {built_in:.0f} s")
-                + f"; {len(runs)} run(s)"
-            )
-            for note in notes:
-                print(f"{'':9}{note}")
-            for phase in ("send-outbox", "send-smtp", "publish"):
-                if "profile" in runs[0][phase]:
-                    print(f"cProfile of {phase}:\n" + runs[0][phase]["profile"])
-            if not args.world:
-                shutil.rmtree(prepared)
+        try:
+            return _days(args, Path(tmp))
+        finally:  # every deletion after the last measurement (bench/_later.py)
+            for home in {args.world or Path(tmp), Path(tmp)}:
+                Later(home).empty()
+
+
+def _days(args: argparse.Namespace, tmp: Path) -> int:
+    """The table's rows, one per N, and their notes."""
+    for n in (int(x) for x in args.readers.split(",")):
+        home = args.world or tmp
+        later = Later(tmp)
+        # The other code's world first: its own earlier days delete their outboxes as
+        # they go, so this code's world building comes between those deletions and the
+        # first measured run (bench/_later.py).
+        base = baseline.world(args.baseline, home, n, args) if args.baseline else None
+        prepared, start = home / f"world-{n}-{args.papers}", time.perf_counter()
+        reused = bool(args.world and (prepared / "built.json").exists())
+        if reused:
+            built = json.loads((prepared / "built.json").read_text())
+        else:
+            Later(home).put(prepared)
+            built = child("--prepare", str(n), "--papers", str(args.papers), str(prepared))
+            (prepared / "built.json").write_text(json.dumps(built))
+        built_in = time.perf_counter() - start
+        runs: list[dict[str, Any]] = []
+        based: list[dict[str, Any]] = []
+        while len(runs) < (1 if n >= 100_000 else args.runs):
+            runs.append(one_run(prepared, tmp / f"run-{len(runs)}", args, not runs, later))
+            args.profile = None
+            if base is not None:
+                work = tmp / f"baseline-{len(based)}"
+                based.append(baseline.run(args.baseline, base, work, args, later))
+            if any(runs[0][p]["stopped"] for p in PHASES):
+                break  # a stopped phase would only be stopped again
+        line, notes = row(n, runs, runs[0]["naive"])
+        if based:
+            notes.append(baseline.note(args.baseline, runs, based))
+        ranked, started = runs[0]["rank"], runs[0]["startup"]
+        stored = built["papers"] + args.papers
+        notes.append(
+            f"digest rank (one reader's keywords): the day's papers {ranked['rank_day']:.2f}"
+            f" CPU s ({ranked['rank_day_items']} items), --all {stored:,} papers"
+            f" {ranked['rank_all']:.2f} CPU s; CLI start-up (wall, median of 5): "
+            + ", ".join(f"digest {c} {t:.2f} s" for c, t in started.items())
+        )
+        print(line)
+        notes.append(
+            f"world: {built['papers']:,} papers, {built['history_sent']:,} digests sent on "
+            f"the earlier days, "
+            + (f"reused from {prepared}" if reused else f"built in {built_in:.0f} s")
+            + f"; {len(runs)} run(s)"
+        )
+        for note in notes:
+            print(f"{'':9}{note}")
+        for phase in ("send-outbox", "send-smtp", "publish"):
+            if "profile" in runs[0][phase]:
+                print(f"cProfile of {phase}:\n" + runs[0][phase]["profile"])
+        if not args.world:
+            later.put(prepared)
     return 0
 
 
