@@ -20,13 +20,14 @@ can draw a bar on a terminal and stay quiet when piped.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digest.model import Digest, DigestItem, DigestSection, Paper, Profile
+from digest.compose import build_digest
+from digest.model import Digest, DigestItem, Profile
 
 if TYPE_CHECKING:
     # The stages are imported where they are used, so a command that needs one of them
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from digest.deliver import Backend
     from digest.enrol import ImportReport, import_subscribers
     from digest.ingest import IngestReport, ingest
-    from digest.rank.dense import DenseDay
-    from digest.rank.related import RelatedTerms
     from digest.store import Store
     from digest.window import Window, kept_terms, recent_window, stored_papers, window_since
 
@@ -72,52 +71,6 @@ __all__ = [
 SOURCE_FAILED = "A source failed today, so some new papers may be missing from this digest."
 #: progress(done, total, label): called after each unit of work.
 ProgressFn = Callable[[int, int, str], None]
-
-
-def build_digest(
-    config: Config,
-    papers: Sequence[Paper],
-    profiles: Sequence[Profile],
-    now: datetime,
-    *,
-    title: str | None = None,
-    notes: Sequence[str] = (),
-    blobs: Mapping[str, bytes] | None = None,
-    sent: Collection[str] = (),
-    rated: Sequence[rank.Rated] = (),
-    dense: DenseDay | None = None,
-    related: RelatedTerms | None = None,
-) -> Digest:
-    """Rank `papers` for each profile and assemble the digest (pure: no I/O). `blobs`: the
-    papers' analysed text as ingest kept it (`kept_terms`), so it is not analysed again;
-    `sent` and `rated`: one reader's sent papers and ratings (as a send ranks them);
-    `dense`: the papers' vectors for the semantic layer (`kept_vectors`; None: words alone);
-    `related`: the stored papers' related terms (`bridges.related_for`; None: none)."""
-    from digest import rank
-
-    if not profiles:
-        ranked = []
-    else:
-        settings, synonyms = config.ranking, config.synonyms or None
-        keywords = [k for p in profiles for k in (*p.keywords, *p.exclude)]
-        wanted = rank.keyword_features(keywords, settings, synonyms, related)  # index those
-        prepared = rank.prepare(
-            papers, now, settings, synonyms, blobs, wanted, dense, related=related
-        )
-        assigned = rank.assign_ratings(profiles, rated, prepared.analyzer, settings)
-        excluded = [sent] * len(profiles) if sent else None
-        ranked = rank.rank_prepared(prepared, profiles, excluded, ratings=assigned or None)
-    sections = tuple(
-        DigestSection(p, r.items, r.matched - len(r.items))
-        for p, r in zip(profiles, ranked, strict=True)
-    )
-    return Digest(
-        day=now.date(),
-        title=title or config.digest_title,
-        sections=sections,
-        papers_considered=len(papers),
-        notes=tuple(notes),
-    )
 
 
 def rank_stored(

@@ -36,6 +36,7 @@ LAYERS = [
     "digest.links",
     "digest.deliver",
     "digest.render",
+    "digest.compose",
     "digest.plan",
     "digest.bridges",
     "digest.window",
