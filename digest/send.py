@@ -30,6 +30,7 @@ from digest.deliver import Backend
 from digest.dispatch import Dispatcher, Job, ProgressFn, lease_renewer
 from digest.errors import DeliveryError
 from digest.frozen import FreezeCache, freeze_compact
+from digest.memory import collecting_by_hand
 from digest.model import Claim, Keyword, Paper, Subscriber
 from digest.plan import PERIODS, Due, Ledgers, Planned, due_readers, plan_digests
 from digest.store import Store
@@ -143,29 +144,39 @@ def send(
             assert backend is not None
             renew = lease_renewer(store, LEASE, owner, now, LEASE_TTL)
             dispatcher = Dispatcher(config, store, backend, now, renew, progress)
-        for page in _plan(config, store, now, digest_date, tuple(notes), skipped):
-            if dispatcher is not None and dispatcher.paused:
-                break  # the sender or key is refused: claim no more until it is fixed
-            due += page.due
-            empty += page.empty
-            if progress:
-                progress(due, page.total, "planning")
-            if dispatcher is None:
-                planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
-                continue
-            dispatcher.expected += len(page.planned)
-            for start in range(0, len(page.planned), CLAIM_BATCH):
-                chunk = page.planned[start : start + CLAIM_BATCH]
-                if dispatcher.paused:
-                    break
-                claims = [_claim(p, now, page.high, frozen, stored, installation) for p in chunk]
-                new = set(store.claim_deliveries(claims, now))
-                claimed += len(new)
-                stored.update(k for c in claims if c.delivery_id in new for k in c.records)
-                # Claimed (committed): send them now, from the digests in memory.
-                dispatcher.fresh(
-                    [_job(p, c) for p, c in zip(chunk, claims, strict=True) if c.delivery_id in new]
-                )
+        # Cycles are collected after each page (digest.memory): the run's caches grow
+        # all along, and automatic collections would walk them again and again.
+        with collecting_by_hand() as collect:
+            for page in _plan(config, store, now, digest_date, tuple(notes), skipped):
+                collect()  # what the pages before this one left
+                if dispatcher is not None and dispatcher.paused:
+                    break  # the sender or key is refused: claim no more until it is fixed
+                due += page.due
+                empty += page.empty
+                if progress:
+                    progress(due, page.total, "planning")
+                if dispatcher is None:
+                    planned += [(p.due.subscriber.email, p.digest.item_count) for p in page.planned]
+                    continue
+                dispatcher.expected += len(page.planned)
+                for start in range(0, len(page.planned), CLAIM_BATCH):
+                    chunk = page.planned[start : start + CLAIM_BATCH]
+                    if dispatcher.paused:
+                        break
+                    claims = [
+                        _claim(p, now, page.high, frozen, stored, installation) for p in chunk
+                    ]
+                    new = set(store.claim_deliveries(claims, now))
+                    claimed += len(new)
+                    stored.update(k for c in claims if c.delivery_id in new for k in c.records)
+                    # Claimed (committed): send them now, from the digests in memory.
+                    dispatcher.fresh(
+                        [
+                            _job(p, c)
+                            for p, c in zip(chunk, claims, strict=True)
+                            if c.delivery_id in new
+                        ]
+                    )
         bad_rows = tuple(sorted(skipped.items()))
         if dispatcher is None:
             return SendReport(

@@ -621,3 +621,23 @@ def test_a_claim_made_before_paper_records_still_thaws(seeded_config: Config) ->
         old[key] = json.dumps(raw)
     assert thaw_compact(content, old) == digest
     assert records_for([content], lambda keys: {k: old[k] for k in keys if k in old}) == old
+
+
+def test_a_send_collects_cycles_by_hand_while_it_claims_and_delivers(
+    seeded_config: Config,
+) -> None:
+    """The claim-and-deliver loop runs without automatic cyclic collection (its caches
+    grow all along: digest.memory), and the collector is back on when the send returns."""
+    import gc
+
+    store = seeded(seeded_config, ("ada@example.org", PEFT), ("bob@example.org", SPEECH))
+    seen: list[bool] = []
+
+    def handler(message: OutgoingEmail) -> SendResult:
+        seen.append(gc.isenabled())
+        return SendResult(message.delivery_id, "sent")
+
+    report = send(seeded_config, store, MemoryBackend(handler), DAY1)
+    assert report.sent == 2 and seen == [False, False]
+    assert gc.isenabled()
+    store.close()
