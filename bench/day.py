@@ -19,7 +19,11 @@ A phase still running after --budget seconds is stopped; its row shows what it d
 then (digests per CPU-second so far, marked *) and the notes say "stopped after X s"; an N
 whose first run was stopped is not run again. The world is built once per N, and every
 run starts from a copy of it. Medians of --runs runs (1 from 100,000 readers on); the
-machine is shared, so the figures are noisy.
+machine is shared, so the figures are noisy. Every run's copies stay on disk until the
+bench ends (a deletion makes the next run's files dearer: bench/_later.py): at 20,000
+readers about 1.3 GB a run (two copies of the store, 18,000 .eml files) and 1 GB a
+--baseline run, so some 7 GB under $TMPDIR for --runs 3 --baseline; five times that a
+run at 100,000.
 
 `--baseline DIR` sends the same day with another checkout's code too (`git worktree add
 DIR REV`), from a world its own code built (its schema, its ingest), right after each run

@@ -62,10 +62,13 @@ def collecting_by_hand() -> Iterator[Callable[[], None]]:
     encoded lines: a million objects), none of them in a cycle, and each automatic
     collection of the oldest generation walks all of them again: 16 of them took 2.4 of
     a 20,000-reader send's 29 CPU-seconds. The function collects the young generations
-    only (`gc.collect(1)`): what the unit made and still holds, plus any cycle it left,
-    so garbage in cycles still goes after each unit and memory stays bounded; objects
-    older than that are not walked again. Freeing by reference count is unaffected.
-    On leaving, automatic collection is back as it was.
+    only (`gc.collect(1)`): a cycle made and dropped since the last call goes, and what
+    is still alive moves to the oldest generation, which is not walked again until the
+    block ends. So memory stays bounded while the work drops what it makes in the unit
+    that made it (a send's pages: their digests, claims and emails are freed by
+    reference count, no cycle among them); a cycle that outlives its unit and dies later
+    waits for the end. Freeing by reference count is unaffected. On leaving, automatic
+    collection is back as it was.
     """
 
     def collect() -> None:

@@ -641,3 +641,29 @@ def test_a_send_collects_cycles_by_hand_while_it_claims_and_delivers(
     assert report.sent == 2 and seen == [False, False]
     assert gc.isenabled()
     store.close()
+
+
+def test_a_send_collects_once_a_page_of_readers(
+    seeded_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a page made and dropped goes before the next page is planned: one collection
+    a page (here a page is one reader), not one at the end."""
+    import contextlib
+
+    import digest.send as send_module
+    from digest.memory import collecting_by_hand
+
+    calls: list[int] = []
+
+    @contextlib.contextmanager
+    def counted():  # type: ignore[no-untyped-def]
+        with collecting_by_hand() as collect:
+            yield lambda: (calls.append(1), collect())
+
+    monkeypatch.setattr(send_module, "collecting_by_hand", counted)
+    monkeypatch.setattr(send_module, "PLAN_PAGE", 1)
+    readers = [(f"r{i}@example.org", PEFT if i % 2 else SPEECH) for i in range(3)]
+    store = seeded(seeded_config, *readers)
+    report = send(seeded_config, store, MemoryBackend(), DAY1)
+    assert report.sent == 3 and len(calls) == 3
+    store.close()
