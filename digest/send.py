@@ -163,20 +163,14 @@ def send(
                     chunk = page.planned[start : start + CLAIM_BATCH]
                     if dispatcher.paused:
                         break
-                    claims = [
-                        _claim(p, now, page.high, frozen, stored, installation) for p in chunk
-                    ]
+                    high = page.high
+                    claims = [_claim(p, now, high, frozen, stored, installation) for p in chunk]
                     new = set(store.claim_deliveries(claims, now))
                     claimed += len(new)
                     stored.update(k for c in claims if c.delivery_id in new for k in c.records)
                     # Claimed (committed): send them now, from the digests in memory.
-                    dispatcher.fresh(
-                        [
-                            _job(p, c)
-                            for p, c in zip(chunk, claims, strict=True)
-                            if c.delivery_id in new
-                        ]
-                    )
+                    pairs = zip(chunk, claims, strict=True)
+                    dispatcher.fresh([_job(p, c) for p, c in pairs if c.delivery_id in new])
         bad_rows = tuple(sorted(skipped.items()))
         if dispatcher is None:
             return SendReport(

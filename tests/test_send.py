@@ -649,6 +649,7 @@ def test_a_send_collects_once_a_page_of_readers(
     """What a page made and dropped goes before the next page is planned: one collection
     a page (here a page is one reader), not one at the end."""
     import contextlib
+    from collections.abc import Callable, Iterator
 
     import digest.send as send_module
     from digest.memory import collecting_by_hand
@@ -656,9 +657,14 @@ def test_a_send_collects_once_a_page_of_readers(
     calls: list[int] = []
 
     @contextlib.contextmanager
-    def counted():  # type: ignore[no-untyped-def]
+    def counted() -> Iterator[Callable[[], None]]:
         with collecting_by_hand() as collect:
-            yield lambda: (calls.append(1), collect())
+
+            def counting() -> None:
+                calls.append(1)
+                collect()
+
+            yield counting
 
     monkeypatch.setattr(send_module, "collecting_by_hand", counted)
     monkeypatch.setattr(send_module, "PLAN_PAGE", 1)
